@@ -1,0 +1,136 @@
+"""The application: builds the state, opens the listeners, runs periodic work, stops in order.
+
+Start: data directory, state, command table, TCP and unix listeners, the cron task.
+Stop (SIGTERM, SIGINT or SHUTDOWN), in uvicorn's order: close the listeners so nothing new
+arrives, let every connection flush what it has queued and close, wait up to
+`shutdown-timeout` seconds, abort the rest, then close the engines. A second signal exits at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+from pathlib import Path
+
+import uvloop
+
+from jobcached import __version__
+from jobcached.clock import Clock, SystemClock
+from jobcached.commands.registry import load_all
+from jobcached.config import Config
+from jobcached.net.protocol import RespProtocol
+from jobcached.state import ServerState
+
+log = logging.getLogger("jobcached.app")
+
+#: How often periodic work (idle-client timeouts, later expiry and timers) runs.
+CRON_INTERVAL_SECONDS = 0.1
+
+
+class App:
+    """One running server; see the module docstring."""
+
+    def __init__(self, config: Config, clock: Clock | None = None) -> None:
+        self.config = config
+        self.state = ServerState(config, clock or SystemClock())
+        self._servers: list[asyncio.AbstractServer] = []
+        self._stopping = asyncio.Event()
+        self._cron: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        load_all()
+        Path(self.config.dir).mkdir(parents=True, exist_ok=True)
+        loop = asyncio.get_running_loop()
+        self.state.request_shutdown = self.request_stop
+        config = self.config
+
+        def factory() -> RespProtocol:
+            return RespProtocol(self.state)
+
+        if config.port:
+            server = await loop.create_server(factory, config.bind, config.port,
+                                              backlog=config.tcp_backlog, reuse_address=True)
+            self._servers.append(server)
+            self.state.tcp_port = server.sockets[0].getsockname()[1]
+        if config.unixsocket:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(config.unixsocket)
+            server = await loop.create_unix_server(factory, config.unixsocket,
+                                                   backlog=config.tcp_backlog)
+            os.chmod(config.unixsocket, config.unixsocketperm)
+            self._servers.append(server)
+        self._cron = asyncio.create_task(self._run_cron())
+        log.info("ready to accept connections", extra={
+            "version": __version__, "bind": config.bind, "port": self.state.tcp_port,
+            "unixsocket": config.unixsocket or None, "dir": config.dir, "pid": os.getpid()})
+
+    def request_stop(self) -> None:
+        self._stopping.set()
+
+    async def wait_stopped(self) -> None:
+        await self._stopping.wait()
+        await self.stop()
+
+    async def stop(self) -> None:
+        log.info("shutting down", extra={"clients": len(self.state.clients)})
+        for server in self._servers:
+            server.close()
+        for session in list(self.state.clients.values()):
+            session.conn.close_after_reply()
+        deadline = asyncio.get_running_loop().time() + self.config.shutdown_timeout
+        while self.state.clients and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.01)
+        for session in list(self.state.clients.values()):
+            session.conn.abort()
+        if self._cron is not None:
+            self._cron.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._cron
+        if self.config.unixsocket:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.config.unixsocket)
+        log.info("stopped")
+
+    async def _run_cron(self) -> None:
+        """Periodic work, like Redis' serverCron."""
+        while True:
+            await asyncio.sleep(CRON_INTERVAL_SECONDS)
+            self._close_idle_clients()
+
+    def _close_idle_clients(self) -> None:
+        timeout = self.config.timeout
+        if not timeout:
+            return
+        for session in list(self.state.clients.values()):
+            if session.idle_seconds() > timeout:
+                log.info("closing idle client", extra={"client": session.addr})
+                session.conn.abort()
+
+
+def run(config: Config) -> int:
+    """Run the server until it is stopped; the process exit code."""
+
+    async def main() -> None:
+        app = App(config)
+        loop = asyncio.get_running_loop()
+        signals_seen = 0
+
+        def on_signal(signum: int) -> None:
+            nonlocal signals_seen
+            signals_seen += 1
+            if signals_seen > 1:
+                log.warning("second signal: exiting at once", extra={"signal": signum})
+                os._exit(1)
+            log.info("signal received", extra={"signal": signal.Signals(signum).name})
+            app.request_stop()
+
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, on_signal, signum)
+        await app.start()
+        await app.wait_stopped()
+
+    uvloop.run(main())
+    return 0

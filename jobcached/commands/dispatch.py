@@ -1,0 +1,90 @@
+"""Run one command: look it up, apply the table's policy, call the handler, count it.
+
+The checks happen in Redis' `processCommand` order, with Redis 7's exact error texts: unknown
+command or subcommand, then arity, then authentication. Handlers raise `CommandError`; this is
+where an exception becomes an `ErrorReply` value, so handlers never build error bytes.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from jobcached.commands.registry import COMMANDS, Command, Flag
+from jobcached.errors import CommandError, NoAuthError
+from jobcached.net.replies import ErrorReply
+from jobcached.net.session import Session
+
+log = logging.getLogger("jobcached.dispatch")
+
+#: Redis truncates names and arguments quoted back in error messages to this many characters.
+ERROR_ECHO_CHARS = 128
+
+
+def _text(raw: bytes) -> str:
+    return raw.decode("utf-8", "surrogateescape")
+
+
+def unknown_command(argv: list[bytes]) -> ErrorReply:
+    args = ""
+    for arg in argv[1:]:
+        if len(args) >= ERROR_ECHO_CHARS:
+            break
+        args += f"'{_text(arg)[: ERROR_ECHO_CHARS - len(args)]}' "
+    name = _text(argv[0])[:ERROR_ECHO_CHARS]
+    return ErrorReply(f"ERR unknown command '{name}', with args beginning with: {args}")
+
+
+def resolve(argv: list[bytes]) -> Command | ErrorReply:
+    """The command (or subcommand) argv names, or the error Redis gives for it."""
+    cmd = COMMANDS.get(argv[0])
+    if cmd is None:
+        cmd = COMMANDS.get(argv[0].upper())
+        if cmd is None:
+            return unknown_command(argv)
+    if cmd.subcommands and len(argv) >= 2:
+        sub = cmd.subcommands.get(argv[1].upper())
+        if sub is None:
+            return ErrorReply(f"ERR unknown subcommand '{_text(argv[1])[:ERROR_ECHO_CHARS]}'. "
+                              f"Try {cmd.name} HELP.")
+        cmd = sub
+    arity = cmd.arity
+    if (arity > 0 and len(argv) != arity) or len(argv) < -arity:
+        return ErrorReply(f"ERR wrong number of arguments for '{cmd.fullname}' command")
+    return cmd
+
+
+def execute(s: Session, argv: list[bytes]) -> Any:
+    """Run argv for session s and return its reply value (never raises CommandError)."""
+    cmd = resolve(argv)
+    stats = s.server.stats
+    stats.total_commands_processed += 1
+    if type(cmd) is ErrorReply:
+        stats.total_error_replies += 1
+        return cmd
+    assert isinstance(cmd, Command)
+    if not s.authenticated and not cmd.flags & Flag.NOAUTH:
+        cmd.rejected_calls += 1
+        stats.total_error_replies += 1
+        return ErrorReply(NoAuthError().wire)
+    s.last_command = cmd.fullname
+    handler = cmd.handler
+    assert handler is not None
+    started = time.perf_counter_ns()
+    try:
+        reply = handler(s, argv)
+    except CommandError as exc:
+        cmd.failed_calls += 1
+        stats.total_error_replies += 1
+        reply = ErrorReply(exc.wire)
+    except Exception:
+        # A bug, not a client error: keep the connection and the server alive, and say so.
+        log.exception("command failed", extra={"command": cmd.fullname})
+        cmd.failed_calls += 1
+        stats.total_error_replies += 1
+        stats.unexpected_error_replies += 1
+        reply = ErrorReply(f"ERR internal error while running '{cmd.fullname}'")
+    cmd.calls += 1
+    cmd.usec += (time.perf_counter_ns() - started) // 1000
+    return reply

@@ -1,0 +1,284 @@
+"""Server commands: COMMAND, INFO, CONFIG, TIME, DBSIZE, FLUSHALL, FLUSHDB, SHUTDOWN."""
+
+from __future__ import annotations
+
+import fnmatch
+import time
+from typing import Any
+
+from jobcached.commands.args import Args
+from jobcached.commands.docs import command_docs, command_info
+from jobcached.commands.registry import (
+    ADMIN,
+    FAST,
+    LOADING,
+    NO_MULTI,
+    STALE,
+    WRITE,
+    Command,
+    all_commands,
+    command,
+    container,
+    lookup,
+    subcommand,
+)
+from jobcached.config import Config
+from jobcached.errors import CommandError, ConfigError, SyntaxErr
+from jobcached.net.replies import NO_REPLY, OK, Verbatim
+from jobcached.net.session import Session
+from jobcached.observability.info import render_info
+from jobcached.state import Stats
+
+# ------------------------------------------------------------------------------- COMMAND
+
+
+def _named(names: list[bytes]) -> list[Command | None]:
+    """Commands for COMMAND INFO / DOCS arguments; `client|id` names a subcommand."""
+    found: list[Command | None] = []
+    for raw in names:
+        parent, _, child = raw.partition(b"|")
+        cmd = lookup(parent)
+        if cmd is not None and child:
+            cmd = cmd.subcommands.get(child.upper())
+        found.append(cmd)
+    return found
+
+
+def _command_all(s: Session, argv: list[bytes]) -> Any:
+    """COMMAND
+
+    Describe every command (COMMAND INFO for all of them).
+
+    Reply: array of COMMAND INFO entries.
+    """
+    return [command_info(cmd) for cmd in all_commands()]
+
+
+container("COMMAND", group="server", summary="Introspect the command table.",
+          flags=LOADING | STALE)
+lookup(b"COMMAND").arity = -1  # type: ignore[union-attr]  # bare COMMAND lists everything
+lookup(b"COMMAND").handler = _command_all  # type: ignore[union-attr]
+
+
+@subcommand("COMMAND", "COUNT", arity=2)
+def command_count(s: Session, argv: list[bytes]) -> int:
+    """COMMAND COUNT
+
+    The number of top-level commands.
+
+    Reply: integer.
+    """
+    return sum(1 for _ in all_commands())
+
+
+@subcommand("COMMAND", "LIST", arity=-2)
+def command_list(s: Session, argv: list[bytes]) -> Any:
+    """COMMAND LIST [FILTERBY <MODULE module-name | ACLCAT category | PATTERN pattern>]
+
+    The names of all commands, optionally filtered.
+
+    Reply: array of bulk strings.
+    """
+    names = [cmd.fullname for cmd in all_commands()]
+    args = Args(argv, 2)
+    if args:
+        if args.next_upper() != b"FILTERBY":
+            raise SyntaxErr()
+        kind = args.next_upper()
+        value = args.next()
+        args.finish()
+        if kind == b"MODULE":
+            names = []
+        elif kind == b"ACLCAT":
+            names = [c.fullname for c in all_commands() if c.group.encode() == value.lower()]
+        elif kind == b"PATTERN":
+            names = [n for n in names
+                     if fnmatch.fnmatchcase(n, value.lower().decode(errors="replace"))]
+        else:
+            raise SyntaxErr()
+    return [name.encode() for name in names]
+
+
+@subcommand("COMMAND", "INFO", arity=-2)
+def command_info_(s: Session, argv: list[bytes]) -> Any:
+    """COMMAND INFO [command-name [command-name ...]]
+
+    Describe the named commands (all when none is named).
+
+    Reply: array with one entry per name, nil for unknown names.
+    """
+    if len(argv) == 2:
+        return _command_all(s, argv)
+    return [command_info(c) if c else None for c in _named(argv[2:])]
+
+
+@subcommand("COMMAND", "DOCS", arity=-2)
+def command_docs_(s: Session, argv: list[bytes]) -> Any:
+    """COMMAND DOCS [command-name [command-name ...]]
+
+    Documentation of the named commands (all when none is named), as redis-cli reads it.
+
+    Reply: map of command name to its documentation map; unknown names are left out.
+    """
+    if len(argv) == 2:
+        cmds: list[Command | None] = list(all_commands())
+    else:
+        cmds = _named(argv[2:])
+    return {c.fullname.encode(): command_docs(c) for c in cmds if c is not None}
+
+
+# ------------------------------------------------------------------------------- INFO
+
+
+@command("INFO", arity=-1, flags=LOADING | STALE, group="server")
+def info(s: Session, argv: list[bytes]) -> Any:
+    """INFO [section [section ...]]
+
+    Server information and statistics, in Redis' sections and field names.
+
+    Reply: verbatim string (a bulk string under RESP2).
+    """
+    return Verbatim(render_info(s.server, [a.decode(errors="replace") for a in argv[1:]]))
+
+
+# ------------------------------------------------------------------------------- CONFIG
+
+container("CONFIG", group="server", summary="Read and change the configuration.",
+          flags=ADMIN | LOADING | STALE)
+
+
+@subcommand("CONFIG", "GET", arity=-3)
+def config_get(s: Session, argv: list[bytes]) -> Any:
+    """CONFIG GET parameter [parameter ...]
+
+    The values of the configuration keys matching the glob patterns.
+
+    Reply: map of key to value (a flat array under RESP2).
+    """
+    config = s.server.config
+    reply: dict[bytes, bytes] = {}
+    for pattern in argv[2:]:
+        for name in config.matching(pattern.decode(errors="replace")):
+            reply[name.encode()] = config.render(name).encode()
+    return reply
+
+
+@subcommand("CONFIG", "SET", arity=-4)
+def config_set(s: Session, argv: list[bytes]) -> Any:
+    """CONFIG SET parameter value [parameter value ...]
+
+    Change configuration keys at runtime; all of them or none.
+
+    Reply: `OK`.
+    Errors: an unknown key, a key that is only read at startup, or a value that does not parse.
+    """
+    if len(argv) % 2:
+        raise CommandError("wrong number of arguments for 'config|set' command")
+    config = s.server.config
+    trial = Config(**{f: getattr(config, f) for f in config.__dataclass_fields__})
+    for i in range(2, len(argv), 2):
+        name = argv[i].decode(errors="replace")
+        if name.lower() not in Config.names():
+            raise CommandError(f"Unknown option or number of arguments for CONFIG SET - '{name}'")
+        try:
+            trial.set(name, argv[i + 1].decode(errors="replace"), runtime=True)
+        except ConfigError as exc:
+            raise CommandError(
+                f"CONFIG SET failed (possibly related to argument '{name}') - {exc}") from None
+    for field_name in config.__dataclass_fields__:
+        setattr(config, field_name, getattr(trial, field_name))
+    s.server.apply_config()
+    return OK
+
+
+@subcommand("CONFIG", "RESETSTAT", arity=2)
+def config_resetstat(s: Session, argv: list[bytes]) -> Any:
+    """CONFIG RESETSTAT
+
+    Reset the counters INFO stats and INFO commandstats show.
+
+    Reply: `OK`.
+    """
+    s.server.stats = Stats()
+    for cmd in all_commands():
+        for c in [cmd, *cmd.subcommands.values()]:
+            c.calls = c.usec = c.failed_calls = c.rejected_calls = 0
+    return OK
+
+
+# ------------------------------------------------------------------------------- misc
+
+
+@command("TIME", arity=1, flags=FAST | LOADING | STALE, group="server")
+def time_(s: Session, argv: list[bytes]) -> Any:
+    """TIME
+
+    The server's clock.
+
+    Reply: array of two bulk strings: unix seconds and microseconds.
+    """
+    now_us = time.time_ns() // 1000
+    return [str(now_us // 1_000_000).encode(), str(now_us % 1_000_000).encode()]
+
+
+@command("DBSIZE", arity=1, flags=FAST, group="server")
+def dbsize(s: Session, argv: list[bytes]) -> int:
+    """DBSIZE
+
+    The number of keys.
+
+    Reply: integer.
+    """
+    return len(s.server.db)
+
+
+def _flush(s: Session, argv: list[bytes]) -> Any:
+    args = Args(argv)
+    if args:
+        if args.next_upper() not in (b"ASYNC", b"SYNC"):
+            raise SyntaxErr()
+        args.finish()
+    s.server.db.clear()
+    return OK
+
+
+@command("FLUSHALL", arity=-1, flags=WRITE, group="server")
+def flushall(s: Session, argv: list[bytes]) -> Any:
+    """FLUSHALL [ASYNC | SYNC]
+
+    Delete every key.
+
+    Reply: `OK`.
+    """
+    return _flush(s, argv)
+
+
+@command("FLUSHDB", arity=-1, flags=WRITE, group="server")
+def flushdb(s: Session, argv: list[bytes]) -> Any:
+    """FLUSHDB [ASYNC | SYNC]
+
+    Delete every key of the current (only) database.
+
+    Reply: `OK`.
+    """
+    return _flush(s, argv)
+
+
+@command("SHUTDOWN", arity=-1, flags=ADMIN | NO_MULTI | LOADING | STALE, group="server")
+def shutdown(s: Session, argv: list[bytes]) -> Any:
+    """SHUTDOWN [NOSAVE | SAVE] [NOW] [FORCE] [ABORT]
+
+    Stop the server gracefully: stop accepting, flush replies, close the engines, exit 0.
+
+    Reply: none on success (the connection closes).
+    Errors: `ERR No shutdown in progress.` for ABORT.
+    """
+    options = {a.upper() for a in argv[1:]}
+    if not options <= {b"NOSAVE", b"SAVE", b"NOW", b"FORCE", b"ABORT"}:
+        raise SyntaxErr()
+    if b"ABORT" in options:
+        if len(options) > 1:
+            raise SyntaxErr()
+        raise CommandError("No shutdown in progress.")
+    s.server.request_shutdown()
+    return NO_REPLY

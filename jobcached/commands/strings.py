@@ -1,0 +1,37 @@
+"""String commands. For now GET and SET on the placeholder dict of the foundation, so that
+`redis-benchmark -t get,set` runs; the cache engine replaces the dict with the sharded keyspace.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from jobcached.commands.registry import DENYOOM, FAST, READONLY, WRITE, command
+from jobcached.errors import SyntaxErr
+from jobcached.net.replies import OK
+from jobcached.net.session import Session
+
+
+@command("GET", arity=2, flags=READONLY | FAST, group="string", keys=(1, 1, 1))
+def get(s: Session, argv: list[bytes]) -> Any:
+    """GET key
+
+    Get the value of a key.
+
+    Reply: bulk string, or nil when the key does not exist.
+    """
+    return s.server.db.get(argv[1])
+
+
+@command("SET", arity=-3, flags=WRITE | DENYOOM, group="string", keys=(1, 1, 1))
+def set_(s: Session, argv: list[bytes]) -> Any:
+    """SET key value
+
+    Set a key to a value (options arrive with the cache engine).
+
+    Reply: `OK`.
+    """
+    if len(argv) != 3:
+        raise SyntaxErr()
+    s.server.db[argv[1]] = argv[2]
+    return OK

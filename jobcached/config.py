@@ -1,0 +1,222 @@
+"""Configuration: one dataclass, every key with a default, a parser and a reason.
+
+Precedence, lowest to highest: built-in defaults < config file (`name value` lines, `#`
+comments, as redis.conf) < environment (`JOBCACHED_<NAME>`, dashes as underscores) <
+command-line flags (`--name value`). Names on the wire (CONFIG GET/SET), in the file and on the
+command line are the same dashed names Redis uses (`proto-max-bulk-len`, `maxclients`).
+
+Every bound the server enforces is a key here, so an operator can read all of them in one place
+and `CONFIG GET *` shows what is in force.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+import shlex
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from jobcached.errors import ConfigError
+
+_MEMORY_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1024, "m": 1000**2, "mb": 1024**2,
+                 "g": 1000**3, "gb": 1024**3}
+
+
+def parse_memory(text: str) -> int:
+    """Bytes from `100mb`, `2gb`, `64kb`, `1000` (Redis' memtoll units)."""
+    match = re.fullmatch(r"\s*(\d+)\s*([kmg]?b?)\s*", text.lower())
+    if not match:
+        raise ValueError(f"'{text}' is not a memory size (e.g. 1000, 64kb, 100mb, 2gb)")
+    return int(match.group(1)) * _MEMORY_UNITS[match.group(2)]
+
+
+def parse_int(text: str) -> int:
+    try:
+        value = int(text, 10)
+    except ValueError:
+        raise ValueError(f"'{text}' is not an integer") from None
+    if value < 0:
+        raise ValueError(f"'{text}' must not be negative")
+    return value
+
+
+def parse_bool(text: str) -> bool:
+    lowered = text.lower()
+    if lowered in ("yes", "true", "1", "on"):
+        return True
+    if lowered in ("no", "false", "0", "off"):
+        return False
+    raise ValueError(f"'{text}' is not yes or no")
+
+
+def parse_str(text: str) -> str:
+    return text
+
+
+def one_of(*choices: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        if text.lower() not in choices:
+            raise ValueError(f"'{text}' is not one of {', '.join(choices)}")
+        return text.lower()
+
+    return parse
+
+
+def parse_octal(text: str) -> int:
+    try:
+        return int(text, 8)
+    except ValueError:
+        raise ValueError(f"'{text}' is not an octal file mode such as 770") from None
+
+
+def setting(default: Any, help: str, parse: Callable[[str], Any] = parse_str,
+            mutable: bool = False) -> Any:
+    """Declare a config key: its default, why it exists, how to read it, CONFIG SET-able?"""
+    return field(default=default, metadata={"help": help, "parse": parse, "mutable": mutable})
+
+
+@dataclass
+class Config:
+    """Everything an operator can set. Field `a_b` is the key `a-b` everywhere outside Python."""
+
+    bind: str = setting("127.0.0.1", "Address to listen on; loopback by default (sidecar).")
+    port: int = setting(7380, "TCP port; 0 disables TCP.", parse_int)
+    unixsocket: str = setting("", "Path of a unix socket to listen on too ('' = none).")
+    unixsocketperm: int = setting(0o770, "File mode of the unix socket (octal).", parse_octal)
+    dir: str = setting("./var", "Data directory: WAL segments, job archive.")
+    requirepass: str = setting("", "Password clients must AUTH with ('' = none).",
+                               mutable=True)
+    protected_mode: bool = setting(
+        True, "With no password, refuse clients that are not on loopback or the unix socket.",
+        parse_bool, mutable=True)
+    loglevel: str = setting("info", "debug, info, warning or error (Redis' verbose and notice "
+                            "are read as debug and info).",
+                            one_of("debug", "verbose", "info", "notice", "warning", "error"),
+                            mutable=True)
+    log_format: str = setting("json", "json (one event per line) or text.",
+                              one_of("json", "text"))
+    maxclients: int = setting(10000, "Connections beyond this get '-ERR max number of clients "
+                              "reached'.", parse_int, mutable=True)
+    timeout: int = setting(0, "Close a client idle for this many seconds (0 = never).",
+                           parse_int, mutable=True)
+    tcp_backlog: int = setting(511, "listen() backlog, as Redis.", parse_int)
+    proto_max_bulk_len: int = setting(512 * 1024**2, "Largest bulk string a request may carry.",
+                                      parse_memory, mutable=True)
+    proto_max_multibulk_len: int = setting(
+        1024 * 1024, "Most arguments one request may carry (Redis' fixed 1024*1024).",
+        parse_int, mutable=True)
+    proto_inline_max_size: int = setting(
+        64 * 1024, "Longest inline command line, and longest header line.", parse_memory,
+        mutable=True)
+    client_query_buffer_limit: int = setting(
+        1024**3, "A client whose unprocessed input exceeds this is disconnected.",
+        parse_memory, mutable=True)
+    client_output_buffer_limit: int = setting(
+        1024**3, "A client whose pending output exceeds this is disconnected (0 = no limit). "
+        "Reading pauses well before: see output-buffer-high-water.", parse_memory,
+        mutable=True)
+    output_buffer_high_water: int = setting(
+        1024**2, "Stop reading a client's requests while this much output waits for it.",
+        parse_memory, mutable=True)
+    shutdown_timeout: int = setting(10, "Seconds a graceful shutdown waits for replies to "
+                                    "flush before closing connections.", parse_int,
+                                    mutable=True)
+
+    # ----------------------------------------------------------------- access by wire name
+
+    @staticmethod
+    def names() -> list[str]:
+        return [f.name.replace("_", "-") for f in fields(Config)]
+
+    def get(self, name: str) -> Any:
+        return getattr(self, _attr(name))
+
+    def set(self, name: str, raw: str, *, runtime: bool = False) -> None:
+        """Parse and set one key; ConfigError names the key and the reason."""
+        spec = _FIELDS.get(_attr(name))
+        if spec is None:
+            raise ConfigError(f"unknown config key '{name}'")
+        if runtime and not spec.metadata["mutable"]:
+            raise ConfigError(f"'{name}' can only be set at startup")
+        try:
+            value = spec.metadata["parse"](raw)
+        except ValueError as exc:
+            raise ConfigError(f"{name}: {exc}") from None
+        setattr(self, spec.name, value)
+
+    def render(self, name: str) -> str:
+        """A key's value as text, the way CONFIG GET and the sample config show it."""
+        value = self.get(name)
+        if isinstance(value, bool):
+            return "yes" if value else "no"
+        if name == "unixsocketperm":
+            return format(value, "o")
+        return str(value)
+
+    def matching(self, pattern: str) -> list[str]:
+        return [n for n in self.names() if fnmatch.fnmatchcase(n, pattern.lower())]
+
+    def help(self, name: str) -> str:
+        return str(_FIELDS[_attr(name)].metadata["help"])
+
+    def validate(self) -> None:
+        """Cross-key checks that single parsers cannot make."""
+        if self.port == 0 and not self.unixsocket:
+            raise ConfigError("port is 0 and no unixsocket is set: nothing to listen on")
+        if self.port > 65535:
+            raise ConfigError(f"port: {self.port} is not a TCP port")
+
+
+_FIELDS = {f.name: f for f in fields(Config)}
+
+
+def _attr(name: str) -> str:
+    return name.lower().replace("-", "_")
+
+
+def read_config_file(path: str | Path) -> list[tuple[str, str]]:
+    """`name value` pairs from a redis.conf-style file, with the line number in errors."""
+    pairs = []
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    for number, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        try:
+            words = shlex.split(line)
+        except ValueError as exc:
+            raise ConfigError(f"{path}:{number}: {exc}") from None
+        if len(words) != 2:
+            raise ConfigError(f"{path}:{number}: expected 'name value', got {line!r}")
+        pairs.append((words[0], words[1]))
+    return pairs
+
+
+def load_config(flags: Mapping[str, str], environ: Mapping[str, str],
+                config_file: str | None = None) -> Config:
+    """Build the Config from the four layers in precedence order; raises ConfigError."""
+    config = Config()
+    layers: list[tuple[str, Iterable[tuple[str, str]]]] = []
+    if config_file:
+        layers.append((str(config_file), read_config_file(config_file)))
+    env_prefix = "JOBCACHED_"
+    env_pairs = [(key[len(env_prefix):].replace("_", "-").lower(), value)
+                 for key, value in environ.items()
+                 if key.startswith(env_prefix) and key != "JOBCACHED_CONFIG"
+                 and key[len(env_prefix):].lower() in _FIELDS]
+    layers.append(("environment", env_pairs))
+    layers.append(("command line", flags.items()))
+    for source, pairs in layers:
+        for name, raw in pairs:
+            try:
+                config.set(name, raw)
+            except ConfigError as exc:
+                raise ConfigError(f"{source}: {exc}") from None
+    config.validate()
+    return config

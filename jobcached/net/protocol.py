@@ -1,0 +1,236 @@
+"""The asyncio Protocol: thin glue between a transport and the sans-I/O codec.
+
+`data_received` feeds the parser and runs every complete command; the replies of everything
+parsed from one read go out in one `write` (pipelining). Flow control, as uvicorn does it: when
+a client does not read, its pending output crosses `output-buffer-high-water`, asyncio calls
+`pause_writing`, and we stop reading its requests until `resume_writing`; we also stop running
+its pipelined commands once one batch of replies crosses that mark, so memory is bounded by
+what the client actually sent and read, not by how fast it can write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+from typing import Any, cast
+
+from jobcached.commands.dispatch import execute
+from jobcached.errors import ProtocolError
+from jobcached.net.replies import ErrorReply, NoReply
+from jobcached.net.resp import RequestParser, encode
+from jobcached.net.session import Session
+from jobcached.state import ServerState
+
+log = logging.getLogger("jobcached.net")
+
+MAX_CLIENTS_ERROR = b"-ERR max number of clients reached\r\n"
+PROTECTED_MODE_ERROR = (
+    b"-DENIED jobcached is running in protected mode because protected mode is enabled and no "
+    b"password is set. In this mode connections are only accepted from the loopback interface "
+    b"and the unix socket. To accept other clients, set a password (requirepass), or disable "
+    b"protected mode with 'CONFIG SET protected-mode no' from a local client or "
+    b"'--protected-mode no' at startup, after making sure the port is not reachable from "
+    b"untrusted networks.\r\n")
+
+
+def is_local_address(peer: Any) -> bool:
+    """True for loopback TCP peers and unix-socket peers (which have no IP address)."""
+    if not isinstance(peer, tuple):
+        return True
+    try:
+        ip = ipaddress.ip_address(peer[0])
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_loopback
+
+
+def _format_addr(sockname: Any, fallback: str) -> str:
+    if isinstance(sockname, tuple):
+        host = sockname[0]
+        return f"[{host}]:{sockname[1]}" if ":" in host else f"{host}:{sockname[1]}"
+    return f"{sockname or fallback}:0"
+
+
+class RespProtocol(asyncio.Protocol):
+    """One client connection; see the module docstring."""
+
+    def __init__(self, server: ServerState) -> None:
+        self.server = server
+        self.transport: asyncio.Transport | None = None
+        self.session: Session | None = None
+        self.parser: RequestParser | None = None
+        self._closing = False
+        self._reading_paused = False
+        self._writing_paused = False
+        self._backlogged = False  # parsed-but-unrun commands wait for the client to read
+
+    # ------------------------------------------------------------------ asyncio callbacks
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+        self.transport = transport
+        server = self.server
+        config = server.config
+        peer = transport.get_extra_info("peername")
+        if len(server.clients) >= config.maxclients:
+            server.stats.rejected_connections += 1
+            transport.write(MAX_CLIENTS_ERROR)
+            transport.close()
+            self._closing = True
+            return
+        server.stats.total_connections_received += 1
+        is_unix = not isinstance(peer, tuple)
+        session = Session(server, self, _format_addr(peer, "/unixsocket"),
+                          _format_addr(transport.get_extra_info("sockname"), "/unixsocket"),
+                          is_local_address(peer))
+        if (config.protected_mode and not config.requirepass and not session.is_local
+                and not is_unix):
+            server.stats.rejected_connections += 1
+            transport.write(PROTECTED_MODE_ERROR)
+            transport.close()
+            self._closing = True
+            return
+        self.session = session
+        server.clients[session.id] = session
+        self.parser = RequestParser(server.parser_limits, authenticated=session.authenticated)
+        high = max(config.output_buffer_high_water, 1)
+        transport.set_write_buffer_limits(high=high, low=high // 4)
+
+    def data_received(self, data: bytes) -> None:
+        if self._closing or self.parser is None:
+            return
+        self.server.stats.total_net_input_bytes += len(data)
+        self.parser.feed(data)
+        self._run_commands()
+
+    def eof_received(self) -> bool | None:
+        return False  # close our side too, after flushing what is queued
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._closing = True
+        if self.session is not None:
+            self.server.clients.pop(self.session.id, None)
+            self.session.closing = True
+
+    def pause_writing(self) -> None:
+        self._writing_paused = True
+        self._pause_reading()
+
+    def resume_writing(self) -> None:
+        self._writing_paused = False
+        self._resume_reading()
+        if self._backlogged:
+            self._run_commands()
+
+    # ------------------------------------------------------------------ command loop
+
+    def _run_commands(self) -> None:
+        """Run every complete command buffered, reply to all of them with one write."""
+        parser = self.parser
+        session = self.session
+        transport = self.transport
+        assert parser is not None and session is not None and transport is not None
+        out: list[bytes] = []
+        out_bytes = 0
+        budget = self.server.config.output_buffer_high_water - transport.get_write_buffer_size()
+        self._backlogged = False
+        session.last_interaction_ms = self.server.clock.monotonic_ms()
+        while not self._closing:
+            try:
+                argv = parser.gets()
+            except ProtocolError as exc:
+                self.server.stats.protocol_errors += 1
+                log.info("protocol error", extra={"client": session.addr, "reason": exc.message})
+                out.append(encode(ErrorReply(exc.wire), session.resp3))
+                self.close_after_reply()
+                break
+            if argv is None:
+                break
+            reply = execute(session, argv)
+            parser.authenticated = session.authenticated
+            if session.reply_mode != "on" and self._suppress_reply():
+                continue
+            if type(reply) is bytes:
+                chunk = b"$%d\r\n%b\r\n" % (len(reply), reply)
+            elif type(reply) is NoReply:
+                continue
+            else:
+                chunk = encode(reply, session.resp3)
+            out.append(chunk)
+            out_bytes += len(chunk)
+            if out_bytes > budget:
+                self._backlogged = True  # let the client read before we run more
+                break
+        if out:
+            self._write(b"".join(out) if len(out) > 1 else out[0])
+        if self._backlogged and not self._closing:
+            self._pause_reading()
+            if not self._writing_paused:
+                # The transport took it all at once: no resume_writing will come, go on soon.
+                asyncio.get_running_loop().call_soon(self._resume_backlog)
+        elif (not self._closing
+              and parser.buffered_bytes() > self.server.config.client_query_buffer_limit):
+            self.server.stats.client_query_buffer_limit_disconnections += 1
+            log.warning("closing client: query buffer limit", extra={"client": session.addr})
+            self.abort()
+
+    def _resume_backlog(self) -> None:
+        if self._backlogged and not self._writing_paused and not self._closing:
+            self._resume_reading()
+            self._run_commands()
+
+    def _suppress_reply(self) -> bool:
+        """Apply CLIENT REPLY OFF / SKIP; True if this reply must not be sent."""
+        session = self.session
+        assert session is not None
+        mode = session.reply_mode
+        if mode == "skip-next":  # the CLIENT REPLY SKIP command itself just ran
+            session.reply_mode = "skip"
+            return True
+        if mode == "skip":
+            session.reply_mode = "on"
+            return True
+        return mode == "off"
+
+    def _write(self, data: bytes) -> None:
+        transport = self.transport
+        assert transport is not None
+        self.server.stats.total_net_output_bytes += len(data)
+        transport.write(data)
+        limit = self.server.config.client_output_buffer_limit
+        if limit and transport.get_write_buffer_size() > limit:
+            self.server.stats.client_output_buffer_limit_disconnections += 1
+            log.warning("closing client: output buffer limit",
+                        extra={"client": self.session.addr if self.session else "?"})
+            self.abort()
+
+    def _pause_reading(self) -> None:
+        if not self._reading_paused and self.transport is not None and not self._closing:
+            self._reading_paused = True
+            self.transport.pause_reading()
+
+    def _resume_reading(self) -> None:
+        if self._reading_paused and self.transport is not None and not self._closing:
+            self._reading_paused = False
+            self.transport.resume_reading()
+
+    # ------------------------------------------------------------------ Connection interface
+
+    def close_after_reply(self) -> None:
+        self._closing = True
+        if self.transport is not None:
+            asyncio.get_running_loop().call_soon(self.transport.close)
+
+    def abort(self) -> None:
+        self._closing = True
+        if self.transport is not None:
+            self.transport.abort()
+
+    def query_buffer_bytes(self) -> int:
+        return self.parser.buffered_bytes() if self.parser else 0
+
+    def output_buffer_bytes(self) -> int:
+        return self.transport.get_write_buffer_size() if self.transport else 0

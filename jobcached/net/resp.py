@@ -1,0 +1,332 @@
+"""The RESP codec, sans-I/O: bytes in -> commands out; reply values in -> bytes out.
+
+Requests
+--------
+`RequestParser.feed(data)` appends bytes; `gets()` returns the next command as a list of
+bytes, or `None` when more bytes are needed ("incomplete" is a normal result, not an error), or
+raises `ProtocolError` when the stream cannot be framed. A command starting with `*` is a
+multibulk request; anything else is an inline command (`PING\\r\\n` typed into nc or telnet),
+split with the same quoting rules as Redis' `sdssplitargs`.
+
+Why not hiredis.Reader for requests: it allocates the whole array as soon as it reads a header, so
+`*4000000000\\r\\n` would reserve 32 GB before a single element arrived, it cannot enforce
+`proto-max-bulk-len` until the whole bulk is buffered, and it cannot read inline commands. A
+server must bound memory by what a client actually sent, so requests are framed here, with
+every limit checked on the header line. Headers are found with `bytes.find` (C speed); the common
+case, a read that holds whole commands, slices arguments straight out of the received `bytes`.
+
+Replies
+-------
+`encode(reply, resp3)` returns the bytes of one reply value (see `replies.py`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from jobcached.errors import ProtocolError
+from jobcached.net.replies import ErrorReply, NoReply, Push, Simple, Verbatim, _NullArray
+
+# Redis' own limits (server.h): PROTO_INLINE_MAX_SIZE, proto-max-bulk-len, and the 1024*1024
+# multibulk cap in processMultibulkBuffer.
+INLINE_MAX_BYTES = 64 * 1024
+MAX_BULK_BYTES = 512 * 1024 * 1024
+MAX_MULTIBULK_ARGS = 1024 * 1024
+# Before AUTH succeeds, a client may not make us buffer much (Redis' fix for CVE-2021-32675).
+UNAUTHENTICATED_MAX_ARGS = 10
+UNAUTHENTICATED_MAX_BULK_BYTES = 16 * 1024
+
+
+@dataclass(slots=True)
+class ParserLimits:
+    """The bounds parsers enforce; one shared instance, so CONFIG SET reaches every client."""
+
+    max_bulk_bytes: int = MAX_BULK_BYTES
+    max_multibulk_args: int = MAX_MULTIBULK_ARGS
+    max_inline_bytes: int = INLINE_MAX_BYTES
+
+
+class RequestParser:
+    """Frames client requests from a byte stream; see the module docstring."""
+
+    __slots__ = ("_args", "_buf", "_pending", "_pos", "authenticated", "limits")
+
+    def __init__(self, limits: ParserLimits | None = None, authenticated: bool = True) -> None:
+        self.limits = limits or ParserLimits()
+        self.authenticated = authenticated
+        self._buf: bytes | bytearray = b""
+        self._pos = 0
+        self._pending = 0  # multibulk arguments still to read for the current command
+        self._args: list[bytes] = []
+
+    def feed(self, data: bytes) -> None:
+        """Append received bytes; `b""` is ignored (EOF is the transport's business)."""
+        if self._pos >= len(self._buf):
+            self._buf = data
+            self._pos = 0
+            return
+        buf = self._buf
+        if isinstance(buf, bytes):
+            buf = bytearray(memoryview(buf)[self._pos :])
+            self._pos = 0
+        elif self._pos > 65536 and self._pos * 2 > len(buf):
+            del buf[: self._pos]
+            self._pos = 0
+        buf += data
+        self._buf = buf
+
+    def buffered_bytes(self) -> int:
+        """Bytes received but not yet returned as a command (the client's query buffer)."""
+        partial = sum(len(a) for a in self._args) if self._pending else 0
+        return len(self._buf) - self._pos + partial
+
+    def gets(self) -> list[bytes] | None:
+        """The next complete command, or None if more bytes are needed."""
+        while True:
+            buf = self._buf
+            pos = self._pos
+            if self._pending == 0:
+                if pos >= len(buf):
+                    return None
+                if buf[pos] != 42:  # '*'
+                    cmd = self._inline(buf, pos)
+                    if cmd is None or cmd:
+                        return cmd
+                    continue  # an empty line: nothing to run
+                if not self._start_multibulk(buf, pos):
+                    return None
+                if self._pending == 0:
+                    continue  # `*0` or `*-1`: an empty command, ignored as Redis does
+            cmd = self._read_bulks()
+            if cmd is not None:
+                return cmd
+            return None
+
+    def _start_multibulk(self, buf: bytes | bytearray, pos: int) -> bool:
+        """Read a `*<count>` header; False if its line is not complete yet."""
+        nl = buf.find(b"\r\n", pos)
+        if nl < 0:
+            if len(buf) - pos > self.limits.max_inline_bytes:
+                raise ProtocolError("too big mbulk count string")
+            return False
+        count = _parse_length(buf[pos + 1 : nl], "invalid multibulk length")
+        limit = self.limits.max_multibulk_args if self.authenticated else UNAUTHENTICATED_MAX_ARGS
+        if count > limit:
+            if not self.authenticated:
+                raise ProtocolError("unauthenticated multibulk length")
+            raise ProtocolError("invalid multibulk length")
+        self._pos = nl + 2
+        if count > 0:
+            self._pending = count
+            self._args = []
+        return True
+
+    def _read_bulks(self) -> list[bytes] | None:
+        """Read `$<len>` arguments of the current multibulk until it is complete."""
+        buf = self._buf
+        pos = self._pos
+        end_of_buf = len(buf)
+        args = self._args
+        pending = self._pending
+        is_bytes = isinstance(buf, bytes)
+        max_bulk = (
+            self.limits.max_bulk_bytes if self.authenticated else UNAUTHENTICATED_MAX_BULK_BYTES
+        )
+        while pending:
+            if pos >= end_of_buf:
+                break
+            if buf[pos] != 36:  # '$'
+                raise ProtocolError(f"expected '$', got '{chr(buf[pos])}'")
+            nl = buf.find(b"\r\n", pos)
+            if nl < 0:
+                if end_of_buf - pos > self.limits.max_inline_bytes:
+                    raise ProtocolError("too big bulk count string")
+                break
+            size = _parse_length(buf[pos + 1 : nl], "invalid bulk length")
+            if size < 0 or size > max_bulk:
+                if not self.authenticated and size > 0:
+                    raise ProtocolError("unauthenticated bulk length")
+                raise ProtocolError("invalid bulk length")
+            start = nl + 2
+            end = start + size
+            if end + 2 > end_of_buf:
+                break
+            args.append(buf[start:end] if is_bytes else bytes(buf[start:end]))
+            pos = end + 2
+            pending -= 1
+        self._pos = pos
+        self._pending = pending
+        if pending:
+            return None
+        self._args = []
+        return args
+
+    def _inline(self, buf: bytes | bytearray, pos: int) -> list[bytes] | None:
+        """Read one inline command line; [] for a blank line, None if the line is incomplete."""
+        nl = buf.find(b"\n", pos)
+        if nl < 0:
+            if len(buf) - pos > self.limits.max_inline_bytes:
+                raise ProtocolError("too big inline request")
+            return None
+        line = bytes(buf[pos:nl])
+        self._pos = nl + 1
+        if line.endswith(b"\r"):
+            line = line[:-1]
+        args = split_args(line)
+        if args is None:
+            raise ProtocolError("unbalanced quotes in request")
+        limit = self.limits.max_multibulk_args if self.authenticated else UNAUTHENTICATED_MAX_ARGS
+        if len(args) > limit:
+            raise ProtocolError("unauthenticated multibulk length" if not self.authenticated
+                                else "invalid multibulk length")
+        return args
+
+
+def _parse_length(digits: bytes | bytearray, message: str) -> int:
+    """A header number as Redis' string2ll reads it: optional '-', digits, nothing else."""
+    body = digits[1:] if digits[:1] == b"-" else digits
+    if not body.isdigit() or len(body) > 18:
+        raise ProtocolError(message)
+    return int(digits)
+
+
+_ESCAPES = {ord("n"): 10, ord("r"): 13, ord("t"): 9, ord("b"): 8, ord("a"): 7}
+_SPACES = b" \n\r\t\x0b\f\x00"
+_HEX = b"0123456789abcdefABCDEF"
+
+
+def split_args(line: bytes) -> list[bytes] | None:
+    """Split an inline command like Redis' sdssplitargs; None on unbalanced quotes."""
+    if b'"' not in line and b"'" not in line:
+        return line.split()
+    args: list[bytes] = []
+    i, n = 0, len(line)
+    while True:
+        while i < n and line[i] in _SPACES:
+            i += 1
+        if i >= n:
+            return args
+        cur = bytearray()
+        in_dq = in_sq = False
+        while True:
+            if in_dq:
+                if i >= n:
+                    return None
+                c = line[i]
+                if (c == 92 and i + 3 < n and line[i + 1] == ord("x")
+                        and line[i + 2] in _HEX and line[i + 3] in _HEX):
+                    cur.append(int(line[i + 2 : i + 4], 16))
+                    i += 3
+                elif c == 92 and i + 1 < n:
+                    i += 1
+                    cur.append(_ESCAPES.get(line[i], line[i]))
+                elif c == 34:
+                    if i + 1 < n and line[i + 1] not in _SPACES:
+                        return None  # closing quote must be followed by a space
+                    in_dq = False
+                    i += 1
+                    break
+                else:
+                    cur.append(c)
+            elif in_sq:
+                if i >= n:
+                    return None
+                c = line[i]
+                if c == 92 and i + 1 < n and line[i + 1] == 39:
+                    i += 1
+                    cur.append(39)
+                elif c == 39:
+                    if i + 1 < n and line[i + 1] not in _SPACES:
+                        return None
+                    in_sq = False
+                    i += 1
+                    break
+                else:
+                    cur.append(c)
+            else:
+                if i >= n:
+                    break
+                c = line[i]
+                if c in _SPACES:
+                    break
+                if c == 34:
+                    in_dq = True
+                elif c == 39:
+                    in_sq = True
+                else:
+                    cur.append(c)
+            i += 1
+        args.append(bytes(cur))
+
+
+# --------------------------------------------------------------------------- replies
+
+_CRLF = b"\r\n"
+
+
+def encode(reply: Any, resp3: bool) -> bytes:
+    """The wire bytes of one reply value under RESP3 (`resp3=True`) or RESP2."""
+    out: list[bytes] = []
+    _encode_into(reply, out, resp3)
+    return b"".join(out)
+
+
+def _encode_into(reply: Any, out: list[bytes], resp3: bool) -> None:
+    kind = type(reply)
+    if kind is bytes:
+        out.append(b"$%d\r\n%b\r\n" % (len(reply), reply))
+    elif kind is int:
+        out.append(b":%d\r\n" % reply)
+    elif reply is None:
+        out.append(b"_\r\n" if resp3 else b"$-1\r\n")
+    elif kind is Simple:
+        out.append(b"+%b\r\n" % reply.text)
+    elif kind is list or kind is tuple:
+        out.append(b"*%d\r\n" % len(reply))
+        for item in reply:
+            _encode_into(item, out, resp3)
+    elif kind is ErrorReply:
+        text = reply.text.replace("\r", " ").replace("\n", " ")
+        out.append(b"-%b\r\n" % text.encode("utf-8", "surrogateescape"))
+    elif kind is dict:
+        out.append((b"%%%d\r\n" if resp3 else b"*%d\r\n") % (len(reply) * (1 if resp3 else 2)))
+        for key, value in reply.items():
+            _encode_into(key, out, resp3)
+            _encode_into(value, out, resp3)
+    elif kind is float:
+        text = format_double(reply)
+        out.append(b",%b\r\n" % text if resp3 else b"$%d\r\n%b\r\n" % (len(text), text))
+    elif kind is str:
+        _encode_into(reply.encode(), out, resp3)
+    elif kind is bool:
+        out.append((b"#t\r\n" if reply else b"#f\r\n") if resp3 else b":%d\r\n" % reply)
+    elif kind is set or kind is frozenset:
+        out.append((b"~%d\r\n" if resp3 else b"*%d\r\n") % len(reply))
+        for item in reply:
+            _encode_into(item, out, resp3)
+    elif kind is Verbatim:
+        if resp3:
+            body = reply.fmt + b":" + reply.text
+            out.append(b"=%d\r\n%b\r\n" % (len(body), body))
+        else:
+            _encode_into(reply.text, out, resp3)
+    elif kind is Push:
+        out.append((b">%d\r\n" if resp3 else b"*%d\r\n") % len(reply.items))
+        for item in reply.items:
+            _encode_into(item, out, resp3)
+    elif kind is _NullArray:
+        out.append(b"_\r\n" if resp3 else b"*-1\r\n")
+    elif kind is NoReply:
+        pass
+    else:
+        raise TypeError(f"cannot encode {kind.__name__} as a RESP reply")
+
+
+def format_double(value: float) -> bytes:
+    """A double as Redis 7.0 prints it: shortest round-trip form, `inf`/`-inf`/`nan`."""
+    if value != value:
+        return b"nan"
+    if value in (float("inf"), float("-inf")):
+        return b"inf" if value > 0 else b"-inf"
+    return b"%.17g" % value

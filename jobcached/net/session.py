@@ -1,0 +1,84 @@
+"""Per-connection state that commands read and change.
+
+A `Session` is what handlers receive as their first argument: who the client is (id, address,
+name), how it speaks (RESP2 or RESP3), whether it is authenticated, and what it asked for with
+CLIENT REPLY. It knows nothing about asyncio; the protocol object it is attached to implements
+the small `Connection` interface below.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from jobcached.state import ServerState
+
+
+class Connection(Protocol):
+    """What a Session may ask of the transport side."""
+
+    def close_after_reply(self) -> None:
+        """Write what is queued, then close (QUIT, protocol errors, CLIENT KILL of self)."""
+        ...
+
+    def abort(self) -> None:
+        """Close now, dropping unsent output (CLIENT KILL of another client)."""
+        ...
+
+    def query_buffer_bytes(self) -> int: ...
+
+    def output_buffer_bytes(self) -> int: ...
+
+
+class Session:
+    """One client's state; see the module docstring."""
+
+    def __init__(self, server: ServerState, conn: Connection, addr: str, laddr: str,
+                 is_local: bool) -> None:
+        self.server = server
+        self.conn = conn
+        self.id = server.new_client_id()
+        self.addr = addr
+        self.laddr = laddr
+        #: loopback or unix socket: allowed when protected mode is on and no password is set
+        self.is_local = is_local
+        self.name = b""
+        self.lib_name = b""
+        self.lib_ver = b""
+        self.resp3 = False
+        self.authenticated = not server.config.requirepass
+        self.created_ms = server.clock.monotonic_ms()
+        self.last_interaction_ms = self.created_ms
+        #: "on", "off", or "skip" (skip the next reply only), as CLIENT REPLY sets it
+        self.reply_mode = "on"
+        self.last_command = "NULL"
+        self.closing = False
+
+    def reset(self) -> None:
+        """RESET: back to a fresh connection's state (keeps id and address)."""
+        self.name = b""
+        self.resp3 = False
+        self.authenticated = not self.server.config.requirepass
+        self.reply_mode = "on"
+
+    def age_seconds(self) -> int:
+        return (self.server.clock.monotonic_ms() - self.created_ms) // 1000
+
+    def idle_seconds(self) -> int:
+        return (self.server.clock.monotonic_ms() - self.last_interaction_ms) // 1000
+
+    def describe(self) -> str:
+        """One CLIENT LIST / CLIENT INFO line, with Redis' field names."""
+        fields = {
+            "id": self.id, "addr": self.addr, "laddr": self.laddr, "fd": -1,
+            "name": self.name.decode(errors="replace"), "age": self.age_seconds(),
+            "idle": self.idle_seconds(), "flags": "N", "db": 0, "sub": 0, "psub": 0, "ssub": 0,
+            "multi": -1, "qbuf": self.conn.query_buffer_bytes(), "qbuf-free": 0,
+            "argv-mem": 0, "multi-mem": 0, "rbs": 0, "rbp": 0, "obl": 0, "oll": 0,
+            "omem": self.conn.output_buffer_bytes(), "tot-mem": 0, "events": "r",
+            "cmd": self.last_command.lower(), "user": "default", "redir": -1,
+            "resp": 3 if self.resp3 else 2,
+            "lib-name": self.lib_name.decode(errors="replace"),
+            "lib-ver": self.lib_ver.decode(errors="replace"),
+        }
+        return " ".join(f"{k}={v}" for k, v in fields.items())

@@ -1,0 +1,75 @@
+"""What every command handler can reach: the process-wide state.
+
+`ServerState` is built once by `app.py` and handed to each connection's Session. It holds the
+configuration, the clock, the connected clients and the server-wide counters behind INFO; the
+engines hang off it as they land. It does no I/O itself: actions that need the event loop
+(shutdown) are callbacks the app installs.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from jobcached.clock import Clock, SystemClock
+from jobcached.config import Config
+from jobcached.net.resp import ParserLimits
+
+if TYPE_CHECKING:
+    from jobcached.net.session import Session
+
+
+@dataclass
+class Stats:
+    """Server-wide counters with the names INFO stats uses."""
+
+    total_connections_received: int = 0
+    total_commands_processed: int = 0
+    rejected_connections: int = 0
+    total_net_input_bytes: int = 0
+    total_net_output_bytes: int = 0
+    client_query_buffer_limit_disconnections: int = 0
+    client_output_buffer_limit_disconnections: int = 0
+    total_error_replies: int = 0
+    unexpected_error_replies: int = 0
+    protocol_errors: int = 0
+    auth_failures: int = 0
+
+
+@dataclass
+class ServerState:
+    """Process-wide state shared by all connections (single-threaded: no locks)."""
+
+    config: Config
+    clock: Clock = field(default_factory=SystemClock)
+    clients: dict[int, Session] = field(default_factory=dict)
+    stats: Stats = field(default_factory=Stats)
+    run_id: str = field(default_factory=lambda: secrets.token_hex(20))
+    started_ms: int = 0
+    pid: int = field(default_factory=os.getpid)
+    tcp_port: int = 0
+    next_client_id: int = 1
+    #: the placeholder keyspace of the foundation (a plain dict); the cache engine replaces it
+    db: dict[bytes, Any] = field(default_factory=dict)
+    parser_limits: ParserLimits = field(default_factory=ParserLimits)
+    #: installed by the app: starts a graceful shutdown
+    request_shutdown: Callable[[], None] = field(default=lambda: None)
+
+    def __post_init__(self) -> None:
+        self.started_ms = self.clock.now_ms()
+        self.apply_config()
+
+    def apply_config(self) -> None:
+        """Push config values into the objects that cache them (after start or CONFIG SET)."""
+        limits = self.parser_limits
+        limits.max_bulk_bytes = self.config.proto_max_bulk_len
+        limits.max_multibulk_args = self.config.proto_max_multibulk_len
+        limits.max_inline_bytes = self.config.proto_inline_max_size
+
+    def new_client_id(self) -> int:
+        client_id = self.next_client_id
+        self.next_client_id += 1
+        return client_id
