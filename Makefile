@@ -1,0 +1,40 @@
+# jobcached: `make run` and `make test` work on a fresh machine with only Python 3.11+ and make.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+PORT   ?= 7380
+
+.PHONY: install run test lint bench bench-quick spec clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# Reinstall when the packaging metadata changes.
+$(STAMP): $(BIN)/python setup.cfg pyproject.toml requirements-dev.txt clients/python/setup.cfg
+	$(BIN)/pip install --quiet --disable-pip-version-check -e . -e clients/python -r requirements-dev.txt
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: install
+	$(BIN)/jobcached serve --port $(PORT) --dir ./var
+
+test: install
+	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check .
+
+spec: install
+	$(BIN)/python -m jobcached.commands.spec > protocol/SPEC.md
+
+bench: install
+	$(BIN)/python -m bench.run --all
+
+bench-quick: install
+	$(BIN)/python -m bench.run --quick
+
+clean:
+	rm -rf $(VENV) var build dist *.egg-info clients/python/*.egg-info .pytest_cache .ruff_cache .hypothesis
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
