@@ -13,11 +13,12 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+from collections import deque
 from typing import Any, cast
 
 from jobcached.commands.dispatch import execute
 from jobcached.errors import ProtocolError
-from jobcached.net.replies import ErrorReply, NoReply
+from jobcached.net.replies import Deferred, ErrorReply, NoReply
 from jobcached.net.resp import RequestParser, encode
 from jobcached.net.session import Session
 from jobcached.state import ServerState
@@ -66,6 +67,10 @@ class RespProtocol(asyncio.Protocol):
         self._reading_paused = False
         self._writing_paused = False
         self._backlogged = False  # parsed-but-unrun commands wait for the client to read
+        #: replies held back behind a Deferred that has not resolved yet (keeps reply order)
+        self._held: deque[bytes | Deferred] = deque()
+        #: a blocking command (BLOCK, WAIT) this client waits on; no commands run meanwhile
+        self._blocked_on: Deferred | None = None
 
     # ------------------------------------------------------------------ asyncio callbacks
 
@@ -111,6 +116,13 @@ class RespProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closing = True
+        for item in self._held:
+            if isinstance(item, Deferred):
+                item.cancel()
+        self._held.clear()
+        if self._blocked_on is not None:
+            self._blocked_on.cancel()
+            self._blocked_on = None
         if self.session is not None:
             self.server.clients.pop(self.session.id, None)
             self.session.closing = True
@@ -138,7 +150,7 @@ class RespProtocol(asyncio.Protocol):
         budget = self.server.config.output_buffer_high_water - transport.get_write_buffer_size()
         self._backlogged = False
         session.last_interaction_ms = self.server.clock.monotonic_ms()
-        while not self._closing:
+        while not self._closing and self._blocked_on is None:
             try:
                 argv = parser.gets()
             except ProtocolError as exc:
@@ -157,6 +169,12 @@ class RespProtocol(asyncio.Protocol):
                 chunk = b"$%d\r\n%b\r\n" % (len(reply), reply)
             elif type(reply) is NoReply:
                 continue
+            elif type(reply) is Deferred:
+                if not reply.done:
+                    self._hold(out, reply)
+                    out = []
+                    continue
+                chunk = encode(reply.value, session.resp3)
             else:
                 chunk = encode(reply, session.resp3)
             out.append(chunk)
@@ -164,7 +182,11 @@ class RespProtocol(asyncio.Protocol):
             if out_bytes > budget:
                 self._backlogged = True  # let the client read before we run more
                 break
-        if out:
+        if self._held:
+            if out:
+                self._held.append(b"".join(out))
+            self._flush_held()
+        elif out:
             self._write(b"".join(out) if len(out) > 1 else out[0])
         if self._backlogged and not self._closing:
             self._pause_reading()
@@ -176,6 +198,41 @@ class RespProtocol(asyncio.Protocol):
             self.server.stats.client_query_buffer_limit_disconnections += 1
             log.warning("closing client: query buffer limit", extra={"client": session.addr})
             self.abort()
+
+    def _hold(self, out: list[bytes], deferred: Deferred) -> None:
+        """Queue `deferred` (and what precedes it) until it resolves."""
+        if out:
+            self._held.append(b"".join(out))
+        self._held.append(deferred)
+        if deferred.blocking:
+            self._blocked_on = deferred
+        deferred.add_callback(self._on_resolved)
+
+    def _on_resolved(self, deferred: Deferred) -> None:
+        if self._closing:
+            return
+        self._flush_held()
+        if deferred is self._blocked_on:
+            self._blocked_on = None
+            if self.parser is not None and self.parser.buffered_bytes():
+                self._run_commands()
+
+    def _flush_held(self) -> None:
+        """Write the held replies that are ready, stopping at the first unresolved one."""
+        ready: list[bytes] = []
+        held = self._held
+        resp3 = self.session.resp3 if self.session else False
+        while held:
+            item = held[0]
+            if isinstance(item, Deferred):
+                if not item.done:
+                    break
+                ready.append(encode(item.value, resp3))
+            else:
+                ready.append(item)
+            held.popleft()
+        if ready:
+            self._write(b"".join(ready))
 
     def _resume_backlog(self) -> None:
         if self._backlogged and not self._writing_paused and not self._closing:

@@ -14,6 +14,7 @@ messages and the RESP2 null array. `resp.encode` turns any of them into bytes fo
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,3 +73,46 @@ PONG = Simple(b"PONG")
 QUEUED = Simple(b"QUEUED")
 NULL_ARRAY = _NullArray()
 NO_REPLY = NoReply()
+
+
+class Deferred:
+    """A reply not known yet: a blocked command (BLOCK, WAIT), or a write waiting until it is
+    as durable as `appendfsync` promises.
+
+    Replies still go out in request order: the connection holds later replies back until this
+    one resolves. A `blocking` deferred also stops the connection from running its next
+    commands until it resolves, as a blocked Redis client does. `on_cancel` runs if the client
+    disconnects first (to unregister a waiter). No event loop is involved, so commands and
+    engines can create and resolve these freely.
+    """
+
+    __slots__ = ("_callbacks", "blocking", "done", "on_cancel", "value")
+
+    def __init__(self, blocking: bool = False) -> None:
+        self.blocking = blocking
+        self.done = False
+        self.value: Any = None
+        self.on_cancel: Callable[[], None] | None = None
+        self._callbacks: list[Callable[[Deferred], None]] = []
+
+    def resolve(self, value: Any) -> None:
+        if self.done:
+            return
+        self.done = True
+        self.value = value
+        callbacks, self._callbacks = self._callbacks, []
+        for callback in callbacks:
+            callback(self)
+
+    def add_callback(self, callback: Callable[[Deferred], None]) -> None:
+        if self.done:
+            callback(self)
+        else:
+            self._callbacks.append(callback)
+
+    def cancel(self) -> None:
+        """The client went away: forget the callbacks, tell the owner."""
+        self._callbacks = []
+        if not self.done and self.on_cancel is not None:
+            self.on_cancel()
+        self.done = True
