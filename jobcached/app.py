@@ -21,6 +21,9 @@ from jobcached import __version__
 from jobcached.clock import Clock, SystemClock
 from jobcached.commands.registry import load_all
 from jobcached.config import Config
+from jobcached.durability import Durability, decode_record
+from jobcached.jobs.engine import JobEngine
+from jobcached.jobs.wal import Wal
 from jobcached.net.protocol import RespProtocol
 from jobcached.state import ServerState
 
@@ -33,17 +36,39 @@ CRON_INTERVAL_SECONDS = 0.1
 class App:
     """One running server; see the module docstring."""
 
-    def __init__(self, config: Config, clock: Clock | None = None) -> None:
+    def __init__(self, config: Config, clock: Clock | None = None, repair: bool = False) -> None:
         self.config = config
+        self.repair = repair
         self.state = ServerState(config, clock or SystemClock())
         self._servers: list[asyncio.AbstractServer] = []
         self._stopping = asyncio.Event()
-        self._cron: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def _open_jobs(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Replay the WAL into a fresh job engine, then open it for appending."""
+        config = self.config
+        started = loop.time()
+        wal = Wal(str(Path(config.dir) / "wal"), repair=self.repair,
+                  segment_max_bytes=config.wal_segment_max_bytes)
+        engine = JobEngine(self.state.clock, default_lease_ms=config.job_default_timeout,
+                           tick_ms=config.timer_tick)
+        replayed = engine.replay(decode_record(body) for body in wal.replay())
+        wal.open_for_append()
+        durability = Durability(wal, config.appendfsync, loop)
+        durability.records_in_log = replayed
+        engine.propagate = durability.append
+        self.state.jobs = engine
+        self.state.durability = durability
+        log.info("job log replayed", extra={
+            "records": replayed, "jobs": len(engine.jobs),
+            "seconds": round(loop.time() - started, 3),
+            "truncated_tail_bytes": wal.stats.truncated_tail_bytes})
 
     async def start(self) -> None:
         load_all()
         Path(self.config.dir).mkdir(parents=True, exist_ok=True)
         loop = asyncio.get_running_loop()
+        self._open_jobs(loop)
         self.state.request_shutdown = self.request_stop
         config = self.config
 
@@ -62,7 +87,8 @@ class App:
                                                    backlog=config.tcp_backlog)
             os.chmod(config.unixsocket, config.unixsocketperm)
             self._servers.append(server)
-        self._cron = asyncio.create_task(self._run_cron())
+        self._tasks = [asyncio.create_task(self._run_cron()),
+                       asyncio.create_task(self._run_timers())]
         log.info("ready to accept connections", extra={
             "version": __version__, "bind": config.bind, "port": self.state.tcp_port,
             "unixsocket": config.unixsocket or None, "dir": config.dir, "pid": os.getpid()})
@@ -85,10 +111,13 @@ class App:
             await asyncio.sleep(0.01)
         for session in list(self.state.clients.values()):
             session.conn.abort()
-        if self._cron is not None:
-            self._cron.cancel()
+        for task in self._tasks:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._cron
+                await task
+        if self.state.durability is not None:
+            await self.state.durability.drain()
+            self.state.durability.close()
         if self.config.unixsocket:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.config.unixsocket)
@@ -99,6 +128,23 @@ class App:
         while True:
             await asyncio.sleep(CRON_INTERVAL_SECONDS)
             self._close_idle_clients()
+            await self._maybe_compact()
+
+    async def _run_timers(self) -> None:
+        """Drive the job engine's timer wheel: delays, retries, lease expiry, BLOCK timeouts."""
+        tick = self.config.timer_tick / 1000
+        engine = self.state.jobs
+        assert engine is not None
+        while True:
+            await asyncio.sleep(tick)
+            engine.tick()
+
+    async def _maybe_compact(self) -> None:
+        engine, durability = self.state.jobs, self.state.durability
+        if engine is None or durability is None:
+            return
+        if durability.should_compact(len(engine.jobs)):
+            await durability.compact(engine.snapshot)
 
     def _close_idle_clients(self) -> None:
         timeout = self.config.timeout
@@ -110,11 +156,11 @@ class App:
                 session.conn.abort()
 
 
-def run(config: Config) -> int:
+def run(config: Config, repair: bool = False) -> int:
     """Run the server until it is stopped; the process exit code."""
 
     async def main() -> None:
-        app = App(config)
+        app = App(config, repair=repair)
         loop = asyncio.get_running_loop()
         signals_seen = 0
 

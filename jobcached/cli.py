@@ -15,7 +15,7 @@ import click
 
 from jobcached import __version__
 from jobcached.config import Config
-from jobcached.errors import ConfigError
+from jobcached.errors import ConfigError, WalError
 
 #: The exit code for a configuration the server refuses to start with.
 EXIT_BAD_CONFIG = 2
@@ -39,8 +39,10 @@ def _config_options(func: Any) -> Any:
 @main.command()
 @click.option("--config", "config_file", default=None, metavar="FILE",
               help="A file of 'name value' lines (redis.conf style).")
+@click.option("--repair", is_flag=True, default=False,
+              help="Start even if the WAL is corrupt before its tail: cut it at the damage.")
 @_config_options
-def serve(config_file: str | None, **flags: str | None) -> None:
+def serve(config_file: str | None, repair: bool, **flags: str | None) -> None:
     """Run the server in the foreground."""
     from jobcached.app import run
     from jobcached.config import load_config
@@ -55,8 +57,8 @@ def serve(config_file: str | None, **flags: str | None) -> None:
         sys.exit(EXIT_BAD_CONFIG)
     setup_logging(config.loglevel, config.log_format)
     try:
-        code = run(config)
-    except OSError as exc:
+        code = run(config, repair=repair)
+    except (OSError, WalError) as exc:
         click.echo(f"jobcached: cannot start: {exc}", err=True)
         sys.exit(1)
     sys.exit(code)

@@ -121,6 +121,20 @@ class Config:
     output_buffer_high_water: int = setting(
         1024**2, "Stop reading a client's requests while this much output waits for it.",
         parse_memory, mutable=True)
+    appendfsync: str = setting(
+        "everysec", "When job writes reach the disk: always (fsync before replying, one fsync per "
+        "batch), everysec (written before replying, fsync every second), no (the OS decides).",
+        one_of("always", "everysec", "no"))
+    wal_segment_max_bytes: int = setting(64 * 1024**2, "Start a new WAL segment past this size.",
+                                         parse_memory)
+    job_default_timeout: int = setting(
+        60_000, "Lease length in ms for jobs pushed without TIMEOUT; a worker that neither acks "
+        "nor heartbeats within it loses the job to another.", parse_int)
+    job_max_payload: int = setting(
+        16 * 1024**2, "Largest JOB.PUSH payload (and JOB.ACK result); a job is one WAL record, "
+        "and records are capped at 64 MB.", parse_memory, mutable=True)
+    timer_tick: int = setting(10, "Timer wheel tick in ms: how precisely delays, retries and "
+                              "lease expiries fire.", parse_int)
     shutdown_timeout: int = setting(10, "Seconds a graceful shutdown waits for replies to "
                                     "flush before closing connections.", parse_int,
                                     mutable=True)
@@ -168,6 +182,12 @@ class Config:
             raise ConfigError("port is 0 and no unixsocket is set: nothing to listen on")
         if self.port > 65535:
             raise ConfigError(f"port: {self.port} is not a TCP port")
+        if not 0 < self.job_max_payload <= 48 * 1024**2:
+            raise ConfigError("job-max-payload: must be between 1 byte and 48mb")
+        if self.timer_tick < 1:
+            raise ConfigError("timer-tick: must be at least 1 ms")
+        if self.job_default_timeout < 1:
+            raise ConfigError("job-default-timeout: must be at least 1 ms")
 
 
 _FIELDS = {f.name: f for f in fields(Config)}

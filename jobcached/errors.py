@@ -92,3 +92,32 @@ class NotUniqueError(CommandError):
 
 class ConfigError(JobcachedError):
     """A configuration value is invalid; at startup this exits with code 2."""
+
+
+class NoSuchKeyError(CommandError):
+    """RENAME and friends were given a source key that does not exist."""
+
+    def __init__(self) -> None:
+        super().__init__("no such key")
+
+
+class WalError(JobcachedError):
+    """The write-ahead log cannot do what was asked (base of the WAL errors below)."""
+
+
+class WalCorruptError(WalError):
+    """A WAL record before the tail is damaged; start refuses unless run with `--repair`."""
+
+    def __init__(self, file: str, offset: int, reason: str) -> None:
+        super().__init__(f"{file}: corrupt WAL at byte offset {offset}: {reason}")
+        self.file = file
+        self.offset = offset
+        self.reason = reason
+
+
+class WalVersionError(WalError):
+    """A WAL segment was written by a format version this build cannot read; never repaired."""
+
+
+class WalWriteError(WalError):
+    """A WAL write or fsync failed; every later write fails too until `reset_failure()`."""

@@ -19,6 +19,8 @@ from jobcached.config import Config
 from jobcached.net.resp import ParserLimits
 
 if TYPE_CHECKING:
+    from jobcached.durability import Durability
+    from jobcached.jobs.engine import JobEngine
     from jobcached.net.session import Session
 
 
@@ -55,6 +57,9 @@ class ServerState:
     #: the placeholder keyspace of the foundation (a plain dict); the cache engine replaces it
     db: dict[bytes, Any] = field(default_factory=dict)
     parser_limits: ParserLimits = field(default_factory=ParserLimits)
+    #: the job engine and the WAL behind it, once the app has replayed the log
+    jobs: JobEngine | None = None
+    durability: Durability | None = None
     #: installed by the app: starts a graceful shutdown
     request_shutdown: Callable[[], None] = field(default=lambda: None)
 
@@ -68,6 +73,15 @@ class ServerState:
         limits.max_bulk_bytes = self.config.proto_max_bulk_len
         limits.max_multibulk_args = self.config.proto_max_multibulk_len
         limits.max_inline_bytes = self.config.proto_inline_max_size
+
+    def durable(self, value: Any) -> Any:
+        """The reply `value`, held back until the job records written so far are durable."""
+        return self.durability.reply(value) if self.durability is not None else value
+
+    def check_job_writes(self) -> None:
+        """Raise the WAL's failure, if any, before a job command changes anything."""
+        if self.durability is not None:
+            self.durability.check_writable()
 
     def new_client_id(self) -> int:
         client_id = self.next_client_id

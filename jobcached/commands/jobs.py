@@ -1,0 +1,378 @@
+"""Job commands: JOB.PUSH, FETCH, ACK, FAIL, BEAT, CANCEL, GET, WAIT, RETRY, LIST.
+
+Handlers parse and validate arguments, call the job engine, and shape its answer into a reply;
+the rules live in `jobs/engine.py` and `jobs/model.py`. Writes reply through `durable()`, so
+the client hears back only once the change is as durable as `appendfsync` promises.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from jobcached.commands.args import Args, to_int
+from jobcached.commands.registry import BLOCKING, DENYOOM, FAST, READONLY, WRITE, command
+from jobcached.errors import CommandError, SyntaxErr
+from jobcached.jobs.engine import JobEngine, PushOptions
+from jobcached.jobs.model import TERMINAL, Job, RetryPolicy, State
+from jobcached.net.replies import OK, Deferred, Simple
+from jobcached.net.session import Session
+
+#: RETRIES above this is almost certainly a mistake (25 retries already span ~3 weeks).
+MAX_RETRIES = 1000
+#: JOB.FETCH COUNT and JOB.LIST COUNT upper bound: one reply stays a reasonable size.
+MAX_COUNT = 10_000
+
+
+def engine_of(s: Session) -> JobEngine:
+    engine = s.server.jobs
+    if engine is None:
+        raise CommandError("the job engine is not running")
+    return engine
+
+
+def text(raw: bytes) -> str:
+    return raw.decode("utf-8", "surrogateescape")
+
+
+def non_negative(raw: bytes, what: str) -> int:
+    value = to_int(raw)
+    if value < 0:
+        raise CommandError(f"{what} must not be negative")
+    return value
+
+
+def positive(raw: bytes, what: str) -> int:
+    value = to_int(raw)
+    if value <= 0:
+        raise CommandError(f"{what} must be positive")
+    return value
+
+
+def check_size(s: Session, data: bytes, what: str) -> None:
+    limit = s.server.config.job_max_payload
+    if len(data) > limit:
+        raise CommandError(f"{what} is {len(data)} bytes, more than job-max-payload ({limit})")
+
+
+def job_reply(job: Job, *, full: bool = False) -> dict[bytes, Any]:
+    """A job as a map (RESP2: flat pairs). FETCH gets what a worker needs; GET gets all."""
+    reply: dict[bytes, Any] = {
+        b"id": job.id.encode(), b"queue": job.queue.encode(), b"type": job.type.encode(),
+        b"payload": job.payload, b"attempt": job.attempt, b"priority": job.priority,
+    }
+    if not full:
+        reply[b"token"] = job.token.encode()
+        reply[b"deadline"] = job.deadline_ms
+        reply[b"meta"] = {k.encode(): v.encode() for k, v in job.meta.items()}
+        return reply
+    reply.update({
+        b"state": job.state.value.encode(), b"result": job.result,
+        b"retries": job.retry.retries, b"timeout": job.timeout_ms, b"run_at": job.run_at_ms,
+        b"created": job.created_ms, b"enqueued": job.enqueued_ms, b"started": job.started_ms,
+        b"finished": job.finished_ms, b"deadline": job.deadline_ms,
+        b"worker": job.worker.encode(), b"key": job.key.encode() if job.key else None,
+        b"reason": job.reason.encode(),
+        b"meta": {k.encode(): v.encode() for k, v in job.meta.items()},
+        b"errors": [{k.encode(): v.encode() if isinstance(v, str) else v
+                     for k, v in e.items()} for e in job.errors],
+    })
+    return reply
+
+
+@command("JOB.PUSH", arity=-3, flags=WRITE | DENYOOM | FAST, group="job")
+def job_push(s: Session, argv: list[bytes]) -> Any:
+    """JOB.PUSH queue payload [TYPE type] [PRIORITY priority] [DELAY ms | AT unix-ms]
+    [RETRIES retries] [BACKOFF base-ms [max-ms]] [TIMEOUT ms] [KEY idempotency-key]
+    [KEYTTL ms] [META field value [META field value ...]]
+
+    Create a job. It is queued at once, or pending until DELAY or AT. Higher PRIORITY runs
+    first, FIFO within a priority. RETRIES (default 25) failed attempts are retried: after
+    15 + n^4 + rand(0, 30(n+1)) seconds, or with BACKOFF after a random delay up to
+    min(max-ms, base-ms * 2^n). TIMEOUT is the lease a worker gets (default 60000 ms). A KEY
+    already used within KEYTTL (default 24 h, kept across restarts) returns the existing job's
+    id and creates nothing. META pairs (e.g. `traceparent`) are returned by JOB.FETCH.
+
+    Reply: the job id (26 characters, time-ordered), once the job is as durable as
+    `appendfsync` promises.
+    Errors: `NOTUNIQUE` when KEY was used with a different payload; `ERR` on a bad option.
+    """
+    engine = engine_of(s)
+    s.server.check_job_writes()
+    check_size(s, argv[2], "payload")
+    opts = PushOptions()
+    retries = None
+    backoff = None
+    args = Args(argv, 3)
+    while args:
+        option = args.next_upper()
+        if option == b"TYPE":
+            opts.type = text(args.next())
+        elif option == b"PRIORITY":
+            opts.priority = args.next_int()
+        elif option == b"DELAY" and opts.at_ms is None:
+            opts.delay_ms = non_negative(args.next(), "DELAY")
+        elif option == b"AT" and opts.delay_ms is None:
+            opts.at_ms = non_negative(args.next(), "AT")
+        elif option == b"RETRIES":
+            retries = non_negative(args.next(), "RETRIES")
+            if retries > MAX_RETRIES:
+                raise CommandError(f"RETRIES must be at most {MAX_RETRIES}")
+        elif option == b"BACKOFF":
+            base = positive(args.next(), "BACKOFF base")
+            cap = base * 2**20
+            if args and args.argv[args.pos].isdigit():
+                cap = positive(args.next(), "BACKOFF max")
+                if cap < base:
+                    raise CommandError("BACKOFF max must not be less than base")
+            backoff = (base, cap)
+        elif option == b"TIMEOUT":
+            opts.timeout_ms = positive(args.next(), "TIMEOUT")
+        elif option == b"KEY":
+            opts.key = text(args.next())
+        elif option == b"KEYTTL":
+            opts.key_ttl_ms = positive(args.next(), "KEYTTL")
+        elif option == b"META":
+            field_name = text(args.next())
+            opts.meta[field_name] = text(args.next())
+        else:
+            raise SyntaxErr()
+    opts.retry = RetryPolicy(retries if retries is not None else RetryPolicy().retries, backoff)
+    job_id, _ = engine.push(text(argv[1]), argv[2], opts)
+    return s.server.durable(job_id.encode())
+
+
+@command("JOB.FETCH", arity=-3, flags=WRITE | BLOCKING, group="job")
+def job_fetch(s: Session, argv: list[bytes]) -> Any:
+    """JOB.FETCH [COUNT count] [BLOCK ms] [LEASE ms] [WORKER worker-id] QUEUES queue
+    [queue ...]
+
+    Lease up to COUNT (default 1) jobs, taking the queues strictly in the order given. With
+    BLOCK, wait up to that long for a job (0 = forever); a push wakes the longest-waiting
+    fetcher at once. LEASE overrides the job's TIMEOUT for this attempt.
+
+    Reply: an array of job maps with id, queue, type, payload, attempt, priority, token,
+    deadline (unix ms) and meta, once the leases are durable; an empty array when nothing
+    came within BLOCK.
+    """
+    engine = engine_of(s)
+    s.server.check_job_writes()
+    count, block, lease, worker = 1, None, None, ""
+    args = Args(argv)
+    queues: list[str] = []
+    while args:
+        option = args.next_upper()
+        if option == b"COUNT":
+            count = positive(args.next(), "COUNT")
+            if count > MAX_COUNT:
+                raise CommandError(f"COUNT must be at most {MAX_COUNT}")
+        elif option == b"BLOCK":
+            block = non_negative(args.next(), "BLOCK")
+        elif option == b"LEASE":
+            lease = positive(args.next(), "LEASE")
+        elif option == b"WORKER":
+            worker = text(args.next())
+        elif option == b"QUEUES":
+            queues = [text(q) for q in args.rest()]
+        else:
+            raise SyntaxErr()
+    if not queues:
+        raise CommandError("JOB.FETCH needs QUEUES and at least one queue name")
+    worker = worker or s.name.decode("utf-8", "surrogateescape")
+    jobs = engine.fetch(queues, count, lease, worker)
+    if jobs or block is None:
+        return s.server.durable([job_reply(j) for j in jobs])
+    reply = Deferred(blocking=True)
+
+    def deliver(found: list[Job]) -> None:
+        # The leases were just logged: answer once they are durable, so that after a crash
+        # a job a worker holds is not handed to another before its lease runs out.
+        value = s.server.durable([job_reply(j) for j in found])
+        if isinstance(value, Deferred):
+            value.add_callback(lambda done: reply.resolve(done.value))
+        else:
+            reply.resolve(value)
+
+    waiter = engine.wait_for_jobs(queues, count, lease, worker, block, deliver)
+    reply.on_cancel = lambda: engine.cancel_wait(waiter)
+    return reply
+
+
+@command("JOB.ACK", arity=-3, flags=WRITE | FAST, group="job")
+def job_ack(s: Session, argv: list[bytes]) -> Any:
+    """JOB.ACK id token [RESULT result]
+
+    Complete a running job, optionally storing its result.
+
+    Reply: `OK`, once durable.
+    Errors: `STALE` when the token's lease expired and the job was handed out again (nothing
+    changes: a slow worker can never complete a job twice); `ERR job <id> is canceled`.
+    """
+    engine = engine_of(s)
+    s.server.check_job_writes()
+    result = None
+    args = Args(argv, 3)
+    while args:
+        if args.next_upper() != b"RESULT":
+            raise SyntaxErr()
+        result = args.next()
+        check_size(s, result, "result")
+    engine.ack(text(argv[1]), text(argv[2]), result)
+    return s.server.durable(OK)
+
+
+@command("JOB.FAIL", arity=-4, flags=WRITE | FAST, group="job")
+def job_fail(s: Session, argv: list[bytes]) -> Any:
+    """JOB.FAIL id token message [ERRTYPE type] [TRACE trace] [RETRYIN ms | NORETRY]
+
+    Report a failed attempt. The job is retried per its policy (RETRYIN sets the delay,
+    NORETRY sends it straight to the dead-letter queue) or, with no retries left, is dead.
+
+    Reply: the state the job moved to: `retrying` or `dead`.
+    Errors: `STALE` for a stale token, as JOB.ACK.
+    """
+    engine = engine_of(s)
+    s.server.check_job_writes()
+    errtype, trace, retry_in, noretry = "Error", "", None, False
+    args = Args(argv, 4)
+    while args:
+        option = args.next_upper()
+        if option == b"ERRTYPE":
+            errtype = text(args.next())
+        elif option == b"TRACE":
+            trace = text(args.next())
+        elif option == b"RETRYIN" and not noretry:
+            retry_in = non_negative(args.next(), "RETRYIN")
+        elif option == b"NORETRY" and retry_in is None:
+            noretry = True
+        else:
+            raise SyntaxErr()
+    state = engine.fail(text(argv[1]), text(argv[2]), text(argv[3]), errtype, trace,
+                        retry_in, noretry)
+    return s.server.durable(Simple(state.value.encode()))
+
+
+@command("JOB.BEAT", arity=-3, flags=WRITE | FAST, group="job")
+def job_beat(s: Session, argv: list[bytes]) -> Any:
+    """JOB.BEAT id token [EXTEND ms]
+
+    Heartbeat: extend the lease of a running job by EXTEND (default: its TIMEOUT) from now.
+
+    Reply: the new deadline (unix ms), or `canceled` if the job was canceled meanwhile (the
+    worker should stop).
+    Errors: `STALE` for a stale token.
+    """
+    engine = engine_of(s)
+    s.server.check_job_writes()
+    extend = None
+    args = Args(argv, 3)
+    while args:
+        if args.next_upper() != b"EXTEND":
+            raise SyntaxErr()
+        extend = positive(args.next(), "EXTEND")
+    deadline = engine.beat(text(argv[1]), text(argv[2]), extend)
+    return Simple(b"canceled") if deadline is None else s.server.durable(deadline)
+
+
+@command("JOB.CANCEL", arity=2, flags=WRITE | FAST, group="job")
+def job_cancel(s: Session, argv: list[bytes]) -> Any:
+    """JOB.CANCEL id
+
+    Cancel a job that has not finished. A running job's worker learns it from JOB.BEAT.
+
+    Reply: `OK`, once durable.
+    Errors: `ERR job <id> is <state>` for a finished job; `ERR no such job`.
+    """
+    engine = engine_of(s)
+    s.server.check_job_writes()
+    engine.cancel(text(argv[1]))
+    return s.server.durable(OK)
+
+
+@command("JOB.GET", arity=2, flags=READONLY | FAST, group="job")
+def job_get(s: Session, argv: list[bytes]) -> Any:
+    """JOB.GET id
+
+    Everything known about a job.
+
+    Reply: a map with id, queue, type, state, payload, result, attempt, priority, retries,
+    timeout, run_at, created, enqueued, started, finished, deadline, worker, key, reason, meta
+    and errors (each with type, message, trace, time, attempt); nil for an unknown id.
+    """
+    job = engine_of(s).get(text(argv[1]))
+    return None if job is None else job_reply(job, full=True)
+
+
+@command("JOB.WAIT", arity=-2, flags=READONLY | BLOCKING, group="job")
+def job_wait(s: Session, argv: list[bytes]) -> Any:
+    """JOB.WAIT id [TIMEOUT ms]
+
+    Block until the job is finished (succeeded, dead or canceled), up to TIMEOUT
+    (default: forever).
+
+    Reply: the job as JOB.GET shows it; nil on timeout.
+    Errors: `ERR no such job`.
+    """
+    engine = engine_of(s)
+    timeout = 0
+    args = Args(argv, 2)
+    while args:
+        if args.next_upper() != b"TIMEOUT":
+            raise SyntaxErr()
+        timeout = non_negative(args.next(), "TIMEOUT")
+    job = engine.get(text(argv[1]))
+    if job is None:
+        raise CommandError(f"no such job {text(argv[1])}")
+    if job.state in TERMINAL:
+        return job_reply(job, full=True)
+    reply = Deferred(blocking=True)
+    waiter = engine.wait_done(job.id, timeout, lambda done: reply.resolve(
+        None if done is None else job_reply(done, full=True)))
+    reply.on_cancel = lambda: engine.cancel_wait(waiter)
+    return reply
+
+
+@command("JOB.RETRY", arity=2, flags=WRITE | FAST, group="job")
+def job_retry(s: Session, argv: list[bytes]) -> Any:
+    """JOB.RETRY id
+
+    Run a finished job (succeeded, dead or canceled) again now.
+
+    Reply: `OK`, once durable.
+    Errors: `ERR job <id> is <state>` for a job that has not finished.
+    """
+    engine = engine_of(s)
+    s.server.check_job_writes()
+    engine.retry(text(argv[1]))
+    return s.server.durable(OK)
+
+
+@command("JOB.LIST", arity=-1, flags=READONLY, group="job")
+def job_list(s: Session, argv: list[bytes]) -> Any:
+    """JOB.LIST [QUEUE queue] [STATE state] [CURSOR cursor] [COUNT count]
+
+    Page through jobs in creation order, optionally only one queue or state. Like SCAN, a page
+    may hold fewer than COUNT (default 100) jobs; continue until the cursor is 0.
+
+    Reply: a two-element array: the next cursor, and an array of job maps as JOB.GET.
+    """
+    queue = state = None
+    cursor, count = "0", 100
+    args = Args(argv)
+    while args:
+        option = args.next_upper()
+        if option == b"QUEUE":
+            queue = text(args.next())
+        elif option == b"STATE":
+            raw = text(args.next()).lower()
+            try:
+                state = State(raw)
+            except ValueError:
+                raise CommandError(f"unknown job state '{raw}'") from None
+        elif option == b"CURSOR":
+            cursor = text(args.next())
+        elif option == b"COUNT":
+            count = min(positive(args.next(), "COUNT"), MAX_COUNT)
+        else:
+            raise SyntaxErr()
+    next_cursor, jobs = engine_of(s).list_jobs(queue, state, cursor, count)
+    return [next_cursor.encode(), [job_reply(j, full=True) for j in jobs]]

@@ -1,0 +1,154 @@
+"""Durability: from engine records to acknowledged replies.
+
+The job engine hands every record to `Durability.append` (its `propagate`). Records appended
+during one turn of the event loop form one batch; at the end of the turn the batch goes to the
+group-commit thread, which writes it with one `write` (and, under `appendfsync always`, one
+`fsync`). A command that changed something replies through `reply(value)`: a `Deferred` that
+resolves when the batch holding its records is as durable as the policy promises (written to
+the OS for `everysec` and `no`, so a killed process loses nothing acknowledged; synced for
+`always`). If the write or sync fails, every waiting reply becomes an error (never `+OK`), and
+job writes are refused until the operator fixes the disk and runs `CONFIG SET` or restarts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import msgpack
+
+from jobcached.errors import CommandError
+from jobcached.jobs.groupcommit import GroupCommitter
+from jobcached.jobs.wal import Wal
+from jobcached.net.replies import Deferred, ErrorReply
+
+log = logging.getLogger("jobcached.durability")
+
+#: Compact when the log holds this many times more records than the live state needs.
+COMPACT_GARBAGE_RATIO = 2
+#: ...but never for a log smaller than this many records (compaction has a fixed cost).
+COMPACT_MIN_RECORDS = 10_000
+
+
+class _Batch:
+    __slots__ = ("bodies", "done", "error", "waiters")
+
+    def __init__(self) -> None:
+        self.bodies: list[bytes] = []
+        self.waiters: list[tuple[Deferred, Any]] = []
+        self.done = False
+        self.error: Exception | None = None
+
+
+def encode_record(record: dict[str, Any]) -> bytes:
+    return msgpack.packb(record, use_bin_type=True)
+
+
+def decode_record(body: bytes) -> dict[str, Any]:
+    return msgpack.unpackb(body, raw=False)
+
+
+class Durability:
+    """See the module docstring. Lives on the event loop thread, except the committer."""
+
+    def __init__(self, wal: Wal, policy: str, loop: asyncio.AbstractEventLoop) -> None:
+        self.wal = wal
+        self.loop = loop
+        self.committer = GroupCommitter(wal, policy, loop.call_soon_threadsafe)
+        self.failure: Exception | None = None
+        self.records_in_log = 0
+        self._open = _Batch()
+        self._in_flight: _Batch | None = None
+        self._scheduled = False
+
+    # ---------------------------------------------------------------- engine side
+
+    def append(self, record: dict[str, Any]) -> None:
+        self._open.bodies.append(encode_record(record))
+        self.records_in_log += 1
+        if not self._scheduled:
+            self._scheduled = True
+            self.loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._scheduled = False
+        batch, self._open = self._open, _Batch()
+        if not batch.bodies:
+            self._complete(batch, None)
+            return
+        self._in_flight = batch
+        self.committer.submit(batch.bodies, lambda error: self._complete(batch, error))
+
+    def _complete(self, batch: _Batch, error: Exception | None) -> None:
+        batch.done = True
+        batch.error = error
+        if self._in_flight is batch:
+            self._in_flight = None
+        if error is not None and self.failure is None:
+            self.failure = error
+            log.error("WAL write failed: job writes are refused until it is fixed",
+                      extra={"error": str(error)})
+        for deferred, value in batch.waiters:
+            deferred.resolve(value if error is None else ErrorReply(self._failure_text(error)))
+
+    # ---------------------------------------------------------------- command side
+
+    def reply(self, value: Any) -> Any:
+        """`value`, once the records appended so far are durable (a Deferred until then)."""
+        batch = self._open if self._open.bodies else self._in_flight
+        if batch is None:
+            return value
+        deferred = Deferred()
+        batch.waiters.append((deferred, value))
+        return deferred
+
+    def check_writable(self) -> None:
+        if self.failure is not None:
+            raise CommandError(self._failure_text(self.failure)[4:])
+
+    @staticmethod
+    def _failure_text(error: Exception) -> str:
+        return f"ERR job writes are refused: the write-ahead log failed ({error})"
+
+    def reset_failure(self) -> None:
+        """The operator fixed the disk: accept job writes again."""
+        self.wal.reset_failure()
+        self.failure = None
+
+    # ---------------------------------------------------------------- maintenance
+
+    def should_compact(self, live_records: int) -> bool:
+        return (self.records_in_log >= COMPACT_MIN_RECORDS
+                and self.records_in_log > COMPACT_GARBAGE_RATIO * max(live_records, 1))
+
+    async def compact(self, snapshot: Callable[[], Iterable[dict[str, Any]]]) -> None:
+        """Rewrite the log as a snapshot of the live state.
+
+        The snapshot is taken in the same loop step as the last batch before it is submitted,
+        and the committer runs the compaction after that batch and before any later one, so
+        replay is snapshot + later records, with nothing applied twice.
+        """
+        if self._open.bodies:
+            self._flush()
+        bodies = [encode_record(r) for r in snapshot()]
+        finished: asyncio.Future[Exception | None] = self.loop.create_future()
+        self.committer.compact(bodies, finished.set_result)
+        error = await finished
+        if error is not None:
+            log.error("WAL compaction failed", extra={"error": str(error)})
+            return
+        self.records_in_log = len(bodies) + len(self._open.bodies)
+        log.info("WAL compacted", extra={"records": len(bodies)})
+
+    async def drain(self) -> None:
+        """Wait until everything appended so far has been written."""
+        if self._open.bodies:
+            self._flush()
+        while self._in_flight is not None:
+            await asyncio.sleep(0.001)
+
+    def close(self) -> None:
+        self.committer.close()
+        self.wal.close()

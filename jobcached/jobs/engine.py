@@ -1,0 +1,492 @@
+"""The job engine: push, fetch, ack, fail, beat, cancel, retry — driven by calls and a clock.
+
+Theory of operation
+-------------------
+Every change is made in two steps. A public method validates the request against the current
+state (raising `CommandError` subclasses, changing nothing), takes every decision that involves
+time or chance (ids, lease tokens, deadlines, backoff jitter) and writes them into a *record*, a
+plain dict with absolute times. `_commit(record)` then applies the record with `_apply` and hands
+it to `propagate` (the write-ahead log, and later replication). Crash recovery calls `replay`,
+which runs the very same `_apply` on the records read back from the log, so replay reproduces
+the state by construction, and a record never depends on when it is replayed.
+
+Time-driven work (a delay or backoff ending, a lease expiring, a blocked fetch or wait timing
+out) sits in a hierarchical timer wheel; `tick(now_ms)` fires what is due and returns nothing
+but records and deliveries. Blocked clients are plain callbacks (`deliver`), so the engine needs
+no event loop: the command layer turns them into replies.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from sortedcontainers import SortedDict
+
+from jobcached.clock import Clock
+from jobcached.errors import CommandError, NotUniqueError, StaleLeaseError
+from jobcached.jobs.model import (
+    DEFAULT_KEY_TTL_MS,
+    TERMINAL,
+    Event,
+    IdGenerator,
+    Job,
+    RetryPolicy,
+    State,
+    clip_text,
+    next_state,
+)
+from jobcached.jobs.ready import ReadyQueue
+from jobcached.jobs.timerwheel import TimerWheel
+
+Record = dict[str, Any]
+
+#: JOB.LIST looks at no more than this many jobs per call times COUNT (bounded work, like SCAN).
+LIST_SCAN_FACTOR = 10
+
+
+@dataclass(eq=False, slots=True)
+class FetchWaiter:
+    """A JOB.FETCH ... BLOCK waiting for work."""
+
+    queues: list[str]
+    count: int
+    lease_ms: int | None
+    worker: str
+    deliver: Callable[[list[Job]], None]
+    active: bool = True
+    timer: Any = None
+
+
+@dataclass(eq=False, slots=True)
+class DoneWaiter:
+    """A JOB.WAIT waiting for a job to finish."""
+
+    job_id: str
+    deliver: Callable[[Job | None], None]
+    active: bool = True
+    timer: Any = None
+
+
+@dataclass(slots=True)
+class PushOptions:
+    """The optional parts of JOB.PUSH."""
+
+    type: str | None = None
+    priority: int = 0
+    delay_ms: int | None = None
+    at_ms: int | None = None
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    timeout_ms: int | None = None
+    key: str | None = None
+    key_ttl_ms: int = DEFAULT_KEY_TTL_MS
+    meta: dict[str, str] = field(default_factory=dict)
+
+
+class JobEngine:
+    """All jobs and queues; see the module docstring."""
+
+    def __init__(self, clock: Clock, *, rng: random.Random | None = None,
+                 propagate: Callable[[Record], None] | None = None,
+                 default_lease_ms: int = 60_000, tick_ms: int = 10) -> None:
+        self.clock = clock
+        self.rng = rng or random.Random()
+        self.propagate = propagate or (lambda record: None)
+        self.default_lease_ms = default_lease_ms
+        self.ids = IdGenerator(self.rng)
+        self.jobs: SortedDict = SortedDict()  # id -> Job, in id (= creation) order
+        self.queues: dict[str, ReadyQueue] = {}
+        self.keys: dict[str, str] = {}  # idempotency key -> job id
+        self.timers: TimerWheel[tuple[str, Any]] = TimerWheel(start_ms=clock.now_ms(),
+                                                              tick_ms=tick_ms)
+        self._seq = 0
+        self._fetch_waiters: dict[str, deque[FetchWaiter]] = {}
+        self._done_waiters: dict[str, list[DoneWaiter]] = {}
+
+    # ------------------------------------------------------------------ records
+
+    def _commit(self, record: Record) -> None:
+        self._apply(record)
+        self.propagate(record)
+
+    def replay(self, records: Iterable[Record]) -> int:
+        """Rebuild state from logged records (crash recovery); returns how many were applied."""
+        count = 0
+        for record in records:
+            self._apply(record)
+            count += 1
+        return count
+
+    def snapshot(self) -> Iterator[Record]:
+        """Records that rebuild the current state from nothing (for WAL compaction)."""
+        for job in self.jobs.values():
+            yield {"op": "put", "job": job.to_record()}
+        for queue in self.queues.values():
+            if queue.paused:
+                yield {"op": "pause", "queue": queue.name}
+
+    def _apply(self, r: Record) -> None:
+        op = r["op"]
+        if op == "put":
+            self._apply_put(Job.from_record(r["job"]))
+            return
+        if op in ("pause", "resume"):
+            self._queue(r["queue"]).paused = op == "pause"
+            return
+        if op == "delete":
+            for job_id in r["ids"]:
+                self._forget(self.jobs[job_id])
+            return
+        job = self.jobs[r["id"]]
+        if op == "due":
+            self._move(job, Event.DUE, r["now"])
+        elif op == "lease":
+            self._move(job, Event.LEASE, r["now"])
+            job.attempt += 1
+            job.started_ms = r["now"]
+            job.token = r["token"]
+            job.deadline_ms = r["deadline"]
+            job.worker = r["worker"]
+            job.timer = self.timers.schedule(job.deadline_ms, ("lease", job))
+        elif op == "beat":
+            self._move(job, Event.BEAT, r["now"])
+            job.deadline_ms = r["deadline"]
+            job.timer = self.timers.schedule(job.deadline_ms, ("lease", job))
+        elif op == "ack":
+            self._move(job, Event.ACK, r["now"])
+            job.result = r["result"]
+            self._queue(job.queue).processed += 1
+        elif op == "fail":
+            job.add_error(r["error"])
+            self._queue(job.queue).failed += 1
+            if r["retry_at"] is None:
+                self._move(job, Event.FAIL_DEAD, r["now"])
+            else:
+                self._move(job, Event.FAIL_RETRY, r["now"])
+                job.run_at_ms = r["retry_at"]
+                job.timer = self.timers.schedule(job.run_at_ms, ("due", job))
+        elif op == "cancel":
+            self._move(job, Event.CANCEL, r["now"])
+            job.reason = r["reason"]
+        elif op == "retry":
+            self._move(job, Event.RETRY, r["now"])
+            job.result = None
+            job.finished_ms = 0
+            job.reason = ""
+        else:
+            raise ValueError(f"unknown job record op {op!r}")
+
+    def _apply_put(self, job: Job) -> None:
+        old = self.jobs.get(job.id)
+        if old is not None:
+            self._forget(old)
+        self.jobs[job.id] = job
+        self._queue(job.queue).counts[job.state] += 1
+        if job.key:
+            self.keys[job.key] = job.id
+        if job.state is State.QUEUED:
+            self._file_ready(job)
+        elif job.state in (State.PENDING, State.RETRYING):
+            job.timer = self.timers.schedule(job.run_at_ms, ("due", job))
+        elif job.state is State.RUNNING:
+            job.timer = self.timers.schedule(job.deadline_ms, ("lease", job))
+
+    def _move(self, job: Job, event: Event, now_ms: int) -> None:
+        """The one place a job changes state (after model.next_state allowed it)."""
+        new = next_state(job, event)
+        old = job.state
+        if job.timer is not None:
+            self.timers.cancel(job.timer)
+            job.timer = None
+        counts = self._queue(job.queue).counts
+        counts[old] -= 1
+        counts[new] += 1
+        job.state = new
+        if old is State.RUNNING and new is not State.RUNNING:
+            job.token = ""
+            job.deadline_ms = 0
+        if new is State.QUEUED:
+            job.enqueued_ms = now_ms
+            self._file_ready(job)
+        if new in TERMINAL:
+            job.finished_ms = now_ms
+
+    def _file_ready(self, job: Job) -> None:
+        self._seq += 1
+        self._queue(job.queue).push(job, self._seq)
+
+    def _forget(self, job: Job) -> None:
+        if job.timer is not None:
+            self.timers.cancel(job.timer)
+        self._queue(job.queue).counts[job.state] -= 1
+        job.state = State.CANCELED  # any stale ready entry is now skipped
+        del self.jobs[job.id]
+        if job.key and self.keys.get(job.key) == job.id:
+            del self.keys[job.key]
+
+    def _queue(self, name: str) -> ReadyQueue:
+        queue = self.queues.get(name)
+        if queue is None:
+            queue = self.queues[name] = ReadyQueue(name)
+        return queue
+
+    # ------------------------------------------------------------------ producers
+
+    def push(self, queue: str, payload: bytes, opts: PushOptions | None = None) -> tuple[str, bool]:
+        """Create a job; returns (id, created). An idempotency key seen before returns the
+        existing id and creates nothing (NotUniqueError if the payload differs)."""
+        opts = opts or PushOptions()
+        now = self.clock.now_ms()
+        if opts.key is not None:
+            existing_id = self.keys.get(opts.key)
+            existing = self.jobs.get(existing_id) if existing_id else None
+            if existing is not None and existing.key_expires_ms > now:
+                if existing.payload != payload or existing.queue != queue:
+                    raise NotUniqueError(f"idempotency key '{opts.key}' was used for job "
+                                         f"{existing.id} with a different payload")
+                return existing.id, False
+        run_at = opts.at_ms if opts.at_ms is not None else now + (opts.delay_ms or 0)
+        job = Job(
+            id=self.ids.new(now), queue=queue, type=opts.type or queue, payload=payload,
+            state=State.PENDING if run_at > now else State.QUEUED, priority=opts.priority,
+            retry=opts.retry, timeout_ms=opts.timeout_ms or self.default_lease_ms,
+            run_at_ms=run_at, created_ms=now, enqueued_ms=now if run_at <= now else 0,
+            key=opts.key, key_expires_ms=now + opts.key_ttl_ms if opts.key else 0,
+            meta=dict(opts.meta),
+        )
+        self._commit({"op": "put", "job": job.to_record()})
+        self._serve_waiters(queue)
+        return job.id, True
+
+    # ------------------------------------------------------------------ workers
+
+    def fetch(self, queues: list[str], count: int = 1, lease_ms: int | None = None,
+              worker: str = "") -> list[Job]:
+        """Lease up to `count` ready jobs, taking the queues strictly in the order given."""
+        jobs: list[Job] = []
+        for name in queues:
+            queue = self.queues.get(name)
+            if queue is None or queue.paused:
+                continue
+            while len(jobs) < count:
+                job = queue.pop()
+                if job is None:
+                    break
+                self._lease(job, lease_ms, worker)
+                jobs.append(job)
+            if len(jobs) >= count:
+                break
+        return jobs
+
+    def _lease(self, job: Job, lease_ms: int | None, worker: str) -> None:
+        now = self.clock.now_ms()
+        self._commit({"op": "lease", "id": job.id, "now": now, "worker": worker,
+                      "token": f"{self.rng.getrandbits(64):016x}",
+                      "deadline": now + (lease_ms or job.timeout_ms)})
+
+    def wait_for_jobs(self, queues: list[str], count: int, lease_ms: int | None, worker: str,
+                      block_ms: int, deliver: Callable[[list[Job]], None]) -> FetchWaiter:
+        """Register a blocked fetch (after `fetch` found nothing); `deliver` gets the jobs, or
+        [] on timeout. Blocked fetches are served first come, first served."""
+        waiter = FetchWaiter(queues, count, lease_ms, worker, deliver)
+        for name in queues:
+            self._fetch_waiters.setdefault(name, deque()).append(waiter)
+        if block_ms > 0:
+            waiter.timer = self.timers.schedule(self.clock.now_ms() + block_ms,
+                                                ("fetch-timeout", waiter))
+        return waiter
+
+    def cancel_wait(self, waiter: FetchWaiter | DoneWaiter) -> None:
+        """Forget a blocked fetch or wait (its client went away)."""
+        waiter.active = False
+        if waiter.timer is not None:
+            self.timers.cancel(waiter.timer)
+
+    def _serve_waiters(self, queue_name: str) -> None:
+        waiters = self._fetch_waiters.get(queue_name)
+        while waiters:
+            waiter = waiters[0]
+            if not waiter.active:
+                waiters.popleft()
+                continue
+            jobs = self.fetch([queue_name], waiter.count, waiter.lease_ms, waiter.worker)
+            if not jobs:
+                return
+            waiters.popleft()
+            self.cancel_wait(waiter)
+            waiter.deliver(jobs)
+        if waiters is not None and not waiters:
+            del self._fetch_waiters[queue_name]
+
+    def _running(self, job_id: str, token: str) -> Job:
+        """The running job a worker holds, or the error that says why it doesn't."""
+        job = self.jobs.get(job_id)
+        if job is None:
+            raise CommandError(f"no such job {job_id}")
+        if job.state is not State.RUNNING:
+            if job.state is State.CANCELED:
+                raise CommandError(f"job {job_id} is canceled")
+            raise StaleLeaseError(f"lease {token} of job {job_id} is no longer valid "
+                                  f"(job is {job.state.value})")
+        if job.token != token:
+            raise StaleLeaseError(f"lease {token} of job {job_id} is no longer valid "
+                                  f"(it was handed out again)")
+        return job
+
+    def ack(self, job_id: str, token: str, result: bytes | None = None) -> None:
+        self._running(job_id, token)
+        self._commit({"op": "ack", "id": job_id, "now": self.clock.now_ms(), "result": result})
+        self._finished(job_id)
+
+    def fail(self, job_id: str, token: str, message: str, errtype: str = "Error",
+             trace: str = "", retry_in_ms: int | None = None, noretry: bool = False) -> State:
+        """Record a failed attempt; returns the state the job moved to (retrying or dead)."""
+        job = self._running(job_id, token)
+        self._fail(job, errtype, message, trace, retry_in_ms, noretry)
+        return self.jobs[job_id].state
+
+    def _fail(self, job: Job, errtype: str, message: str, trace: str,
+              retry_in_ms: int | None, noretry: bool) -> None:
+        now = self.clock.now_ms()
+        retry_at = None
+        if not noretry and job.retries_done < job.retry.retries:
+            delay = retry_in_ms if retry_in_ms is not None else job.retry.delay_ms(
+                job.retries_done, self.rng)
+            retry_at = now + delay
+        error = {"type": errtype, "message": clip_text(message), "trace": clip_text(trace),
+                 "time": now, "attempt": job.attempt}
+        self._commit({"op": "fail", "id": job.id, "now": now, "error": error,
+                      "retry_at": retry_at})
+        if retry_at is None:
+            self._finished(job.id)
+
+    def beat(self, job_id: str, token: str, extend_ms: int | None = None) -> int | None:
+        """Extend a lease; the new deadline, or None if the job was canceled meanwhile."""
+        job = self.jobs.get(job_id)
+        if job is not None and job.state is State.CANCELED:
+            return None
+        job = self._running(job_id, token)
+        now = self.clock.now_ms()
+        deadline = now + (extend_ms or job.timeout_ms)
+        self._commit({"op": "beat", "id": job_id, "now": now, "deadline": deadline})
+        return deadline
+
+    # ------------------------------------------------------------------ control
+
+    def get(self, job_id: str) -> Job | None:
+        return self.jobs.get(job_id)
+
+    def cancel(self, job_id: str, reason: str = "canceled") -> None:
+        job = self._known(job_id)
+        next_state(job, Event.CANCEL)  # raises if not allowed
+        self._commit({"op": "cancel", "id": job_id, "now": self.clock.now_ms(),
+                      "reason": reason})
+        self._finished(job_id)
+
+    def retry(self, job_id: str) -> None:
+        """Run a finished job (succeeded, dead or canceled) again, now."""
+        job = self._known(job_id)
+        next_state(job, Event.RETRY)
+        self._commit({"op": "retry", "id": job_id, "now": self.clock.now_ms()})
+        self._serve_waiters(job.queue)
+
+    def _known(self, job_id: str) -> Job:
+        job = self.jobs.get(job_id)
+        if job is None:
+            raise CommandError(f"no such job {job_id}")
+        return job
+
+    def wait_done(self, job_id: str, timeout_ms: int,
+                  deliver: Callable[[Job | None], None]) -> DoneWaiter:
+        """Call `deliver(job)` when the job finishes, or `deliver(None)` after timeout_ms
+        (0 = no timeout). The caller checks first whether it already finished."""
+        waiter = DoneWaiter(job_id, deliver)
+        self._done_waiters.setdefault(job_id, []).append(waiter)
+        if timeout_ms > 0:
+            waiter.timer = self.timers.schedule(self.clock.now_ms() + timeout_ms,
+                                                ("wait-timeout", waiter))
+        return waiter
+
+    def _finished(self, job_id: str) -> None:
+        job = self.jobs[job_id]
+        for waiter in self._done_waiters.pop(job_id, []):
+            if waiter.active:
+                self.cancel_wait(waiter)
+                waiter.deliver(job)
+
+    def list_jobs(self, queue: str | None = None, state: State | None = None,
+                  cursor: str = "0", count: int = 100) -> tuple[str, list[Job]]:
+        """A page of jobs in id order; returns (next cursor, jobs), cursor "0" at the end."""
+        start = 0 if cursor == "0" else self.jobs.bisect_right(cursor)
+        keys = self.jobs.keys()
+        found: list[Job] = []
+        index = start
+        budget = count * LIST_SCAN_FACTOR
+        while index < len(keys) and len(found) < count and budget > 0:
+            job = self.jobs[keys[index]]
+            if (queue is None or job.queue == queue) and (state is None or job.state is state):
+                found.append(job)
+            index += 1
+            budget -= 1
+        next_cursor = keys[index - 1] if index < len(keys) else "0"
+        return next_cursor, found
+
+    # ------------------------------------------------------------------ queues and DLQ
+
+    def set_paused(self, queue: str, paused: bool) -> None:
+        if self._queue(queue).paused != paused:
+            self._commit({"op": "pause" if paused else "resume", "queue": queue})
+        if not paused:
+            self._serve_waiters(queue)
+
+    def purge(self, queue: str) -> int:
+        """Delete the jobs of a queue that are waiting to run (pending, queued, retrying)."""
+        ids = [j.id for j in self.jobs.values() if j.queue == queue
+               and j.state in (State.PENDING, State.QUEUED, State.RETRYING)]
+        if ids:
+            self._commit({"op": "delete", "ids": ids})
+        return len(ids)
+
+    def dead_jobs(self, queue: str | None = None) -> list[Job]:
+        return [j for j in self.jobs.values()
+                if j.state is State.DEAD and (queue is None or j.queue == queue)]
+
+    def dlq_purge(self, queue: str | None = None, older_ms: int | None = None) -> int:
+        cutoff = self.clock.now_ms() - older_ms if older_ms is not None else None
+        ids = [j.id for j in self.dead_jobs(queue) if cutoff is None or j.finished_ms <= cutoff]
+        if ids:
+            self._commit({"op": "delete", "ids": ids})
+        return len(ids)
+
+    # ------------------------------------------------------------------ time
+
+    def tick(self, now_ms: int | None = None) -> None:
+        """Fire everything due by now: delays and backoffs end, leases expire, waits time out."""
+        now = self.clock.now_ms() if now_ms is None else now_ms
+        for kind, target in self.timers.advance(now):
+            if kind == "due":
+                job: Job = target
+                if job.state in (State.PENDING, State.RETRYING) and job.id in self.jobs:
+                    job.timer = None
+                    self._commit({"op": "due", "id": job.id, "now": now})
+                    self._serve_waiters(job.queue)
+            elif kind == "lease":
+                job = target
+                if job.state is State.RUNNING and job.id in self.jobs:
+                    job.timer = None
+                    self._fail(job, "LeaseExpired",
+                               f"lease expired at {job.deadline_ms} without ack or heartbeat",
+                               "", None, False)
+            elif kind == "fetch-timeout":
+                if target.active:
+                    target.active = False
+                    target.deliver([])
+            elif kind == "wait-timeout" and target.active:
+                target.active = False
+                target.deliver(None)
+
+    def next_deadline(self) -> int | None:
+        return self.timers.next_deadline()

@@ -1,0 +1,224 @@
+"""The job model: what a job is, which states follow which, and how retries are spaced.
+
+Rule 1 (h11's rule for its state machine): everything that decides whether a job may move from
+one state to another lives in `TRANSITIONS`, in this file. The engine asks `next_state(job,
+event)` and gets either the new state or a `JobStateError` that becomes `-ERR job <id> is
+<state>`; it never compares states by hand.
+
+    push ─┬─> pending ──due──> queued ──lease──> running ──ack──> succeeded
+          └─> queued               ^                │ ├──fail/expire (retries left)──> retrying
+                                   └─────due────────┼─┘                                  │
+                                                    └──fail/expire (none left)──> dead    │
+    cancel: pending, queued, running, retrying ──> canceled          retrying ──due──> queued
+    retry:  succeeded, dead, canceled ──> queued
+"""
+
+from __future__ import annotations
+
+import enum
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+from jobcached.errors import CommandError
+
+#: Jobs leased without a TIMEOUT get this lease (Faktory's reserve_for default is 30 min; a
+#: shorter default notices dead workers sooner, and workers heartbeat anyway).
+DEFAULT_LEASE_MS = 60_000
+#: RETRIES default, as Sidekiq and Faktory.
+DEFAULT_RETRIES = 25
+#: How long an idempotency key is remembered by default.
+DEFAULT_KEY_TTL_MS = 24 * 3600 * 1000
+#: Errors kept per job: the newest ones; older ones are dropped (bounded history).
+MAX_ERRORS_PER_JOB = 10
+#: Longest error message and trace kept, in bytes; longer ones are cut with a marker.
+MAX_ERROR_TEXT_BYTES = 16 * 1024
+
+
+class State(enum.StrEnum):
+    PENDING = "pending"
+    QUEUED = "queued"
+    RUNNING = "running"
+    RETRYING = "retrying"
+    SUCCEEDED = "succeeded"
+    DEAD = "dead"
+    CANCELED = "canceled"
+
+
+TERMINAL = frozenset({State.SUCCEEDED, State.DEAD, State.CANCELED})
+
+
+class Event(enum.StrEnum):
+    DUE = "due"  # a delay, a backoff or a dependency wait is over
+    LEASE = "lease"  # a worker fetched it
+    ACK = "ack"
+    BEAT = "beat"
+    FAIL_RETRY = "fail-retry"  # failed (or lease expired) with retries left
+    FAIL_DEAD = "fail-dead"  # failed with no retries left, or NORETRY
+    CANCEL = "cancel"
+    RETRY = "retry"  # JOB.RETRY / DLQ.REQUEUE: run a finished job again
+
+
+#: event -> {state the job is in: state it moves to}. The only place that decides this.
+TRANSITIONS: dict[Event, dict[State, State]] = {
+    Event.DUE: {State.PENDING: State.QUEUED, State.RETRYING: State.QUEUED},
+    Event.LEASE: {State.QUEUED: State.RUNNING},
+    Event.ACK: {State.RUNNING: State.SUCCEEDED},
+    Event.BEAT: {State.RUNNING: State.RUNNING},
+    Event.FAIL_RETRY: {State.RUNNING: State.RETRYING},
+    Event.FAIL_DEAD: {State.RUNNING: State.DEAD},
+    Event.CANCEL: {State.PENDING: State.CANCELED, State.QUEUED: State.CANCELED,
+                   State.RUNNING: State.CANCELED, State.RETRYING: State.CANCELED},
+    Event.RETRY: {State.SUCCEEDED: State.QUEUED, State.DEAD: State.QUEUED,
+                  State.CANCELED: State.QUEUED},
+}
+
+
+class JobStateError(CommandError):
+    """The operation is not allowed in the job's current state; nothing changed."""
+
+    def __init__(self, job_id: str, state: State) -> None:
+        super().__init__(f"job {job_id} is {state.value}")
+
+
+def next_state(job: Job, event: Event) -> State:
+    """The state `event` moves `job` to, or JobStateError."""
+    target = TRANSITIONS[event].get(job.state)
+    if target is None:
+        raise JobStateError(job.id, job.state)
+    return target
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How many times a job is retried and how long to wait before each retry.
+
+    Without `backoff_ms`: Sidekiq and Faktory's curve, `15 + n^4 + rand(0, 30*(n+1))` seconds
+    before retry n (n = 0 for the first retry). With `backoff_ms=(base, cap)`: `base * 2^n`
+    capped at `cap`, with full jitter (a uniform draw between 0 and that), which spreads a
+    thundering herd of failures best (AWS architecture blog, "Exponential Backoff And Jitter").
+    The random source is passed in, so tests and replays are deterministic.
+    """
+
+    retries: int = DEFAULT_RETRIES
+    backoff_ms: tuple[int, int] | None = None
+
+    def delay_ms(self, retry_number: int, rng: random.Random) -> int:
+        n = retry_number
+        if self.backoff_ms is None:
+            return (15 + n**4 + rng.randint(0, 30 * (n + 1))) * 1000
+        base, cap = self.backoff_ms
+        ceiling = min(cap, base * 2 ** min(n, 62))
+        return rng.randint(0, ceiling)
+
+    def __repr__(self) -> str:
+        shape = "sidekiq" if self.backoff_ms is None else f"base={self.backoff_ms[0]}ms " \
+                                                         f"cap={self.backoff_ms[1]}ms"
+        return f"RetryPolicy(retries={self.retries}, {shape})"
+
+
+@dataclass(slots=True, eq=False)
+class Job:
+    """One job. Times are unix milliseconds; 0 means 'not yet'."""
+
+    id: str
+    queue: str
+    type: str
+    payload: bytes
+    state: State
+    priority: int = 0
+    attempt: int = 0  # how many times it has been leased
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    timeout_ms: int = DEFAULT_LEASE_MS
+    run_at_ms: int = 0
+    created_ms: int = 0
+    enqueued_ms: int = 0  # when it last became queued (queue lag, wait-time metrics)
+    started_ms: int = 0
+    finished_ms: int = 0
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    result: bytes | None = None
+    key: str | None = None
+    key_expires_ms: int = 0
+    meta: dict[str, str] = field(default_factory=dict)
+    token: str = ""
+    deadline_ms: int = 0
+    worker: str = ""
+    reason: str = ""  # why it was canceled, if it was
+    # not persisted: where the engine filed it
+    ready_seq: int = field(default=0, repr=False)
+    timer: Any = field(default=None, repr=False)
+
+    @property
+    def retries_done(self) -> int:
+        return max(0, self.attempt - 1)
+
+    def add_error(self, error: dict[str, Any]) -> None:
+        self.errors.append(error)
+        del self.errors[:-MAX_ERRORS_PER_JOB]
+
+    def to_record(self) -> dict[str, Any]:
+        """Everything durable about the job, as a msgpack-friendly dict."""
+        return {
+            "id": self.id, "queue": self.queue, "type": self.type, "payload": self.payload,
+            "state": self.state.value, "priority": self.priority, "attempt": self.attempt,
+            "retries": self.retry.retries,
+            "backoff": list(self.retry.backoff_ms) if self.retry.backoff_ms else None,
+            "timeout": self.timeout_ms, "run_at": self.run_at_ms, "created": self.created_ms,
+            "enqueued": self.enqueued_ms, "started": self.started_ms,
+            "finished": self.finished_ms, "errors": self.errors, "result": self.result,
+            "key": self.key, "key_expires": self.key_expires_ms, "meta": self.meta,
+            "token": self.token, "deadline": self.deadline_ms, "worker": self.worker,
+            "reason": self.reason,
+        }
+
+    @classmethod
+    def from_record(cls, r: dict[str, Any]) -> Job:
+        backoff = r["backoff"]
+        return cls(
+            id=r["id"], queue=r["queue"], type=r["type"], payload=r["payload"],
+            state=State(r["state"]), priority=r["priority"], attempt=r["attempt"],
+            retry=RetryPolicy(r["retries"], (backoff[0], backoff[1]) if backoff else None),
+            timeout_ms=r["timeout"], run_at_ms=r["run_at"], created_ms=r["created"],
+            enqueued_ms=r["enqueued"], started_ms=r["started"], finished_ms=r["finished"],
+            errors=list(r["errors"]), result=r["result"], key=r["key"],
+            key_expires_ms=r["key_expires"], meta=dict(r["meta"]), token=r["token"],
+            deadline_ms=r["deadline"], worker=r["worker"], reason=r["reason"],
+        )
+
+
+def clip_text(text: str, limit: int = MAX_ERROR_TEXT_BYTES) -> str:
+    """Bound an error message or trace, saying that it was cut."""
+    raw = text.encode("utf-8", "surrogateescape")
+    if len(raw) <= limit:
+        return text
+    return raw[:limit].decode("utf-8", "ignore") + f"... [{len(raw) - limit} bytes cut]"
+
+
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+class IdGenerator:
+    """ULIDs: 48-bit millisecond time + 80 random bits, Crockford base32, 26 characters.
+
+    Sortable by creation time, URL-safe, and monotonic within one millisecond (the random part
+    is incremented, as the ULID spec's monotonic factory does), so ids also order JOB.LIST.
+    """
+
+    def __init__(self, rng: random.Random) -> None:
+        self._rng = rng
+        self._last_ms = -1
+        self._last_rand = 0
+
+    def new(self, now_ms: int) -> str:
+        if now_ms <= self._last_ms:
+            now_ms = self._last_ms
+            self._last_rand += 1
+        else:
+            self._last_ms = now_ms
+            self._last_rand = self._rng.getrandbits(79)  # headroom so increments never wrap
+        value = (now_ms << 80) | self._last_rand
+        chars = []
+        for _ in range(26):
+            chars.append(_CROCKFORD[value & 31])
+            value >>= 5
+        return "".join(reversed(chars))

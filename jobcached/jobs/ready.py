@@ -1,0 +1,60 @@
+"""Per-queue ready lists: highest priority first, FIFO within a priority.
+
+Each priority level is a deque; the levels present are kept sorted. Removing a job that was
+canceled or purged while queued is lazy: its entry stays in the deque and is skipped when it
+reaches the front, because the job's `ready_seq` no longer matches or it is no longer queued.
+So push, pop and cancel are all O(1) amortized (plus a bisect when a new level appears).
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import deque
+from dataclasses import dataclass, field
+
+from jobcached.jobs.model import Job, State
+
+
+@dataclass(slots=True)
+class ReadyQueue:
+    """The queued jobs of one queue, plus what QUEUE.STATS reports about it."""
+
+    name: str
+    paused: bool = False
+    processed: int = 0  # acked
+    failed: int = 0  # failed attempts, lease expiries included
+    counts: dict[State, int] = field(default_factory=lambda: dict.fromkeys(State, 0))
+    _levels: dict[int, deque[tuple[int, Job]]] = field(default_factory=dict)
+    _order: list[int] = field(default_factory=list)  # negated priorities, ascending
+
+    def push(self, job: Job, seq: int) -> None:
+        job.ready_seq = seq
+        level = self._levels.get(job.priority)
+        if level is None:
+            level = self._levels[job.priority] = deque()
+            bisect.insort(self._order, -job.priority)
+        level.append((seq, job))
+
+    def pop(self) -> Job | None:
+        """The next job to run, or None; stale entries are dropped on the way."""
+        while self._order:
+            priority = -self._order[0]
+            level = self._levels[priority]
+            while level:
+                seq, job = level.popleft()
+                if job.state is State.QUEUED and job.ready_seq == seq:
+                    return job
+            del self._levels[priority]
+            self._order.pop(0)
+        return None
+
+    def oldest(self) -> Job | None:
+        """The queued job that has waited longest (for queue lag), without removing it."""
+        best: Job | None = None
+        for level in self._levels.values():
+            for seq, job in level:
+                if job.state is State.QUEUED and job.ready_seq == seq:
+                    if best is None or job.enqueued_ms < best.enqueued_ms:
+                        best = job
+                    break
+        return best
