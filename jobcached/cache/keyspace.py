@@ -1,0 +1,399 @@
+"""The keyspace: hash slots mapped onto shards, and every key-level operation of the cache.
+
+Keys map to one of 16384 slots exactly as Redis Cluster does (CRC16-XMODEM of the key, or of its
+`{hash tag}`), so slots can later be the unit of placement across nodes; here slot -> shard is a
+fixed table. Command handlers call this class and nothing below it.
+
+Hot path: GET is one CRC (C, via binascii.crc_hqx, which *is* CRC16-XMODEM), one tuple index, one
+dict lookup, an expiry test and an access-time store. The LRU clock is cached (`update_clock()`,
+called by `ensure_memory()`, the expiry cycle and the server loop) instead of read per access, as
+Redis caches `server.lruclock`; the wall clock is read only for keys that have a TTL.
+
+Contract for handlers that mutate a container in place (HSET, SADD, LPUSH, ZADD ...): take it with
+`get_hash(key, create=True)` (etc.), mutate it, then call `notify_modified(key, payload_delta)`
+where the delta is the sum of `memory.item_size()` of the byte strings added minus those removed.
+That call keeps used_memory right and deletes the key if the container became empty. Strings are
+replaced whole with `set(key, value, keepttl=True)` (APPEND, INCR, SETRANGE keep the TTL).
+"""
+
+from __future__ import annotations
+
+from binascii import crc_hqx  # CRC16-XMODEM, see slots.py
+from collections import deque
+from collections.abc import Callable
+from random import Random
+from typing import Any
+
+from jobcached.cache import expiry, iteration
+from jobcached.cache.eviction import LFU_INIT_VAL, MS_PER_MINUTE, Evictor, lfu_touch, policy_is_lfu
+from jobcached.cache.memory import (
+    KEY_OVERHEAD_BYTES,
+    VOLATILE_OVERHEAD_BYTES,
+    item_size,
+    struct_size,
+    value_size,
+)
+from jobcached.cache.shard import CacheStats, Entry, Shard
+from jobcached.cache.slots import SLOT_MASK, SLOTS, key_slot
+from jobcached.cache.zset import ZSet
+from jobcached.clock import Clock
+from jobcached.errors import CommandError, NoSuchKeyError, WrongTypeError
+
+DEFAULT_SHARDS = 16  # enough to keep each dict resize and each expiry step small
+OPEN_BRACE = 0x7B  # `{`: keys without it skip the hash-tag search
+_new_entry = object.__new__
+
+# Called as (key, "expired" | "evicted") when the engine itself drops a key, so the command layer
+# can propagate a DEL, fire keyspace notifications and invalidate WATCH.
+RemovalListener = Callable[[bytes, str], None]
+Hash = dict[bytes, bytes]  # the value types handlers get back (strings are plain bytes)
+ListValue = deque[bytes]
+
+
+class Keyspace:
+    """All cache data of one database, sharded; see the module docstring for the contract."""
+
+    def __init__(
+        self,
+        clock: Clock,
+        shards: int = DEFAULT_SHARDS,
+        maxmemory: int = 0,
+        policy: str = "noeviction",
+        lfu_log_factor: int = 10,
+        lfu_decay_time: int = 1,
+        maxmemory_samples: int = 5,
+        rng: Random | None = None,
+        on_removed: RemovalListener | None = None,
+    ) -> None:
+        if not 1 <= shards <= SLOTS:
+            raise ValueError(f"shards must be within 1..{SLOTS}")
+        self.clock = clock
+        self.rng = rng or Random()
+        self.stats = CacheStats()
+        self.shards: tuple[Shard, ...] = tuple(Shard(self.stats) for _ in range(shards))
+        self._by_slot = tuple(self.shards[s % shards] for s in range(SLOTS))
+        self.maxmemory = maxmemory
+        self.maxmemory_samples = maxmemory_samples
+        self.lfu_log_factor = lfu_log_factor
+        self.lfu_decay_time = lfu_decay_time
+        self.on_removed = on_removed
+        self._evictor = Evictor(self)
+        self._expiry = expiry.ExpiryCursor()
+        self.set_policy(policy)
+        self.update_clock()
+
+    # ---- plumbing -----------------------------------------------------------------------------
+    def set_policy(self, policy: str) -> None:
+        """CONFIG SET maxmemory-policy. Access fields are reinterpreted, as in Redis."""
+        self._lfu = policy_is_lfu(policy)
+        self.policy = policy
+        self._evictor.reset()
+
+    def update_clock(self) -> None:
+        """Refresh the cached LRU/LFU clock; call once per event-loop iteration."""
+        self.lru_clock = self.clock.monotonic_ms()
+        self.lfu_minutes = self.lru_clock // MS_PER_MINUTE
+
+    def shard_of(self, key: bytes) -> Shard:
+        if OPEN_BRACE in key:
+            return self._by_slot[key_slot(key)]
+        return self._by_slot[crc_hqx(key, 0) & SLOT_MASK]
+
+    def _touch(self, e: Entry) -> None:
+        """Record an access: the cached LRU clock, or a step of the LFU counter."""
+        if not self._lfu:
+            e.access = self.lru_clock
+            return
+        f, decay = self.lfu_log_factor, self.lfu_decay_time
+        e.access = lfu_touch(e.access, self.lfu_minutes, f, decay, self.rng)
+
+    def reap(self, shard: Shard, key: bytes, entry: Entry, evicted: bool) -> None:
+        """Remove a key the engine decided to drop (expired or evicted), count it, report it."""
+        shard.remove(key, entry)
+        if evicted:
+            self.stats.evicted_keys += 1
+        else:
+            self.stats.expired_keys += 1
+        if self.on_removed is not None:
+            self.on_removed(key, "evicted" if evicted else "expired")
+
+    def _find(self, key: bytes) -> tuple[Shard, Entry | None]:
+        """Shard and live entry (None if missing or expired, which it reaps); no touch, no stats."""
+        shard = self.shard_of(key)
+        e = shard.data.get(key)
+        if e is not None and e.expire_at and e.expire_at <= self.clock.now_ms():
+            self.reap(shard, key, e, evicted=False)
+            return shard, None
+        return shard, e
+
+    # ---- lookups ------------------------------------------------------------------------------
+    def lookup_read(self, key: bytes) -> Any:
+        """The value for a read command (counts hits/misses, updates LRU/LFU), or None."""
+        # The hot path: literals (0x7B is `{`, 0x3FFF the slot mask) load faster than globals.
+        if 0x7B in key:
+            shard = self._by_slot[key_slot(key)]
+        else:
+            shard = self._by_slot[crc_hqx(key, 0) & 0x3FFF]
+        e = shard.data.get(key)
+        if e is None:
+            self.stats.keyspace_misses += 1
+            return None
+        if e.expire_at and e.expire_at <= self.clock.now_ms():
+            self.reap(shard, key, e, evicted=False)
+            self.stats.keyspace_misses += 1
+            return None
+        if self._lfu:
+            self._touch(e)
+        else:
+            e.access = self.lru_clock
+        self.stats.keyspace_hits += 1
+        return e.value
+
+    def lookup_write(self, key: bytes) -> Any:
+        """The value for a write command (updates LRU/LFU, no hit/miss stats), or None."""
+        e = self._find(key)[1]
+        if e is None:
+            return None
+        self._touch(e)
+        return e.value
+
+    def _typed(self, key: bytes, cls: type, create: bool, write: bool) -> Any:
+        value = self.lookup_write(key) if create or write else self.lookup_read(key)
+        if value is None:
+            if not create:
+                return None
+            value = cls()
+            self.set(key, value)
+            return value
+        if type(value) is not cls:
+            raise WrongTypeError()
+        return value
+
+    def get_string(self, key: bytes, write: bool = False) -> bytes | None:
+        return self._typed(key, bytes, False, write)  # type: ignore[no-any-return]
+
+    def get_hash(self, key: bytes, create: bool = False, write: bool = False) -> Hash | None:
+        return self._typed(key, dict, create, write)  # type: ignore[no-any-return]
+
+    def get_list(self, key: bytes, create: bool = False, write: bool = False) -> ListValue | None:
+        return self._typed(key, deque, create, write)  # type: ignore[no-any-return]
+
+    def get_set(self, key: bytes, create: bool = False, write: bool = False) -> set[bytes] | None:
+        return self._typed(key, set, create, write)  # type: ignore[no-any-return]
+
+    def get_zset(self, key: bytes, create: bool = False, write: bool = False) -> ZSet | None:
+        return self._typed(key, ZSet, create, write)  # type: ignore[no-any-return]
+
+    # ---- writes -------------------------------------------------------------------------------
+    def set(
+        self, key: bytes, value: Any, expire_at_ms: int | None = None, keepttl: bool = False
+    ) -> None:
+        """Store a whole value. Overwriting clears the TTL unless `keepttl`; an `expire_at_ms` in
+        the past deletes the key instead (as Redis's SET ... PXAT <past>)."""
+        if 0x7B in key:
+            shard = self._by_slot[key_slot(key)]
+        else:
+            shard = self._by_slot[crc_hqx(key, 0) & 0x3FFF]
+        if type(value) is bytes:  # memory.item_size(), inlined: this is the SET path
+            n = len(value) + 33
+            size = (n + 15) & ~15 if n <= 512 else (n + 23) & ~15
+            aux = 0
+        else:
+            size, aux = value_size(value)
+        n = len(key) + 33
+        size += KEY_OVERHEAD_BYTES + ((n + 15) & ~15 if n <= 512 else (n + 23) & ~15)
+        e = shard.data.get(key)
+        if expire_at_ms is not None or (e is not None and e.expire_at):
+            now = self.clock.now_ms()
+            if e is not None and e.expire_at and e.expire_at <= now:
+                self.reap(shard, key, e, evicted=False)
+                e = None
+            if expire_at_ms is not None and expire_at_ms <= now:
+                if e is not None:
+                    shard.remove(key, e)
+                return
+        if e is None:
+            e = _new_entry(Entry)  # Entry(...) without a Python-level __init__: 2x faster
+            e.value = value
+            e.expire_at = 0
+            e.access = (self.lfu_minutes << 8) | LFU_INIT_VAL if self._lfu else self.lru_clock
+            e.size = size
+            e.aux = aux
+            e.vpos = -1
+            shard.add(key, e)
+            if expire_at_ms:
+                shard.set_expire(key, e, expire_at_ms)
+            return
+        if e.vpos >= 0:
+            size += VOLATILE_OVERHEAD_BYTES
+        self.stats.used_memory += size - e.size
+        e.size = size
+        e.value = value
+        e.aux = aux
+        if self._lfu:
+            self._touch(e)
+        else:
+            e.access = self.lru_clock
+        if expire_at_ms:
+            shard.set_expire(key, e, expire_at_ms)
+        elif e.expire_at and not keepttl:
+            shard.set_expire(key, e, 0)
+
+    def notify_modified(self, key: bytes, payload_delta: int = 0) -> None:
+        """A container was changed in place: re-account its bytes, drop it if it became empty.
+
+        `payload_delta`: sum of `memory.item_size()` of byte strings added minus removed.
+        """
+        shard = self.shard_of(key)
+        e = shard.data.get(key)
+        if e is None:
+            return
+        value = e.value
+        if type(value) is bytes:
+            size = KEY_OVERHEAD_BYTES + item_size(key) + item_size(value)
+            shard.resize(e, size + VOLATILE_OVERHEAD_BYTES if e.vpos >= 0 else size)
+            return
+        if not value:
+            shard.remove(key, e)
+            return
+        struct = struct_size(value)
+        shard.resize(e, e.size + payload_delta + struct - e.aux)
+        e.aux = struct
+
+    def delete(self, key: bytes) -> bool:
+        shard, e = self._find(key)
+        if e is not None:
+            shard.remove(key, e)
+        return e is not None
+
+    def exists(self, key: bytes) -> bool:
+        """EXISTS: counts a hit or miss like Redis, does not touch the access time."""
+        if self._find(key)[1] is None:
+            self.stats.keyspace_misses += 1
+            return False
+        self.stats.keyspace_hits += 1
+        return True
+
+    # ---- TTL ----------------------------------------------------------------------------------
+    def expire_at(self, key: bytes, at_ms: int) -> bool:
+        """Set an absolute TTL; False if the key is missing. A time not in the future deletes."""
+        shard, e = self._find(key)
+        if e is None:
+            return False
+        if at_ms <= self.clock.now_ms():
+            shard.remove(key, e)
+        else:
+            shard.set_expire(key, e, at_ms)
+        return True
+
+    def persist(self, key: bytes) -> bool:
+        """Remove the TTL; True only if there was one."""
+        shard, e = self._find(key)
+        if e is None or not e.expire_at:
+            return False
+        shard.set_expire(key, e, 0)
+        return True
+
+    def expire_time_ms(self, key: bytes) -> int:
+        """PEXPIRETIME: absolute unix ms, -1 without TTL, -2 when the key does not exist."""
+        e = self._find(key)[1]
+        return -2 if e is None else e.expire_at or -1
+
+    def ttl_ms(self, key: bytes) -> int:
+        """PTTL: remaining ms, -1 without TTL, -2 when the key does not exist."""
+        at = self.expire_time_ms(key)
+        return at if at < 0 else max(0, at - self.clock.now_ms())
+
+    # ---- whole-key operations -----------------------------------------------------------------
+    def rename(self, src: bytes, dst: bytes) -> None:
+        """RENAME: moves value, TTL and access info; overwrites dst. NoSuchKeyError if no src."""
+        src_shard, e = self._find(src)
+        if e is None:
+            raise NoSuchKeyError()
+        if src == dst:
+            return
+        dst_shard, old = self._find(dst)
+        if old is not None:
+            dst_shard.remove(dst, old)
+        base = e.size - (VOLATILE_OVERHEAD_BYTES if e.vpos >= 0 else 0)
+        src_shard.remove(src, e)
+        moved = Entry(e.value, e.access, base - item_size(src) + item_size(dst), e.aux, 0)
+        dst_shard.add(dst, moved)
+        if e.expire_at:
+            dst_shard.set_expire(dst, moved, e.expire_at)
+
+    def copy(self, src: bytes, dst: bytes, replace: bool = False) -> bool:
+        """COPY: duplicate value and TTL; False if src is missing or dst exists without replace."""
+        if src == dst:
+            raise CommandError("source and destination objects are the same")
+        e = self._find(src)[1]
+        if e is None or (self._find(dst)[1] is not None and not replace):
+            return False
+        value = e.value
+        cls = type(value)
+        dup = value if cls is bytes else value.copy() if cls in (dict, set, ZSet) else deque(value)
+        self.set(dst, dup, expire_at_ms=e.expire_at or None)
+        return True
+
+    def type_name(self, key: bytes) -> str:
+        """TYPE: "none", "string", "hash", "list", "set" or "zset"."""
+        return iteration.type_of(self._find(key)[1])
+
+    def flush(self) -> None:
+        """FLUSHDB: drop every key (stats counters other than memory survive, as in Redis)."""
+        for shard in self.shards:
+            shard.clear()
+        self._evictor.reset()
+
+    # ---- memory and expiry work ---------------------------------------------------------------
+    def ensure_memory(self) -> int:
+        """Call before every DENYOOM write: evicts until under maxmemory (bounded work), returns
+        the number of keys evicted; raises OutOfMemoryError if nothing can be evicted."""
+        self.update_clock()
+        if not self.maxmemory or self.stats.used_memory <= self.maxmemory:
+            return 0
+        return self._evictor.free_memory()
+
+    def active_expire_cycle(
+        self,
+        budget_ms: int = expiry.DEFAULT_EXPIRE_BUDGET_MS,
+        max_samples: int = expiry.DEFAULT_EXPIRE_MAX_SAMPLES,
+    ) -> int:
+        """One bounded step of active expiry (see expiry.py); returns keys expired."""
+        self.update_clock()
+        return expiry.active_expire_cycle(self, self._expiry, budget_ms, max_samples)
+
+    # ---- iteration and introspection (iteration.py) -------------------------------------------
+    def scan(
+        self, cursor: int, count: int = 10, match: bytes | None = None, type_name: str | None = None
+    ) -> tuple[int, list[bytes]]:
+        """SCAN: see iteration.scan for the cursor guarantee."""
+        return iteration.scan(self, cursor, count, match, type_name)
+
+    def keys(self, pattern: bytes = b"*") -> list[bytes]:
+        return iteration.keys(self, pattern)
+
+    def random_key(self) -> bytes | None:
+        return iteration.random_key(self)
+
+    def dbsize(self) -> int:
+        """Keys stored, including expired ones not yet reclaimed (as Redis's DBSIZE)."""
+        return sum(len(s.data) for s in self.shards)
+
+    def object_encoding(self, key: bytes) -> str | None:
+        return iteration.encoding_of(self._find(key)[1])
+
+    def memory_usage(self, key: bytes) -> int | None:
+        """MEMORY USAGE: the key's estimated bytes (memory.py), None if it does not exist."""
+        e = self._find(key)[1]
+        return None if e is None else e.size
+
+    def object_freq(self, key: bytes) -> int | None:
+        return iteration.object_freq(self, self._find(key)[1])
+
+    def object_idletime(self, key: bytes) -> int | None:
+        return iteration.object_idletime(self, self._find(key)[1])
+
+    def info(self) -> dict[str, Any]:
+        """Figures for INFO memory/stats/keyspace."""
+        return iteration.info(self, self._expiry)
