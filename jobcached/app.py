@@ -128,6 +128,7 @@ class App:
         while True:
             await asyncio.sleep(CRON_INTERVAL_SECONDS)
             self._close_idle_clients()
+            self.state.keyspace.active_expire_cycle(budget_ms=self.config.active_expire_budget)
             await self._maybe_compact()
 
     async def _run_timers(self) -> None:

@@ -121,6 +121,26 @@ class Config:
     output_buffer_high_water: int = setting(
         1024**2, "Stop reading a client's requests while this much output waits for it.",
         parse_memory, mutable=True)
+    shards: int = setting(16, "Keyspace shards (16384 hash slots are spread over them); more "
+                          "shards keep each expiry and eviction step smaller.", parse_int)
+    maxmemory: int = setting(0, "Cache memory limit (e.g. 100mb, 2gb; 0 = none); past it, "
+                             "maxmemory-policy decides.", parse_memory, mutable=True)
+    maxmemory_policy: str = setting(
+        "noeviction", "What to evict at maxmemory: noeviction (writes get -OOM), allkeys-lru, "
+        "allkeys-lfu, allkeys-random, volatile-lru, volatile-lfu, volatile-ttl, volatile-random.",
+        one_of("noeviction", "allkeys-lru", "allkeys-lfu", "allkeys-random", "volatile-lru",
+               "volatile-lfu", "volatile-ttl", "volatile-random"), mutable=True)
+    maxmemory_samples: int = setting(5, "Keys sampled per eviction step (Redis' default).",
+                                     parse_int, mutable=True)
+    lfu_log_factor: int = setting(10, "LFU counter growth: higher needs more hits per step.",
+                                  parse_int, mutable=True)
+    lfu_decay_time: int = setting(1, "Minutes for the LFU counter to decay by one (0 = never).",
+                                  parse_int, mutable=True)
+    active_expire_budget: int = setting(
+        5, "Milliseconds of each 100 ms spent expiring keys actively (Redis allows 25).",
+        parse_int, mutable=True)
+    repl_backlog_size: int = setting(1024**2, "Bytes of recent effects kept for followers that "
+                                     "reconnect.", parse_memory, mutable=True)
     appendfsync: str = setting(
         "everysec", "When job writes reach the disk: always (fsync before replying, one fsync per "
         "batch), everysec (written before replying, fsync every second), no (the OS decides).",
@@ -184,6 +204,10 @@ class Config:
             raise ConfigError(f"port: {self.port} is not a TCP port")
         if not 0 < self.job_max_payload <= 48 * 1024**2:
             raise ConfigError("job-max-payload: must be between 1 byte and 48mb")
+        if not 1 <= self.shards <= 16384:
+            raise ConfigError("shards: must be within 1..16384")
+        if self.maxmemory_samples < 1:
+            raise ConfigError("maxmemory-samples: must be at least 1")
         if self.timer_tick < 1:
             raise ConfigError("timer-tick: must be at least 1 ms")
         if self.job_default_timeout < 1:

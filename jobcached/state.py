@@ -14,9 +14,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from jobcached.cache.keyspace import Keyspace
 from jobcached.clock import Clock, SystemClock
 from jobcached.config import Config
 from jobcached.net.resp import ParserLimits
+from jobcached.replication.backlog import Backlog
 
 if TYPE_CHECKING:
     from jobcached.durability import Durability
@@ -54,8 +56,10 @@ class ServerState:
     pid: int = field(default_factory=os.getpid)
     tcp_port: int = 0
     next_client_id: int = 1
-    #: the placeholder keyspace of the foundation (a plain dict); the cache engine replaces it
-    db: dict[bytes, Any] = field(default_factory=dict)
+    keyspace: Keyspace = field(init=False)
+    backlog: Backlog = field(init=False)
+    #: key -> sessions WATCHing it (MULTI/EXEC optimistic locking)
+    watchers: dict[bytes, set[Session]] = field(default_factory=dict)
     parser_limits: ParserLimits = field(default_factory=ParserLimits)
     #: the job engine and the WAL behind it, once the app has replayed the log
     jobs: JobEngine | None = None
@@ -65,6 +69,9 @@ class ServerState:
 
     def __post_init__(self) -> None:
         self.started_ms = self.clock.now_ms()
+        config = self.config
+        self.keyspace = Keyspace(self.clock, shards=config.shards, on_removed=self._key_removed)
+        self.backlog = Backlog(config.repl_backlog_size)
         self.apply_config()
 
     def apply_config(self) -> None:
@@ -73,6 +80,39 @@ class ServerState:
         limits.max_bulk_bytes = self.config.proto_max_bulk_len
         limits.max_multibulk_args = self.config.proto_max_multibulk_len
         limits.max_inline_bytes = self.config.proto_inline_max_size
+        keyspace = self.keyspace
+        keyspace.maxmemory = self.config.maxmemory
+        keyspace.maxmemory_samples = self.config.maxmemory_samples
+        keyspace.lfu_log_factor = self.config.lfu_log_factor
+        keyspace.lfu_decay_time = self.config.lfu_decay_time
+        keyspace.set_policy(self.config.maxmemory_policy)
+        self.backlog.max_bytes = self.config.repl_backlog_size
+
+    # ------------------------------------------------------------------ effects
+
+    def propagate(self, argv: list[bytes], keys: list[bytes] | tuple[bytes, ...] = ()) -> None:
+        """The one choke point for cache mutations (Redis' propagateNow): record the effect
+        (absolute times only) for replication, and invalidate WATCHes on the keys it touched."""
+        self.backlog.append(argv)
+        if self.watchers:
+            for key in keys:
+                self.touch(key)
+
+    def touch(self, key: bytes) -> None:
+        """A key changed: transactions WATCHing it must fail."""
+        sessions = self.watchers.get(key)
+        if sessions:
+            for session in sessions:
+                session.watch_dirty = True
+
+    def touch_all(self) -> None:
+        for sessions in self.watchers.values():
+            for session in sessions:
+                session.watch_dirty = True
+
+    def _key_removed(self, key: bytes, why: str) -> None:
+        """The engine expired or evicted a key: replicas get a DEL, watchers are told."""
+        self.propagate([b"DEL", key], (key,))
 
     def durable(self, value: Any) -> Any:
         """The reply `value`, held back until the job records written so far are durable."""

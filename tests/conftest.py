@@ -168,6 +168,43 @@ class RawClient:
         self.sock.close()
 
 
+class RedisServerProcess:
+    """A real redis-server, the reference for differential tests."""
+
+    def __init__(self, data_dir: Path) -> None:
+        binary = require_tool("redis-server")
+        self.port = free_port()
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self.proc = subprocess.Popen(
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(data_dir), "--daemonize", "no"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
+        while True:
+            try:
+                if redis.Redis(port=self.port, socket_timeout=1).ping():
+                    break
+            except redis.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    def client(self, **kwargs: object) -> redis.Redis:
+        return redis.Redis(port=self.port, socket_timeout=10, **kwargs)  # type: ignore[arg-type]
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(15)
+
+
+@pytest.fixture(scope="module")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServerProcess]:
+    """A real redis-server shared by a test module."""
+    proc = RedisServerProcess(tmp_path_factory.mktemp("redis"))
+    yield proc
+    proc.stop()
+
+
 @pytest.fixture(autouse=True)
 def _close_raw_clients() -> Iterator[None]:
     yield

@@ -13,10 +13,13 @@ from typing import Any
 
 from jobcached.commands.registry import COMMANDS, Command, Flag
 from jobcached.errors import CommandError, NoAuthError
-from jobcached.net.replies import ErrorReply
+from jobcached.net.replies import QUEUED, ErrorReply
 from jobcached.net.session import Session
 
 log = logging.getLogger("jobcached.dispatch")
+
+#: Commands that run at once even inside MULTI.
+TRANSACTION_CONTROL = frozenset({"EXEC", "DISCARD", "MULTI", "WATCH", "UNWATCH", "QUIT", "RESET"})
 
 #: Redis truncates names and arguments quoted back in error messages to this many characters.
 ERROR_ECHO_CHARS = 128
@@ -62,12 +65,33 @@ def execute(s: Session, argv: list[bytes]) -> Any:
     stats.total_commands_processed += 1
     if type(cmd) is ErrorReply:
         stats.total_error_replies += 1
+        if s.multi is not None:
+            s.multi_error = True
         return cmd
     assert isinstance(cmd, Command)
     if not s.authenticated and not cmd.flags & Flag.NOAUTH:
         cmd.rejected_calls += 1
         stats.total_error_replies += 1
         return ErrorReply(NoAuthError().wire)
+    if s.multi is not None and (cmd.parent is not None or cmd.name not in TRANSACTION_CONTROL):
+        if cmd.flags & Flag.NO_MULTI:
+            s.multi_error = True
+            return ErrorReply("ERR Command not allowed inside a transaction")
+        s.multi.append(argv)
+        return QUEUED
+    return call(s, cmd, argv)
+
+
+def call(s: Session, cmd: Command, argv: list[bytes]) -> Any:
+    """Run a resolved, permitted command (EXEC runs its queue through here too)."""
+    stats = s.server.stats
+    if cmd.flags & Flag.DENYOOM and s.server.keyspace.maxmemory:
+        try:
+            s.server.keyspace.ensure_memory()
+        except CommandError as exc:
+            cmd.rejected_calls += 1
+            stats.total_error_replies += 1
+            return ErrorReply(exc.wire)
     s.last_command = cmd.fullname
     handler = cmd.handler
     assert handler is not None

@@ -1,4 +1,4 @@
-"""Generic key commands, on the placeholder dict until the cache engine lands."""
+"""Generic key commands."""
 
 from __future__ import annotations
 
@@ -14,8 +14,11 @@ def del_(s: Session, argv: list[bytes]) -> int:
 
     Reply: integer: how many of the keys existed.
     """
-    db = s.server.db
-    return sum(1 for key in argv[1:] if db.pop(key, None) is not None)
+    keyspace = s.server.keyspace
+    deleted = [key for key in argv[1:] if keyspace.delete(key)]
+    if deleted:
+        s.server.propagate([b"DEL", *deleted], deleted)
+    return len(deleted)
 
 
 @command("EXISTS", arity=-2, flags=READONLY | FAST, group="generic", keys=(1, -1, 1))
@@ -26,5 +29,5 @@ def exists(s: Session, argv: list[bytes]) -> int:
 
     Reply: integer.
     """
-    db = s.server.db
-    return sum(1 for key in argv[1:] if key in db)
+    keyspace = s.server.keyspace
+    return sum(1 for key in argv[1:] if keyspace.exists(key))

@@ -190,4 +190,12 @@ def lookup(name: bytes) -> Command | None:
 
 def load_all() -> None:
     """Import every command module so that their decorators fill the table."""
-    from jobcached.commands import connection, jobs, keys, queues, server, strings  # noqa: F401
+    from jobcached.commands import (  # noqa: F401
+        connection,
+        jobs,
+        keys,
+        queues,
+        server,
+        strings,
+        transactions,
+    )

@@ -229,7 +229,7 @@ def dbsize(s: Session, argv: list[bytes]) -> int:
 
     Reply: integer.
     """
-    return len(s.server.db)
+    return s.server.keyspace.dbsize()
 
 
 def _flush(s: Session, argv: list[bytes]) -> Any:
@@ -238,7 +238,9 @@ def _flush(s: Session, argv: list[bytes]) -> Any:
         if args.next_upper() not in (b"ASYNC", b"SYNC"):
             raise SyntaxErr()
         args.finish()
-    s.server.db.clear()
+    s.server.keyspace.flush()
+    s.server.touch_all()
+    s.server.propagate([b"FLUSHALL"])
     return OK
 
 

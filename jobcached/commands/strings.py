@@ -1,6 +1,4 @@
-"""String commands. For now GET and SET on the placeholder dict of the foundation, so that
-`redis-benchmark -t get,set` runs; the cache engine replaces the dict with the sharded keyspace.
-"""
+"""String commands."""
 
 from __future__ import annotations
 
@@ -20,7 +18,7 @@ def get(s: Session, argv: list[bytes]) -> Any:
 
     Reply: bulk string, or nil when the key does not exist.
     """
-    return s.server.db.get(argv[1])
+    return s.server.keyspace.get_string(argv[1])
 
 
 @command("SET", arity=-3, flags=WRITE | DENYOOM, group="string", keys=(1, 1, 1))
@@ -33,5 +31,6 @@ def set_(s: Session, argv: list[bytes]) -> Any:
     """
     if len(argv) != 3:
         raise SyntaxErr()
-    s.server.db[argv[1]] = argv[2]
+    s.server.keyspace.set(argv[1], argv[2])
+    s.server.propagate(argv, (argv[1],))
     return OK

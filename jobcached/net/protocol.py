@@ -126,6 +126,7 @@ class RespProtocol(asyncio.Protocol):
         if self.session is not None:
             self.server.clients.pop(self.session.id, None)
             self.session.closing = True
+            self.session.unwatch()
 
     def pause_writing(self) -> None:
         self._writing_paused = True

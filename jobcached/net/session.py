@@ -53,9 +53,31 @@ class Session:
         self.reply_mode = "on"
         self.last_command = "NULL"
         self.closing = False
+        #: MULTI: the queued commands, or None outside a transaction
+        self.multi: list[list[bytes]] | None = None
+        #: a command queued in MULTI was rejected: EXEC must abort (EXECABORT)
+        self.multi_error = False
+        #: WATCHed keys, and whether one of them changed since (EXEC then fails)
+        self.watched: set[bytes] = set()
+        self.watch_dirty = False
+
+    def unwatch(self) -> None:
+        """Forget every WATCHed key (EXEC, DISCARD, UNWATCH, RESET, disconnect)."""
+        watchers = self.server.watchers
+        for key in self.watched:
+            sessions = watchers.get(key)
+            if sessions is not None:
+                sessions.discard(self)
+                if not sessions:
+                    del watchers[key]
+        self.watched.clear()
+        self.watch_dirty = False
 
     def reset(self) -> None:
         """RESET: back to a fresh connection's state (keeps id and address)."""
+        self.multi = None
+        self.multi_error = False
+        self.unwatch()
         self.name = b""
         self.resp3 = False
         self.authenticated = not self.server.config.requirepass
@@ -73,7 +95,8 @@ class Session:
             "id": self.id, "addr": self.addr, "laddr": self.laddr, "fd": -1,
             "name": self.name.decode(errors="replace"), "age": self.age_seconds(),
             "idle": self.idle_seconds(), "flags": "N", "db": 0, "sub": 0, "psub": 0, "ssub": 0,
-            "multi": -1, "qbuf": self.conn.query_buffer_bytes(), "qbuf-free": 0,
+            "multi": -1 if self.multi is None
+                                              else len(self.multi), "qbuf": self.conn.query_buffer_bytes(), "qbuf-free": 0,
             "argv-mem": 0, "multi-mem": 0, "rbs": 0, "rbp": 0, "obl": 0, "oll": 0,
             "omem": self.conn.output_buffer_bytes(), "tot-mem": 0, "events": "r",
             "cmd": self.last_command.lower(), "user": "default", "redir": -1,

@@ -62,19 +62,15 @@ def _clients(state: ServerState) -> list[tuple[str, object]]:
     ]
 
 
-def used_memory(state: ServerState) -> int:
-    """Bytes the data set holds: the engines' own accounting once they land, else RSS."""
-    return rss_bytes()
-
-
 def _memory(state: ServerState) -> list[tuple[str, object]]:
-    used = used_memory(state)
+    cache = state.keyspace.info()
+    used = cache["used_memory"]
     rss = rss_bytes()
     return [
         ("used_memory", used), ("used_memory_human", human_bytes(used)),
         ("used_memory_rss", rss), ("used_memory_rss_human", human_bytes(rss)),
-        ("maxmemory", 0), ("maxmemory_human", "0B"), ("maxmemory_policy", "noeviction"),
-        ("mem_allocator", "pymalloc"),
+        ("maxmemory", cache["maxmemory"]), ("maxmemory_human", human_bytes(cache["maxmemory"])),
+        ("maxmemory_policy", cache["maxmemory_policy"]), ("mem_allocator", "pymalloc"),
     ]
 
 
@@ -84,13 +80,15 @@ def _persistence(state: ServerState) -> list[tuple[str, object]]:
 
 def _stats(state: ServerState) -> list[tuple[str, object]]:
     s = state.stats
+    cache = state.keyspace.info()
     return [
         ("total_connections_received", s.total_connections_received),
         ("total_commands_processed", s.total_commands_processed),
         ("total_net_input_bytes", s.total_net_input_bytes),
         ("total_net_output_bytes", s.total_net_output_bytes),
         ("rejected_connections", s.rejected_connections),
-        ("expired_keys", 0), ("evicted_keys", 0), ("keyspace_hits", 0), ("keyspace_misses", 0),
+        ("expired_keys", cache["expired_keys"]), ("evicted_keys", cache["evicted_keys"]),
+        ("keyspace_hits", cache["keyspace_hits"]), ("keyspace_misses", cache["keyspace_misses"]),
         ("total_error_replies", s.total_error_replies),
         ("client_query_buffer_limit_disconnections", s.client_query_buffer_limit_disconnections),
         ("client_output_buffer_limit_disconnections",
@@ -100,8 +98,13 @@ def _stats(state: ServerState) -> list[tuple[str, object]]:
 
 
 def _replication(state: ServerState) -> list[tuple[str, object]]:
+    backlog = state.backlog
+    first = backlog.records[0].offset if backlog.records else backlog.next_offset
     return [("role", "master"), ("connected_slaves", 0), ("master_replid", state.run_id),
-            ("master_repl_offset", 0)]
+            ("master_repl_offset", backlog.next_offset), ("repl_backlog_active", 0),
+            ("repl_backlog_size", backlog.max_bytes),
+            ("repl_backlog_first_byte_offset", first),
+            ("repl_backlog_histlen", backlog.next_offset - first)]
 
 
 def _cpu(state: ServerState) -> list[tuple[str, object]]:
@@ -121,8 +124,10 @@ def _commandstats(state: ServerState) -> list[tuple[str, object]]:
 
 
 def _keyspace(state: ServerState) -> list[tuple[str, object]]:
-    keys = len(state.db)
-    return [("db0", f"keys={keys},expires=0,avg_ttl=0")] if keys else []
+    cache = state.keyspace.info()
+    if not cache["keys"]:
+        return []
+    return [("db0", f"keys={cache['keys']},expires={cache['expires']},avg_ttl={cache['avg_ttl']}")]
 
 
 #: section name -> renderer, in INFO's order; DEFAULT are shown by a bare INFO

@@ -1,0 +1,3 @@
+"""Fixtures of the cache differential tests."""
+
+from tests.integration.cache.differential import pair  # noqa: F401
