@@ -95,8 +95,8 @@ class Session:
             "id": self.id, "addr": self.addr, "laddr": self.laddr, "fd": -1,
             "name": self.name.decode(errors="replace"), "age": self.age_seconds(),
             "idle": self.idle_seconds(), "flags": "N", "db": 0, "sub": 0, "psub": 0, "ssub": 0,
-            "multi": -1 if self.multi is None
-                                              else len(self.multi), "qbuf": self.conn.query_buffer_bytes(), "qbuf-free": 0,
+            "multi": -1 if self.multi is None else len(self.multi),
+            "qbuf": self.conn.query_buffer_bytes(), "qbuf-free": 0,
             "argv-mem": 0, "multi-mem": 0, "rbs": 0, "rbp": 0, "obl": 0, "oll": 0,
             "omem": self.conn.output_buffer_bytes(), "tot-mem": 0, "events": "r",
             "cmd": self.last_command.lower(), "user": "default", "redir": -1,

@@ -55,7 +55,8 @@ class Pair:
         ours, theirs = self.both(*argv)
         if unordered and isinstance(ours, list) and isinstance(theirs, list):
             ours, theirs = sorted(map(repr, ours)), sorted(map(repr, theirs))
-        assert normalize(ours) == normalize(theirs), f"{argv!r}: jobcached {ours!r} != redis {theirs!r}"
+        assert normalize(ours) == normalize(theirs), (
+            f"{argv!r}: jobcached {ours!r} != redis {theirs!r}")
         return theirs
 
     def flush(self) -> None:
