@@ -135,10 +135,14 @@ class App:
         """Drive the job engine's timer wheel: delays, retries, lease expiry, BLOCK timeouts."""
         tick = self.config.timer_tick / 1000
         engine = self.state.jobs
+        timers = self.state.timers
+        clock = self.state.clock
         assert engine is not None
         while True:
             await asyncio.sleep(tick)
             engine.tick()
+            for callback in timers.advance(clock.now_ms()):
+                callback()
 
     async def _maybe_compact(self) -> None:
         engine, durability = self.state.jobs, self.state.durability

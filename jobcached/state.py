@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from jobcached.cache.keyspace import Keyspace
 from jobcached.clock import Clock, SystemClock
 from jobcached.config import Config
+from jobcached.jobs.timerwheel import TimerWheel
 from jobcached.net.resp import ParserLimits
 from jobcached.replication.backlog import Backlog
 
@@ -57,6 +58,9 @@ class ServerState:
     tcp_port: int = 0
     next_client_id: int = 1
     keyspace: Keyspace = field(init=False)
+    #: timeouts of blocked cache commands (BLPOP, BZPOPMIN...): callables fired by the app's
+    #: timer task; schedule with `timers.schedule(deadline_ms, callback)`
+    timers: TimerWheel[Callable[[], None]] = field(init=False)
     backlog: Backlog = field(init=False)
     #: key -> sessions WATCHing it (MULTI/EXEC optimistic locking)
     watchers: dict[bytes, set[Session]] = field(default_factory=dict)
@@ -72,6 +76,7 @@ class ServerState:
         config = self.config
         self.keyspace = Keyspace(self.clock, shards=config.shards, on_removed=self._key_removed)
         self.backlog = Backlog(config.repl_backlog_size)
+        self.timers = TimerWheel(start_ms=self.clock.now_ms(), tick_ms=config.timer_tick)
         self.apply_config()
 
     def apply_config(self) -> None:

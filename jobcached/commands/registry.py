@@ -192,10 +192,14 @@ def load_all() -> None:
     """Import every command module so that their decorators fill the table."""
     from jobcached.commands import (  # noqa: F401
         connection,
+        hashes,
         jobs,
         keys,
+        lists,
         queues,
         server,
+        sets,
         strings,
         transactions,
+        zsets,
     )
