@@ -29,8 +29,10 @@ from jobcached.state import ServerState
 
 log = logging.getLogger("jobcached.app")
 
-#: How often periodic work (idle-client timeouts, later expiry and timers) runs.
+#: How often periodic work (idle-client timeouts, active expiry, WAL upkeep) runs.
 CRON_INTERVAL_SECONDS = 0.1
+#: How often a failed WAL is retried.
+WAL_RECOVERY_INTERVAL_SECONDS = 1.0
 
 
 class App:
@@ -43,6 +45,7 @@ class App:
         self._servers: list[asyncio.AbstractServer] = []
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self._last_recovery = 0.0
 
     def _open_jobs(self, loop: asyncio.AbstractEventLoop) -> None:
         """Replay the WAL into a fresh job engine, then open it for appending."""
@@ -145,10 +148,16 @@ class App:
                 callback()
 
     async def _maybe_compact(self) -> None:
+        """Compact a log that is mostly garbage; after a write failure, try to heal (1/s)."""
         engine, durability = self.state.jobs, self.state.durability
         if engine is None or durability is None:
             return
-        if durability.should_compact(len(engine.jobs)):
+        if durability.failure is not None:
+            now = asyncio.get_running_loop().time()
+            if now - self._last_recovery >= WAL_RECOVERY_INTERVAL_SECONDS:
+                self._last_recovery = now
+                await durability.recover(engine.snapshot)
+        elif durability.should_compact(len(engine.jobs)):
             await durability.compact(engine.snapshot)
 
     def _close_idle_clients(self) -> None:

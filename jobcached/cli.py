@@ -64,6 +64,39 @@ def serve(config_file: str | None, repair: bool, **flags: str | None) -> None:
     sys.exit(code)
 
 
+@main.group()
+def wal() -> None:
+    """Inspect the job write-ahead log."""
+
+
+@wal.command("check")
+@click.argument("directory", type=click.Path(exists=True, file_okay=False))
+def wal_check(directory: str) -> None:
+    """Read a WAL directory (DATA_DIR/wal) without changing it and print a summary.
+
+    Exits 0 when the log is clean or has only a torn tail (which the server truncates at
+    start), 1 when it is damaged before its tail (the server refuses to start without --repair).
+    """
+    from jobcached.jobs.wal import summarize
+
+    report = summarize(directory)
+    click.echo(f"WAL {report['path']} (format version {report['version']})")
+    click.echo(f"  segments: {len(report['segments'])}, records: {report['records']}, "
+               f"bytes: {report['bytes']}")
+    if report["records"]:
+        click.echo(f"  sequence numbers: {report['first_seq']}..{report['last_seq']}")
+    for segment in report["segments"]:
+        click.echo(f"  {segment['file']}: {segment['records']} records, {segment['bytes']} bytes")
+    for damage in report["corruption"]:
+        kind = "torn tail (truncated at start)" if damage["torn_tail"] else "CORRUPT"
+        click.echo(f"  {kind}: {damage['file']} at offset {damage['offset']}: "
+                   f"{damage['reason']}")
+    for name in report["leftover_files"]:
+        click.echo(f"  leftover from an interrupted compaction: {name}")
+    click.echo("  status: " + ("ok" if report["ok"] else "damaged: start with --repair to cut"))
+    sys.exit(0 if report["ok"] else 1)
+
+
 @main.command()
 def version() -> None:
     """Print the version."""

@@ -7,7 +7,8 @@ group-commit thread, which writes it with one `write` (and, under `appendfsync a
 resolves when the batch holding its records is as durable as the policy promises (written to
 the OS for `everysec` and `no`, so a killed process loses nothing acknowledged; synced for
 `always`). If the write or sync fails, every waiting reply becomes an error (never `+OK`), and
-job writes are refused until the operator fixes the disk and runs `CONFIG SET` or restarts.
+job writes are refused (`-MISCONF`, as Redis when it cannot persist) until the log can be
+written again; the server retries every second and heals by itself once the disk has room.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 
 import msgpack
 
-from jobcached.errors import CommandError
+from jobcached.errors import CommandError, WalError
 from jobcached.jobs.groupcommit import GroupCommitter
 from jobcached.jobs.wal import Wal
 from jobcached.net.replies import Deferred, ErrorReply
@@ -106,16 +107,34 @@ class Durability:
 
     def check_writable(self) -> None:
         if self.failure is not None:
-            raise CommandError(self._failure_text(self.failure)[4:])
+            raise CommandError(self._failure_text(self.failure)[len("MISCONF "):],
+                               code="MISCONF")
 
     @staticmethod
     def _failure_text(error: Exception) -> str:
-        return f"ERR job writes are refused: the write-ahead log failed ({error})"
+        return f"MISCONF job writes are refused: the write-ahead log failed ({error})"
 
-    def reset_failure(self) -> None:
-        """The operator fixed the disk: accept job writes again."""
-        self.wal.reset_failure()
+    async def recover(self, snapshot: Callable[[], Iterable[dict[str, Any]]]) -> bool:
+        """After a failure, try to make the log whole again; True once writes are accepted.
+
+        Records of the failed batches never reached the log, but their effects are in memory,
+        so the log is rewritten from a snapshot (a compaction) rather than just reopened. The
+        app calls this every second while `failure` is set, so the server heals by itself once
+        the disk has room again, as Redis retries a failed AOF write.
+        """
+        if self.failure is None:
+            return True
+        try:
+            self.wal.reset_failure()
+        except WalError as exc:
+            log.warning("WAL still failing", extra={"error": str(exc)})
+            return False
+        if not await self.compact(snapshot):
+            return False
+        log.warning("WAL recovered: job writes are accepted again",
+                    extra={"was": str(self.failure)})
         self.failure = None
+        return True
 
     # ---------------------------------------------------------------- maintenance
 
@@ -123,7 +142,7 @@ class Durability:
         return (self.records_in_log >= COMPACT_MIN_RECORDS
                 and self.records_in_log > COMPACT_GARBAGE_RATIO * max(live_records, 1))
 
-    async def compact(self, snapshot: Callable[[], Iterable[dict[str, Any]]]) -> None:
+    async def compact(self, snapshot: Callable[[], Iterable[dict[str, Any]]]) -> bool:
         """Rewrite the log as a snapshot of the live state.
 
         The snapshot is taken in the same loop step as the last batch before it is submitted,
@@ -138,9 +157,10 @@ class Durability:
         error = await finished
         if error is not None:
             log.error("WAL compaction failed", extra={"error": str(error)})
-            return
+            return False
         self.records_in_log = len(bodies) + len(self._open.bodies)
         log.info("WAL compacted", extra={"records": len(bodies)})
+        return True
 
     async def drain(self) -> None:
         """Wait until everything appended so far has been written."""

@@ -207,6 +207,11 @@ def test_corrupt_wal_refuses_to_start_then_repairs(tmp_path: Path, start_server:
     assert done.returncode == 1
     message = done.stderr.decode()
     assert segment.name in message and "offset" in message
+    check = subprocess.run([sys.executable, "-m", "jobcached", "wal", "check",
+                            str(proc.data_dir / "wal")], capture_output=True, timeout=30,
+                           check=False)
+    assert check.returncode == 1
+    assert f"CORRUPT: {segment.name} at offset" in check.stdout.decode()
     repaired = ServerProcess(proc.data_dir, "--repair").wait_ready()
     r = repaired.client()
     assert 0 < len(r.execute_command("JOB.LIST", "COUNT", "100")[1]) < 50

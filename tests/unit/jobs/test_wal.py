@@ -415,3 +415,28 @@ def test_any_torn_tail_replays_a_prefix(sizes: list[int], cut: int, zeros: int) 
         wal.write_batch([b"next"])
         wal.close()
         assert open_wal(path)[1] == [*replayed, b"next"]
+
+
+@pytest.mark.parametrize("tail", [b"", b"\x00" * 64, b"\x17garbage\x99" * 3])
+def test_last_record_cut_at_every_byte_offset(tmp_path: Path, tail: bytes) -> None:
+    """Every prefix of the last record (plus zeros or garbage) recovers the complete records,
+    then appends and restarts cleanly."""
+    bodies = [b"first record", b"second record", b"the last record, about to be torn"]
+    source = tmp_path / "source"
+    wal, _ = open_wal(source)
+    wal.write_batch(bodies[:2])
+    wal.close()
+    before_last = (source / segment_name(1)).stat().st_size
+    wal, _ = open_wal(source)
+    wal.write_batch(bodies[2:])
+    wal.close()
+    data = (source / segment_name(1)).read_bytes()
+    for cut in range(before_last, len(data)):
+        case = tmp_path / f"cut{cut}"
+        case.mkdir()
+        (case / segment_name(1)).write_bytes(data[:cut] + tail)
+        wal, replayed = open_wal(case)
+        assert replayed == bodies[:2], cut
+        wal.write_batch([b"after"])
+        wal.close()
+        assert open_wal(case)[1] == [*bodies[:2], b"after"], cut

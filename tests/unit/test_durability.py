@@ -1,0 +1,84 @@
+"""Durability: replies wait for the log, a failing disk gives errors (never +OK), refuses
+further job writes, and heals once the disk works again."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import random
+from pathlib import Path
+
+from jobcached.clock import ManualClock
+from jobcached.durability import Durability, decode_record
+from jobcached.errors import CommandError
+from jobcached.jobs.engine import JobEngine
+from jobcached.jobs.wal import RealFs, Wal
+from jobcached.net.replies import Deferred, ErrorReply
+
+
+class FlakyFs(RealFs):
+    """The real file system, until a test says the disk is full."""
+
+    def __init__(self) -> None:
+        self.full = False
+
+    def write(self, fd: int, data: bytes) -> None:
+        if self.full:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        super().write(fd, data)
+
+    def fsync(self, fd: int) -> None:
+        if self.full:
+            raise OSError(errno.EIO, "Input/output error")
+        super().fsync(fd)
+
+
+async def settle(deferred: object) -> object:
+    for _ in range(1000):
+        if not isinstance(deferred, Deferred) or deferred.done:
+            break
+        await asyncio.sleep(0.001)
+    return deferred.value if isinstance(deferred, Deferred) else deferred
+
+
+def open_engine(path: Path, fs: RealFs, policy: str) -> tuple[JobEngine, Durability]:
+    wal = Wal(str(path), fs=fs)
+    engine = JobEngine(ManualClock(), rng=random.Random(1))
+    engine.replay(decode_record(b) for b in wal.replay())
+    wal.open_for_append()
+    durability = Durability(wal, policy, asyncio.get_running_loop())
+    engine.propagate = durability.append
+    return engine, durability
+
+
+def test_disk_full_fails_writes_refuses_more_then_heals(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        fs = FlakyFs()
+        engine, durability = open_engine(tmp_path, fs, "always")
+        first, _ = engine.push("q", b"kept")
+        assert await settle(durability.reply(b"ok")) == b"ok"
+
+        fs.full = True
+        engine.push("q", b"lost?")
+        reply = await settle(durability.reply(b"ok"))
+        assert isinstance(reply, ErrorReply) and reply.text.startswith("MISCONF ")
+        try:
+            durability.check_writable()
+            raise AssertionError("job writes must be refused after a WAL failure")
+        except CommandError as exc:
+            assert exc.code == "MISCONF"
+        assert not await durability.recover(engine.snapshot)  # the disk is still full
+
+        fs.full = False
+        assert await durability.recover(engine.snapshot)
+        durability.check_writable()
+        engine.push("q", b"after")
+        assert await settle(durability.reply(b"ok")) == b"ok"
+        await durability.drain()
+        durability.close()
+
+        restarted, again = open_engine(tmp_path, RealFs(), "always")
+        assert [j.payload for j in restarted.jobs.values()] == [b"kept", b"lost?", b"after"]
+        again.close()
+
+    asyncio.run(scenario())
