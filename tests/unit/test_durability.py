@@ -55,7 +55,7 @@ def test_disk_full_fails_writes_refuses_more_then_heals(tmp_path: Path) -> None:
     async def scenario() -> None:
         fs = FlakyFs()
         engine, durability = open_engine(tmp_path, fs, "always")
-        first, _ = engine.push("q", b"kept")
+        engine.push("q", b"kept")
         assert await settle(durability.reply(b"ok")) == b"ok"
 
         fs.full = True
