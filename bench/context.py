@@ -124,6 +124,8 @@ class Server:
     proc: subprocess.Popen[bytes]
     log_path: Path
     exit_code: int | None = field(default=None)
+    ready_s: float | None = field(default=None)
+    """Seconds from spawning the process to its first successful readiness probe."""
 
     @property
     def pid(self) -> int:
@@ -186,10 +188,11 @@ class Context:
 
     def start_server(
         self, name: str, argv: list[str], port: int, probe: Callable[[int], bool] = resp_ping,
-        cwd: Path | None = None,
+        cwd: Path | None = None, probe_interval: float = PROBE_INTERVAL_S,
     ) -> Server:
         """Run `argv` in the foreground and wait until `probe(port)` is true."""
         log_path = self.workdir / f"{name}-{port}.log"
+        spawned = time.perf_counter()
         with log_path.open("wb") as log_file:
             proc = subprocess.Popen(
                 argv, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
@@ -207,18 +210,28 @@ class Context:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{name} did not answer on port {port} "
                                    f"within {STARTUP_TIMEOUT_S:.0f} s:\n{server.log_tail()}")
-            time.sleep(PROBE_INTERVAL_S)
+            time.sleep(probe_interval)
+        server.ready_s = time.perf_counter() - spawned
         self.log(f"  started {name} pid {server.pid} on port {port}")
         return server
 
-    def start_jobcached(self, *extra: str) -> Server:
-        """jobcached from this project (the interpreter running the bench) on a free port."""
+    def start_jobcached(
+        self, *extra: str, data_dir: Path | None = None, loglevel: str = "warning",
+        probe_interval: float = PROBE_INTERVAL_S,
+    ) -> Server:
+        """jobcached from this project (the interpreter running the bench) on a free port.
+
+        `extra` are more `serve` flags (e.g. `--appendfsync always`). `data_dir` reuses a data
+        directory (its WAL is replayed at start); by default each server gets a fresh one.
+        """
         port = free_port()
-        data_dir = self.workdir / f"jobcached-{port}"
-        data_dir.mkdir()
+        if data_dir is None:
+            data_dir = self.workdir / f"jobcached-{port}"
+            data_dir.mkdir()
         argv = [sys.executable, "-m", "jobcached", "serve", "--port", str(port),
-                "--dir", str(data_dir), "--loglevel", "warning", *extra]
-        return self.start_server("jobcached", argv, port, cwd=ROOT)
+                "--dir", str(data_dir), "--loglevel", loglevel, *extra]
+        return self.start_server("jobcached", argv, port, cwd=ROOT,
+                                 probe_interval=probe_interval)
 
     def start_redis(self, *extra: str) -> Server:
         """redis-server with persistence off, on a free port."""
