@@ -69,7 +69,7 @@ def execute(s: Session, argv: list[bytes]) -> Any:
             s.multi_error = True
         return cmd
     assert isinstance(cmd, Command)
-    if not s.authenticated and not cmd.flags & Flag.NOAUTH:
+    if not s.authenticated and cmd.needs_auth:
         cmd.rejected_calls += 1
         stats.total_error_replies += 1
         return ErrorReply(NoAuthError().wire)
@@ -85,7 +85,7 @@ def execute(s: Session, argv: list[bytes]) -> Any:
 def call(s: Session, cmd: Command, argv: list[bytes]) -> Any:
     """Run a resolved, permitted command (EXEC runs its queue through here too)."""
     stats = s.server.stats
-    if cmd.flags & Flag.DENYOOM and s.server.keyspace.maxmemory:
+    if cmd.denyoom and s.server.keyspace.maxmemory:
         try:
             s.server.keyspace.ensure_memory()
         except CommandError as exc:

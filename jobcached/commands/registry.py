@@ -80,6 +80,16 @@ class Command:
     usec: int = 0
     failed_calls: int = 0
     rejected_calls: int = 0
+    #: flag tests done on every call, precomputed (IntFlag `&` costs a Python-level call)
+    needs_auth: bool = field(init=False)
+    denyoom: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.refresh_flags()
+
+    def refresh_flags(self) -> None:
+        self.needs_auth = not self.flags & Flag.NOAUTH
+        self.denyoom = bool(self.flags & Flag.DENYOOM)
 
     @property
     def fullname(self) -> str:

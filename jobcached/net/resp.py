@@ -83,6 +83,38 @@ class RequestParser:
 
     def gets(self) -> list[bytes] | None:
         """The next complete command, or None if more bytes are needed."""
+        buf = self._buf
+        pos = self._pos
+        if (not self._pending and type(buf) is bytes and pos < len(buf) and buf[pos] == 42
+                and self.authenticated):
+            # Fast path: a whole multibulk command with short headers, already received.
+            # Anything unusual falls through to the general path, which starts over.
+            limits = self.limits
+            nl = buf.find(b"\r\n", pos)
+            count = _SMALL_NUMBERS.get(buf[pos + 1 : nl]) if nl > 0 else None
+            if count and count <= limits.max_multibulk_args:
+                end_of_buf = len(buf)
+                max_bulk = limits.max_bulk_bytes
+                p = nl + 2
+                args = []
+                for _ in range(count):
+                    if p >= end_of_buf or buf[p] != 36:
+                        break
+                    nl = buf.find(b"\r\n", p)
+                    size = _SMALL_NUMBERS.get(buf[p + 1 : nl]) if nl > 0 else None
+                    if size is None or size > max_bulk:
+                        break
+                    start = nl + 2
+                    p = start + size + 2
+                    if p > end_of_buf:
+                        break
+                    args.append(buf[start : p - 2])
+                else:
+                    self._pos = p
+                    return args
+        return self._gets_general()
+
+    def _gets_general(self) -> list[bytes] | None:
         while True:
             buf = self._buf
             pos = self._pos
@@ -110,7 +142,10 @@ class RequestParser:
             if len(buf) - pos > self.limits.max_inline_bytes:
                 raise ProtocolError("too big mbulk count string")
             return False
-        count = _parse_length(buf[pos + 1 : nl], "invalid multibulk length")
+        header = buf[pos + 1 : nl]
+        count = _SMALL_NUMBERS.get(header) if isinstance(header, bytes) else None
+        if count is None:
+            count = _parse_length(header, "invalid multibulk length")
         limit = self.limits.max_multibulk_args if self.authenticated else UNAUTHENTICATED_MAX_ARGS
         if count > limit:
             if not self.authenticated:
@@ -143,7 +178,10 @@ class RequestParser:
                 if end_of_buf - pos > self.limits.max_inline_bytes:
                     raise ProtocolError("too big bulk count string")
                 break
-            size = _parse_length(buf[pos + 1 : nl], "invalid bulk length")
+            header = buf[pos + 1 : nl]
+            size = _SMALL_NUMBERS.get(header) if is_bytes else None  # type: ignore[arg-type]
+            if size is None:
+                size = _parse_length(header, "invalid bulk length")
             if size < 0 or size > max_bulk:
                 if not self.authenticated and size > 0:
                     raise ProtocolError("unauthenticated bulk length")
@@ -184,11 +222,16 @@ class RequestParser:
 
 
 def _parse_length(digits: bytes | bytearray, message: str) -> int:
-    """A header number as Redis' string2ll reads it: optional '-', digits, nothing else."""
+    """A header number as Redis' string2ll reads it: optional '-', digits without leading
+    zeros, nothing else."""
     body = digits[1:] if digits[:1] == b"-" else digits
-    if not body.isdigit() or len(body) > 18:
+    if not body.isdigit() or len(body) > 18 or (len(body) > 1 and body[0] == 48):
         raise ProtocolError(message)
     return int(digits)
+
+
+#: Header numbers seen on every request, parsed once: b"3" -> 3 (a dict hit beats int()).
+_SMALL_NUMBERS = {b"%d" % n: n for n in range(4096)}
 
 
 _ESCAPES = {ord("n"): 10, ord("r"): 13, ord("t"): 9, ord("b"): 8, ord("a"): 7}

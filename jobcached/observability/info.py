@@ -99,7 +99,7 @@ def _stats(state: ServerState) -> list[tuple[str, object]]:
 
 def _replication(state: ServerState) -> list[tuple[str, object]]:
     backlog = state.backlog
-    first = backlog.records[0].offset if backlog.records else backlog.next_offset
+    first = backlog.first_offset
     return [("role", "master"), ("connected_slaves", 0), ("master_replid", state.run_id),
             ("master_repl_offset", backlog.next_offset), ("repl_backlog_active", 0),
             ("repl_backlog_size", backlog.max_bytes),

@@ -3,25 +3,20 @@
 Every mutation of the cache (and, through the same choke point, later the job engine) becomes
 one effect record: the command rewritten so it means the same thing whenever it is applied
 (`SET k v PXAT <ms>`, never a relative EX; SPOP becomes SREM of the members it popped). Records
-are appended here with a running offset, as Redis' `repl_backlog`, so a follower that reconnects
-can continue from the offset it has if that offset is still in the ring. Pure: no I/O.
+are kept here in order, numbered by a running offset (one per record, as Kafka numbers
+messages), so a follower that reconnects can continue from the offset it has if the ring still
+reaches back that far. The argv lists are kept as they are (no encoding on the hot path); the
+size bound counts their payload bytes. Pure: no I/O.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
-
-import msgpack
 
 #: Redis' repl-backlog-size default.
 DEFAULT_BACKLOG_BYTES = 1024 * 1024
-
-
-@dataclass(slots=True)
-class Effect:
-    offset: int  # offset of the first byte of this record in the replication stream
-    body: bytes  # msgpack of the argv list
+#: Bytes charged per record on top of its arguments (list and tuple overhead, roughly).
+RECORD_OVERHEAD_BYTES = 64
 
 
 class Backlog:
@@ -29,29 +24,33 @@ class Backlog:
 
     def __init__(self, max_bytes: int = DEFAULT_BACKLOG_BYTES) -> None:
         self.max_bytes = max_bytes
-        self.records: deque[Effect] = deque()
+        self.records: deque[tuple[int, list[bytes], int]] = deque()  # (offset, argv, size)
         self.size = 0
-        self.next_offset = 0  # the master_repl_offset
+        self.next_offset = 0  # the master_repl_offset: records appended so far
+
+    @property
+    def first_offset(self) -> int:
+        return self.records[0][0] if self.records else self.next_offset
 
     def append(self, argv: list[bytes]) -> int:
         """Add one effect; returns its offset."""
-        body = msgpack.packb(argv, use_bin_type=True)
         offset = self.next_offset
-        self.records.append(Effect(offset, body))
-        self.size += len(body)
-        self.next_offset += len(body)
-        while self.size > self.max_bytes and len(self.records) > 1:
-            self.size -= len(self.records.popleft().body)
+        size = sum(map(len, argv)) + RECORD_OVERHEAD_BYTES
+        self.records.append((offset, argv, size))
+        self.size += size
+        self.next_offset = offset + 1
+        records = self.records
+        while self.size > self.max_bytes and len(records) > 1:
+            self.size -= records.popleft()[2]
         return offset
 
     def since(self, offset: int) -> list[list[bytes]] | None:
         """The effects from `offset` on, or None if the ring no longer reaches back that far."""
-        if offset == self.next_offset:
-            return []
-        if not self.records or offset < self.records[0].offset or offset > self.next_offset:
+        if not self.first_offset <= offset <= self.next_offset:
             return None
-        return [msgpack.unpackb(e.body, raw=True) for e in self.records if e.offset >= offset]
+        skip = offset - self.first_offset
+        return [argv for _, argv, _ in list(self.records)[skip:]]
 
     def last(self, count: int = 1) -> list[list[bytes]]:
         """The newest `count` effects (for tests and debugging)."""
-        return [msgpack.unpackb(e.body, raw=True) for e in list(self.records)[-count:]]
+        return [argv for _, argv, _ in list(self.records)[-count:]]
