@@ -17,6 +17,7 @@ import re
 from typing import Any
 
 from jobcached.commands.registry import Command
+from jobcached.net.replies import Simple
 
 _TOKEN_RE = re.compile(r"\.\.\.|[\[\]<>|]|[^\s\[\]<>|]+")
 
@@ -51,9 +52,14 @@ def _parse_seq(tokens: list[str], pos: int, closer: str | None) -> tuple[list[An
         if tok in ("[", "<"):
             inner, pos = _parse_seq(tokens, pos, "]" if tok == "[" else ">")
             item = _group(inner)
+            current = alternatives[-1]
+            if (tok == "[" and current and b"multiple" in item.get(b"flags", [])
+                    and item[b"name"] == current[-1][b"name"]):
+                _add_flag(current[-1], b"multiple")  # `key [key ...]` is one repeated key
+                continue
             if tok == "[":
                 _add_flag(item, b"optional")
-            alternatives[-1].append(item)
+            current.append(item)
             continue
         alternatives[-1].append(_arg(tok))
     return alternatives, pos
@@ -88,15 +94,22 @@ def arguments(cmd: Command) -> list[dict[bytes, Any]]:
     words = cmd.display_name.split()
     tokens = _TOKEN_RE.findall(cmd.syntax)[len(words):]
     alternatives, _ = _parse_seq(tokens, 0, None)
-    if len(alternatives) > 1:
-        return [_group(alternatives)]
-    return alternatives[0]
+    specs = [_group(alternatives)] if len(alternatives) > 1 else alternatives[0]
+    return [_wire_flags(spec) for spec in specs]
+
+
+def _wire_flags(spec: dict[bytes, Any]) -> dict[bytes, Any]:
+    """Flags go out as a set of status replies, as Redis sends them (redis-cli asserts it)."""
+    out = dict(spec)
+    if b"flags" in out:
+        out[b"flags"] = {Simple(flag) for flag in out[b"flags"]}
+    if b"arguments" in out:
+        out[b"arguments"] = [_wire_flags(arg) for arg in out[b"arguments"]]
+    return out
 
 
 def command_info(cmd: Command) -> list[Any]:
     """One COMMAND INFO entry, in Redis 7's 10-field shape."""
-    from jobcached.net.replies import Simple
-
     first, last, step = cmd.keys
     return [
         cmd.fullname.encode(), cmd.arity, {Simple(f.encode()) for f in cmd.flag_names()},

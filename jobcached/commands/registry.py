@@ -118,7 +118,8 @@ def _parse_doc(handler: Callable[..., Any], name: str) -> tuple[str, str, str]:
     syntax, _, rest = doc.partition("\n\n")
     syntax = " ".join(syntax.split())
     rest = rest.strip()
-    summary = rest.split("\n\n", 1)[0].replace("\n", " ")
+    first_paragraph = rest.split("\n\n", 1)[0].replace("\n", " ")
+    summary = first_paragraph.split(". ", 1)[0].rstrip(".") + "."
     if not syntax.upper().startswith(name.upper()):
         raise ValueError(f"{name}: docstring must start with the syntax, got {syntax!r}")
     return syntax.strip(), summary, rest

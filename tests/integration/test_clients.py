@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import time
 
 import pytest
 import redis
@@ -115,3 +116,37 @@ def test_redis_cli_one_shot_commands(server: ServerProcess) -> None:
 def test_redis_cli_reads_command_docs_without_error(server: ServerProcess) -> None:
     out = redis_cli(server, "COMMAND", "DOCS", "client")
     assert "Inspect and control client connections." in out
+
+
+def test_interactive_redis_cli_shows_hints(server: ServerProcess) -> None:
+    """redis-cli builds its hints from COMMAND DOCS at start; a reply it cannot read makes it
+    abort, so drive it on a pseudo-terminal and look for the hint text."""
+    import fcntl
+    import os
+    import pty
+    import select
+    import struct
+    import termios
+
+    cli = require_tool("redis-cli")
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: become redis-cli
+        os.execv(cli, [cli, "-p", str(server.port)])
+    try:
+        fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 200, 0, 0))
+        time.sleep(0.5)  # let it connect and read COMMAND DOCS
+        os.write(fd, b"JOB.FETCH ")
+        seen = b""
+        deadline = time.monotonic() + 10
+        while b"QUEUES queue" not in seen and time.monotonic() < deadline:
+            ready, _, _ = select.select([fd], [], [], 0.2)
+            if ready:
+                chunk = os.read(fd, 4096)
+                if b"\x1b[6n" in chunk:  # linenoise asks where the cursor is
+                    os.write(fd, b"\x1b[1;1R")
+                seen += chunk
+        assert b"[COUNT count] [BLOCK ms]" in seen and b"QUEUES queue [queue ...]" in seen
+    finally:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+        os.close(fd)

@@ -8,7 +8,7 @@ from jobcached.commands.dispatch import resolve
 from jobcached.commands.docs import arguments
 from jobcached.commands.registry import load_all, lookup, walk
 from jobcached.commands.spec import render
-from jobcached.net.replies import ErrorReply
+from jobcached.net.replies import ErrorReply, Simple
 
 load_all()
 SPEC = Path(__file__).resolve().parents[3] / "protocol" / "SPEC.md"
@@ -50,4 +50,5 @@ def test_arguments_derived_from_syntax() -> None:
         {b"name": b"skip", b"type": b"pure-token", b"token": b"SKIP"}]}]
     echo = lookup(b"PING")
     assert echo is not None
-    assert arguments(echo) == [{b"name": b"message", b"type": b"string", b"flags": [b"optional"]}]
+    assert arguments(echo) == [{b"name": b"message", b"type": b"string",
+                                b"flags": {Simple(b"optional")}}]
