@@ -204,6 +204,7 @@ def load_all() -> None:
     from jobcached.commands import (  # noqa: F401
         connection,
         hashes,
+        introspection,
         jobs,
         keys,
         lists,

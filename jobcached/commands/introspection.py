@@ -1,0 +1,1 @@
+"""Introspection commands for operators: SLOWLOG and LATENCY."""
