@@ -7,8 +7,9 @@ Time is cut into ticks of `tick_ms`; a deadline belongs to tick `deadline_ms // 
 slots. Level 0 holds the next SLOTS ticks, one tick per slot (`tick % SLOTS`). Level L >= 1 holds
 timers by their level-L *window* `tick >> (L * SLOT_BITS)`, one window per slot, for the SLOTS
 windows after the current one. Anything farther away (about 497 days at 10 ms) waits in an
-overflow bucket. A timer is filed in the lowest level whose range reaches it, so the levels are
-ordered: every level-L timer is due before every level-(L+1) timer.
+overflow bucket. A timer is filed in the lowest level whose range reaches it. Levels overlap at
+their edges: level 0 reaches SLOTS ticks past `cur`, into a window level 1 may also hold, so a
+level-1 timer can be due before a level-0 one.
 
 - `schedule` computes the level and slot with a few shifts and adds the handle to that slot's
   dict: O(1). A deadline already in the past goes to a `due` bucket that the next `advance` fires.
@@ -22,8 +23,8 @@ ordered: every level-L timer is due before every level-(L+1) timer.
   slot is re-filtered on every advance that stays inside it. Overflow is re-filed, in O(len), only
   when the top-level window changes (every ~46 hours at 10 ms).
 - `next_deadline` returns the earliest pending deadline (beanstalkd's prottick: the loop sleeps
-  exactly until the next work). Because the levels are ordered, the answer is the minimum of the
-  first non-empty slot of the lowest non-empty level. The answer is cached: schedule keeps it with a
+  exactly until the next work). Within a level slots are in time order, so the answer is the
+  least of each level's first non-empty slot. The answer is cached: schedule keeps it with a
   `min`, and only an advance that fires something, or cancelling the earliest timer, clears it
   (cascading moves timers but does not change the minimum). Recomputing costs at most SLOTS
   slot checks per level plus a scan of that one slot (level 0: the timers of a single tick;
@@ -241,10 +242,18 @@ class TimerWheel(Generic[T]):
         return moved
 
     def _earliest(self) -> int | None:
-        """Scan for the earliest deadline, lowest level first (the levels are ordered)."""
+        """The earliest deadline: the first non-empty bucket of each level, then the least.
+
+        Levels are not ordered against each other: level 0 reaches up to SLOTS ticks past
+        `cur`, which can lie inside a window that level 1 also holds (a level-1 timer at the
+        start of the next window can be earlier than a level-0 timer near its end). Within a
+        level, buckets are in time order, so each level's first non-empty bucket holds its
+        earliest timer.
+        """
         counts = self._counts
+        candidates: list[int] = []
         if counts[_DUE]:
-            return min(h.deadline_ms for h in self._due)
+            candidates.append(min(h.deadline_ms for h in self._due))
         for lvl in range(LEVELS):
             if not counts[lvl]:
                 continue
@@ -254,7 +263,8 @@ class TimerWheel(Generic[T]):
             for index in range(start, start + SLOTS):
                 bucket = slots[index & SLOT_MASK]
                 if bucket:
-                    return min(h.deadline_ms for h in bucket)
+                    candidates.append(min(h.deadline_ms for h in bucket))
+                    break
         if counts[_OVERFLOW]:
-            return min(h.deadline_ms for h in self._overflow)
-        return None
+            candidates.append(min(h.deadline_ms for h in self._overflow))
+        return min(candidates) if candidates else None
