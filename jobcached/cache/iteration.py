@@ -47,7 +47,8 @@ TYPE_NAMES: dict[type, str] = {
 RANDOMKEY_MAX_TRIES = 100  # expired keys reclaimed per RANDOMKEY before giving up (bounded work)
 AVG_TTL_SAMPLES_PER_SHARD = 16  # volatile keys sampled per shard to estimate avg_ttl for INFO
 # Redis 7.0 encoding thresholds (hash-max-listpack-*, zset-max-listpack-*, set-max-intset-entries)
-LISTPACK_MAX_ENTRIES = 128
+HASH_LISTPACK_MAX_ENTRIES = 512  # hash-max-listpack-entries
+ZSET_LISTPACK_MAX_ENTRIES = 128  # zset-max-listpack-entries
 LISTPACK_MAX_VALUE_BYTES = 64
 INTSET_MAX_ENTRIES = 512
 EMBSTR_MAX_BYTES = 44  # strings up to this length are "embstr", longer ones "raw"
@@ -58,7 +59,7 @@ _NO_LFU = (
     " switching between policies at runtime LRU and LFU data will take some time to adjust."
 )
 _NO_LRU = (
-    "An LRU maxmemory policy is not selected, access time not tracked. Please note that when"
+    "An LFU maxmemory policy is selected, idle time not tracked. Please note that when"
     " switching between policies at runtime LRU and LFU data will take some time to adjust."
 )
 
@@ -154,9 +155,11 @@ def _is_int(b: bytes) -> bool:
     if not b or len(b) > INT_ENCODABLE_MAX_BYTES:
         return False
     try:
-        return str(int(b)).encode() == b
+        value = int(b)
     except ValueError:
         return False
+    # canonical decimal (no sign or leading zeros Redis would not print) within a signed long
+    return -(2**63) <= value < 2**63 and str(value).encode() == b
 
 
 def type_of(e: Entry | None) -> str:
@@ -184,33 +187,33 @@ def encoding_of(e: Entry | None) -> str | None:
         if len(value) <= INTSET_MAX_ENTRIES and all(_is_int(m) for m in value):
             return "intset"
         return "hashtable"
-    small = len(value) <= LISTPACK_MAX_ENTRIES
     if cls is dict:
-        fits = small and all(
+        fits = len(value) <= HASH_LISTPACK_MAX_ENTRIES and all(
             len(k) <= LISTPACK_MAX_VALUE_BYTES and len(v) <= LISTPACK_MAX_VALUE_BYTES
             for k, v in value.items()
         )
         return "listpack" if fits else "hashtable"
-    fits = small and all(len(m) <= LISTPACK_MAX_VALUE_BYTES for m in value.members())
+    fits = len(value) <= ZSET_LISTPACK_MAX_ENTRIES and all(
+        len(m) <= LISTPACK_MAX_VALUE_BYTES for m in value.members())
     return "listpack" if fits else "skiplist"
 
 
 def object_freq(ks: Keyspace, e: Entry | None) -> int | None:
     """OBJECT FREQ: the decayed LFU counter; an error unless an LFU policy is active."""
+    if e is None:  # a missing key is nil whatever the policy, as in Redis
+        return None
     if ks.policy not in LFU_POLICIES:
         raise CommandError(_NO_LFU)
-    if e is None:
-        return None
     ks.update_clock()
     return lfu_decayed(e.access, ks.lfu_minutes, ks.lfu_decay_time)
 
 
 def object_idletime(ks: Keyspace, e: Entry | None) -> int | None:
     """OBJECT IDLETIME in seconds; an error under an LFU policy (no access time kept)."""
-    if ks.policy in LFU_POLICIES:
-        raise CommandError(_NO_LRU)
     if e is None:
         return None
+    if ks.policy in LFU_POLICIES:
+        raise CommandError(_NO_LRU)
     ks.update_clock()
     return max(0, ks.lru_clock - e.access) // 1000
 

@@ -13,6 +13,7 @@ from jobcached.commands.registry import (
     FAST,
     LOADING,
     NO_MULTI,
+    READONLY,
     STALE,
     WRITE,
     Command,
@@ -221,7 +222,7 @@ def time_(s: Session, argv: list[bytes]) -> Any:
     return [str(now_us // 1_000_000).encode(), str(now_us % 1_000_000).encode()]
 
 
-@command("DBSIZE", arity=1, flags=FAST, group="server")
+@command("DBSIZE", arity=1, flags=READONLY | FAST, group="server")
 def dbsize(s: Session, argv: list[bytes]) -> int:
     """DBSIZE
 
