@@ -118,6 +118,8 @@ class JobEngine:
         for record in records:
             self._apply(record)
             count += 1
+        if self.jobs:
+            self.ids.resume_after(self.jobs.peekitem(-1)[0])
         return count
 
     def snapshot(self) -> Iterator[Record]:
