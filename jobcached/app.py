@@ -1,15 +1,21 @@
 """The application: builds the state, opens the listeners, runs periodic work, stops in order.
 
-Start: data directory, state, command table, TCP and unix listeners, the cron task.
-Stop (SIGTERM, SIGINT or SHUTDOWN), in uvicorn's order: close the listeners so nothing new
-arrives, let every connection flush what it has queued and close, wait up to
-`shutdown-timeout` seconds, abort the rest, then close the engines. A second signal exits at once.
+Start: data directory, state, command table; the HTTP endpoints (/healthz answers at once,
+/readyz says 503 `loading`); the WAL replay, in chunks that yield to the event loop so those
+endpoints answer during a long replay; then the TCP and unix listeners (RESP clients see
+"connection refused" until the job state is complete, never a half-replayed one) and the
+cron and timer tasks.
+Stop (SIGTERM, SIGINT or SHUTDOWN), in uvicorn's order: /readyz turns 503, close the listeners
+so nothing new arrives, let every connection flush what it has queued and close, wait up to
+`shutdown-timeout` seconds, abort the rest, then close the engines and the HTTP endpoints.
+A second signal exits at once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import os
 import signal
@@ -25,6 +31,8 @@ from jobcached.durability import Durability, decode_record
 from jobcached.jobs.engine import JobEngine
 from jobcached.jobs.wal import Wal
 from jobcached.net.protocol import RespProtocol
+from jobcached.observability.http import HttpServer
+from jobcached.observability.metrics import FsyncTimer, build_registry
 from jobcached.state import ServerState
 
 log = logging.getLogger("jobcached.app")
@@ -33,6 +41,10 @@ log = logging.getLogger("jobcached.app")
 CRON_INTERVAL_SECONDS = 0.1
 #: How often a failed WAL is retried.
 WAL_RECOVERY_INTERVAL_SECONDS = 1.0
+#: WAL records applied between two yields to the event loop during replay (about 30 ms of
+#: work at ~30 us a record), so /healthz and /readyz answer while a large log replays: an HTTP
+#: request needs a few loop turns, and each yield gives it one.
+REPLAY_CHUNK_RECORDS = 1_000
 
 
 class App:
@@ -46,16 +58,30 @@ class App:
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._last_recovery = 0.0
+        self.fs = FsyncTimer()
+        self.http: HttpServer | None = None
 
-    def _open_jobs(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Replay the WAL into a fresh job engine, then open it for appending."""
+    async def _open_jobs(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Replay the WAL into a fresh job engine, then open it for appending.
+
+        The replay applies REPLAY_CHUNK_RECORDS records at a time and yields to the loop in
+        between (only the HTTP endpoints run meanwhile: nothing else can see the engine).
+        Reading and checking a segment file is one blocking step (about 0.5 s for a full
+        64 MB segment), bounded by wal-segment-max-bytes.
+        """
         config = self.config
+        state = self.state
         started = loop.time()
         wal = Wal(str(Path(config.dir) / "wal"), repair=self.repair,
-                  segment_max_bytes=config.wal_segment_max_bytes)
-        engine = JobEngine(self.state.clock, default_lease_ms=config.job_default_timeout,
+                  segment_max_bytes=config.wal_segment_max_bytes, fs=self.fs)
+        engine = JobEngine(state.clock, default_lease_ms=config.job_default_timeout,
                            tick_ms=config.timer_tick)
-        replayed = engine.replay(decode_record(body) for body in wal.replay())
+        records = (decode_record(body) for body in wal.replay())
+        replayed = 0
+        while chunk := list(itertools.islice(records, REPLAY_CHUNK_RECORDS)):
+            replayed += engine.replay(chunk)
+            state.loading_records = replayed
+            await asyncio.sleep(0)
         wal.open_for_append()
         durability = Durability(wal, config.appendfsync, loop)
         durability.records_in_log = replayed
@@ -71,7 +97,15 @@ class App:
         load_all()
         Path(self.config.dir).mkdir(parents=True, exist_ok=True)
         loop = asyncio.get_running_loop()
-        self._open_jobs(loop)
+        self.state.loading = True
+        await self._start_http()
+        try:
+            await self._open_jobs(loop)
+        except BaseException:
+            if self.http is not None:
+                self.http.close()
+            raise
+        self.state.loading = False
         self.state.request_shutdown = self.request_stop
         config = self.config
 
@@ -94,7 +128,26 @@ class App:
                        asyncio.create_task(self._run_timers())]
         log.info("ready to accept connections", extra={
             "version": __version__, "bind": config.bind, "port": self.state.tcp_port,
-            "unixsocket": config.unixsocket or None, "dir": config.dir, "pid": os.getpid()})
+            "unixsocket": config.unixsocket or None, "dir": config.dir, "pid": os.getpid(),
+            "metrics_port": self.http.port if self.http else None})
+
+    async def _start_http(self) -> None:
+        """Open /metrics, /healthz and /readyz. A port that cannot be bound (say, a second
+        server on the same host with the default port) is logged as an error and the server
+        runs without them: probes then fail, which an orchestrator reports."""
+        config = self.config
+        if not config.metrics_port:
+            return
+        http = HttpServer(self.state, build_registry(self.state, self.fs))
+        host = config.metrics_bind or config.bind
+        try:
+            await http.start(host, config.metrics_port)
+        except OSError as exc:
+            log.error("cannot open the metrics endpoint: running without /metrics, /healthz "
+                      "and /readyz", extra={"bind": host, "port": config.metrics_port,
+                                            "error": str(exc)})
+            return
+        self.http = http
 
     def request_stop(self) -> None:
         self._stopping.set()
@@ -105,6 +158,7 @@ class App:
 
     async def stop(self) -> None:
         log.info("shutting down", extra={"clients": len(self.state.clients)})
+        self.state.shutting_down = True
         for server in self._servers:
             server.close()
         for session in list(self.state.clients.values()):
@@ -124,6 +178,8 @@ class App:
         if self.config.unixsocket:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.config.unixsocket)
+        if self.http is not None:
+            self.http.close()
         log.info("stopped")
 
     async def _run_cron(self) -> None:

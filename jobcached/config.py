@@ -14,6 +14,7 @@ from __future__ import annotations
 import fnmatch
 import re
 import shlex
+import textwrap
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -50,6 +51,13 @@ def parse_bool(text: str) -> bool:
     if lowered in ("no", "false", "0", "off"):
         return False
     raise ValueError(f"'{text}' is not yes or no")
+
+
+def parse_int_or_minus_one(text: str) -> int:
+    """An integer >= 0, or -1 (Redis' "disabled" for thresholds such as the slow log's)."""
+    if text.strip() == "-1":
+        return -1
+    return parse_int(text)
 
 
 def parse_str(text: str) -> str:
@@ -158,6 +166,16 @@ class Config:
     shutdown_timeout: int = setting(10, "Seconds a graceful shutdown waits for replies to "
                                     "flush before closing connections.", parse_int,
                                     mutable=True)
+    metrics_port: int = setting(
+        9380, "HTTP port for /metrics (Prometheus), /healthz and /readyz; 0 disables. If it "
+        "cannot be bound the server logs an error and runs without it.", parse_int)
+    metrics_bind: str = setting("", "Address the HTTP endpoints listen on ('' = same as bind); "
+                                "in a Kubernetes pod use 0.0.0.0 so the kubelet can probe.")
+    slowlog_log_slower_than: int = setting(
+        10_000, "Log commands that run at least this many microseconds in SLOWLOG (0 logs every "
+        "command, -1 disables).", parse_int_or_minus_one, mutable=True)
+    slowlog_max_len: int = setting(128, "Entries SLOWLOG keeps; the oldest are dropped.",
+                                   parse_int, mutable=True)
 
     # ----------------------------------------------------------------- access by wire name
 
@@ -202,6 +220,8 @@ class Config:
             raise ConfigError("port is 0 and no unixsocket is set: nothing to listen on")
         if self.port > 65535:
             raise ConfigError(f"port: {self.port} is not a TCP port")
+        if self.metrics_port > 65535:
+            raise ConfigError(f"metrics-port: {self.metrics_port} is not a TCP port")
         if not 0 < self.job_max_payload <= 48 * 1024**2:
             raise ConfigError("job-max-payload: must be between 1 byte and 48mb")
         if not 1 <= self.shards <= 16384:
@@ -215,6 +235,33 @@ class Config:
 
 
 _FIELDS = {f.name: f for f in fields(Config)}
+
+#: Width the sample config's comments are wrapped to.
+SAMPLE_CONFIG_COLUMNS = 78
+
+
+def sample_config() -> str:
+    """deploy/jobcached.conf: every key, its help text and its default, commented out.
+
+    Generated from the dataclass, so it cannot drift (a test compares the committed file):
+    `python -m jobcached.config > deploy/jobcached.conf`.
+    """
+    defaults = Config()
+    lines = [
+        "# jobcached configuration file: every key, what it does, and its default.",
+        "# Generated from jobcached/config.py by `python -m jobcached.config`; do not edit the",
+        "# generated text, copy this file and uncomment what you change.",
+        "#",
+        "# Format: `name value` per line, # starts a comment, quote values with spaces.",
+        "# Precedence, lowest first: default < this file < JOBCACHED_<NAME> environment",
+        "# variables < command-line flags (`jobcached serve --name value`).",
+    ]
+    for name in Config.names():
+        lines.append("")
+        lines.extend(textwrap.wrap(defaults.help(name), SAMPLE_CONFIG_COLUMNS,
+                                   initial_indent="# ", subsequent_indent="# "))
+        lines.append(f"# {name} {shlex.quote(defaults.render(name))}")
+    return "\n".join(lines) + "\n"
 
 
 def _attr(name: str) -> str:
@@ -264,3 +311,7 @@ def load_config(flags: Mapping[str, str], environ: Mapping[str, str],
                 raise ConfigError(f"{source}: {exc}") from None
     config.validate()
     return config
+
+
+if __name__ == "__main__":
+    print(sample_config(), end="")

@@ -60,6 +60,9 @@ class Durability:
         self.committer = GroupCommitter(wal, policy, loop.call_soon_threadsafe)
         self.failure: Exception | None = None
         self.records_in_log = 0
+        #: times the log failed, and healed (metrics)
+        self.failures = 0
+        self.recoveries = 0
         self._open = _Batch()
         self._in_flight: _Batch | None = None
         self._scheduled = False
@@ -89,6 +92,7 @@ class Durability:
             self._in_flight = None
         if error is not None and self.failure is None:
             self.failure = error
+            self.failures += 1
             log.error("WAL write failed: job writes are refused until it is fixed",
                       extra={"error": str(error)})
         for deferred, value in batch.waiters:
@@ -134,6 +138,7 @@ class Durability:
         log.warning("WAL recovered: job writes are accepted again",
                     extra={"was": str(self.failure)})
         self.failure = None
+        self.recoveries += 1
         return True
 
     # ---------------------------------------------------------------- maintenance
@@ -151,15 +156,16 @@ class Durability:
         """
         if self._open.bodies:
             self._flush()
-        bodies = [encode_record(r) for r in snapshot()]
+        records = list(snapshot())  # taken now, on the loop; encoded by the writer thread
+        bodies = (encode_record(r) for r in records)
         finished: asyncio.Future[Exception | None] = self.loop.create_future()
         self.committer.compact(bodies, finished.set_result)
         error = await finished
         if error is not None:
             log.error("WAL compaction failed", extra={"error": str(error)})
             return False
-        self.records_in_log = len(bodies) + len(self._open.bodies)
-        log.info("WAL compacted", extra={"records": len(bodies)})
+        self.records_in_log = len(records) + len(self._open.bodies)
+        log.info("WAL compacted", extra={"records": len(records)})
         return True
 
     async def drain(self) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -19,9 +20,11 @@ from jobcached.clock import Clock, SystemClock
 from jobcached.config import Config
 from jobcached.jobs.timerwheel import TimerWheel
 from jobcached.net.resp import ParserLimits
+from jobcached.observability.slowlog import SlowLog
 from jobcached.replication.backlog import Backlog
 
 if TYPE_CHECKING:
+    from jobcached.commands.registry import Command
     from jobcached.durability import Durability
     from jobcached.jobs.engine import JobEngine
     from jobcached.net.session import Session
@@ -42,6 +45,21 @@ class Stats:
     unexpected_error_replies: int = 0
     protocol_errors: int = 0
     auth_failures: int = 0
+
+
+#: Slots of a latency histogram: a duration of v microseconds is counted in slot v.bit_length()
+#: (so v < 2**slot us), which makes recording one integer op; 64 slots hold any int64. The slot
+#: after them holds the sum of the durations.
+LATENCY_SLOTS = 64
+
+
+def new_latency_histogram() -> list[int]:
+    return [0] * (LATENCY_SLOTS + 1)
+
+
+#: Distinct error codes INFO errorstats tracks (Redis' limit): the set of codes is ours and
+#: small, but a bound costs nothing.
+ERRORSTATS_MAX_CODES = 128
 
 
 @dataclass
@@ -70,6 +88,16 @@ class ServerState:
     durability: Durability | None = None
     #: installed by the app: starts a graceful shutdown
     request_shutdown: Callable[[], None] = field(default=lambda: None)
+    #: lifecycle, for /readyz and INFO: replaying the WAL (and how far), stopping
+    loading: bool = False
+    loading_records: int = 0
+    shutting_down: bool = False
+    #: command -> latency histogram (see LATENCY_SLOTS), filled by dispatch.call()
+    command_latency: defaultdict[Command, list[int]] = field(
+        default_factory=lambda: defaultdict(new_latency_histogram))
+    #: error code (ERR, WRONGTYPE, MISCONF...) -> replies, for INFO errorstats
+    errorstats: dict[str, int] = field(default_factory=dict)
+    slowlog: SlowLog = field(default_factory=SlowLog)
 
     def __post_init__(self) -> None:
         self.started_ms = self.clock.now_ms()
@@ -92,6 +120,15 @@ class ServerState:
         keyspace.lfu_decay_time = self.config.lfu_decay_time
         keyspace.set_policy(self.config.maxmemory_policy)
         self.backlog.max_bytes = self.config.repl_backlog_size
+        self.slowlog.configure(self.config.slowlog_log_slower_than, self.config.slowlog_max_len)
+
+    def count_error(self, code: str) -> None:
+        """One more error reply with this code (INFO errorstats)."""
+        errorstats = self.errorstats
+        if code in errorstats:
+            errorstats[code] += 1
+        elif len(errorstats) < ERRORSTATS_MAX_CODES:
+            errorstats[code] = 1
 
     # ------------------------------------------------------------------ effects
 

@@ -83,14 +83,21 @@ def execute(s: Session, argv: list[bytes]) -> Any:
 
 
 def call(s: Session, cmd: Command, argv: list[bytes]) -> Any:
-    """Run a resolved, permitted command (EXEC runs its queue through here too)."""
-    stats = s.server.stats
-    if cmd.denyoom and s.server.keyspace.maxmemory:
+    """Run a resolved, permitted command (EXEC runs its queue through here too).
+
+    Every call is timed once; the duration feeds INFO commandstats, the command's latency
+    histogram (metrics, LATENCY HISTOGRAM: one list increment, see state.LATENCY_SLOTS) and,
+    past `slowlog-log-slower-than`, the slow log.
+    """
+    server = s.server
+    stats = server.stats
+    if cmd.denyoom and server.keyspace.maxmemory:
         try:
-            s.server.keyspace.ensure_memory()
+            server.keyspace.ensure_memory()
         except CommandError as exc:
             cmd.rejected_calls += 1
             stats.total_error_replies += 1
+            server.count_error(exc.code)
             return ErrorReply(exc.wire)
     s.last_command = cmd.fullname
     handler = cmd.handler
@@ -101,6 +108,7 @@ def call(s: Session, cmd: Command, argv: list[bytes]) -> Any:
     except CommandError as exc:
         cmd.failed_calls += 1
         stats.total_error_replies += 1
+        server.count_error(exc.code)
         reply = ErrorReply(exc.wire)
     except Exception:
         # A bug, not a client error: keep the connection and the server alive, and say so.
@@ -108,7 +116,15 @@ def call(s: Session, cmd: Command, argv: list[bytes]) -> Any:
         cmd.failed_calls += 1
         stats.total_error_replies += 1
         stats.unexpected_error_replies += 1
+        server.count_error("ERR")
         reply = ErrorReply(f"ERR internal error while running '{cmd.fullname}'")
+    usec = (time.perf_counter_ns() - started) // 1000
     cmd.calls += 1
-    cmd.usec += (time.perf_counter_ns() - started) // 1000
+    cmd.usec += usec
+    histogram = server.command_latency[cmd]
+    histogram[usec.bit_length()] += 1
+    histogram[-1] += usec
+    if usec >= server.slowlog.threshold_us:
+        server.slowlog.record(cmd.fullname, argv, usec, server.clock.now_ms() // 1000, s.addr,
+                              s.name)
     return reply

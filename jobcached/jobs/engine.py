@@ -14,10 +14,17 @@ Time-driven work (a delay or backoff ending, a lease expiring, a blocked fetch o
 out) sits in a hierarchical timer wheel; `tick(now_ms)` fires what is due and returns nothing
 but records and deliveries. Blocked clients are plain callbacks (`deliver`), so the engine needs
 no event loop: the command layer turns them into replies.
+
+Observability: the public methods (never `_apply`, so replay counts nothing twice) bump the
+per-queue activity counters in `ReadyQueue`, and log job lifecycle events through `logging`:
+debug for push, lease, ack, cancel and requeue; info for a failed attempt that will be
+retried; warning for a job that went dead or whose lease expired. Each carries the job id,
+its queue and the W3C `traceparent` from its META when it has one.
 """
 
 from __future__ import annotations
 
+import logging
 import random
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -39,10 +46,12 @@ from jobcached.jobs.model import (
     clip_text,
     next_state,
 )
-from jobcached.jobs.ready import ReadyQueue
+from jobcached.jobs.ready import ReadyQueue, observe_ms
 from jobcached.jobs.timerwheel import TimerWheel
 
 Record = dict[str, Any]
+
+log = logging.getLogger("jobcached.jobs")
 
 #: JOB.LIST looks at no more than this many jobs per call times COUNT (bounded work, like SCAN).
 LIST_SCAN_FACTOR = 10
@@ -260,6 +269,9 @@ class JobEngine:
             meta=dict(opts.meta),
         )
         self._commit({"op": "put", "job": job.to_record()})
+        self._queue(queue).pushed += 1
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("job pushed", extra=_job_fields(job, state=job.state.value))
         self._serve_waiters(queue)
         return job.id, True
 
@@ -285,9 +297,15 @@ class JobEngine:
 
     def _lease(self, job: Job, lease_ms: int | None, worker: str) -> None:
         now = self.clock.now_ms()
+        waited_ms = now - job.enqueued_ms
         self._commit({"op": "lease", "id": job.id, "now": now, "worker": worker,
                       "token": f"{self.rng.getrandbits(64):016x}",
                       "deadline": now + (lease_ms or job.timeout_ms)})
+        queue = self._queue(job.queue)
+        queue.fetched += 1
+        observe_ms(queue.wait_ms, waited_ms)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("job leased", extra=_job_fields(job, worker=worker, waited_ms=waited_ms))
 
     def wait_for_jobs(self, queues: list[str], count: int, lease_ms: int | None, worker: str,
                       block_ms: int, deliver: Callable[[list[Job]], None]) -> FetchWaiter:
@@ -339,8 +357,15 @@ class JobEngine:
         return job
 
     def ack(self, job_id: str, token: str, result: bytes | None = None) -> None:
-        self._running(job_id, token)
-        self._commit({"op": "ack", "id": job_id, "now": self.clock.now_ms(), "result": result})
+        job = self._running(job_id, token)
+        now = self.clock.now_ms()
+        ran_ms = now - job.started_ms
+        self._commit({"op": "ack", "id": job_id, "now": now, "result": result})
+        queue = self._queue(job.queue)
+        queue.succeeded += 1
+        observe_ms(queue.run_ms, ran_ms)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("job succeeded", extra=_job_fields(job, ran_ms=ran_ms))
         self._finished(job_id)
 
     def fail(self, job_id: str, token: str, message: str, errtype: str = "Error",
@@ -351,7 +376,7 @@ class JobEngine:
         return self.jobs[job_id].state
 
     def _fail(self, job: Job, errtype: str, message: str, trace: str,
-              retry_in_ms: int | None, noretry: bool) -> None:
+              retry_in_ms: int | None, noretry: bool, *, expired: bool = False) -> None:
         now = self.clock.now_ms()
         retry_at = None
         if not noretry and job.retries_done < job.retry.retries:
@@ -362,8 +387,23 @@ class JobEngine:
                  "time": now, "attempt": job.attempt}
         self._commit({"op": "fail", "id": job.id, "now": now, "error": error,
                       "retry_at": retry_at})
+        queue = self._queue(job.queue)
+        queue.failed_attempts += 1
+        if expired:
+            queue.lease_expired += 1
+        fields = _job_fields(job, error_type=errtype, error=error["message"][:200])
         if retry_at is None:
+            queue.dead += 1
+            log.warning("job lease expired, job is dead" if expired else "job dead",
+                        extra=fields)
             self._finished(job.id)
+        else:
+            queue.retried += 1
+            fields["retry_in_ms"] = retry_at - now
+            if expired:
+                log.warning("job lease expired, will retry", extra=fields)
+            else:
+                log.info("job failed, will retry", extra=fields)
 
     def beat(self, job_id: str, token: str, extend_ms: int | None = None) -> int | None:
         """Extend a lease; the new deadline, or None if the job was canceled meanwhile."""
@@ -386,6 +426,9 @@ class JobEngine:
         next_state(job, Event.CANCEL)  # raises if not allowed
         self._commit({"op": "cancel", "id": job_id, "now": self.clock.now_ms(),
                       "reason": reason})
+        self._queue(job.queue).canceled += 1
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("job canceled", extra=_job_fields(job, reason=reason))
         self._finished(job_id)
 
     def retry(self, job_id: str) -> None:
@@ -393,6 +436,9 @@ class JobEngine:
         job = self._known(job_id)
         next_state(job, Event.RETRY)
         self._commit({"op": "retry", "id": job_id, "now": self.clock.now_ms()})
+        self._queue(job.queue).requeued += 1
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("job requeued", extra=_job_fields(job))
         self._serve_waiters(job.queue)
 
     def _known(self, job_id: str) -> Job:
@@ -481,7 +527,7 @@ class JobEngine:
                     job.timer = None
                     self._fail(job, "LeaseExpired",
                                f"lease expired at {job.deadline_ms} without ack or heartbeat",
-                               "", None, False)
+                               "", None, False, expired=True)
             elif kind == "fetch-timeout":
                 if target.active:
                     target.active = False
@@ -492,3 +538,13 @@ class JobEngine:
 
     def next_deadline(self) -> int | None:
         return self.timers.next_deadline()
+
+
+def _job_fields(job: Job, **more: Any) -> dict[str, Any]:
+    """The structured log fields of a job event: id, queue, attempt, traceparent if any."""
+    fields: dict[str, Any] = {"job": job.id, "queue": job.queue, "attempt": job.attempt}
+    traceparent = job.meta.get("traceparent") if job.meta else None
+    if traceparent:
+        fields["traceparent"] = traceparent
+    fields.update(more)
+    return fields

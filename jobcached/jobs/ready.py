@@ -4,6 +4,12 @@ Each priority level is a deque; the levels present are kept sorted. Removing a j
 canceled or purged while queued is lazy: its entry stays in the deque and is skipped when it
 reaches the front, because the job's `ready_seq` no longer matches or it is no longer queued.
 So push, pop and cancel are all O(1) amortized (plus a bisect when a new level appears).
+
+The queue also carries the per-queue counters behind QUEUE.STATS and the metrics. The activity
+counters (`pushed` ... `lease_expired`, and the two duration histograms) describe what this
+process did since it started: the engine bumps them in its public methods, never in `_apply`,
+so replaying the log at start does not count history a second time (Prometheus reads a restart
+as a counter reset, as for any process).
 """
 
 from __future__ import annotations
@@ -13,6 +19,21 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from jobcached.jobs.model import Job, State
+
+#: Slots of a duration histogram: a duration of v ms is counted in slot v.bit_length() (so
+#: v < 2**slot ms), which makes recording one integer op; 64 slots hold any int64. The slot
+#: after them holds the sum of the durations in ms.
+HISTOGRAM_SLOTS = 64
+
+
+def new_histogram() -> list[int]:
+    return [0] * (HISTOGRAM_SLOTS + 1)
+
+
+def observe_ms(histogram: list[int], duration_ms: int) -> None:
+    duration_ms = max(0, duration_ms)  # a clock stepped back must not index from the end
+    histogram[duration_ms.bit_length()] += 1
+    histogram[-1] += duration_ms
 
 
 @dataclass(slots=True)
@@ -24,6 +45,18 @@ class ReadyQueue:
     processed: int = 0  # acked
     failed: int = 0  # failed attempts, lease expiries included
     counts: dict[State, int] = field(default_factory=lambda: dict.fromkeys(State, 0))
+    # activity since this process started (see the module docstring)
+    pushed: int = 0
+    fetched: int = 0  # leases handed out
+    succeeded: int = 0
+    failed_attempts: int = 0  # JOB.FAIL and lease expiries
+    retried: int = 0  # failed attempts that will run again (moved to retrying)
+    dead: int = 0  # failed attempts with no retry left
+    canceled: int = 0
+    requeued: int = 0  # JOB.RETRY and DLQ.REQUEUE
+    lease_expired: int = 0
+    wait_ms: list[int] = field(default_factory=new_histogram)  # queued -> leased
+    run_ms: list[int] = field(default_factory=new_histogram)  # leased -> acked
     _levels: dict[int, deque[tuple[int, Job]]] = field(default_factory=dict)
     _order: list[int] = field(default_factory=list)  # negated priorities, ascending
 

@@ -4,6 +4,13 @@ Tools that parse Redis' INFO (redis-py's `info()`, exporters, `redis-cli --stat`
 unchanged, so every field Redis has and we can honestly fill keeps its Redis name; fields of our
 own are prefixed or live in sections of our own. Each section is a function of the server state;
 later engines add sections by registering them in SECTIONS.
+
+Sections of our own: `# Jobs` (one `queue_<name>:pending=..,queued=..,...,lag_ms=..` line per
+queue, names escaped so that `:` `,` `=` and spaces cannot break a parser). `# Persistence`
+describes the write-ahead log with Redis' AOF field names where they mean the same thing
+(`aof_enabled:1`: the WAL is our append-only file, for jobs) and `wal_*` fields for the rest.
+`loading` is always 0 here: the RESP listeners open only after the replay (see app.py), so a
+client never sees a loading server; /readyz reports the replay instead.
 """
 
 from __future__ import annotations
@@ -17,7 +24,13 @@ from collections.abc import Callable, Iterable
 
 from jobcached import REDIS_COMPAT_VERSION, __version__
 from jobcached.commands.registry import walk
-from jobcached.state import ServerState
+from jobcached.jobs.model import State
+from jobcached.state import LATENCY_SLOTS, ServerState
+
+#: Queues listed in INFO jobs; QUEUE.LIST and QUEUE.STATS reach the others.
+INFO_MAX_QUEUES = 1000
+#: Percentiles INFO latencystats shows (Redis' default latency-tracking-info-percentiles).
+LATENCY_PERCENTILES = (50.0, 99.0, 99.9)
 
 _PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
 
@@ -75,7 +88,35 @@ def _memory(state: ServerState) -> list[tuple[str, object]]:
 
 
 def _persistence(state: ServerState) -> list[tuple[str, object]]:
-    return [("loading", 0), ("aof_enabled", 0), ("rdb_changes_since_last_save", 0)]
+    durability = state.durability
+    rows: list[tuple[str, object]] = [
+        ("loading", int(state.loading)), ("async_loading", 0),
+        ("rdb_changes_since_last_save", 0), ("rdb_bgsave_in_progress", 0),
+        ("rdb_last_bgsave_status", "ok"),
+    ]
+    if durability is None:
+        return [*rows, ("aof_enabled", 0), ("wal_enabled", 0)]
+    wal = durability.wal.stats
+    status = "err" if durability.failure is not None else "ok"
+    rows += [
+        ("aof_enabled", 1), ("aof_rewrite_in_progress", 0),
+        ("aof_last_bgrewrite_status", "ok"), ("aof_last_write_status", status),
+        ("aof_rewrites", wal.compactions),
+        ("wal_enabled", 1), ("appendfsync", state.config.appendfsync),
+        ("wal_bytes", wal.bytes_written), ("wal_records_written", wal.records_written),
+        ("wal_records", durability.records_in_log), ("wal_segments", wal.segments),
+        ("wal_fsyncs", wal.fsyncs), ("wal_compactions", wal.compactions),
+        ("wal_truncated_tail_bytes", wal.truncated_tail_bytes),
+        ("wal_last_write_status", status),
+        ("wal_last_fsync_status", "err" if wal.last_fsync_error else "ok"),
+    ]
+    if durability.failure is not None:
+        rows.append(("wal_last_error", _one_line(str(durability.failure))))
+    return rows
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())[:200]
 
 
 def _stats(state: ServerState) -> list[tuple[str, object]]:
@@ -123,6 +164,60 @@ def _commandstats(state: ServerState) -> list[tuple[str, object]]:
     return rows
 
 
+def _errorstats(state: ServerState) -> list[tuple[str, object]]:
+    return [(f"errorstat_{code}", f"count={count}")
+            for code, count in sorted(state.errorstats.items())]
+
+
+def percentile_us(histogram: list[int], percentile: float) -> float:
+    """The upper bound (us) of the log2 slot holding the given percentile (0 when empty)."""
+    total = sum(histogram[:LATENCY_SLOTS])
+    if not total:
+        return 0.0
+    rank = total * percentile / 100
+    seen = 0
+    for slot in range(LATENCY_SLOTS):
+        seen += histogram[slot]
+        if seen >= rank:
+            return float(1 << slot)
+    return float(1 << (LATENCY_SLOTS - 1))
+
+
+def _latencystats(state: ServerState) -> list[tuple[str, object]]:
+    rows: list[tuple[str, object]] = []
+    latency = state.command_latency
+    for cmd in walk():
+        histogram = latency.get(cmd)
+        if histogram is not None:
+            values = ",".join(f"p{p:g}={percentile_us(histogram, p):.3f}"
+                              for p in LATENCY_PERCENTILES)
+            rows.append((f"latency_percentiles_usec_{cmd.fullname}", values))
+    return rows
+
+
+def escape_queue_name(name: str) -> str:
+    """A queue name safe as an INFO field name: bytes other than [A-Za-z0-9_.-] as %XX."""
+    return "".join(ch if ch.isascii() and (ch.isalnum() or ch in "_.-")
+                   else "".join(f"%{b:02X}" for b in ch.encode()) for ch in name)
+
+
+def _jobs(state: ServerState) -> list[tuple[str, object]]:
+    engine = state.jobs
+    if engine is None:
+        return [("jobs", 0), ("queues", 0)]
+    rows: list[tuple[str, object]] = [("jobs", len(engine.jobs)),
+                                      ("queues", len(engine.queues))]
+    now = state.clock.now_ms()
+    for name, queue in sorted(engine.queues.items())[:INFO_MAX_QUEUES]:
+        oldest = queue.oldest() if queue.counts[State.QUEUED] else None
+        lag = max(0, now - oldest.enqueued_ms) if oldest is not None else 0
+        counts = ",".join(f"{s.value}={queue.counts[s]}" for s in State)
+        rows.append((f"queue_{escape_queue_name(name)}",
+                     f"{counts},lag_ms={lag},paused={int(queue.paused)},pushed={queue.pushed},"
+                     f"fetched={queue.fetched},failed_attempts={queue.failed_attempts}"))
+    return rows
+
+
 def _keyspace(state: ServerState) -> list[tuple[str, object]]:
     cache = state.keyspace.info()
     if not cache["keys"]:
@@ -130,14 +225,16 @@ def _keyspace(state: ServerState) -> list[tuple[str, object]]:
     return [("db0", f"keys={cache['keys']},expires={cache['expires']},avg_ttl={cache['avg_ttl']}")]
 
 
-#: section name -> renderer, in INFO's order; DEFAULT are shown by a bare INFO
+#: section name -> renderer, in INFO's order; DEFAULT are shown by a bare INFO (and by
+#: `default`), every section by `all` and `everything` (we have no modules)
 SECTIONS: dict[str, Section] = {
     "server": _server, "clients": _clients, "memory": _memory, "persistence": _persistence,
     "stats": _stats, "replication": _replication, "cpu": _cpu, "commandstats": _commandstats,
+    "errorstats": _errorstats, "latencystats": _latencystats, "jobs": _jobs,
     "keyspace": _keyspace,
 }
 DEFAULT = ("server", "clients", "memory", "persistence", "stats", "replication", "cpu",
-           "keyspace")
+           "errorstats", "jobs", "keyspace")
 
 
 def render_info(state: ServerState, wanted: Iterable[str]) -> bytes:

@@ -152,10 +152,12 @@ def test_everysec_reports_after_write_and_fsyncs_at_most_once_per_interval(
     committer.close()
     assert results.wait_for(4) == [None] * 4
     assert fs.writes == 4
-    # a; then b+c together (or b alone, if the thread saw the clock move before c arrived);
-    # then the final fsync at close
-    assert fs.fsyncs == 3
-    assert committer.stats.periodic_fsyncs == 3
+    # With the thread idle each batch is written inline and reported at once; the thread then
+    # fsyncs at most once per interval (two intervals here) and once more at close, however
+    # the four writes happen to interleave with its wake-ups.
+    assert committer.stats.inline_writes == 4
+    assert 1 <= fs.fsyncs <= 3
+    assert committer.stats.periodic_fsyncs == fs.fsyncs
 
 
 def test_no_policy_never_fsyncs(tmp_path: Path) -> None:
