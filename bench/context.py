@@ -189,6 +189,7 @@ class Context:
     def start_server(
         self, name: str, argv: list[str], port: int, probe: Callable[[int], bool] = resp_ping,
         cwd: Path | None = None, probe_interval: float = PROBE_INTERVAL_S,
+        startup_timeout: float = STARTUP_TIMEOUT_S,
     ) -> Server:
         """Run `argv` in the foreground and wait until `probe(port)` is true."""
         log_path = self.workdir / f"{name}-{port}.log"
@@ -200,7 +201,7 @@ class Context:
             )
         server = Server(name, port, proc, log_path)
         self._servers.append(server)
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        deadline = time.monotonic() + startup_timeout
         while not probe(port):
             if not server.alive():
                 raise RuntimeError(
@@ -209,7 +210,7 @@ class Context:
                 )
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{name} did not answer on port {port} "
-                                   f"within {STARTUP_TIMEOUT_S:.0f} s:\n{server.log_tail()}")
+                                   f"within {startup_timeout:.0f} s:\n{server.log_tail()}")
             time.sleep(probe_interval)
         server.ready_s = time.perf_counter() - spawned
         self.log(f"  started {name} pid {server.pid} on port {port}")
@@ -217,7 +218,7 @@ class Context:
 
     def start_jobcached(
         self, *extra: str, data_dir: Path | None = None, loglevel: str = "warning",
-        probe_interval: float = PROBE_INTERVAL_S,
+        probe_interval: float = PROBE_INTERVAL_S, startup_timeout: float = STARTUP_TIMEOUT_S,
     ) -> Server:
         """jobcached from this project (the interpreter running the bench) on a free port.
 
@@ -231,7 +232,7 @@ class Context:
         argv = [sys.executable, "-m", "jobcached", "serve", "--port", str(port),
                 "--dir", str(data_dir), "--loglevel", loglevel, *extra]
         return self.start_server("jobcached", argv, port, cwd=ROOT,
-                                 probe_interval=probe_interval)
+                                 probe_interval=probe_interval, startup_timeout=startup_timeout)
 
     def start_redis(self, *extra: str) -> Server:
         """redis-server with persistence off, on a free port."""

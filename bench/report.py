@@ -98,6 +98,9 @@ See `bench/README.md` for what is measured.
   during that one test, divided by the number of requests. Client CPU is not counted.
 - **CPU ratio** = jobcached µs CPU/req ÷ redis µs CPU/req (above 1: jobcached spends more CPU).
 - **Throughput ratio** = jobcached rps ÷ redis rps (below 1: jobcached is slower).
+- Job suites (`jobs-*`) compare with beanstalkd instead, per job rather than per request:
+  **jobs/s** and **server µs CPU/job** (the same /proc reading, divided by jobs), ratios
+  jobcached ÷ beanstalkd; their descriptions say how the load was generated.
 
 Both servers and the load generator ran in one run, side by side, on the machine described
 under each table. That machine is small and noisy (2 cores shared by server and client), so

@@ -1,6 +1,7 @@
 """Built-in suites: importing this package registers them, in the order RESULTS.md lists them.
 
-One module per family: `cache.py` (redis-benchmark against redis-server). Later: memory, jobs.
+One module per family: `cache.py` (redis-benchmark against redis-server), `jobs.py` (jobcached as
+a job server, against beanstalkd; load generators in `bench/jobload.py`).
 """
 
-from bench.suites import cache  # noqa: F401  (registers on import)
+from bench.suites import cache, jobs  # noqa: F401  (register on import)
