@@ -24,6 +24,7 @@ from jobcached.observability.slowlog import SlowLog
 from jobcached.replication.backlog import Backlog
 
 if TYPE_CHECKING:
+    from jobcached.commands.blocking import BlockedKeys
     from jobcached.commands.registry import Command
     from jobcached.durability import Durability
     from jobcached.jobs.engine import JobEngine
@@ -80,6 +81,8 @@ class ServerState:
     #: timer task; schedule with `timers.schedule(deadline_ms, callback)`
     timers: TimerWheel[Callable[[], None]] = field(init=False)
     backlog: Backlog = field(init=False)
+    #: clients blocked on keys (BLPOP, BZPOPMIN...); created by commands/blocking.py on first use
+    blocked_keys: BlockedKeys | None = None
     #: key -> sessions WATCHing it (MULTI/EXEC optimistic locking)
     watchers: dict[bytes, set[Session]] = field(default_factory=dict)
     parser_limits: ParserLimits = field(default_factory=ParserLimits)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from jobcached.commands.args import INT64_MAX, scan_options, to_cursor, to_int
+from jobcached.commands.blocking import signal_key_ready
 from jobcached.commands.registry import (
     DENYOOM,
     FAST,
@@ -318,6 +319,7 @@ def rename(s: Session, argv: list[bytes]) -> Any:
     s.server.keyspace.rename(src, dst)
     if src != dst:
         s.server.propagate([b"RENAME", src, dst], (src, dst))
+        signal_key_ready(s.server, dst)
     return OK
 
 
@@ -338,6 +340,7 @@ def renamenx(s: Session, argv: list[bytes]) -> int:
         return 0
     ks.rename(src, dst)
     s.server.propagate([b"RENAME", src, dst], (src, dst))
+    signal_key_ready(s.server, dst)
     return 1
 
 
@@ -374,6 +377,7 @@ def copy(s: Session, argv: list[bytes]) -> int:
         return 0
     s.server.propagate([b"COPY", src, dst, b"REPLACE"] if replace else [b"COPY", src, dst],
                        (dst,))
+    signal_key_ready(s.server, dst)
     return 1
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from jobcached.commands import blocking
 from jobcached.commands.dispatch import call, resolve
 from jobcached.commands.registry import FAST, LOADING, NO_MULTI, STALE, Command, command
 from jobcached.errors import CommandError
@@ -76,13 +77,17 @@ def exec_(s: Session, argv: list[bytes]) -> Any:
     if dirty:
         return NULL_ARRAY
     replies: list[Any] = []
-    for queued_argv in queued:
-        cmd = resolve(queued_argv)
-        reply = cmd if isinstance(cmd, ErrorReply) else call(s, _as_command(cmd), queued_argv)
-        if isinstance(reply, Deferred) and reply.blocking:
-            reply.cancel()  # a blocking command inside MULTI does not block: it times out
-            reply = NULL_ARRAY
-        replies.append(reply)
+    # Inside atomic(), blocking commands answer at once with their timeout reply, and clients
+    # blocked on keys this transaction fills are served only after all of it has run.
+    with blocking.atomic(s.server):
+        for queued_argv in queued:
+            cmd = resolve(queued_argv)
+            reply = cmd if isinstance(cmd, ErrorReply) else call(s, _as_command(cmd),
+                                                                 queued_argv)
+            if isinstance(reply, Deferred) and reply.blocking:
+                reply.cancel()  # a blocking job command (JOB.FETCH BLOCK) does not block here
+                reply = NULL_ARRAY
+            replies.append(reply)
     return _when_resolved(replies)
 
 

@@ -1,1 +1,674 @@
-"""Sorted-set commands."""
+"""Sorted-set commands: ZADD and friends, the ZRANGE family, removals by range, pops (blocking
+too) and ZSCAN.
+
+The value is a `cache.zset.ZSet`; handlers parse, call it, and shape replies. They follow Redis
+7.0's t_zset.c in the order they check things. Number parsing is Redis' own: scores go through
+strtod (`to_double`: hex floats accepted, overflow refused), range ends through zslParseRange
+(`to_range_double`: `(` for exclusive, leading spaces allowed, overflow saturates).
+
+Reply shapes: scores are doubles (RESP2: bulk strings printed with "%.17g"). Where Redis 7.0
+pairs a member with its score (ZRANGE ... WITHSCORES, ZPOPMIN with a count), RESP3 gets an array
+of [member, score] pairs and RESP2 the same flattened; handlers read `s.resp3` for that.
+
+A score of -0 is stored as 0, as Redis stores it in its small (listpack) sorted sets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from itertools import islice
+from typing import Any
+
+from jobcached.cache.glob import compile_glob
+from jobcached.cache.memory import item_size
+from jobcached.cache.zset import ADDED, UPDATED, LexBound, ZSet, lex_bound
+from jobcached.commands import blocking
+from jobcached.commands.args import (
+    scan_options,
+    to_count,
+    to_cursor,
+    to_double,
+    to_int,
+    to_range_double,
+    to_timeout_ms,
+)
+from jobcached.commands.registry import BLOCKING, DENYOOM, FAST, READONLY, WRITE, command
+from jobcached.errors import CommandError, SyntaxErr, WrongTypeError
+from jobcached.net.replies import NULL_ARRAY
+from jobcached.net.resp import format_double
+from jobcached.net.session import Session
+
+#: ZSCAN returns a sorted set this small whole, with cursor 0 (Redis' zset-max-listpack-entries).
+ZSCAN_WHOLE_MAX_MEMBERS = 128
+
+#: Longer members make Redis use a skiplist even for small sets (zset-max-listpack-value).
+LISTPACK_MAX_MEMBER_BYTES = 64
+#: Redis' d2string prints integral scores within +-LLONG_MAX/2 as integers (double2ll).
+_D2STRING_INT_LIMIT = float((2**63 - 1) // 2)
+
+_ZADD_FLAGS = (b"NX", b"XX", b"CH", b"INCR", b"GT", b"LT")
+
+
+def _listpack_score(score: float) -> bytes:
+    """A score as Redis 7.0 stores it in a listpack (d2string), which ZSCAN returns as is."""
+    if -_D2STRING_INT_LIMIT <= score <= _D2STRING_INT_LIMIT and score == int(score):
+        return b"%d" % int(score)
+    return format_double(score)
+
+
+def _pairs(s: Session, items: Iterable[tuple[bytes, float]]) -> list[Any]:
+    """Members with scores: RESP3 [member, score] pairs, RESP2 flat."""
+    if s.resp3:
+        return [[m, score] for m, score in items]
+    return [x for m, score in items for x in (m, score)]
+
+
+def _freed(items: Iterable[tuple[bytes, float]]) -> int:
+    return -sum(item_size(m) for m, _ in items)
+
+
+# ------------------------------------------------------------------------------- adding
+
+
+def _zadd(s: Session, argv: list[bytes], incr: bool) -> Any:
+    """ZADD and ZINCRBY (Redis parses both with the same code, options included)."""
+    key = argv[1]
+    flags: set[bytes] = set()
+    i = 2
+    while i < len(argv) and argv[i].upper() in _ZADD_FLAGS:
+        flags.add(argv[i].upper())
+        i += 1
+    incr = incr or b"INCR" in flags
+    nx, xx, gt, lt = (f in flags for f in (b"NX", b"XX", b"GT", b"LT"))
+    rest = len(argv) - i
+    if rest % 2 or not rest:
+        raise SyntaxErr()
+    if nx and xx:
+        raise CommandError("XX and NX options at the same time are not compatible")
+    if (gt and nx) or (lt and nx) or (gt and lt):
+        raise CommandError("GT, LT, and/or NX options at the same time are not compatible")
+    if incr and rest > 2:
+        raise CommandError("INCR option supports a single increment-element pair")
+    pairs = [(to_double(argv[j]), argv[j + 1]) for j in range(i, len(argv), 2)]
+    raw_first = pairs[0][0]
+    pairs = [(score + 0.0, member) for score, member in pairs]  # -0 is stored as 0
+    ks = s.server.keyspace
+    zset = ks.get_zset(key, write=True)
+    if zset is None:
+        if xx:
+            return None if incr else 0
+        zset = ZSet()  # stored below, only once something was added
+    created = key if not zset else None
+    added = updated = 0
+    grown = 0
+    result: float | None = None
+    if incr:
+        score, member = pairs[0]
+        old = zset.score(member)
+        result = zset.incr(member, score, nx=nx, xx=xx, gt=gt, lt=lt)
+        if result is not None:
+            if old is None:
+                added, grown = 1, item_size(member)
+                result = raw_first  # the reply keeps the sign of a -0 increment, as Redis
+            elif result != old:
+                updated = 1
+    else:
+        for score, member in pairs:
+            outcome = zset.add(member, score, nx=nx, xx=xx, gt=gt, lt=lt)
+            if outcome == ADDED:
+                added += 1
+                grown += item_size(member)
+            elif outcome == UPDATED:
+                updated += 1
+    if added or updated:
+        if created is not None:
+            ks.set(key, zset)
+        else:
+            ks.notify_modified(key, grown)
+        s.server.propagate(argv, (key,))
+        if added:
+            blocking.signal_key_ready(s.server, key)
+    if incr:
+        return result
+    return added + updated if b"CH" in flags else added
+
+
+@command("ZADD", arity=-4, flags=WRITE | DENYOOM | FAST, group="sorted-set", keys=(1, 1, 1))
+def zadd(s: Session, argv: list[bytes]) -> Any:
+    """ZADD key [NX | XX] [GT | LT] [CH] [INCR] score member [score member ...]
+
+    Add members with scores, or update their scores. NX: only add new members; XX: only
+    update existing ones; GT / LT: update only when the new score is greater / less (new
+    members are still added); CH: count updated members too; INCR: increment one member's
+    score (as ZINCRBY). All scores are checked before anything changes.
+
+    Reply: integer: members added (with CH: added or updated); with INCR, the new score as a
+    double, or nil when an option prevented the change.
+    Errors: `syntax error`; `XX and NX options at the same time are not compatible`; `GT, LT,
+    and/or NX options at the same time are not compatible`; `INCR option supports a single
+    increment-element pair`; `value is not a valid float`; `resulting score is not a number
+    (NaN)`; `WRONGTYPE`.
+    """
+    return _zadd(s, argv, incr=False)
+
+
+@command("ZINCRBY", arity=4, flags=WRITE | DENYOOM | FAST, group="sorted-set", keys=(1, 1, 1))
+def zincrby(s: Session, argv: list[bytes]) -> Any:
+    """ZINCRBY key increment member
+
+    Add the increment to the member's score (a new member starts at 0).
+
+    Reply: the new score, as a double.
+    Errors: `value is not a valid float`; `resulting score is not a number (NaN)` (inf + -inf);
+    `WRONGTYPE`.
+    """
+    return _zadd(s, argv, incr=True)
+
+
+@command("ZREM", arity=-3, flags=WRITE | FAST, group="sorted-set", keys=(1, 1, 1))
+def zrem(s: Session, argv: list[bytes]) -> int:
+    """ZREM key member [member ...]
+
+    Remove the members; the key is deleted when the sorted set becomes empty.
+
+    Reply: integer: how many members were removed.
+    Errors: `WRONGTYPE`.
+    """
+    key = argv[1]
+    ks = s.server.keyspace
+    zset = ks.get_zset(key, write=True)
+    if zset is None:
+        return 0
+    freed = 0
+    removed = 0
+    for member in argv[2:]:
+        if zset.remove(member):
+            removed += 1
+            freed += item_size(member)
+    if removed:
+        ks.notify_modified(key, -freed)
+        s.server.propagate(argv, (key,))
+    return removed
+
+
+# ------------------------------------------------------------------------------- reading
+
+
+@command("ZSCORE", arity=3, flags=READONLY | FAST, group="sorted-set", keys=(1, 1, 1))
+def zscore(s: Session, argv: list[bytes]) -> float | None:
+    """ZSCORE key member
+
+    The member's score.
+
+    Reply: double (RESP2: bulk string), or nil when the member or key does not exist.
+    Errors: `WRONGTYPE`.
+    """
+    zset = s.server.keyspace.get_zset(argv[1])
+    return None if zset is None else zset.score(argv[2])
+
+
+@command("ZMSCORE", arity=-3, flags=READONLY | FAST, group="sorted-set", keys=(1, 1, 1))
+def zmscore(s: Session, argv: list[bytes]) -> list[float | None]:
+    """ZMSCORE key member [member ...]
+
+    The scores of the members.
+
+    Reply: array of doubles, nil for a member (or key) that does not exist.
+    Errors: `WRONGTYPE`.
+    """
+    zset = s.server.keyspace.get_zset(argv[1])
+    if zset is None:
+        return [None] * (len(argv) - 2)
+    return [zset.score(m) for m in argv[2:]]
+
+
+@command("ZCARD", arity=2, flags=READONLY | FAST, group="sorted-set", keys=(1, 1, 1))
+def zcard(s: Session, argv: list[bytes]) -> int:
+    """ZCARD key
+
+    The number of members.
+
+    Reply: integer, 0 when the key does not exist.
+    Errors: `WRONGTYPE`.
+    """
+    zset = s.server.keyspace.get_zset(argv[1])
+    return 0 if zset is None else len(zset)
+
+
+def _rank(s: Session, argv: list[bytes], reverse: bool) -> int | None:
+    zset = s.server.keyspace.get_zset(argv[1])
+    return None if zset is None else zset.rank(argv[2], reverse)
+
+
+@command("ZRANK", arity=3, flags=READONLY | FAST, group="sorted-set", keys=(1, 1, 1))
+def zrank(s: Session, argv: list[bytes]) -> int | None:
+    """ZRANK key member
+
+    The member's rank, 0 for the lowest score.
+
+    Reply: integer, or nil when the member or key does not exist.
+    Errors: `WRONGTYPE`.
+    """
+    return _rank(s, argv, reverse=False)
+
+
+@command("ZREVRANK", arity=3, flags=READONLY | FAST, group="sorted-set", keys=(1, 1, 1))
+def zrevrank(s: Session, argv: list[bytes]) -> int | None:
+    """ZREVRANK key member
+
+    The member's rank, 0 for the highest score.
+
+    Reply: integer, or nil when the member or key does not exist.
+    Errors: `WRONGTYPE`.
+    """
+    return _rank(s, argv, reverse=True)
+
+
+# ------------------------------------------------------------------------------- ranges
+
+RANK, SCORE, LEX = "rank", "score", "lex"
+
+
+def _score_range(lo: bytes, hi: bytes) -> tuple[float, float, bool, bool]:
+    """Both ends of a score range (`(` makes an end exclusive), as zslParseRange."""
+    ends = []
+    for raw in (lo, hi):
+        exclusive = raw[:1] == b"("
+        value = to_range_double(raw[1:] if exclusive else raw)
+        if value is None:
+            raise CommandError("min or max is not a float")
+        ends.append((value, exclusive))
+    (lo_v, lo_x), (hi_v, hi_x) = ends
+    return lo_v, hi_v, lo_x, hi_x
+
+
+def _lex_range(lo: bytes, hi: bytes) -> tuple[LexBound, LexBound]:
+    lo_b, hi_b = lex_bound(lo), lex_bound(hi)
+    if lo_b is False or hi_b is False:
+        raise CommandError("min or max not valid string range item")
+    return lo_b, hi_b  # type: ignore[return-value]
+
+
+def _zrange(s: Session, argv: list[bytes], rangetype: str | None = None,
+            reverse: bool | None = None) -> list[Any]:
+    """The ZRANGE family, parsed as Redis' zrangeGenericCommand: the old commands preset the
+    range type and direction, and then REV / BYSCORE / BYLEX are syntax errors."""
+    key, lo, hi = argv[1], argv[2], argv[3]
+    withscores = False
+    offset, limit = 0, -1
+    i = 4
+    while i < len(argv):
+        option = argv[i].upper()
+        left = len(argv) - i - 1
+        if option == b"WITHSCORES":
+            withscores = True
+        elif option == b"LIMIT" and left >= 2:
+            offset, limit = to_int(argv[i + 1]), to_int(argv[i + 2])
+            i += 2
+        elif option == b"REV" and reverse is None:
+            reverse = True
+        elif option == b"BYSCORE" and rangetype is None:
+            rangetype = SCORE
+        elif option == b"BYLEX" and rangetype is None:
+            rangetype = LEX
+        else:
+            raise SyntaxErr()
+        i += 1
+    reverse = bool(reverse)
+    rangetype = rangetype or RANK
+    if limit != -1 and rangetype == RANK:
+        raise CommandError("syntax error, LIMIT is only supported in combination with either "
+                           "BYSCORE or BYLEX")
+    if withscores and rangetype == LEX:
+        raise CommandError("syntax error, WITHSCORES not supported in combination with BYLEX")
+    if reverse and rangetype != RANK:
+        lo, hi = hi, lo  # the range is given as max, min
+    if rangetype == RANK:
+        start, stop = to_int(lo), to_int(hi)
+    elif rangetype == SCORE:
+        score_range = _score_range(lo, hi)
+    else:
+        lex_range = _lex_range(lo, hi)
+    zset = s.server.keyspace.get_zset(key)
+    if zset is None:
+        return []
+    if rangetype == RANK:
+        items = zset.range_by_rank(start, stop, reverse)
+    elif rangetype == SCORE:
+        items = zset.range_by_score(*score_range, reverse=reverse, offset=offset, count=limit)
+    else:
+        items = zset.range_by_lex(*lex_range, reverse=reverse, offset=offset, count=limit)
+    if withscores:
+        return _pairs(s, items)
+    return [m for m, _ in items]
+
+
+@command("ZRANGE", arity=-4, flags=READONLY, group="sorted-set", keys=(1, 1, 1))
+def zrange(s: Session, argv: list[bytes]) -> list[Any]:
+    """ZRANGE key start stop [BYSCORE | BYLEX] [REV] [LIMIT offset count] [WITHSCORES]
+
+    Members in a range: by rank (default; negative ranks count from the end), by score
+    (`(` before a bound makes it exclusive, `-inf` / `+inf` are the ends) or by lex order
+    (`[a`, `(a`, `-`, `+`; meaningful when all scores are equal). REV walks from the highest
+    (the range is then given as max, min for BYSCORE / BYLEX). LIMIT (BYSCORE / BYLEX only)
+    skips `offset` members and returns up to `count` (negative: all).
+
+    Reply: array of members; with WITHSCORES, RESP3 [member, score] pairs, RESP2 member,
+    score, ... flat.
+    Errors: `syntax error`; `syntax error, LIMIT is only supported in combination with either
+    BYSCORE or BYLEX`; `syntax error, WITHSCORES not supported in combination with BYLEX`;
+    `min or max is not a float`; `min or max not valid string range item`; not an integer;
+    `WRONGTYPE`.
+    """
+    return _zrange(s, argv)
+
+
+@command("ZREVRANGE", arity=-4, flags=READONLY, group="sorted-set", keys=(1, 1, 1))
+def zrevrange(s: Session, argv: list[bytes]) -> list[Any]:
+    """ZREVRANGE key start stop [WITHSCORES]
+
+    ZRANGE key start stop REV: members by rank, highest score first.
+
+    Reply: as ZRANGE.
+    Errors: as ZRANGE.
+    """
+    return _zrange(s, argv, RANK, reverse=True)
+
+
+@command("ZRANGEBYSCORE", arity=-4, flags=READONLY, group="sorted-set", keys=(1, 1, 1))
+def zrangebyscore(s: Session, argv: list[bytes]) -> list[Any]:
+    """ZRANGEBYSCORE key min max [WITHSCORES] [LIMIT offset count]
+
+    ZRANGE key min max BYSCORE.
+
+    Reply: as ZRANGE.
+    Errors: as ZRANGE.
+    """
+    return _zrange(s, argv, SCORE, reverse=False)
+
+
+@command("ZREVRANGEBYSCORE", arity=-4, flags=READONLY, group="sorted-set", keys=(1, 1, 1))
+def zrevrangebyscore(s: Session, argv: list[bytes]) -> list[Any]:
+    """ZREVRANGEBYSCORE key max min [WITHSCORES] [LIMIT offset count]
+
+    ZRANGE key max min BYSCORE REV.
+
+    Reply: as ZRANGE.
+    Errors: as ZRANGE.
+    """
+    return _zrange(s, argv, SCORE, reverse=True)
+
+
+@command("ZRANGEBYLEX", arity=-4, flags=READONLY, group="sorted-set", keys=(1, 1, 1))
+def zrangebylex(s: Session, argv: list[bytes]) -> list[Any]:
+    """ZRANGEBYLEX key min max [LIMIT offset count]
+
+    ZRANGE key min max BYLEX.
+
+    Reply: as ZRANGE.
+    Errors: as ZRANGE.
+    """
+    return _zrange(s, argv, LEX, reverse=False)
+
+
+@command("ZREVRANGEBYLEX", arity=-4, flags=READONLY, group="sorted-set", keys=(1, 1, 1))
+def zrevrangebylex(s: Session, argv: list[bytes]) -> list[Any]:
+    """ZREVRANGEBYLEX key max min [LIMIT offset count]
+
+    ZRANGE key max min BYLEX REV.
+
+    Reply: as ZRANGE.
+    Errors: as ZRANGE.
+    """
+    return _zrange(s, argv, LEX, reverse=True)
+
+
+@command("ZCOUNT", arity=4, flags=READONLY | FAST, group="sorted-set", keys=(1, 1, 1))
+def zcount(s: Session, argv: list[bytes]) -> int:
+    """ZCOUNT key min max
+
+    How many members have a score within the range (bounds as ZRANGE BYSCORE).
+
+    Reply: integer.
+    Errors: `min or max is not a float`; `WRONGTYPE`.
+    """
+    score_range = _score_range(argv[2], argv[3])
+    zset = s.server.keyspace.get_zset(argv[1])
+    return 0 if zset is None else zset.count_by_score(*score_range)
+
+
+@command("ZLEXCOUNT", arity=4, flags=READONLY | FAST, group="sorted-set", keys=(1, 1, 1))
+def zlexcount(s: Session, argv: list[bytes]) -> int:
+    """ZLEXCOUNT key min max
+
+    How many members are within the lex range (bounds as ZRANGE BYLEX).
+
+    Reply: integer.
+    Errors: `min or max not valid string range item`; `WRONGTYPE`.
+    """
+    lex_range = _lex_range(argv[2], argv[3])
+    zset = s.server.keyspace.get_zset(argv[1])
+    return 0 if zset is None else zset.count_by_lex(*lex_range)
+
+
+# ------------------------------------------------------------------------------- removing
+
+
+def _remove_range(s: Session, argv: list[bytes], rangetype: str) -> int:
+    if rangetype == RANK:
+        start, stop = to_int(argv[2]), to_int(argv[3])
+    elif rangetype == SCORE:
+        score_range = _score_range(argv[2], argv[3])
+    else:
+        lex_range = _lex_range(argv[2], argv[3])
+    key = argv[1]
+    ks = s.server.keyspace
+    zset = ks.get_zset(key, write=True)
+    if zset is None:
+        return 0
+    if rangetype == RANK:
+        removed = zset.remove_range_by_rank(start, stop)
+    elif rangetype == SCORE:
+        removed = zset.remove_range_by_score(*score_range)
+    else:
+        removed = zset.remove_range_by_lex(*lex_range)
+    if removed:
+        ks.notify_modified(key, _freed(removed))
+        s.server.propagate(argv, (key,))
+    return len(removed)
+
+
+@command("ZREMRANGEBYRANK", arity=4, flags=WRITE, group="sorted-set", keys=(1, 1, 1))
+def zremrangebyrank(s: Session, argv: list[bytes]) -> int:
+    """ZREMRANGEBYRANK key start stop
+
+    Remove the members with rank from start to stop (both included, negative from the end).
+
+    Reply: integer: how many were removed.
+    Errors: `value is not an integer or out of range`; `WRONGTYPE`.
+    """
+    return _remove_range(s, argv, RANK)
+
+
+@command("ZREMRANGEBYSCORE", arity=4, flags=WRITE, group="sorted-set", keys=(1, 1, 1))
+def zremrangebyscore(s: Session, argv: list[bytes]) -> int:
+    """ZREMRANGEBYSCORE key min max
+
+    Remove the members with a score within the range (bounds as ZRANGE BYSCORE).
+
+    Reply: integer: how many were removed.
+    Errors: `min or max is not a float`; `WRONGTYPE`.
+    """
+    return _remove_range(s, argv, SCORE)
+
+
+@command("ZREMRANGEBYLEX", arity=4, flags=WRITE, group="sorted-set", keys=(1, 1, 1))
+def zremrangebylex(s: Session, argv: list[bytes]) -> int:
+    """ZREMRANGEBYLEX key min max
+
+    Remove the members within the lex range (bounds as ZRANGE BYLEX).
+
+    Reply: integer: how many were removed.
+    Errors: `min or max not valid string range item`; `WRONGTYPE`.
+    """
+    return _remove_range(s, argv, LEX)
+
+
+# ------------------------------------------------------------------------------- pops
+
+
+def _pop(s: Session, key: bytes, zset: ZSet, highest: bool, count: int,
+         count_given: bool) -> list[tuple[bytes, float]]:
+    """Pop and propagate `ZPOPMIN key [n]` (what it did, deterministic)."""
+    popped = zset.pop_max(count) if highest else zset.pop_min(count)
+    s.server.keyspace.notify_modified(key, _freed(popped))
+    effect = [b"ZPOPMAX" if highest else b"ZPOPMIN", key]
+    if count_given:
+        effect.append(b"%d" % len(popped))
+    s.server.propagate(effect, (key,))
+    return popped
+
+
+def _pop_command(s: Session, argv: list[bytes], highest: bool) -> list[Any]:
+    if len(argv) > 3:
+        raise SyntaxErr()
+    count = to_count(argv[2]) if len(argv) == 3 else None
+    key = argv[1]
+    zset = s.server.keyspace.get_zset(key, write=True)
+    if zset is None or count == 0:
+        return []
+    popped = _pop(s, key, zset, highest, 1 if count is None else count, count is not None)
+    if count is None:
+        member, score = popped[0]
+        return [member, score]
+    return _pairs(s, popped)
+
+
+@command("ZPOPMIN", arity=-2, flags=WRITE | FAST, group="sorted-set", keys=(1, 1, 1))
+def zpopmin(s: Session, argv: list[bytes]) -> list[Any]:
+    """ZPOPMIN key [count]
+
+    Remove and return the member with the lowest score, or the `count` lowest.
+
+    Reply: without count, [member, score] (empty when the key does not exist); with count,
+    RESP3 [member, score] pairs, RESP2 member, score, ... flat.
+    Errors: `value is out of range, must be positive`; `syntax error`; `WRONGTYPE`.
+    """
+    return _pop_command(s, argv, highest=False)
+
+
+@command("ZPOPMAX", arity=-2, flags=WRITE | FAST, group="sorted-set", keys=(1, 1, 1))
+def zpopmax(s: Session, argv: list[bytes]) -> list[Any]:
+    """ZPOPMAX key [count]
+
+    Remove and return the member with the highest score, or the `count` highest.
+
+    Reply: as ZPOPMIN.
+    Errors: as ZPOPMIN.
+    """
+    return _pop_command(s, argv, highest=True)
+
+
+def _blocking_pop(s: Session, argv: list[bytes], highest: bool) -> Any:
+    timeout = to_timeout_ms(argv[-1])
+    keys = argv[1:-1]
+    ks = s.server.keyspace
+
+    def pop_from(key: bytes, zset: ZSet) -> list[Any]:
+        member, score = _pop(s, key, zset, highest, 1, False)[0]
+        return [key, member, score]
+
+    for key in keys:
+        zset = ks.get_zset(key, write=True)
+        if zset:
+            return pop_from(key, zset)
+    if not blocking.may_block(s):
+        return NULL_ARRAY
+
+    def serve(key: bytes) -> Any:
+        try:
+            zset = ks.get_zset(key, write=True)
+        except WrongTypeError:
+            return blocking.SKIP
+        return pop_from(key, zset) if zset else blocking.EMPTY
+
+    return blocking.block(s, keys, timeout, serve, NULL_ARRAY)
+
+
+@command("BZPOPMIN", arity=-3, flags=WRITE | FAST | BLOCKING, group="sorted-set",
+         keys=(1, -2, 1))
+def bzpopmin(s: Session, argv: list[bytes]) -> Any:
+    """BZPOPMIN key [key ...] timeout
+
+    ZPOPMIN from the first non-empty sorted set among the keys; if all are empty, wait until
+    one gets a member or `timeout` seconds pass (a double; 0 waits forever). Clients waiting
+    on the same key are served in the order they blocked. Inside MULTI it does not wait.
+
+    Reply: [key, member, score]; a null array on timeout.
+    Errors: `timeout is not a float or out of range`; `timeout is negative`; `WRONGTYPE`.
+    """
+    return _blocking_pop(s, argv, highest=False)
+
+
+@command("BZPOPMAX", arity=-3, flags=WRITE | FAST | BLOCKING, group="sorted-set",
+         keys=(1, -2, 1))
+def bzpopmax(s: Session, argv: list[bytes]) -> Any:
+    """BZPOPMAX key [key ...] timeout
+
+    The blocking ZPOPMAX: as BZPOPMIN, taking the highest score.
+
+    Reply: [key, member, score]; a null array on timeout.
+    Errors: as BZPOPMIN.
+    """
+    return _blocking_pop(s, argv, highest=True)
+
+
+# ------------------------------------------------------------------------------- scan
+
+
+@command("ZSCAN", arity=-3, flags=READONLY, group="sorted-set", keys=(1, 1, 1))
+def zscan(s: Session, argv: list[bytes]) -> list[Any]:
+    """ZSCAN key cursor [MATCH pattern] [COUNT count]
+
+    Iterate over the members and scores: start with cursor 0, pass back the cursor each reply
+    gives, stop when it is 0 again. A sorted set of up to 128 members (or no more than COUNT)
+    comes whole in one reply, as Redis returns its small ones. Larger ones are walked from the
+    newest member to the oldest, COUNT per call: members present for the whole iteration are
+    returned at least once, members added during it may be missed.
+
+    Reply: array of the next cursor (bulk string) and a flat array member, score, ... (scores
+    as bulk strings, also in RESP3; a small set comes in rank order, integral scores printed
+    as integers, as Redis returns its listpack sets).
+    Errors: `invalid cursor`; `syntax error` (also for COUNT < 1); not an integer; `WRONGTYPE`.
+    """
+    cursor = to_cursor(argv[2])
+    zset = s.server.keyspace.get_zset(argv[1])
+    if zset is None:
+        return [b"0", []]
+    count, pattern, _ = scan_options(argv, 3)
+    scores = zset.as_dict()
+    n = len(scores)
+    fmt = format_double
+    if n <= ZSCAN_WHOLE_MAX_MEMBERS and all(len(m) <= LISTPACK_MAX_MEMBER_BYTES for m in scores):
+        # What Redis keeps as a listpack: walked in rank order, scores printed as stored.
+        items: Iterable[tuple[bytes, float]] = zset.items()
+        next_cursor = 0
+        fmt = _listpack_score
+    elif n <= ZSCAN_WHOLE_MAX_MEMBERS or n <= count:
+        items = scores.items()
+        next_cursor = 0
+    else:
+        # Insertion order, walked from the top: cursor r means positions r-1 .. 0 are left. A
+        # score update keeps a member's position; a removal moves later members down, towards
+        # the unvisited part (returned twice at worst, never skipped), as HSCAN does.
+        top = n if cursor == 0 else min(cursor, n)
+        bottom = max(top - count, 0)
+        items = list(islice(scores.items(), bottom, top))
+        next_cursor = bottom
+    matcher = None if pattern is None else compile_glob(pattern)
+    out: list[bytes] = []
+    for member, score in items:
+        if matcher is None or matcher.match(member):
+            out.append(member)
+            out.append(fmt(score))
+    return [b"%d" % next_cursor, out]

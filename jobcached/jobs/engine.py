@@ -24,14 +24,13 @@ its queue and the W3C `traceparent` from its META when it has one.
 
 from __future__ import annotations
 
+import bisect
 import logging
 import random
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
-
-from sortedcontainers import SortedDict
 
 from jobcached.clock import Clock
 from jobcached.errors import CommandError, NotUniqueError, StaleLeaseError
@@ -55,6 +54,8 @@ log = logging.getLogger("jobcached.jobs")
 
 #: JOB.LIST looks at no more than this many jobs per call times COUNT (bounded work, like SCAN).
 LIST_SCAN_FACTOR = 10
+#: Deleted ids are swept out of the id list once there are this many and they are half of it.
+ID_SWEEP_MIN = 1000
 
 
 @dataclass(eq=False, slots=True)
@@ -106,7 +107,12 @@ class JobEngine:
         self.propagate = propagate or (lambda record: None)
         self.default_lease_ms = default_lease_ms
         self.ids = IdGenerator(self.rng)
-        self.jobs: SortedDict = SortedDict()  # id -> Job, in id (= creation) order
+        self.jobs: dict[str, Job] = {}  # id -> Job
+        #: every id in creation order, which is id order (the generator never goes back, not
+        #: even across restarts), so JOB.LIST seeks a cursor with bisect; deleted ids are
+        #: skipped and swept out now and then (`_sweep_ids`)
+        self._ids: list[str] = []
+        self._deleted_ids = 0
         self.queues: dict[str, ReadyQueue] = {}
         self.keys: dict[str, str] = {}  # idempotency key -> job id
         self.timers: TimerWheel[tuple[str, Any]] = TimerWheel(start_ms=clock.now_ms(),
@@ -127,8 +133,8 @@ class JobEngine:
         for record in records:
             self._apply(record)
             count += 1
-        if self.jobs:
-            self.ids.resume_after(self.jobs.peekitem(-1)[0])
+        if self._ids:
+            self.ids.resume_after(self._ids[-1])
         return count
 
     def snapshot(self) -> Iterator[Record]:
@@ -194,6 +200,14 @@ class JobEngine:
         old = self.jobs.get(job.id)
         if old is not None:
             self._forget(old)
+        if not self._ids or job.id > self._ids[-1]:
+            self._ids.append(job.id)
+        else:  # a snapshot's job met again, or ids from an older clock: keep the list sorted
+            index = bisect.bisect_left(self._ids, job.id)
+            if index == len(self._ids) or self._ids[index] != job.id:
+                self._ids.insert(index, job.id)
+            elif old is not None:
+                self._deleted_ids -= 1  # _forget counted it, but the id is alive again
         self.jobs[job.id] = job
         self._queue(job.queue).counts[job.state] += 1
         if job.key:
@@ -235,6 +249,10 @@ class JobEngine:
         self._queue(job.queue).counts[job.state] -= 1
         job.state = State.CANCELED  # any stale ready entry is now skipped
         del self.jobs[job.id]
+        self._deleted_ids += 1
+        if self._deleted_ids > ID_SWEEP_MIN and self._deleted_ids * 2 > len(self._ids):
+            self._ids = [job_id for job_id in self._ids if job_id in self.jobs]
+            self._deleted_ids = 0
         if job.key and self.keys.get(job.key) == job.id:
             del self.keys[job.key]
 
@@ -468,18 +486,18 @@ class JobEngine:
     def list_jobs(self, queue: str | None = None, state: State | None = None,
                   cursor: str = "0", count: int = 100) -> tuple[str, list[Job]]:
         """A page of jobs in id order; returns (next cursor, jobs), cursor "0" at the end."""
-        start = 0 if cursor == "0" else self.jobs.bisect_right(cursor)
-        keys = self.jobs.keys()
+        ids = self._ids
+        index = 0 if cursor == "0" else bisect.bisect_right(ids, cursor)
         found: list[Job] = []
-        index = start
         budget = count * LIST_SCAN_FACTOR
-        while index < len(keys) and len(found) < count and budget > 0:
-            job = self.jobs[keys[index]]
-            if (queue is None or job.queue == queue) and (state is None or job.state is state):
+        while index < len(ids) and len(found) < count and budget > 0:
+            job = self.jobs.get(ids[index])
+            if job is not None and (queue is None or job.queue == queue) and (
+                    state is None or job.state is state):
                 found.append(job)
             index += 1
             budget -= 1
-        next_cursor = keys[index - 1] if index < len(keys) else "0"
+        next_cursor = ids[index - 1] if index < len(ids) else "0"
         return next_cursor, found
 
     # ------------------------------------------------------------------ queues and DLQ

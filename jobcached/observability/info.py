@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Iterable
 
 from jobcached import REDIS_COMPAT_VERSION, __version__
+from jobcached.commands.blocking import blocked_clients
 from jobcached.commands.registry import walk
 from jobcached.jobs.model import State
 from jobcached.state import LATENCY_SLOTS, ServerState
@@ -71,7 +72,7 @@ def _server(state: ServerState) -> list[tuple[str, object]]:
 def _clients(state: ServerState) -> list[tuple[str, object]]:
     return [
         ("connected_clients", len(state.clients)), ("maxclients", state.config.maxclients),
-        ("blocked_clients", 0),
+        ("blocked_clients", blocked_clients(state)),
     ]
 
 

@@ -1,0 +1,207 @@
+"""Clients blocked on keys: BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, BZPOPMIN and BZPOPMAX.
+
+Theory of operation (Redis' blocking.c, simplified)
+---------------------------------------------------
+A blocking command first tries to serve itself as its non-blocking twin would. When none of its
+keys holds data, it calls `block()`, which files one `Waiter` at the end of a FIFO queue per key
+and returns a `Deferred(blocking=True)`: the connection sends nothing and runs nothing more until
+it resolves. Across clients the one that blocked first on a key is served first, as in Redis.
+
+Commands that add data to a key (LPUSH, RPUSH, LMOVE, ZADD, ZINCRBY ..., and any command that
+creates a list or a sorted set: RENAME, COPY, RESTORE, SORT ... STORE, ZUNIONSTORE ...) call
+`signal_key_ready(server, key)` once their own effect is propagated. It costs one dict lookup when
+nobody waits on the key. Otherwise the key's queue is walked in order and each waiter is asked to
+serve itself from the key (`Waiter.serve`) until the key has nothing left. Serving is an ordinary
+mutation: it pops, propagates its own effect (LPOP, LMOVE, ZPOPMIN ...) and becomes the waiter's
+reply. Serving can make another key ready (BLMOVE pushes to its destination): ready keys are
+queued and handled in turn by the same loop, never recursively.
+
+A waiter leaves all its queues when it is served, when its timeout fires (a timer on
+`ServerState.timers`; the reply is the command's timeout value), or when its client disconnects
+(`Deferred.on_cancel`, called by the connection).
+
+Transactions: a blocking command never blocks inside MULTI/EXEC; it replies at once as if it had
+timed out (Redis' CLIENT_DENY_BLOCKING). EXEC resets `Session.multi` before running its queue,
+so handlers cannot tell from the session; EXEC runs its queue inside `atomic()`: there
+`may_block()` is False, and keys made ready by the transaction are served only when the whole
+transaction has run, as Redis does.
+
+The registry lives in `ServerState.blocked_keys`, created by `registry()` on first use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from itertools import islice
+from typing import TYPE_CHECKING, Any
+
+from jobcached.net.replies import Deferred
+
+if TYPE_CHECKING:
+    from jobcached.jobs.timerwheel import TimerHandle
+    from jobcached.net.session import Session
+    from jobcached.state import ServerState
+
+#: `Waiter.serve` results other than a reply: the key has nothing for anyone (stop walking its
+#: queue), or has data of a kind this waiter does not pop (a BLPOP waiter on a sorted set).
+EMPTY = object()
+SKIP = object()
+
+#: A deadline further than this from now is treated as "forever" (Redis would overflow).
+MAX_TIMEOUT_MS = 2**62
+
+_ATTR = "blocked_keys"
+
+Serve = Callable[[bytes], Any]
+
+
+class Waiter:
+    """One blocked command: its keys, its pending reply, how to serve it, its timeout timer."""
+
+    __slots__ = ("done", "keys", "reply", "serve", "timer")
+
+    def __init__(self, keys: tuple[bytes, ...], reply: Deferred, serve: Serve) -> None:
+        self.keys = keys
+        self.reply = reply
+        self.serve = serve
+        self.timer: TimerHandle[Callable[[], None]] | None = None
+        self.done = False
+
+
+class BlockedKeys:
+    """The per-server registry: key -> waiters in blocking order (a dict used as an ordered set,
+    so a waiter leaves the middle of a queue in O(1))."""
+
+    __slots__ = ("atomic_depth", "blocked", "queues", "ready", "server", "serving")
+
+    def __init__(self, server: ServerState) -> None:
+        self.server = server
+        self.queues: dict[bytes, dict[Waiter, None]] = {}
+        self.ready: dict[bytes, None] = {}  # keys signalled and not yet walked, in order
+        self.serving = False
+        self.atomic_depth = 0
+        self.blocked = 0  # waiters alive: INFO's blocked_clients
+
+    def add(self, waiter: Waiter) -> None:
+        for key in waiter.keys:
+            self.queues.setdefault(key, {})[waiter] = None
+        self.blocked += 1
+
+    def remove(self, waiter: Waiter) -> None:
+        """Forget a waiter (served, timed out or disconnected); idempotent."""
+        if waiter.done:
+            return
+        waiter.done = True
+        self.blocked -= 1
+        if waiter.timer is not None:
+            self.server.timers.cancel(waiter.timer)
+            waiter.timer = None
+        for key in waiter.keys:
+            queue = self.queues.get(key)
+            if queue is not None:
+                queue.pop(waiter, None)
+                if not queue:
+                    del self.queues[key]
+
+    def serve_ready(self) -> None:
+        """Walk the queues of the ready keys until no waiter can be served (see module doc)."""
+        if self.serving or self.atomic_depth:
+            return
+        self.serving = True
+        try:
+            while self.ready:
+                key = next(iter(self.ready))
+                del self.ready[key]
+                self._serve_key(key)
+        finally:
+            self.serving = False
+
+    def _serve_key(self, key: bytes) -> None:
+        queue = self.queues.get(key)
+        skipped = 0
+        while queue:
+            waiter = next(islice(queue, skipped, None), None)
+            if waiter is None:
+                return
+            result = waiter.serve(key)
+            if result is EMPTY:
+                return
+            if result is SKIP:
+                skipped += 1
+                continue
+            self.remove(waiter)
+            # Resolving may run the served client's next pipelined commands right away; they
+            # only queue ready keys (self.serving is set), so this loop stays the only walker.
+            waiter.reply.resolve(result)
+
+
+def registry(server: ServerState) -> BlockedKeys:
+    """The server's registry, created and attached on first use."""
+    reg: BlockedKeys | None = getattr(server, _ATTR, None)
+    if reg is None:
+        reg = BlockedKeys(server)
+        setattr(server, _ATTR, reg)
+    return reg
+
+
+def may_block(s: Session) -> bool:
+    """False inside MULTI/EXEC: the command must answer with its timeout value at once."""
+    if s.multi is not None:
+        return False
+    reg: BlockedKeys | None = getattr(s.server, _ATTR, None)
+    return reg is None or reg.atomic_depth == 0
+
+
+def block(s: Session, keys: Sequence[bytes], timeout_ms: int, serve: Serve,
+          timeout_reply: Any) -> Deferred:
+    """Block the client on `keys` (in order, duplicates ignored) for `timeout_ms` (0: forever).
+
+    `serve(key)` is called when a key may have data: it returns the reply after doing the
+    command's work (pop, propagate), or EMPTY / SKIP when it cannot be served from that key.
+    """
+    server = s.server
+    reg = registry(server)
+    reply = Deferred(blocking=True)
+    waiter = Waiter(tuple(dict.fromkeys(keys)), reply, serve)
+    reg.add(waiter)
+    if 0 < timeout_ms <= MAX_TIMEOUT_MS:
+
+        def expire() -> None:
+            if not waiter.done:
+                waiter.timer = None  # it has fired: nothing to cancel
+                reg.remove(waiter)
+                reply.resolve(timeout_reply)
+
+        waiter.timer = server.timers.schedule(server.clock.now_ms() + timeout_ms, expire)
+    reply.on_cancel = lambda: reg.remove(waiter)
+    return reply
+
+
+def signal_key_ready(server: ServerState, key: bytes) -> None:
+    """Data was added to `key` (or the key was created): serve clients blocked on it."""
+    reg: BlockedKeys | None = getattr(server, _ATTR, None)
+    if reg is None or key not in reg.queues:
+        return
+    reg.ready[key] = None
+    reg.serve_ready()
+
+
+def blocked_clients(server: ServerState) -> int:
+    """How many clients are blocked on keys now (INFO clients: blocked_clients)."""
+    reg: BlockedKeys | None = getattr(server, _ATTR, None)
+    return 0 if reg is None else reg.blocked
+
+
+@contextmanager
+def atomic(server: ServerState) -> Iterator[None]:
+    """Run commands as one atomic unit (EXEC): blocking commands answer at once, and clients
+    blocked on keys the unit fills are served after it, not in the middle of it."""
+    reg = registry(server)
+    reg.atomic_depth += 1
+    try:
+        yield
+    finally:
+        reg.atomic_depth -= 1
+        if not reg.atomic_depth:
+            reg.serve_ready()
