@@ -246,6 +246,7 @@ class JobEngine:
     def _forget(self, job: Job) -> None:
         if job.timer is not None:
             self.timers.cancel(job.timer)
+            job.timer = None  # the handle points back at the job: break the cycle
         self._queue(job.queue).counts[job.state] -= 1
         job.state = State.CANCELED  # any stale ready entry is now skipped
         del self.jobs[job.id]
