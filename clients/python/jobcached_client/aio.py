@@ -1,0 +1,214 @@
+"""`AsyncClient`: the same API as `Client`, on `redis.asyncio`.
+
+    client = AsyncClient.from_url("jobcached://localhost:7380")
+    job_id = await client.jobs.push("emails", {"to": "ada@example.com"})
+    async for job in client.jobs.list(queue="emails"): ...
+
+Commands are built and parsed by `commands.py`, exactly as for the sync client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+import redis
+import redis.asyncio as aioredis
+import redis.asyncio.connection as aioconnection
+
+from jobcached_client import commands as cmd
+from jobcached_client.client import Client, read_timeout
+from jobcached_client.commands import Call, Duration, Moment
+from jobcached_client.model import DEFAULT_SERIALIZER, Job, QueueStats, State
+from jobcached_client.serializers import Serializer
+from jobcached_client.urls import DEFAULT_PORT, DEFAULT_PROTOCOL, redis_url
+
+#: Connection settings a sync client's pool holds that mean the same for an async one.
+PORTABLE_SETTINGS = ("host", "port", "path", "db", "username", "password", "socket_timeout",
+                     "socket_connect_timeout", "socket_keepalive", "client_name", "protocol",
+                     "encoding", "encoding_errors", "decode_responses", "credential_provider")
+
+
+class AsyncClient(aioredis.Redis):
+    """An asyncio redis-py client for jobcached: RESP3 by default, typed job commands."""
+
+    def __init__(self, host: str = "localhost", port: int = DEFAULT_PORT, *,
+                 serializer: Serializer | None = None, protocol: int | None = DEFAULT_PROTOCOL,
+                 **kwargs: Any) -> None:
+        super().__init__(host=host, port=port, protocol=protocol, **kwargs)
+        self.serializer: Serializer = serializer or DEFAULT_SERIALIZER
+        self.jobs = AsyncJobs(self)
+        self.queues = AsyncQueues(self)
+        self.dlq = AsyncDeadLetters(self)
+
+    @classmethod
+    def from_url(cls, url: str, *, serializer: Serializer | None = None,
+                 **kwargs: Any) -> AsyncClient:
+        """The URLs `Client.from_url` takes."""
+        kwargs.setdefault("protocol", DEFAULT_PROTOCOL)
+        client = super().from_url(redis_url(url), **kwargs)
+        if serializer is not None:
+            client.serializer = serializer
+        return client
+
+    @classmethod
+    def like(cls, client: Client) -> AsyncClient:
+        """An async client to the same server, with the same settings, as a sync one."""
+        pool = client.connection_pool
+        settings = {k: v for k, v in pool.connection_kwargs.items() if k in PORTABLE_SETTINGS}
+        if issubclass(pool.connection_class, redis.UnixDomainSocketConnection):
+            connection_class: type = aioconnection.UnixDomainSocketConnection
+        elif issubclass(pool.connection_class, redis.SSLConnection):
+            connection_class = aioconnection.SSLConnection
+        else:
+            connection_class = aioconnection.Connection
+        async_pool = aioredis.ConnectionPool(connection_class=connection_class, **settings)
+        made = cls(connection_pool=async_pool, serializer=client.serializer)
+        made.auto_close_connection_pool = True
+        return made
+
+    async def run(self, call: Call) -> Any:
+        """Send one command built by `commands.py` and parse its reply."""
+        if call.block_ms is None:
+            return call.parse(await self.execute_command(*call.args))
+        return call.parse(await self._execute_blocking(call))
+
+    async def _execute_blocking(self, call: Call) -> Any:
+        # As Client._execute_blocking: the reply may take longer than socket_timeout.
+        pool = self.connection_pool
+        conn = self.connection or await pool.get_connection()
+        try:
+            await conn.send_command(*call.args)
+            saved, conn.socket_timeout = conn.socket_timeout, None
+            try:
+                async with asyncio.timeout(read_timeout(call.block_ms or 0, saved)):
+                    return await conn.read_response()
+            except TimeoutError:
+                raise redis.TimeoutError(f"no reply to {call.args[0]} in time") from None
+            finally:
+                conn.socket_timeout = saved
+        except redis.ResponseError:
+            raise
+        except BaseException:
+            await conn.disconnect()  # a reply may still come: this connection is out of step
+            raise
+        finally:
+            if self.connection is None:
+                await pool.release(conn)
+
+
+class AsyncJobs:
+    """JOB.* commands; see `client.Jobs`."""
+
+    def __init__(self, client: AsyncClient) -> None:
+        self._client = client
+
+    async def push(self, queue: str, payload: Any, *, type: str | None = None,
+                   delay: Duration | None = None, at: Moment | None = None,
+                   priority: int | None = None, retries: int | None = None,
+                   backoff: tuple[Duration, Duration] | Duration | None = None,
+                   timeout: Duration | None = None, key: str | None = None,
+                   key_ttl: Duration | None = None,
+                   meta: Mapping[str, str] | None = None) -> str:
+        return await self._client.run(cmd.push(
+            self._client.serializer, queue, payload, type=type, delay=delay, at=at,
+            priority=priority, retries=retries, backoff=backoff, timeout=timeout, key=key,
+            key_ttl=key_ttl, meta=meta))
+
+    async def push_many(self, queue: str, payloads: Iterable[Any], **options: Any) -> list[str]:
+        calls = [cmd.push(self._client.serializer, queue, p, **options) for p in payloads]
+        async with self._client.pipeline(transaction=False) as pipe:
+            for call in calls:
+                pipe.execute_command(*call.args)
+            replies = await pipe.execute()
+        return [call.parse(reply) for call, reply in zip(calls, replies, strict=True)]
+
+    async def fetch(self, queues: str | Iterable[str], *, count: int = 1,
+                    block: Duration | None = None, lease: Duration | None = None,
+                    worker: str | None = None) -> list[Job]:
+        return await self._client.run(cmd.fetch(self._client.serializer, queues, count=count,
+                                                block=block, lease=lease, worker=worker))
+
+    async def ack(self, job: Job | str, *, result: Any = None, token: str | None = None) -> None:
+        await self._client.run(cmd.ack(self._client.serializer, job, result=result, token=token))
+
+    async def fail(self, job: Job | str, message: str, *, token: str | None = None,
+                   errtype: str | None = None, trace: str | None = None,
+                   retry_in: Duration | None = None, noretry: bool = False) -> State:
+        return await self._client.run(cmd.fail(job, message, token=token, errtype=errtype,
+                                               trace=trace, retry_in=retry_in, noretry=noretry))
+
+    async def beat(self, job: Job | str, *, token: str | None = None,
+                   extend: Duration | None = None) -> datetime | None:
+        return await self._client.run(cmd.beat(job, token=token, extend=extend))
+
+    async def cancel(self, job_id: str) -> None:
+        await self._client.run(cmd.cancel(job_id))
+
+    async def retry(self, job_id: str) -> None:
+        await self._client.run(cmd.retry(job_id))
+
+    async def get(self, job_id: str) -> Job | None:
+        return await self._client.run(cmd.get(self._client.serializer, job_id))
+
+    async def wait(self, job_id: str, timeout: Duration | None = None) -> Job | None:
+        return await self._client.run(cmd.wait(self._client.serializer, job_id, timeout))
+
+    async def list(self, queue: str | None = None, state: State | str | None = None, *,
+                   count: int | None = None) -> AsyncIterator[Job]:
+        cursor = "0"
+        while True:
+            cursor, jobs = await self.page(cursor, queue=queue, state=state, count=count)
+            for job in jobs:
+                yield job
+            if cursor == "0":
+                return
+
+    async def page(self, cursor: str = "0", *, queue: str | None = None,
+                   state: State | str | None = None,
+                   count: int | None = None) -> tuple[str, list[Job]]:
+        return await self._client.run(cmd.list_page(self._client.serializer, cursor,
+                                                    queue=queue, state=state, count=count))
+
+
+class AsyncQueues:
+    """QUEUE.* commands; see `client.Queues`."""
+
+    def __init__(self, client: AsyncClient) -> None:
+        self._client = client
+
+    async def list(self) -> list[str]:
+        return await self._client.run(cmd.queue_list())
+
+    async def stats(self, queue: str) -> QueueStats:
+        return await self._client.run(cmd.queue_stats(queue))
+
+    async def pause(self, queue: str) -> None:
+        await self._client.run(cmd.queue_pause(queue))
+
+    async def resume(self, queue: str) -> None:
+        await self._client.run(cmd.queue_resume(queue))
+
+    async def purge(self, queue: str) -> int:
+        return await self._client.run(cmd.queue_purge(queue))
+
+
+class AsyncDeadLetters:
+    """DLQ.* commands; see `client.DeadLetters`."""
+
+    def __init__(self, client: AsyncClient) -> None:
+        self._client = client
+
+    async def list(self, queue: str | None = None, count: int | None = None) -> list[Job]:
+        return await self._client.run(cmd.dlq_list(self._client.serializer, queue, count))
+
+    async def requeue(self, job_id: str) -> int:
+        return await self._client.run(cmd.dlq_requeue(job_id))
+
+    async def requeue_all(self, queue: str | None = None) -> int:
+        return await self._client.run(cmd.dlq_requeue_all(queue))
+
+    async def purge(self, queue: str | None = None, older: Duration | None = None) -> int:
+        return await self._client.run(cmd.dlq_purge(queue, older))

@@ -1,0 +1,216 @@
+"""`Client`: redis-py's `Redis` plus typed job, queue and dead-letter commands.
+
+Every redis-py method works unchanged (`client.set("k", "v")`, `client.get("k")`,
+`client.pipeline()`), because `Client` *is* a `redis.Redis`. The job commands live in three
+namespaces named after their command families, the way redis-py groups module commands
+(`r.json().get(...)`): `client.jobs` (JOB.*), `client.queues` (QUEUE.*) and `client.dlq`
+(DLQ.*). They cannot sit on the client itself, because `get` and `wait` already are redis-py's
+GET and WAIT there.
+
+    client = Client.from_url("jobcached://localhost:7380")
+    job_id = client.jobs.push("emails", {"to": "ada@example.com"})
+    client.jobs.wait(job_id, timeout=5000).result
+
+Arguments and replies are built and parsed in `commands.py`, shared with `AsyncClient`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import datetime
+from typing import Any
+
+import redis
+
+from jobcached_client import commands as cmd
+from jobcached_client.commands import Call, Duration, Moment
+from jobcached_client.model import DEFAULT_SERIALIZER, Job, QueueStats, State
+from jobcached_client.serializers import Serializer
+from jobcached_client.urls import DEFAULT_PORT, DEFAULT_PROTOCOL, redis_url
+
+#: A client that never sees the server answer a blocking command gives up this long after
+#: the server should have answered, when the connection has no socket timeout of its own.
+BLOCKING_MARGIN_SECONDS = 5.0
+
+
+def read_timeout(block_ms: int, socket_timeout: float | None) -> float | None:
+    """How long to wait for a blocking command's reply (None: as long as it takes)."""
+    if block_ms == 0:
+        return None
+    return block_ms / 1000 + (socket_timeout or BLOCKING_MARGIN_SECONDS)
+
+
+class Client(redis.Redis):
+    """A redis-py client for jobcached: RESP3 by default, port 7380, typed job commands."""
+
+    def __init__(self, host: str = "localhost", port: int = DEFAULT_PORT, *,
+                 serializer: Serializer | None = None, protocol: int | None = DEFAULT_PROTOCOL,
+                 **kwargs: Any) -> None:
+        super().__init__(host=host, port=port, protocol=protocol, **kwargs)
+        self.serializer: Serializer = serializer or DEFAULT_SERIALIZER
+        self.jobs = Jobs(self)
+        self.queues = Queues(self)
+        self.dlq = DeadLetters(self)
+
+    @classmethod
+    def from_url(cls, url: str, *, serializer: Serializer | None = None,
+                 **kwargs: Any) -> Client:
+        """`jobcached://[:password@]host[:port]`, `jobcached+unix:///path`, `unix:///path`,
+        or any URL redis-py takes. Keyword arguments go to the connection pool."""
+        kwargs.setdefault("protocol", DEFAULT_PROTOCOL)
+        client = super().from_url(redis_url(url), **kwargs)
+        if serializer is not None:
+            client.serializer = serializer
+        return client
+
+    def run(self, call: Call) -> Any:
+        """Send one command built by `commands.py` and parse its reply."""
+        if call.block_ms is None:
+            return call.parse(self.execute_command(*call.args))
+        return call.parse(self._execute_blocking(call))
+
+    def _execute_blocking(self, call: Call) -> Any:
+        # redis-py reads every reply within socket_timeout (5 s by default); a blocking
+        # command may legitimately take longer, so wait for its first byte separately.
+        pool = self.connection_pool
+        conn = self.connection or pool.get_connection()
+        try:
+            conn.send_command(*call.args)
+            if not conn.can_read(timeout=read_timeout(call.block_ms or 0, conn.socket_timeout)):
+                raise redis.TimeoutError(f"no reply to {call.args[0]} in time")
+            return conn.read_response()
+        except redis.ResponseError:
+            raise
+        except BaseException:
+            conn.disconnect()  # a reply may still come: this connection is out of step
+            raise
+        finally:
+            if self.connection is None:
+                pool.release(conn)
+
+
+class Jobs:
+    """JOB.* commands: `client.jobs.push(...)`, `fetch`, `ack`, `fail`, `beat`, ..."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    def push(self, queue: str, payload: Any, *, type: str | None = None,
+             delay: Duration | None = None, at: Moment | None = None,
+             priority: int | None = None, retries: int | None = None,
+             backoff: tuple[Duration, Duration] | Duration | None = None,
+             timeout: Duration | None = None, key: str | None = None,
+             key_ttl: Duration | None = None, meta: Mapping[str, str] | None = None) -> str:
+        """Create a job; its id. `type` defaults to the queue's name, times are ms."""
+        return self._client.run(cmd.push(
+            self._client.serializer, queue, payload, type=type, delay=delay, at=at,
+            priority=priority, retries=retries, backoff=backoff, timeout=timeout, key=key,
+            key_ttl=key_ttl, meta=meta))
+
+    def push_many(self, queue: str, payloads: Iterable[Any], **options: Any) -> list[str]:
+        """Push many jobs with the same options in one round trip (a pipeline)."""
+        calls = [cmd.push(self._client.serializer, queue, p, **options) for p in payloads]
+        with self._client.pipeline(transaction=False) as pipe:
+            for call in calls:
+                pipe.execute_command(*call.args)
+            return [call.parse(reply) for call, reply in zip(calls, pipe.execute(), strict=True)]
+
+    def fetch(self, queues: str | Iterable[str], *, count: int = 1,
+              block: Duration | None = None, lease: Duration | None = None,
+              worker: str | None = None) -> list[Job]:
+        """Lease up to `count` jobs; with `block` (ms, 0 = forever) wait for one."""
+        return self._client.run(cmd.fetch(self._client.serializer, queues, count=count,
+                                          block=block, lease=lease, worker=worker))
+
+    def ack(self, job: Job | str, *, result: Any = None, token: str | None = None) -> None:
+        """Complete a fetched job, storing `result` (serialized) unless it is None."""
+        self._client.run(cmd.ack(self._client.serializer, job, result=result, token=token))
+
+    def fail(self, job: Job | str, message: str, *, token: str | None = None,
+             errtype: str | None = None, trace: str | None = None,
+             retry_in: Duration | None = None, noretry: bool = False) -> State:
+        """Report a failed attempt; the state the job moved to (retrying or dead)."""
+        return self._client.run(cmd.fail(job, message, token=token, errtype=errtype,
+                                         trace=trace, retry_in=retry_in, noretry=noretry))
+
+    def beat(self, job: Job | str, *, token: str | None = None,
+             extend: Duration | None = None) -> datetime | None:
+        """Renew a lease: the new deadline (datetime), or None if the job was canceled."""
+        return self._client.run(cmd.beat(job, token=token, extend=extend))
+
+    def cancel(self, job_id: str) -> None:
+        self._client.run(cmd.cancel(job_id))
+
+    def retry(self, job_id: str) -> None:
+        """Run a finished (succeeded, dead or canceled) job again now."""
+        self._client.run(cmd.retry(job_id))
+
+    def get(self, job_id: str) -> Job | None:
+        return self._client.run(cmd.get(self._client.serializer, job_id))
+
+    def wait(self, job_id: str, timeout: Duration | None = None) -> Job | None:
+        """Block until the job is finished (None: forever); None if `timeout` ms passed."""
+        return self._client.run(cmd.wait(self._client.serializer, job_id, timeout))
+
+    def list(self, queue: str | None = None, state: State | str | None = None, *,
+             count: int | None = None) -> Iterator[Job]:
+        """Every job (of a queue, in a state), in creation order, `count` per round trip."""
+        cursor = "0"
+        while True:
+            cursor, jobs = self.page(cursor, queue=queue, state=state, count=count)
+            yield from jobs
+            if cursor == "0":
+                return
+
+    def page(self, cursor: str = "0", *, queue: str | None = None,
+             state: State | str | None = None,
+             count: int | None = None) -> tuple[str, list[Job]]:
+        """One JOB.LIST page: (next cursor, jobs); the cursor is "0" after the last page."""
+        return self._client.run(cmd.list_page(self._client.serializer, cursor, queue=queue,
+                                              state=state, count=count))
+
+
+class Queues:
+    """QUEUE.* commands."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    def list(self) -> list[str]:
+        """The names of all queues that have held a job, sorted."""
+        return self._client.run(cmd.queue_list())
+
+    def stats(self, queue: str) -> QueueStats:
+        return self._client.run(cmd.queue_stats(queue))
+
+    def pause(self, queue: str) -> None:
+        self._client.run(cmd.queue_pause(queue))
+
+    def resume(self, queue: str) -> None:
+        self._client.run(cmd.queue_resume(queue))
+
+    def purge(self, queue: str) -> int:
+        """Delete the jobs waiting to run; how many."""
+        return self._client.run(cmd.queue_purge(queue))
+
+
+class DeadLetters:
+    """DLQ.* commands."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    def list(self, queue: str | None = None, count: int | None = None) -> list[Job]:
+        """Dead jobs, oldest first (at most `count`, 100 by default)."""
+        return self._client.run(cmd.dlq_list(self._client.serializer, queue, count))
+
+    def requeue(self, job_id: str) -> int:
+        """Queue one dead job again: 1, or 0 if it is not dead."""
+        return self._client.run(cmd.dlq_requeue(job_id))
+
+    def requeue_all(self, queue: str | None = None) -> int:
+        return self._client.run(cmd.dlq_requeue_all(queue))
+
+    def purge(self, queue: str | None = None, older: Duration | None = None) -> int:
+        """Delete dead jobs (of a queue, dead for more than `older` ms); how many."""
+        return self._client.run(cmd.dlq_purge(queue, older))

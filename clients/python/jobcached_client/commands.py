@@ -1,0 +1,252 @@
+"""The job, queue and dead-letter commands, each defined once for both clients (sans-I/O).
+
+A builder turns a Python call into a `Call`: the command's arguments, the function that turns
+the server's reply into a Python value, and, for blocking commands, how long the server may
+take. `Client` (sync) and `AsyncClient` only send `call.args`, read one reply and apply
+`call.parse`; the wire syntax lives here alone (see protocol/SPEC.md, sections Jobs, Queues and
+Dead letters).
+
+Durations are milliseconds (int) or `datetime.timedelta`; points in time are `datetime` or unix
+milliseconds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from jobcached_client.model import (
+    Job,
+    QueueStats,
+    State,
+    is_ok,
+    jobs_from,
+    moment,
+    text,
+    to_ms,
+)
+from jobcached_client.serializers import Serializer, encode
+
+Duration = int | timedelta
+Moment = int | datetime
+
+
+@dataclass(frozen=True)
+class Call:
+    """One command to send and how to read its reply."""
+
+    args: tuple[Any, ...]
+    parse: Callable[[Any], Any]
+    #: None: an ordinary command. Otherwise the server may hold the reply this many ms
+    #: (0 = forever), so the client must not give up after its usual socket timeout.
+    block_ms: int | None = None
+
+
+def ms(value: Duration, what: str) -> int:
+    if isinstance(value, timedelta):
+        value = round(value.total_seconds() * 1000)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ValueError(f"{what} must be milliseconds (int >= 0) or a timedelta, not {value!r}")
+    return value
+
+
+def lease_of(job: Job | str, token: str | None) -> tuple[str, str]:
+    """The (id, token) pair that identifies one lease: from a fetched Job, or given."""
+    if isinstance(job, Job):
+        token = token or job.token
+        job = job.id
+    if not token:
+        raise ValueError("a lease token is needed: pass a fetched Job, or token=")
+    return job, token
+
+
+def _none(reply: Any) -> None:
+    if not is_ok(reply):
+        raise ValueError(f"unexpected reply {reply!r}")
+
+
+# --- jobs --------------------------------------------------------------------------------
+
+
+def push(serializer: Serializer, queue: str, payload: Any, *, type: str | None = None,
+         delay: Duration | None = None, at: Moment | None = None, priority: int | None = None,
+         retries: int | None = None, backoff: tuple[Duration, Duration] | Duration | None = None,
+         timeout: Duration | None = None, key: str | None = None,
+         key_ttl: Duration | None = None, meta: Mapping[str, str] | None = None) -> Call:
+    """JOB.PUSH queue payload [TYPE ...] [PRIORITY ...] [DELAY ms | AT unix-ms] [RETRIES ...]
+    [BACKOFF base-ms [max-ms]] [TIMEOUT ms] [KEY ...] [KEYTTL ms] [META field value ...]"""
+    args: list[Any] = ["JOB.PUSH", queue, encode(serializer, payload)]
+    if type is not None:
+        args += ["TYPE", type]
+    if priority is not None:
+        args += ["PRIORITY", int(priority)]
+    if delay is not None and at is not None:
+        raise ValueError("give delay or at, not both")
+    if delay is not None:
+        args += ["DELAY", ms(delay, "delay")]
+    if at is not None:
+        args += ["AT", to_ms(at) if isinstance(at, datetime) else ms(at, "at")]
+    if retries is not None:
+        args += ["RETRIES", int(retries)]
+    if backoff is not None:
+        base, cap = backoff if isinstance(backoff, tuple) else (backoff, None)
+        args += ["BACKOFF", ms(base, "backoff base")]
+        if cap is not None:
+            args.append(ms(cap, "backoff max"))
+    if timeout is not None:
+        args += ["TIMEOUT", ms(timeout, "timeout")]
+    if key is not None:
+        args += ["KEY", key]
+    if key_ttl is not None:
+        args += ["KEYTTL", ms(key_ttl, "key_ttl")]
+    for name, value in (meta or {}).items():
+        args += ["META", name, value]
+    return Call(tuple(args), text)
+
+
+def fetch(serializer: Serializer, queues: str | Iterable[str], *, count: int = 1,
+          block: Duration | None = None, lease: Duration | None = None,
+          worker: str | None = None) -> Call:
+    """JOB.FETCH [COUNT n] [BLOCK ms] [LEASE ms] [WORKER id] QUEUES queue [queue ...]"""
+    names = [queues] if isinstance(queues, str) else list(queues)
+    if not names:
+        raise ValueError("fetch needs at least one queue")
+    args: list[Any] = ["JOB.FETCH", "COUNT", int(count)]
+    block_ms = None
+    if block is not None:
+        block_ms = ms(block, "block")
+        args += ["BLOCK", block_ms]
+    if lease is not None:
+        args += ["LEASE", ms(lease, "lease")]
+    if worker:
+        args += ["WORKER", worker]
+    args += ["QUEUES", *names]
+    return Call(tuple(args), lambda reply: jobs_from(reply, serializer), block_ms)
+
+
+def ack(serializer: Serializer, job: Job | str, *, result: Any = None,
+        token: str | None = None) -> Call:
+    """JOB.ACK id token [RESULT result]; a None result is not stored."""
+    args: list[Any] = ["JOB.ACK", *lease_of(job, token)]
+    if result is not None:
+        args += ["RESULT", encode(serializer, result)]
+    return Call(tuple(args), _none)
+
+
+def fail(job: Job | str, message: str, *, token: str | None = None,
+         errtype: str | None = None, trace: str | None = None,
+         retry_in: Duration | None = None, noretry: bool = False) -> Call:
+    """JOB.FAIL id token message [ERRTYPE type] [TRACE trace] [RETRYIN ms | NORETRY]"""
+    args: list[Any] = ["JOB.FAIL", *lease_of(job, token), message or "failed"]
+    if errtype:
+        args += ["ERRTYPE", errtype]
+    if trace:
+        args += ["TRACE", trace]
+    if retry_in is not None and noretry:
+        raise ValueError("give retry_in or noretry, not both")
+    if retry_in is not None:
+        args += ["RETRYIN", ms(retry_in, "retry_in")]
+    if noretry:
+        args.append("NORETRY")
+    return Call(tuple(args), lambda reply: State(text(reply)))
+
+
+def beat(job: Job | str, *, token: str | None = None, extend: Duration | None = None) -> Call:
+    """JOB.BEAT id token [EXTEND ms]: the new deadline, or None when the job was canceled."""
+    args: list[Any] = ["JOB.BEAT", *lease_of(job, token)]
+    if extend is not None:
+        args += ["EXTEND", ms(extend, "extend")]
+    return Call(tuple(args), lambda reply: None if text(reply) == "canceled" else moment(reply))
+
+
+def cancel(job_id: str) -> Call:
+    return Call(("JOB.CANCEL", job_id), _none)
+
+
+def retry(job_id: str) -> Call:
+    return Call(("JOB.RETRY", job_id), _none)
+
+
+def get(serializer: Serializer, job_id: str) -> Call:
+    return Call(("JOB.GET", job_id),
+                lambda reply: None if reply is None else Job.from_reply(reply, serializer))
+
+
+def wait(serializer: Serializer, job_id: str, timeout: Duration | None = None) -> Call:
+    """JOB.WAIT id [TIMEOUT ms]: the finished job, or None on timeout (None = wait forever)."""
+    timeout_ms = 0 if timeout is None else ms(timeout, "timeout")
+    args: tuple[Any, ...] = ("JOB.WAIT", job_id)
+    if timeout_ms:
+        args += ("TIMEOUT", timeout_ms)
+    return Call(args, lambda reply: None if reply is None else Job.from_reply(reply, serializer),
+                timeout_ms)
+
+
+def list_page(serializer: Serializer, cursor: str = "0", *, queue: str | None = None,
+              state: State | str | None = None, count: int | None = None) -> Call:
+    """JOB.LIST [QUEUE q] [STATE s] [CURSOR c] [COUNT n]: (next cursor, jobs); "0" = done."""
+    args: list[Any] = ["JOB.LIST", "CURSOR", cursor]
+    if queue is not None:
+        args += ["QUEUE", queue]
+    if state is not None:
+        args += ["STATE", State(state).value]
+    if count is not None:
+        args += ["COUNT", int(count)]
+    return Call(tuple(args), lambda reply: (text(reply[0]), jobs_from(reply[1], serializer)))
+
+
+# --- queues ------------------------------------------------------------------------------
+
+
+def queue_list() -> Call:
+    return Call(("QUEUE.LIST",), lambda reply: [text(name) for name in reply])
+
+
+def queue_stats(queue: str) -> Call:
+    return Call(("QUEUE.STATS", queue), QueueStats.from_reply)
+
+
+def queue_pause(queue: str) -> Call:
+    return Call(("QUEUE.PAUSE", queue), _none)
+
+
+def queue_resume(queue: str) -> Call:
+    return Call(("QUEUE.RESUME", queue), _none)
+
+
+def queue_purge(queue: str) -> Call:
+    return Call(("QUEUE.PURGE", queue), int)
+
+
+# --- dead letters ------------------------------------------------------------------------
+
+
+def dlq_list(serializer: Serializer, queue: str | None = None, count: int | None = None) -> Call:
+    args: list[Any] = ["DLQ.LIST"]
+    if queue is not None:
+        args += ["QUEUE", queue]
+    if count is not None:
+        args += ["COUNT", int(count)]
+    return Call(tuple(args), lambda reply: jobs_from(reply, serializer))
+
+
+def dlq_requeue(job_id: str) -> Call:
+    return Call(("DLQ.REQUEUE", job_id), int)
+
+
+def dlq_requeue_all(queue: str | None = None) -> Call:
+    args: tuple[Any, ...] = ("DLQ.REQUEUE", "ALL")
+    if queue is not None:
+        args += ("QUEUE", queue)
+    return Call(args, int)
+
+
+def dlq_purge(queue: str | None = None, older: Duration | None = None) -> Call:
+    args: list[Any] = ["DLQ.PURGE"]
+    if queue is not None:
+        args += ["QUEUE", queue]
+    if older is not None:
+        args += ["OLDER", ms(older, "older")]
+    return Call(tuple(args), int)
