@@ -335,7 +335,8 @@ def job_wait(s: Session, argv: list[bytes]) -> Any:
 def job_retry(s: Session, argv: list[bytes]) -> Any:
     """JOB.RETRY id
 
-    Run a finished job (succeeded, dead or canceled) again now.
+    Run a finished job (succeeded, dead or canceled) again now, with its full RETRIES again
+    (its attempt count and error history carry on).
 
     Reply: `OK`, once durable.
     Errors: `ERR job <id> is <state>` for a job that has not finished.

@@ -115,7 +115,7 @@ def dlq_requeue(s: Session, argv: list[bytes]) -> Any:
     """DLQ.REQUEUE <id | ALL> [QUEUE queue]
 
     Queue dead jobs again: one by id, or ALL (optionally of one queue). Their error history
-    is kept; their attempts count on.
+    is kept and their attempts count on, but each gets its full RETRIES again.
 
     Reply: the number of jobs requeued, once durable.
     """

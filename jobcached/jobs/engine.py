@@ -190,6 +190,7 @@ class JobEngine:
             job.reason = r["reason"]
         elif op == "retry":
             self._move(job, Event.RETRY, r["now"])
+            job.retry_base = job.attempt
             job.result = None
             job.finished_ms = 0
             job.reason = ""

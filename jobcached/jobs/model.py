@@ -144,13 +144,16 @@ class Job:
     deadline_ms: int = 0
     worker: str = ""
     reason: str = ""  # why it was canceled, if it was
+    retry_base: int = 0  # attempts before the last JOB.RETRY / DLQ.REQUEUE: the budget restarts
     # not persisted: where the engine filed it
     ready_seq: int = field(default=0, repr=False)
     timer: Any = field(default=None, repr=False)
 
     @property
     def retries_done(self) -> int:
-        return max(0, self.attempt - 1)
+        """Retries used since the job was last (re)queued by hand: a requeued dead job gets
+        its full RETRIES again, while `attempt` keeps counting every run."""
+        return max(0, self.attempt - self.retry_base - 1)
 
     def add_error(self, error: dict[str, Any]) -> None:
         self.errors.append(error)
@@ -169,25 +172,25 @@ class Job:
             self.timeout_ms, self.run_at_ms, self.created_ms, self.enqueued_ms, self.started_ms,
             self.finished_ms, list(self.errors), self.result, self.key, self.key_expires_ms,
             dict(self.meta),
-            self.token, self.deadline_ms, self.worker, self.reason,
+            self.token, self.deadline_ms, self.worker, self.reason, self.retry_base,
         ]
 
     @classmethod
     def from_record(cls, r: list[Any]) -> Job:
         (job_id, queue, type_, payload, state, priority, attempt, retries, backoff, timeout,
          run_at, created, enqueued, started, finished, errors, result, key, key_expires, meta,
-         token, deadline, worker, reason) = r
+         token, deadline, worker, reason, retry_base) = r
         return cls(job_id, queue, type_, payload, _STATES[state], priority, attempt,
                    retry_policy(retries, backoff), timeout, run_at, created, enqueued, started,
                    finished, list(errors), result, key, key_expires, dict(meta), token, deadline,
-                   worker, reason)
+                   worker, reason, retry_base)
 
 
 #: The order of Job.to_record(); change it only with a WAL record version bump.
 RECORD_FIELDS = ("id", "queue", "type", "payload", "state", "priority", "attempt", "retries",
                  "backoff", "timeout", "run_at", "created", "enqueued", "started", "finished",
                  "errors", "result", "key", "key_expires", "meta", "token", "deadline",
-                 "worker", "reason")
+                 "worker", "reason", "retry_base")
 _STATES = {state.value: state for state in State}
 _POLICIES: dict[tuple[int, tuple[int, int] | None], RetryPolicy] = {}
 

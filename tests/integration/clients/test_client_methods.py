@@ -133,8 +133,8 @@ def test_fail_retry_dead_and_retry(server: ServerProcess, kind: str) -> None:
         await aw(c.jobs.retry(job_id))
         assert (await aw(c.jobs.get(job_id))).state is State.QUEUED
         [third] = await aw(c.jobs.fetch(queue))
-        assert third.attempt == 3  # attempts count on after a retry: no retries are left
-        assert await aw(c.jobs.fail(third, "again")) is State.DEAD
+        assert third.attempt == 3  # attempts count on after a retry ...
+        assert await aw(c.jobs.fail(third, "again")) is State.RETRYING  # ... retries restart
         later = await aw(c.jobs.push(queue, "y", retries=5))
         [job] = await aw(c.jobs.fetch(queue))
         assert await aw(c.jobs.fail(job, "later", retry_in=timedelta(hours=1))) \

@@ -267,3 +267,18 @@ def test_ids_are_time_ordered_and_unique() -> None:
     clock.advance(5)
     ids += [engine.push("q", b"")[0] for _ in range(100)]
     assert ids == sorted(ids) and len(set(ids)) == 200 and all(len(i) == 26 for i in ids)
+
+
+def test_a_requeued_dead_job_gets_its_retries_again() -> None:
+    engine, clock, _ = make_engine()
+    job_id, _ = engine.push("q", b"", PushOptions(retry=RetryPolicy(1, (1, 1))))
+    for _ in range(2):  # the first run and its one retry both fail: dead
+        clock.advance(5)
+        engine.tick()
+        [job] = engine.fetch(["q"])
+        engine.fail(job_id, job.token, "boom")
+    assert engine.get(job_id).state is State.DEAD  # type: ignore[union-attr]
+    engine.retry(job_id)
+    [job] = engine.fetch(["q"])
+    assert job.attempt == 3  # attempts count on ...
+    assert engine.fail(job_id, job.token, "again") is State.RETRYING  # ... the budget restarts

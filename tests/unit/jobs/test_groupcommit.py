@@ -157,7 +157,7 @@ def test_everysec_reports_after_write_and_fsyncs_at_most_once_per_interval(
     # the four writes happen to interleave with its wake-ups.
     assert committer.stats.inline_writes == 4
     assert 1 <= fs.fsyncs <= 3
-    assert committer.stats.periodic_fsyncs == fs.fsyncs
+    assert fs.fsyncs <= committer.stats.periodic_fsyncs  # a sync with nothing new is free
 
 
 def test_no_policy_never_fsyncs(tmp_path: Path) -> None:
