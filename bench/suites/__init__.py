@@ -1,7 +1,8 @@
 """Built-in suites: importing this package registers them, in the order RESULTS.md lists them.
 
-One module per family: `cache.py` (redis-benchmark against redis-server), `jobs.py` (jobcached as
+One module per family: `cache.py` (redis-benchmark against redis-server), `memory.py` (RSS
+holding the same keys), `metrics.py` (the cost of /metrics), `jobs.py` (jobcached as
 a job server, against beanstalkd; load generators in `bench/jobload.py`).
 """
 
-from bench.suites import cache, jobs  # noqa: F401  (register on import)
+from bench.suites import cache, jobs, memory, metrics  # noqa: F401  (register on import)
