@@ -124,6 +124,8 @@ def _cell(value: Any, kind: str) -> str:
         return f"{value:.3f}"
     if kind == "ratio":
         return f"{value:.2f}x"
+    if kind == "percent":
+        return f"{value:+.1f}%"
     if kind == "bytes":
         return f"{value / 2**20:,.1f} MiB"
     return str(value)

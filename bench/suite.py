@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 Row = dict[str, Any]
 """One result line: JSON-serialisable values keyed by column key (extra keys are kept in JSON)."""
 
-Kind = Literal["text", "int", "rps", "us", "ms", "ratio", "bytes"]
+Kind = Literal["text", "int", "rps", "us", "ms", "ratio", "percent", "bytes"]
 """How `report.py` formats a cell: rps with thousands separators, µs/ms/ratios to 2-3 places."""
 
 

@@ -54,7 +54,7 @@ class MetricsOverheadSuite(Suite):
     columns = (
         Column("test", "Test"), Column("off_cpu_us_per_req", "µs CPU/req, metrics off", "us"),
         Column("on_cpu_us_per_req", "µs CPU/req, scraped every 1 s", "us"),
-        Column("overhead_pct", "Overhead %", "ratio"), Column("scrapes", "Scrapes", "int"),
+        Column("overhead_pct", "Overhead", "percent"), Column("scrapes", "Scrapes", "int"),
     )
     required_binaries = ("redis-benchmark",)
 

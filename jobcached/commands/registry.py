@@ -213,5 +213,6 @@ def load_all() -> None:
         sets,
         strings,
         transactions,
+        zranges,
         zsets,
     )

@@ -1,0 +1,266 @@
+"""Sorted-set range commands: the ZRANGE family, ZCOUNT, ZLEXCOUNT and ZREMRANGEBY*.
+
+Split from zsets.py (which holds the shared conventions: score parsing, reply shapes) because
+ranges are a family of their own: one generic `_zrange` serves all six range readers, as
+Redis' zrangeGenericCommand does.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from jobcached.cache.zset import LexBound, lex_bound
+from jobcached.commands.args import to_int, to_range_double
+from jobcached.commands.registry import FAST, READONLY, WRITE, command
+from jobcached.commands.zsets import freed_bytes, pairs
+from jobcached.errors import CommandError, SyntaxErr
+from jobcached.net.session import Session
+
+# ------------------------------------------------------------------------------- ranges
+
+RANK, SCORE, LEX = "rank", "score", "lex"
+
+
+def _score_range(lo: bytes, hi: bytes) -> tuple[float, float, bool, bool]:
+    """Both ends of a score range (`(` makes an end exclusive), as zslParseRange."""
+    ends = []
+    for raw in (lo, hi):
+        exclusive = raw[:1] == b"("
+        value = to_range_double(raw[1:] if exclusive else raw)
+        if value is None:
+            raise CommandError("min or max is not a float")
+        ends.append((value, exclusive))
+    (lo_v, lo_x), (hi_v, hi_x) = ends
+    return lo_v, hi_v, lo_x, hi_x
+
+
+def _lex_range(lo: bytes, hi: bytes) -> tuple[LexBound, LexBound]:
+    lo_b, hi_b = lex_bound(lo), lex_bound(hi)
+    if lo_b is False or hi_b is False:
+        raise CommandError("min or max not valid string range item")
+    return lo_b, hi_b  # type: ignore[return-value]
+
+
+def _zrange(s: Session, argv: list[bytes], rangetype: str | None = None,
+            reverse: bool | None = None) -> list[Any]:
+    """The ZRANGE family, parsed as Redis' zrangeGenericCommand: the old commands preset the
+    range type and direction, and then REV / BYSCORE / BYLEX are syntax errors."""
+    key, lo, hi = argv[1], argv[2], argv[3]
+    withscores = False
+    offset, limit = 0, -1
+    i = 4
+    while i < len(argv):
+        option = argv[i].upper()
+        left = len(argv) - i - 1
+        if option == b"WITHSCORES":
+            withscores = True
+        elif option == b"LIMIT" and left >= 2:
+            offset, limit = to_int(argv[i + 1]), to_int(argv[i + 2])
+            i += 2
+        elif option == b"REV" and reverse is None:
+            reverse = True
+        elif option == b"BYSCORE" and rangetype is None:
+            rangetype = SCORE
+        elif option == b"BYLEX" and rangetype is None:
+            rangetype = LEX
+        else:
+            raise SyntaxErr()
+        i += 1
+    reverse = bool(reverse)
+    rangetype = rangetype or RANK
+    if limit != -1 and rangetype == RANK:
+        raise CommandError("syntax error, LIMIT is only supported in combination with either "
+                           "BYSCORE or BYLEX")
+    if withscores and rangetype == LEX:
+        raise CommandError("syntax error, WITHSCORES not supported in combination with BYLEX")
+    if reverse and rangetype != RANK:
+        lo, hi = hi, lo  # the range is given as max, min
+    if rangetype == RANK:
+        start, stop = to_int(lo), to_int(hi)
+    elif rangetype == SCORE:
+        score_range = _score_range(lo, hi)
+    else:
+        lex_range = _lex_range(lo, hi)
+    zset = s.server.keyspace.get_zset(key)
+    if zset is None:
+        return []
+    if rangetype == RANK:
+        items = zset.range_by_rank(start, stop, reverse)
+    elif rangetype == SCORE:
+        items = zset.range_by_score(*score_range, reverse=reverse, offset=offset, count=limit)
+    else:
+        items = zset.range_by_lex(*lex_range, reverse=reverse, offset=offset, count=limit)
+    if withscores:
+        return pairs(s, items)
+    return [m for m, _ in items]
+
+
+@command("ZRANGE", arity=-4, flags=READONLY, group="sorted-set", keys=(1, 1, 1))
+def zrange(s: Session, argv: list[bytes]) -> list[Any]:
+    """ZRANGE key start stop [BYSCORE | BYLEX] [REV] [LIMIT offset count] [WITHSCORES]
+
+    Members in a range: by rank (default; negative ranks count from the end), by score
+    (`(` before a bound makes it exclusive, `-inf` / `+inf` are the ends) or by lex order
+    (`[a`, `(a`, `-`, `+`; meaningful when all scores are equal). REV walks from the highest
+    (the range is then given as max, min for BYSCORE / BYLEX). LIMIT (BYSCORE / BYLEX only)
+    skips `offset` members and returns up to `count` (negative: all).
+
+    Reply: array of members; with WITHSCORES, RESP3 [member, score] pairs, RESP2 member,
+    score, ... flat.
+    Errors: `syntax error`; `syntax error, LIMIT is only supported in combination with either
+    BYSCORE or BYLEX`; `syntax error, WITHSCORES not supported in combination with BYLEX`;
+    `min or max is not a float`; `min or max not valid string range item`; not an integer;
+    `WRONGTYPE`.
+    """
+    return _zrange(s, argv)
+
+
+@command("ZREVRANGE", arity=-4, flags=READONLY, group="sorted-set", keys=(1, 1, 1))
+def zrevrange(s: Session, argv: list[bytes]) -> list[Any]:
+    """ZREVRANGE key start stop [WITHSCORES]
+
+    ZRANGE key start stop REV: members by rank, highest score first.
+
+    Reply: as ZRANGE.
+    Errors: as ZRANGE.
+    """
+    return _zrange(s, argv, RANK, reverse=True)
+
+
+@command("ZRANGEBYSCORE", arity=-4, flags=READONLY, group="sorted-set", keys=(1, 1, 1))
+def zrangebyscore(s: Session, argv: list[bytes]) -> list[Any]:
+    """ZRANGEBYSCORE key min max [WITHSCORES] [LIMIT offset count]
+
+    ZRANGE key min max BYSCORE.
+
+    Reply: as ZRANGE.
+    Errors: as ZRANGE.
+    """
+    return _zrange(s, argv, SCORE, reverse=False)
+
+
+@command("ZREVRANGEBYSCORE", arity=-4, flags=READONLY, group="sorted-set", keys=(1, 1, 1))
+def zrevrangebyscore(s: Session, argv: list[bytes]) -> list[Any]:
+    """ZREVRANGEBYSCORE key max min [WITHSCORES] [LIMIT offset count]
+
+    ZRANGE key max min BYSCORE REV.
+
+    Reply: as ZRANGE.
+    Errors: as ZRANGE.
+    """
+    return _zrange(s, argv, SCORE, reverse=True)
+
+
+@command("ZRANGEBYLEX", arity=-4, flags=READONLY, group="sorted-set", keys=(1, 1, 1))
+def zrangebylex(s: Session, argv: list[bytes]) -> list[Any]:
+    """ZRANGEBYLEX key min max [LIMIT offset count]
+
+    ZRANGE key min max BYLEX.
+
+    Reply: as ZRANGE.
+    Errors: as ZRANGE.
+    """
+    return _zrange(s, argv, LEX, reverse=False)
+
+
+@command("ZREVRANGEBYLEX", arity=-4, flags=READONLY, group="sorted-set", keys=(1, 1, 1))
+def zrevrangebylex(s: Session, argv: list[bytes]) -> list[Any]:
+    """ZREVRANGEBYLEX key max min [LIMIT offset count]
+
+    ZRANGE key max min BYLEX REV.
+
+    Reply: as ZRANGE.
+    Errors: as ZRANGE.
+    """
+    return _zrange(s, argv, LEX, reverse=True)
+
+
+@command("ZCOUNT", arity=4, flags=READONLY | FAST, group="sorted-set", keys=(1, 1, 1))
+def zcount(s: Session, argv: list[bytes]) -> int:
+    """ZCOUNT key min max
+
+    How many members have a score within the range (bounds as ZRANGE BYSCORE).
+
+    Reply: integer.
+    Errors: `min or max is not a float`; `WRONGTYPE`.
+    """
+    score_range = _score_range(argv[2], argv[3])
+    zset = s.server.keyspace.get_zset(argv[1])
+    return 0 if zset is None else zset.count_by_score(*score_range)
+
+
+@command("ZLEXCOUNT", arity=4, flags=READONLY | FAST, group="sorted-set", keys=(1, 1, 1))
+def zlexcount(s: Session, argv: list[bytes]) -> int:
+    """ZLEXCOUNT key min max
+
+    How many members are within the lex range (bounds as ZRANGE BYLEX).
+
+    Reply: integer.
+    Errors: `min or max not valid string range item`; `WRONGTYPE`.
+    """
+    lex_range = _lex_range(argv[2], argv[3])
+    zset = s.server.keyspace.get_zset(argv[1])
+    return 0 if zset is None else zset.count_by_lex(*lex_range)
+
+
+# ------------------------------------------------------------------------------- removing
+
+
+def _remove_range(s: Session, argv: list[bytes], rangetype: str) -> int:
+    if rangetype == RANK:
+        start, stop = to_int(argv[2]), to_int(argv[3])
+    elif rangetype == SCORE:
+        score_range = _score_range(argv[2], argv[3])
+    else:
+        lex_range = _lex_range(argv[2], argv[3])
+    key = argv[1]
+    ks = s.server.keyspace
+    zset = ks.get_zset(key, write=True)
+    if zset is None:
+        return 0
+    if rangetype == RANK:
+        removed = zset.remove_range_by_rank(start, stop)
+    elif rangetype == SCORE:
+        removed = zset.remove_range_by_score(*score_range)
+    else:
+        removed = zset.remove_range_by_lex(*lex_range)
+    if removed:
+        ks.notify_modified(key, freed_bytes(removed))
+        s.server.propagate(argv, (key,))
+    return len(removed)
+
+
+@command("ZREMRANGEBYRANK", arity=4, flags=WRITE, group="sorted-set", keys=(1, 1, 1))
+def zremrangebyrank(s: Session, argv: list[bytes]) -> int:
+    """ZREMRANGEBYRANK key start stop
+
+    Remove the members with rank from start to stop (both included, negative from the end).
+
+    Reply: integer: how many were removed.
+    Errors: `value is not an integer or out of range`; `WRONGTYPE`.
+    """
+    return _remove_range(s, argv, RANK)
+
+
+@command("ZREMRANGEBYSCORE", arity=4, flags=WRITE, group="sorted-set", keys=(1, 1, 1))
+def zremrangebyscore(s: Session, argv: list[bytes]) -> int:
+    """ZREMRANGEBYSCORE key min max
+
+    Remove the members with a score within the range (bounds as ZRANGE BYSCORE).
+
+    Reply: integer: how many were removed.
+    Errors: `min or max is not a float`; `WRONGTYPE`.
+    """
+    return _remove_range(s, argv, SCORE)
+
+
+@command("ZREMRANGEBYLEX", arity=4, flags=WRITE, group="sorted-set", keys=(1, 1, 1))
+def zremrangebylex(s: Session, argv: list[bytes]) -> int:
+    """ZREMRANGEBYLEX key min max
+
+    Remove the members within the lex range (bounds as ZRANGE BYLEX).
+
+    Reply: integer: how many were removed.
+    Errors: `min or max not valid string range item`; `WRONGTYPE`.
+    """
+    return _remove_range(s, argv, LEX)
