@@ -28,6 +28,7 @@ from jobcached_client.model import (
     to_ms,
 )
 from jobcached_client.serializers import Serializer, encode
+from jobcached_client.tracing import producer_meta
 
 Duration = int | timedelta
 Moment = int | datetime
@@ -101,7 +102,9 @@ def push(serializer: Serializer, queue: str, payload: Any, *, type: str | None =
         args += ["KEY", key]
     if key_ttl is not None:
         args += ["KEYTTL", ms(key_ttl, "key_ttl")]
-    for name, value in (meta or {}).items():
+    # The producer's trace continues in the worker: its span context rides along in META
+    # (when OpenTelemetry is installed and the caller did not set those keys itself).
+    for name, value in {**producer_meta(), **(meta or {})}.items():
         args += ["META", name, value]
     return Call(tuple(args), text)
 

@@ -51,6 +51,7 @@ from jobcached_client.client import Client
 from jobcached_client.commands import Call, Duration
 from jobcached_client.handlers import Handler, JobContext, Running
 from jobcached_client.model import Job
+from jobcached_client.tracing import job_span
 
 log = logging.getLogger("jobcached_client.worker")
 
@@ -275,9 +276,10 @@ class Worker:
         args = functools.partial(handler.fn, payload, job=context) if handler.wants_job \
             else functools.partial(handler.fn, payload)
         if handler.is_async:
-            running.future = self._loop.create_task(args())
+            running.future = self._loop.create_task(_traced_async(job, args))
         else:
-            running.future = self._loop.run_in_executor(self._executor, args)
+            running.future = self._loop.run_in_executor(
+                self._executor, functools.partial(_traced_sync, job, args))
         running.future.add_done_callback(functools.partial(self._finished, running))
         running.beat = self._loop.call_later(running.lease_seconds / 3, self._beat, running)
 
@@ -398,6 +400,18 @@ class Worker:
         for call, reply in zip(batch, replies, strict=True):
             if isinstance(reply, Exception):
                 log.warning("%s %s: %s", call.args[0], call.args[1], reply)
+
+
+async def _traced_async(job: Job, call: Callable[[], Any]) -> Any:
+    """Run an async handler inside the job's trace span (see tracing.py)."""
+    with job_span(job):
+        return await call()
+
+
+def _traced_sync(job: Job, call: Callable[[], Any]) -> Any:
+    """Run a sync handler, in its worker thread, inside the job's trace span."""
+    with job_span(job):
+        return call()
 
 
 def _trace(exc: BaseException) -> str:
