@@ -28,6 +28,8 @@ from jobcached.cache import expiry, iteration
 from jobcached.cache.eviction import LFU_INIT_VAL, MS_PER_MINUTE, Evictor, lfu_touch, policy_is_lfu
 from jobcached.cache.memory import (
     KEY_OVERHEAD_BYTES,
+    SHARED_INT_LIMIT,
+    SHARED_INTS,
     VOLATILE_OVERHEAD_BYTES,
     item_size,
     struct_size,
@@ -202,6 +204,8 @@ class Keyspace:
             size, aux = value_size(value)
         n = len(key) + 33
         size += KEY_OVERHEAD_BYTES + ((n + 15) & ~15 if n <= 512 else (n + 23) & ~15)
+        if size < SHARED_INT_LIMIT:
+            size = SHARED_INTS[size]  # one int object per distinct size, not one per key
         e = shard.data.get(key)
         if expire_at_ms is not None or (e is not None and e.expire_at):
             now = self.clock.now_ms()
@@ -226,6 +230,8 @@ class Keyspace:
             return
         if e.vpos >= 0:
             size += VOLATILE_OVERHEAD_BYTES
+            if size < SHARED_INT_LIMIT:
+                size = SHARED_INTS[size]
         self.stats.used_memory += size - e.size
         e.size = size
         e.value = value

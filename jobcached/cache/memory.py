@@ -7,7 +7,7 @@ whole container.
 
 Theory of operation. The cost of a key is
 
-    KEY_OVERHEAD_BYTES + alloc(key)                  every key (Entry, its ints, dict and list slot)
+    KEY_OVERHEAD_BYTES + alloc(key)                  every key (Entry, dict and list slot)
   + VOLATILE_OVERHEAD_BYTES                          only while the key has a TTL
   + alloc(value)                                     strings
   + CONTAINER_OVERHEAD_BYTES + struct + payload      containers
@@ -46,9 +46,16 @@ INT_BYTES = 32  # a non-cached int object (28 requested, 32 allocated)
 ENTRY_OBJECT_BYTES = 96  # shard.Entry: 7 slots + object and GC headers = 88, allocated as 96
 DICT_SLOT_BYTES = 40  # shard dict: 24-byte entry + 4-byte index, averaged over the 1/3..2/3 load
 LIST_SLOT_BYTES = 9  # an 8-byte pointer in a random-access key list, plus ~12% over-allocation
-KEY_OVERHEAD_BYTES = ENTRY_OBJECT_BYTES + 2 * INT_BYTES + DICT_SLOT_BYTES + LIST_SLOT_BYTES
-"""Fixed cost of any key besides its own bytes: Entry, its `size` and `pos` ints, two slots."""
-VOLATILE_OVERHEAD_BYTES = 2 * INT_BYTES + LIST_SLOT_BYTES
+SHARED_INT_LIMIT = 1 << 16
+SHARED_INTS = tuple(range(SHARED_INT_LIMIT))
+"""Int objects shared by every entry: CPython allocates 32 bytes for each int above 256, and an
+entry's `size`, `pos` and `vpos` repeat across a million keys (all 100-byte strings have the
+same size; positions repeat in every shard). Storing these shared objects instead of fresh ints
+saves about 64 bytes per key; the table itself (about 2.3 MB) is paid once, at import."""
+KEY_OVERHEAD_BYTES = ENTRY_OBJECT_BYTES + DICT_SLOT_BYTES + LIST_SLOT_BYTES
+"""Fixed cost of any key besides its own bytes: Entry and two slots (its ints are shared)."""
+VOLATILE_OVERHEAD_BYTES = INT_BYTES + LIST_SLOT_BYTES
+"""A TTL: its expire_at int (timestamps are rarely shared) and a slot in the volatile list."""
 """Extra cost of a key with a TTL: the `expire_at` and `vpos` ints and a volatile-list slot."""
 CONTAINER_OVERHEAD_BYTES = INT_BYTES
 """Extra cost of a container key: the int that remembers its last measured table size."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from jobcached.cache.memory import VOLATILE_OVERHEAD_BYTES
+from jobcached.cache.memory import SHARED_INT_LIMIT, SHARED_INTS, VOLATILE_OVERHEAD_BYTES
 
 
 class Entry:
@@ -76,7 +76,8 @@ class Shard:
     def add(self, key: bytes, entry: Entry) -> None:
         """Insert a new key whose `size` is already set; `expire_at` must still be 0."""
         keys = self.keys
-        entry.pos = len(keys)
+        pos = len(keys)
+        entry.pos = SHARED_INTS[pos] if pos < SHARED_INT_LIMIT else pos
         keys.append(key)
         self.data[key] = entry
         self.stats.used_memory += entry.size
@@ -98,13 +99,14 @@ class Shard:
         """Give the key a TTL (absolute ms) or, with 0, remove it; keeps memory in step."""
         if at_ms:
             if entry.vpos < 0:
-                entry.vpos = len(self.volatile)
+                vpos = len(self.volatile)
+                entry.vpos = SHARED_INTS[vpos] if vpos < SHARED_INT_LIMIT else vpos
                 self.volatile.append(key)
-                entry.size += VOLATILE_OVERHEAD_BYTES
+                entry.size = shared(entry.size + VOLATILE_OVERHEAD_BYTES)
                 self.stats.used_memory += VOLATILE_OVERHEAD_BYTES
         elif entry.vpos >= 0:
             self._unvolatile(entry)
-            entry.size -= VOLATILE_OVERHEAD_BYTES
+            entry.size = shared(entry.size - VOLATILE_OVERHEAD_BYTES)
             self.stats.used_memory -= VOLATILE_OVERHEAD_BYTES
         entry.expire_at = at_ms
 
@@ -120,4 +122,9 @@ class Shard:
     def resize(self, entry: Entry, new_size: int) -> None:
         """Replace an entry's size estimate, moving the shared counter by the difference."""
         self.stats.used_memory += new_size - entry.size
-        entry.size = new_size
+        entry.size = shared(new_size)
+
+
+def shared(n: int) -> int:
+    """The shared int object for n when there is one (see memory.SHARED_INTS)."""
+    return SHARED_INTS[n] if 0 <= n < SHARED_INT_LIMIT else n
