@@ -37,7 +37,8 @@ class Stats:
 
     total_connections_received: int = 0
     total_commands_processed: int = 0
-    rejected_connections: int = 0
+    rejected_connections: int = 0  # maxclients and protected mode together (INFO's field)
+    rejected_protected: int = 0  # of which: protected mode (-DENIED)
     total_net_input_bytes: int = 0
     total_net_output_bytes: int = 0
     client_query_buffer_limit_disconnections: int = 0

@@ -65,6 +65,7 @@ def execute(s: Session, argv: list[bytes]) -> Any:
     stats.total_commands_processed += 1
     if type(cmd) is ErrorReply:
         stats.total_error_replies += 1
+        s.server.count_error("ERR")
         if s.multi is not None:
             s.multi_error = True
         return cmd
@@ -72,6 +73,7 @@ def execute(s: Session, argv: list[bytes]) -> Any:
     if not s.authenticated and cmd.needs_auth:
         cmd.rejected_calls += 1
         stats.total_error_replies += 1
+        s.server.count_error(NoAuthError.code)
         return ErrorReply(NoAuthError().wire)
     if s.multi is not None and (cmd.parent is not None or cmd.name not in TRANSACTION_CONTROL):
         if cmd.flags & Flag.NO_MULTI:

@@ -196,11 +196,16 @@ def config_set(s: Session, argv: list[bytes]) -> Any:
 def config_resetstat(s: Session, argv: list[bytes]) -> Any:
     """CONFIG RESETSTAT
 
-    Reset the counters INFO stats and INFO commandstats show.
+    Reset the counters INFO stats, commandstats, errorstats and latencystats show, and the
+    slow log.
 
     Reply: `OK`.
     """
-    s.server.stats = Stats()
+    server = s.server
+    server.stats = Stats()
+    server.errorstats.clear()
+    server.command_latency.clear()
+    server.slowlog.reset()
     for cmd in all_commands():
         for c in [cmd, *cmd.subcommands.values()]:
             c.calls = c.usec = c.failed_calls = c.rejected_calls = 0

@@ -94,6 +94,7 @@ class RespProtocol(asyncio.Protocol):
         if (config.protected_mode and not config.requirepass and not session.is_local
                 and not is_unix):
             server.stats.rejected_connections += 1
+            server.stats.rejected_protected += 1
             transport.write(PROTECTED_MODE_ERROR)
             transport.close()
             self._closing = True

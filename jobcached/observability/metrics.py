@@ -184,10 +184,12 @@ class JobcachedCollector:
             value=stats.total_connections_received)
         rejected = CounterMetricFamily(
             "jobcached_connections_rejected",
-            "Connections refused, by reason: maxclients_or_protected (closed at once with "
-            "-ERR max number of clients reached or -DENIED), auth (failed AUTH or HELLO AUTH).",
+            "Connections refused, by reason: maxclients (-ERR max number of clients reached), "
+            "protected (-DENIED), auth (failed AUTH or HELLO AUTH).",
             labels=["reason"])
-        rejected.add_metric(["maxclients_or_protected"], stats.rejected_connections)
+        rejected.add_metric(["maxclients"],
+                            stats.rejected_connections - stats.rejected_protected)
+        rejected.add_metric(["protected"], stats.rejected_protected)
         rejected.add_metric(["auth"], stats.auth_failures)
         yield rejected
         yield CounterMetricFamily("jobcached_net_input_bytes", "Bytes read from clients.",
