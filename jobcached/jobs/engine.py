@@ -288,7 +288,9 @@ class JobEngine:
             key=opts.key, key_expires_ms=now + opts.key_ttl_ms if opts.key else 0,
             meta=dict(opts.meta),
         )
-        self._commit({"op": "put", "job": job.to_record()})
+        # Apply the job object itself (replay builds the same object from the record).
+        self._apply_put(job)
+        self.propagate({"op": "put", "job": job.to_record()})
         self._queue(queue).pushed += 1
         if log.isEnabledFor(logging.DEBUG):
             log.debug("job pushed", extra=_job_fields(job, state=job.state.value))
