@@ -30,9 +30,11 @@ spec: install
 	$(BIN)/python -m jobcached.commands.spec > protocol/SPEC.md
 
 bench: install
+	$(BIN)/pip install --quiet --disable-pip-version-check -r bench/requirements.txt
 	$(BIN)/python -m bench.run --all
 
 bench-quick: install
+	$(BIN)/pip install --quiet --disable-pip-version-check -r bench/requirements.txt
 	$(BIN)/python -m bench.run --quick
 
 clean:

@@ -2,7 +2,8 @@
 
 One module per family: `cache.py` (redis-benchmark against redis-server), `memory.py` (RSS
 holding the same keys), `metrics.py` (the cost of /metrics), `jobs.py` (jobcached as
-a job server, against beanstalkd; load generators in `bench/jobload.py`).
+a job server, against beanstalkd; load generators in `bench/jobload.py`), `workers.py`
+(no-op jobs through jobcached's Worker, RQ and Celery).
 """
 
-from bench.suites import cache, jobs, memory, metrics  # noqa: F401  (register on import)
+from bench.suites import cache, jobs, memory, metrics, workers  # noqa: F401  (register on import)
