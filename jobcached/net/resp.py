@@ -327,16 +327,29 @@ def _encode_into(reply: Any, out: list[bytes], resp3: bool) -> None:
         out.append(b"+%b\r\n" % reply.text)
     elif kind is list or kind is tuple:
         out.append(b"*%d\r\n" % len(reply))
-        for item in reply:
-            _encode_into(item, out, resp3)
+        for item in reply:  # bulk strings and integers inline: most elements are one of them
+            if type(item) is bytes:
+                out.append(b"$%d\r\n%b\r\n" % (len(item), item))
+            elif type(item) is int:
+                out.append(b":%d\r\n" % item)
+            else:
+                _encode_into(item, out, resp3)
     elif kind is ErrorReply:
         text = reply.text.replace("\r", " ").replace("\n", " ")
         out.append(b"-%b\r\n" % text.encode("utf-8", "surrogateescape"))
     elif kind is dict:
         out.append((b"%%%d\r\n" if resp3 else b"*%d\r\n") % (len(reply) * (1 if resp3 else 2)))
         for key, value in reply.items():
-            _encode_into(key, out, resp3)
-            _encode_into(value, out, resp3)
+            if type(key) is bytes:
+                out.append(b"$%d\r\n%b\r\n" % (len(key), key))
+            else:
+                _encode_into(key, out, resp3)
+            if type(value) is bytes:
+                out.append(b"$%d\r\n%b\r\n" % (len(value), value))
+            elif type(value) is int:
+                out.append(b":%d\r\n" % value)
+            else:
+                _encode_into(value, out, resp3)
     elif kind is float:
         text = format_double(reply)
         out.append(b",%b\r\n" % text if resp3 else b"$%d\r\n%b\r\n" % (len(text), text))
