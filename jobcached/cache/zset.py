@@ -116,14 +116,10 @@ class ZSet:
     ) -> list[tuple[bytes, float]]:
         """ZRANGE start stop: inclusive, negative indexes count from the end."""
         n = len(self._scores)
-        if start < 0:
-            start += n
-        if stop < 0:
-            stop += n
-        start = max(start, 0)
-        if start > stop or start >= n:
+        span = rank_span(start, stop, n)
+        if span is None:
             return []
-        stop = min(stop, n - 1)
+        start, stop = span
         if reverse:
             chunk = self._sl[n - 1 - stop : n - start]
             chunk.reverse()
@@ -284,15 +280,10 @@ class ZSet:
         return popped
 
     def remove_range_by_rank(self, start: int, stop: int) -> list[tuple[bytes, float]]:
-        n = len(self._sl)
-        if start < 0:
-            start += n
-        if stop < 0:
-            stop += n
-        start = max(start, 0)
-        if start > stop or start >= n:
+        span = rank_span(start, stop, len(self._sl))
+        if span is None:
             return []
-        return self._delete_span(start, min(stop, n - 1) + 1)
+        return self._delete_span(span[0], span[1] + 1)
 
     def remove_range_by_score(
         self, lo: float, hi: float, lo_excl: bool = False, hi_excl: bool = False
@@ -308,3 +299,16 @@ class ZSet:
     def struct_size(self) -> int:
         """Bytes of the tables (dict, sorted sublists, tuples, floats) in O(1), without members."""
         return zset_struct_size(len(self._scores), sys.getsizeof(self._scores))
+
+
+def rank_span(start: int, stop: int, n: int) -> tuple[int, int] | None:
+    """Redis' rank range rules: negative ranks count from the end, both ends inclusive, clamped
+    to the set; None when the range holds nothing."""
+    if start < 0:
+        start += n
+    if stop < 0:
+        stop += n
+    start = max(start, 0)
+    if start > stop or start >= n:
+        return None
+    return start, min(stop, n - 1)
