@@ -95,6 +95,7 @@ class App:
         durability = Durability(wal, config.appendfsync, loop)
         durability.records_in_log = replayed
         engine.propagate = durability.append
+        engine.on_transition = state.publish_job_transition  # live changes only, not replay
         self.state.jobs = engine
         self.state.durability = durability
         log.info("job log replayed", extra={

@@ -126,6 +126,9 @@ class Config:
         1024**3, "A client whose pending output exceeds this is disconnected (0 = no limit). "
         "Reading pauses well before: see output-buffer-high-water.", parse_memory,
         mutable=True)
+    client_output_buffer_limit_pubsub: int = setting(
+        32 * 1024**2, "A subscriber whose pending output exceeds this is disconnected (0 = no "
+        "limit): Redis' pubsub class hard limit.", parse_memory, mutable=True)
     output_buffer_high_water: int = setting(
         1024**2, "Stop reading a client's requests while this much output waits for it.",
         parse_memory, mutable=True)

@@ -8,6 +8,7 @@ engines hang off it as they land. It does no I/O itself: actions that need the e
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 from collections import defaultdict
@@ -21,6 +22,7 @@ from jobcached.config import Config
 from jobcached.jobs.timerwheel import TimerWheel
 from jobcached.net.resp import ParserLimits
 from jobcached.observability.slowlog import SlowLog
+from jobcached.pubsub import PubSub
 from jobcached.replication.backlog import Backlog
 
 if TYPE_CHECKING:
@@ -28,6 +30,7 @@ if TYPE_CHECKING:
     from jobcached.commands.registry import Command
     from jobcached.durability import Durability
     from jobcached.jobs.engine import JobEngine
+    from jobcached.jobs.model import Job, State
     from jobcached.net.session import Session
 
 
@@ -102,6 +105,8 @@ class ServerState:
     #: error code (ERR, WRONGTYPE, MISCONF...) -> replies, for INFO errorstats
     errorstats: dict[str, int] = field(default_factory=dict)
     slowlog: SlowLog = field(default_factory=SlowLog)
+    #: channels and patterns -> subscribed sessions (SUBSCRIBE, PUBLISH, job status events)
+    pubsub: PubSub = field(default_factory=PubSub)
 
     def __post_init__(self) -> None:
         self.started_ms = self.clock.now_ms()
@@ -168,6 +173,28 @@ class ServerState:
         """Raise the WAL's failure, if any, before a job command changes anything."""
         if self.durability is not None:
             self.durability.check_writable()
+
+    def publish_job_transition(self, job: Job, old: State | None, new: State,
+                               now_ms: int) -> None:
+        """The job engine's `on_transition`: a status event on `__job__:<id>` and
+        `__queue__:<queue>`, built only when someone listens."""
+        pubsub = self.pubsub
+        if not pubsub.channels and not pubsub.patterns:
+            return
+        job_channel = f"__job__:{job.id}".encode()
+        queue_channel = f"__queue__:{job.queue}".encode()
+        to_job = pubsub.has_listeners(job_channel)
+        to_queue = pubsub.has_listeners(queue_channel)
+        if not (to_job or to_queue):
+            return
+        event = json.dumps({
+            "id": job.id, "queue": job.queue, "from": old.value if old is not None else None,
+            "to": new.value, "attempt": job.attempt, "time": now_ms,
+        }, separators=(",", ":")).encode()
+        if to_job:
+            pubsub.publish(job_channel, event)
+        if to_queue:
+            pubsub.publish(queue_channel, event)
 
     def new_client_id(self) -> int:
         client_id = self.next_client_id

@@ -26,10 +26,13 @@ def ping(s: Session, argv: list[bytes]) -> Any:
 
     Check that the server answers.
 
-    Reply: `PONG`, or the message as a bulk string.
+    Reply: `PONG`, or the message as a bulk string; in RESP2 subscribe mode, the array
+    `pong message` (message empty when not given).
     """
     if len(argv) > 2:
         raise CommandError("wrong number of arguments for 'ping' command")
+    if s.resp2_subscribed:
+        return [b"pong", argv[1] if len(argv) == 2 else b""]
     return PONG if len(argv) == 1 else argv[1]
 
 
@@ -141,7 +144,8 @@ def quit_(s: Session, argv: list[bytes]) -> Any:
 def reset(s: Session, argv: list[bytes]) -> Any:
     """RESET
 
-    Reset the connection: RESP2, no name, replies on, and unauthenticated if a password is set.
+    Reset the connection: RESP2, no name, replies on, no MULTI, WATCH or pub/sub subscriptions,
+    and unauthenticated if a password is set.
 
     Reply: `RESET`.
     """

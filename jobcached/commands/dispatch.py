@@ -21,6 +21,10 @@ log = logging.getLogger("jobcached.dispatch")
 #: Commands that run at once even inside MULTI.
 TRANSACTION_CONTROL = frozenset({"EXEC", "DISCARD", "MULTI", "WATCH", "UNWATCH", "QUIT", "RESET"})
 
+#: What a RESP2 connection in subscribe mode may still run (Redis' list, S* included).
+SUBSCRIBE_MODE_COMMANDS = frozenset({"SUBSCRIBE", "UNSUBSCRIBE", "PSUBSCRIBE", "PUNSUBSCRIBE",
+                                     "SSUBSCRIBE", "SUNSUBSCRIBE", "PING", "QUIT", "RESET"})
+
 #: Redis truncates names and arguments quoted back in error messages to this many characters.
 ERROR_ECHO_CHARS = 128
 
@@ -75,6 +79,13 @@ def execute(s: Session, argv: list[bytes]) -> Any:
         stats.total_error_replies += 1
         s.server.count_error(NoAuthError.code)
         return ErrorReply(NoAuthError().wire)
+    if ((s.sub_channels or s.sub_patterns) and not s.resp3
+            and (cmd.parent is not None or cmd.name not in SUBSCRIBE_MODE_COMMANDS)):
+        cmd.rejected_calls += 1
+        stats.total_error_replies += 1
+        s.server.count_error("ERR")
+        return ErrorReply(f"ERR Can't execute '{cmd.fullname}': only (P|S)SUBSCRIBE / "
+                          "(P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context")
     if s.multi is not None and (cmd.parent is not None or cmd.name not in TRANSACTION_CONTROL):
         if cmd.flags & Flag.NO_MULTI:
             s.multi_error = True

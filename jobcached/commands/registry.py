@@ -208,6 +208,7 @@ def load_all() -> None:
         jobs,
         keys,
         lists,
+        pubsub,
         queues,
         server,
         sets,

@@ -120,12 +120,25 @@ class JobEngine:
         self._seq = 0
         self._fetch_waiters: dict[str, deque[FetchWaiter]] = {}
         self._done_waiters: dict[str, list[DoneWaiter]] = {}
+        #: called as on_transition(job, old_state_or_None, new_state, now_ms) after every live
+        #: state change (a push is None -> its first state); never during replay. The app wires
+        #: it to pub/sub (status events); the engine knows nothing about who listens.
+        self.on_transition: Callable[[Job, State | None, State, int], None] | None = None
 
     # ------------------------------------------------------------------ records
 
     def _commit(self, record: Record) -> None:
+        hook = self.on_transition
+        job = self.jobs.get(record["id"]) if hook is not None and "id" in record else None
+        if job is None:
+            self._apply(record)
+            self.propagate(record)
+            return
+        old = job.state
         self._apply(record)
         self.propagate(record)
+        if job.state is not old and hook is not None:
+            hook(job, old, job.state, record["now"])
 
     def replay(self, records: Iterable[Record]) -> int:
         """Rebuild state from logged records (crash recovery); returns how many were applied."""
@@ -291,6 +304,8 @@ class JobEngine:
         # Apply the job object itself (replay builds the same object from the record).
         self._apply_put(job)
         self.propagate({"op": "put", "job": job.to_record()})
+        if self.on_transition is not None:
+            self.on_transition(job, None, job.state, now)
         self._queue(queue).pushed += 1
         if log.isEnabledFor(logging.DEBUG):
             log.debug("job pushed", extra=_job_fields(job, state=job.state.value))

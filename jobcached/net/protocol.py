@@ -71,6 +71,8 @@ class RespProtocol(asyncio.Protocol):
         self._held: deque[bytes | Deferred] = deque()
         #: a blocking command (BLOCK, WAIT) this client waits on; no commands run meanwhile
         self._blocked_on: Deferred | None = None
+        #: while a batch of commands runs: pushes they caused, sent before their reply
+        self._pushes: list[bytes] | None = None
 
     # ------------------------------------------------------------------ asyncio callbacks
 
@@ -128,6 +130,7 @@ class RespProtocol(asyncio.Protocol):
             self.server.clients.pop(self.session.id, None)
             self.session.closing = True
             self.session.unwatch()
+            self.session.drop_subscriptions()
 
     def pause_writing(self) -> None:
         self._writing_paused = True
@@ -152,6 +155,7 @@ class RespProtocol(asyncio.Protocol):
         budget = self.server.config.output_buffer_high_water - transport.get_write_buffer_size()
         self._backlogged = False
         session.last_interaction_ms = self.server.clock.monotonic_ms()
+        self._pushes = pushes = []
         while not self._closing and self._blocked_on is None:
             try:
                 argv = parser.gets()
@@ -165,6 +169,10 @@ class RespProtocol(asyncio.Protocol):
                 break
             reply = execute(session, argv)
             parser.authenticated = session.authenticated
+            if pushes:
+                out.extend(pushes)
+                out_bytes += sum(map(len, pushes))
+                pushes.clear()
             if session.reply_mode != "on" and self._suppress_reply():
                 continue
             if type(reply) is bytes:
@@ -184,6 +192,7 @@ class RespProtocol(asyncio.Protocol):
             if out_bytes > budget:
                 self._backlogged = True  # let the client read before we run more
                 break
+        self._pushes = None
         if self._held:
             if out:
                 self._held.append(b"".join(out))
@@ -287,6 +296,26 @@ class RespProtocol(asyncio.Protocol):
         self._closing = True
         if self.transport is not None:
             self.transport.abort()
+
+    def push(self, value: Any, pubsub: bool = False) -> None:
+        if self._closing or self.transport is None or self.session is None:
+            return
+        data = encode(value, self.session.resp3)
+        if self._pushes is not None:  # caused by this client's own command: keep reply order
+            self._pushes.append(data)
+            return
+        if self._held:  # replies wait behind a deferred one: queue after them
+            self._held.append(data)
+            self._flush_held()
+            return
+        self._write(data)
+        limit = self.server.config.client_output_buffer_limit_pubsub
+        if (pubsub and limit and not self._closing
+                and self.transport.get_write_buffer_size() > limit):
+            self.server.stats.client_output_buffer_limit_disconnections += 1
+            log.warning("closing client: pubsub output buffer limit",
+                        extra={"client": self.session.addr})
+            self.abort()
 
     def query_buffer_bytes(self) -> int:
         return self.parser.buffered_bytes() if self.parser else 0

@@ -8,7 +8,9 @@ the small `Connection` interface below.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+from jobcached.net.replies import Push
 
 if TYPE_CHECKING:
     from jobcached.state import ServerState
@@ -23,6 +25,11 @@ class Connection(Protocol):
 
     def abort(self) -> None:
         """Close now, dropping unsent output (CLIENT KILL of another client)."""
+        ...
+
+    def push(self, value: Any, pubsub: bool = False) -> None:
+        """Write an out-of-band reply (a pub/sub message or confirmation) in this client's
+        protocol, after the replies already queued; `pubsub` applies the pubsub output limit."""
         ...
 
     def query_buffer_bytes(self) -> int: ...
@@ -60,6 +67,29 @@ class Session:
         #: WATCHed keys, and whether one of them changed since (EXEC then fails)
         self.watched: set[bytes] = set()
         self.watch_dirty = False
+        #: pub/sub: channels and patterns subscribed to (ordered sets; see jobcached.pubsub)
+        self.sub_channels: dict[bytes, None] = {}
+        self.sub_patterns: dict[bytes, None] = {}
+
+    @property
+    def subscriptions(self) -> int:
+        """Channels plus patterns: the count in (un)subscribe confirmations."""
+        return len(self.sub_channels) + len(self.sub_patterns)
+
+    @property
+    def resp2_subscribed(self) -> bool:
+        """In RESP2 subscribe mode, where only a few commands are allowed."""
+        return not self.resp3 and bool(self.sub_channels or self.sub_patterns)
+
+    def deliver(self, message: list[Any]) -> None:
+        """A published message for this subscriber (called by the pub/sub registry)."""
+        if not self.closing:
+            self.conn.push(Push(message), pubsub=True)
+
+    def drop_subscriptions(self) -> None:
+        """Leave every channel and pattern silently (disconnect, RESET)."""
+        if self.sub_channels or self.sub_patterns:
+            self.server.pubsub.drop(self)
 
     def unwatch(self) -> None:
         """Forget every WATCHed key (EXEC, DISCARD, UNWATCH, RESET, disconnect)."""
@@ -78,6 +108,7 @@ class Session:
         self.multi = None
         self.multi_error = False
         self.unwatch()
+        self.drop_subscriptions()
         self.name = b""
         self.resp3 = False
         self.authenticated = not self.server.config.requirepass
@@ -94,7 +125,8 @@ class Session:
         fields = {
             "id": self.id, "addr": self.addr, "laddr": self.laddr, "fd": -1,
             "name": self.name.decode(errors="replace"), "age": self.age_seconds(),
-            "idle": self.idle_seconds(), "flags": "N", "db": 0, "sub": 0, "psub": 0, "ssub": 0,
+            "idle": self.idle_seconds(), "flags": "P" if self.subscriptions else "N", "db": 0,
+            "sub": len(self.sub_channels), "psub": len(self.sub_patterns), "ssub": 0,
             "multi": -1 if self.multi is None else len(self.multi),
             "qbuf": self.conn.query_buffer_bytes(), "qbuf-free": 0,
             "argv-mem": 0, "multi-mem": 0, "rbs": 0, "rbp": 0, "obl": 0, "oll": 0,
