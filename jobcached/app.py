@@ -40,6 +40,8 @@ log = logging.getLogger("jobcached.app")
 
 #: How often periodic work (idle-client timeouts, active expiry, WAL upkeep) runs.
 CRON_INTERVAL_SECONDS = 0.1
+#: The timer task never sleeps less than this between wake-ups (ms).
+TIMER_MIN_SLEEP_MS = 1
 #: How often a failed WAL is retried.
 WAL_RECOVERY_INTERVAL_SECONDS = 1.0
 #: WAL records applied between two yields to the event loop during replay (about 30 ms of
@@ -201,14 +203,25 @@ class App:
             await self._maybe_compact()
 
     async def _run_timers(self) -> None:
-        """Drive the job engine's timer wheel: delays, retries, lease expiry, BLOCK timeouts."""
-        tick = self.config.timer_tick / 1000
+        """Drive the timer wheels: delays, retries, lease expiry, BLOCK timeouts.
+
+        Sleeps until the earliest deadline (beanstalkd's prottick), at least
+        TIMER_MIN_SLEEP_MS and at most one `timer-tick`, so an idle server fires a delayed job
+        within about a millisecond instead of up to a tick late, and dense deadlines cost at
+        most one wake-up per millisecond.
+        """
+        tick_ms = self.config.timer_tick
         engine = self.state.jobs
         timers = self.state.timers
         clock = self.state.clock
         assert engine is not None
         while True:
-            await asyncio.sleep(tick)
+            now = clock.now_ms()
+            wait_ms = tick_ms
+            for deadline in (engine.next_deadline(), timers.next_deadline()):
+                if deadline is not None:
+                    wait_ms = min(wait_ms, deadline - now)
+            await asyncio.sleep(max(wait_ms, TIMER_MIN_SLEEP_MS) / 1000)
             engine.tick()
             for callback in timers.advance(clock.now_ms()):
                 callback()
