@@ -9,6 +9,7 @@ server CPU per request.
 
 from __future__ import annotations
 
+import statistics
 import threading
 import urllib.request
 from typing import Any
@@ -83,18 +84,14 @@ class MetricsOverheadSuite(Suite):
                 scrapes += scraper.scrapes
                 if result.cpu_us_per_req is not None:
                     ons.append(result.cpu_us_per_req)
-            off_us, on_us = _median(offs), _median(ons)
+            off_us = statistics.median_high(offs) if offs else None
+            on_us = statistics.median_high(ons) if ons else None
             overhead = (on_us / off_us - 1) * 100 if off_us and on_us else None
             rows.append({"test": test.upper(), "off_cpu_us_per_req": off_us,
                          "on_cpu_us_per_req": on_us, "overhead_pct": overhead,
                          "scrapes": scrapes})
             ctx.log(f"  {test}: off {off_us} µs, on {on_us} µs, overhead {overhead}")
         return rows
-
-
-def _median(values: list[float]) -> float | None:
-    values = sorted(values)
-    return values[len(values) // 2] if values else None
 
 
 register(MetricsOverheadSuite())

@@ -36,6 +36,7 @@ from contextlib import contextmanager
 from itertools import islice
 from typing import TYPE_CHECKING, Any
 
+from jobcached.errors import WrongTypeError
 from jobcached.net.replies import Deferred
 
 if TYPE_CHECKING:
@@ -176,6 +177,30 @@ def block(s: Session, keys: Sequence[bytes], timeout_ms: int, serve: Serve,
         waiter.timer = server.timers.schedule(server.clock.now_ms() + timeout_ms, expire)
     reply.on_cancel = lambda: reg.remove(waiter)
     return reply
+
+
+def pop_or_block(s: Session, keys: Sequence[bytes], timeout_ms: int, take: Serve,
+                 timeout_reply: Any) -> Any:
+    """BLPOP-style commands: take from the first of `keys` that has data, else block.
+
+    `take(key)` does the command's work on one key and returns its reply, or EMPTY when the
+    key holds nothing; it raises WrongTypeError for a key of another type. Before blocking
+    that error is the command's reply, as in Redis; once blocked, such a key is skipped.
+    """
+    for key in keys:
+        reply = take(key)
+        if reply is not EMPTY:
+            return reply
+    if not may_block(s):
+        return timeout_reply
+
+    def serve(key: bytes) -> Any:
+        try:
+            return take(key)
+        except WrongTypeError:
+            return SKIP
+
+    return block(s, keys, timeout_ms, serve, timeout_reply)
 
 
 def signal_key_ready(server: ServerState, key: bytes) -> None:

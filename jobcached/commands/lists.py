@@ -492,21 +492,11 @@ def _blocking_pop(s: Session, argv: list[bytes], side: bytes) -> Any:
         s.server.propagate([name, key], (key,))
         return [key, value]
 
-    for key in keys:
+    def take(key: bytes) -> Any:
         lst = ks.get_list(key, write=True)
-        if lst:
-            return pop_from(key, lst)
-    if not blocking.may_block(s):
-        return NULL_ARRAY
-
-    def serve(key: bytes) -> Any:
-        try:
-            lst = ks.get_list(key, write=True)
-        except WrongTypeError:
-            return blocking.SKIP
         return pop_from(key, lst) if lst else blocking.EMPTY
 
-    return blocking.block(s, keys, timeout, serve, NULL_ARRAY)
+    return blocking.pop_or_block(s, keys, timeout, take, NULL_ARRAY)
 
 
 @command("BLPOP", arity=-3, flags=WRITE | BLOCKING, group="list", keys=(1, -2, 1))

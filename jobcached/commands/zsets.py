@@ -31,7 +31,7 @@ from jobcached.commands.args import (
     to_timeout_ms,
 )
 from jobcached.commands.registry import BLOCKING, DENYOOM, FAST, READONLY, WRITE, command
-from jobcached.errors import CommandError, SyntaxErr, WrongTypeError
+from jobcached.errors import CommandError, SyntaxErr
 from jobcached.net.replies import NULL_ARRAY
 from jobcached.net.resp import format_double
 from jobcached.net.session import Session
@@ -326,21 +326,11 @@ def _blocking_pop(s: Session, argv: list[bytes], highest: bool) -> Any:
         member, score = _pop(s, key, zset, highest, 1, False)[0]
         return [key, member, score]
 
-    for key in keys:
+    def take(key: bytes) -> Any:
         zset = ks.get_zset(key, write=True)
-        if zset:
-            return pop_from(key, zset)
-    if not blocking.may_block(s):
-        return NULL_ARRAY
-
-    def serve(key: bytes) -> Any:
-        try:
-            zset = ks.get_zset(key, write=True)
-        except WrongTypeError:
-            return blocking.SKIP
         return pop_from(key, zset) if zset else blocking.EMPTY
 
-    return blocking.block(s, keys, timeout, serve, NULL_ARRAY)
+    return blocking.pop_or_block(s, keys, timeout, take, NULL_ARRAY)
 
 
 @command("BZPOPMIN", arity=-3, flags=WRITE | FAST | BLOCKING, group="sorted-set",
