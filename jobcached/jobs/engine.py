@@ -34,8 +34,11 @@ from typing import Any
 
 from jobcached.clock import Clock
 from jobcached.errors import CommandError, NotUniqueError, StaleLeaseError
+from jobcached.jobs.batches import COMPLETE, Batch
+from jobcached.jobs.cron import CronEntry
 from jobcached.jobs.model import (
     DEFAULT_KEY_TTL_MS,
+    DEFAULT_RETRIES,
     TERMINAL,
     Event,
     IdGenerator,
@@ -44,6 +47,7 @@ from jobcached.jobs.model import (
     State,
     clip_text,
     next_state,
+    retry_policy,
 )
 from jobcached.jobs.ready import ReadyQueue, observe_ms
 from jobcached.jobs.timerwheel import TimerWheel
@@ -56,6 +60,11 @@ log = logging.getLogger("jobcached.jobs")
 LIST_SCAN_FACTOR = 10
 #: Deleted ids are swept out of the id list once there are this many and they are half of it.
 ID_SWEEP_MIN = 1000
+#: JOB.LOG defaults (config job-log-max-lines / job-log-max-bytes): the newest lines are kept.
+DEFAULT_LOG_MAX_LINES = 10_000
+DEFAULT_LOG_MAX_BYTES = 1024**2
+#: States in which a job waits to run (EXPIRE cancels it if it is still in one of them).
+WAITING = frozenset({State.PENDING, State.QUEUED, State.RETRYING})
 
 
 @dataclass(eq=False, slots=True)
@@ -81,6 +90,16 @@ class DoneWaiter:
     timer: Any = None
 
 
+@dataclass(eq=False, slots=True)
+class LogWaiter:
+    """A JOB.LOGS ... BLOCK following a job's log."""
+
+    job_id: str
+    deliver: Callable[[Job | None], None]
+    active: bool = True
+    timer: Any = None
+
+
 @dataclass(slots=True)
 class PushOptions:
     """The optional parts of JOB.PUSH."""
@@ -94,6 +113,9 @@ class PushOptions:
     key: str | None = None
     key_ttl_ms: int = DEFAULT_KEY_TTL_MS
     meta: dict[str, str] = field(default_factory=dict)
+    after: list[str] = field(default_factory=list)  # parent job ids
+    batch: str | None = None
+    expire_ms: int | None = None
 
 
 class JobEngine:
@@ -101,8 +123,12 @@ class JobEngine:
 
     def __init__(self, clock: Clock, *, rng: random.Random | None = None,
                  propagate: Callable[[Record], None] | None = None,
-                 default_lease_ms: int = 60_000, tick_ms: int = 10) -> None:
+                 default_lease_ms: int = 60_000, tick_ms: int = 10,
+                 log_max_lines: int = DEFAULT_LOG_MAX_LINES,
+                 log_max_bytes: int = DEFAULT_LOG_MAX_BYTES) -> None:
         self.clock = clock
+        self.log_max_lines = log_max_lines
+        self.log_max_bytes = log_max_bytes
         self.rng = rng or random.Random()
         self.propagate = propagate or (lambda record: None)
         self.default_lease_ms = default_lease_ms
@@ -120,6 +146,13 @@ class JobEngine:
         self._seq = 0
         self._fetch_waiters: dict[str, deque[FetchWaiter]] = {}
         self._done_waiters: dict[str, list[DoneWaiter]] = {}
+        self._log_waiters: dict[str, list[LogWaiter]] = {}
+        self.batches: dict[str, Batch] = {}
+        self.crons: dict[str, CronEntry] = {}
+        #: parent id -> ids of jobs pushed AFTER it (may hold stale ids: checked when used)
+        self._children: dict[str, list[str]] = {}
+        #: (finished_ms, id) of jobs as they end, oldest first: what the archive takes next
+        self._finished_order: deque[tuple[int, str]] = deque()
         #: called as on_transition(job, old_state_or_None, new_state, now_ms) after every live
         #: state change (a push is None -> its first state); never during replay. The app wires
         #: it to pub/sub (status events); the engine knows nothing about who listens.
@@ -152,6 +185,10 @@ class JobEngine:
 
     def snapshot(self) -> Iterator[Record]:
         """Records that rebuild the current state from nothing (for WAL compaction)."""
+        for batch in self.batches.values():  # before their members: a put counts into it
+            yield {"op": "batch", "batch": batch.to_record()}
+        for entry in self.crons.values():
+            yield {"op": "cron-set", "entry": entry.to_record()}
         for job in self.jobs.values():
             yield {"op": "put", "job": job.to_record()}
         for queue in self.queues.values():
@@ -169,6 +206,13 @@ class JobEngine:
         if op == "delete":
             for job_id in r["ids"]:
                 self._forget(self.jobs[job_id])
+            return
+        if op == "archive":
+            for job_id in r["ids"]:
+                self._forget(self.jobs[job_id], archived=True)
+            return
+        if op.startswith(("batch", "cron")):
+            self._apply_table(op, r)
             return
         job = self.jobs[r["id"]]
         if op == "due":
@@ -207,6 +251,45 @@ class JobEngine:
             job.result = None
             job.finished_ms = 0
             job.reason = ""
+            job.expire_ms = 0  # run again by hand: an EXPIRE that passed no longer applies
+        elif op == "log":
+            job.add_log_lines(r["lines"], self.log_max_lines, self.log_max_bytes)
+        else:
+            raise ValueError(f"unknown job record op {op!r}")
+
+    def _apply_table(self, op: str, r: Record) -> None:
+        """Records of batches and cron entries (their timers are set live, in _arm_cron)."""
+        if op == "batch":
+            batch = Batch.from_record(r["batch"])
+            self.batches[batch.id] = batch
+        elif op == "batch-new":
+            self.batches[r["id"]] = Batch(r["id"], r["now"], _pair(r["success"]),
+                                          _pair(r["complete"]))
+        elif op == "batch-commit":
+            self.batches[r["id"]].committed = True
+        elif op == "batch-fired":
+            self.batches[r["id"]].fired[r["which"]] = r["now"]
+        elif op == "batch-drop":
+            for batch_id in r["ids"]:
+                self.batches.pop(batch_id, None)
+        elif op == "cron-set":
+            entry = CronEntry.from_record(r["entry"])
+            old = self.crons.pop(entry.name, None)
+            if old is not None and old.timer is not None:
+                self.timers.cancel(old.timer)
+            self.crons[entry.name] = entry
+        elif op == "cron-del":
+            entry = self.crons.pop(r["name"])
+            if entry.timer is not None:
+                self.timers.cancel(entry.timer)
+        elif op in ("cron-pause", "cron-resume"):
+            entry = self.crons[r["name"]]
+            entry.paused = op == "cron-pause"
+            entry.since_ms = r["now"]
+        elif op == "cron-fired":
+            entry = self.crons[r["name"]]
+            entry.last_slot = max(entry.last_slot, r["slot"])
+            entry.last_job = r["job"]
         else:
             raise ValueError(f"unknown job record op {op!r}")
 
@@ -224,14 +307,26 @@ class JobEngine:
                 self._deleted_ids -= 1  # _forget counted it, but the id is alive again
         self.jobs[job.id] = job
         self._queue(job.queue).counts[job.state] += 1
+        if job.batch:
+            batch = self.batches.get(job.batch)
+            if batch is not None:
+                batch.counts[job.state] += 1
         if job.key:
             self.keys[job.key] = job.id
         if job.state is State.QUEUED:
             self._file_ready(job)
         elif job.state in (State.PENDING, State.RETRYING):
+            # also while it waits for parents: `tick` checks them when the timer fires
             job.timer = self.timers.schedule(job.run_at_ms, ("due", job))
         elif job.state is State.RUNNING:
             job.timer = self.timers.schedule(job.deadline_ms, ("lease", job))
+        elif job.state in TERMINAL:
+            self._finished_order.append((job.finished_ms, job.id))
+        if job.parents and job.state is State.PENDING:
+            for parent in job.parents:
+                self._children.setdefault(parent, []).append(job.id)
+        if job.expire_ms and job.state in WAITING:
+            job.expire_timer = self.timers.schedule(job.expire_ms, ("expire", job))
 
     def _move(self, job: Job, event: Event, now_ms: int) -> None:
         """The one place a job changes state (after model.next_state allowed it)."""
@@ -243,6 +338,9 @@ class JobEngine:
         counts = self._queue(job.queue).counts
         counts[old] -= 1
         counts[new] += 1
+        if job.batch and (batch := self.batches.get(job.batch)) is not None:
+            batch.counts[old] -= 1
+            batch.counts[new] += 1
         job.state = new
         if old is State.RUNNING and new is not State.RUNNING:
             job.token = ""
@@ -250,18 +348,29 @@ class JobEngine:
         if new is State.QUEUED:
             job.enqueued_ms = now_ms
             self._file_ready(job)
+        if new not in WAITING and job.expire_timer is not None:
+            self.timers.cancel(job.expire_timer)  # it started (or ended): EXPIRE is moot
+            job.expire_timer = None
         if new in TERMINAL:
             job.finished_ms = now_ms
+            self._finished_order.append((now_ms, job.id))
 
     def _file_ready(self, job: Job) -> None:
         self._seq += 1
         self._queue(job.queue).push(job, self._seq)
 
-    def _forget(self, job: Job) -> None:
-        if job.timer is not None:
-            self.timers.cancel(job.timer)
-            job.timer = None  # the handle points back at the job: break the cycle
+    def _forget(self, job: Job, *, archived: bool = False) -> None:
+        """Drop a job from memory: deleted (purged), or moved to the archive, where a batch
+        still counts it."""
+        for timer in (job.timer, job.expire_timer):
+            if timer is not None:
+                self.timers.cancel(timer)
+        job.timer = job.expire_timer = None  # the handles point back at the job: break cycles
         self._queue(job.queue).counts[job.state] -= 1
+        if job.batch and (batch := self.batches.get(job.batch)) is not None:
+            batch.counts[job.state] -= 1
+            if archived:
+                batch.archived[job.state] += 1
         job.state = State.CANCELED  # any stale ready entry is now skipped
         del self.jobs[job.id]
         self._deleted_ids += 1
@@ -279,11 +388,27 @@ class JobEngine:
 
     # ------------------------------------------------------------------ producers
 
-    def push(self, queue: str, payload: bytes, opts: PushOptions | None = None) -> tuple[str, bool]:
+    def push(self, queue: str, payload: bytes, opts: PushOptions | None = None,
+             archived_parents: dict[str, State] | None = None) -> tuple[str, bool]:
         """Create a job; returns (id, created). An idempotency key seen before returns the
-        existing id and creates nothing (NotUniqueError if the payload differs)."""
+        existing id and creates nothing (NotUniqueError if the payload differs).
+
+        AFTER parents that are no longer in memory must be looked up in the archive by the
+        caller and passed as `archived_parents` (id -> final state); an id found in neither
+        place is an error. A job whose parent already ended dead or canceled is created
+        canceled, as it would have been had it been pushed earlier."""
         opts = opts or PushOptions()
         now = self.clock.now_ms()
+        if opts.batch is not None:
+            batch = self.batches.get(opts.batch)
+            if batch is None:
+                raise CommandError(f"no such batch {opts.batch}")
+            if batch.committed:
+                raise CommandError(f"batch {opts.batch} is committed: it takes no more jobs")
+        if opts.expire_ms is not None and opts.expire_ms <= now:
+            raise CommandError("EXPIRE is not in the future")
+        failed_parent, waiting = self._parents_status(opts.after, archived_parents or {},
+                                                      strict=True)
         if opts.key is not None:
             existing_id = self.keys.get(opts.key)
             existing = self.jobs.get(existing_id) if existing_id else None
@@ -293,14 +418,19 @@ class JobEngine:
                                          f"{existing.id} with a different payload")
                 return existing.id, False
         run_at = opts.at_ms if opts.at_ms is not None else now + (opts.delay_ms or 0)
+        state = State.PENDING if run_at > now or waiting else State.QUEUED
         job = Job(
             id=self.ids.new(now), queue=queue, type=opts.type or queue, payload=payload,
-            state=State.PENDING if run_at > now else State.QUEUED, priority=opts.priority,
+            state=state, priority=opts.priority,
             retry=opts.retry, timeout_ms=opts.timeout_ms or self.default_lease_ms,
-            run_at_ms=run_at, created_ms=now, enqueued_ms=now if run_at <= now else 0,
+            run_at_ms=run_at, created_ms=now, enqueued_ms=now if state is State.QUEUED else 0,
             key=opts.key, key_expires_ms=now + opts.key_ttl_ms if opts.key else 0,
-            meta=dict(opts.meta),
+            meta=dict(opts.meta), parents=list(opts.after), batch=opts.batch or "",
+            expire_ms=opts.expire_ms or 0,
         )
+        if failed_parent is not None:
+            job.state, job.finished_ms = State.CANCELED, now
+            job.reason = f"parent {failed_parent[0]} is {failed_parent[1].value}"
         # Apply the job object itself (replay builds the same object from the record).
         self._apply_put(job)
         self.propagate({"op": "put", "job": job.to_record()})
@@ -309,8 +439,30 @@ class JobEngine:
         self._queue(queue).pushed += 1
         if log.isEnabledFor(logging.DEBUG):
             log.debug("job pushed", extra=_job_fields(job, state=job.state.value))
+        if job.state in TERMINAL:
+            self._finished(job.id)
         self._serve_waiters(queue)
         return job.id, True
+
+    def _parents_status(self, parents: list[str], archived: dict[str, State], *,
+                        strict: bool = False) -> tuple[tuple[str, State] | None, bool]:
+        """(the first parent that ended dead or canceled, whether any is yet to succeed).
+        A parent in neither memory nor `archived` has been archived since (it ended, and had
+        it failed this job would have been canceled then): it counts as succeeded, unless
+        `strict` (at push), where it is an unknown id."""
+        waiting = False
+        for parent_id in parents:
+            parent = self.jobs.get(parent_id)
+            state = parent.state if parent is not None else archived.get(parent_id)
+            if state is None:
+                if strict:
+                    raise CommandError(f"no such parent job {parent_id}")
+                continue
+            if state is State.DEAD or state is State.CANCELED:
+                return (parent_id, state), waiting
+            if state is not State.SUCCEEDED:
+                waiting = True
+        return None, waiting
 
     # ------------------------------------------------------------------ workers
 
@@ -326,6 +478,9 @@ class JobEngine:
                 job = queue.pop()
                 if job is None:
                     break
+                if job.expire_ms and job.expire_ms <= self.clock.now_ms():
+                    self._cancel(job, "expired")  # its EXPIRE timer has not fired yet
+                    continue
                 self._lease(job, lease_ms, worker)
                 jobs.append(job)
             if len(jobs) >= count:
@@ -459,14 +614,16 @@ class JobEngine:
         return self.jobs.get(job_id)
 
     def cancel(self, job_id: str, reason: str = "canceled") -> None:
-        job = self._known(job_id)
+        self._cancel(self._known(job_id), reason)
+
+    def _cancel(self, job: Job, reason: str, *, cascade: bool = True) -> None:
         next_state(job, Event.CANCEL)  # raises if not allowed
-        self._commit({"op": "cancel", "id": job_id, "now": self.clock.now_ms(),
+        self._commit({"op": "cancel", "id": job.id, "now": self.clock.now_ms(),
                       "reason": reason})
         self._queue(job.queue).canceled += 1
         if log.isEnabledFor(logging.DEBUG):
             log.debug("job canceled", extra=_job_fields(job, reason=reason))
-        self._finished(job_id)
+        self._finished(job.id, cascade=cascade)
 
     def retry(self, job_id: str) -> None:
         """Run a finished job (succeeded, dead or canceled) again, now."""
@@ -495,12 +652,50 @@ class JobEngine:
                                                 ("wait-timeout", waiter))
         return waiter
 
-    def _finished(self, job_id: str) -> None:
+    def _finished(self, job_id: str, *, cascade: bool = True) -> None:
+        """A job ended: wake JOB.WAIT and JOB.LOGS followers, settle its batch, and release
+        (or cancel) the jobs that were pushed AFTER it."""
         job = self.jobs[job_id]
-        for waiter in self._done_waiters.pop(job_id, []):
+        self._wake(self._done_waiters, job)
+        self._wake(self._log_waiters, job)
+        if job.batch and (batch := self.batches.get(job.batch)) is not None:
+            self._settle_batch(batch)
+        if cascade and job_id in self._children:
+            self._release_children(job)
+
+    def _wake(self, waiters: dict[str, list[Any]], job: Job) -> None:
+        for waiter in waiters.pop(job.id, []):
             if waiter.active:
                 self.cancel_wait(waiter)
                 waiter.deliver(job)
+
+    def _release_children(self, parent: Job) -> None:
+        """Queue the children whose parents have all succeeded; cancel, down the graph, those
+        with a parent that ended dead or canceled. A work list, not recursion: a chain may
+        be thousands of jobs long."""
+        work = [parent.id]
+        while work:
+            for child_id in self._children.pop(work.pop(), ()):
+                child = self.jobs.get(child_id)
+                if child is None or child.state is not State.PENDING:
+                    continue
+                failed, waiting = self._parents_status(child.parents, {})
+                if failed is not None:
+                    self._cancel(child, f"parent {failed[0]} is {failed[1].value}",
+                                 cascade=False)
+                    work.append(child.id)
+                elif not waiting:
+                    self._make_due(child)
+
+    def _make_due(self, job: Job) -> None:
+        """A pending job with nothing left to wait for but (maybe) its run-at time."""
+        now = self.clock.now_ms()
+        if job.run_at_ms > now:
+            if job.timer is None:
+                job.timer = self.timers.schedule(job.run_at_ms, ("due", job))
+            return
+        self._commit({"op": "due", "id": job.id, "now": now})
+        self._serve_waiters(job.queue)
 
     def list_jobs(self, queue: str | None = None, state: State | None = None,
                   cursor: str = "0", count: int = 100) -> tuple[str, list[Job]]:
@@ -529,11 +724,19 @@ class JobEngine:
 
     def purge(self, queue: str) -> int:
         """Delete the jobs of a queue that are waiting to run (pending, queued, retrying)."""
-        ids = [j.id for j in self.jobs.values() if j.queue == queue
-               and j.state in (State.PENDING, State.QUEUED, State.RETRYING)]
-        if ids:
-            self._commit({"op": "delete", "ids": ids})
+        ids = [j.id for j in self.jobs.values() if j.queue == queue and j.state in WAITING]
+        self._delete(ids)
         return len(ids)
+
+    def _delete(self, ids: list[str]) -> None:
+        """Delete jobs for good; the batches they were in may be complete without them."""
+        if not ids:
+            return
+        batches = {self.jobs[job_id].batch for job_id in ids} - {""}
+        self._commit({"op": "delete", "ids": ids})
+        for batch_id in batches:
+            if (batch := self.batches.get(batch_id)) is not None:
+                self._settle_batch(batch)
 
     def dead_jobs(self, queue: str | None = None) -> list[Job]:
         return [j for j in self.jobs.values()
@@ -542,9 +745,169 @@ class JobEngine:
     def dlq_purge(self, queue: str | None = None, older_ms: int | None = None) -> int:
         cutoff = self.clock.now_ms() - older_ms if older_ms is not None else None
         ids = [j.id for j in self.dead_jobs(queue) if cutoff is None or j.finished_ms <= cutoff]
-        if ids:
-            self._commit({"op": "delete", "ids": ids})
+        self._delete(ids)
         return len(ids)
+
+    # ------------------------------------------------------------------ logs
+
+    def log(self, job_id: str, token: str, lines: list[bytes]) -> int:
+        """Append lines to a running job's log; returns the number of the next line."""
+        job = self._running(job_id, token)
+        self._commit({"op": "log", "id": job_id, "lines": lines})
+        self._wake(self._log_waiters, job)
+        return job.log_base + len(job.logs)
+
+    def wait_logs(self, job_id: str, timeout_ms: int,
+                  deliver: Callable[[Job | None], None]) -> LogWaiter:
+        """Call `deliver(job)` when the job logs more lines or ends, `deliver(None)` after
+        timeout_ms (0 = no timeout)."""
+        waiter = LogWaiter(job_id, deliver)
+        self._log_waiters.setdefault(job_id, []).append(waiter)
+        if timeout_ms > 0:
+            waiter.timer = self.timers.schedule(self.clock.now_ms() + timeout_ms,
+                                                ("wait-timeout", waiter))
+        return waiter
+
+    # ------------------------------------------------------------------ batches
+
+    def batch_new(self, on_success: tuple[str, bytes] | None,
+                  on_complete: tuple[str, bytes] | None) -> str:
+        now = self.clock.now_ms()
+        batch_id = self.ids.new(now)
+        self._commit({"op": "batch-new", "id": batch_id, "now": now,
+                      "success": on_success and list(on_success),
+                      "complete": on_complete and list(on_complete)})
+        return batch_id
+
+    def batch_commit(self, batch_id: str) -> None:
+        """No more members: from now on the callbacks fire when the members are done (at once
+        if they already are)."""
+        batch = self._batch(batch_id)
+        if not batch.committed:
+            self._commit({"op": "batch-commit", "id": batch_id})
+            self._settle_batch(batch)
+
+    def _batch(self, batch_id: str) -> Batch:
+        batch = self.batches.get(batch_id)
+        if batch is None:
+            raise CommandError(f"no such batch {batch_id}")
+        return batch
+
+    def _settle_batch(self, batch: Batch) -> None:
+        for which in batch.owed():
+            callback = batch.callback(which)
+            if callback is not None:
+                queue, payload = callback
+                self.push(queue, payload, PushOptions(
+                    key=f"batch:{batch.id}:{which}", meta={"batch": batch.id,
+                                                           "callback": which}))
+            self._commit({"op": "batch-fired", "id": batch.id, "which": which,
+                          "now": self.clock.now_ms()})
+
+    def drop_batches(self, ended_before_ms: int) -> int:
+        """Forget batches that ended before the cutoff and have no member left in memory."""
+        ids = [b.id for b in self.batches.values()
+               if 0 < b.fired.get(COMPLETE, ended_before_ms) < ended_before_ms
+               and not any(b.counts.values())]
+        if ids:
+            self._commit({"op": "batch-drop", "ids": ids})
+        return len(ids)
+
+    # ------------------------------------------------------------------ cron
+
+    def cron_set(self, entry: CronEntry) -> None:
+        """Create or replace a cron entry. A replaced one keeps its last fired slot, so
+        setting the same name again never fires a slot twice."""
+        old = self.crons.get(entry.name)
+        entry.since_ms = self.clock.now_ms()
+        if old is not None:
+            entry.last_slot, entry.last_job = old.last_slot, old.last_job
+        self._commit({"op": "cron-set", "entry": entry.to_record()})
+        self._arm_cron(self.crons[entry.name], entry.since_ms)
+
+    def cron_del(self, name: str) -> bool:
+        if name not in self.crons:
+            return False
+        self._commit({"op": "cron-del", "name": name})
+        return True
+
+    def cron_pause(self, name: str, paused: bool) -> None:
+        entry = self.crons.get(name)
+        if entry is None:
+            raise CommandError(f"no such cron entry '{name}'")
+        if entry.paused != paused:
+            now = self.clock.now_ms()
+            self._commit({"op": "cron-pause" if paused else "cron-resume", "name": name,
+                          "now": now})
+            self._arm_cron(entry, now)
+
+    def _arm_cron(self, entry: CronEntry, now: int) -> None:
+        """Fire what is owed now (after a restart or a resume), then set the timer for the
+        next slot."""
+        if entry.timer is not None:
+            self.timers.cancel(entry.timer)
+            entry.timer = None
+        entry.next_ms = 0
+        if entry.paused or self.crons.get(entry.name) is not entry:
+            return
+        slots, entry.next_ms = entry.due(now)
+        for slot in slots:
+            self._fire_slot(entry, slot)
+        entry.timer = self.timers.schedule(entry.next_ms, ("cron", entry))
+
+    def _fire_cron(self, entry: CronEntry, now: int) -> None:
+        entry.timer = None
+        self._arm_cron(entry, now)
+
+    def _fire_slot(self, entry: CronEntry, slot: int) -> None:
+        o = entry.options
+        opts = PushOptions(
+            type=o.get("type"), priority=o.get("priority", 0),
+            retry=retry_policy(o.get("retries", DEFAULT_RETRIES), o.get("backoff")),
+            timeout_ms=o.get("timeout"), key=f"cron:{entry.name}:{slot}",
+            meta={**o.get("meta", {}), "cron": entry.name, "cron_slot": str(slot)})
+        try:
+            job_id, _ = self.push(entry.queue, entry.payload, opts)
+        except CommandError as exc:  # e.g. the payload's key clashes: log, never stop the loop
+            log.warning("cron entry could not push its job", extra={
+                "cron": entry.name, "slot": slot, "error": str(exc)})
+            job_id = ""
+        self._commit({"op": "cron-fired", "name": entry.name, "slot": slot, "job": job_id})
+
+    def start(self) -> None:
+        """Live from now on (after replay): fire what cron entries and batches are owed, and
+        arm the cron timers. Records this appends go to the log like any other."""
+        now = self.clock.now_ms()
+        for entry in list(self.crons.values()):
+            self._arm_cron(entry, now)
+        for batch in list(self.batches.values()):
+            self._settle_batch(batch)
+
+    # ------------------------------------------------------------------ archive
+
+    def archivable(self, finished_before_ms: int, limit: int) -> list[Job]:
+        """Up to `limit` jobs that ended before the cutoff, oldest first, for the archive."""
+        found: list[Job] = []
+        order = self._finished_order
+        index = 0
+        while index < len(order) and len(found) < limit:
+            finished, job_id = order[index]
+            if finished >= finished_before_ms:
+                break
+            job = self.jobs.get(job_id)
+            if job is None or job.state not in TERMINAL or job.finished_ms != finished:
+                del order[index]  # gone, run again, or ended again later: a stale entry
+                continue
+            found.append(job)
+            index += 1
+        return found
+
+    def archived(self, jobs: list[Job]) -> None:
+        """The archive now holds these jobs: drop them from memory (skipping any that were
+        run again while the archive wrote)."""
+        ids = [j.id for j in jobs if self.jobs.get(j.id) is j and j.state in TERMINAL]
+        if ids:
+            self._commit({"op": "archive", "ids": ids})
 
     # ------------------------------------------------------------------ time
 
@@ -556,8 +919,14 @@ class JobEngine:
                 job: Job = target
                 if job.state in (State.PENDING, State.RETRYING) and job.id in self.jobs:
                     job.timer = None
-                    self._commit({"op": "due", "id": job.id, "now": now})
-                    self._serve_waiters(job.queue)
+                    self._due(job, now)
+            elif kind == "expire":
+                job = target
+                job.expire_timer = None
+                if job.state in WAITING and job.id in self.jobs:
+                    self._cancel(job, "expired")
+            elif kind == "cron":
+                self._fire_cron(target, now)
             elif kind == "lease":
                 job = target
                 if job.state is State.RUNNING and job.id in self.jobs:
@@ -573,8 +942,29 @@ class JobEngine:
                 target.active = False
                 target.deliver(None)
 
+    def _due(self, job: Job, now: int) -> None:
+        """A delay or backoff ended: queue the job, unless it still waits for a parent (the
+        parent's end releases it), or a parent failed meanwhile (recovery after a crash
+        between a parent's end and its children's update), or its EXPIRE passed."""
+        if job.expire_ms and job.expire_ms <= now:
+            self._cancel(job, "expired")
+            return
+        if job.parents and job.state is State.PENDING:
+            failed, waiting = self._parents_status(job.parents, {})
+            if failed is not None:
+                self._cancel(job, f"parent {failed[0]} is {failed[1].value}")
+                return
+            if waiting:
+                return
+        self._commit({"op": "due", "id": job.id, "now": now})
+        self._serve_waiters(job.queue)
+
     def next_deadline(self) -> int | None:
         return self.timers.next_deadline()
+
+
+def _pair(value: list[Any] | None) -> tuple[str, bytes] | None:
+    return (value[0], value[1]) if value else None
 
 
 def _job_fields(job: Job, **more: Any) -> dict[str, Any]:

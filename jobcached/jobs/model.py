@@ -145,9 +145,16 @@ class Job:
     worker: str = ""
     reason: str = ""  # why it was canceled, if it was
     retry_base: int = 0  # attempts before the last JOB.RETRY / DLQ.REQUEUE: the budget restarts
+    parents: list[str] = field(default_factory=list)  # AFTER: runs once all of these succeeded
+    batch: str = ""  # the batch it belongs to, if any
+    expire_ms: int = 0  # EXPIRE: canceled as `expired` if not started by then (0 = never)
+    logs: list[bytes] = field(default_factory=list)  # JOB.LOG lines still kept (the newest)
+    log_base: int = 0  # how many older lines were dropped: logs[0] is line number log_base
     # not persisted: where the engine filed it
     ready_seq: int = field(default=0, repr=False)
     timer: Any = field(default=None, repr=False)
+    expire_timer: Any = field(default=None, repr=False)
+    log_bytes: int = field(default=0, repr=False)  # sum of len(line) over logs
 
     @property
     def retries_done(self) -> int:
@@ -158,6 +165,32 @@ class Job:
     def add_error(self, error: dict[str, Any]) -> None:
         self.errors.append(error)
         del self.errors[:-MAX_ERRORS_PER_JOB]
+
+    def add_log_lines(self, lines: list[bytes], max_lines: int, max_bytes: int) -> None:
+        """Append JOB.LOG lines, dropping the oldest past either bound (`log_base` counts
+        them, so line numbers stay stable for readers that follow with FROM)."""
+        self.logs.extend(lines)
+        self.log_bytes += sum(map(len, lines))
+        drop = 0
+        while len(self.logs) - drop > max_lines or (
+                self.log_bytes > max_bytes and drop < len(self.logs)):
+            self.log_bytes -= len(self.logs[drop])
+            drop += 1
+        if drop:
+            del self.logs[:drop]
+            self.log_base += drop
+
+    def log_page(self, start: int, count: int) -> tuple[int, list[bytes]]:
+        """Lines from line number `start` on, at most `count`: (next line number, lines). A
+        reader that asks for lines already dropped gets a marker line saying how many."""
+        lines: list[bytes] = []
+        if start < self.log_base:
+            lines.append(f"[{self.log_base - start} earlier lines dropped: the log keeps the "
+                         f"newest lines only]".encode())
+            start = self.log_base
+        taken = self.logs[start - self.log_base:start - self.log_base + count]
+        lines.extend(taken)
+        return start + len(taken), lines
 
     def to_record(self) -> list[Any]:
         """Everything durable about the job, positionally (RECORD_FIELDS order).
@@ -173,24 +206,34 @@ class Job:
             self.finished_ms, list(self.errors), self.result, self.key, self.key_expires_ms,
             dict(self.meta),
             self.token, self.deadline_ms, self.worker, self.reason, self.retry_base,
+            list(self.parents), self.batch, self.expire_ms, list(self.logs), self.log_base,
         ]
 
     @classmethod
     def from_record(cls, r: list[Any]) -> Job:
+        if len(r) < len(RECORD_FIELDS):  # written before the later fields existed
+            r = [*r, *_LATER_FIELD_DEFAULTS[len(r) - len(RECORD_FIELDS):]]
         (job_id, queue, type_, payload, state, priority, attempt, retries, backoff, timeout,
          run_at, created, enqueued, started, finished, errors, result, key, key_expires, meta,
-         token, deadline, worker, reason, retry_base) = r
-        return cls(job_id, queue, type_, payload, _STATES[state], priority, attempt,
-                   retry_policy(retries, backoff), timeout, run_at, created, enqueued, started,
-                   finished, list(errors), result, key, key_expires, dict(meta), token, deadline,
-                   worker, reason, retry_base)
+         token, deadline, worker, reason, retry_base, parents, batch, expire, logs,
+         log_base) = r
+        job = cls(job_id, queue, type_, payload, _STATES[state], priority, attempt,
+                  retry_policy(retries, backoff), timeout, run_at, created, enqueued, started,
+                  finished, list(errors), result, key, key_expires, dict(meta), token, deadline,
+                  worker, reason, retry_base, list(parents), batch, expire, list(logs), log_base)
+        if logs:
+            job.log_bytes = sum(map(len, logs))
+        return job
 
 
 #: The order of Job.to_record(); change it only with a WAL record version bump.
 RECORD_FIELDS = ("id", "queue", "type", "payload", "state", "priority", "attempt", "retries",
                  "backoff", "timeout", "run_at", "created", "enqueued", "started", "finished",
                  "errors", "result", "key", "key_expires", "meta", "token", "deadline",
-                 "worker", "reason", "retry_base")
+                 "worker", "reason", "retry_base", "parents", "batch", "expire", "logs",
+                 "log_base")
+#: Defaults of the fields appended after the first layout (25 fields), so older records load.
+_LATER_FIELD_DEFAULTS: list[Any] = [[], "", 0, [], 0]
 _STATES = {state.value: state for state in State}
 _POLICIES: dict[tuple[int, tuple[int, int] | None], RetryPolicy] = {}
 

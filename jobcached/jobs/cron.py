@@ -1,0 +1,107 @@
+"""Cron entries: when a named schedule fires, and which slots a restart or a clock step missed.
+
+A *slot* is a scheduled time (unix ms) the expression produces. Each firing pushes one job
+whose idempotency key is `cron:<name>:<slot>`, and records the slot as the entry's
+`last_slot`; the next slot is always computed after max(last_slot, the time the entry was set
+or resumed). So a restart, a clock stepped back or a replayed log never fires a slot twice:
+the key would return the existing job, and the slot is behind `last_slot` anyway.
+
+A slot more than `MISSED_GRACE_MS` in the past when it is looked at was *missed* (the server
+was down, paused in a debugger, or the clock jumped forward). `MISSED skip` drops missed
+slots; `MISSED once` runs one job for the newest missed slot, like Kubernetes CronJobs catching
+up once rather than once per slot.
+
+Expressions have 5 fields (minute hour day month weekday), or 6 with seconds first
+(`*/10 * * * * *`), or an alias such as `@hourly` (croniter parses all three); a time zone
+(IANA name, default UTC) decides what "9 o'clock" means, daylight saving included.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from croniter import croniter
+
+from jobcached.errors import CommandError
+
+#: A slot at most this late is run normally; an older one counts as missed.
+MISSED_GRACE_MS = 60_000
+MISSED_POLICIES = ("skip", "once")
+
+
+class CronSchedule:
+    """A validated cron expression in a time zone; answers 'which slot comes next'."""
+
+    __slots__ = ("expr", "seconds_first", "zone")
+
+    def __init__(self, expr: str, tz: str = "UTC") -> None:
+        try:
+            self.zone = ZoneInfo(tz)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise CommandError(f"unknown time zone '{tz}'") from None
+        self.expr = expr
+        self.seconds_first = len(expr.split()) == 6
+        if not croniter.is_valid(expr, second_at_beginning=self.seconds_first):
+            raise CommandError(f"invalid cron expression '{expr}'")
+
+    def _iter(self, ms: int) -> croniter:
+        start = datetime.fromtimestamp(ms / 1000, self.zone)
+        return croniter(self.expr, start, second_at_beginning=self.seconds_first)
+
+    def next_after(self, ms: int) -> int:
+        """The first slot strictly after `ms`."""
+        return round(self._iter(ms).get_next(float) * 1000)
+
+    def last_at_or_before(self, ms: int) -> int:
+        """The newest slot at or before `ms`."""
+        return round(self._iter(ms + 1).get_prev(float) * 1000)
+
+
+@dataclass(slots=True, eq=False)
+class CronEntry:
+    """One CRON.SET: what to push, on which schedule, and which slot fired last."""
+
+    name: str
+    expr: str
+    tz: str
+    queue: str
+    payload: bytes
+    options: dict[str, Any]  # JOB.PUSH options as plain data (see push_options)
+    missed: str = "skip"
+    paused: bool = False
+    since_ms: int = 0  # set or resumed at: slots before it are not owed
+    last_slot: int = 0
+    last_job: str = ""
+    # not persisted
+    schedule: CronSchedule = field(init=False, repr=False)
+    next_ms: int = 0
+    timer: Any = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        self.schedule = CronSchedule(self.expr, self.tz)
+
+    def to_record(self) -> list[Any]:
+        return [self.name, self.expr, self.tz, self.queue, self.payload, self.options,
+                self.missed, self.paused, self.since_ms, self.last_slot, self.last_job]
+
+    @classmethod
+    def from_record(cls, r: list[Any]) -> CronEntry:
+        return cls(*r)
+
+    def due(self, now_ms: int) -> tuple[list[int], int]:
+        """(slots to fire now, oldest first; the next slot after them) for an entry that is
+        not paused. At most two slots: the newest missed one (MISSED once) and an on-time one."""
+        first = self.schedule.next_after(max(self.last_slot, self.since_ms))
+        if first > now_ms:
+            return [], first
+        latest = self.schedule.last_at_or_before(now_ms)
+        cutoff = now_ms - MISSED_GRACE_MS
+        slots = []
+        if first < cutoff and self.missed == "once":
+            slots.append(self.schedule.last_at_or_before(cutoff - 1))
+        if latest >= cutoff:
+            slots.append(latest)
+        return slots, self.schedule.next_after(latest)
