@@ -25,6 +25,7 @@ from pathlib import Path
 import uvloop
 
 from jobcached import __version__
+from jobcached.archiving import ARCHIVE_INTERVAL_SECONDS, Archiver
 from jobcached.clock import Clock, SystemClock
 from jobcached.commands.registry import load_all
 from jobcached.config import Config
@@ -78,7 +79,9 @@ class App:
         wal = Wal(str(Path(config.dir) / "wal"), repair=self.repair,
                   segment_max_bytes=config.wal_segment_max_bytes, fs=self.fs)
         engine = JobEngine(state.clock, default_lease_ms=config.job_default_timeout,
-                           tick_ms=config.timer_tick)
+                           tick_ms=config.timer_tick, log_max_lines=config.job_log_max_lines,
+                           log_max_bytes=config.job_log_max_bytes,
+                           cron_grace_ms=config.cron_missed_grace)
         records = (decode_record(body) for body in wal.replay())
         replayed = 0
         # Replay allocates millions of objects that all survive: the cyclic garbage collector
@@ -100,6 +103,10 @@ class App:
         engine.on_transition = state.publish_job_transition  # live changes only, not replay
         self.state.jobs = engine
         self.state.durability = durability
+        engine.start()  # cron slots and batch callbacks owed from before the restart
+        archiver = Archiver(config, engine, state.clock)
+        await archiver.open()
+        self.state.archiver = archiver
         log.info("job log replayed", extra={
             "records": replayed, "jobs": len(engine.jobs),
             "seconds": round(loop.time() - started, 3),
@@ -137,7 +144,8 @@ class App:
             os.chmod(config.unixsocket, config.unixsocketperm)
             self._servers.append(server)
         self._tasks = [asyncio.create_task(self._run_cron()),
-                       asyncio.create_task(self._run_timers())]
+                       asyncio.create_task(self._run_timers()),
+                       asyncio.create_task(self._run_archiver())]
         log.info("ready to accept connections", extra={
             "version": __version__, "bind": config.bind, "port": self.state.tcp_port,
             "unixsocket": config.unixsocket or None, "dir": config.dir, "pid": os.getpid(),
@@ -184,6 +192,8 @@ class App:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if self.state.archiver is not None:
+            await self.state.archiver.close()
         if self.state.durability is not None:
             await self.state.durability.drain()
             self.state.durability.close()
@@ -201,6 +211,14 @@ class App:
             self._close_idle_clients()
             self.state.keyspace.active_expire_cycle(budget_ms=self.config.active_expire_budget)
             await self._maybe_compact()
+
+    async def _run_archiver(self) -> None:
+        """Move finished jobs to the SQLite archive and purge old rows (see archiving.py)."""
+        archiver = self.state.archiver
+        assert archiver is not None
+        while True:
+            await asyncio.sleep(ARCHIVE_INTERVAL_SECONDS)
+            await archiver.step()
 
     async def _run_timers(self) -> None:
         """Drive the timer wheels: delays, retries, lease expiry, BLOCK timeouts.

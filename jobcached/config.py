@@ -164,6 +164,22 @@ class Config:
     job_max_payload: int = setting(
         16 * 1024**2, "Largest JOB.PUSH payload (and JOB.ACK result); a job is one WAL record, "
         "and records are capped at 64 MB.", parse_memory, mutable=True)
+    job_log_max_lines: int = setting(
+        10_000, "JOB.LOG lines kept per job; past it the oldest are dropped (readers see a "
+        "marker saying how many).", parse_int)
+    job_log_max_bytes: int = setting(1024**2, "JOB.LOG bytes kept per job; past it the oldest "
+                                     "lines are dropped.", parse_memory)
+    cron_missed_grace: int = setting(
+        60_000, "A cron slot later than this many ms when it comes due (the server was down, or "
+        "the clock jumped) counts as missed: CRON.SET ... MISSED decides whether it runs.",
+        parse_int)
+    job_hot_retention: int = setting(
+        600_000, "Milliseconds a finished job (succeeded, dead, canceled) stays in memory before "
+        "it moves to the SQLite archive (archive.sqlite3 in the data dir).", parse_int,
+        mutable=True)
+    job_archive_retention: int = setting(
+        7 * 24 * 3600_000, "Milliseconds a job stays in the archive after it finished; older "
+        "rows are purged in small batches.", parse_int, mutable=True)
     timer_tick: int = setting(10, "Timer wheel tick in ms: how precisely delays, retries and "
                               "lease expiries fire.", parse_int)
     shutdown_timeout: int = setting(10, "Seconds a graceful shutdown waits for replies to "
@@ -235,6 +251,10 @@ class Config:
             raise ConfigError("timer-tick: must be at least 1 ms")
         if self.job_default_timeout < 1:
             raise ConfigError("job-default-timeout: must be at least 1 ms")
+        if self.job_log_max_lines < 1 or self.job_log_max_bytes < 1:
+            raise ConfigError("job-log-max-lines and job-log-max-bytes: must be at least 1")
+        if self.job_hot_retention < 0 or self.job_archive_retention < 0:
+            raise ConfigError("job-hot-retention and job-archive-retention: must not be negative")
 
 
 _FIELDS = {f.name: f for f in fields(Config)}

@@ -26,6 +26,7 @@ from jobcached.pubsub import PubSub
 from jobcached.replication.backlog import Backlog
 
 if TYPE_CHECKING:
+    from jobcached.archiving import Archiver
     from jobcached.commands.blocking import BlockedKeys
     from jobcached.commands.registry import Command
     from jobcached.durability import Durability
@@ -93,6 +94,8 @@ class ServerState:
     #: the job engine and the WAL behind it, once the app has replayed the log
     jobs: JobEngine | None = None
     durability: Durability | None = None
+    #: moves finished jobs to SQLite; `archiver.archive` is None while SQLite is unusable
+    archiver: Archiver | None = None
     #: installed by the app: starts a graceful shutdown
     request_shutdown: Callable[[], None] = field(default=lambda: None)
     #: lifecycle, for /readyz and INFO: replaying the WAL (and how far), stopping

@@ -7,13 +7,15 @@ the client hears back only once the change is as durable as `appendfsync` promis
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+from jobcached.commands.archived import drop_restored, from_archive, merge_pages, parse_state
 from jobcached.commands.args import Args, to_int
 from jobcached.commands.registry import BLOCKING, DENYOOM, FAST, READONLY, WRITE, command
 from jobcached.errors import CommandError, SyntaxErr
 from jobcached.jobs.engine import JobEngine, PushOptions
-from jobcached.jobs.model import TERMINAL, Job, RetryPolicy, State
+from jobcached.jobs.model import TERMINAL, Job, RetryPolicy
 from jobcached.net.replies import OK, Deferred, Simple
 from jobcached.net.session import Session
 
@@ -75,37 +77,31 @@ def job_reply(job: Job, *, full: bool = False) -> dict[bytes, Any]:
         b"meta": {k.encode(): v.encode() for k, v in job.meta.items()},
         b"errors": [{k.encode(): v.encode() if isinstance(v, str) else v
                      for k, v in e.items()} for e in job.errors],
+        b"after": [parent.encode() for parent in job.parents], b"batch": job.batch.encode(),
+        b"expire": job.expire_ms, b"log_lines": job.log_base + len(job.logs),
     })
     return reply
 
 
-@command("JOB.PUSH", arity=-3, flags=WRITE | DENYOOM | FAST, group="job")
-def job_push(s: Session, argv: list[bytes]) -> Any:
-    """JOB.PUSH queue payload [TYPE type] [PRIORITY priority] [DELAY ms | AT unix-ms]
-    [RETRIES retries] [BACKOFF base-ms [max-ms]] [TIMEOUT ms] [KEY idempotency-key]
-    [KEYTTL ms] [META field value [META field value ...]]
+#: AFTER takes at most this many parents.
+MAX_PARENTS = 1000
+#: JOB.PUSH options that make no sense for a job a cron entry pushes on each slot.
+ONE_OFF_OPTIONS = frozenset({b"DELAY", b"AT", b"KEY", b"KEYTTL", b"AFTER", b"BATCH", b"EXPIRE"})
 
-    Create a job. It is queued at once, or pending until DELAY or AT. Higher PRIORITY runs
-    first, FIFO within a priority. RETRIES (default 25) failed attempts are retried: after
-    15 + n^4 + rand(0, 30(n+1)) seconds, or with BACKOFF after a random delay up to
-    min(max-ms, base-ms * 2^n). TIMEOUT is the lease a worker gets (default 60000 ms). A KEY
-    already used within KEYTTL (default 24 h, kept across restarts) returns the existing job's
-    id and creates nothing. META pairs (e.g. `traceparent`) are returned by JOB.FETCH.
 
-    Reply: the job id (26 characters, time-ordered), once the job is as durable as
-    `appendfsync` promises.
-    Errors: `NOTUNIQUE` when KEY was used with a different payload; `ERR` on a bad option.
-    """
-    engine = engine_of(s)
-    s.server.check_job_writes()
-    check_size(s, argv[2], "payload")
-    opts = PushOptions()
-    retries = None
-    backoff = None
-    args = Args(argv, 3)
+def parse_push_options(args: Args, opts: PushOptions, *,
+                       extra: dict[bytes, Callable[[Args], None]] | None = None,
+                       refused: frozenset[bytes] = frozenset()) -> None:
+    """The JOB.PUSH options (also CRON.SET's, where `extra` adds TZ and MISSED and the
+    `refused` one-off options are syntax errors)."""
+    retries = backoff = None
     while args:
         option = args.next_upper()
-        if option == b"TYPE":
+        if option in refused:
+            raise SyntaxErr()
+        if extra and option in extra:
+            extra[option](args)
+        elif option == b"TYPE":
             opts.type = text(args.next())
         elif option == b"PRIORITY":
             opts.priority = args.next_int()
@@ -134,11 +130,62 @@ def job_push(s: Session, argv: list[bytes]) -> Any:
         elif option == b"META":
             field_name = text(args.next())
             opts.meta[field_name] = text(args.next())
+        elif option == b"AFTER" and not opts.after:
+            count = positive(args.next(), "AFTER count")
+            if count > MAX_PARENTS:
+                raise CommandError(f"AFTER takes at most {MAX_PARENTS} parent jobs")
+            opts.after = list(dict.fromkeys(text(args.next()) for _ in range(count)))
+        elif option == b"BATCH":
+            opts.batch = text(args.next())
+        elif option == b"EXPIRE":
+            opts.expire_ms = positive(args.next(), "EXPIRE")
         else:
             raise SyntaxErr()
     opts.retry = RetryPolicy(retries if retries is not None else RetryPolicy().retries, backoff)
-    job_id, _ = engine.push(text(argv[1]), argv[2], opts)
-    return s.server.durable(job_id.encode())
+
+
+@command("JOB.PUSH", arity=-3, flags=WRITE | DENYOOM | FAST, group="job")
+def job_push(s: Session, argv: list[bytes]) -> Any:
+    """JOB.PUSH queue payload [TYPE type] [PRIORITY priority] [DELAY ms | AT unix-ms]
+    [RETRIES retries] [BACKOFF base-ms [max-ms]] [TIMEOUT ms] [KEY idempotency-key]
+    [KEYTTL ms] [META field value [META field value ...]] [AFTER count id [id ...]]
+    [BATCH batch-id] [EXPIRE unix-ms]
+
+    Create a job. It is queued at once, or pending until DELAY or AT. Higher PRIORITY runs
+    first, FIFO within a priority. RETRIES (default 25) failed attempts are retried: after
+    15 + n^4 + rand(0, 30(n+1)) seconds, or with BACKOFF after a random delay up to
+    min(max-ms, base-ms * 2^n). TIMEOUT is the lease a worker gets (default 60000 ms). A KEY
+    already used within KEYTTL (default 24 h, kept across restarts) returns the existing job's
+    id and creates nothing. META pairs (e.g. `traceparent`) are returned by JOB.FETCH.
+    AFTER makes the job wait (pending) until all `count` parent jobs have succeeded; if one
+    ends dead or canceled, the job is canceled with the reason `parent <id> is <state>`, and
+    so are its own dependents. BATCH adds the job to an open batch (BATCH.NEW). EXPIRE cancels
+    the job with the reason `expired` if it has not started by then.
+
+    Reply: the job id (26 characters, time-ordered), once the job is as durable as
+    `appendfsync` promises.
+    Errors: `NOTUNIQUE` when KEY was used with a different payload; `ERR` on a bad option, an
+    unknown parent id, an unknown or committed batch, or an EXPIRE not in the future.
+
+    Example: `JOB.PUSH deploy "{...}" AFTER 2 01J9Z...A 01J9Z...B EXPIRE 1767225600000`
+    """
+    engine = engine_of(s)
+    s.server.check_job_writes()
+    check_size(s, argv[2], "payload")
+    opts = PushOptions()
+    parse_push_options(Args(argv, 3), opts)
+    queue = text(argv[1])
+
+    def push(archived: dict[str, Job]) -> Any:
+        s.server.check_job_writes()
+        job_id, _ = engine.push(queue, argv[2], opts,
+                                {job_id: job.state for job_id, job in archived.items()})
+        return s.server.durable(job_id.encode())
+
+    missing = [p for p in opts.after if p not in engine.jobs]
+    if not missing:
+        return push({})
+    return from_archive(s, lambda archive: archive.get_many(missing), push, {})
 
 
 @command("JOB.FETCH", arity=-3, flags=WRITE | BLOCKING, group="job")
@@ -295,11 +342,18 @@ def job_get(s: Session, argv: list[bytes]) -> Any:
     Everything known about a job.
 
     Reply: a map with id, queue, type, state, payload, result, attempt, priority, retries,
-    timeout, run_at, created, enqueued, started, finished, deadline, worker, key, reason, meta
-    and errors (each with type, message, trace, time, attempt); nil for an unknown id.
+    timeout, run_at, created, enqueued, started, finished, deadline, worker, key, reason, meta,
+    errors (each with type, message, trace, time, attempt), after (parent ids), batch, expire
+    and log_lines; nil for an unknown id. A finished job that moved to the archive
+    (`job-hot-retention`) is read from there, the same.
     """
-    job = engine_of(s).get(text(argv[1]))
-    return None if job is None else job_reply(job, full=True)
+    job_id = text(argv[1])
+    job = engine_of(s).get(job_id)
+    if job is not None:
+        return job_reply(job, full=True)
+    return from_archive(s, lambda archive: archive.get(job_id),
+                        lambda found: None if found is None else job_reply(found, full=True),
+                        None)
 
 
 @command("JOB.WAIT", arity=-2, flags=READONLY | BLOCKING, group="job")
@@ -319,9 +373,10 @@ def job_wait(s: Session, argv: list[bytes]) -> Any:
         if args.next_upper() != b"TIMEOUT":
             raise SyntaxErr()
         timeout = non_negative(args.next(), "TIMEOUT")
-    job = engine.get(text(argv[1]))
-    if job is None:
-        raise CommandError(f"no such job {text(argv[1])}")
+    job_id = text(argv[1])
+    job = engine.get(job_id)
+    if job is None:  # unknown, or finished long ago and archived
+        return from_archive(s, lambda archive: archive.get(job_id), finished_or_unknown, None)
     if job.state in TERMINAL:
         return job_reply(job, full=True)
     reply = Deferred(blocking=True)
@@ -329,6 +384,12 @@ def job_wait(s: Session, argv: list[bytes]) -> Any:
         None if done is None else job_reply(done, full=True)))
     reply.on_cancel = lambda: engine.cancel_wait(waiter)
     return reply
+
+
+def finished_or_unknown(job: Job | None) -> Any:
+    if job is None:
+        raise CommandError("no such job")
+    return job_reply(job, full=True)
 
 
 @command("JOB.RETRY", arity=2, flags=WRITE | FAST, group="job")
@@ -343,8 +404,20 @@ def job_retry(s: Session, argv: list[bytes]) -> Any:
     """
     engine = engine_of(s)
     s.server.check_job_writes()
-    engine.retry(text(argv[1]))
-    return s.server.durable(OK)
+    job_id = text(argv[1])
+    if job_id in engine.jobs:
+        engine.retry(job_id)
+        return s.server.durable(OK)
+
+    def restore(job: Job | None) -> Any:
+        if job is None:
+            raise CommandError(f"no such job {job_id}")
+        s.server.check_job_writes()
+        engine.restore(job)
+        engine.retry(job_id)
+        return drop_restored(s, [job_id], s.server.durable(OK))
+
+    return from_archive(s, lambda archive: archive.get(job_id), restore, None)
 
 
 @command("JOB.LIST", arity=-1, flags=READONLY, group="job")
@@ -364,16 +437,23 @@ def job_list(s: Session, argv: list[bytes]) -> Any:
         if option == b"QUEUE":
             queue = text(args.next())
         elif option == b"STATE":
-            raw = text(args.next()).lower()
-            try:
-                state = State(raw)
-            except ValueError:
-                raise CommandError(f"unknown job state '{raw}'") from None
+            state = parse_state(text(args.next()))
         elif option == b"CURSOR":
             cursor = text(args.next())
         elif option == b"COUNT":
             count = min(positive(args.next(), "COUNT"), MAX_COUNT)
         else:
             raise SyntaxErr()
-    next_cursor, jobs = engine_of(s).list_jobs(queue, state, cursor, count)
-    return [next_cursor.encode(), [job_reply(j, full=True) for j in jobs]]
+    engine = engine_of(s)
+    next_cursor, hot = engine.list_jobs(queue, state, cursor, count)
+    scanned_to = None if next_cursor == "0" else next_cursor
+
+    def page(archived: list[Job]) -> list[Any]:
+        archived = [j for j in archived if j.id not in engine.jobs]  # memory is newer
+        last, jobs = merge_pages(hot, scanned_to, archived, count)
+        return [last.encode(), [job_reply(j, full=True) for j in jobs]]
+
+    if state is not None and state not in TERMINAL:
+        return page([])  # only finished jobs are ever archived
+    return from_archive(
+        s, lambda archive: archive.page(cursor, scanned_to, queue, state, count), page, [])

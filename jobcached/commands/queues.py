@@ -4,13 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
+from jobcached.commands.archived import drop_restored, from_archive
 from jobcached.commands.args import Args
 from jobcached.commands.jobs import MAX_COUNT, engine_of, job_reply, non_negative, positive, text
 from jobcached.commands.registry import READONLY, WRITE, command
 from jobcached.errors import SyntaxErr
-from jobcached.jobs.model import State
+from jobcached.jobs.archive import Archive
+from jobcached.jobs.model import Job, State
 from jobcached.net.replies import OK
 from jobcached.net.session import Session
+
+#: DLQ.REQUEUE ALL restores at most this many archived jobs per call (one reply's worth).
+REQUEUE_FROM_ARCHIVE = 10_000
+#: Archive rows DLQ.PURGE deletes per SQLite statement.
+PURGE_BATCH = 5_000
 
 
 @command("QUEUE.LIST", arity=1, flags=READONLY, group="queue")
@@ -93,7 +100,8 @@ def queue_purge(s: Session, argv: list[bytes]) -> Any:
 def dlq_list(s: Session, argv: list[bytes]) -> Any:
     """DLQ.LIST [QUEUE queue] [COUNT count]
 
-    The dead jobs (retries exhausted or NORETRY), oldest first, at most COUNT (default 100).
+    The dead jobs (retries exhausted or NORETRY), oldest first, at most COUNT (default 100):
+    those already moved to the archive, then those still in memory.
 
     Reply: an array of job maps as JOB.GET shows them.
     """
@@ -107,15 +115,25 @@ def dlq_list(s: Session, argv: list[bytes]) -> Any:
             count = min(positive(args.next(), "COUNT"), MAX_COUNT)
         else:
             raise SyntaxErr()
-    return [job_reply(j, full=True) for j in engine_of(s).dead_jobs(queue)[:count]]
+    engine = engine_of(s)
+    hot = engine.dead_jobs(queue)
+
+    def listing(archived: list[Job]) -> list[Any]:
+        archived = [j for j in archived if j.id not in engine.jobs]  # memory is newer
+        return [job_reply(j, full=True) for j in [*archived, *hot][:count]]
+
+    return from_archive(s, lambda archive: archive.page("", None, queue, State.DEAD, count),
+                        listing, [])
 
 
 @command("DLQ.REQUEUE", arity=-2, flags=WRITE, group="dlq")
 def dlq_requeue(s: Session, argv: list[bytes]) -> Any:
     """DLQ.REQUEUE <id | ALL> [QUEUE queue]
 
-    Queue dead jobs again: one by id, or ALL (optionally of one queue). Their error history
-    is kept and their attempts count on, but each gets its full RETRIES again.
+    Queue dead jobs again: one by id, or ALL (optionally of one queue), including dead jobs
+    already moved to the archive (ALL takes up to 10000 of those per call: call again while
+    it returns that many). Their error history is kept and their attempts count on, but each
+    gets its full RETRIES again.
 
     Reply: the number of jobs requeued, once durable.
     """
@@ -127,21 +145,43 @@ def dlq_requeue(s: Session, argv: list[bytes]) -> Any:
         if args.next_upper() != b"QUEUE":
             raise SyntaxErr()
         queue = text(args.next())
-    if argv[1].upper() == b"ALL":
-        ids = [j.id for j in engine.dead_jobs(queue)]
+    requeue_all = argv[1].upper() == b"ALL"
+    if requeue_all:
+        hot = engine.dead_jobs(queue)
     else:
         job = engine.get(text(argv[1]))
-        ids = [job.id] if job is not None and job.state is State.DEAD else []
-    for job_id in ids:
-        engine.retry(job_id)
-    return s.server.durable(len(ids))
+        hot = [job] if job is not None and job.state is State.DEAD else []
+
+    def requeue(archived: list[Job]) -> Any:
+        s.server.check_job_writes()
+        restored = [j for j in archived if j.state is State.DEAD and j.id not in engine.jobs]
+        for job in restored:
+            engine.restore(job)
+        for job in hot + restored:
+            engine.retry(job.id)
+        return drop_restored(s, [j.id for j in restored],
+                             s.server.durable(len(hot) + len(restored)))
+
+    if requeue_all:
+        return from_archive(s, lambda archive: archive.page(
+            "", None, queue, State.DEAD, REQUEUE_FROM_ARCHIVE), requeue, [])
+    if hot or engine.get(text(argv[1])) is not None:
+        return requeue([])
+    job_id = text(argv[1])
+
+    async def lookup(archive: Archive) -> list[Job]:
+        found = await archive.get(job_id)
+        return [] if found is None else [found]
+
+    return from_archive(s, lookup, requeue, [])
 
 
 @command("DLQ.PURGE", arity=-1, flags=WRITE, group="dlq")
 def dlq_purge(s: Session, argv: list[bytes]) -> Any:
     """DLQ.PURGE [QUEUE queue] [OLDER ms]
 
-    Delete dead jobs, optionally only of one queue or only those dead for longer than OLDER.
+    Delete dead jobs, optionally only of one queue or only those dead for longer than OLDER,
+    in memory and in the archive.
 
     Reply: the number of jobs deleted, once durable.
     """
@@ -156,4 +196,15 @@ def dlq_purge(s: Session, argv: list[bytes]) -> Any:
             older = non_negative(args.next(), "OLDER")
         else:
             raise SyntaxErr()
-    return s.server.durable(engine_of(s).dlq_purge(queue, older))
+    engine = engine_of(s)
+    deleted = engine.dlq_purge(queue, older)
+    cutoff = engine.clock.now_ms() - (older or 0)
+
+    async def purge(archive: Archive) -> int:
+        total = 0
+        while (n := await archive.purge(cutoff + 1, PURGE_BATCH, queue=queue,
+                                        state=State.DEAD)):
+            total += n
+        return total
+
+    return from_archive(s, purge, lambda archived: s.server.durable(deleted + archived), 0)

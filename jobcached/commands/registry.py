@@ -202,9 +202,12 @@ def lookup(name: bytes) -> Command | None:
 def load_all() -> None:
     """Import every command module so that their decorators fill the table."""
     from jobcached.commands import (  # noqa: F401
+        batches,
         connection,
+        cron,
         hashes,
         introspection,
+        joblogs,
         jobs,
         keys,
         lists,

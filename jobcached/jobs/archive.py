@@ -9,8 +9,9 @@ cursor), with the columns the listings filter on copied out of the record. The r
 `Job.to_record()` as msgpack, so new Job fields need no schema change. `PRAGMA user_version` holds
 SCHEMA_VERSION; a layout change bumps it and adds a migration step to `open()`.
 
-The database runs in WAL mode with `synchronous=NORMAL`: readers never block the writer, and
-commits skip an fsync each; a power cut can lose the last few commits but never corrupts the file.
+The database runs in WAL mode with `synchronous=FULL`: readers never block the writer, and a
+commit is on disk before the job log records that the jobs left memory (one fsync per batch of
+jobs, off the hot path), so a power cut can never lose a job that was handed over.
 
 SQLite errors propagate unchanged; the caller logs them, counts them and keeps the jobs in memory.
 """
@@ -60,7 +61,7 @@ class Archive:
         db = await aiosqlite.connect(self._path, isolation_level=None)
         try:
             await db.execute("PRAGMA journal_mode=WAL")
-            await db.execute("PRAGMA synchronous=NORMAL")
+            await db.execute("PRAGMA synchronous=FULL")
             [(version,)] = await db.execute_fetchall("PRAGMA user_version")
             if version == 0:
                 await db.execute("BEGIN IMMEDIATE")  # DDL is transactional in SQLite

@@ -6,8 +6,10 @@ whose idempotency key is `cron:<name>:<slot>`, and records the slot as the entry
 or resumed). So a restart, a clock stepped back or a replayed log never fires a slot twice:
 the key would return the existing job, and the slot is behind `last_slot` anyway.
 
-A slot more than `MISSED_GRACE_MS` in the past when it is looked at was *missed* (the server
-was down, paused in a debugger, or the clock jumped forward). `MISSED skip` drops missed
+A slot more than a grace period (config `cron-missed-grace`, default `MISSED_GRACE_MS`) in the
+past when it is looked at was *missed* (the server was down, paused in a debugger, or the
+clock jumped forward). Of the slots still within the grace, only the newest fires: slots closer
+together than a restart collapse into one late job rather than a burst. `MISSED skip` drops missed
 slots; `MISSED once` runs one job for the newest missed slot, like Kubernetes CronJobs catching
 up once rather than once per slot.
 
@@ -91,14 +93,14 @@ class CronEntry:
     def from_record(cls, r: list[Any]) -> CronEntry:
         return cls(*r)
 
-    def due(self, now_ms: int) -> tuple[list[int], int]:
+    def due(self, now_ms: int, grace_ms: int = MISSED_GRACE_MS) -> tuple[list[int], int]:
         """(slots to fire now, oldest first; the next slot after them) for an entry that is
         not paused. At most two slots: the newest missed one (MISSED once) and an on-time one."""
         first = self.schedule.next_after(max(self.last_slot, self.since_ms))
         if first > now_ms:
             return [], first
         latest = self.schedule.last_at_or_before(now_ms)
-        cutoff = now_ms - MISSED_GRACE_MS
+        cutoff = now_ms - grace_ms
         slots = []
         if first < cutoff and self.missed == "once":
             slots.append(self.schedule.last_at_or_before(cutoff - 1))

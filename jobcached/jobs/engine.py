@@ -35,7 +35,7 @@ from typing import Any
 from jobcached.clock import Clock
 from jobcached.errors import CommandError, NotUniqueError, StaleLeaseError
 from jobcached.jobs.batches import COMPLETE, Batch
-from jobcached.jobs.cron import CronEntry
+from jobcached.jobs.cron import MISSED_GRACE_MS, CronEntry
 from jobcached.jobs.model import (
     DEFAULT_KEY_TTL_MS,
     DEFAULT_RETRIES,
@@ -125,8 +125,10 @@ class JobEngine:
                  propagate: Callable[[Record], None] | None = None,
                  default_lease_ms: int = 60_000, tick_ms: int = 10,
                  log_max_lines: int = DEFAULT_LOG_MAX_LINES,
-                 log_max_bytes: int = DEFAULT_LOG_MAX_BYTES) -> None:
+                 log_max_bytes: int = DEFAULT_LOG_MAX_BYTES,
+                 cron_grace_ms: int = MISSED_GRACE_MS) -> None:
         self.clock = clock
+        self.cron_grace_ms = cron_grace_ms
         self.log_max_lines = log_max_lines
         self.log_max_bytes = log_max_bytes
         self.rng = rng or random.Random()
@@ -210,6 +212,12 @@ class JobEngine:
         if op == "archive":
             for job_id in r["ids"]:
                 self._forget(self.jobs[job_id], archived=True)
+            return
+        if op == "restore":
+            job = Job.from_record(r["job"])
+            if job.batch and (batch := self.batches.get(job.batch)) is not None:
+                batch.archived[job.state] -= 1
+            self._apply_put(job)
             return
         if op.startswith(("batch", "cron")):
             self._apply_table(op, r)
@@ -850,7 +858,7 @@ class JobEngine:
         entry.next_ms = 0
         if entry.paused or self.crons.get(entry.name) is not entry:
             return
-        slots, entry.next_ms = entry.due(now)
+        slots, entry.next_ms = entry.due(now, self.cron_grace_ms)
         for slot in slots:
             self._fire_slot(entry, slot)
         entry.timer = self.timers.schedule(entry.next_ms, ("cron", entry))
@@ -902,12 +910,18 @@ class JobEngine:
             index += 1
         return found
 
-    def archived(self, jobs: list[Job]) -> None:
-        """The archive now holds these jobs: drop them from memory (skipping any that were
-        run again while the archive wrote)."""
-        ids = [j.id for j in jobs if self.jobs.get(j.id) is j and j.state in TERMINAL]
+    def archived(self, stored: list[tuple[Job, int]]) -> None:
+        """The archive now holds these (job, finished_ms as stored): drop them from memory,
+        skipping any that were run again while the archive wrote."""
+        ids = [j.id for j, finished in stored if self.jobs.get(j.id) is j
+               and j.state in TERMINAL and j.finished_ms == finished]
         if ids:
             self._commit({"op": "archive", "ids": ids})
+
+    def restore(self, job: Job) -> None:
+        """Bring an archived job back into memory (to run it again: JOB.RETRY, DLQ.REQUEUE)."""
+        if job.id not in self.jobs:
+            self._commit({"op": "restore", "job": job.to_record()})
 
     # ------------------------------------------------------------------ time
 

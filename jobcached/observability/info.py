@@ -207,7 +207,16 @@ def _jobs(state: ServerState) -> list[tuple[str, object]]:
     if engine is None:
         return [("jobs", 0), ("queues", 0)]
     rows: list[tuple[str, object]] = [("jobs", len(engine.jobs)),
-                                      ("queues", len(engine.queues))]
+                                      ("queues", len(engine.queues)),
+                                      ("batches", len(engine.batches)),
+                                      ("cron_entries", len(engine.crons))]
+    archiver = state.archiver
+    if archiver is not None:
+        stats = archiver.stats
+        rows += [("archive_ok", int(archiver.archive is not None)),
+                 ("archive_moved", stats.moved), ("archive_purged", stats.purged),
+                 ("archive_errors", stats.errors),
+                 ("archive_last_error", _one_line(stats.last_error))]
     now = state.clock.now_ms()
     for name, queue in sorted(engine.queues.items())[:INFO_MAX_QUEUES]:
         oldest = queue.oldest() if queue.counts[State.QUEUED] else None

@@ -125,6 +125,7 @@ class JobcachedCollector:
         yield from self._cache()
         yield from self._jobs()
         yield from self._wal()
+        yield from self._archive()
 
     # ---------------------------------------------------------------- server and commands
 
@@ -282,6 +283,24 @@ class JobcachedCollector:
                 run.add_metric([name], *log2_buckets(queue.run_ms, MS))
         yield from families.values()
         yield from (depth, lag, dlq, running, paused, wait, run)
+
+    # ---------------------------------------------------------------- archive
+
+    def _archive(self) -> Iterator[Metric]:
+        archiver = self.state.archiver
+        if archiver is None:
+            return
+        stats = archiver.stats
+        yield GaugeMetricFamily("jobcached_archive_up", "1 while the SQLite job archive is "
+                                "usable; 0 means finished jobs stay in memory.",
+                                value=int(archiver.archive is not None))
+        yield CounterMetricFamily("jobcached_archive_moved", "Finished jobs moved from memory "
+                                  "to the archive.", value=stats.moved)
+        yield CounterMetricFamily("jobcached_archive_purged", "Archived jobs deleted after "
+                                  "job-archive-retention.", value=stats.purged)
+        yield CounterMetricFamily("jobcached_archive_errors", "Failed archive operations "
+                                  "(SQLite errors); the jobs concerned stayed in memory.",
+                                  value=stats.errors)
 
     # ---------------------------------------------------------------- WAL
 

@@ -208,7 +208,7 @@ def test_batch_counts_survive_archiving_and_snapshot() -> None:
     engine.push("q", b"2", PushOptions(batch=batch))
     run_one(engine, "q")
     clock.advance(1000)
-    engine.archived(engine.archivable(clock.now_ms(), 100))
+    engine.archived([(j, j.finished_ms) for j in engine.archivable(clock.now_ms(), 100)])
     assert len(engine.jobs) == 1
     snap = JobEngine(clock)
     snap.replay([decode_record(encode_record(r)) for r in engine.snapshot()])
@@ -397,7 +397,7 @@ def test_archivable_oldest_first_and_skips_rerun_jobs() -> None:
     clock.advance(10)
     assert [j.id for j in engine.archivable(clock.now_ms(), 10)] == [a, b]
     assert [j.id for j in engine.archivable(START + 5, 10)] == [a]
-    taken = engine.archivable(clock.now_ms(), 10)
+    taken = [(j, j.finished_ms) for j in engine.archivable(clock.now_ms(), 10)]
     engine.retry(a)  # run again while the archive was writing: stays in memory
     engine.archived(taken)
     assert list(engine.jobs) == [a]
