@@ -86,7 +86,7 @@ class Archiver:
                 self.stats.moved += len(jobs)
             cutoff = now - self.config.job_archive_retention
             self.stats.purged += await self.archive.purge(cutoff, PURGE_BATCH)
-            self.engine.drop_batches(cutoff)
+            self.engine.batches.drop(cutoff)
         except Exception as exc:  # SQLite failed: the jobs stay in memory
             self._failed("write", exc)
             await self._reopen()

@@ -37,7 +37,7 @@ def batch_new(s: Session, argv: list[bytes]) -> Any:
         queue, payload = text(args.next()), args.next()
         check_size(s, payload, "callback payload")
         callbacks[option] = (queue, payload)
-    batch_id = engine.batch_new(callbacks.get(b"ONSUCCESS"), callbacks.get(b"ONCOMPLETE"))
+    batch_id = engine.batches.new(callbacks.get(b"ONSUCCESS"), callbacks.get(b"ONCOMPLETE"))
     return s.server.durable(batch_id.encode())
 
 
@@ -53,7 +53,7 @@ def batch_commit(s: Session, argv: list[bytes]) -> Any:
     """
     engine = engine_of(s)
     s.server.check_job_writes()
-    engine.batch_commit(text(argv[1]))
+    engine.batches.close(text(argv[1]))
     return s.server.durable(OK)
 
 

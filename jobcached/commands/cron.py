@@ -63,7 +63,7 @@ def cron_set(s: Session, argv: list[bytes]) -> Any:
                "timeout": opts.timeout_ms, "meta": opts.meta}
     entry = CronEntry(text(argv[1]), text(argv[2]), settings["tz"], text(argv[3]), argv[4],
                       options, settings["missed"])
-    engine.cron_set(entry)
+    engine.crons.set(entry)
     return s.server.durable(OK)
 
 
@@ -77,7 +77,7 @@ def cron_del(s: Session, argv: list[bytes]) -> Any:
     """
     engine = engine_of(s)
     s.server.check_job_writes()
-    return s.server.durable(int(engine.cron_del(text(argv[1]))))
+    return s.server.durable(int(engine.crons.delete(text(argv[1]))))
 
 
 def entry_reply(entry: CronEntry) -> dict[bytes, Any]:
@@ -116,7 +116,7 @@ def cron_list(s: Session, argv: list[bytes]) -> Any:
 
     Reply: an array of maps as CRON.GET shows them.
     """
-    crons = engine_of(s).crons
+    crons = engine_of(s).crons.entries
     return [entry_reply(crons[name]) for name in sorted(crons)]
 
 
@@ -132,7 +132,7 @@ def cron_pause(s: Session, argv: list[bytes]) -> Any:
     """
     engine = engine_of(s)
     s.server.check_job_writes()
-    engine.cron_pause(text(argv[1]), True)
+    engine.crons.pause(text(argv[1]), True)
     return s.server.durable(OK)
 
 
@@ -147,5 +147,5 @@ def cron_resume(s: Session, argv: list[bytes]) -> Any:
     """
     engine = engine_of(s)
     s.server.check_job_writes()
-    engine.cron_pause(text(argv[1]), False)
+    engine.crons.pause(text(argv[1]), False)
     return s.server.durable(OK)

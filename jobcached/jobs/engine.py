@@ -29,25 +29,22 @@ import logging
 import random
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from jobcached.clock import Clock
 from jobcached.errors import CommandError, NotUniqueError, StaleLeaseError
-from jobcached.jobs.batches import COMPLETE, Batch
-from jobcached.jobs.cron import MISSED_GRACE_MS, CronEntry
+from jobcached.jobs.batches import BatchTable
+from jobcached.jobs.cron import MISSED_GRACE_MS, CronTable
 from jobcached.jobs.model import (
-    DEFAULT_KEY_TTL_MS,
-    DEFAULT_RETRIES,
     TERMINAL,
     Event,
     IdGenerator,
     Job,
-    RetryPolicy,
+    PushOptions,
     State,
     clip_text,
     next_state,
-    retry_policy,
 )
 from jobcached.jobs.ready import ReadyQueue, observe_ms
 from jobcached.jobs.timerwheel import TimerWheel
@@ -100,24 +97,6 @@ class LogWaiter:
     timer: Any = None
 
 
-@dataclass(slots=True)
-class PushOptions:
-    """The optional parts of JOB.PUSH."""
-
-    type: str | None = None
-    priority: int = 0
-    delay_ms: int | None = None
-    at_ms: int | None = None
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
-    timeout_ms: int | None = None
-    key: str | None = None
-    key_ttl_ms: int = DEFAULT_KEY_TTL_MS
-    meta: dict[str, str] = field(default_factory=dict)
-    after: list[str] = field(default_factory=list)  # parent job ids
-    batch: str | None = None
-    expire_ms: int | None = None
-
-
 class JobEngine:
     """All jobs and queues; see the module docstring."""
 
@@ -128,7 +107,6 @@ class JobEngine:
                  log_max_bytes: int = DEFAULT_LOG_MAX_BYTES,
                  cron_grace_ms: int = MISSED_GRACE_MS) -> None:
         self.clock = clock
-        self.cron_grace_ms = cron_grace_ms
         self.log_max_lines = log_max_lines
         self.log_max_bytes = log_max_bytes
         self.rng = rng or random.Random()
@@ -149,8 +127,8 @@ class JobEngine:
         self._fetch_waiters: dict[str, deque[FetchWaiter]] = {}
         self._done_waiters: dict[str, list[DoneWaiter]] = {}
         self._log_waiters: dict[str, list[LogWaiter]] = {}
-        self.batches: dict[str, Batch] = {}
-        self.crons: dict[str, CronEntry] = {}
+        self.batches = BatchTable(clock, self.ids.new, self._commit, self.push)
+        self.crons = CronTable(clock, self.timers, self._commit, self.push, cron_grace_ms)
         #: parent id -> ids of jobs pushed AFTER it (may hold stale ids: checked when used)
         self._children: dict[str, list[str]] = {}
         #: (finished_ms, id) of jobs as they end, oldest first: what the archive takes next
@@ -187,10 +165,8 @@ class JobEngine:
 
     def snapshot(self) -> Iterator[Record]:
         """Records that rebuild the current state from nothing (for WAL compaction)."""
-        for batch in self.batches.values():  # before their members: a put counts into it
-            yield {"op": "batch", "batch": batch.to_record()}
-        for entry in self.crons.values():
-            yield {"op": "cron-set", "entry": entry.to_record()}
+        yield from self.batches.snapshot()  # before their members: a put counts into it
+        yield from self.crons.snapshot()
         for job in self.jobs.values():
             yield {"op": "put", "job": job.to_record()}
         for queue in self.queues.values():
@@ -215,12 +191,13 @@ class JobEngine:
             return
         if op == "restore":
             job = Job.from_record(r["job"])
-            if job.batch and (batch := self.batches.get(job.batch)) is not None:
-                batch.archived[job.state] -= 1
-            self._apply_put(job)
+            self._apply_put(job, restored=True)
             return
-        if op.startswith(("batch", "cron")):
-            self._apply_table(op, r)
+        if op.startswith("batch"):
+            self.batches.apply(op, r)
+            return
+        if op.startswith("cron"):
+            self.crons.apply(op, r)
             return
         job = self.jobs[r["id"]]
         if op == "due":
@@ -265,43 +242,8 @@ class JobEngine:
         else:
             raise ValueError(f"unknown job record op {op!r}")
 
-    def _apply_table(self, op: str, r: Record) -> None:
-        """Records of batches and cron entries (their timers are set live, in _arm_cron)."""
-        if op == "batch":
-            batch = Batch.from_record(r["batch"])
-            self.batches[batch.id] = batch
-        elif op == "batch-new":
-            self.batches[r["id"]] = Batch(r["id"], r["now"], _pair(r["success"]),
-                                          _pair(r["complete"]))
-        elif op == "batch-commit":
-            self.batches[r["id"]].committed = True
-        elif op == "batch-fired":
-            self.batches[r["id"]].fired[r["which"]] = r["now"]
-        elif op == "batch-drop":
-            for batch_id in r["ids"]:
-                self.batches.pop(batch_id, None)
-        elif op == "cron-set":
-            entry = CronEntry.from_record(r["entry"])
-            old = self.crons.pop(entry.name, None)
-            if old is not None and old.timer is not None:
-                self.timers.cancel(old.timer)
-            self.crons[entry.name] = entry
-        elif op == "cron-del":
-            entry = self.crons.pop(r["name"])
-            if entry.timer is not None:
-                self.timers.cancel(entry.timer)
-        elif op in ("cron-pause", "cron-resume"):
-            entry = self.crons[r["name"]]
-            entry.paused = op == "cron-pause"
-            entry.since_ms = r["now"]
-        elif op == "cron-fired":
-            entry = self.crons[r["name"]]
-            entry.last_slot = max(entry.last_slot, r["slot"])
-            entry.last_job = r["job"]
-        else:
-            raise ValueError(f"unknown job record op {op!r}")
-
-    def _apply_put(self, job: Job) -> None:
+    def _apply_put(self, job: Job, *, restored: bool = False) -> None:
+        """Add (or replace) a job: pushed, from a snapshot, or `restored` from the archive."""
         old = self.jobs.get(job.id)
         if old is not None:
             self._forget(old)
@@ -316,9 +258,7 @@ class JobEngine:
         self.jobs[job.id] = job
         self._queue(job.queue).counts[job.state] += 1
         if job.batch:
-            batch = self.batches.get(job.batch)
-            if batch is not None:
-                batch.counts[job.state] += 1
+            self.batches.count(job, None, job.state, archived=restored)
         if job.key:
             self.keys[job.key] = job.id
         if job.state is State.QUEUED:
@@ -346,9 +286,8 @@ class JobEngine:
         counts = self._queue(job.queue).counts
         counts[old] -= 1
         counts[new] += 1
-        if job.batch and (batch := self.batches.get(job.batch)) is not None:
-            batch.counts[old] -= 1
-            batch.counts[new] += 1
+        if job.batch:
+            self.batches.count(job, old, new)
         job.state = new
         if old is State.RUNNING and new is not State.RUNNING:
             job.token = ""
@@ -375,10 +314,8 @@ class JobEngine:
                 self.timers.cancel(timer)
         job.timer = job.expire_timer = None  # the handles point back at the job: break cycles
         self._queue(job.queue).counts[job.state] -= 1
-        if job.batch and (batch := self.batches.get(job.batch)) is not None:
-            batch.counts[job.state] -= 1
-            if archived:
-                batch.archived[job.state] += 1
+        if job.batch:
+            self.batches.count(job, job.state, None, archived=archived)
         job.state = State.CANCELED  # any stale ready entry is now skipped
         del self.jobs[job.id]
         self._deleted_ids += 1
@@ -408,11 +345,7 @@ class JobEngine:
         opts = opts or PushOptions()
         now = self.clock.now_ms()
         if opts.batch is not None:
-            batch = self.batches.get(opts.batch)
-            if batch is None:
-                raise CommandError(f"no such batch {opts.batch}")
-            if batch.committed:
-                raise CommandError(f"batch {opts.batch} is committed: it takes no more jobs")
+            self.batches.check_open(opts.batch)
         if opts.expire_ms is not None and opts.expire_ms <= now:
             raise CommandError("EXPIRE is not in the future")
         failed_parent, waiting = self._parents_status(opts.after, archived_parents or {},
@@ -666,8 +599,8 @@ class JobEngine:
         job = self.jobs[job_id]
         self._wake(self._done_waiters, job)
         self._wake(self._log_waiters, job)
-        if job.batch and (batch := self.batches.get(job.batch)) is not None:
-            self._settle_batch(batch)
+        if job.batch:
+            self.batches.settle(job.batch)
         if cascade and job_id in self._children:
             self._release_children(job)
 
@@ -743,8 +676,7 @@ class JobEngine:
         batches = {self.jobs[job_id].batch for job_id in ids} - {""}
         self._commit({"op": "delete", "ids": ids})
         for batch_id in batches:
-            if (batch := self.batches.get(batch_id)) is not None:
-                self._settle_batch(batch)
+            self.batches.settle(batch_id)
 
     def dead_jobs(self, queue: str | None = None) -> list[Job]:
         return [j for j in self.jobs.values()
@@ -776,120 +708,11 @@ class JobEngine:
                                                 ("wait-timeout", waiter))
         return waiter
 
-    # ------------------------------------------------------------------ batches
-
-    def batch_new(self, on_success: tuple[str, bytes] | None,
-                  on_complete: tuple[str, bytes] | None) -> str:
-        now = self.clock.now_ms()
-        batch_id = self.ids.new(now)
-        self._commit({"op": "batch-new", "id": batch_id, "now": now,
-                      "success": on_success and list(on_success),
-                      "complete": on_complete and list(on_complete)})
-        return batch_id
-
-    def batch_commit(self, batch_id: str) -> None:
-        """No more members: from now on the callbacks fire when the members are done (at once
-        if they already are)."""
-        batch = self._batch(batch_id)
-        if not batch.committed:
-            self._commit({"op": "batch-commit", "id": batch_id})
-            self._settle_batch(batch)
-
-    def _batch(self, batch_id: str) -> Batch:
-        batch = self.batches.get(batch_id)
-        if batch is None:
-            raise CommandError(f"no such batch {batch_id}")
-        return batch
-
-    def _settle_batch(self, batch: Batch) -> None:
-        for which in batch.owed():
-            callback = batch.callback(which)
-            if callback is not None:
-                queue, payload = callback
-                self.push(queue, payload, PushOptions(
-                    key=f"batch:{batch.id}:{which}", meta={"batch": batch.id,
-                                                           "callback": which}))
-            self._commit({"op": "batch-fired", "id": batch.id, "which": which,
-                          "now": self.clock.now_ms()})
-
-    def drop_batches(self, ended_before_ms: int) -> int:
-        """Forget batches that ended before the cutoff and have no member left in memory."""
-        ids = [b.id for b in self.batches.values()
-               if 0 < b.fired.get(COMPLETE, ended_before_ms) < ended_before_ms
-               and not any(b.counts.values())]
-        if ids:
-            self._commit({"op": "batch-drop", "ids": ids})
-        return len(ids)
-
-    # ------------------------------------------------------------------ cron
-
-    def cron_set(self, entry: CronEntry) -> None:
-        """Create or replace a cron entry. A replaced one keeps its last fired slot, so
-        setting the same name again never fires a slot twice."""
-        old = self.crons.get(entry.name)
-        entry.since_ms = self.clock.now_ms()
-        if old is not None:
-            entry.last_slot, entry.last_job = old.last_slot, old.last_job
-        self._commit({"op": "cron-set", "entry": entry.to_record()})
-        self._arm_cron(self.crons[entry.name], entry.since_ms)
-
-    def cron_del(self, name: str) -> bool:
-        if name not in self.crons:
-            return False
-        self._commit({"op": "cron-del", "name": name})
-        return True
-
-    def cron_pause(self, name: str, paused: bool) -> None:
-        entry = self.crons.get(name)
-        if entry is None:
-            raise CommandError(f"no such cron entry '{name}'")
-        if entry.paused != paused:
-            now = self.clock.now_ms()
-            self._commit({"op": "cron-pause" if paused else "cron-resume", "name": name,
-                          "now": now})
-            self._arm_cron(entry, now)
-
-    def _arm_cron(self, entry: CronEntry, now: int) -> None:
-        """Fire what is owed now (after a restart or a resume), then set the timer for the
-        next slot."""
-        if entry.timer is not None:
-            self.timers.cancel(entry.timer)
-            entry.timer = None
-        entry.next_ms = 0
-        if entry.paused or self.crons.get(entry.name) is not entry:
-            return
-        slots, entry.next_ms = entry.due(now, self.cron_grace_ms)
-        for slot in slots:
-            self._fire_slot(entry, slot)
-        entry.timer = self.timers.schedule(entry.next_ms, ("cron", entry))
-
-    def _fire_cron(self, entry: CronEntry, now: int) -> None:
-        entry.timer = None
-        self._arm_cron(entry, now)
-
-    def _fire_slot(self, entry: CronEntry, slot: int) -> None:
-        o = entry.options
-        opts = PushOptions(
-            type=o.get("type"), priority=o.get("priority", 0),
-            retry=retry_policy(o.get("retries", DEFAULT_RETRIES), o.get("backoff")),
-            timeout_ms=o.get("timeout"), key=f"cron:{entry.name}:{slot}",
-            meta={**o.get("meta", {}), "cron": entry.name, "cron_slot": str(slot)})
-        try:
-            job_id, _ = self.push(entry.queue, entry.payload, opts)
-        except CommandError as exc:  # e.g. the payload's key clashes: log, never stop the loop
-            log.warning("cron entry could not push its job", extra={
-                "cron": entry.name, "slot": slot, "error": str(exc)})
-            job_id = ""
-        self._commit({"op": "cron-fired", "name": entry.name, "slot": slot, "job": job_id})
-
     def start(self) -> None:
         """Live from now on (after replay): fire what cron entries and batches are owed, and
         arm the cron timers. Records this appends go to the log like any other."""
-        now = self.clock.now_ms()
-        for entry in list(self.crons.values()):
-            self._arm_cron(entry, now)
-        for batch in list(self.batches.values()):
-            self._settle_batch(batch)
+        self.crons.start(self.clock.now_ms())
+        self.batches.start()
 
     # ------------------------------------------------------------------ archive
 
@@ -940,7 +763,7 @@ class JobEngine:
                 if job.state in WAITING and job.id in self.jobs:
                     self._cancel(job, "expired")
             elif kind == "cron":
-                self._fire_cron(target, now)
+                self.crons.fire(target, now)
             elif kind == "lease":
                 job = target
                 if job.state is State.RUNNING and job.id in self.jobs:
@@ -975,10 +798,6 @@ class JobEngine:
 
     def next_deadline(self) -> int | None:
         return self.timers.next_deadline()
-
-
-def _pair(value: list[Any] | None) -> tuple[str, bytes] | None:
-    return (value[0], value[1]) if value else None
 
 
 def _job_fields(job: Job, **more: Any) -> dict[str, Any]:

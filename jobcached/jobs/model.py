@@ -117,6 +117,24 @@ class RetryPolicy:
         return f"RetryPolicy(retries={self.retries}, {shape})"
 
 
+@dataclass(slots=True)
+class PushOptions:
+    """The optional parts of JOB.PUSH (also what cron entries and batch callbacks push)."""
+
+    type: str | None = None
+    priority: int = 0
+    delay_ms: int | None = None
+    at_ms: int | None = None
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    timeout_ms: int | None = None
+    key: str | None = None
+    key_ttl_ms: int = DEFAULT_KEY_TTL_MS
+    meta: dict[str, str] = field(default_factory=dict)
+    after: list[str] = field(default_factory=list)  # parent job ids
+    batch: str | None = None
+    expire_ms: int | None = None
+
+
 @dataclass(slots=True, eq=False)
 class Job:
     """One job. Times are unix milliseconds; 0 means 'not yet'."""

@@ -144,33 +144,33 @@ def test_dependencies_survive_restart() -> None:
 
 def test_batch_of_100_fires_onsuccess_exactly_once() -> None:
     engine, clock, records = make_engine()
-    batch = engine.batch_new(("done", b"all ok"), ("ended", b"ended"))
+    batch = engine.batches.new(("done", b"all ok"), ("ended", b"ended"))
     members = [engine.push("q", str(i).encode(), PushOptions(batch=batch))[0]
                for i in range(100)]
     for _ in range(99):
         run_one(engine, "q")
-    engine.batch_commit(batch)
+    engine.batches.close(batch)
     assert engine.queues.get("done") is None  # one member still to run
     run_one(engine, "q")
     assert engine.queues["done"].counts[State.QUEUED] == 1
     assert engine.queues["ended"].counts[State.QUEUED] == 1
-    assert set(engine.batches[batch].fired) == {SUCCESS, COMPLETE}
+    assert set(engine.batches.batches[batch].fired) == {SUCCESS, COMPLETE}
     # nothing fires again: not on commit, not on a restart, not on a member run again
-    engine.batch_commit(batch)
+    engine.batches.close(batch)
     engine.retry(members[0])
     run_one(engine, "q")
     engine = restart(clock, records)
     assert engine.queues["done"].counts[State.QUEUED] == 1
-    counts = engine.batches[batch].state_counts()
+    counts = engine.batches.batches[batch].state_counts()
     assert counts[State.SUCCEEDED] == 100
 
 
 def test_batch_with_a_dead_member_completes_without_success() -> None:
     engine, _, _ = make_engine()
-    batch = engine.batch_new(("done", b"x"), ("ended", b"y"))
+    batch = engine.batches.new(("done", b"x"), ("ended", b"y"))
     engine.push("q", b"1", PushOptions(batch=batch))
     engine.push("q", b"2", PushOptions(batch=batch))
-    engine.batch_commit(batch)
+    engine.batches.close(batch)
     run_one(engine, "q")
     run_one(engine, "q", ok=False)
     assert "done" not in engine.queues
@@ -181,19 +181,19 @@ def test_batch_errors() -> None:
     engine, _, _ = make_engine()
     with pytest.raises(CommandError, match="no such batch"):
         engine.push("q", b"1", PushOptions(batch="nope"))
-    batch = engine.batch_new(None, None)
-    engine.batch_commit(batch)
+    batch = engine.batches.new(None, None)
+    engine.batches.close(batch)
     with pytest.raises(CommandError, match="committed"):
         engine.push("q", b"1", PushOptions(batch=batch))
-    assert COMPLETE in engine.batches[batch].fired  # an empty batch is done at commit
+    assert COMPLETE in engine.batches.batches[batch].fired  # an empty batch is done at commit
 
 
 def test_batch_owed_callback_fires_at_start() -> None:
     """A crash between a member's end and the callback: the restart pushes it."""
     engine, clock, records = make_engine()
-    batch = engine.batch_new(("done", b"x"), None)
+    batch = engine.batches.new(("done", b"x"), None)
     engine.push("q", b"1", PushOptions(batch=batch))
-    engine.batch_commit(batch)
+    engine.batches.close(batch)
     run_one(engine, "q")
     lost = [r for r in records if r["op"] != "batch-fired" and
             not (r["op"] == "put" and r["job"][1] == "done")]
@@ -203,7 +203,7 @@ def test_batch_owed_callback_fires_at_start() -> None:
 
 def test_batch_counts_survive_archiving_and_snapshot() -> None:
     engine, clock, _ = make_engine()
-    batch = engine.batch_new(None, None)
+    batch = engine.batches.new(None, None)
     engine.push("q", b"1", PushOptions(batch=batch))
     engine.push("q", b"2", PushOptions(batch=batch))
     run_one(engine, "q")
@@ -212,7 +212,7 @@ def test_batch_counts_survive_archiving_and_snapshot() -> None:
     assert len(engine.jobs) == 1
     snap = JobEngine(clock)
     snap.replay([decode_record(encode_record(r)) for r in engine.snapshot()])
-    counts = snap.batches[batch].state_counts()
+    counts = snap.batches.batches[batch].state_counts()
     assert (counts[State.SUCCEEDED], counts[State.QUEUED]) == (1, 1)
 
 
@@ -302,7 +302,7 @@ def cron_jobs(engine: JobEngine) -> list[int]:
 
 def test_cron_fires_once_per_slot_across_restart() -> None:
     engine, clock, records = make_engine()
-    engine.cron_set(entry(priority=3))
+    engine.crons.set(entry(priority=3))
     clock.advance(5 * 60_000)
     engine.tick()
     first = START + 5 * 60_000
@@ -321,7 +321,7 @@ def test_cron_fires_once_per_slot_across_restart() -> None:
 
 def test_cron_clock_step_back_does_not_refire() -> None:
     engine, clock, _ = make_engine()
-    engine.cron_set(entry())
+    engine.crons.set(entry())
     clock.advance(5 * 60_000)
     engine.tick()
     clock.step(-4 * 60_000)
@@ -334,7 +334,7 @@ def test_cron_clock_step_back_does_not_refire() -> None:
 @pytest.mark.parametrize("missed,expected", [("skip", []), ("once", [START + 15 * 60_000])])
 def test_cron_missed_slots_while_down(missed: str, expected: list[int]) -> None:
     engine, clock, records = make_engine()
-    engine.cron_set(entry(missed=missed))
+    engine.crons.set(entry(missed=missed))
     clock.advance(17 * 60_000)  # down across slots 5, 10 and 15
     engine = restart(clock, records)
     assert cron_jobs(engine) == expected
@@ -345,7 +345,7 @@ def test_cron_missed_slots_while_down(missed: str, expected: list[int]) -> None:
 
 def test_cron_slot_within_grace_is_not_missed() -> None:
     engine, clock, records = make_engine()
-    engine.cron_set(entry())
+    engine.crons.set(entry())
     clock.advance(5 * 60_000 + MISSED_GRACE_MS - 1)
     engine = restart(clock, records)
     assert cron_jobs(engine) == [START + 5 * 60_000]
@@ -353,23 +353,23 @@ def test_cron_slot_within_grace_is_not_missed() -> None:
 
 def test_cron_pause_resume_delete_and_six_fields() -> None:
     engine, clock, records = make_engine()
-    engine.cron_set(entry(expr="*/10 * * * * *"))  # every 10 seconds
+    engine.crons.set(entry(expr="*/10 * * * * *"))  # every 10 seconds
     clock.advance(10_000)
     engine.tick()
-    engine.cron_pause("tick", True)
+    engine.crons.pause("tick", True)
     clock.advance(30_000)
     engine.tick()
     assert len(cron_jobs(engine)) == 1
-    engine.cron_pause("tick", False)  # the slots passed while paused are not owed
+    engine.crons.pause("tick", False)  # the slots passed while paused are not owed
     assert len(cron_jobs(engine)) == 1
     clock.advance(10_000)
     engine.tick()
     assert len(cron_jobs(engine)) == 2
-    assert engine.cron_del("tick") and not engine.cron_del("tick")
+    assert engine.crons.delete("tick") and not engine.crons.delete("tick")
     clock.advance(60_000)
     engine.tick()
     assert len(cron_jobs(engine)) == 2
-    assert "tick" not in restart(clock, records).crons
+    assert "tick" not in restart(clock, records).crons.entries
 
 
 def test_cron_entry_validation() -> None:
@@ -381,8 +381,8 @@ def test_cron_entry_validation() -> None:
 
 def test_cron_time_zone() -> None:
     engine, _, _ = make_engine()
-    engine.cron_set(CronEntry("nine", "0 9 * * *", "Europe/Paris", "cronq", b"", {}))
-    assert engine.crons["nine"].next_ms == START + 8 * 3600_000  # 09:00 CET is 08:00 UTC
+    engine.crons.set(CronEntry("nine", "0 9 * * *", "Europe/Paris", "cronq", b"", {}))
+    assert engine.crons.entries["nine"].next_ms == START + 8 * 3600_000  # 09:00 CET is 08:00 UTC
 
 
 # ---------------------------------------------------------------- archive hand-off
