@@ -50,6 +50,8 @@ def batch_commit(s: Session, argv: list[bytes]) -> Any:
 
     Reply: `OK`, once durable.
     Errors: `ERR no such batch`.
+
+    Example: `BATCH.COMMIT 01J9ZB...` → `OK`
     """
     engine = engine_of(s)
     s.server.check_job_writes()

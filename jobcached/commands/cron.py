@@ -32,8 +32,9 @@ def cron_set(s: Session, argv: list[bytes]) -> Any:
     @monthly, @weekly, @daily, @hourly); TZ is an IANA zone (default UTC). Each job carries
     the idempotency key `cron:<name>:<slot>` and META `cron` and `cron_slot` (unix ms), and a
     slot never fires twice: not after a restart, a clock step or CRON.SET of the same name.
-    MISSED decides what happens to slots that passed more than a minute ago while the server
-    was down: `skip` (default) drops them, `once` runs one job for the newest of them.
+    MISSED decides what happens to slots that passed more than `cron-missed-grace` (default
+    one minute) ago while the server was down: `skip` (default) drops them, `once` runs one
+    job for the newest of them. Of the slots still within the grace, the newest runs.
 
     Reply: `OK`, once durable.
     Errors: `ERR invalid cron expression`, `ERR unknown time zone`; DELAY, AT, KEY, KEYTTL,
@@ -74,6 +75,8 @@ def cron_del(s: Session, argv: list[bytes]) -> Any:
     Delete a cron entry (jobs it already pushed are not touched).
 
     Reply: 1 if it existed, else 0; once durable.
+
+    Example: `CRON.DEL nightly-report` → `(integer) 1`
     """
     engine = engine_of(s)
     s.server.check_job_writes()
@@ -103,6 +106,9 @@ def cron_get(s: Session, argv: list[bytes]) -> Any:
     Reply: a map with name, expression, tz, queue, payload, missed, paused (0 or 1), next
     (the next slot, unix ms; 0 while paused), last_slot, last_job (the id of the job the last
     slot pushed), type, priority and meta; nil for an unknown name.
+
+    Example: `CRON.GET nightly-report` → `1# "name" => "nightly-report", 2# "expression" =>
+    "30 2 * * *", 3# "tz" => "Europe/Paris", ..., 8# "next" => (integer) 1767231000000, ...`
     """
     entry = engine_of(s).crons.get(text(argv[1]))
     return None if entry is None else entry_reply(entry)
@@ -115,6 +121,8 @@ def cron_list(s: Session, argv: list[bytes]) -> Any:
     Every cron entry, by name.
 
     Reply: an array of maps as CRON.GET shows them.
+
+    Example: `CRON.LIST` → `1) 1# "name" => "nightly-report" ...`
     """
     crons = engine_of(s).crons.entries
     return [entry_reply(crons[name]) for name in sorted(crons)]
@@ -129,6 +137,8 @@ def cron_pause(s: Session, argv: list[bytes]) -> Any:
 
     Reply: `OK`, once durable.
     Errors: `ERR no such cron entry`.
+
+    Example: `CRON.PAUSE nightly-report` → `OK`
     """
     engine = engine_of(s)
     s.server.check_job_writes()
@@ -144,6 +154,8 @@ def cron_resume(s: Session, argv: list[bytes]) -> Any:
 
     Reply: `OK`, once durable.
     Errors: `ERR no such cron entry`.
+
+    Example: `CRON.RESUME nightly-report` → `OK`
     """
     engine = engine_of(s)
     s.server.check_job_writes()
