@@ -221,7 +221,7 @@ def test_logs_followed_with_block_while_a_worker_writes(server: ServerProcess) -
     assert followed == expected
     tail = as_map(r.execute_command("JOB.LOGS", job_id, "FROM", "-2"))
     assert tail[b"lines"] == [b"step 18", b"step 19"] and tail[b"next"] == 20
-    with pytest.raises(redis.ResponseError, match="is no longer valid|is succeeded"):
+    with pytest.raises(redis.ResponseError, match="is no longer valid"):
         r.execute_command("JOB.LOG", job_id, job[b"token"], "late")
     with pytest.raises(redis.ResponseError, match="no such job"):
         r.execute_command("JOB.LOGS", "nope")
@@ -256,7 +256,7 @@ def test_finished_job_readable_from_archive_and_after_restart(start_server: Any)
     assert (got[b"state"], got[b"result"], got[b"payload"]) == (b"succeeded", b"42", b"payload")
     assert r.execute_command("JOB.LOGS", job_id)[b"lines"] == [b"line one", b"line two"]
     assert r.execute_command("JOB.WAIT", job_id)[b"state"] == b"succeeded"
-    cursor, page = r.execute_command("JOB.LIST", "QUEUE", "arch")
+    _, page = r.execute_command("JOB.LIST", "QUEUE", "arch")
     assert [j[b"id"] for j in page] == [job_id]
     r.close()
     proc.stop()

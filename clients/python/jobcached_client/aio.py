@@ -3,6 +3,8 @@
     client = AsyncClient.from_url("jobcached://localhost:7380")
     job_id = await client.jobs.push("emails", {"to": "ada@example.com"})
     async for job in client.jobs.list(queue="emails"): ...
+    async with client.events(queue="emails", timeout=5000) as events:
+        async for event in events: ...
 
 Commands are built and parsed by `commands.py`, exactly as for the sync client.
 """
@@ -12,7 +14,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Iterable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 import redis
 import redis.asyncio as aioredis
@@ -20,8 +22,17 @@ import redis.asyncio.connection as aioconnection
 
 from jobcached_client import commands as cmd
 from jobcached_client.client import Client, read_timeout
-from jobcached_client.commands import Call, Duration, Moment
-from jobcached_client.model import DEFAULT_SERIALIZER, Job, QueueStats, State
+from jobcached_client.commands import Call, Callback, Duration, Moment
+from jobcached_client.events import AsyncJobEvents
+from jobcached_client.model import (
+    DEFAULT_SERIALIZER,
+    Batch,
+    CronEntry,
+    Job,
+    LogPage,
+    QueueStats,
+    State,
+)
 from jobcached_client.serializers import Serializer
 from jobcached_client.urls import DEFAULT_PORT, DEFAULT_PROTOCOL, redis_url
 
@@ -42,6 +53,8 @@ class AsyncClient(aioredis.Redis):
         self.jobs = AsyncJobs(self)
         self.queues = AsyncQueues(self)
         self.dlq = AsyncDeadLetters(self)
+        self.batches = AsyncBatches(self)
+        self.cron = AsyncCron(self)
 
     @classmethod
     def from_url(cls, url: str, *, serializer: Serializer | None = None,
@@ -74,6 +87,12 @@ class AsyncClient(aioredis.Redis):
         if call.block_ms is None:
             return call.parse(await self.execute_command(*call.args))
         return call.parse(await self._execute_blocking(call))
+
+    def events(self, job_id: str | None = None, queue: str | None = None, *,
+               timeout: Duration | None = None) -> AsyncJobEvents:
+        """As `Client.events`, but subscribed only when entered (`async with`) or first
+        iterated: enter it before making the changes it should see."""
+        return AsyncJobEvents(self, job_id, queue, timeout)
 
     async def _execute_blocking(self, call: Call) -> Any:
         # As Client._execute_blocking: the reply may take longer than socket_timeout.
@@ -111,11 +130,13 @@ class AsyncJobs:
                    backoff: tuple[Duration, Duration] | Duration | None = None,
                    timeout: Duration | None = None, key: str | None = None,
                    key_ttl: Duration | None = None,
-                   meta: Mapping[str, str] | None = None) -> str:
+                   meta: Mapping[str, str] | None = None,
+                   after: str | Iterable[str] | None = None, batch: str | None = None,
+                   expire: Moment | None = None) -> str:
         return await self._client.run(cmd.push(
             self._client.serializer, queue, payload, type=type, delay=delay, at=at,
             priority=priority, retries=retries, backoff=backoff, timeout=timeout, key=key,
-            key_ttl=key_ttl, meta=meta))
+            key_ttl=key_ttl, meta=meta, after=after, batch=batch, expire=expire))
 
     async def push_many(self, queue: str, payloads: Iterable[Any], **options: Any) -> list[str]:
         calls = [cmd.push(self._client.serializer, queue, p, **options) for p in payloads]
@@ -172,6 +193,23 @@ class AsyncJobs:
         return await self._client.run(cmd.list_page(self._client.serializer, cursor,
                                                     queue=queue, state=state, count=count))
 
+    async def log(self, job: Job | str, *lines: str | bytes, token: str | None = None) -> int:
+        return await self._client.run(cmd.log(job, lines, token=token))
+
+    async def logs(self, job_id: str, *, start: int = 0, count: int | None = None,
+                   block: Duration | None = None) -> LogPage:
+        return await self._client.run(cmd.logs(job_id, start=start, count=count, block=block))
+
+    async def follow(self, job_id: str, *, start: int = 0,
+                     block: Duration = 5000) -> AsyncIterator[str]:
+        while True:
+            page = await self.logs(job_id, start=start, block=block)
+            for line in page.lines:
+                yield line
+            if page.last:
+                return
+            start = page.next
+
 
 class AsyncQueues:
     """QUEUE.* commands; see `client.Queues`."""
@@ -212,3 +250,55 @@ class AsyncDeadLetters:
 
     async def purge(self, queue: str | None = None, older: Duration | None = None) -> int:
         return await self._client.run(cmd.dlq_purge(queue, older))
+
+
+class AsyncBatches:
+    """BATCH.* commands; see `client.Batches`."""
+
+    def __init__(self, client: AsyncClient) -> None:
+        self._client = client
+
+    async def new(self, *, on_success: Callback | None = None,
+                  on_complete: Callback | None = None) -> str:
+        return await self._client.run(cmd.batch_new(self._client.serializer, on_success,
+                                                    on_complete))
+
+    async def commit(self, batch_id: str) -> None:
+        await self._client.run(cmd.batch_commit(batch_id))
+
+    async def get(self, batch_id: str) -> Batch | None:
+        return await self._client.run(cmd.batch_get(batch_id))
+
+
+class AsyncCron:
+    """CRON.* commands; see `client.Cron`."""
+
+    def __init__(self, client: AsyncClient) -> None:
+        self._client = client
+
+    async def set(self, name: str, expression: str, queue: str, payload: Any, *,
+                  tz: str | None = None, missed: Literal["skip", "once"] | None = None,
+                  type: str | None = None, priority: int | None = None,
+                  retries: int | None = None,
+                  backoff: tuple[Duration, Duration] | Duration | None = None,
+                  timeout: Duration | None = None,
+                  meta: Mapping[str, str] | None = None) -> None:
+        await self._client.run(cmd.cron_set(
+            self._client.serializer, name, expression, queue, payload, tz=tz, missed=missed,
+            type=type, priority=priority, retries=retries, backoff=backoff, timeout=timeout,
+            meta=meta))
+
+    async def delete(self, name: str) -> bool:
+        return await self._client.run(cmd.cron_del(name))
+
+    async def get(self, name: str) -> CronEntry | None:
+        return await self._client.run(cmd.cron_get(self._client.serializer, name))
+
+    async def list(self) -> list[CronEntry]:
+        return await self._client.run(cmd.cron_list(self._client.serializer))
+
+    async def pause(self, name: str) -> None:
+        await self._client.run(cmd.cron_pause(name))
+
+    async def resume(self, name: str) -> None:
+        await self._client.run(cmd.cron_resume(name))

@@ -1,11 +1,12 @@
-"""`Client`: redis-py's `Redis` plus typed job, queue and dead-letter commands.
+"""`Client`: redis-py's `Redis` plus typed job, queue, dead-letter, batch and cron commands.
 
 Every redis-py method works unchanged (`client.set("k", "v")`, `client.get("k")`,
-`client.pipeline()`), because `Client` *is* a `redis.Redis`. The job commands live in three
+`client.pipeline()`), because `Client` *is* a `redis.Redis`. The job commands live in
 namespaces named after their command families, the way redis-py groups module commands
-(`r.json().get(...)`): `client.jobs` (JOB.*), `client.queues` (QUEUE.*) and `client.dlq`
-(DLQ.*). They cannot sit on the client itself, because `get` and `wait` already are redis-py's
-GET and WAIT there.
+(`r.json().get(...)`): `client.jobs` (JOB.*), `client.queues` (QUEUE.*), `client.dlq`
+(DLQ.*), `client.batches` (BATCH.*) and `client.cron` (CRON.*). They cannot sit on the client
+itself, because `get` and `wait` already are redis-py's GET and WAIT there.
+`client.events(...)` streams job state changes (see events.py).
 
     client = Client.from_url("jobcached://localhost:7380")
     job_id = client.jobs.push("emails", {"to": "ada@example.com"})
@@ -18,13 +19,22 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 import redis
 
 from jobcached_client import commands as cmd
-from jobcached_client.commands import Call, Duration, Moment
-from jobcached_client.model import DEFAULT_SERIALIZER, Job, QueueStats, State
+from jobcached_client.commands import Call, Callback, Duration, Moment
+from jobcached_client.events import JobEvents
+from jobcached_client.model import (
+    DEFAULT_SERIALIZER,
+    Batch,
+    CronEntry,
+    Job,
+    LogPage,
+    QueueStats,
+    State,
+)
 from jobcached_client.serializers import Serializer
 from jobcached_client.urls import DEFAULT_PORT, DEFAULT_PROTOCOL, redis_url
 
@@ -51,6 +61,8 @@ class Client(redis.Redis):
         self.jobs = Jobs(self)
         self.queues = Queues(self)
         self.dlq = DeadLetters(self)
+        self.batches = Batches(self)
+        self.cron = Cron(self)
 
     @classmethod
     def from_url(cls, url: str, *, serializer: Serializer | None = None,
@@ -68,6 +80,13 @@ class Client(redis.Redis):
         if call.block_ms is None:
             return call.parse(self.execute_command(*call.args))
         return call.parse(self._execute_blocking(call))
+
+    def events(self, job_id: str | None = None, queue: str | None = None, *,
+               timeout: Duration | None = None) -> JobEvents:
+        """The state changes of one job, of one queue's jobs, or (neither given) of every job,
+        from now on; iteration ends after `timeout` ms without one (None: never). Subscribed
+        when this returns; use it as a context manager, or `close()` it."""
+        return JobEvents(self, job_id, queue, timeout)
 
     def _execute_blocking(self, call: Call) -> Any:
         # redis-py reads every reply within socket_timeout (5 s by default); a blocking
@@ -100,12 +119,18 @@ class Jobs:
              priority: int | None = None, retries: int | None = None,
              backoff: tuple[Duration, Duration] | Duration | None = None,
              timeout: Duration | None = None, key: str | None = None,
-             key_ttl: Duration | None = None, meta: Mapping[str, str] | None = None) -> str:
-        """Create a job; its id. `type` defaults to the queue's name, times are ms."""
+             key_ttl: Duration | None = None, meta: Mapping[str, str] | None = None,
+             after: str | Iterable[str] | None = None, batch: str | None = None,
+             expire: Moment | None = None) -> str:
+        """Create a job; its id. `type` defaults to the queue's name, times are ms.
+
+        `after`: parent ids; the job waits until they have all succeeded (and is canceled if
+        one ends otherwise). `batch`: an open batch's id. `expire`: cancel the job unless it
+        has started by then (datetime or unix ms)."""
         return self._client.run(cmd.push(
             self._client.serializer, queue, payload, type=type, delay=delay, at=at,
             priority=priority, retries=retries, backoff=backoff, timeout=timeout, key=key,
-            key_ttl=key_ttl, meta=meta))
+            key_ttl=key_ttl, meta=meta, after=after, batch=batch, expire=expire))
 
     def push_many(self, queue: str, payloads: Iterable[Any], **options: Any) -> list[str]:
         """Push many jobs with the same options in one round trip (a pipeline)."""
@@ -169,6 +194,29 @@ class Jobs:
         return self._client.run(cmd.list_page(self._client.serializer, cursor, queue=queue,
                                               state=state, count=count))
 
+    def log(self, job: Job | str, *lines: str | bytes, token: str | None = None) -> int:
+        """Append lines (one argument, one line) to the log of a job you are running; the
+        number the next line will get. Needs the lease: a fetched Job, or token=."""
+        return self._client.run(cmd.log(job, lines, token=token))
+
+    def logs(self, job_id: str, *, start: int = 0, count: int | None = None,
+             block: Duration | None = None) -> LogPage:
+        """Lines of a job's log from line `start` (negative: from the end), at most `count`
+        (1000 by default). With `block` (ms, 0 = forever), wait for lines when there are none
+        yet and the job has not finished. Lines are str; bytes that are not UTF-8 read as
+        U+FFFD."""
+        return self._client.run(cmd.logs(job_id, start=start, count=count, block=block))
+
+    def follow(self, job_id: str, *, start: int = 0, block: Duration = 5000) -> Iterator[str]:
+        """A job's log lines as they are logged, until the job has finished (`tail -f`).
+        Each request waits up to `block` ms for new lines, then asks again."""
+        while True:
+            page = self.logs(job_id, start=start, block=block)
+            yield from page.lines
+            if page.last:
+                return
+            start = page.next
+
 
 class Queues:
     """QUEUE.* commands."""
@@ -214,3 +262,61 @@ class DeadLetters:
     def purge(self, queue: str | None = None, older: Duration | None = None) -> int:
         """Delete dead jobs (of a queue, dead for more than `older` ms); how many."""
         return self._client.run(cmd.dlq_purge(queue, older))
+
+
+class Batches:
+    """BATCH.* commands: jobs grouped so that one job runs once they have all ended."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    def new(self, *, on_success: Callback | None = None,
+            on_complete: Callback | None = None) -> str:
+        """Open a batch; its id. Push its jobs with `batch=id`, then `commit` it. Callbacks
+        are (queue, payload): pushed once every member succeeded, or ended, respectively."""
+        return self._client.run(cmd.batch_new(self._client.serializer, on_success,
+                                              on_complete))
+
+    def commit(self, batch_id: str) -> None:
+        """Close the batch to new jobs: its callbacks can fire from now on."""
+        self._client.run(cmd.batch_commit(batch_id))
+
+    def get(self, batch_id: str) -> Batch | None:
+        return self._client.run(cmd.batch_get(batch_id))
+
+
+class Cron:
+    """CRON.* commands: jobs pushed by the server on a schedule."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    def set(self, name: str, expression: str, queue: str, payload: Any, *,
+            tz: str | None = None, missed: Literal["skip", "once"] | None = None,
+            type: str | None = None, priority: int | None = None, retries: int | None = None,
+            backoff: tuple[Duration, Duration] | Duration | None = None,
+            timeout: Duration | None = None, meta: Mapping[str, str] | None = None) -> None:
+        """Create or replace the entry `name`: push a job on every slot of `expression`
+        (5 fields, 6 with seconds first, or @daily...) in time zone `tz` (UTC by default)."""
+        self._client.run(cmd.cron_set(
+            self._client.serializer, name, expression, queue, payload, tz=tz, missed=missed,
+            type=type, priority=priority, retries=retries, backoff=backoff, timeout=timeout,
+            meta=meta))
+
+    def delete(self, name: str) -> bool:
+        """Delete an entry (not the jobs it pushed); whether it existed."""
+        return self._client.run(cmd.cron_del(name))
+
+    def get(self, name: str) -> CronEntry | None:
+        return self._client.run(cmd.cron_get(self._client.serializer, name))
+
+    def list(self) -> list[CronEntry]:
+        """Every entry, by name."""
+        return self._client.run(cmd.cron_list(self._client.serializer))
+
+    def pause(self, name: str) -> None:
+        """Stop firing the entry; slots that pass meanwhile are not owed later."""
+        self._client.run(cmd.cron_pause(name))
+
+    def resume(self, name: str) -> None:
+        self._client.run(cmd.cron_resume(name))

@@ -1,10 +1,11 @@
-"""The job, queue and dead-letter commands, each defined once for both clients (sans-I/O).
+"""The job, log, queue, dead-letter, batch and cron commands, each defined once for both
+clients (sans-I/O).
 
 A builder turns a Python call into a `Call`: the command's arguments, the function that turns
 the server's reply into a Python value, and, for blocking commands, how long the server may
 take. `Client` (sync) and `AsyncClient` only send `call.args`, read one reply and apply
-`call.parse`; the wire syntax lives here alone (see protocol/SPEC.md, sections Jobs, Queues and
-Dead letters).
+`call.parse`; the wire syntax lives here alone (see protocol/SPEC.md, sections Jobs, Queues,
+Dead letters, Cron and Batches). Job events, being pub/sub, are in `events.py`.
 
 Durations are milliseconds (int) or `datetime.timedelta`; points in time are `datetime` or unix
 milliseconds.
@@ -12,13 +13,16 @@ milliseconds.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from jobcached_client.model import (
+    Batch,
+    CronEntry,
     Job,
+    LogPage,
     QueueStats,
     State,
     is_ok,
@@ -53,6 +57,11 @@ def ms(value: Duration, what: str) -> int:
     return value
 
 
+def unix_ms(value: Moment, what: str) -> int:
+    """A point in time for the wire: a datetime, or unix milliseconds as they are."""
+    return to_ms(value) if isinstance(value, datetime) else ms(value, what)
+
+
 def lease_of(job: Job | str, token: str | None) -> tuple[str, str]:
     """The (id, token) pair that identifies one lease: from a fetched Job, or given."""
     if isinstance(job, Job):
@@ -71,24 +80,15 @@ def _none(reply: Any) -> None:
 # --- jobs --------------------------------------------------------------------------------
 
 
-def push(serializer: Serializer, queue: str, payload: Any, *, type: str | None = None,
-         delay: Duration | None = None, at: Moment | None = None, priority: int | None = None,
-         retries: int | None = None, backoff: tuple[Duration, Duration] | Duration | None = None,
-         timeout: Duration | None = None, key: str | None = None,
-         key_ttl: Duration | None = None, meta: Mapping[str, str] | None = None) -> Call:
-    """JOB.PUSH queue payload [TYPE ...] [PRIORITY ...] [DELAY ms | AT unix-ms] [RETRIES ...]
-    [BACKOFF base-ms [max-ms]] [TIMEOUT ms] [KEY ...] [KEYTTL ms] [META field value ...]"""
-    args: list[Any] = ["JOB.PUSH", queue, encode(serializer, payload)]
+def policy(type: str | None = None, priority: int | None = None, retries: int | None = None,
+           backoff: tuple[Duration, Duration] | Duration | None = None,
+           timeout: Duration | None = None) -> list[Any]:
+    """The options JOB.PUSH and CRON.SET share: what a job is and how its attempts go."""
+    args: list[Any] = []
     if type is not None:
         args += ["TYPE", type]
     if priority is not None:
         args += ["PRIORITY", int(priority)]
-    if delay is not None and at is not None:
-        raise ValueError("give delay or at, not both")
-    if delay is not None:
-        args += ["DELAY", ms(delay, "delay")]
-    if at is not None:
-        args += ["AT", to_ms(at) if isinstance(at, datetime) else ms(at, "at")]
     if retries is not None:
         args += ["RETRIES", int(retries)]
     if backoff is not None:
@@ -98,14 +98,45 @@ def push(serializer: Serializer, queue: str, payload: Any, *, type: str | None =
             args.append(ms(cap, "backoff max"))
     if timeout is not None:
         args += ["TIMEOUT", ms(timeout, "timeout")]
+    return args
+
+
+def meta_args(meta: Mapping[str, str]) -> list[Any]:
+    return [arg for name, value in meta.items() for arg in ("META", name, value)]
+
+
+def push(serializer: Serializer, queue: str, payload: Any, *, type: str | None = None,
+         delay: Duration | None = None, at: Moment | None = None, priority: int | None = None,
+         retries: int | None = None, backoff: tuple[Duration, Duration] | Duration | None = None,
+         timeout: Duration | None = None, key: str | None = None,
+         key_ttl: Duration | None = None, meta: Mapping[str, str] | None = None,
+         after: str | Iterable[str] | None = None, batch: str | None = None,
+         expire: Moment | None = None) -> Call:
+    """JOB.PUSH queue payload [TYPE ...] [PRIORITY ...] [DELAY ms | AT unix-ms] [RETRIES ...]
+    [BACKOFF base-ms [max-ms]] [TIMEOUT ms] [KEY ...] [KEYTTL ms] [META field value ...]
+    [AFTER count id ...] [BATCH batch-id] [EXPIRE unix-ms]"""
+    args: list[Any] = ["JOB.PUSH", queue, encode(serializer, payload),
+                       *policy(type, priority, retries, backoff, timeout)]
+    if delay is not None and at is not None:
+        raise ValueError("give delay or at, not both")
+    if delay is not None:
+        args += ["DELAY", ms(delay, "delay")]
+    if at is not None:
+        args += ["AT", unix_ms(at, "at")]
     if key is not None:
         args += ["KEY", key]
     if key_ttl is not None:
         args += ["KEYTTL", ms(key_ttl, "key_ttl")]
+    parents = [after] if isinstance(after, str) else list(after or ())
+    if parents:  # the server refuses AFTER 0: no parents means no AFTER
+        args += ["AFTER", len(parents), *parents]
+    if batch is not None:
+        args += ["BATCH", batch]
+    if expire is not None:
+        args += ["EXPIRE", unix_ms(expire, "expire")]
     # The producer's trace continues in the worker: its span context rides along in META
     # (when OpenTelemetry is installed and the caller did not set those keys itself).
-    for name, value in {**producer_meta(), **(meta or {})}.items():
-        args += ["META", name, value]
+    args += meta_args({**producer_meta(), **(meta or {})})
     return Call(tuple(args), text)
 
 
@@ -200,6 +231,32 @@ def list_page(serializer: Serializer, cursor: str = "0", *, queue: str | None = 
     return Call(tuple(args), lambda reply: (text(reply[0]), jobs_from(reply[1], serializer)))
 
 
+# --- job logs ----------------------------------------------------------------------------
+
+
+def log(job: Job | str, lines: Sequence[str | bytes], *, token: str | None = None) -> Call:
+    """JOB.LOG id token line [line ...]: the number the next line will get."""
+    if not lines:
+        raise ValueError("log needs at least one line")
+    return Call(("JOB.LOG", *lease_of(job, token), *lines), int)
+
+
+def logs(job_id: str, *, start: int = 0, count: int | None = None,
+         block: Duration | None = None) -> Call:
+    """JOB.LOGS id [FROM n] [COUNT n] [BLOCK ms]: a `LogPage`; a negative start counts back
+    from the end of the log."""
+    args: list[Any] = ["JOB.LOGS", job_id]
+    if start:
+        args += ["FROM", int(start)]
+    if count is not None:
+        args += ["COUNT", int(count)]
+    block_ms = None
+    if block is not None:
+        block_ms = ms(block, "block")
+        args += ["BLOCK", block_ms]
+    return Call(tuple(args), LogPage.from_reply, block_ms)
+
+
 # --- queues ------------------------------------------------------------------------------
 
 
@@ -253,3 +310,74 @@ def dlq_purge(queue: str | None = None, older: Duration | None = None) -> Call:
     if older is not None:
         args += ["OLDER", ms(older, "older")]
     return Call(tuple(args), int)
+
+
+# --- batches -----------------------------------------------------------------------------
+
+#: A batch callback: the job (queue, payload) pushed when the batch succeeds or completes.
+Callback = tuple[str, Any]
+
+
+def batch_new(serializer: Serializer, on_success: Callback | None = None,
+              on_complete: Callback | None = None) -> Call:
+    """BATCH.NEW [ONSUCCESS queue payload] [ONCOMPLETE queue payload]: the batch id."""
+    args: list[Any] = ["BATCH.NEW"]
+    for option, callback in (("ONSUCCESS", on_success), ("ONCOMPLETE", on_complete)):
+        if callback is not None:
+            queue, payload = callback
+            args += [option, queue, encode(serializer, payload)]
+    return Call(tuple(args), text)
+
+
+def batch_commit(batch_id: str) -> Call:
+    return Call(("BATCH.COMMIT", batch_id), _none)
+
+
+def batch_get(batch_id: str) -> Call:
+    return Call(("BATCH.GET", batch_id),
+                lambda reply: None if reply is None else Batch.from_reply(reply))
+
+
+# --- cron --------------------------------------------------------------------------------
+
+
+def cron_set(serializer: Serializer, name: str, expression: str, queue: str, payload: Any, *,
+             tz: str | None = None, missed: Literal["skip", "once"] | None = None,
+             type: str | None = None, priority: int | None = None, retries: int | None = None,
+             backoff: tuple[Duration, Duration] | Duration | None = None,
+             timeout: Duration | None = None, meta: Mapping[str, str] | None = None) -> Call:
+    """CRON.SET name expression queue payload [TZ zone] [MISSED skip|once] [TYPE ...]
+    [PRIORITY ...] [RETRIES ...] [BACKOFF base-ms [max-ms]] [TIMEOUT ms] [META field value ...]
+
+    No producer trace context in META here, unlike `push`: the jobs are pushed later by the
+    server, not as part of the caller's work."""
+    args: list[Any] = ["CRON.SET", name, expression, queue, encode(serializer, payload),
+                       *policy(type, priority, retries, backoff, timeout)]
+    if tz is not None:
+        args += ["TZ", tz]
+    if missed is not None:
+        args += ["MISSED", missed]
+    args += meta_args(meta or {})
+    return Call(tuple(args), _none)
+
+
+def cron_del(name: str) -> Call:
+    return Call(("CRON.DEL", name), bool)
+
+
+def cron_get(serializer: Serializer, name: str) -> Call:
+    return Call(("CRON.GET", name),
+                lambda reply: None if reply is None else CronEntry.from_reply(reply, serializer))
+
+
+def cron_list(serializer: Serializer) -> Call:
+    return Call(("CRON.LIST",), lambda reply: [CronEntry.from_reply(r, serializer)
+                                               for r in reply])
+
+
+def cron_pause(name: str) -> Call:
+    return Call(("CRON.PAUSE", name), _none)
+
+
+def cron_resume(name: str) -> Call:
+    return Call(("CRON.RESUME", name), _none)

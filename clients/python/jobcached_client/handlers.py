@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from jobcached_client import commands as cmd
 from jobcached_client.model import Job
 
 if TYPE_CHECKING:
@@ -24,7 +25,8 @@ _EVENT_LOCK = threading.Lock()
 
 
 class JobContext:
-    """What a handler gets as its `job` parameter: the job's identity and a cancel signal."""
+    """What a handler gets as its `job` parameter: the job's identity, a cancel signal, and
+    `log` for progress lines readers can follow (`client.jobs.follow(id)`)."""
 
     def __init__(self, job: Job, worker: Worker) -> None:
         self.id: str = job.id
@@ -36,6 +38,7 @@ class JobContext:
         self.deadline: datetime | None = job.deadline
         self.raw_payload: bytes = job.raw_payload
         self.worker = worker
+        self._token = job.token  # this attempt's lease, which JOB.LOG needs
         self._cancelled: threading.Event | None = None  # made on first use: most jobs never do
 
     @property
@@ -50,6 +53,12 @@ class JobContext:
     @property
     def is_cancelled(self) -> bool:
         return self._cancelled is not None and self._cancelled.is_set()
+
+    def log(self, *lines: str | bytes) -> None:
+        """Append lines (one argument, one line) to the job's log, without waiting: they go
+        out with the worker's next batch of acks and fails, ahead of this job's own ack, so
+        they never arrive after the job ended. Safe from async and sync handlers alike."""
+        self.worker.send_soon(cmd.log(self.id, lines, token=self._token))
 
     def __repr__(self) -> str:
         return f"<JobContext {self.type} {self.id} attempt {self.attempt}>"

@@ -1,4 +1,5 @@
-"""What the job commands return, as Python values: `Job`, `JobError`, `QueueStats`, `State`.
+"""What the job commands return, as Python values: `Job`, `JobError`, `QueueStats`, `State`,
+`LogPage`, `Batch`, `CronEntry` and `JobEvent`.
 
 The server sends jobs as maps (RESP3) or flat key/value arrays (RESP2), with bytes or, under
 `decode_responses=True`, str. The parsers here accept all four shapes, so the typed API works
@@ -9,6 +10,7 @@ whatever protocol the connection speaks. Times are unix milliseconds on the wire
 from __future__ import annotations
 
 import enum
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
@@ -120,6 +122,10 @@ class Job:
     key: str | None = None
     reason: str | None = None
     errors: list[JobError] = field(default_factory=list)
+    after: list[str] = field(default_factory=list)  # the parents it waits for (AFTER)
+    batch: str | None = None
+    expire: datetime | None = None  # canceled as `expired` unless started by then
+    log_lines: int = 0  # lines logged so far (JOB.LOG), also those dropped for space
     serializer: Serializer = field(default=DEFAULT_SERIALIZER, repr=False)
 
     @cached_property
@@ -152,6 +158,10 @@ class Job:
             job.key = text(m["key"]) if m.get("key") is not None else None
             job.reason = text(m.get("reason")) or None
             job.errors = [JobError.from_reply(e) for e in m.get("errors") or []]
+            job.after = [text(parent) for parent in m.get("after") or []]
+            job.batch = text(m.get("batch")) or None
+            job.expire = moment(m.get("expire"))
+            job.log_lines = int(m.get("log_lines") or 0)
         return job
 
 
@@ -187,3 +197,120 @@ class QueueStats:
         values: dict[str, Any] = {k: int(v) for k, v in m.items() if k in known}
         values["paused"] = bool(values.get("paused", 0))
         return cls(**values)
+
+
+def log_line(value: Any) -> str:
+    """A log line as str. Logs are read by people, so bytes that are not UTF-8 become U+FFFD
+    instead of failing the whole page."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return str(value)
+
+
+@dataclass(frozen=True)
+class LogPage:
+    """JOB.LOGS: some lines of a job's log, where to read on, and the job's state."""
+
+    next: int  # the `start` to ask for the lines after these
+    lines: list[str]
+    state: State
+
+    @property
+    def last(self) -> bool:
+        """Nothing more will come: the job has finished and this page was empty."""
+        return self.state.finished and not self.lines
+
+    @classmethod
+    def from_reply(cls, reply: Any) -> LogPage:
+        m = as_map(reply)
+        return cls(int(m["next"]), [log_line(line) for line in m["lines"]],
+                   State(text(m["state"])))
+
+
+@dataclass(frozen=True)
+class Batch:
+    """BATCH.GET: a batch's members per state and when its callbacks were pushed."""
+
+    id: str
+    created: datetime | None
+    committed: bool
+    total: int
+    counts: dict[State, int]  # every State, 0 when no member is in it
+    success_fired: datetime | None = None  # when the ONSUCCESS job was pushed
+    complete_fired: datetime | None = None  # when the ONCOMPLETE job was pushed
+
+    @property
+    def ended(self) -> bool:
+        """Committed and every member finished: what ONCOMPLETE waits for."""
+        ended = sum(n for state, n in self.counts.items() if state.finished)
+        return self.committed and ended == self.total
+
+    @classmethod
+    def from_reply(cls, reply: Any) -> Batch:
+        m = as_map(reply)
+        return cls(id=text(m["id"]), created=moment(m.get("created")),
+                   committed=bool(int(m["committed"])), total=int(m["total"]),
+                   counts={state: int(m.get(state.value) or 0) for state in State},
+                   success_fired=moment(m.get("success_fired")),
+                   complete_fired=moment(m.get("complete_fired")))
+
+
+@dataclass(eq=False)
+class CronEntry:
+    """CRON.GET / CRON.LIST: a recurring job and when it fires next.
+
+    The server does not send the entry's retries, backoff or timeout back, so they are not
+    here; `payload` is decoded with the client's serializer on first access.
+    """
+
+    name: str
+    expression: str
+    tz: str
+    queue: str
+    raw_payload: bytes
+    missed: str  # "skip" or "once": what happens to slots missed while the server was down
+    paused: bool
+    next: datetime | None  # the next slot; None while paused
+    last_slot: datetime | None
+    last_job: str | None  # the id of the job the last slot pushed
+    type: str
+    priority: int
+    meta: dict[str, str] = field(default_factory=dict)
+    serializer: Serializer = field(default=DEFAULT_SERIALIZER, repr=False)
+
+    @cached_property
+    def payload(self) -> Any:
+        return self.serializer.loads(self.raw_payload)
+
+    @classmethod
+    def from_reply(cls, reply: Any, serializer: Serializer) -> CronEntry:
+        m = as_map(reply)
+        meta = as_map(m.get("meta") or {})
+        return cls(name=text(m["name"]), expression=text(m["expression"]), tz=text(m["tz"]),
+                   queue=text(m["queue"]), raw_payload=raw(m["payload"]) or b"",
+                   missed=text(m["missed"]), paused=bool(int(m["paused"])),
+                   next=moment(m.get("next")), last_slot=moment(m.get("last_slot")),
+                   last_job=text(m.get("last_job")) or None, type=text(m["type"]),
+                   priority=int(m["priority"]), meta={k: text(v) for k, v in meta.items()},
+                   serializer=serializer)
+
+
+@dataclass(frozen=True)
+class JobEvent:
+    """One job state change, as published on `__job__:<id>` and `__queue__:<queue>`."""
+
+    id: str
+    queue: str
+    old: State | None  # None: the job was just created
+    new: State
+    attempt: int
+    time: datetime
+
+    @classmethod
+    def from_message(cls, data: bytes | str) -> JobEvent:
+        event = json.loads(data)
+        old = event["from"]
+        return cls(id=event["id"], queue=event["queue"],
+                   old=State(old) if old is not None else None, new=State(event["to"]),
+                   attempt=int(event["attempt"]),
+                   time=datetime.fromtimestamp(event["time"] / 1000, tz=UTC))

@@ -21,8 +21,9 @@ Theory of operation. One asyncio loop does everything but run sync handlers:
   the async task is cancelled, a sync handler finds `job.cancelled` set. A STALE reply (the lease
   ran out and the job went to another worker) is handled the same way.
 - **Outcomes.** The return value is serialized and sent with JOB.ACK; an exception becomes
-  JOB.FAIL with its class name and traceback. Acks and fails go through an outbox that one task
-  sends as pipelines, so a burst of short jobs costs one round trip, not one each.
+  JOB.FAIL with its class name and traceback. Acks, fails and `job.log(...)` lines go through
+  an outbox that one task sends, in order, as pipelines: a burst of short jobs costs one round
+  trip, not one each, and a job's log lines always reach the server before its ack.
 - **Shutdown** (SIGTERM/SIGINT or `stop()`): stop fetching, let running jobs finish for up to
   `grace` seconds (a second signal ends the wait), then fail the rest with RETRYIN 0 so another
   worker runs them at once, and send the outbox before closing.
@@ -139,14 +140,7 @@ class Worker:
         if loop is None or loop.is_closed():
             self._stop_requested = True
             return
-        try:
-            running_here = asyncio.get_running_loop() is loop
-        except RuntimeError:
-            running_here = False
-        if running_here:
-            self._request_stop()
-        else:
-            loop.call_soon_threadsafe(self._request_stop)
+        _on_loop(loop, self._request_stop)
 
     def _request_stop(self) -> None:
         assert self._wake is not None and self._force is not None
@@ -364,6 +358,16 @@ class Worker:
 
     # --- the outbox: acks and fails, sent in pipelines -------------------------------
 
+    def send_soon(self, call: Call) -> None:
+        """Send a command with the acks and fails, from any thread (`JobContext.log`)."""
+        loop = self._loop
+        if loop is None:
+            raise RuntimeError("the worker is not running")
+        # A closed loop means a sync handler outlived the shutdown: its job was handed back,
+        # so the server would refuse the command anyway.
+        with contextlib.suppress(RuntimeError):
+            _on_loop(loop, self._send, call)
+
     def _send(self, call: Call) -> None:
         assert self._outbox_ready is not None
         self._outbox.append(call)
@@ -400,6 +404,18 @@ class Worker:
         for call, reply in zip(batch, replies, strict=True):
             if isinstance(reply, Exception):
                 log.warning("%s %s: %s", call.args[0], call.args[1], reply)
+
+
+def _on_loop(loop: asyncio.AbstractEventLoop, fn: Callable[..., None], *args: Any) -> None:
+    """Call `fn` on `loop`: at once from the loop's own thread, else as soon as it can."""
+    try:
+        here = asyncio.get_running_loop() is loop
+    except RuntimeError:
+        here = False
+    if here:
+        fn(*args)
+    else:
+        loop.call_soon_threadsafe(fn, *args)
 
 
 async def _traced_async(job: Job, call: Callable[[], Any]) -> Any:
