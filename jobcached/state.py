@@ -9,6 +9,7 @@ engines hang off it as they land. It does no I/O itself: actions that need the e
 from __future__ import annotations
 
 import json
+import logging
 import os
 import secrets
 from collections import defaultdict
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from jobcached.cache.keyspace import Keyspace
 from jobcached.clock import Clock, SystemClock
 from jobcached.config import Config
+from jobcached.jobs.model import State
 from jobcached.jobs.timerwheel import TimerWheel
 from jobcached.net.resp import ParserLimits
 from jobcached.observability.slowlog import SlowLog
@@ -31,8 +33,10 @@ if TYPE_CHECKING:
     from jobcached.commands.registry import Command
     from jobcached.durability import Durability
     from jobcached.jobs.engine import JobEngine
-    from jobcached.jobs.model import Job, State
+    from jobcached.jobs.model import Job
     from jobcached.net.session import Session
+
+log = logging.getLogger("jobcached.pubsub")
 
 
 @dataclass
@@ -180,7 +184,16 @@ class ServerState:
     def publish_job_transition(self, job: Job, old: State | None, new: State,
                                now_ms: int) -> None:
         """The job engine's `on_transition`: a status event on `__job__:<id>` and
-        `__queue__:<queue>`, built only when someone listens."""
+        `__queue__:<queue>`, built only when someone listens. It runs in the middle of a job
+        change, so a failure here is logged and swallowed: an event may be lost, the change
+        never half-made."""
+        try:
+            self._publish_job_transition(job, old, new, now_ms)
+        except Exception:
+            log.exception("could not publish a job status event", extra={"job": job.id})
+
+    def _publish_job_transition(self, job: Job, old: State | None, new: State,
+                                now_ms: int) -> None:
         pubsub = self.pubsub
         if not pubsub.channels and not pubsub.patterns:
             return
@@ -190,10 +203,12 @@ class ServerState:
         to_queue = pubsub.has_listeners(queue_channel)
         if not (to_job or to_queue):
             return
-        event = json.dumps({
-            "id": job.id, "queue": job.queue, "from": old.value if old is not None else None,
-            "to": new.value, "attempt": job.attempt, "time": now_ms,
-        }, separators=(",", ":")).encode()
+        fields = {"id": job.id, "queue": job.queue,
+                  "from": old.value if old is not None else None, "to": new.value,
+                  "attempt": job.attempt, "time": now_ms}
+        if job.reason and new is State.CANCELED:
+            fields["reason"] = job.reason  # expired, or the parent that failed
+        event = json.dumps(fields, separators=(",", ":")).encode()
         if to_job:
             pubsub.publish(job_channel, event)
         if to_queue:

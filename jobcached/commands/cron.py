@@ -92,7 +92,9 @@ def entry_reply(entry: CronEntry) -> dict[bytes, Any]:
         b"next": 0 if entry.paused else entry.next_ms, b"last_slot": entry.last_slot,
         b"last_job": entry.last_job.encode(),
         b"type": (options.get("type") or entry.queue).encode(),
-        b"priority": options.get("priority", 0),
+        b"priority": options.get("priority", 0), b"retries": options.get("retries"),
+        b"backoff": list(options["backoff"]) if options.get("backoff") else None,
+        b"timeout": options.get("timeout"),
         b"meta": {k.encode(): v.encode() for k, v in options.get("meta", {}).items()},
     }
 
@@ -105,7 +107,8 @@ def cron_get(s: Session, argv: list[bytes]) -> Any:
 
     Reply: a map with name, expression, tz, queue, payload, missed, paused (0 or 1), next
     (the next slot, unix ms; 0 while paused), last_slot, last_job (the id of the job the last
-    slot pushed), type, priority and meta; nil for an unknown name.
+    slot pushed), type, priority, retries, backoff ([base-ms, max-ms] or nil), timeout (nil:
+    the default) and meta; nil for an unknown name.
 
     Example: `CRON.GET nightly-report` → `1# "name" => "nightly-report", 2# "expression" =>
     "30 2 * * *", 3# "tz" => "Europe/Paris", ..., 8# "next" => (integer) 1767231000000, ...`

@@ -67,6 +67,24 @@ def test_a_subscriber_sees_every_transition_in_order(server: ServerProcess) -> N
         ps.close()
 
 
+def test_cascaded_cancel_events_say_why(server: ServerProcess) -> None:
+    """A dependent canceled because its parent died: its event names the parent."""
+    r = server.client()
+    queue = "cascade-events"
+    parent = r.execute_command("JOB.PUSH", queue, "p", "RETRIES", "0").decode()
+    child = r.execute_command("JOB.PUSH", queue, "c", "AFTER", "1", parent).decode()
+    ps = r.pubsub()
+    ps.subscribe(f"__queue__:{queue}")
+    assert ps.get_message(timeout=5)["type"] == "subscribe"
+    [job] = [as_map(j) for j in r.execute_command("JOB.FETCH", "QUEUES", queue)]
+    r.execute_command("JOB.FAIL", parent, job[b"token"], "boom")
+    events = [json.loads(next_message(ps)["data"]) for _ in range(3)]
+    assert [(e["id"], e["to"]) for e in events] == [
+        (parent, "running"), (parent, "dead"), (child, "canceled")]
+    assert events[2]["reason"] == f"parent {parent} is dead" and "reason" not in events[1]
+    ps.close()
+
+
 def test_a_subscriber_that_never_reads_is_disconnected(start_server: Any) -> None:
     srv = start_server("--client-output-buffer-limit-pubsub", "256kb")
     slow = socket.socket()

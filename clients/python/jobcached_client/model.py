@@ -259,8 +259,7 @@ class Batch:
 class CronEntry:
     """CRON.GET / CRON.LIST: a recurring job and when it fires next.
 
-    The server does not send the entry's retries, backoff or timeout back, so they are not
-    here; `payload` is decoded with the client's serializer on first access.
+    `payload` is decoded with the client's serializer on first access.
     """
 
     name: str
@@ -275,6 +274,9 @@ class CronEntry:
     last_job: str | None  # the id of the job the last slot pushed
     type: str
     priority: int
+    retries: int | None = None
+    backoff: tuple[int, int] | None = None  # (base ms, max ms); None: Sidekiq's curve
+    timeout: int | None = None  # lease ms; None: the server's job-default-timeout
     meta: dict[str, str] = field(default_factory=dict)
     serializer: Serializer = field(default=DEFAULT_SERIALIZER, repr=False)
 
@@ -291,8 +293,11 @@ class CronEntry:
                    missed=text(m["missed"]), paused=bool(int(m["paused"])),
                    next=moment(m.get("next")), last_slot=moment(m.get("last_slot")),
                    last_job=text(m.get("last_job")) or None, type=text(m["type"]),
-                   priority=int(m["priority"]), meta={k: text(v) for k, v in meta.items()},
-                   serializer=serializer)
+                   priority=int(m["priority"]),
+                   retries=None if m.get("retries") is None else int(m["retries"]),
+                   backoff=tuple(int(v) for v in m["backoff"]) if m.get("backoff") else None,
+                   timeout=None if m.get("timeout") is None else int(m["timeout"]),
+                   meta={k: text(v) for k, v in meta.items()}, serializer=serializer)
 
 
 @dataclass(frozen=True)
@@ -305,6 +310,7 @@ class JobEvent:
     new: State
     attempt: int
     time: datetime
+    reason: str = ""  # why it was canceled: "expired", "parent <id> is dead", ...
 
     @classmethod
     def from_message(cls, data: bytes | str) -> JobEvent:
@@ -313,4 +319,5 @@ class JobEvent:
         return cls(id=event["id"], queue=event["queue"],
                    old=State(old) if old is not None else None, new=State(event["to"]),
                    attempt=int(event["attempt"]),
-                   time=datetime.fromtimestamp(event["time"] / 1000, tz=UTC))
+                   time=datetime.fromtimestamp(event["time"] / 1000, tz=UTC),
+                   reason=event.get("reason", ""))

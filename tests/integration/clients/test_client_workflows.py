@@ -216,6 +216,7 @@ def test_cron_set_get_list_pause_resume_delete(server: ServerProcess, kind: str)
             (name, "0 3 * * *", "Europe/Paris", queue, "once", "report", 3, {"team": "ops"},
              False)
         assert entry.payload == {"report": "daily"}
+        assert (entry.retries, entry.backoff, entry.timeout) == (2, (10, 100), 30_000)
         assert entry.next > datetime.now(UTC)
         assert entry.next.astimezone(ZoneInfo("Europe/Paris")).hour == 3
         assert entry.last_slot is None and entry.last_job is None
