@@ -143,7 +143,9 @@ def test_kill_9_loses_no_acknowledged_job(start_server: Any, policy: str) -> Non
         jobs = [as_map(j) for j in pipe.execute()]
         assert [j[b"payload"] for j in jobs] == [b"payload-%d" % i for i in range(10_000)]
         running_ids = {j[b"id"] for j in running}
-        assert {j[b"id"] for j in jobs if j[b"state"] == b"running"} == running_ids
+        # The leases survived the kill (by now they may have run out: the restart can take
+        # longer than their 1 s on a busy machine, so the attempt count is what is checked).
+        assert {j[b"id"] for j in jobs if j[b"attempt"] == 1} == running_ids
         # The jobs running at the kill are handed out again once their lease runs out.
         seen: set[bytes] = set()
         while len(seen) < 10_000:
