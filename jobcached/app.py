@@ -45,9 +45,9 @@ CRON_INTERVAL_SECONDS = 0.1
 TIMER_MIN_SLEEP_MS = 1
 #: How often a failed WAL is retried.
 WAL_RECOVERY_INTERVAL_SECONDS = 1.0
-#: WAL records applied between two yields to the event loop during replay (about 30 ms of
-#: work at ~30 us a record), so /healthz and /readyz answer while a large log replays: an HTTP
-#: request needs a few loop turns, and each yield gives it one.
+#: WAL records applied between two yields to the event loop during replay (a few ms of work at
+#: ~5 us a record), so /healthz and /readyz answer while a large log replays: an HTTP request
+#: needs a few loop turns, and each yield gives it one.
 REPLAY_CHUNK_RECORDS = 1_000
 
 
@@ -70,8 +70,8 @@ class App:
 
         The replay applies REPLAY_CHUNK_RECORDS records at a time and yields to the loop in
         between (only the HTTP endpoints run meanwhile: nothing else can see the engine).
-        Reading and checking a segment file is one blocking step (about 0.5 s for a full
-        64 MB segment), bounded by wal-segment-max-bytes.
+        Reading and checking a segment file is one blocking step (a few tenths of a second for
+        a full 64 MB segment), bounded by wal-segment-max-bytes.
         """
         config = self.config
         state = self.state
@@ -82,7 +82,7 @@ class App:
                            tick_ms=config.timer_tick, log_max_lines=config.job_log_max_lines,
                            log_max_bytes=config.job_log_max_bytes,
                            cron_grace_ms=config.cron_missed_grace)
-        records = (decode_record(body) for body in wal.replay())
+        records = map(decode_record, wal.replay())
         replayed = 0
         # Replay allocates millions of objects that all survive: the cyclic garbage collector
         # would scan them again and again for nothing (it doubled replay time). Pause it, then

@@ -15,7 +15,7 @@ from jobcached.commands.args import Args, to_int
 from jobcached.commands.registry import BLOCKING, DENYOOM, FAST, READONLY, WRITE, command
 from jobcached.errors import CommandError, SyntaxErr
 from jobcached.jobs.engine import JobEngine, PushOptions
-from jobcached.jobs.model import TERMINAL, Job, RetryPolicy
+from jobcached.jobs.model import DEFAULT_RETRIES, TERMINAL, Job, retry_policy
 from jobcached.net.replies import OK, Deferred, Simple
 from jobcached.net.session import Session
 
@@ -65,7 +65,7 @@ def job_reply(job: Job, *, full: bool = False) -> dict[bytes, Any]:
     if not full:
         reply[b"token"] = job.token.encode()
         reply[b"deadline"] = job.deadline_ms
-        reply[b"meta"] = {k.encode(): v.encode() for k, v in job.meta.items()}
+        reply[b"meta"] = _encoded(job.meta) if job.meta else {}
         return reply
     reply.update({
         b"state": job.state.value.encode(), b"result": job.result,
@@ -74,13 +74,18 @@ def job_reply(job: Job, *, full: bool = False) -> dict[bytes, Any]:
         b"finished": job.finished_ms, b"deadline": job.deadline_ms,
         b"worker": job.worker.encode(), b"key": job.key.encode() if job.key else None,
         b"reason": job.reason.encode(),
-        b"meta": {k.encode(): v.encode() for k, v in job.meta.items()},
+        b"meta": _encoded(job.meta),
         b"errors": [{k.encode(): v.encode() if isinstance(v, str) else v
                      for k, v in e.items()} for e in job.errors],
         b"after": [parent.encode() for parent in job.parents], b"batch": job.batch.encode(),
         b"expire": job.expire_ms, b"log_lines": job.log_base + len(job.logs),
     })
     return reply
+
+
+def _encoded(meta: dict[str, str]) -> dict[bytes, bytes]:
+    """META as the wire carries it."""
+    return {k.encode(): v.encode() for k, v in meta.items()}
 
 
 #: AFTER takes at most this many parents.
@@ -141,7 +146,8 @@ def parse_push_options(args: Args, opts: PushOptions, *,
             opts.expire_ms = positive(args.next(), "EXPIRE")
         else:
             raise SyntaxErr()
-    opts.retry = RetryPolicy(retries if retries is not None else RetryPolicy().retries, backoff)
+    if retries is not None or backoff is not None:  # else the shared default policy stays
+        opts.retry = retry_policy(DEFAULT_RETRIES if retries is None else retries, backoff)
 
 
 @command("JOB.PUSH", arity=-3, flags=WRITE | DENYOOM | FAST, group="job")
@@ -173,7 +179,8 @@ def job_push(s: Session, argv: list[bytes]) -> Any:
     s.server.check_job_writes()
     check_size(s, argv[2], "payload")
     opts = PushOptions()
-    parse_push_options(Args(argv, 3), opts)
+    if len(argv) > 3:  # most pushes have no options: skip the parser
+        parse_push_options(Args(argv, 3), opts)
     queue = text(argv[1])
 
     def push(archived: dict[str, Job]) -> Any:

@@ -117,6 +117,10 @@ class RetryPolicy:
         return f"RetryPolicy(retries={self.retries}, {shape})"
 
 
+#: The policy of a job pushed without RETRIES or BACKOFF: frozen, so every such job shares it.
+DEFAULT_POLICY = RetryPolicy()
+
+
 @dataclass(slots=True)
 class PushOptions:
     """The optional parts of JOB.PUSH (also what cron entries and batch callbacks push)."""
@@ -125,7 +129,7 @@ class PushOptions:
     priority: int = 0
     delay_ms: int | None = None
     at_ms: int | None = None
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    retry: RetryPolicy = DEFAULT_POLICY
     timeout_ms: int | None = None
     key: str | None = None
     key_ttl_ms: int = DEFAULT_KEY_TTL_MS
@@ -146,7 +150,7 @@ class Job:
     state: State
     priority: int = 0
     attempt: int = 0  # how many times it has been leased
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    retry: RetryPolicy = DEFAULT_POLICY
     timeout_ms: int = DEFAULT_LEASE_MS
     run_at_ms: int = 0
     created_ms: int = 0
@@ -211,14 +215,15 @@ class Job:
         return start + len(taken), lines
 
     def to_record(self) -> list[Any]:
-        """Everything durable about the job, positionally (RECORD_FIELDS order).
+        """Everything durable about the job, positionally (RECORD_FIELDS order). The state is
+        read as `_value_`: `.value` is a Python-level enum property, and this runs per push.
 
         A list, not a dict: a million of these are decoded at every restart, and msgpack
         decodes an array several times faster than a map of 24 string keys.
         """
         backoff = self.retry.backoff_ms
         return [
-            self.id, self.queue, self.type, self.payload, self.state.value, self.priority,
+            self.id, self.queue, self.type, self.payload, self.state._value_, self.priority,
             self.attempt, self.retry.retries, list(backoff) if backoff else None,
             self.timeout_ms, self.run_at_ms, self.created_ms, self.enqueued_ms, self.started_ms,
             self.finished_ms, list(self.errors), self.result, self.key, self.key_expires_ms,
@@ -229,18 +234,32 @@ class Job:
 
     @classmethod
     def from_record(cls, r: list[Any]) -> Job:
-        if len(r) < len(RECORD_FIELDS):  # written before the later fields existed
-            r = [*r, *_LATER_FIELD_DEFAULTS[len(r) - len(RECORD_FIELDS):]]
-        (job_id, queue, type_, payload, state, priority, attempt, retries, backoff, timeout,
-         run_at, created, enqueued, started, finished, errors, result, key, key_expires, meta,
-         token, deadline, worker, reason, retry_base, parents, batch, expire, logs,
-         log_base) = r
-        job = cls(job_id, queue, type_, payload, _STATES[state], priority, attempt,
-                  retry_policy(retries, backoff), timeout, run_at, created, enqueued, started,
-                  finished, list(errors), result, key, key_expires, dict(meta), token, deadline,
-                  worker, reason, retry_base, list(parents), batch, expire, list(logs), log_base)
-        if logs:
-            job.log_bytes = sum(map(len, logs))
+        """The job `to_record()` described.
+
+        Crash recovery calls this once per job, a million times for a big log, so it skips
+        `__init__` (34 arguments, defaults and factories) and unpacks the record straight into
+        the attributes; every slot is set below (tests check it). The default retry policy is
+        one dict lookup, and the usually empty containers are made, not copied (a non-empty
+        one is copied: the job must not share it with `r`).
+        """
+        if len(r) < _RECORD_LEN:  # written before the later fields existed
+            r = [*r, *_LATER_FIELD_DEFAULTS[len(r) - _RECORD_LEN:]]
+        job = _new_object(cls)
+        (job.id, job.queue, job.type, job.payload, state, job.priority, job.attempt, retries,
+         backoff, job.timeout_ms, job.run_at_ms, job.created_ms, job.enqueued_ms,
+         job.started_ms, job.finished_ms, errors, job.result, job.key, job.key_expires_ms, meta,
+         job.token, job.deadline_ms, job.worker, job.reason, job.retry_base, parents, job.batch,
+         job.expire_ms, logs, job.log_base) = r
+        job.state = _STATES[state]
+        policy = _POLICIES.get((retries, None)) if backoff is None else None
+        job.retry = policy or retry_policy(retries, backoff)
+        job.errors = list(errors) if errors else []
+        job.meta = dict(meta) if meta else {}
+        job.parents = list(parents) if parents else []
+        job.logs = list(logs) if logs else []
+        job.log_bytes = sum(map(len, logs)) if logs else 0
+        job.ready_seq = 0
+        job.timer = job.expire_timer = None
         return job
 
 
@@ -252,6 +271,8 @@ RECORD_FIELDS = ("id", "queue", "type", "payload", "state", "priority", "attempt
                  "log_base")
 #: Defaults of the fields appended after the first layout (25 fields), so older records load.
 _LATER_FIELD_DEFAULTS: list[Any] = [[], "", 0, [], 0]
+_RECORD_LEN = len(RECORD_FIELDS)
+_new_object = object.__new__
 _STATES = {state.value: state for state in State}
 _POLICIES: dict[tuple[int, tuple[int, int] | None], RetryPolicy] = {}
 

@@ -1,0 +1,50 @@
+"""Job.to_record / Job.from_record: the positional WAL form of a job, which replay decodes once
+per job. `from_record` skips `__init__`, so these tests check that it still sets every slot."""
+
+from __future__ import annotations
+
+from jobcached.jobs.model import RECORD_FIELDS, Job, RetryPolicy, State, retry_policy
+
+
+def full_job() -> Job:
+    return Job("01J9Z0000000000000000000AA", "mail", "send", b"{}", State.RUNNING, priority=3,
+               attempt=2, retry=RetryPolicy(5, (100, 1000)), timeout_ms=500, run_at_ms=10,
+               created_ms=9, enqueued_ms=10, started_ms=11, errors=[{"type": "E"}],
+               result=b"r", key="k", key_expires_ms=99, meta={"traceparent": "t"},
+               token="tok", deadline_ms=511, worker="w", reason="", retry_base=1,
+               parents=["01J9Z0000000000000000000AB"], batch="b", expire_ms=1000,
+               logs=[b"one", b"three"], log_base=4)
+
+
+def test_round_trip_sets_every_slot() -> None:
+    for job in (full_job(), Job("01J9Z0000000000000000000AC", "q", "q", b"", State.QUEUED)):
+        back = Job.from_record(job.to_record())
+        assert all(hasattr(back, name) for name in Job.__slots__)  # type: ignore[attr-defined]
+        assert back.to_record() == job.to_record()
+        assert back.state is job.state
+        assert back.log_bytes == sum(map(len, job.logs))
+        assert back.timer is None and back.expire_timer is None and back.ready_seq == 0
+
+
+def test_containers_are_not_shared_with_the_record() -> None:
+    record = full_job().to_record()
+    job = Job.from_record(record)
+    job.add_error({"type": "F"})
+    job.add_log_lines([b"more"], 100, 1000)
+    assert record[RECORD_FIELDS.index("errors")] == [{"type": "E"}]
+    assert record[RECORD_FIELDS.index("logs")] == [b"one", b"three"]
+    assert job.meta is not record[RECORD_FIELDS.index("meta")]
+    assert job.parents is not record[RECORD_FIELDS.index("parents")]
+
+
+def test_policies_are_shared_and_match() -> None:
+    record = full_job().to_record()
+    assert Job.from_record(record).retry == RetryPolicy(5, (100, 1000))
+    record[RECORD_FIELDS.index("backoff")] = None
+    assert Job.from_record(record).retry is retry_policy(5, None)
+
+
+def test_records_of_the_first_layout_still_load() -> None:
+    old = full_job().to_record()[:25]  # before parents, batch, expire, logs and log_base
+    job = Job.from_record(old)
+    assert (job.parents, job.batch, job.expire_ms, job.logs, job.log_base) == ([], "", 0, [], 0)
