@@ -25,6 +25,7 @@ its queue and the W3C `traceparent` from its META when it has one.
 from __future__ import annotations
 
 import bisect
+import hashlib
 import logging
 import random
 from collections import deque
@@ -57,6 +58,9 @@ log = logging.getLogger("jobcached.jobs")
 LIST_SCAN_FACTOR = 10
 #: Deleted ids are swept out of the id list once there are this many and they are half of it.
 ID_SWEEP_MIN = 1000
+#: The idempotency keys of archived jobs are swept of expired ones past this many (and then
+#: when their number doubled).
+KEY_PRUNE_MIN = 10_000
 #: JOB.LOG defaults (config job-log-max-lines / job-log-max-bytes): the newest lines are kept.
 DEFAULT_LOG_MAX_LINES = 10_000
 DEFAULT_LOG_MAX_BYTES = 1024**2
@@ -84,18 +88,9 @@ class FetchWaiter:
 
 
 @dataclass(eq=False, slots=True)
-class DoneWaiter:
-    """A JOB.WAIT waiting for a job to finish."""
-
-    job_id: str
-    deliver: Callable[[Job | None], None]
-    active: bool = True
-    timer: Any = None
-
-
-@dataclass(eq=False, slots=True)
-class LogWaiter:
-    """A JOB.LOGS ... BLOCK following a job's log."""
+class JobWaiter:
+    """A client waiting on one job: JOB.WAIT (for its end), JOB.LOGS ... BLOCK (for new
+    lines or its end). `deliver` gets the job, or None on timeout."""
 
     job_id: str
     deliver: Callable[[Job | None], None]
@@ -127,11 +122,15 @@ class JobEngine:
         self._deleted_ids = 0
         self.queues: dict[str, ReadyQueue] = {}
         self.keys: dict[str, str] = {}  # idempotency key -> job id
+        #: idempotency keys of archived jobs, until their KEYTTL ends:
+        #: key -> (job id, key expiry ms, fingerprint of queue and payload)
+        self.archived_keys: dict[str, tuple[str, int, bytes]] = {}
+        self._prune_keys_at = KEY_PRUNE_MIN
         self.timers: TimerWheel[tuple[str, Any]] = TimerWheel(start_ms=clock.now_ms(),
                                                               tick_ms=tick_ms)
         self._fetch_waiters: dict[str, deque[FetchWaiter]] = {}
-        self._done_waiters: dict[str, list[DoneWaiter]] = {}
-        self._log_waiters: dict[str, list[LogWaiter]] = {}
+        self._done_waiters: dict[str, list[JobWaiter]] = {}
+        self._log_waiters: dict[str, list[JobWaiter]] = {}
         self.batches = BatchTable(clock, self.ids.new, self._commit, self.push)
         self.crons = CronTable(clock, self.timers, self._commit, self.push, cron_grace_ms)
         #: parent id -> ids of jobs pushed AFTER it (may hold stale ids: checked when used)
@@ -183,6 +182,11 @@ class JobEngine:
         for queue in self.queues.values():
             if queue.paused:
                 yield {"op": "pause", "queue": queue.name}
+        now = self.clock.now_ms()
+        live_keys = [[key, *entry] for key, entry in self.archived_keys.items()
+                     if entry[1] > now]
+        if live_keys:
+            yield {"op": "keys", "keys": live_keys}
 
     def _apply(self, r: Record) -> None:
         op = r["op"]
@@ -200,6 +204,9 @@ class JobEngine:
                 self._forget(self.jobs[job_id], archived=True)
         elif op == "restore":
             self._apply_put(Job.from_record(r["job"]), restored=True)
+        elif op == "keys":  # archived jobs' idempotency keys, from a snapshot
+            for key, job_id, expires, fingerprint in r["keys"]:
+                self.archived_keys[key] = (job_id, expires, fingerprint)
         elif op.startswith("batch"):
             self.batches.apply(op, r)
         elif op.startswith("cron"):
@@ -280,6 +287,7 @@ class JobEngine:
             self.batches.count(job, None, state, archived=restored)
         if job.key:
             self.keys[job.key] = job_id
+            self.archived_keys.pop(job.key, None)
         if state is QUEUED:
             queue.push(job)
         elif state is PENDING or state is RETRYING:
@@ -340,6 +348,9 @@ class JobEngine:
             self._deleted_ids = 0
         if job.key and self.keys.get(job.key) == job.id:
             del self.keys[job.key]
+            if archived:  # the key still answers for the job until its KEYTTL ends
+                self.archived_keys[job.key] = (job.id, job.key_expires_ms,
+                                               _fingerprint(job.queue, job.payload))
 
     def _queue(self, name: str) -> ReadyQueue:
         queue = self.queues.get(name)
@@ -376,6 +387,12 @@ class JobEngine:
                     raise NotUniqueError(f"idempotency key '{opts.key}' was used for job "
                                          f"{existing.id} with a different payload")
                 return existing.id, False
+            archived = self.archived_keys.get(opts.key) if existing is None else None
+            if archived is not None and archived[1] > now:
+                if archived[2] != _fingerprint(queue, payload):
+                    raise NotUniqueError(f"idempotency key '{opts.key}' was used for job "
+                                         f"{archived[0]} with a different payload")
+                return archived[0], False
         run_at = opts.at_ms if opts.at_ms is not None else now + (opts.delay_ms or 0)
         state = PENDING if run_at > now or waiting else QUEUED
         job = Job(
@@ -470,7 +487,7 @@ class JobEngine:
                                                 ("fetch-timeout", waiter))
         return waiter
 
-    def cancel_wait(self, waiter: FetchWaiter | DoneWaiter) -> None:
+    def cancel_wait(self, waiter: FetchWaiter | JobWaiter) -> None:
         """Forget a blocked fetch or wait (its client went away)."""
         waiter.active = False
         if waiter.timer is not None:
@@ -601,10 +618,10 @@ class JobEngine:
         return job
 
     def wait_done(self, job_id: str, timeout_ms: int,
-                  deliver: Callable[[Job | None], None]) -> DoneWaiter:
+                  deliver: Callable[[Job | None], None]) -> JobWaiter:
         """Call `deliver(job)` when the job finishes, or `deliver(None)` after timeout_ms
         (0 = no timeout). The caller checks first whether it already finished."""
-        waiter = DoneWaiter(job_id, deliver)
+        waiter = JobWaiter(job_id, deliver)
         self._done_waiters.setdefault(job_id, []).append(waiter)
         if timeout_ms > 0:
             waiter.timer = self.timers.schedule(self.clock.now_ms() + timeout_ms,
@@ -716,10 +733,10 @@ class JobEngine:
         return job.log_base + len(job.logs)
 
     def wait_logs(self, job_id: str, timeout_ms: int,
-                  deliver: Callable[[Job | None], None]) -> LogWaiter:
+                  deliver: Callable[[Job | None], None]) -> JobWaiter:
         """Call `deliver(job)` when the job logs more lines or ends, `deliver(None)` after
         timeout_ms (0 = no timeout)."""
-        waiter = LogWaiter(job_id, deliver)
+        waiter = JobWaiter(job_id, deliver)
         self._log_waiters.setdefault(job_id, []).append(waiter)
         if timeout_ms > 0:
             waiter.timer = self.timers.schedule(self.clock.now_ms() + timeout_ms,
@@ -758,6 +775,11 @@ class JobEngine:
                and j.state in TERMINAL and j.finished_ms == finished]
         if ids:
             self._commit({"op": "archive", "ids": ids})
+        if len(self.archived_keys) > self._prune_keys_at:
+            now = self.clock.now_ms()
+            self.archived_keys = {key: entry for key, entry in self.archived_keys.items()
+                                  if entry[1] > now}
+            self._prune_keys_at = max(KEY_PRUNE_MIN, 2 * len(self.archived_keys))
 
     def restore(self, job: Job) -> None:
         """Bring an archived job back into memory (to run it again: JOB.RETRY, DLQ.REQUEUE)."""
@@ -816,6 +838,12 @@ class JobEngine:
 
     def next_deadline(self) -> int | None:
         return self.timers.next_deadline()
+
+
+def _fingerprint(queue: str, payload: bytes) -> bytes:
+    """What an archived job's idempotency key remembers of it: enough to tell a repeated push
+    (same queue and payload) from a clash, without keeping the payload in memory."""
+    return hashlib.blake2b(queue.encode() + b"\0" + payload, digest_size=16).digest()
 
 
 def _job_fields(job: Job, **more: Any) -> dict[str, Any]:

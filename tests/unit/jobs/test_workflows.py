@@ -13,7 +13,7 @@ import pytest
 
 from jobcached.clock import ManualClock
 from jobcached.durability import decode_record, encode_record
-from jobcached.errors import CommandError
+from jobcached.errors import CommandError, NotUniqueError
 from jobcached.jobs.batches import COMPLETE, SUCCESS
 from jobcached.jobs.cron import MISSED_GRACE_MS, CronEntry
 from jobcached.jobs.engine import JobEngine, PushOptions
@@ -402,3 +402,23 @@ def test_archivable_oldest_first_and_skips_rerun_jobs() -> None:
     engine.archived(taken)
     assert list(engine.jobs) == [a]
     assert list(restart(clock, records).jobs) == [a]
+
+
+def test_idempotency_key_outlives_archiving_until_keyttl() -> None:
+    engine, clock, records = make_engine()
+    job_id, _ = engine.push("q", b"x", PushOptions(key="once", key_ttl_ms=60_000))
+    run_one(engine, "q")
+    clock.advance(10)
+    engine.archived([(j, j.finished_ms) for j in engine.archivable(clock.now_ms(), 10)])
+    assert job_id not in engine.jobs
+    assert engine.push("q", b"x", PushOptions(key="once")) == (job_id, False)
+    with pytest.raises(NotUniqueError):
+        engine.push("q", b"other", PushOptions(key="once"))
+    # a restart from the log, and one from a snapshot, remember it too
+    assert restart(clock, records).push("q", b"x", PushOptions(key="once")) == (job_id, False)
+    snap = JobEngine(clock)
+    snap.replay([decode_record(encode_record(r)) for r in engine.snapshot()])
+    assert snap.push("q", b"x", PushOptions(key="once")) == (job_id, False)
+    clock.advance(60_000)  # KEYTTL over: the key is free again
+    new_id, created = engine.push("q", b"x", PushOptions(key="once"))
+    assert created and new_id != job_id
