@@ -121,7 +121,10 @@ class Keyspace:
 
     def _find(self, key: bytes) -> tuple[Shard, Entry | None]:
         """Shard and live entry (None if missing or expired, which it reaps); no touch, no stats."""
-        shard = self.shard_of(key)
+        if 0x7B in key:  # shard_of(), inlined as in lookup_read
+            shard = self._by_slot[key_slot(key)]
+        else:
+            shard = self._by_slot[crc_hqx(key, 0) & 0x3FFF]
         e = shard.data.get(key)
         if e is not None and e.expire_at and e.expire_at <= self.clock.now_ms():
             self.reap(shard, key, e, evicted=False)
@@ -153,10 +156,21 @@ class Keyspace:
 
     def lookup_write(self, key: bytes) -> Any:
         """The value for a write command (updates LRU/LFU, no hit/miss stats), or None."""
-        e = self._find(key)[1]
+        # Every write to a container or counter starts here: _find and _touch, inlined.
+        if 0x7B in key:
+            shard = self._by_slot[key_slot(key)]
+        else:
+            shard = self._by_slot[crc_hqx(key, 0) & 0x3FFF]
+        e = shard.data.get(key)
         if e is None:
             return None
-        self._touch(e)
+        if e.expire_at and e.expire_at <= self.clock.now_ms():
+            self.reap(shard, key, e, evicted=False)
+            return None
+        if self._lfu:
+            self._touch(e)
+        else:
+            e.access = self.lru_clock
         return e.value
 
     def _typed(self, key: bytes, cls: type, create: bool, write: bool) -> Any:
@@ -172,7 +186,10 @@ class Keyspace:
         return value
 
     def get_string(self, key: bytes, write: bool = False) -> bytes | None:
-        return self._typed(key, bytes, False, write)  # type: ignore[no-any-return]
+        value = self.lookup_write(key) if write else self.lookup_read(key)
+        if value is None or type(value) is bytes:
+            return value  # type: ignore[no-any-return]
+        raise WrongTypeError()
 
     def get_hash(self, key: bytes, create: bool = False, write: bool = False) -> Hash | None:
         return self._typed(key, dict, create, write)  # type: ignore[no-any-return]
@@ -196,6 +213,17 @@ class Keyspace:
             shard = self._by_slot[key_slot(key)]
         else:
             shard = self._by_slot[crc_hqx(key, 0) & 0x3FFF]
+        e = shard.data.get(key)
+        if (e is not None and expire_at_ms is None and not e.expire_at and type(value) is bytes
+                and type(e.value) is bytes and len(e.value) == len(value)):
+            # A string replaced by one of the same length (counters, fixed-size values): its
+            # size estimate cannot change, so skip the accounting below.
+            e.value = value
+            if self._lfu:
+                self._touch(e)
+            else:
+                e.access = self.lru_clock
+            return
         if type(value) is bytes:  # memory.item_size(), inlined: this is the SET path
             n = len(value) + 33
             size = (n + 15) & ~15 if n <= 512 else (n + 23) & ~15
@@ -206,7 +234,6 @@ class Keyspace:
         size += KEY_OVERHEAD_BYTES + ((n + 15) & ~15 if n <= 512 else (n + 23) & ~15)
         if size < SHARED_INT_LIMIT:
             size = SHARED_INTS[size]  # one int object per distinct size, not one per key
-        e = shard.data.get(key)
         if expire_at_ms is not None or (e is not None and e.expire_at):
             now = self.clock.now_ms()
             if e is not None and e.expire_at and e.expire_at <= now:
@@ -250,7 +277,10 @@ class Keyspace:
 
         `payload_delta`: sum of `memory.item_size()` of byte strings added minus removed.
         """
-        shard = self.shard_of(key)
+        if 0x7B in key:  # shard_of(), inlined: every container write ends here
+            shard = self._by_slot[key_slot(key)]
+        else:
+            shard = self._by_slot[crc_hqx(key, 0) & 0x3FFF]
         e = shard.data.get(key)
         if e is None:
             return
@@ -263,7 +293,9 @@ class Keyspace:
             shard.remove(key, e)
             return
         struct = struct_size(value)
-        shard.resize(e, e.size + payload_delta + struct - e.aux)
+        size = e.size + payload_delta + struct - e.aux  # Shard.resize(), inlined
+        self.stats.used_memory += size - e.size
+        e.size = SHARED_INTS[size] if 0 <= size < SHARED_INT_LIMIT else size
         e.aux = struct
 
     def delete(self, key: bytes) -> bool:

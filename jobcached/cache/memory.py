@@ -95,7 +95,10 @@ def struct_size(value: Any) -> int:
     """
     cls = type(value)
     if cls is dict or cls is set or cls is deque:
-        return alloc(sys.getsizeof(value))
+        n = sys.getsizeof(value)  # alloc(n), inlined: every container write measures its table
+        if n <= PYMALLOC_MAX_REQUEST_BYTES:
+            return (n + 15) & ~15
+        return (n + MALLOC_HEADER_BYTES + 15) & ~15
     return value.struct_size()  # type: ignore[no-any-return]
 
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import enum
 import inspect
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -83,20 +84,30 @@ class Command:
     #: flag tests done on every call, precomputed (IntFlag `&` costs a Python-level call)
     needs_auth: bool = field(init=False)
     denyoom: bool = field(init=False)
+    #: `get`, or `client|id` for a subcommand (Redis' naming in errors and stats); a field,
+    #: not a property, because every call stores it as the client's last command
+    fullname: str = field(init=False)
+    #: the argument counts `arity` allows, so dispatch checks them with one comparison;
+    #: a container (no handler of its own) allows none: its subcommand decides
+    min_argc: int = field(init=False)
+    max_argc: int = field(init=False)
 
     def __post_init__(self) -> None:
         self.refresh_flags()
+        if self.parent is None:
+            self.fullname = self.name.lower()
+        else:
+            self.fullname = f"{self.parent.name.lower()}|{self.name.lower()}"
+        if self.handler is None:
+            self.min_argc, self.max_argc = 1, 0
+        elif self.arity < 0:
+            self.min_argc, self.max_argc = -self.arity, sys.maxsize
+        else:
+            self.min_argc = self.max_argc = self.arity
 
     def refresh_flags(self) -> None:
         self.needs_auth = not self.flags & Flag.NOAUTH
         self.denyoom = bool(self.flags & Flag.DENYOOM)
-
-    @property
-    def fullname(self) -> str:
-        """`get`, or `client|id` for a subcommand (Redis' naming in errors and stats)."""
-        if self.parent is None:
-            return self.name.lower()
-        return f"{self.parent.name.lower()}|{self.name.lower()}"
 
     @property
     def display_name(self) -> str:
@@ -166,6 +177,7 @@ def subcommand(parent: str, name: str, *, arity: int, flags: Flag = NO_FLAGS,
         sub = Command(name.upper(), arity, flags | owner.flags, owner.group, handler,
                       syntax, summary, doc, keys, parent=owner)
         owner.subcommands[name.upper().encode()] = sub
+        owner.min_argc, owner.max_argc = 1, 0  # dispatch must resolve the subcommand first
         return handler
 
     return register

@@ -44,7 +44,19 @@ LISTPACK_MAX_MEMBER_BYTES = 64
 #: Redis' d2string prints integral scores within +-LLONG_MAX/2 as integers (double2ll).
 _D2STRING_INT_LIMIT = float((2**63 - 1) // 2)
 
-_ZADD_FLAGS = (b"NX", b"XX", b"CH", b"INCR", b"GT", b"LT")
+_NX, _XX, _CH, _INCR, _GT, _LT = (1 << i for i in range(6))
+#: ZADD's options, as bits (they come before the first score, in any order and repeatable)
+_ZADD_OPTIONS = {b"NX": _NX, b"XX": _XX, b"CH": _CH, b"INCR": _INCR, b"GT": _GT, b"LT": _LT}
+#: Digit strings up to this long are exact doubles, read by float() as strtod reads them.
+_PLAIN_SCORE_MAX_DIGITS = 15
+
+
+def _score(raw: bytes) -> float:
+    """A ZADD score: `to_double`, with a shortcut for plain digit strings (most scores), which
+    cannot overflow, underflow or be NaN, so float() reads them exactly as strtod does."""
+    if raw.isdigit() and len(raw) <= _PLAIN_SCORE_MAX_DIGITS:
+        return float(raw)
+    return to_double(raw)
 
 
 def _listpack_score(score: float) -> bytes:
@@ -71,13 +83,14 @@ def freed_bytes(items: Iterable[tuple[bytes, float]]) -> int:
 def _zadd(s: Session, argv: list[bytes], incr: bool) -> Any:
     """ZADD and ZINCRBY (Redis parses both with the same code, options included)."""
     key = argv[1]
-    flags: set[bytes] = set()
+    options = 0
     i = 2
-    while i < len(argv) and argv[i].upper() in _ZADD_FLAGS:
-        flags.add(argv[i].upper())
+    while i < len(argv) and (bit := _ZADD_OPTIONS.get(argv[i].upper())):
+        options |= bit
         i += 1
-    incr = incr or b"INCR" in flags
-    nx, xx, gt, lt = (f in flags for f in (b"NX", b"XX", b"GT", b"LT"))
+    incr = incr or bool(options & _INCR)
+    nx, xx = bool(options & _NX), bool(options & _XX)
+    gt, lt = bool(options & _GT), bool(options & _LT)
     rest = len(argv) - i
     if rest % 2 or not rest:
         raise SyntaxErr()
@@ -87,16 +100,16 @@ def _zadd(s: Session, argv: list[bytes], incr: bool) -> Any:
         raise CommandError("GT, LT, and/or NX options at the same time are not compatible")
     if incr and rest > 2:
         raise CommandError("INCR option supports a single increment-element pair")
-    pairs = [(to_double(argv[j]), argv[j + 1]) for j in range(i, len(argv), 2)]
+    pairs = [(_score(argv[j]), argv[j + 1]) for j in range(i, len(argv), 2)]
     raw_first = pairs[0][0]
     pairs = [(score + 0.0, member) for score, member in pairs]  # -0 is stored as 0
     ks = s.server.keyspace
     zset = ks.get_zset(key, write=True)
+    created = zset is None
     if zset is None:
         if xx:
             return None if incr else 0
         zset = ZSet()  # stored below, only once something was added
-    created = key if not zset else None
     added = updated = 0
     grown = 0
     result: float | None = None
@@ -112,14 +125,14 @@ def _zadd(s: Session, argv: list[bytes], incr: bool) -> Any:
                 updated = 1
     else:
         for score, member in pairs:
-            outcome = zset.add(member, score, nx=nx, xx=xx, gt=gt, lt=lt)
+            outcome = zset.add(member, score, nx, xx, gt, lt)
             if outcome == ADDED:
                 added += 1
                 grown += item_size(member)
             elif outcome == UPDATED:
                 updated += 1
     if added or updated:
-        if created is not None:
+        if created:
             ks.set(key, zset)
         else:
             ks.notify_modified(key, grown)
@@ -128,7 +141,7 @@ def _zadd(s: Session, argv: list[bytes], incr: bool) -> Any:
             blocking.signal_key_ready(s.server, key)
     if incr:
         return result
-    return added + updated if b"CH" in flags else added
+    return added + updated if options & _CH else added
 
 
 @command("ZADD", arity=-4, flags=WRITE | DENYOOM | FAST, group="sorted-set", keys=(1, 1, 1))

@@ -156,9 +156,10 @@ class RespProtocol(asyncio.Protocol):
         self._backlogged = False
         session.last_interaction_ms = self.server.clock.monotonic_ms()
         self._pushes = pushes = []
+        gets = parser.gets
         while not self._closing and self._blocked_on is None:
             try:
-                argv = parser.gets()
+                argv = gets()
             except ProtocolError as exc:
                 self.server.stats.protocol_errors += 1
                 log.info("protocol error", extra={"client": session.addr, "reason": exc.message})
@@ -175,11 +176,12 @@ class RespProtocol(asyncio.Protocol):
                 pushes.clear()
             if session.reply_mode != "on" and self._suppress_reply():
                 continue
-            if type(reply) is bytes:
+            kind = type(reply)
+            if kind is bytes:
                 chunk = b"$%d\r\n%b\r\n" % (len(reply), reply)
-            elif type(reply) is NoReply:
+            elif kind is NoReply:
                 continue
-            elif type(reply) is Deferred:
+            elif kind is Deferred:
                 if not reply.done:
                     self._hold(out, reply)
                     out = []

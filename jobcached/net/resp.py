@@ -36,6 +36,9 @@ MAX_MULTIBULK_ARGS = 1024 * 1024
 # Before AUTH succeeds, a client may not make us buffer much (Redis' fix for CVE-2021-32675).
 UNAUTHENTICATED_MAX_ARGS = 10
 UNAUTHENTICATED_MAX_BULK_BYTES = 16 * 1024
+#: An unfinished command at most this long is copied in front of the next read, so the next
+#: read can still take the fast path; longer ones are assembled in a bytearray.
+SMALL_LEFTOVER_BYTES = 4096
 
 
 @dataclass(slots=True)
@@ -48,9 +51,24 @@ class ParserLimits:
 
 
 class RequestParser:
-    """Frames client requests from a byte stream; see the module docstring."""
+    """Frames client requests from a byte stream; see the module docstring.
 
-    __slots__ = ("_args", "_buf", "_pending", "_pos", "authenticated", "limits")
+    Theory of operation, fast path: a read that starts at a command boundary is framed in one
+    go. `bytes.split(b"\\r\\n")` cuts the whole read into header and argument tokens at C
+    speed; a run of multibulk commands is then accepted command by command, each with a few
+    C-level calls and no Python loop over its arguments: every `$<len>` header must be exactly
+    the canonical header of the token that follows it. A bulk that contains `\\r\\n` is cut
+    short by the split and fails that test, so it cannot be misread; the run simply stops
+    there. Framed commands wait in `_ready` (newest first) and `gets()` hands them out one by
+    one, so callers see no difference. The fast path only frames what every current limit
+    allows, and `gets()` re-checks the limits before handing out a framed command (CONFIG SET,
+    or RESET with a password, may lower them between two pipelined commands); if they no
+    longer hold, the framed commands are put back and the general path reads them again.
+    Anything else (inline commands, a partial command, odd headers) goes to the general path,
+    which reads one token at a time.
+    """
+
+    __slots__ = ("_args", "_buf", "_pending", "_pos", "_ready", "authenticated", "limits")
 
     def __init__(self, limits: ParserLimits | None = None, authenticated: bool = True) -> None:
         self.limits = limits or ParserLimits()
@@ -59,15 +77,25 @@ class RequestParser:
         self._pos = 0
         self._pending = 0  # multibulk arguments still to read for the current command
         self._args: list[bytes] = []
+        #: commands framed ahead by the fast path, last one first (`gets()` pops them)
+        self._ready: list[list[bytes]] = []
 
     def feed(self, data: bytes) -> None:
         """Append received bytes; `b""` is ignored (EOF is the transport's business)."""
+        if self._ready:
+            self._unread()
         if self._pos >= len(self._buf):
             self._buf = data
             self._pos = 0
             return
         buf = self._buf
         if isinstance(buf, bytes):
+            if len(buf) - self._pos <= SMALL_LEFTOVER_BYTES:
+                # A command cut by the end of the last read: copying its start is cheaper
+                # than leaving the fast path for this whole read.
+                self._buf = buf[self._pos :] + data
+                self._pos = 0
+                return
             buf = bytearray(memoryview(buf)[self._pos :])
             self._pos = 0
         elif self._pos > 65536 and self._pos * 2 > len(buf):
@@ -79,40 +107,63 @@ class RequestParser:
     def buffered_bytes(self) -> int:
         """Bytes received but not yet returned as a command (the client's query buffer)."""
         partial = sum(len(a) for a in self._args) if self._pending else 0
-        return len(self._buf) - self._pos + partial
+        ahead = sum(map(_wire_size, self._ready)) if self._ready else 0
+        return len(self._buf) - self._pos + partial + ahead
 
     def gets(self) -> list[bytes] | None:
         """The next complete command, or None if more bytes are needed."""
-        buf = self._buf
-        pos = self._pos
-        if (not self._pending and type(buf) is bytes and pos < len(buf) and buf[pos] == 42
-                and self.authenticated):
-            # Fast path: a whole multibulk command with short headers, already received.
-            # Anything unusual falls through to the general path, which starts over.
+        ready = self._ready
+        if ready:
             limits = self.limits
-            nl = buf.find(b"\r\n", pos)
-            count = _SMALL_NUMBERS.get(buf[pos + 1 : nl]) if nl > 0 else None
-            if count and count <= limits.max_multibulk_args:
-                end_of_buf = len(buf)
-                max_bulk = limits.max_bulk_bytes
-                p = nl + 2
-                args = []
-                for _ in range(count):
-                    if p >= end_of_buf or buf[p] != 36:
-                        break
-                    nl = buf.find(b"\r\n", p)
-                    size = _SMALL_NUMBERS.get(buf[p + 1 : nl]) if nl > 0 else None
-                    if size is None or size > max_bulk:
-                        break
-                    start = nl + 2
-                    p = start + size + 2
-                    if p > end_of_buf:
-                        break
-                    args.append(buf[start : p - 2])
-                else:
-                    self._pos = p
-                    return args
+            if (self.authenticated and limits.max_multibulk_args >= FAST_MAX_ARGS
+                    and limits.max_bulk_bytes >= len(self._buf)):
+                return ready.pop()
+            self._unread()  # a limit was lowered since they were framed: read them again
+        elif self._pos == 0:
+            if self._frame_run():
+                return ready.pop()
+        elif self._pos == len(self._buf) and not self._pending:
+            return None  # all read (the usual end of a batch)
         return self._gets_general()
+
+    def _frame_run(self) -> bool:
+        """The fast path (see the class docstring): frame the run of simple multibulk commands
+        at the start of the buffer into `_ready`; False if there is none."""
+        buf = self._buf
+        limits = self.limits
+        if (type(buf) is not bytes or not buf or buf[0] != 42 or self._pending
+                or not self.authenticated or limits.max_multibulk_args < FAST_MAX_ARGS
+                or limits.max_bulk_bytes < len(buf)):
+            return False  # not multibulk, or a limit could be exceeded: the general path
+        tokens = buf.split(b"\r\n")
+        last = len(tokens) - 1  # the bytes after the last CRLF: never a whole token
+        counts = _MULTIBULK_COUNTS
+        header_of = _BULK_HEADERS.__getitem__
+        ready = self._ready
+        i = 0
+        while i < last:
+            count = counts.get(tokens[i])
+            if count is None:
+                break
+            end = i + 2 * count  # the index of the last argument
+            if end >= last:
+                break  # incomplete
+            args = tokens[i + 2 : end + 1 : 2]
+            if list(map(header_of, map(len, args))) != tokens[i + 1 : end : 2]:
+                break
+            ready.append(args)
+            i = end + 1
+        if not ready:
+            return False
+        unread = tokens[i:]  # usually just the (empty) bytes after the last CRLF
+        self._pos = len(buf) - sum(map(len, unread)) - 2 * (len(unread) - 1)
+        ready.reverse()
+        return True
+
+    def _unread(self) -> None:
+        """Put the commands framed ahead back into the buffer, unread."""
+        self._pos -= sum(map(_wire_size, self._ready))
+        self._ready.clear()
 
     def _gets_general(self) -> list[bytes] | None:
         while True:
@@ -233,6 +284,26 @@ def _parse_length(digits: bytes | bytearray, message: str) -> int:
 #: Header numbers seen on every request, parsed once: b"3" -> 3 (a dict hit beats int()).
 _SMALL_NUMBERS = {b"%d" % n: n for n in range(4096)}
 
+#: The fast path frames commands of at most this many arguments (`*<n>` lines it knows).
+FAST_MAX_ARGS = 1024
+_MULTIBULK_COUNTS = {b"*%d" % n: n for n in range(1, FAST_MAX_ARGS + 1)}
+
+
+class _BulkHeaderTable(dict[int, bytes]):
+    """length -> canonical `$<length>` header; common lengths are stored, others computed."""
+
+    def __missing__(self, length: int) -> bytes:
+        return b"$%d" % length
+
+
+_BULK_HEADERS = _BulkHeaderTable((n, b"$%d" % n) for n in range(4096))
+
+
+def _wire_size(argv: list[bytes]) -> int:
+    """Bytes of argv encoded as a canonical multibulk request (what the fast path framed)."""
+    headers = sum(len(_BULK_HEADERS[len(a)]) for a in argv)
+    return len(b"*%d\r\n" % len(argv)) + headers + sum(map(len, argv)) + 4 * len(argv)
+
 
 _ESCAPES = {ord("n"): 10, ord("r"): 13, ord("t"): 9, ord("b"): 8, ord("a"): 7}
 _SPACES = b" \n\r\t\x0b\f\x00"
@@ -310,6 +381,13 @@ _CRLF = b"\r\n"
 
 def encode(reply: Any, resp3: bool) -> bytes:
     """The wire bytes of one reply value under RESP3 (`resp3=True`) or RESP2."""
+    kind = type(reply)  # most replies are one scalar: format it without building a list
+    if kind is int:
+        return b":%d\r\n" % reply
+    if kind is Simple:
+        return b"+%b\r\n" % reply.text
+    if kind is bytes:
+        return b"$%d\r\n%b\r\n" % (len(reply), reply)
     out: list[bytes] = []
     _encode_into(reply, out, resp3)
     return b"".join(out)
