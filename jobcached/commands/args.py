@@ -21,6 +21,8 @@ _FLOAT_RE = re.compile(rb"[-+]?(inf|infinity|(\d+\.?\d*|\.\d+)(e[-+]?\d+)?)", re
 
 def to_int(raw: bytes, error: type[Exception] = NotIntegerError) -> int:
     """A signed 64-bit integer written exactly as Redis' string2ll accepts it."""
+    if 0 < len(raw) < 19 and raw.isdigit() and (raw[0] != 48 or len(raw) == 1):
+        return int(raw)  # the common case, a small non-negative number: no regex, no range
     if len(raw) > 20 or not _INT_RE.fullmatch(raw):
         raise error()
     value = int(raw)
