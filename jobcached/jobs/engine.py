@@ -705,13 +705,21 @@ class JobEngine:
         return len(ids)
 
     def _delete(self, ids: list[str]) -> None:
-        """Delete jobs for good; the batches they were in may be complete without them."""
+        """Delete jobs for good. The batches they were in may be complete without them; jobs
+        pushed AFTER them can never run, so they are canceled (and theirs, down the graph):
+        a parent missing from memory would otherwise count as archived, so succeeded."""
         if not ids:
             return
         batches = {self.jobs[job_id].batch for job_id in ids} - {""}
+        orphans = [(child_id, parent_id) for parent_id in ids
+                   for child_id in self._children.pop(parent_id, ())]
         self._commit({"op": "delete", "ids": ids})
         for batch_id in batches:
             self.batches.settle(batch_id)
+        for child_id, parent_id in orphans:
+            child = self.jobs.get(child_id)
+            if child is not None and child.state is PENDING:
+                self._cancel(child, f"parent {parent_id} was deleted")
 
     def dead_jobs(self, queue: str | None = None) -> list[Job]:
         return [j for j in self.jobs.values()

@@ -422,3 +422,13 @@ def test_idempotency_key_outlives_archiving_until_keyttl() -> None:
     clock.advance(60_000)  # KEYTTL over: the key is free again
     new_id, created = engine.push("q", b"x", PushOptions(key="once"))
     assert created and new_id != job_id
+
+
+def test_purged_parent_cancels_its_dependents() -> None:
+    engine, _, _ = make_engine()
+    parent, _ = engine.push("q", b"p", PushOptions(delay_ms=1000))
+    child, _ = engine.push("r", b"c", PushOptions(after=[parent]))
+    grandchild, _ = engine.push("r", b"g", PushOptions(after=[child]))
+    assert engine.purge("q") == 1
+    assert engine.get(child).reason == f"parent {parent} was deleted"  # type: ignore[union-attr]
+    assert engine.get(grandchild).reason == f"parent {child} is canceled"  # type: ignore
