@@ -16,7 +16,8 @@ from jobcached.commands.registry import BLOCKING, DENYOOM, FAST, READONLY, WRITE
 from jobcached.errors import CommandError, SyntaxErr
 from jobcached.jobs.engine import JobEngine, PushOptions
 from jobcached.jobs.model import DEFAULT_RETRIES, TERMINAL, Job, retry_policy
-from jobcached.net.replies import OK, Deferred, Simple
+from jobcached.net.replies import OK, Deferred, Encoded, Simple
+from jobcached.net.resp import encode
 from jobcached.net.session import Session
 
 #: RETRIES above this is almost certainly a mistake (25 retries already span ~3 weeks).
@@ -56,17 +57,33 @@ def check_size(s: Session, data: bytes, what: str) -> None:
         raise CommandError(f"{what} is {len(data)} bytes, more than job-max-payload ({limit})")
 
 
-def job_reply(job: Job, *, full: bool = False) -> dict[bytes, Any]:
-    """A job as a map (RESP2: flat pairs). FETCH gets what a worker needs; GET gets all."""
+#: JOB.FETCH's job map in wire form, for `fetched_reply`: the same 9 fields, in this order,
+#: as a map under RESP3 and a flat array of pairs under RESP2; `meta` (a map) is appended.
+_FETCHED = (b"$2\r\nid\r\n$%d\r\n%b\r\n$5\r\nqueue\r\n$%d\r\n%b\r\n$4\r\ntype\r\n$%d\r\n%b\r\n"
+            b"$7\r\npayload\r\n$%d\r\n%b\r\n$7\r\nattempt\r\n:%d\r\n$8\r\npriority\r\n:%d\r\n"
+            b"$5\r\ntoken\r\n$%d\r\n%b\r\n$8\r\ndeadline\r\n:%d\r\n$4\r\nmeta\r\n")
+
+
+def fetched_reply(job: Job, resp3: bool) -> Encoded:
+    """What JOB.FETCH returns per job (id, queue, type, payload, attempt, priority, token,
+    deadline, meta), formatted in one step: the generic encoder walked these maps item by
+    item at about 5 us a job, a tenth of the whole push-fetch-ack cycle."""
+    job_id, queue, type_, token = (job.id.encode(), job.queue.encode(), job.type.encode(),
+                                   job.token.encode())
+    body = _FETCHED % (len(job_id), job_id, len(queue), queue, len(type_), type_,
+                       len(job.payload), job.payload, job.attempt, job.priority,
+                       len(token), token, job.deadline_ms)
+    meta = encode(_encoded(job.meta), resp3) if job.meta else (b"%0\r\n" if resp3
+                                                              else b"*0\r\n")
+    return Encoded((b"%9\r\n" if resp3 else b"*18\r\n") + body + meta)
+
+
+def job_reply(job: Job) -> dict[bytes, Any]:
+    """A job as a map (RESP2: flat pairs), everything known about it (JOB.GET, JOB.LIST)."""
     reply: dict[bytes, Any] = {
         b"id": job.id.encode(), b"queue": job.queue.encode(), b"type": job.type.encode(),
         b"payload": job.payload, b"attempt": job.attempt, b"priority": job.priority,
     }
-    if not full:
-        reply[b"token"] = job.token.encode()
-        reply[b"deadline"] = job.deadline_ms
-        reply[b"meta"] = _encoded(job.meta) if job.meta else {}
-        return reply
     reply.update({
         b"state": job.state.value.encode(), b"result": job.result,
         b"retries": job.retry.retries, b"timeout": job.timeout_ms, b"run_at": job.run_at_ms,
@@ -234,13 +251,13 @@ def job_fetch(s: Session, argv: list[bytes]) -> Any:
     worker = worker or s.name.decode("utf-8", "surrogateescape")
     jobs = engine.fetch(queues, count, lease, worker)
     if jobs or block is None:
-        return s.server.durable([job_reply(j) for j in jobs])
+        return s.server.durable([fetched_reply(j, s.resp3) for j in jobs])
     reply = Deferred(blocking=True)
 
     def deliver(found: list[Job]) -> None:
         # The leases were just logged: answer once they are durable, so that after a crash
         # a job a worker holds is not handed to another before its lease runs out.
-        value = s.server.durable([job_reply(j) for j in found])
+        value = s.server.durable([fetched_reply(j, s.resp3) for j in found])
         if isinstance(value, Deferred):
             value.add_callback(lambda done: reply.resolve(done.value))
         else:
@@ -357,9 +374,9 @@ def job_get(s: Session, argv: list[bytes]) -> Any:
     job_id = text(argv[1])
     job = engine_of(s).get(job_id)
     if job is not None:
-        return job_reply(job, full=True)
+        return job_reply(job)
     return from_archive(s, lambda archive: archive.get(job_id),
-                        lambda found: None if found is None else job_reply(found, full=True),
+                        lambda found: None if found is None else job_reply(found),
                         None)
 
 
@@ -385,10 +402,10 @@ def job_wait(s: Session, argv: list[bytes]) -> Any:
     if job is None:  # unknown, or finished long ago and archived
         return from_archive(s, lambda archive: archive.get(job_id), finished_or_unknown, None)
     if job.state in TERMINAL:
-        return job_reply(job, full=True)
+        return job_reply(job)
     reply = Deferred(blocking=True)
     waiter = engine.wait_done(job.id, timeout, lambda done: reply.resolve(
-        None if done is None else job_reply(done, full=True)))
+        None if done is None else job_reply(done)))
     reply.on_cancel = lambda: engine.cancel_wait(waiter)
     return reply
 
@@ -396,7 +413,7 @@ def job_wait(s: Session, argv: list[bytes]) -> Any:
 def finished_or_unknown(job: Job | None) -> Any:
     if job is None:
         raise CommandError("no such job")
-    return job_reply(job, full=True)
+    return job_reply(job)
 
 
 @command("JOB.RETRY", arity=2, flags=WRITE | FAST, group="job")
@@ -458,7 +475,7 @@ def job_list(s: Session, argv: list[bytes]) -> Any:
     def page(archived: list[Job]) -> list[Any]:
         archived = [j for j in archived if j.id not in engine.jobs]  # memory is newer
         last, jobs = merge_pages(hot, scanned_to, archived, count)
-        return [last.encode(), [job_reply(j, full=True) for j in jobs]]
+        return [last.encode(), [job_reply(j) for j in jobs]]
 
     if state is not None and state not in TERMINAL:
         return page([])  # only finished jobs are ever archived

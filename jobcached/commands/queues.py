@@ -120,7 +120,7 @@ def dlq_list(s: Session, argv: list[bytes]) -> Any:
 
     def listing(archived: list[Job]) -> list[Any]:
         archived = [j for j in archived if j.id not in engine.jobs]  # memory is newer
-        return [job_reply(j, full=True) for j in [*archived, *hot][:count]]
+        return [job_reply(j) for j in [*archived, *hot][:count]]
 
     return from_archive(s, lambda archive: archive.page("", None, queue, State.DEAD, count),
                         listing, [])

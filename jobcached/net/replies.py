@@ -10,6 +10,8 @@ testable without a connection (mini-redis's lesson, reversed: *return* the reply
 
 The wrappers below cover what plain values cannot say: status lines, errors, verbatim text, push
 messages and the RESP2 null array. `resp.encode` turns any of them into bytes for one protocol.
+`Encoded` is the escape hatch for a hot reply a handler formats itself for the session's
+protocol (JOB.FETCH's job maps).
 """
 
 from __future__ import annotations
@@ -19,6 +21,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from jobcached.errors import CommandError
+
+
+@dataclass(frozen=True, slots=True)
+class Encoded:
+    """A reply (or an element of one) already in wire form for the session's protocol."""
+
+    data: bytes
 
 
 @dataclass(frozen=True, slots=True)

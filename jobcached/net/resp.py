@@ -26,7 +26,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from jobcached.errors import ProtocolError
-from jobcached.net.replies import ErrorReply, NoReply, Push, Simple, Verbatim, _NullArray
+from jobcached.net.replies import (
+    Encoded,
+    ErrorReply,
+    NoReply,
+    Push,
+    Simple,
+    Verbatim,
+    _NullArray,
+)
 
 # Redis' own limits (server.h): PROTO_INLINE_MAX_SIZE, proto-max-bulk-len, and the 1024*1024
 # multibulk cap in processMultibulkBuffer.
@@ -410,6 +418,8 @@ def _encode_into(reply: Any, out: list[bytes], resp3: bool) -> None:
                 out.append(b"$%d\r\n%b\r\n" % (len(item), item))
             elif type(item) is int:
                 out.append(b":%d\r\n" % item)
+            elif type(item) is Encoded:
+                out.append(item.data)
             else:
                 _encode_into(item, out, resp3)
     elif kind is ErrorReply:
@@ -449,6 +459,8 @@ def _encode_into(reply: Any, out: list[bytes], resp3: bool) -> None:
         out.append((b">%d\r\n" if resp3 else b"*%d\r\n") % len(reply.items))
         for item in reply.items:
             _encode_into(item, out, resp3)
+    elif kind is Encoded:
+        out.append(reply.data)
     elif kind is _NullArray:
         out.append(b"_\r\n" if resp3 else b"*-1\r\n")
     elif kind is NoReply:
