@@ -25,7 +25,6 @@ its queue and the W3C `traceparent` from its META when it has one.
 from __future__ import annotations
 
 import bisect
-import hashlib
 import logging
 import random
 from collections import deque
@@ -34,9 +33,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from jobcached.clock import Clock
-from jobcached.errors import CommandError, NotUniqueError, StaleLeaseError
+from jobcached.errors import CommandError, StaleLeaseError
 from jobcached.jobs.batches import BatchTable
 from jobcached.jobs.cron import MISSED_GRACE_MS, CronTable
+from jobcached.jobs.keys import IdempotencyKeys
 from jobcached.jobs.model import (
     TERMINAL,
     Event,
@@ -58,9 +58,6 @@ log = logging.getLogger("jobcached.jobs")
 LIST_SCAN_FACTOR = 10
 #: Deleted ids are swept out of the id list once there are this many and they are half of it.
 ID_SWEEP_MIN = 1000
-#: The idempotency keys of archived jobs are swept of expired ones past this many (and then
-#: when their number doubled).
-KEY_PRUNE_MIN = 10_000
 #: JOB.LOG defaults (config job-log-max-lines / job-log-max-bytes): the newest lines are kept.
 DEFAULT_LOG_MAX_LINES = 10_000
 DEFAULT_LOG_MAX_BYTES = 1024**2
@@ -121,11 +118,7 @@ class JobEngine:
         self._ids: list[str] = []
         self._deleted_ids = 0
         self.queues: dict[str, ReadyQueue] = {}
-        self.keys: dict[str, str] = {}  # idempotency key -> job id
-        #: idempotency keys of archived jobs, until their KEYTTL ends:
-        #: key -> (job id, key expiry ms, fingerprint of queue and payload)
-        self.archived_keys: dict[str, tuple[str, int, bytes]] = {}
-        self._prune_keys_at = KEY_PRUNE_MIN
+        self.keys = IdempotencyKeys()
         self.timers: TimerWheel[tuple[str, Any]] = TimerWheel(start_ms=clock.now_ms(),
                                                               tick_ms=tick_ms)
         self._fetch_waiters: dict[str, deque[FetchWaiter]] = {}
@@ -182,11 +175,7 @@ class JobEngine:
         for queue in self.queues.values():
             if queue.paused:
                 yield {"op": "pause", "queue": queue.name}
-        now = self.clock.now_ms()
-        live_keys = [[key, *entry] for key, entry in self.archived_keys.items()
-                     if entry[1] > now]
-        if live_keys:
-            yield {"op": "keys", "keys": live_keys}
+        yield from self.keys.snapshot(self.clock.now_ms())
 
     def _apply(self, r: Record) -> None:
         op = r["op"]
@@ -205,8 +194,7 @@ class JobEngine:
         elif op == "restore":
             self._apply_put(Job.from_record(r["job"]), restored=True)
         elif op == "keys":  # archived jobs' idempotency keys, from a snapshot
-            for key, job_id, expires, fingerprint in r["keys"]:
-                self.archived_keys[key] = (job_id, expires, fingerprint)
+            self.keys.apply_snapshot(r["keys"])
         elif op.startswith("batch"):
             self.batches.apply(op, r)
         elif op.startswith("cron"):
@@ -286,8 +274,7 @@ class JobEngine:
         if job.batch:
             self.batches.count(job, None, state, archived=restored)
         if job.key:
-            self.keys[job.key] = job_id
-            self.archived_keys.pop(job.key, None)
+            self.keys.added(job)
         if state is QUEUED:
             queue.push(job)
         elif state is PENDING or state is RETRYING:
@@ -346,11 +333,8 @@ class JobEngine:
         if self._deleted_ids > ID_SWEEP_MIN and self._deleted_ids * 2 > len(self._ids):
             self._ids = [job_id for job_id in self._ids if job_id in self.jobs]
             self._deleted_ids = 0
-        if job.key and self.keys.get(job.key) == job.id:
-            del self.keys[job.key]
-            if archived:  # the key still answers for the job until its KEYTTL ends
-                self.archived_keys[job.key] = (job.id, job.key_expires_ms,
-                                               _fingerprint(job.queue, job.payload))
+        if job.key:
+            self.keys.removed(job, archived=archived)
 
     def _queue(self, name: str) -> ReadyQueue:
         queue = self.queues.get(name)
@@ -380,19 +364,9 @@ class JobEngine:
             failed_parent, waiting = self._parents_status(opts.after, archived_parents or {},
                                                           strict=True)
         if opts.key is not None:
-            existing_id = self.keys.get(opts.key)
-            existing = self.jobs.get(existing_id) if existing_id else None
-            if existing is not None and existing.key_expires_ms > now:
-                if existing.payload != payload or existing.queue != queue:
-                    raise NotUniqueError(f"idempotency key '{opts.key}' was used for job "
-                                         f"{existing.id} with a different payload")
-                return existing.id, False
-            archived = self.archived_keys.get(opts.key) if existing is None else None
-            if archived is not None and archived[1] > now:
-                if archived[2] != _fingerprint(queue, payload):
-                    raise NotUniqueError(f"idempotency key '{opts.key}' was used for job "
-                                         f"{archived[0]} with a different payload")
-                return archived[0], False
+            existing_id = self.keys.find(opts.key, queue, payload, self.jobs, now)
+            if existing_id is not None:
+                return existing_id, False
         run_at = opts.at_ms if opts.at_ms is not None else now + (opts.delay_ms or 0)
         state = PENDING if run_at > now or waiting else QUEUED
         job = Job(
@@ -783,11 +757,7 @@ class JobEngine:
                and j.state in TERMINAL and j.finished_ms == finished]
         if ids:
             self._commit({"op": "archive", "ids": ids})
-        if len(self.archived_keys) > self._prune_keys_at:
-            now = self.clock.now_ms()
-            self.archived_keys = {key: entry for key, entry in self.archived_keys.items()
-                                  if entry[1] > now}
-            self._prune_keys_at = max(KEY_PRUNE_MIN, 2 * len(self.archived_keys))
+        self.keys.prune(self.clock.now_ms())
 
     def restore(self, job: Job) -> None:
         """Bring an archived job back into memory (to run it again: JOB.RETRY, DLQ.REQUEUE)."""
@@ -846,12 +816,6 @@ class JobEngine:
 
     def next_deadline(self) -> int | None:
         return self.timers.next_deadline()
-
-
-def _fingerprint(queue: str, payload: bytes) -> bytes:
-    """What an archived job's idempotency key remembers of it: enough to tell a repeated push
-    (same queue and payload) from a clash, without keeping the payload in memory."""
-    return hashlib.blake2b(queue.encode() + b"\0" + payload, digest_size=16).digest()
 
 
 def _job_fields(job: Job, **more: Any) -> dict[str, Any]:
