@@ -195,10 +195,11 @@ def job_push(s: Session, argv: list[bytes]) -> Any:
     engine = engine_of(s)
     s.server.check_job_writes()
     check_size(s, argv[2], "payload")
-    opts = PushOptions()
-    if len(argv) > 3:  # most pushes have no options: skip the parser
-        parse_push_options(Args(argv, 3), opts)
     queue = text(argv[1])
+    if len(argv) == 3:  # most pushes have no options: no parser, no closure
+        return s.server.durable(engine.push(queue, argv[2])[0].encode())
+    opts = PushOptions()
+    parse_push_options(Args(argv, 3), opts)
 
     def push(archived: dict[str, Job]) -> Any:
         s.server.check_job_writes()

@@ -353,7 +353,7 @@ class JobEngine:
         caller and passed as `archived_parents` (id -> final state); an id found in neither
         place is an error. A job whose parent already ended dead or canceled is created
         canceled, as it would have been had it been pushed earlier."""
-        opts = opts or PushOptions()
+        opts = opts or _NO_OPTIONS
         now = self.clock.now_ms()
         if opts.batch is not None:
             self.batches.check_open(opts.batch)
@@ -816,6 +816,10 @@ class JobEngine:
 
     def next_deadline(self) -> int | None:
         return self.timers.next_deadline()
+
+
+#: JOB.PUSH without options (read only: `push` copies what the job keeps).
+_NO_OPTIONS = PushOptions()
 
 
 def _job_fields(job: Job, **more: Any) -> dict[str, Any]:
