@@ -263,6 +263,18 @@ class Job:
         return job
 
 
+def queued_record(job_id: str, queue: str, payload: bytes, timeout_ms: int,
+                  now_ms: int) -> list[Any]:
+    """The record of a job pushed without options (what `to_record` gives for the job that
+    `JOB.PUSH queue payload` makes): queued now, default retry policy, the rest empty. The
+    engine builds the job from it with `from_record`, as replay does: about 30% fewer steps
+    than constructing the job (34 fields) and then listing them. It lives here because it
+    spells out the RECORD_FIELDS order."""
+    return [job_id, queue, queue, payload, "queued", 0, 0, DEFAULT_RETRIES, None, timeout_ms,
+            now_ms, now_ms, now_ms, 0, 0, [], None, None, 0, {}, "", 0, "", "", 0, [], "", 0,
+            [], 0]
+
+
 #: The order of Job.to_record(); change it only with a WAL record version bump.
 RECORD_FIELDS = ("id", "queue", "type", "payload", "state", "priority", "attempt", "retries",
                  "backoff", "timeout", "run_at", "created", "enqueued", "started", "finished",
@@ -304,13 +316,19 @@ class IdGenerator:
 
     Sortable by creation time, URL-safe, and monotonic within one millisecond (the random part
     is incremented, as the ULID spec's monotonic factory does), so ids also order JOB.LIST.
+
+    An increment within a millisecond usually changes only the last two characters (the low
+    10 bits), so the other 24 are kept in `_head` and formatted again only when they change:
+    a busy server makes many ids per millisecond, and formatting all 26 was about a sixth
+    of a push's bytecodes.
     """
 
     def __init__(self, rng: random.Random) -> None:
         self._rng = rng
         self._last_ms = -1
         self._last_rand = 0
-        self._prefix = ""
+        self._prefix = ""  # the time part, 10 characters
+        self._head = ""  # all but the last 2 characters of the last id
 
     def resume_after(self, last_id: str) -> None:
         """Continue after an id already in use (after replay), so a restart within the same
@@ -322,16 +340,19 @@ class IdGenerator:
         if (last_ms, last_rand) > (self._last_ms, self._last_rand):
             self._last_ms, self._last_rand = last_ms, last_rand
             self._prefix = _base32(last_ms, 5)
+            self._head = self._prefix + _base32(last_rand >> 10, 7)
 
     def new(self, now_ms: int) -> str:
         if now_ms <= self._last_ms:
-            now_ms = self._last_ms
-            self._last_rand += 1
+            rand = self._last_rand = self._last_rand + 1
+            if rand & 1023:  # no carry out of the last two characters
+                return self._head + _PAIRS[rand & 1023]
         else:
             self._last_ms = now_ms
-            self._last_rand = self._rng.getrandbits(79)  # headroom so increments never wrap
+            rand = self._last_rand = self._rng.getrandbits(79)  # headroom: never wraps
             self._prefix = _base32(now_ms, 5)  # the time part changes once per millisecond
-        return self._prefix + _base32(self._last_rand, 8)
+        self._head = self._prefix + _base32(rand >> 10, 7)
+        return self._head + _PAIRS[rand & 1023]
 
 
 #: Every pair of Crockford characters, indexed by 10 bits: half as many steps per id.

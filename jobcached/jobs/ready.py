@@ -34,7 +34,8 @@ def new_histogram() -> list[int]:
 
 
 def observe_ms(histogram: list[int], duration_ms: int) -> None:
-    duration_ms = max(0, duration_ms)  # a clock stepped back must not index from the end
+    if duration_ms < 0:  # a clock stepped back must not index from the end
+        duration_ms = 0
     histogram[duration_ms.bit_length()] += 1
     histogram[-1] += duration_ms
 

@@ -191,9 +191,13 @@ class TimerWheel(Generic[T]):
             tick, cur = handle._tick, self._cur
             if tick - cur < SLOTS:
                 bucket, level = self._levels[0][tick & SLOT_MASK], 0
+            elif (tick >> SLOT_BITS) - (cur >> SLOT_BITS) <= SLOTS:
+                # Level 1 spelled out (the loop below would find it first): it holds leases
+                # and timeouts of seconds to minutes, one schedule per job fetched.
+                bucket, level = self._levels[1][(tick >> SLOT_BITS) & SLOT_MASK], 1
             else:
                 bucket, level = self._overflow, _OVERFLOW
-                for lvl in range(1, LEVELS):
+                for lvl in range(2, LEVELS):
                     shift = lvl * SLOT_BITS
                     window = tick >> shift
                     # Strictly after the current window (guaranteed because the lower level

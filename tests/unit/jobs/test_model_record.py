@@ -3,7 +3,14 @@ per job. `from_record` skips `__init__`, so these tests check that it still sets
 
 from __future__ import annotations
 
-from jobcached.jobs.model import RECORD_FIELDS, Job, RetryPolicy, State, retry_policy
+from jobcached.jobs.model import (
+    RECORD_FIELDS,
+    Job,
+    RetryPolicy,
+    State,
+    queued_record,
+    retry_policy,
+)
 
 
 def full_job() -> Job:
@@ -48,3 +55,14 @@ def test_records_of_the_first_layout_still_load() -> None:
     old = full_job().to_record()[:25]  # before parents, batch, expire, logs and log_base
     job = Job.from_record(old)
     assert (job.parents, job.batch, job.expire_ms, job.logs, job.log_base) == ([], "", 0, [], 0)
+
+
+def test_queued_record_is_what_a_plain_job_records() -> None:
+    """`queued_record` spells the record out by hand: it must stay what `to_record` gives for
+    the job a JOB.PUSH without options makes."""
+    job = Job(id="01M82DF4FN4C1CWW7BDR92DG4S", queue="q", type="q", payload=b"p",
+              state=State.QUEUED, timeout_ms=60_000, run_at_ms=5, created_ms=5,
+              enqueued_ms=5)
+    assert queued_record(job.id, "q", b"p", 60_000, 5) == job.to_record()
+    rebuilt = Job.from_record(queued_record(job.id, "q", b"p", 60_000, 5))
+    assert rebuilt.to_record() == job.to_record() and rebuilt.retry == job.retry
