@@ -100,8 +100,8 @@ class App:
         durability = Durability(wal, config.appendfsync, loop)
         durability.records_in_log = replayed
         engine.propagate = durability.append
-        engine.on_transition = state.publish_job_transition  # live changes only, not replay
         self.state.jobs = engine
+        state.watch_job_events()  # live changes only, not replay
         self.state.durability = durability
         engine.start()  # cron slots and batch callbacks owed from before the restart
         archiver = Archiver(config, engine, state.clock)

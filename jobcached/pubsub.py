@@ -10,6 +10,7 @@ data]`), and the network side writes it as a push.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from jobcached.cache.glob import Glob, compile_glob, glob_match
@@ -33,6 +34,17 @@ class PubSub:
         self.channels: dict[bytes, dict[Subscriber, None]] = {}
         #: pattern -> (compiled glob, subscribers)
         self.patterns: dict[bytes, tuple[Glob, dict[Subscriber, None]]] = {}
+        #: whether anyone listens at all; `on_active_change(active)` hears when that flips
+        #: (the server detaches job status events while nobody could receive them)
+        self.active = False
+        self.on_active_change: Callable[[bool], None] | None = None
+
+    def _check_active(self) -> None:
+        active = bool(self.channels or self.patterns)
+        if active is not self.active:
+            self.active = active
+            if self.on_active_change is not None:
+                self.on_active_change(active)
 
     # ------------------------------------------------------------------ subscriptions
 
@@ -42,6 +54,7 @@ class PubSub:
             return False
         sub.sub_channels[channel] = None
         self.channels.setdefault(channel, {})[sub] = None
+        self._check_active()
         return True
 
     def unsubscribe(self, sub: Subscriber, channel: bytes) -> bool:
@@ -53,6 +66,7 @@ class PubSub:
             subs.pop(sub, None)
             if not subs:
                 del self.channels[channel]
+                self._check_active()
         return True
 
     def psubscribe(self, sub: Subscriber, pattern: bytes) -> bool:
@@ -63,6 +77,7 @@ class PubSub:
         if entry is None:
             entry = self.patterns[pattern] = (compile_glob(pattern), {})
         entry[1][sub] = None
+        self._check_active()
         return True
 
     def punsubscribe(self, sub: Subscriber, pattern: bytes) -> bool:
@@ -73,6 +88,7 @@ class PubSub:
             entry[1].pop(sub, None)
             if not entry[1]:
                 del self.patterns[pattern]
+                self._check_active()
         return True
 
     def drop(self, sub: Subscriber) -> None:

@@ -181,6 +181,17 @@ class ServerState:
         if self.durability is not None:
             self.durability.check_writable()
 
+    def watch_job_events(self) -> None:
+        """Attach the job engine's status events only while someone is subscribed: with no
+        subscriber the engine skips the hook altogether (most servers, most of the time)."""
+
+        def wanted(active: bool) -> None:
+            if self.jobs is not None:
+                self.jobs.on_transition = self.publish_job_transition if active else None
+
+        self.pubsub.on_active_change = wanted
+        wanted(self.pubsub.active)
+
     def publish_job_transition(self, job: Job, old: State | None, new: State,
                                now_ms: int) -> None:
         """The job engine's `on_transition`: a status event on `__job__:<id>` and
