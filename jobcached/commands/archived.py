@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
 from jobcached.errors import CommandError
@@ -51,15 +51,17 @@ def from_archive(s: Session, lookup: Callable[[Archive], Awaitable[T]],
         except Exception as exc:  # SQLite failed: say so, the connection stays healthy
             log.warning("job archive read failed", extra={"error": str(exc)})
             value = ErrorReply(f"ERR job archive unavailable: {type(exc).__name__}: {exc}")
-        if isinstance(value, Deferred):
-            value.add_callback(lambda done: reply.resolve(done.value))
-        else:
-            reply.resolve(value)
+        reply.resolve_with(value)
 
-    task = asyncio.get_running_loop().create_task(run())
+    _spawn(run())
+    return reply
+
+
+def _spawn(work: Coroutine[Any, Any, None]) -> None:
+    """Run `work` as a task, referenced until done (asyncio keeps only weak references)."""
+    task = asyncio.get_running_loop().create_task(work)
     _running.add(task)
     task.add_done_callback(_running.discard)
-    return reply
 
 
 def drop_restored(s: Session, ids: list[str], reply: Any) -> Any:
@@ -71,22 +73,17 @@ def drop_restored(s: Session, ids: list[str], reply: Any) -> Any:
     if archive is None or not ids:
         return reply
 
-    def delete(_: Any = None) -> None:
-        async def run() -> None:
-            try:
-                await archive.delete(ids)
-            except Exception as exc:
-                log.warning("could not delete restored jobs from the archive",
-                            extra={"error": str(exc)})
-
-        task = asyncio.get_running_loop().create_task(run())
-        _running.add(task)
-        task.add_done_callback(_running.discard)
+    async def delete() -> None:
+        try:
+            await archive.delete(ids)
+        except Exception as exc:
+            log.warning("could not delete restored jobs from the archive",
+                        extra={"error": str(exc)})
 
     if isinstance(reply, Deferred):
-        reply.add_callback(delete)
+        reply.add_callback(lambda _: _spawn(delete()))
     else:
-        delete()
+        _spawn(delete())
     return reply
 
 

@@ -258,11 +258,7 @@ def job_fetch(s: Session, argv: list[bytes]) -> Any:
     def deliver(found: list[Job]) -> None:
         # The leases were just logged: answer once they are durable, so that after a crash
         # a job a worker holds is not handed to another before its lease runs out.
-        value = s.server.durable([fetched_reply(j, s.resp3) for j in found])
-        if isinstance(value, Deferred):
-            value.add_callback(lambda done: reply.resolve(done.value))
-        else:
-            reply.resolve(value)
+        reply.resolve_with(s.server.durable([fetched_reply(j, s.resp3) for j in found]))
 
     waiter = engine.wait_for_jobs(queues, count, lease, worker, block, deliver)
     reply.on_cancel = lambda: engine.cancel_wait(waiter)

@@ -145,15 +145,16 @@ def dlq_requeue(s: Session, argv: list[bytes]) -> Any:
         if args.next_upper() != b"QUEUE":
             raise SyntaxErr()
         queue = text(args.next())
-    requeue_all = argv[1].upper() == b"ALL"
-    if requeue_all:
-        hot = engine.dead_jobs(queue)
-    else:
-        job = engine.get(text(argv[1]))
-        hot = [job] if job is not None and job.state is State.DEAD else []
+    job_id = None if argv[1].upper() == b"ALL" else text(argv[1])
 
     def requeue(archived: list[Job]) -> Any:
+        # Memory is read here, not before an archive lookup: it may have changed meanwhile.
         s.server.check_job_writes()
+        if job_id is None:
+            hot = engine.dead_jobs(queue)
+        else:
+            job = engine.get(job_id)
+            hot = [job] if job is not None and job.state is State.DEAD else []
         restored = [j for j in archived if j.state is State.DEAD and j.id not in engine.jobs]
         for job in restored:
             engine.restore(job)
@@ -162,12 +163,11 @@ def dlq_requeue(s: Session, argv: list[bytes]) -> Any:
         return drop_restored(s, [j.id for j in restored],
                              s.server.durable(len(hot) + len(restored)))
 
-    if requeue_all:
+    if job_id is None:
         return from_archive(s, lambda archive: archive.page(
             "", None, queue, State.DEAD, REQUEUE_FROM_ARCHIVE), requeue, [])
-    if hot or engine.get(text(argv[1])) is not None:
+    if job_id in engine.jobs:
         return requeue([])
-    job_id = text(argv[1])
 
     async def lookup(archive: Archive) -> list[Job]:
         found = await archive.get(job_id)

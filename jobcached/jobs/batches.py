@@ -134,11 +134,14 @@ class BatchTable:
 
     def check_open(self, batch_id: str) -> None:
         """Raise unless the batch exists and takes members."""
+        if self._known(batch_id).committed:
+            raise CommandError(f"batch {batch_id} is committed: it takes no more jobs")
+
+    def _known(self, batch_id: str) -> Batch:
         batch = self.batches.get(batch_id)
         if batch is None:
             raise CommandError(f"no such batch {batch_id}")
-        if batch.committed:
-            raise CommandError(f"batch {batch_id} is committed: it takes no more jobs")
+        return batch
 
     def new(self, on_success: tuple[str, bytes] | None,
             on_complete: tuple[str, bytes] | None) -> str:
@@ -152,10 +155,7 @@ class BatchTable:
     def close(self, batch_id: str) -> None:
         """BATCH.COMMIT: no more members; the callbacks fire when the members are done (at
         once if they already are). Closing twice is harmless."""
-        batch = self.batches.get(batch_id)
-        if batch is None:
-            raise CommandError(f"no such batch {batch_id}")
-        if not batch.committed:
+        if not self._known(batch_id).committed:
             self._commit({"op": "batch-commit", "id": batch_id})
             self.settle(batch_id)
 

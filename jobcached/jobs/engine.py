@@ -404,7 +404,7 @@ class JobEngine:
         )
         if failed_parent is not None:
             job.state, job.finished_ms = CANCELED, now
-            job.reason = f"parent {failed_parent[0]} is {failed_parent[1].value}"
+            job.reason = failed_parent
         return self._put_new(job, job.to_record(), now), True
 
     def _put_new(self, job: Job, record: list[Any], now: int) -> str:
@@ -425,8 +425,9 @@ class JobEngine:
         return job.id
 
     def _parents_status(self, parents: list[str], archived: dict[str, State], *,
-                        strict: bool = False) -> tuple[tuple[str, State] | None, bool]:
-        """(the first parent that ended dead or canceled, whether any is yet to succeed).
+                        strict: bool = False) -> tuple[str | None, bool]:
+        """(why the job must be canceled: the first parent that ended dead or canceled, as
+        the cancel reason; whether any parent is yet to succeed).
         A parent in neither memory nor `archived` has been archived since (it ended, and had
         it failed this job would have been canceled then): it counts as succeeded, unless
         `strict` (at push), where it is an unknown id."""
@@ -439,7 +440,7 @@ class JobEngine:
                     raise CommandError(f"no such parent job {parent_id}")
                 continue
             if state is DEAD or state is CANCELED:
-                return (parent_id, state), waiting
+                return f"parent {parent_id} is {state.value}", waiting
             if state is not SUCCEEDED:
                 waiting = True
         return None, waiting
@@ -627,8 +628,14 @@ class JobEngine:
                   deliver: Callable[[Job | None], None]) -> JobWaiter:
         """Call `deliver(job)` when the job finishes, or `deliver(None)` after timeout_ms
         (0 = no timeout). The caller checks first whether it already finished."""
+        return self._wait(self._done_waiters, job_id, timeout_ms, deliver)
+
+    def _wait(self, waiters: dict[str, list[JobWaiter]], job_id: str, timeout_ms: int,
+              deliver: Callable[[Job | None], None]) -> JobWaiter:
+        """Register a JobWaiter in `waiters` (JOB.WAIT's or JOB.LOGS's), timing out after
+        timeout_ms (0 = never)."""
         waiter = JobWaiter(job_id, deliver)
-        self._done_waiters.setdefault(job_id, []).append(waiter)
+        waiters.setdefault(job_id, []).append(waiter)
         if timeout_ms > 0:
             waiter.timer = self.timers.schedule(self.clock.now_ms() + timeout_ms,
                                                 ("wait-timeout", waiter))
@@ -666,7 +673,7 @@ class JobEngine:
                     continue
                 failed, waiting = self._parents_status(child.parents, {})
                 if failed is not None:
-                    self._cancel(child, f"parent {failed[0]} is {failed[1].value}",
+                    self._cancel(child, failed,
                                  cascade=False)
                     work.append(child.id)
                 elif not waiting:
@@ -753,12 +760,7 @@ class JobEngine:
                   deliver: Callable[[Job | None], None]) -> JobWaiter:
         """Call `deliver(job)` when the job logs more lines or ends, `deliver(None)` after
         timeout_ms (0 = no timeout)."""
-        waiter = JobWaiter(job_id, deliver)
-        self._log_waiters.setdefault(job_id, []).append(waiter)
-        if timeout_ms > 0:
-            waiter.timer = self.timers.schedule(self.clock.now_ms() + timeout_ms,
-                                                ("wait-timeout", waiter))
-        return waiter
+        return self._wait(self._log_waiters, job_id, timeout_ms, deliver)
 
     def start(self) -> None:
         """Live from now on (after replay): fire what cron entries and batches are owed, and
@@ -769,27 +771,34 @@ class JobEngine:
     # ------------------------------------------------------------------ archive
 
     def archivable(self, finished_before_ms: int, limit: int) -> list[Job]:
-        """Up to `limit` jobs that ended before the cutoff, oldest first, for the archive."""
-        found: list[Job] = []
+        """Up to `limit` jobs that ended before the cutoff, oldest first, for the archive.
+
+        `_finished_order` may hold stale entries (a job gone, run again, or ended again
+        later): those are skipped, and dropped once they reach the front, so the deque is
+        only ever shortened from the left (deleting in its middle costs its length)."""
         order = self._finished_order
-        index = 0
-        while index < len(order) and len(found) < limit:
-            finished, job_id = order[index]
-            if finished >= finished_before_ms:
+        while order and self._still_finished(*order[0]) is None:
+            order.popleft()
+        found: list[Job] = []
+        for finished, job_id in order:
+            if finished >= finished_before_ms or len(found) >= limit:
                 break
-            job = self.jobs.get(job_id)
-            if job is None or job.state not in TERMINAL or job.finished_ms != finished:
-                del order[index]  # gone, run again, or ended again later: a stale entry
-                continue
-            found.append(job)
-            index += 1
+            job = self._still_finished(finished, job_id)
+            if job is not None:
+                found.append(job)
         return found
+
+    def _still_finished(self, finished: int, job_id: str) -> Job | None:
+        """The job of a `_finished_order` entry, if it is still the ending that entry saw."""
+        job = self.jobs.get(job_id)
+        if job is None or job.state not in TERMINAL or job.finished_ms != finished:
+            return None
+        return job
 
     def archived(self, stored: list[tuple[Job, int]]) -> None:
         """The archive now holds these (job, finished_ms as stored): drop them from memory,
         skipping any that were run again while the archive wrote."""
-        ids = [j.id for j, finished in stored if self.jobs.get(j.id) is j
-               and j.state in TERMINAL and j.finished_ms == finished]
+        ids = [j.id for j, finished in stored if self._still_finished(finished, j.id) is j]
         if ids:
             self._commit({"op": "archive", "ids": ids})
         self.keys.prune(self.clock.now_ms())
@@ -842,7 +851,7 @@ class JobEngine:
         if job.parents and job.state is PENDING:
             failed, waiting = self._parents_status(job.parents, {})
             if failed is not None:
-                self._cancel(job, f"parent {failed[0]} is {failed[1].value}")
+                self._cancel(job, failed)
                 return
             if waiting:
                 return

@@ -119,6 +119,14 @@ class Deferred:
         else:
             self._callbacks.append(callback)
 
+    def resolve_with(self, value: Any) -> None:
+        """Resolve with `value`, or, if it is a Deferred itself (a write still waiting to be
+        durable), with its value once it has one."""
+        if isinstance(value, Deferred):
+            value.add_callback(lambda done: self.resolve(done.value))
+        else:
+            self.resolve(value)
+
     def cancel(self) -> None:
         """The client went away: forget the callbacks, tell the owner."""
         self._callbacks = []
