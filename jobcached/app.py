@@ -236,7 +236,7 @@ class App:
         while True:
             now = clock.now_ms()
             wait_ms = tick_ms
-            for deadline in (engine.next_deadline(), timers.next_deadline()):
+            for deadline in (engine.next_wakeup(), timers.next_wakeup()):
                 if deadline is not None:
                     wait_ms = min(wait_ms, deadline - now)
             await asyncio.sleep(max(wait_ms, TIMER_MIN_SLEEP_MS) / 1000)

@@ -858,8 +858,9 @@ class JobEngine:
         self._commit_job(job, {"op": "due", "id": job.id, "now": now})
         self._serve_waiters(job.queue)
 
-    def next_deadline(self) -> int | None:
-        return self.timers.next_deadline()
+    def next_wakeup(self) -> int | None:
+        """When `tick` has work next, at the latest (see TimerWheel.next_wakeup)."""
+        return self.timers.next_wakeup()
 
 
 def _job_fields(job: Job, **more: Any) -> dict[str, Any]:

@@ -22,13 +22,16 @@ level-1 timer can be due before a level-0 one.
   per timer. The current tick is only partly over (deadlines keep ms precision), so its level-0
   slot is re-filtered on every advance that stays inside it. Overflow is re-filed, in O(len), only
   when the top-level window changes (every ~46 hours at 10 ms).
-- `next_deadline` returns the earliest pending deadline (beanstalkd's prottick: the loop sleeps
-  exactly until the next work). Within a level slots are in time order, so the answer is the
-  least of each level's first non-empty slot. The answer is cached: schedule keeps it with a
-  `min`, and only an advance that fires something, or cancelling the earliest timer, clears it
-  (cascading moves timers but does not change the minimum). Recomputing costs at most SLOTS
-  slot checks per level plus a scan of that one slot (level 0: the timers of a single tick;
-  level >= 1: one window, e.g. 2.56 s of timers at level 1).
+- `next_wakeup` returns when the loop must wake next (beanstalkd's prottick: the loop sleeps
+  exactly until the next work): the earliest deadline if it lies in the due bucket or level 0
+  (the next SLOTS ticks, 2.56 s at 10 ms), else the start of the first non-empty window of a
+  higher level, a lower bound. Waking there costs one empty advance, which cascades that window
+  down to level 0; after it the answer is exact again. The bound is what keeps this cheap: the
+  exact minimum of a level-1 slot is a scan of 2.56 s worth of timers, tens of thousands under a
+  burst of delayed jobs, and it was recomputed after every advance that fired something. Within
+  a level slots are in time order, so each level's first non-empty slot holds its earliest
+  timers. The answer is cached: schedule keeps it with a `min`; an advance that fires something
+  or reaches the cached time, or cancelling a timer at it, clears it.
 
 No clock is read here: time is always passed in, in unix milliseconds.
 """
@@ -129,7 +132,9 @@ class TimerWheel(Generic[T]):
         handle._bucket = None
         self._counts[handle._level] -= 1
         self._len -= 1
-        if self._next_valid and handle.deadline_ms == self._next:
+        if not self._len:
+            self._next, self._next_valid = None, True
+        elif self._next_valid and handle.deadline_ms == self._next:
             self._next_valid = False
         return True
 
@@ -154,6 +159,8 @@ class TimerWheel(Generic[T]):
                 else:
                     self._file(handle)
         if not fired:
+            if self._next_valid and self._next is not None and self._next <= now_ms:
+                self._next_valid = False  # a window's start, reached: its timers cascaded
             return []
         self._next_valid = False
         self._len -= len(fired)
@@ -162,10 +169,10 @@ class TimerWheel(Generic[T]):
         fired.sort(key=_fire_order)
         return [handle.item for handle in fired]
 
-    def next_deadline(self) -> int | None:
-        """The earliest pending deadline in unix ms (maybe in the past), or None when empty.
-
-        O(1) while cached; see the module docstring for the cost of a recompute.
+    def next_wakeup(self) -> int | None:
+        """When to advance next, in unix ms (maybe in the past), or None when empty: never after
+        the earliest pending deadline, and either equal to it or still in the future (so a loop
+        that sleeps until it never spins). O(1) while cached; see the module docstring.
         """
         if not self._next_valid:
             self._next = self._earliest()
@@ -246,28 +253,32 @@ class TimerWheel(Generic[T]):
         return moved
 
     def _earliest(self) -> int | None:
-        """The earliest deadline: the first non-empty bucket of each level, then the least.
+        """See `next_wakeup`: exact for the due bucket, level 0 and overflow; for a higher level
+        the start of its first non-empty window.
 
         Levels are not ordered against each other: level 0 reaches up to SLOTS ticks past
-        `cur`, which can lie inside a window that level 1 also holds (a level-1 timer at the
-        start of the next window can be earlier than a level-0 timer near its end). Within a
-        level, buckets are in time order, so each level's first non-empty bucket holds its
-        earliest timer.
+        `cur`, which can lie inside a window that level 1 also holds, so every level is asked.
         """
         counts = self._counts
         candidates: list[int] = []
         if counts[_DUE]:
             candidates.append(min(h.deadline_ms for h in self._due))
-        for lvl in range(LEVELS):
+        if counts[0]:
+            slots = self._levels[0]
+            for tick in range(self._cur, self._cur + SLOTS):
+                bucket = slots[tick & SLOT_MASK]
+                if bucket:
+                    candidates.append(min(h.deadline_ms for h in bucket))
+                    break
+        for lvl in range(1, LEVELS):
             if not counts[lvl]:
                 continue
             shift = lvl * SLOT_BITS
-            start = self._cur if lvl == 0 else (self._cur >> shift) + 1
+            first = (self._cur >> shift) + 1
             slots = self._levels[lvl]
-            for index in range(start, start + SLOTS):
-                bucket = slots[index & SLOT_MASK]
-                if bucket:
-                    candidates.append(min(h.deadline_ms for h in bucket))
+            for window in range(first, first + SLOTS):
+                if slots[window & SLOT_MASK]:
+                    candidates.append((window << shift) * self._tick_ms)
                     break
         if counts[_OVERFLOW]:
             candidates.append(min(h.deadline_ms for h in self._overflow))

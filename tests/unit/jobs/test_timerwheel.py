@@ -28,7 +28,7 @@ def test_fires_in_deadline_then_schedule_order() -> None:
     assert wheel.advance(START_MS + 19) == []
     assert wheel.advance(START_MS + 100) == ["a", "b", "c", "d"]
     assert len(wheel) == 0
-    assert wheel.next_deadline() is None
+    assert wheel.next_wakeup() is None
 
 
 def test_millisecond_precision_inside_a_tick() -> None:
@@ -37,12 +37,12 @@ def test_millisecond_precision_inside_a_tick() -> None:
     wheel.schedule(START_MS + 17, "y")
     wheel.schedule(START_MS + 100, "z")
     assert wheel.advance(START_MS + 12) == []
-    assert wheel.next_deadline() == START_MS + 13
+    assert wheel.next_wakeup() == START_MS + 13
     assert wheel.advance(START_MS + 13) == ["x"]
-    assert wheel.next_deadline() == START_MS + 17
+    assert wheel.next_wakeup() == START_MS + 17
     assert wheel.advance(START_MS + 16) == []
     assert wheel.advance(START_MS + 17) == ["y"]
-    assert wheel.next_deadline() == START_MS + 100
+    assert wheel.next_wakeup() == START_MS + 100
 
 
 def test_cancel_is_idempotent_and_noop_after_fire() -> None:
@@ -53,7 +53,7 @@ def test_cancel_is_idempotent_and_noop_after_fire() -> None:
     assert wheel.cancel(drop) is False
     assert not drop.active
     assert len(wheel) == 1
-    assert wheel.next_deadline() == START_MS + 10
+    assert wheel.next_wakeup() == START_MS + 10
     assert wheel.advance(START_MS + 10) == ["keep"]
     assert wheel.cancel(keep) is False
     assert len(wheel) == 0
@@ -64,7 +64,7 @@ def test_past_deadlines_fire_on_next_advance_even_if_time_stands_still() -> None
     wheel.advance(START_MS + 1_000)
     wheel.schedule(START_MS, "late")
     wheel.schedule(START_MS + 1_000, "now")
-    assert wheel.next_deadline() == START_MS
+    assert wheel.next_wakeup() == START_MS
     assert wheel.advance(START_MS + 1_000) == ["late", "now"]
     wheel.schedule(START_MS + 500, "backwards")
     assert wheel.advance(START_MS) == ["backwards"]  # a stepped-back clock still fires due work
@@ -76,16 +76,16 @@ def test_far_future_deadlines_cascade_down_and_fire_exactly() -> None:
     offsets.append(600 * DAY_MS)  # beyond four levels at 10 ms: overflow
     for i, offset in enumerate(offsets):
         wheel.schedule(START_MS + offset, f"t{i}")
-    assert wheel.next_deadline() == START_MS + offsets[0]
-    now = START_MS
     fired: list[str] = []
-    while len(wheel):  # hop from deadline to deadline, checking nothing fires early
-        deadline = wheel.next_deadline()
-        assert deadline is not None
-        assert wheel.advance(deadline - 1) == []
-        now = deadline
-        fired += wheel.advance(now)
+    wakeups = 0
+    while len(wheel):  # hop from wake-up to wake-up, checking nothing fires early or is missed
+        wakeup = wheel.next_wakeup()
+        assert wakeup is not None
+        assert wheel.advance(wakeup - 1) == []
+        fired += wheel.advance(wakeup)
+        wakeups += 1
     assert fired == [f"t{i}" for i in range(len(offsets))]
+    assert wakeups <= len(offsets) * (LEVELS + 1)  # one per timer, plus one per cascade
 
 
 def test_thirty_day_jump_is_bounded_not_tick_by_tick() -> None:
@@ -99,16 +99,30 @@ def test_thirty_day_jump_is_bounded_not_tick_by_tick() -> None:
     assert elapsed < 1.0, elapsed  # ~1 ms in practice; a per-tick loop would be minutes
 
 
-def test_next_deadline_tracks_cancel_and_schedule() -> None:
-    wheel = make()
-    a = wheel.schedule(START_MS + 5_000, "a")
-    wheel.schedule(START_MS + 90_000, "b")
-    assert wheel.next_deadline() == START_MS + 5_000
+def test_next_wakeup_tracks_cancel_and_schedule() -> None:
+    wheel = make()  # tick 10 ms: level 0 reaches 2.56 s ahead
+    a = wheel.schedule(START_MS + 500, "a")
+    wheel.schedule(START_MS + 1_500, "b")
+    assert wheel.next_wakeup() == START_MS + 500
     wheel.cancel(a)
-    assert wheel.next_deadline() == START_MS + 90_000
+    assert wheel.next_wakeup() == START_MS + 1_500
     wheel.schedule(START_MS + 1, "c")
-    assert wheel.next_deadline() == START_MS + 1
+    assert wheel.next_wakeup() == START_MS + 1
     assert sorted(wheel.items()) == ["b", "c"]
+
+
+def test_far_deadlines_give_a_window_start_not_a_scan() -> None:
+    """Beyond level 0 the wake-up is the start of the first busy window: never late, never a
+    scan of every timer in it, and exact again once that window has cascaded down."""
+    wheel = make()
+    for i in range(1_000):
+        wheel.schedule(START_MS + 90_000 + i, i)
+    wakeup = wheel.next_wakeup()
+    assert wakeup is not None and START_MS < wakeup <= START_MS + 90_000
+    while wheel.next_wakeup() != START_MS + 90_000:
+        assert wheel.advance(wheel.next_wakeup() or 0) == []
+    assert wheel.advance(START_MS + 90_000) == [0]
+    assert wheel.next_wakeup() == START_MS + 90_001
 
 
 # Offsets (in ticks) next to every slot and window boundary of every level, and overflow.
@@ -131,7 +145,9 @@ def test_boundary_sweep(phase: int) -> None:
             wheel.schedule(phase + edge, edge)
         assert wheel.advance(phase + jump) == [e for e in EDGES if e <= jump]
         for edge in (e for e in EDGES if e > jump):
-            assert wheel.next_deadline() == phase + edge
+            while (wakeup := wheel.next_wakeup()) != phase + edge:
+                assert wakeup is not None and wheel.now_ms < wakeup < phase + edge
+                assert wheel.advance(wakeup) == []  # a window start: it cascades, fires nothing
             assert wheel.advance(phase + edge - 1) == []
             assert wheel.advance(phase + edge) == [edge]
         assert len(wheel) == 0
@@ -199,4 +215,10 @@ def test_matches_sorted_list_model(ops: list[tuple[str, int]], tick_ms: int) -> 
             model = [e for e in model if e[0] > now]
             assert wheel.advance(target) == [s for _, s in expected]
         assert len(wheel) == len(model)
-        assert wheel.next_deadline() == (min(d for d, _ in model) if model else None)
+        wakeup = wheel.next_wakeup()
+        if not model:
+            assert wakeup is None
+        else:  # never late; exact, or a future window start that a loop can sleep until
+            earliest = min(d for d, _ in model)
+            assert wakeup is not None and wakeup <= earliest
+            assert wakeup == earliest or wakeup > wheel.now_ms
