@@ -73,12 +73,14 @@ def require_binary(name: str) -> str:
 
 
 def cpu_ticks(pid: int) -> int:
-    """utime + stime of process `pid` in clock ticks, from /proc/<pid>/stat."""
+    """utime + stime of process `pid` and of its children that ended (cutime + cstime), in
+    clock ticks, from /proc/<pid>/stat: jobcached compacts its WAL in a forked child, and that
+    CPU is the server's too (a child counts once the server has waited for it)."""
     stat = Path(f"/proc/{pid}/stat").read_text()
     # The command name (field 2) is in parentheses and may contain spaces: split after the last ')'.
     fields = stat[stat.rindex(")") + 2 :].split()
-    # fields[0] is field 3 (state); utime and stime are fields 14 and 15.
-    return int(fields[11]) + int(fields[12])
+    # fields[0] is field 3 (state); utime, stime, cutime and cstime are fields 14 to 17.
+    return sum(int(field) for field in fields[11:15])
 
 
 def cpu_ns(pid: int) -> int | None:

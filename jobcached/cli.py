@@ -81,12 +81,15 @@ def wal_check(directory: str) -> None:
 
     report = summarize(directory)
     click.echo(f"WAL {report['path']} (format version {report['version']})")
-    click.echo(f"  segments: {len(report['segments'])}, records: {report['records']}, "
-               f"bytes: {report['bytes']}")
+    click.echo(f"  segments: {len(report['segments'])}, records: {report['records']} "
+               f"(+{report['base_records']} in the base), bytes: {report['bytes']}")
     if report["records"]:
         click.echo(f"  sequence numbers: {report['first_seq']}..{report['last_seq']}")
     for segment in report["segments"]:
-        click.echo(f"  {segment['file']}: {segment['records']} records, {segment['bytes']} bytes")
+        what = (f"the state before record {segment['first_seq']}, "
+                if segment["base"] else "")
+        click.echo(f"  {segment['file']}: {what}{segment['records']} records, "
+                   f"{segment['bytes']} bytes")
     for damage in report["corruption"]:
         kind = "torn tail (truncated at start)" if damage["torn_tail"] else "CORRUPT"
         click.echo(f"  {kind}: {damage['file']} at offset {damage['offset']}: "

@@ -14,15 +14,18 @@ written again; the server retries every second and heals by itself once the disk
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import msgpack
 
 from jobcached.errors import CommandError, WalError
+from jobcached.forkwrite import ChildFailed, ForkedWrite
 from jobcached.jobs.groupcommit import GroupCommitter
-from jobcached.jobs.wal import Wal
+from jobcached.jobs.wal import COMPACT_TMP, Wal, write_base
 from jobcached.net.replies import Deferred, ErrorReply
 
 log = logging.getLogger("jobcached.durability")
@@ -31,9 +34,7 @@ log = logging.getLogger("jobcached.durability")
 COMPACT_GARBAGE_RATIO = 2
 #: ...but never for a log smaller than this many records: about 50 MB at some 200 bytes a
 #: record (Redis' auto-aof-rewrite-min-size is 64 MB), which replays in about a second. Below
-#: that, compacting buys little, while its snapshot pauses the event loop (one `to_record` per
-#: live job) and its writes compete with the clients' (at 10,000 it ran every few seconds under
-#: load, and its pauses showed in the delayed-job lateness tail).
+#: that, compacting buys little: it costs a fork and a child's CPU.
 COMPACT_MIN_RECORDS = 250_000
 
 
@@ -72,8 +73,11 @@ class Durability:
         self._open = _Batch()
         self._in_flight: _Batch | None = None
         self._scheduled = False
-        # A packer of our own for `append`, which runs only on the loop thread: `packb` builds
-        # a new Packer for every record (compaction encodes on the writer thread, with packb).
+        self._child: ForkedWrite | None = None  # a compaction's, while it writes
+        self.compacting = False
+        self.last_compaction_ok = True
+        # A packer of our own for `append` (and the compaction child, a copy of this thread):
+        # `packb` builds a new Packer for every record.
         self._encode = msgpack.Packer(use_bin_type=True).pack
 
     # ---------------------------------------------------------------- engine side
@@ -159,25 +163,62 @@ class Durability:
                 and self.records_in_log > COMPACT_GARBAGE_RATIO * max(live_records, 1))
 
     async def compact(self, snapshot: Callable[[], Iterable[dict[str, Any]]]) -> bool:
-        """Rewrite the log as a snapshot of the live state.
+        """Rewrite the log as a snapshot of the live state, without pausing the loop; False
+        if it failed (logged) or another compaction is running.
 
-        The snapshot is taken in the same loop step as the last batch before it is submitted,
-        and the committer runs the compaction after that batch and before any later one, so
-        replay is snapshot + later records, with nothing applied twice.
+        In one loop step: the open batch is submitted, a cut is queued behind it (the writer
+        starts a new segment there), and a child is forked. The child's copy of the state is
+        exactly what the records before the cut built, so it writes the snapshot while the
+        server goes on appending after the cut; then the writer installs it as the base in
+        front of the cut's segment (see jobs/wal.py for each step's crash safety).
         """
+        if self.compacting:
+            return False
+        self.compacting = True
+        try:
+            self.last_compaction_ok = await self._compact(snapshot)
+        finally:
+            self.compacting = False
+        return self.last_compaction_ok
+
+    async def _compact(self, snapshot: Callable[[], Iterable[dict[str, Any]]]) -> bool:
         if self._open.bodies:
             self._flush()
-        records = list(snapshot())  # taken now, on the loop; encoded by the writer thread
-        bodies = (encode_record(r) for r in records)
-        finished: asyncio.Future[Exception | None] = self.loop.create_future()
-        self.committer.compact(bodies, finished.set_result)
-        error = await finished
+        cut: list[int] = []
+        cut_done = self._after_writer(lambda: cut.append(self.wal.cut()))
+        at_cut = self.records_in_log
+        tmp = os.path.join(self.wal.path, COMPACT_TMP)
+
+        def write(check_parent: Callable[[], None]) -> int:
+            bodies = map(self._encode, snapshot())
+            return write_base(tmp, bodies, on_chunk=check_parent)
+
+        count = 0
+        error: Exception | None = None
+        try:
+            self._child = ForkedWrite.start(write)
+            count = await self.loop.run_in_executor(None, self._child.wait)
+        except (OSError, ChildFailed) as exc:
+            error = exc
+        finally:
+            self._child = None
+        error = await cut_done or error
+        if error is None:
+            error = await self._after_writer(lambda: self.wal.install_base(tmp, cut[0]))
         if error is not None:
+            with contextlib.suppress(OSError):
+                os.remove(tmp)
             log.error("WAL compaction failed", extra={"error": str(error)})
             return False
-        self.records_in_log = len(records) + len(self._open.bodies)
-        log.info("WAL compacted", extra={"records": len(records)})
+        self.records_in_log = count + self.records_in_log - at_cut
+        log.info("WAL compacted", extra={"records": count})
         return True
+
+    def _after_writer(self, action: Callable[[], object]) -> asyncio.Future[Exception | None]:
+        """Run `action` on the writer thread after everything submitted so far; its error."""
+        done: asyncio.Future[Exception | None] = self.loop.create_future()
+        self.committer.run(action, done.set_result)
+        return done
 
     async def drain(self) -> None:
         """Wait until everything appended so far has been written."""
@@ -187,5 +228,7 @@ class Durability:
             await asyncio.sleep(0.001)
 
     def close(self) -> None:
+        if self._child is not None:
+            self._child.kill()
         self.committer.close()
         self.wal.close()

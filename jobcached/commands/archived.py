@@ -9,9 +9,8 @@ request order) and the event loop keeps serving everyone else meanwhile.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from jobcached.errors import CommandError
@@ -19,12 +18,10 @@ from jobcached.jobs.archive import Archive
 from jobcached.jobs.model import Job, State
 from jobcached.net.replies import Deferred, ErrorReply
 from jobcached.net.session import Session
+from jobcached.tasks import spawn
 
 T = TypeVar("T")
 log = logging.getLogger("jobcached.archive")
-
-#: Tasks reading the archive: referenced until done (asyncio keeps only weak references).
-_running: set[asyncio.Task[None]] = set()
 
 
 def archive_of(s: Session) -> Archive | None:
@@ -53,15 +50,8 @@ def from_archive(s: Session, lookup: Callable[[Archive], Awaitable[T]],
             value = ErrorReply(f"ERR job archive unavailable: {type(exc).__name__}: {exc}")
         reply.resolve_with(value)
 
-    _spawn(run())
+    spawn(run())
     return reply
-
-
-def _spawn(work: Coroutine[Any, Any, None]) -> None:
-    """Run `work` as a task, referenced until done (asyncio keeps only weak references)."""
-    task = asyncio.get_running_loop().create_task(work)
-    _running.add(task)
-    task.add_done_callback(_running.discard)
 
 
 def drop_restored(s: Session, ids: list[str], reply: Any) -> Any:
@@ -81,9 +71,9 @@ def drop_restored(s: Session, ids: list[str], reply: Any) -> Any:
                         extra={"error": str(exc)})
 
     if isinstance(reply, Deferred):
-        reply.add_callback(lambda _: _spawn(delete()))
+        reply.add_callback(lambda _: spawn(delete()))
     else:
-        _spawn(delete())
+        spawn(delete())
     return reply
 
 

@@ -1,4 +1,5 @@
-"""Server commands: COMMAND, INFO, CONFIG, TIME, DBSIZE, FLUSHALL, FLUSHDB, SHUTDOWN."""
+"""Server commands: COMMAND, INFO, CONFIG, TIME, DBSIZE, FLUSHALL, FLUSHDB, BGREWRITEAOF,
+SHUTDOWN."""
 
 from __future__ import annotations
 
@@ -25,10 +26,11 @@ from jobcached.commands.registry import (
 )
 from jobcached.config import Config
 from jobcached.errors import CommandError, ConfigError, SyntaxErr
-from jobcached.net.replies import NO_REPLY, OK, Verbatim
+from jobcached.net.replies import NO_REPLY, OK, Simple, Verbatim
 from jobcached.net.session import Session
 from jobcached.observability.info import render_info
 from jobcached.state import Stats
+from jobcached.tasks import spawn
 
 # ------------------------------------------------------------------------------- COMMAND
 
@@ -270,6 +272,29 @@ def flushdb(s: Session, argv: list[bytes]) -> Any:
     Reply: `OK`.
     """
     return _flush(s, argv)
+
+
+@command("BGREWRITEAOF", arity=1, flags=ADMIN | NO_MULTI, group="server")
+def bgrewriteaof(s: Session, argv: list[bytes]) -> Any:
+    """BGREWRITEAOF
+
+    Compact the job write-ahead log now, as Redis rewrites its AOF. The server also does this
+    by itself once the log holds more than twice the records the live jobs need (and at least
+    250,000). A forked child writes a snapshot of the live state while the server goes on
+    serving and logging; the snapshot then replaces the older segments. `INFO persistence`
+    shows `aof_rewrite_in_progress` and `aof_last_bgrewrite_status`.
+
+    Reply: status `Background append only file rewriting started`.
+    Errors: `ERR Background append only file rewriting already in progress`.
+    Example: BGREWRITEAOF -> +Background append only file rewriting started
+    """
+    durability, engine = s.server.durability, s.server.jobs
+    if durability is None or engine is None:
+        raise CommandError("this server keeps no job log")
+    if durability.compacting:
+        raise CommandError("Background append only file rewriting already in progress")
+    spawn(durability.compact(engine.snapshot))
+    return Simple(b"Background append only file rewriting started")
 
 
 @command("SHUTDOWN", arity=-1, flags=ADMIN | NO_MULTI | LOADING | STALE, group="server")

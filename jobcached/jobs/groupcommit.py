@@ -14,7 +14,7 @@ Policies (as Redis `appendfsync`):
 - "everysec": write, then `on_done(None)` (the data is in the OS page cache); the thread fsyncs at
   most once per `sync_interval_s`, and once more on `close`. A crash may lose about a second.
 - "no": write, then `on_done(None)`; the OS decides when to flush. Never fsyncs a batch
-  (compaction still does: its crash safety depends on it).
+  (compaction's steps still do: their crash safety depends on it).
 
 A failed write or fsync is reported to every waiting `on_done` (never success); the WAL then
 refuses later batches too, which fail the same way, until an operator resets it.
@@ -28,7 +28,7 @@ import functools
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -53,16 +53,18 @@ class WalWriter(Protocol):
 
     def sync(self) -> None: ...
 
-    def compact(self, live_bodies: Iterable[bytes]) -> None: ...
+    def cut(self) -> int: ...
+
+    def install_base(self, tmp_path: str, next_seq: int) -> None: ...
 
 
 @dataclass
 class _Op:
-    """One submission: a batch of records, or (when `snapshot` is set) a compaction."""
+    """One submission: a batch of records, or (when `action` is set) a step of maintenance."""
 
     bodies: Sequence[bytes]
     on_done: OnDone
-    snapshot: Iterable[bytes] | None = None
+    action: Callable[[], object] | None = None
 
 
 @dataclass
@@ -79,7 +81,7 @@ class CommitStats:
 class GroupCommitter:
     """Owns the WAL writer thread; see the module docstring.
 
-    `submit`, `compact` and `close` are called from the event loop thread. `monotonic` is
+    `submit`, `run` and `close` are called from the event loop thread. `monotonic` is
     injectable so tests can drive the everysec timer without sleeping.
     """
 
@@ -104,7 +106,7 @@ class GroupCommitter:
         self._pending: list[_Op] = []  # guarded by _cond
         self._closing = False  # guarded by _cond
         self._unsynced = False  # everysec: written since the last fsync (set under _cond inline)
-        self._busy = False  # the thread is writing or compacting (guarded by _cond)
+        self._busy = False  # the thread is writing or running an action (guarded by _cond)
         self._last_sync = float("-inf")  # writer thread only
         self._thread = threading.Thread(target=self._run, name="jobcached-wal-writer", daemon=True)
         self._thread.start()
@@ -151,12 +153,11 @@ class GroupCommitter:
                 self._cond.notify()  # the thread schedules the fsync
         on_done(error)
 
-    def compact(self, live_bodies: Iterable[bytes], on_done: OnDone) -> None:
-        """Queue a compaction. It runs after every batch submitted before it and before every
-        batch submitted after it, so a snapshot taken now matches the log it replaces. The
-        thread iterates `live_bodies`: pass a list, not a view of state the loop keeps mutating.
-        """
-        self._enqueue(_Op((), on_done, snapshot=live_bodies))
+    def run(self, action: Callable[[], object], on_done: OnDone) -> None:
+        """Queue a call on the writer thread (a compaction step: `Wal.cut`, `Wal.install_base`).
+        It runs after every batch submitted before it and before every batch submitted after
+        it, so a cut queued in the same loop step as a snapshot is taken matches it."""
+        self._enqueue(_Op((), on_done, action=action))
 
     def close(self) -> None:
         """Write everything still pending (and, under everysec, fsync it), then stop the thread.
@@ -207,12 +208,12 @@ class GroupCommitter:
         """Run the ops in order: each run of consecutive batches is ONE write_batch call."""
         start = 0
         while start < len(ops):
-            if ops[start].snapshot is not None:
-                self._run_compaction(ops[start])
+            if ops[start].action is not None:
+                self._run_action(ops[start])
                 start += 1
                 continue
             end = start
-            while end < len(ops) and ops[end].snapshot is None:
+            while end < len(ops) and ops[end].action is None:
                 end += 1
             group = ops[start:end]
             bodies = [body for op in group for body in op.bodies]
@@ -228,12 +229,11 @@ class GroupCommitter:
                 self._report(op.on_done, error)
             start = end
 
-    def _run_compaction(self, op: _Op) -> None:
-        assert op.snapshot is not None
+    def _run_action(self, op: _Op) -> None:
+        assert op.action is not None
         error: Exception | None = None
         try:
-            self._wal.compact(op.snapshot)
-            self._unsynced = False  # compaction fsyncs everything it keeps
+            op.action()
         except Exception as exc:
             error = exc
         self._report(op.on_done, error)

@@ -3,24 +3,29 @@
 On disk: segments `wal-<sequence number of the first record, 20 digits>.log`, each starting with
 `MAGIC | u32 WAL_VERSION | u32 flags`, then records `u32 length | u32 crc32c(body) | body`
 (little-endian; body is the caller's msgpack, never empty). Records are numbered from 1 across
-segments, so the names also prove none is missing. FLAG_BASE marks a segment written by `compact`:
-it opens with a snapshot of all live state and supersedes every older segment.
+segments, so the names also prove none is missing. A base file `wal-<N>.base` (same format,
+FLAG_BASE set) is a snapshot of the state that every record before N built: its records are not
+numbered, and it supersedes every older segment and base.
 
 Durability: a new segment gets its header, an fsync and a directory fsync before any record, and
 the one before it is fsynced first, so only the last segment can have a torn tail. After a failed
 write or fsync every write raises WalWriteError until an operator calls `reset_failure()`, which
 cuts the file back to the last acknowledged record; acknowledged records are never touched.
 
-Replay starts at the newest FLAG_BASE segment (older ones and `*.tmp` files are leftovers of an
-interrupted compaction, and are deleted). A bad record (short header or body, zero length, crc
-mismatch) at the tail of the last segment, with nothing valid after it, is a torn write: it is
-truncated with a warning and counted. Damage anywhere else, or followed by a valid record, raises
-WalCorruptError naming file and offset; `repair=True` cuts the log there instead, dropping the rest.
+Replay starts at the newest base (older bases, segments before it and `*.tmp` files are
+leftovers of an interrupted compaction, and are deleted), or at sequence 1 without one. A bad
+record (short header or body, zero length, crc mismatch) at the tail of the last segment, with
+nothing valid after it, is a torn write: it is truncated with a warning and counted. Damage
+anywhere else (a base is always whole: it is fsynced before it gets its name), or followed by a
+valid record, raises WalCorruptError naming file and offset; `repair=True` cuts the log there
+instead, dropping the rest.
 
-Compaction (N = next sequence number), and what replay sees if we die after each step:
-1. write header(FLAG_BASE) + snapshot to `wal-<N>.log.tmp`, fsync: tmp deleted, old log intact;
-2. rename it to `wal-<N>.log`, fsync the directory: the old log, or the complete base segment;
-3. delete the older segments: replay starts at the base and deletes what is left.
+Compaction, and what replay sees if we die after each step (the log never stops taking writes):
+1. `cut()`: the writer starts segment N; the snapshot describes every record before N;
+2. `write_base()` writes the snapshot to `wal-compact.base.tmp` and fsyncs it (the server does
+   this in a forked child, so the event loop never waits for it): the old log, tmp deleted;
+3. `install_base()` renames it to `wal-<N>.base` and fsyncs the directory: base + segments >= N;
+4. it deletes the older segments and base: replay deletes what is left of them anyway.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ import os
 import re
 import struct
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -61,12 +66,19 @@ COMPACT_CHUNK_BYTES = 4 * 1024 * 1024
 
 _POPULATE = getattr(mmap, "MAP_POPULATE", 0)  # Linux only; elsewhere pages fault in as read
 _NAME = re.compile(r"^wal-(\d{20})\.log$")
+_BASE_NAME = re.compile(r"^wal-(\d{20})\.base$")
+COMPACT_TMP = "wal-compact.base.tmp"
+"""Where the compaction child writes the snapshot before `install_base` names it."""
 _APPEND = os.O_WRONLY | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
 _CREATE = _APPEND | os.O_CREAT | os.O_TRUNC
 
 
 def segment_name(first_seq: int) -> str:
     return f"wal-{first_seq:020d}.log"
+
+
+def base_name(next_seq: int) -> str:
+    return f"wal-{next_seq:020d}.base"
 
 
 class RealFs:
@@ -213,15 +225,10 @@ def _parse_segment(data: bytes | mmap.mmap, name: str, first_seq: int) -> _Segme
     return seg
 
 
-def _is_base(path: str) -> bool:
-    with open(path, "rb") as f:
-        head = f.read(HEADER_BYTES)
-    return len(head) == HEADER_BYTES and head[:8] == MAGIC and bool(head[12] & FLAG_BASE)
-
-
 class Wal:
     """One WAL directory: `wal = Wal(path)`; `for body in wal.replay(): ...`;
-    `wal.open_for_append()`; then `write_batch` (the group-commit thread) and `compact`.
+    `wal.open_for_append()`; then `write_batch` (the group-commit thread), and `cut` and
+    `install_base` to compact.
 
     Writing methods share one lock, so an operator's `reset_failure` from the event loop thread
     cannot interleave with the group-commit thread.
@@ -237,6 +244,7 @@ class Wal:
         self._lock = threading.Lock()
         self._replayed = False
         self._segments: list[int] = []  # first sequence numbers of the segment files
+        self._base: str | None = None  # file name of the base the log starts with
         self._fd: int | None = None  # the active (last) segment, and its state:
         self._seg_first, self._size = 1, 0
         self._good = (0, 1)  # (size, next_seq) as of the last acknowledged write
@@ -255,21 +263,22 @@ class Wal:
         self._checking = check
         if not check:
             os.makedirs(self.path, exist_ok=True)
-        segs, leftovers = [], self.report["leftover_files"]
+        segs, bases, leftovers = [], [], self.report["leftover_files"]
         for name in sorted(os.listdir(self.path)):
             if m := _NAME.match(name):
                 segs.append((int(m.group(1)), name))
+            elif m := _BASE_NAME.match(name):
+                bases.append((int(m.group(1)), name))
             elif name.startswith("wal-") and name.endswith(".tmp"):
                 leftovers.append(name)
-        base = next((i for i in range(len(segs) - 1, 0, -1)
-                     if _is_base(os.path.join(self.path, segs[i][1]))), 0)
-        leftovers += [name for _, name in segs[:base]]
+        if bases:
+            start = self.next_seq = bases[-1][0]
+            leftovers += [name for _, name in bases[:-1]]
+            leftovers += [name for first, name in segs if first < start]
+            segs = [bases[-1]] + [(first, name) for first, name in segs if first >= start]
         for name in () if check else leftovers:
             log.info("removing %s: left over from an interrupted compaction", name)
             self._fs.remove(os.path.join(self.path, name))
-        segs = segs[base:]
-        if segs and _is_base(os.path.join(self.path, segs[0][1])):
-            self.next_seq = segs[0][0]  # else the log must start at 1
         for i, (first_seq, name) in enumerate(segs):
             if first_seq != self.next_seq:
                 why = f"should start at sequence {self.next_seq} (a segment is missing)"
@@ -278,16 +287,20 @@ class Wal:
             seg = _read_segment(self.path, name, first_seq)
             self.stats.records_replayed += len(seg.bodies)
             yield from seg.bodies
-            self._segments.append(first_seq)
-            self._seg_first, self._size = first_seq, seg.size
-            self.next_seq = first_seq + len(seg.bodies)
+            is_base = name.endswith(".base")
+            if is_base:  # its records are the state before first_seq: they take no numbers
+                self._base = name
+            else:
+                self._segments.append(first_seq)
+                self._seg_first, self._size = first_seq, seg.size
+                self.next_seq = first_seq + len(seg.bodies)
             self.report["segments"].append({"file": name, "first_seq": first_seq,
                                             "records": len(seg.bodies), "bytes": seg.size,
-                                            "base": seg.flags == FLAG_BASE})
+                                            "base": is_base})
             if seg.error is None:
                 continue
             why = seg.error + (f"; {seg.follows}" if seg.follows else "")
-            if i < len(segs) - 1 or seg.follows is not None:
+            if is_base or i < len(segs) - 1 or seg.follows is not None:
                 if self._damaged(segs, i, seg.good_end, why, cut=True):
                     break
                 continue
@@ -399,45 +412,43 @@ class Wal:
             if self.stats.records_written == written:
                 self._dirty = False
 
-    def compact(self, live_bodies: Iterable[bytes]) -> None:
-        """Replace the log by a snapshot, as the module docstring describes. `live_bodies` must
-        reflect every record written so far. A failure before the rename leaves the log as it
-        was and raises WalWriteError without entering the failed state."""
+    def cut(self) -> int:
+        """Start a new segment (unless the active one is still empty) and return its first
+        sequence number: every record written so far lies before it. A compaction's snapshot
+        is taken at a cut, and `install_base` later puts it in front of this segment."""
         with self._lock:
             self._writable_fd()
-            first, fs = self.next_seq, self._fs
-            final = os.path.join(self.path, segment_name(first))
-            chunk = [_HEADER.pack(MAGIC, WAL_VERSION, FLAG_BASE)]
-            fd, count, size, pending = -1, 0, 0, 0
+            if self.next_seq > self._seg_first:
+                self._rotate()
+            return self.next_seq
+
+    def install_base(self, tmp_path: str, next_seq: int) -> None:
+        """Make the snapshot in `tmp_path` (see `write_base`), taken at the cut that returned
+        `next_seq`, the start of the log, and delete what it replaces. A failure before the
+        rename leaves the log as it was and raises WalWriteError without entering the failed
+        state."""
+        with self._lock:
+            fs, name = self._fs, base_name(next_seq)
             try:
-                fd = fs.open(final + ".tmp", _CREATE)
-                for body in live_bodies:
-                    chunk.append(_frame(body))
-                    count, pending = count + 1, pending + len(chunk[-1])
-                    if pending >= COMPACT_CHUNK_BYTES:
-                        size, pending = size + _write_chunk(fs, fd, chunk), 0
-                size += _write_chunk(fs, fd, chunk)
-                fs.fsync(fd)
-                fs.rename(final + ".tmp", final)
-            except BaseException as exc:  # incl. a bad body or an error from the caller's iterable
-                _quietly(os.close, fd)
-                _quietly(fs.remove, final + ".tmp")
-                if not isinstance(exc, OSError):
-                    raise
+                self._writable_fd()
+                fs.rename(tmp_path, os.path.join(self.path, name))
+            except (OSError, WalError) as exc:
+                _quietly(fs.remove, tmp_path)
                 raise WalWriteError(f"compaction failed, WAL unchanged: {exc}") from exc
-            # Committed: the base segment is visible, so appends must now follow the snapshot.
-            _quietly(os.close, self._fd)
-            old, self._segments, self._fd = self._segments, [first], fd
-            self._seg_first, self._size, self.next_seq = first, size, first + count
-            self._good, self._dirty = (size, self.next_seq), False
-            self.stats.compactions, self.stats.segments = self.stats.compactions + 1, 1
+            # Committed: replay now starts at the new base.
+            old = [segment_name(first) for first in self._segments if first < next_seq]
+            if self._base is not None and self._base != name:
+                old.append(self._base)
+            self._segments = [first for first in self._segments if first >= next_seq]
+            self._base = name
+            self.stats.compactions, self.stats.segments = (self.stats.compactions + 1,
+                                                           len(self._segments))
             try:
                 fs.fsync_dir(self.path)
             except OSError as exc:
                 self._fail("fsync", exc)
-            for seq in old:
-                if seq != first:  # an empty active segment of that name was just replaced
-                    _quietly(fs.remove, os.path.join(self.path, segment_name(seq)))
+            for leftover in old:
+                _quietly(fs.remove, os.path.join(self.path, leftover))
             _quietly(fs.fsync_dir, self.path)  # replay deletes leftovers anyway
 
     def reset_failure(self) -> None:
@@ -531,11 +542,39 @@ def _frame(body: bytes) -> bytes:
     return _FRAME.pack(len(body), crc32c.crc32c(body)) + body
 
 
-def _write_chunk(fs: RealFs, fd: int, chunk: list[bytes]) -> int:
+def _write_chunk(fs: RealFs, fd: int, chunk: list[bytes]) -> None:
     data = b"".join(chunk)
     chunk.clear()
     fs.write(fd, data)
-    return len(data)
+
+
+def write_base(path: str, bodies: Iterable[bytes], *, fs: RealFs | None = None,
+               on_chunk: Callable[[], None] | None = None) -> int:
+    """Write a base file (header with FLAG_BASE, then the framed `bodies`) and fsync it; the
+    number of records. Written in chunks of COMPACT_CHUNK_BYTES to bound memory; `on_chunk`
+    runs after each (the compaction child checks there that the server still lives). On any
+    error the file is removed and the error raised."""
+    fs = fs if fs is not None else RealFs()
+    chunk, fd, count, pending = [_HEADER.pack(MAGIC, WAL_VERSION, FLAG_BASE)], -1, 0, 0
+    try:
+        fd = fs.open(path, _CREATE)
+        for body in bodies:
+            frame = _frame(body)
+            chunk.append(frame)
+            count, pending = count + 1, pending + len(frame)
+            if pending >= COMPACT_CHUNK_BYTES:
+                _write_chunk(fs, fd, chunk)
+                pending = 0
+                if on_chunk is not None:
+                    on_chunk()
+        _write_chunk(fs, fd, chunk)
+        fs.fsync(fd)
+    except BaseException:
+        _quietly(fs.remove, path)
+        raise
+    finally:
+        _quietly(os.close, fd)
+    return count
 
 
 def _quietly(op: Any, *args: Any) -> None:
@@ -559,10 +598,12 @@ def summarize(path: str) -> dict[str, Any]:
     except WalVersionError as exc:
         report["corruption"].append({"file": None, "offset": 0, "reason": str(exc),
                                      "torn_tail": False})
-    records = sum(s["records"] for s in report["segments"])
+    numbered = [s for s in report["segments"] if not s["base"]]
+    records = sum(s["records"] for s in numbered)
     report.update(path=path, version=WAL_VERSION, records=records,
+                  base_records=sum(s["records"] for s in report["segments"] if s["base"]),
                   bytes=sum(s["bytes"] for s in report["segments"]),
-                  first_seq=report["segments"][0]["first_seq"] if records else None,
+                  first_seq=numbered[0]["first_seq"] if records else None,
                   last_seq=wal.next_seq - 1 if records else None, stats=asdict(wal.stats),
                   ok=all(c["torn_tail"] for c in report["corruption"]))
     return report

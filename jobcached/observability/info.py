@@ -100,8 +100,9 @@ def _persistence(state: ServerState) -> list[tuple[str, object]]:
     wal = durability.wal.stats
     status = "err" if durability.failure is not None else "ok"
     rows += [
-        ("aof_enabled", 1), ("aof_rewrite_in_progress", 0),
-        ("aof_last_bgrewrite_status", "ok"), ("aof_last_write_status", status),
+        ("aof_enabled", 1), ("aof_rewrite_in_progress", int(durability.compacting)),
+        ("aof_last_bgrewrite_status", "ok" if durability.last_compaction_ok else "err"),
+        ("aof_last_write_status", status),
         ("aof_rewrites", wal.compactions),
         ("wal_enabled", 1), ("appendfsync", state.config.appendfsync),
         ("wal_bytes", wal.bytes_written), ("wal_records_written", wal.records_written),

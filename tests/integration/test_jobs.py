@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -219,3 +220,47 @@ def test_corrupt_wal_refuses_to_start_then_repairs(tmp_path: Path, start_server:
     assert 0 < len(r.execute_command("JOB.LIST", "COUNT", "100")[1]) < 50
     r.close()
     repaired.stop()
+
+
+def test_bgrewriteaof_compacts_while_serving_and_survives_kill_9(start_server: Any) -> None:
+    """A compaction (forked child) while pushes and acks go on; then kill -9: every job is
+    back in the state it had, from the base and the segment after it."""
+    proc: ServerProcess = start_server("--appendfsync", "always")
+    r = proc.client()
+    pipe = r.pipeline(transaction=False)
+    for i in range(2_000):
+        pipe.execute_command("JOB.PUSH", "compact", b"before-%d" % i)
+    ids = pipe.execute()
+    done = [as_map(j) for j in r.execute_command("JOB.FETCH", "COUNT", "500", "QUEUES",
+                                                 "compact")]
+    for job in done:
+        r.execute_command("JOB.ACK", job[b"id"], job[b"token"])
+    assert r.bgrewriteaof() is True  # redis-py: the status "Background append only ... started"
+    ids += [r.execute_command("JOB.PUSH", "compact", b"during-%d" % i) for i in range(200)]
+    deadline = time.monotonic() + 30
+    while r.info("persistence")["aof_rewrite_in_progress"]:
+        assert time.monotonic() < deadline, "the compaction never finished"
+        time.sleep(0.01)
+    info = r.info("persistence")
+    assert (info["aof_rewrites"], info["aof_last_bgrewrite_status"]) == (1, "ok")
+    ids.append(r.execute_command("JOB.PUSH", "compact", b"after"))
+    r.close()
+    proc.proc.send_signal(signal.SIGKILL)
+    proc.proc.wait()
+    names = sorted(p.name for p in (proc.data_dir / "wal").iterdir())
+    assert [n.rsplit(".", 1)[1] for n in names] == ["base", "log"]
+    again = ServerProcess(proc.data_dir).wait_ready()
+    try:
+        r = again.client()
+        pipe = r.pipeline(transaction=False)
+        for job_id in ids:
+            pipe.execute_command("JOB.GET", job_id)
+        jobs = [as_map(j) for j in pipe.execute()]
+        acked = {j[b"id"] for j in done}
+        assert [j[b"payload"] for j in jobs] == (
+            [b"before-%d" % i for i in range(2_000)]
+            + [b"during-%d" % i for i in range(200)] + [b"after"])
+        assert {j[b"id"] for j in jobs if j[b"state"] == b"succeeded"} == acked
+        r.close()
+    finally:
+        again.stop()

@@ -5,8 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import os
 import random
+import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from jobcached.clock import ManualClock
 from jobcached.durability import Durability, decode_record
@@ -82,3 +88,64 @@ def test_disk_full_fails_writes_refuses_more_then_heals(tmp_path: Path) -> None:
         again.close()
 
     asyncio.run(scenario())
+
+
+def test_compaction_runs_in_a_child_while_writes_go_on(tmp_path: Path) -> None:
+    """The snapshot is the state at the fork; jobs pushed while the child writes land after
+    the cut. After a restart every job is there once, from a base and one segment."""
+
+    async def scenario() -> None:
+        engine, durability = open_engine(tmp_path, RealFs(), "everysec")
+        for i in range(300):
+            engine.push("q", b"before-%d" % i)
+        parent = os.getpid()
+
+        def slow_snapshot() -> Iterator[dict[str, Any]]:
+            assert os.getpid() != parent  # taken in the child, from its frozen copy
+            time.sleep(0.3)
+            yield from engine.snapshot()
+
+        compaction = asyncio.ensure_future(durability.compact(slow_snapshot))
+        await asyncio.sleep(0.05)  # the loop is free while the child writes
+        for i in range(50):
+            engine.push("q", b"during-%d" % i)
+        assert not compaction.done()
+        assert await compaction
+        assert durability.records_in_log == 350
+        engine.push("q", b"after")
+        await durability.drain()
+        durability.close()
+
+        names = sorted(os.listdir(tmp_path))
+        assert [n.rsplit(".", 1)[1] for n in names] == ["base", "log"]
+        restarted, again = open_engine(tmp_path, RealFs(), "always")
+        payloads = [j.payload for j in restarted.jobs.values()]
+        assert payloads == ([b"before-%d" % i for i in range(300)]
+                            + [b"during-%d" % i for i in range(50)] + [b"after"])
+        again.close()
+
+    asyncio.run(scenario())
+
+
+def test_failed_compaction_child_leaves_the_log_as_it_was(tmp_path: Path,
+                                                          caplog: pytest.LogCaptureFixture) -> None:
+    async def scenario() -> None:
+        engine, durability = open_engine(tmp_path, RealFs(), "always")
+        engine.push("q", b"kept")
+
+        def broken_snapshot() -> Iterator[dict[str, Any]]:
+            raise RuntimeError("no snapshot today")
+            yield {}
+
+        assert not await durability.compact(broken_snapshot)
+        engine.push("q", b"after")
+        await durability.drain()
+        durability.close()
+        assert not [n for n in os.listdir(tmp_path) if not n.endswith(".log")]
+        restarted, again = open_engine(tmp_path, RealFs(), "always")
+        assert [j.payload for j in restarted.jobs.values()] == [b"kept", b"after"]
+        again.close()
+
+    asyncio.run(scenario())
+    assert [r.error for r in caplog.records  # type: ignore[attr-defined]
+            if r.msg == "WAL compaction failed"] == ["no snapshot today"]

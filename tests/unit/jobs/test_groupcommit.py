@@ -172,16 +172,20 @@ def test_no_policy_never_fsyncs(tmp_path: Path) -> None:
     assert replay(tmp_path) == [b"x%d" % i for i in range(20)]
 
 
-def test_compaction_is_ordered_with_batches(tmp_path: Path) -> None:
+def test_actions_are_ordered_with_batches(tmp_path: Path) -> None:
     wal, _ = make(tmp_path)
     results = Results()
     committer = GroupCommitter(wal, "always", results.notify)
+    cuts: list[int] = []
     committer.submit([b"old-1", b"old-2"], results.on_done)
-    committer.compact([b"snapshot"], results.on_done)
+    committer.run(lambda: cuts.append(wal.cut()), results.on_done)
     committer.submit([b"new"], results.on_done)
+    committer.run(lambda: 1 / 0, results.on_done)
     committer.close()
-    assert results.wait_for(3) == [None, None, None]
-    assert replay(tmp_path) == [b"snapshot", b"new"]
+    outcomes = results.wait_for(4)
+    assert outcomes[:3] == [None, None, None] and isinstance(outcomes[3], ZeroDivisionError)
+    assert cuts == [3]  # after the two records submitted before it, before the one after
+    assert replay(tmp_path) == [b"old-1", b"old-2", b"new"]
 
 
 def test_bad_input_and_use_after_close(tmp_path: Path) -> None:

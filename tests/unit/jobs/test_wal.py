@@ -16,14 +16,17 @@ from hypothesis import strategies as st
 from jobcached.errors import WalCorruptError, WalError, WalVersionError, WalWriteError
 from jobcached.jobs import wal as wal_module
 from jobcached.jobs.wal import (
+    COMPACT_TMP,
     FRAME_BYTES,
     HEADER_BYTES,
     MAGIC,
     WAL_VERSION,
     RealFs,
     Wal,
+    base_name,
     segment_name,
     summarize,
+    write_base,
 )
 
 
@@ -307,26 +310,58 @@ def test_fsync_failure_drops_the_unacknowledged_batch_on_reset(tmp_path: Path) -
     assert open_wal(tmp_path)[1] == [rec(1), rec(4)]
 
 
+def compact(wal: Wal, snapshot: list[bytes], fs: RealFs | None = None) -> int:
+    """The server's compaction steps, in order, on one thread: cut, write, install."""
+    cut = wal.cut()
+    tmp = os.path.join(wal.path, COMPACT_TMP)
+    write_base(tmp, snapshot, fs=fs)
+    wal.install_base(tmp, cut)
+    return cut
+
+
 def test_compaction_replaces_the_log(tmp_path: Path) -> None:
     wal, _ = open_wal(tmp_path, segment_max_bytes=100)
     for i in range(10):
         wal.write_batch([rec(i)])
     assert len(segments(tmp_path)) > 2
-    wal.compact([b"snapshot-a", b"snapshot-b"])
-    assert segments(tmp_path) == [segment_name(11)]
+    assert compact(wal, [b"snapshot-a", b"snapshot-b"]) == 11
+    assert sorted(os.listdir(tmp_path)) == [base_name(11), segment_name(11)]
     wal.write_batch([rec(100)])
     wal.close()
+    report = summarize(str(tmp_path))
+    assert (report["base_records"], report["records"]) == (2, 1)
+    assert (report["first_seq"], report["last_seq"], report["ok"]) == (11, 11, True)
     wal, replayed = open_wal(tmp_path)
     assert replayed == [b"snapshot-a", b"snapshot-b", rec(100)]
-    assert wal.next_seq == 14
+    assert wal.next_seq == 12  # a base's records take no sequence numbers
 
 
-def test_compaction_of_an_empty_active_segment_and_empty_state(tmp_path: Path) -> None:
+def test_records_written_between_cut_and_install_follow_the_snapshot(tmp_path: Path) -> None:
+    """The server keeps writing while the child writes the snapshot: those records land
+    after the cut and replay after the base, each once."""
     wal, _ = open_wal(tmp_path)
-    wal.compact([])  # the active segment has the same name: replaced by the rename
-    wal.write_batch([rec(1)])
+    wal.write_batch([rec(1), rec(2)])
+    cut = wal.cut()
+    wal.write_batch([rec(3)])  # meanwhile, on the loop
+    tmp = os.path.join(wal.path, COMPACT_TMP)
+    write_base(tmp, [b"state-of-1-and-2"])
+    wal.write_batch([rec(4)])
+    wal.install_base(tmp, cut)
+    wal.write_batch([rec(5)])
     wal.close()
-    assert open_wal(tmp_path)[1] == [rec(1)]
+    assert open_wal(tmp_path)[1] == [b"state-of-1-and-2", rec(3), rec(4), rec(5)]
+
+
+def test_compacting_twice_and_an_empty_state(tmp_path: Path) -> None:
+    wal, _ = open_wal(tmp_path)
+    assert compact(wal, []) == 1  # nothing written: the active segment is the cut
+    wal.write_batch([rec(1)])
+    assert compact(wal, [b"snap"]) == 2
+    assert compact(wal, [b"snap-again"]) == 2  # nothing since: same cut, base replaced
+    wal.write_batch([rec(2)])
+    wal.close()
+    assert sorted(os.listdir(tmp_path)) == [base_name(2), segment_name(2)]
+    assert open_wal(tmp_path)[1] == [b"snap-again", rec(2)]
 
 
 @pytest.mark.parametrize("step", ["write", "fsync", "rename"])
@@ -336,12 +371,15 @@ def test_compaction_failure_before_rename_leaves_the_log_unchanged(
     fs = FaultyFs()
     wal, _ = open_wal(tmp_path, fs=fs)
     wal.write_batch([rec(1), rec(2)])
+    cut = wal.cut()
+    tmp = os.path.join(wal.path, COMPACT_TMP)
     fs.fail[step] = ENOSPC
-    with pytest.raises(WalWriteError, match="unchanged"):
-        wal.compact([b"snap"])
+    with pytest.raises((OSError, WalWriteError)):  # from the write, or the rename
+        write_base(tmp, [b"snap"], fs=fs)
+        wal.install_base(tmp, cut)
     del fs.fail[step]
     assert not wal.stats.failed
-    assert not [n for n in os.listdir(tmp_path) if n.endswith(".tmp")]
+    assert not [n for n in os.listdir(tmp_path) if n.endswith((".tmp", ".base"))]
     wal.write_batch([rec(3)])
     wal.close()
     assert open_wal(tmp_path)[1] == [rec(1), rec(2), rec(3)]
@@ -354,18 +392,42 @@ def test_crash_after_rename_before_deleting_old_segments(tmp_path: Path) -> None
         wal.write_batch([rec(i)])
     old = segments(tmp_path)
     fs.fail["remove"] = EIO  # the deletions after the commit point do not happen
-    wal.compact([b"snap"])
+    compact(wal, [b"snap"])
     wal.write_batch([rec(9)])
     wal.close()
     assert set(old) < set(segments(tmp_path))
-    _, replayed = open_wal(tmp_path)  # the base segment wins; leftovers are deleted
+    _, replayed = open_wal(tmp_path)  # the base wins; leftovers are deleted
     assert replayed == [b"snap", rec(9)]
-    assert segments(tmp_path) == [segment_name(6)]
+    assert sorted(os.listdir(tmp_path)) == [base_name(6), segment_name(6)]
+
+
+def test_crash_before_install_replays_the_old_log(tmp_path: Path) -> None:
+    wal, _ = open_wal(tmp_path)
+    wal.write_batch([rec(1)])
+    wal.cut()
+    wal.write_batch([rec(2)])
+    write_base(os.path.join(wal.path, COMPACT_TMP), [b"snap"])  # written, never installed
+    wal.close()
+    assert open_wal(tmp_path)[1] == [rec(1), rec(2)]
+    assert segments(tmp_path) == [segment_name(1), segment_name(2)]
+    assert len(os.listdir(tmp_path)) == 2  # the tmp file is gone
+
+
+def test_damaged_base_is_corruption_never_a_torn_tail(tmp_path: Path) -> None:
+    wal, _ = open_wal(tmp_path)
+    wal.write_batch([rec(1)])
+    compact(wal, [b"snap-1", b"snap-2"])
+    wal.close()
+    base = tmp_path / base_name(2)
+    base.write_bytes(base.read_bytes()[:-1])
+    with pytest.raises(WalCorruptError, match=base_name(2)):
+        open_wal(tmp_path)
+    assert open_wal(tmp_path, repair=True)[1] == [b"snap-1"]
 
 
 def test_leftover_tmp_from_a_crash_during_compaction_is_ignored(tmp_path: Path) -> None:
     write_three(tmp_path)
-    (tmp_path / (segment_name(4) + ".tmp")).write_bytes(MAGIC + b"\x01\x00\x00\x00\x01")
+    (tmp_path / COMPACT_TMP).write_bytes(MAGIC + b"\x01\x00\x00\x00\x01")
     assert open_wal(tmp_path)[1] == [rec(1), rec(2), rec(3)]
     assert segments(tmp_path) == [segment_name(1)] and len(os.listdir(tmp_path)) == 1
 
