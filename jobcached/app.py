@@ -30,6 +30,7 @@ from jobcached.clock import Clock, SystemClock
 from jobcached.commands.registry import load_all
 from jobcached.config import Config
 from jobcached.durability import Durability, decode_record
+from jobcached.gcpolicy import FullCollections
 from jobcached.jobs.engine import JobEngine
 from jobcached.jobs.wal import Wal
 from jobcached.net.protocol import RespProtocol
@@ -96,6 +97,9 @@ class App:
         finally:
             gc.freeze()
             gc.enable()
+        if config.gc_full_interval:
+            state.gc = FullCollections(config.gc_full_interval)
+            state.gc.install()
         wal.open_for_append()
         durability = Durability(wal, config.appendfsync, loop)
         durability.records_in_log = replayed
@@ -210,6 +214,8 @@ class App:
             await asyncio.sleep(CRON_INTERVAL_SECONDS)
             self._close_idle_clients()
             self.state.keyspace.active_expire_cycle(budget_ms=self.config.active_expire_budget)
+            if self.state.gc is not None:
+                self.state.gc.step(self.state.stats.total_commands_processed)
             await self._maybe_compact()
 
     async def _run_archiver(self) -> None:

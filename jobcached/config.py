@@ -180,6 +180,11 @@ class Config:
     job_archive_retention: int = setting(
         7 * 24 * 3600_000, "Milliseconds a job stays in the archive after it finished; older "
         "rows are purged in small batches.", parse_int, mutable=True)
+    gc_full_interval: int = setting(
+        300, "Seconds between the garbage collector's full collections, which pause the server "
+        "for a time that grows with the number of jobs and keys held; they also run when the "
+        "server has been idle for a second (at most once a minute). 0 leaves them to Python "
+        "(after every quarter of growth: during bursts).", parse_int)
     timer_tick: int = setting(10, "Timer wheel tick in ms: how precisely delays, retries and "
                               "lease expiries fire.", parse_int)
     shutdown_timeout: int = setting(10, "Seconds a graceful shutdown waits for replies to "

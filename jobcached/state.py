@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from jobcached.commands.blocking import BlockedKeys
     from jobcached.commands.registry import Command
     from jobcached.durability import Durability
+    from jobcached.gcpolicy import FullCollections
     from jobcached.jobs.engine import JobEngine
     from jobcached.jobs.model import Job
     from jobcached.net.session import Session
@@ -100,6 +101,8 @@ class ServerState:
     durability: Durability | None = None
     #: moves finished jobs to SQLite; `archiver.archive` is None while SQLite is unusable
     archiver: Archiver | None = None
+    #: when full garbage collections run (None: left to Python, `gc-full-interval 0`)
+    gc: FullCollections | None = None
     #: installed by the app: starts a graceful shutdown
     request_shutdown: Callable[[], None] = field(default=lambda: None)
     #: lifecycle, for /readyz and INFO: replaying the WAL (and how far), stopping

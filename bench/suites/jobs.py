@@ -213,6 +213,10 @@ class LifecycleSuite(Suite):
 
 LATENESS_TARGET_MS = 20.0
 DELAY_RANGE_MS = (2000, 5000)
+"""Due while still being pushed: the burst load (a throughput test more than a timer test)."""
+HELD_DELAY_RANGE_MS = (5000, 15000)
+"""Due after the push phase: every job is held by the timer first, then falls due at about
+10,000 a second, a rate both servers can serve."""
 DELAY_FETCH_COUNT = 100
 LIGHT_JOBS = 2_000
 """A light-load jobcached row first: the lateness floor when the server is mostly idle."""
@@ -221,15 +225,20 @@ LIGHT_JOBS = 2_000
 class DelayLatenessSuite(Suite):
     name = "jobs-delay-lateness"
     description = (
-        "Delayed jobs: producers push jobs with a DELAY drawn uniformly from 2000-5000 ms "
-        "(50 pushes pipelined per write, 10 producer connections); 10 consumers wait with "
-        "JOB.FETCH COUNT 100 BLOCK 1000 and ack with their next fetch. Lateness = client "
-        "receive time - (client send time of the push + delay), time.time() in ms, so it "
-        "includes the push's trip to the server (push RTT p99 bounds that part). Target: "
-        "jobcached p99 ≤ 20 ms. beanstalkd (-b -f 1000, reserve-with-timeout, one job per "
-        "reserve) only takes whole-second delays: its delays are the same draw rounded to 2-5 s, "
-        "so its jobs fall due in four bursts, a harder load than jobcached's spread one. The "
-        "first row is a light load (2,000 jobs): the lateness floor of an almost idle server."
+        "Delayed jobs: producers push jobs as fast as the server takes them (50 pushes "
+        "pipelined per write, 10 producer connections) with a DELAY drawn uniformly from a "
+        "range; 10 consumers wait with JOB.FETCH COUNT 100 BLOCK 1000 and ack with their next "
+        "fetch. Lateness = client receive time - (client send time of the push + delay), "
+        "time.time() in ms, so it includes the push's trip to the server (push RTT p99 bounds "
+        "that part). Target: jobcached p99 ≤ 20 ms. Three loads: light (2,000 jobs, 2-5 s), "
+        "the lateness floor of an almost idle server; held (100,000 jobs, 5-15 s): all are "
+        "pushed before the first falls due, then they fall due at about 10,000 a second, which "
+        "measures the timer; burst (100,000 jobs, 2-5 s): jobs fall due while the rest are "
+        "still being pushed, at over 30,000 a second, which saturates both servers, so it "
+        "measures throughput more than timing. beanstalkd (-b -f 1000, reserve-with-timeout, "
+        "one job per reserve) only takes whole-second delays: its delays are the same draw "
+        "rounded to whole seconds, so its jobs fall due in bursts once a second, a harder load "
+        "than jobcached's spread one."
     )
     columns = (
         Column("server", "Server"),
@@ -251,6 +260,7 @@ class DelayLatenessSuite(Suite):
             "jobs": 20_000 if quick else 100_000,
             "light_jobs": LIGHT_JOBS,
             "delay_ms": list(DELAY_RANGE_MS),
+            "held_delay_ms": list(HELD_DELAY_RANGE_MS),
             "producers": PROCESSES * PRODUCERS,
             "consumers": PROCESSES * CONSUMERS,
             "push_batch": PUSH_BATCH,
@@ -265,15 +275,19 @@ class DelayLatenessSuite(Suite):
         for server, kind in ((jc, "jobcached"), (bs, "beanstalkd")):
             run_load(ctx, server, Plan(kind, WARMUP_JOBS, fetch_count=50))
         rows = []
-        for server, kind, title, delays, jobs in (
-            (jc, "jobcached", "jobcached everysec", "2000-5000 ms", params["light_jobs"]),
-            (jc, "jobcached", "jobcached everysec", "2000-5000 ms", params["jobs"]),
-            (bs, "beanstalkd", "beanstalkd -b -f 1000", "2-5 s (whole)", params["jobs"]),
+        jcs, bss = "jobcached everysec", "beanstalkd -b -f 1000"
+        held, burst = HELD_DELAY_RANGE_MS, DELAY_RANGE_MS
+        for server, kind, title, delays, delay_ms, jobs in (
+            (jc, "jobcached", jcs, "light: 2000-5000 ms", burst, params["light_jobs"]),
+            (jc, "jobcached", jcs, "held: 5000-15000 ms", held, params["jobs"]),
+            (bs, "beanstalkd", bss, "held: 5-15 s (whole)", held, params["jobs"]),
+            (jc, "jobcached", jcs, "burst: 2000-5000 ms", burst, params["jobs"]),
+            (bs, "beanstalkd", bss, "burst: 2-5 s (whole)", burst, params["jobs"]),
         ):
             plan = Plan(kind, jobs, processes=PROCESSES, producers=PRODUCERS,
                         consumers=CONSUMERS, push_batch=PUSH_BATCH,
-                        fetch_count=DELAY_FETCH_COUNT, delay_ms=DELAY_RANGE_MS,
-                        timeout_s=60 + jobs / 500)
+                        fetch_count=DELAY_FETCH_COUNT, delay_ms=delay_ms,
+                        timeout_s=60 + delay_ms[1] / 1000 + jobs / 500)
             r, notes = _measured(ctx, server, plan)
             row = self._row(title, delays, r, notes, target=kind == "jobcached")
             rows.append(row)

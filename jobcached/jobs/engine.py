@@ -48,6 +48,7 @@ from jobcached.jobs.model import (
     State,
     clip_text,
     next_state,
+    pushed_record,
     queued_record,
 )
 from jobcached.jobs.ready import ReadyQueue, observe_ms
@@ -393,19 +394,10 @@ class JobEngine:
                 return existing_id, False
         run_at = opts.at_ms if opts.at_ms is not None else now + (opts.delay_ms or 0)
         state = PENDING if run_at > now or waiting else QUEUED
-        job = Job(
-            id=self.ids.new(now), queue=queue, type=opts.type or queue, payload=payload,
-            state=state, priority=opts.priority,
-            retry=opts.retry, timeout_ms=opts.timeout_ms or self.default_lease_ms,
-            run_at_ms=run_at, created_ms=now, enqueued_ms=now if state is QUEUED else 0,
-            key=opts.key, key_expires_ms=now + opts.key_ttl_ms if opts.key else 0,
-            meta=dict(opts.meta), parents=list(opts.after), batch=opts.batch or "",
-            expire_ms=opts.expire_ms or 0,
-        )
-        if failed_parent is not None:
-            job.state, job.finished_ms = CANCELED, now
-            job.reason = failed_parent
-        return self._put_new(job, job.to_record(), now), True
+        record = pushed_record(self.ids.new(now), queue, payload, opts, state=state,
+                               timeout_ms=opts.timeout_ms or self.default_lease_ms,
+                               run_at_ms=run_at, now_ms=now, canceled_by=failed_parent or "")
+        return self._put_new(Job.from_record(record), record, now), True
 
     def _put_new(self, job: Job, record: list[Any], now: int) -> str:
         """Add a job just pushed, whose record is `record`, and log it; returns its id. The job

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import enum
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -157,7 +158,10 @@ class Job:
     enqueued_ms: int = 0  # when it last became queued (queue lag, wait-time metrics)
     started_ms: int = 0
     finished_ms: int = 0
-    errors: list[dict[str, Any]] = field(default_factory=list)
+    # errors, parents and logs are usually empty: then they are the shared empty tuple, not a
+    # list of their own, which the garbage collector would track and scan for every job
+    # (its full collections pause the loop for time proportional to the tracked objects).
+    errors: Sequence[dict[str, Any]] = ()
     result: bytes | None = None
     key: str | None = None
     key_expires_ms: int = 0
@@ -167,10 +171,10 @@ class Job:
     worker: str = ""
     reason: str = ""  # why it was canceled, if it was
     retry_base: int = 0  # attempts before the last JOB.RETRY / DLQ.REQUEUE: the budget restarts
-    parents: list[str] = field(default_factory=list)  # AFTER: runs once all of these succeeded
+    parents: Sequence[str] = ()  # AFTER: runs once all of these succeeded
     batch: str = ""  # the batch it belongs to, if any
     expire_ms: int = 0  # EXPIRE: canceled as `expired` if not started by then (0 = never)
-    logs: list[bytes] = field(default_factory=list)  # JOB.LOG lines still kept (the newest)
+    logs: Sequence[bytes] = ()  # JOB.LOG lines still kept (the newest)
     log_base: int = 0  # how many older lines were dropped: logs[0] is line number log_base
     # not persisted: where the engine filed it
     ready_seq: int = field(default=0, repr=False)
@@ -185,21 +189,21 @@ class Job:
         return max(0, self.attempt - self.retry_base - 1)
 
     def add_error(self, error: dict[str, Any]) -> None:
-        self.errors.append(error)
-        del self.errors[:-MAX_ERRORS_PER_JOB]
+        self.errors = [*self.errors, error][-MAX_ERRORS_PER_JOB:]
 
     def add_log_lines(self, lines: list[bytes], max_lines: int, max_bytes: int) -> None:
         """Append JOB.LOG lines, dropping the oldest past either bound (`log_base` counts
         them, so line numbers stay stable for readers that follow with FROM)."""
-        self.logs.extend(lines)
+        logs = self.logs if isinstance(self.logs, list) else list(self.logs)
+        logs.extend(lines)
+        self.logs = logs
         self.log_bytes += sum(map(len, lines))
         drop = 0
-        while len(self.logs) - drop > max_lines or (
-                self.log_bytes > max_bytes and drop < len(self.logs)):
-            self.log_bytes -= len(self.logs[drop])
+        while len(logs) - drop > max_lines or (self.log_bytes > max_bytes and drop < len(logs)):
+            self.log_bytes -= len(logs[drop])
             drop += 1
         if drop:
-            del self.logs[:drop]
+            del logs[:drop]
             self.log_base += drop
 
     def log_page(self, start: int, count: int) -> tuple[int, list[bytes]]:
@@ -239,7 +243,7 @@ class Job:
         Crash recovery calls this once per job, a million times for a big log, so it skips
         `__init__` (34 arguments, defaults and factories) and unpacks the record straight into
         the attributes; every slot is set below (tests check it). The default retry policy is
-        one dict lookup, and the usually empty containers are made, not copied (a non-empty
+        one dict lookup, and the usually empty containers are the shared empty tuple (a non-empty
         one is copied: the job must not share it with `r`).
         """
         if len(r) < _RECORD_LEN:  # written before the later fields existed
@@ -253,10 +257,10 @@ class Job:
         job.state = _STATES[state]
         policy = _POLICIES.get((retries, None)) if backoff is None else None
         job.retry = policy or retry_policy(retries, backoff)
-        job.errors = list(errors) if errors else []
+        job.errors = list(errors) if errors else ()
         job.meta = dict(meta) if meta else {}
-        job.parents = list(parents) if parents else []
-        job.logs = list(logs) if logs else []
+        job.parents = tuple(parents) if parents else ()
+        job.logs = list(logs) if logs else ()
         job.log_bytes = sum(map(len, logs)) if logs else 0
         job.ready_seq = 0
         job.timer = job.expire_timer = None
@@ -273,6 +277,22 @@ def queued_record(job_id: str, queue: str, payload: bytes, timeout_ms: int,
     return [job_id, queue, queue, payload, "queued", 0, 0, DEFAULT_RETRIES, None, timeout_ms,
             now_ms, now_ms, now_ms, 0, 0, [], None, None, 0, {}, "", 0, "", "", 0, [], "", 0,
             [], 0]
+
+
+def pushed_record(job_id: str, queue: str, payload: bytes, opts: PushOptions, *,
+                  state: State, timeout_ms: int, run_at_ms: int, now_ms: int,
+                  canceled_by: str = "") -> list[Any]:
+    """The record of a job pushed with `opts` (what `to_record` gives for it), built directly
+    for the same reason as `queued_record`. `state` is where the job starts, pending or
+    queued; `canceled_by` is the reason when a parent already failed, and the job is created
+    canceled instead (it was queued, or pending, for no time at all)."""
+    backoff = opts.retry.backoff_ms
+    return [job_id, queue, opts.type or queue, payload,
+            "canceled" if canceled_by else state._value_, opts.priority, 0, opts.retry.retries,
+            list(backoff) if backoff else None, timeout_ms, run_at_ms, now_ms,
+            now_ms if state is State.QUEUED else 0, 0, now_ms if canceled_by else 0, [], None,
+            opts.key, now_ms + opts.key_ttl_ms if opts.key else 0, opts.meta, "", 0, "",
+            canceled_by, 0, opts.after, opts.batch or "", opts.expire_ms or 0, [], 0]
 
 
 #: The order of Job.to_record(); change it only with a WAL record version bump.

@@ -137,6 +137,8 @@ def _stats(state: ServerState) -> list[tuple[str, object]]:
         ("client_output_buffer_limit_disconnections",
          s.client_output_buffer_limit_disconnections),
         ("protocol_errors", s.protocol_errors), ("auth_failures", s.auth_failures),
+        ("gc_full_collections", state.gc.collections if state.gc else 0),
+        ("gc_last_full_pause_ms", round(state.gc.last_pause_ms, 3) if state.gc else 0),
     ]
 
 

@@ -6,8 +6,10 @@ from __future__ import annotations
 from jobcached.jobs.model import (
     RECORD_FIELDS,
     Job,
+    PushOptions,
     RetryPolicy,
     State,
+    pushed_record,
     queued_record,
     retry_policy,
 )
@@ -54,7 +56,7 @@ def test_policies_are_shared_and_match() -> None:
 def test_records_of_the_first_layout_still_load() -> None:
     old = full_job().to_record()[:25]  # before parents, batch, expire, logs and log_base
     job = Job.from_record(old)
-    assert (job.parents, job.batch, job.expire_ms, job.logs, job.log_base) == ([], "", 0, [], 0)
+    assert (job.parents, job.batch, job.expire_ms, job.logs, job.log_base) == ((), "", 0, (), 0)
 
 
 def test_queued_record_is_what_a_plain_job_records() -> None:
@@ -66,3 +68,27 @@ def test_queued_record_is_what_a_plain_job_records() -> None:
     assert queued_record(job.id, "q", b"p", 60_000, 5) == job.to_record()
     rebuilt = Job.from_record(queued_record(job.id, "q", b"p", 60_000, 5))
     assert rebuilt.to_record() == job.to_record() and rebuilt.retry == job.retry
+
+
+def test_pushed_record_is_what_a_job_with_options_records() -> None:
+    """`pushed_record` spells the record out too: it must stay what `to_record` gives for the
+    job JOB.PUSH makes with options, pending, queued, or canceled by a failed parent."""
+    opts = PushOptions(type="send", priority=7, delay_ms=500, retry=RetryPolicy(3, (10, 90)),
+                       timeout_ms=900, key="k", key_ttl_ms=1000, meta={"traceparent": "t"},
+                       after=["01M82DF4FN4C1CWW7BDR92DG4T"], batch="b", expire_ms=9_000)
+    for state, canceled_by in ((State.PENDING, ""), (State.QUEUED, ""),
+                               (State.QUEUED, "parent x is dead")):
+        job = Job(id="01M82DF4FN4C1CWW7BDR92DG4S", queue="q", type="send", payload=b"p",
+                  state=State.CANCELED if canceled_by else state, priority=7,
+                  retry=RetryPolicy(3, (10, 90)), timeout_ms=900, run_at_ms=505,
+                  created_ms=5, enqueued_ms=5 if state is State.QUEUED else 0,
+                  finished_ms=5 if canceled_by else 0, key="k", key_expires_ms=1005,
+                  meta={"traceparent": "t"}, reason=canceled_by,
+                  parents=["01M82DF4FN4C1CWW7BDR92DG4T"], batch="b", expire_ms=9_000)
+        record = pushed_record(job.id, "q", b"p", opts, state=state, timeout_ms=900,
+                               run_at_ms=505, now_ms=5, canceled_by=canceled_by)
+        assert record == job.to_record()
+        assert Job.from_record(record).to_record() == job.to_record()
+    plain = pushed_record("01M82DF4FN4C1CWW7BDR92DG4S", "q", b"p", PushOptions(),
+                          state=State.QUEUED, timeout_ms=60_000, run_at_ms=5, now_ms=5)
+    assert plain == queued_record("01M82DF4FN4C1CWW7BDR92DG4S", "q", b"p", 60_000, 5)
