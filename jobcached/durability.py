@@ -30,8 +30,14 @@ from jobcached.net.replies import Deferred, ErrorReply
 
 log = logging.getLogger("jobcached.durability")
 
-#: Compact when the log holds this many times more records than the live state needs.
-COMPACT_GARBAGE_RATIO = 2
+#: Compact when the log holds this many times more records than the live state needs. The
+#: trade: a compaction rewrites every live job (about 5 µs each, in the forked child), and
+#: each job adds about 3 records (push, lease, ack) while it stays live (finished jobs too,
+#: until they move to the archive). At a steady live count L, compacting at R * L records
+#: runs every (R - 1) * L / 3 jobs, so each job pays for 3 / (R - 1) snapshot records: 3 at
+#: R = 2 (half as much CPU again as the job itself), 1 at R = 4. The price of a larger R is a
+#: longer replay after a crash: at most R * L records (about 4 s per million).
+COMPACT_GARBAGE_RATIO = 4
 #: ...but never for a log smaller than this many records: about 50 MB at some 200 bytes a
 #: record (Redis' auto-aof-rewrite-min-size is 64 MB), which replays in about a second. Below
 #: that, compacting buys little: it costs a fork and a child's CPU.
@@ -159,6 +165,7 @@ class Durability:
     # ---------------------------------------------------------------- maintenance
 
     def should_compact(self, live_records: int) -> bool:
+        """Whether the log has grown enough past the live state to rewrite it (see above)."""
         return (self.records_in_log >= COMPACT_MIN_RECORDS
                 and self.records_in_log > COMPACT_GARBAGE_RATIO * max(live_records, 1))
 

@@ -279,7 +279,7 @@ def bgrewriteaof(s: Session, argv: list[bytes]) -> Any:
     """BGREWRITEAOF
 
     Compact the job write-ahead log now, as Redis rewrites its AOF. The server also does this
-    by itself once the log holds more than twice the records the live jobs need (and at least
+    by itself once the log holds more than four times the records the live jobs need (and at least
     250,000). A forked child writes a snapshot of the live state while the server goes on
     serving and logging; the snapshot then replaces the older segments. `INFO persistence`
     shows `aof_rewrite_in_progress` and `aof_last_bgrewrite_status`.

@@ -71,6 +71,9 @@ class RespProtocol(asyncio.Protocol):
         self._held: deque[bytes | Deferred] = deque()
         #: a blocking command (BLOCK, WAIT) this client waits on; no commands run meanwhile
         self._blocked_on: Deferred | None = None
+        #: the oldest held Deferred not resolved yet: the only one whose resolution can
+        #: release replies, so the only one (with a blocking one) that has our callback
+        self._waiting_on: Deferred | None = None
         #: while a batch of commands runs: pushes they caused, sent before their reply
         self._pushes: list[bytes] | None = None
 
@@ -123,6 +126,7 @@ class RespProtocol(asyncio.Protocol):
             if isinstance(item, Deferred):
                 item.cancel()
         self._held.clear()
+        self._waiting_on = None
         if self._blocked_on is not None:
             self._blocked_on.cancel()
             self._blocked_on = None
@@ -213,17 +217,27 @@ class RespProtocol(asyncio.Protocol):
             self.abort()
 
     def _hold(self, out: list[bytes], deferred: Deferred) -> None:
-        """Queue `deferred` (and what precedes it) until it resolves."""
+        """Queue `deferred` (and what precedes it) until it resolves.
+
+        Only the oldest unresolved one gets a callback (and a blocking one, which must
+        unblock the connection): replies go out in order, so a later one resolving first can
+        release nothing. A pipeline of 50 durable writes then costs one callback and one
+        flush, not 50: the WAL resolves a batch newest first, the oldest last."""
         if out:
             self._held.append(b"".join(out))
         self._held.append(deferred)
         if deferred.blocking:
             self._blocked_on = deferred
-        deferred.add_callback(self._on_resolved)
+            deferred.add_callback(self._on_resolved)
+        elif self._waiting_on is None:
+            self._waiting_on = deferred
+            deferred.add_callback(self._on_resolved)
 
     def _on_resolved(self, deferred: Deferred) -> None:
         if self._closing:
             return
+        if deferred is self._waiting_on:
+            self._waiting_on = None
         self._flush_held()
         if deferred is self._blocked_on:
             self._blocked_on = None
@@ -237,8 +251,11 @@ class RespProtocol(asyncio.Protocol):
         resp3 = self.session.resp3 if self.session else False
         while held:
             item = held[0]
-            if isinstance(item, Deferred):
+            if type(item) is Deferred:
                 if not item.done:
+                    if self._waiting_on is None and not item.blocking:
+                        self._waiting_on = item
+                        item.add_callback(self._on_resolved)
                     break
                 ready.append(encode(item.value, resp3))
             else:

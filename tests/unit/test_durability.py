@@ -15,7 +15,12 @@ from typing import Any
 import pytest
 
 from jobcached.clock import ManualClock
-from jobcached.durability import Durability, decode_record
+from jobcached.durability import (
+    COMPACT_GARBAGE_RATIO,
+    COMPACT_MIN_RECORDS,
+    Durability,
+    decode_record,
+)
 from jobcached.errors import CommandError
 from jobcached.jobs.engine import JobEngine
 from jobcached.jobs.wal import RealFs, Wal
@@ -149,3 +154,16 @@ def test_failed_compaction_child_leaves_the_log_as_it_was(tmp_path: Path,
     asyncio.run(scenario())
     assert [r.error for r in caplog.records  # type: ignore[attr-defined]
             if r.msg == "WAL compaction failed"] == ["no snapshot today"]
+
+
+def test_compaction_waits_for_a_big_log_mostly_garbage(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        _, durability = open_engine(tmp_path, RealFs(), "no")
+        durability.records_in_log = COMPACT_MIN_RECORDS - 1
+        assert not durability.should_compact(1)  # small: never worth a fork
+        durability.records_in_log = COMPACT_MIN_RECORDS * 2
+        assert durability.should_compact(COMPACT_MIN_RECORDS * 2 // COMPACT_GARBAGE_RATIO - 1)
+        assert not durability.should_compact(COMPACT_MIN_RECORDS * 2 // COMPACT_GARBAGE_RATIO)
+        durability.close()
+
+    asyncio.run(scenario())
