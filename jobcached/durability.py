@@ -207,6 +207,12 @@ class Durability:
             count = await self.loop.run_in_executor(None, self._child.wait)
         except (OSError, ChildFailed) as exc:
             error = exc
+        except BaseException:  # cancelled (the server stops): the child must not outlive us
+            if self._child is not None:
+                self._child.kill()
+            with contextlib.suppress(OSError):
+                os.remove(tmp)
+            raise
         finally:
             self._child = None
         error = await cut_done or error

@@ -167,3 +167,37 @@ def test_compaction_waits_for_a_big_log_mostly_garbage(tmp_path: Path) -> None:
         durability.close()
 
     asyncio.run(scenario())
+
+
+def test_a_cancelled_compaction_kills_its_child(tmp_path: Path) -> None:
+    """The server stopping mid-compaction cancels it: the child is killed, not left to run,
+    and the log is as it was."""
+
+    async def scenario() -> None:
+        engine, durability = open_engine(tmp_path, RealFs(), "always")
+        engine.push("q", b"kept")
+
+        def endless_snapshot() -> Iterator[dict[str, Any]]:
+            time.sleep(60)
+            yield from engine.snapshot()
+
+        compaction = asyncio.ensure_future(durability.compact(endless_snapshot))
+        await asyncio.sleep(0.2)
+        child = durability._child
+        assert child is not None
+        started = time.monotonic()
+        compaction.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await compaction
+        while True:  # killed, then reaped by the thread that waited for its report
+            try:
+                os.kill(child.pid, 0)
+            except ProcessLookupError:
+                break
+            assert time.monotonic() - started < 5, "the child was left running"
+            await asyncio.sleep(0.01)
+        durability.close()
+        assert [j.payload for j in open_engine(tmp_path, RealFs(), "always")[0].jobs.values()
+                ] == [b"kept"]
+
+    asyncio.run(scenario())
