@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 from collections.abc import Callable, Iterable
@@ -58,10 +59,11 @@ def encode_record(record: dict[str, Any]) -> bytes:
     return msgpack.packb(record, use_bin_type=True)
 
 
-#: A WAL record body back to its dict: msgpack's C function itself rather than a wrapper,
-#: because replay calls it once per record (msgpack >= 1.0 decodes str types to str by default,
-#: which is `raw=False`).
-decode_record: Callable[[bytes], Any] = msgpack.unpackb
+#: A WAL record body back to its dict: msgpack's C function itself (through `partial`, also C)
+#: rather than a wrapper, because replay calls it once per record. Arrays come back as tuples:
+#: about a fifth faster to decode than lists, and records are only read (msgpack >= 1.0
+#: decodes str types to str by default, which is `raw=False`).
+decode_record: Callable[[bytes], Any] = functools.partial(msgpack.unpackb, use_list=False)
 
 
 class Durability:
