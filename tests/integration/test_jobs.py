@@ -25,6 +25,14 @@ def as_map(reply: Any) -> dict[bytes, Any]:
     return dict(zip(reply[::2], reply[1::2], strict=True))
 
 
+def get_jobs(r: redis.Redis, ids: list[bytes]) -> list[dict[bytes, Any]]:
+    """JOB.GET of every id, in one pipeline."""
+    pipe = r.pipeline(transaction=False)
+    for job_id in ids:
+        pipe.execute_command("JOB.GET", job_id)
+    return [as_map(j) for j in pipe.execute()]
+
+
 @pytest.mark.parametrize("protocol", [2, 3])
 def test_push_fetch_ack_get(server: ServerProcess, protocol: int) -> None:
     r = server.client(protocol=protocol)
@@ -138,10 +146,7 @@ def test_kill_9_loses_no_acknowledged_job(start_server: Any, policy: str) -> Non
     again = ServerProcess(proc.data_dir, "--appendfsync", policy).wait_ready()
     try:
         r = again.client()
-        pipe = r.pipeline(transaction=False)
-        for job_id in ids:
-            pipe.execute_command("JOB.GET", job_id)
-        jobs = [as_map(j) for j in pipe.execute()]
+        jobs = get_jobs(r, ids)
         assert [j[b"payload"] for j in jobs] == [b"payload-%d" % i for i in range(10_000)]
         running_ids = {j[b"id"] for j in running}
         # The leases survived the kill (by now they may have run out: the restart can take
@@ -252,10 +257,7 @@ def test_bgrewriteaof_compacts_while_serving_and_survives_kill_9(start_server: A
     again = ServerProcess(proc.data_dir).wait_ready()
     try:
         r = again.client()
-        pipe = r.pipeline(transaction=False)
-        for job_id in ids:
-            pipe.execute_command("JOB.GET", job_id)
-        jobs = [as_map(j) for j in pipe.execute()]
+        jobs = get_jobs(r, ids)
         acked = {j[b"id"] for j in done}
         assert [j[b"payload"] for j in jobs] == (
             [b"before-%d" % i for i in range(2_000)]
