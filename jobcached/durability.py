@@ -55,7 +55,7 @@ class _Batch:
         self.error: Exception | None = None
 
 
-def encode_record(record: dict[str, Any]) -> bytes:
+def encode_record(record: Any) -> bytes:
     return msgpack.packb(record, use_bin_type=True)
 
 
@@ -90,7 +90,7 @@ class Durability:
 
     # ---------------------------------------------------------------- engine side
 
-    def append(self, record: dict[str, Any]) -> None:
+    def append(self, record: Any) -> None:
         self._open.bodies.append(self._encode(record))
         self.records_in_log += 1
         if not self._scheduled:
@@ -141,7 +141,7 @@ class Durability:
     def _failure_text(error: Exception) -> str:
         return f"MISCONF job writes are refused: the write-ahead log failed ({error})"
 
-    async def recover(self, snapshot: Callable[[], Iterable[dict[str, Any]]]) -> bool:
+    async def recover(self, snapshot: Callable[[], Iterable[Any]]) -> bool:
         """After a failure, try to make the log whole again; True once writes are accepted.
 
         Records of the failed batches never reached the log, but their effects are in memory,
@@ -171,7 +171,7 @@ class Durability:
         return (self.records_in_log >= COMPACT_MIN_RECORDS
                 and self.records_in_log > COMPACT_GARBAGE_RATIO * max(live_records, 1))
 
-    async def compact(self, snapshot: Callable[[], Iterable[dict[str, Any]]]) -> bool:
+    async def compact(self, snapshot: Callable[[], Iterable[Any]]) -> bool:
         """Rewrite the log as a snapshot of the live state, without pausing the loop; False
         if it failed (logged) or another compaction is running.
 
@@ -190,7 +190,7 @@ class Durability:
             self.compacting = False
         return self.last_compaction_ok
 
-    async def _compact(self, snapshot: Callable[[], Iterable[dict[str, Any]]]) -> bool:
+    async def _compact(self, snapshot: Callable[[], Iterable[Any]]) -> bool:
         if self._open.bodies:
             self._flush()
         cut: list[int] = []

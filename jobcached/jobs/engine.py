@@ -10,7 +10,9 @@ it to `propagate` (the write-ahead log, and later replication); `_commit_job(job
 the same for a record about a job the caller holds, going straight to `_apply_to_job`, which
 `_apply` dispatches to. Crash recovery calls `replay`, which runs the very same `_apply` on the
 records read back from the log, so replay reproduces the state by construction, and a record
-never depends on when it is replayed.
+never depends on when it is replayed. The one record that is not a dict is a new job's: the
+array `["put", *Job.to_record()]` (see `put_record`), because puts are most of any log and an
+array decodes about a third faster than a map.
 
 Time-driven work (a delay or backoff ending, a lease expiring, a blocked fetch or wait timing
 out) sits in a hierarchical timer wheel; `tick(now_ms)` fires what is due and returns nothing
@@ -30,7 +32,7 @@ import bisect
 import logging
 import random
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,6 +57,12 @@ from jobcached.jobs.ready import ReadyQueue, observe_ms
 from jobcached.jobs.timerwheel import TimerWheel
 
 Record = dict[str, Any]
+PUT = "put"
+
+
+def put_record(job_record: list[Any]) -> list[Any]:
+    """The log record that adds (or replaces) a job: its tag, then `Job.to_record()`."""
+    return [PUT, *job_record]
 
 log = logging.getLogger("jobcached.jobs")
 
@@ -108,7 +116,7 @@ class JobEngine:
     """All jobs and queues; see the module docstring."""
 
     def __init__(self, clock: Clock, *, rng: random.Random | None = None,
-                 propagate: Callable[[Record], None] | None = None,
+                 propagate: Callable[[Record | list[Any]], None] | None = None,
                  default_lease_ms: int = 60_000, tick_ms: int = 10,
                  log_max_lines: int = DEFAULT_LOG_MAX_LINES,
                  log_max_bytes: int = DEFAULT_LOG_MAX_BYTES,
@@ -170,28 +178,30 @@ class JobEngine:
         if hook is not None and job.state is not old:
             hook(job, old, job.state, record["now"])
 
-    def replay(self, records: Iterable[Record]) -> int:
+    def replay(self, records: Iterable[Record | Sequence[Any]]) -> int:
         """Rebuild state from logged records (crash recovery); returns how many were applied.
 
-        Puts, most of any log, go straight to `_apply_put`: one dispatch less per record."""
+        Puts, most of any log, are arrays (see `put_record`) that go straight to
+        `_apply_put`; every other record is a dict for `_apply` (which also reads the
+        `{"op": "put", "job": ...}` puts of logs written before puts were arrays)."""
         count = 0
         apply, apply_put, from_record = self._apply, self._apply_put, Job.from_record
         for record in records:
-            if record["op"] == "put":
-                apply_put(from_record(record["job"]))
-            else:
+            if type(record) is dict:
                 apply(record)
+            else:
+                apply_put(from_record(record[1:]))
             count += 1
         if self._ids:
             self.ids.resume_after(self._ids[-1])
         return count
 
-    def snapshot(self) -> Iterator[Record]:
+    def snapshot(self) -> Iterator[Record | list[Any]]:
         """Records that rebuild the current state from nothing (for WAL compaction)."""
         yield from self.batches.snapshot()  # before their members: a put counts into it
         yield from self.crons.snapshot()
         for job in self.jobs.values():
-            yield {"op": "put", "job": job.to_record()}
+            yield put_record(job.to_record())
         for queue in self.queues.values():
             if queue.paused:
                 yield {"op": "pause", "queue": queue.name}
@@ -199,9 +209,7 @@ class JobEngine:
 
     def _apply(self, r: Record) -> None:
         op = r["op"]
-        if op == "put":  # most of any log: tested first
-            self._apply_put(Job.from_record(r["job"]))
-        elif op in _JOB_OPS:
+        if op in _JOB_OPS:
             self._apply_to_job(op, self.jobs[r["id"]], r)
         elif op in ("pause", "resume"):
             self._queue(r["queue"]).paused = op == "pause"
@@ -213,6 +221,8 @@ class JobEngine:
                 self._forget(self.jobs[job_id], archived=True)
         elif op == "restore":
             self._apply_put(Job.from_record(r["job"]), restored=True)
+        elif op == PUT:  # a put as logs wrote it before puts were arrays (see `replay`)
+            self._apply_put(Job.from_record(r["job"]))
         elif op == "keys":  # archived jobs' idempotency keys, from a snapshot
             self.keys.apply_snapshot(r["keys"])
         elif op.startswith("batch"):
@@ -403,7 +413,7 @@ class JobEngine:
         """Add a job just pushed, whose record is `record`, and log it; returns its id. The job
         object itself is applied (replay builds the same object from the record)."""
         self._apply_put(job)
-        self.propagate({"op": "put", "job": record})
+        self.propagate(put_record(record))
         if self.on_transition is not None:
             self.on_transition(job, None, job.state, now)
         queue = job.queue
