@@ -148,6 +148,14 @@ class RequestParser:
         counts = _MULTIBULK_COUNTS
         header_of = _BULK_HEADERS.__getitem__
         ready = self._ready
+        if counts.get(tokens[0]) == last // 2 and last % 2:
+            # Exactly one command (a client that does not pipeline): the loop below in short.
+            args = tokens[2:last:2]
+            if list(map(header_of, map(len, args))) != tokens[1:last:2]:
+                return False
+            ready.append(args)
+            self._pos = len(buf) - len(tokens[last])
+            return True
         i = 0
         while i < last:
             count = counts.get(tokens[i])
