@@ -59,10 +59,10 @@ def encode_record(record: Any) -> bytes:
     return msgpack.packb(record, use_bin_type=True)
 
 
-#: A WAL record body back to its dict: msgpack's C function itself (through `partial`, also C)
-#: rather than a wrapper, because replay calls it once per record. Arrays come back as tuples:
-#: about a fifth faster to decode than lists, and records are only read (msgpack >= 1.0
-#: decodes str types to str by default, which is `raw=False`).
+#: A WAL record body back to its dict (a put: its array, see `engine.put_record`): msgpack's C
+#: function itself (through `partial`, also C) rather than a wrapper, because replay calls it
+#: once per record. Arrays come back as tuples, about a tenth faster to decode than lists;
+#: records are only read (msgpack >= 1.0 decodes str types to str by default: `raw=False`).
 decode_record: Callable[[bytes], Any] = functools.partial(msgpack.unpackb, use_list=False)
 
 
