@@ -55,8 +55,10 @@ class _Batch:
         self.error: Exception | None = None
 
 
-def encode_record(record: Any) -> bytes:
-    return msgpack.packb(record, use_bin_type=True)
+#: A record to its WAL body. One Packer serves the process: `packb` builds a new one for every
+#: record, and records are encoded only on the event loop thread (and in the compaction child,
+#: a copy of it), never by two threads at once.
+encode_record: Callable[[Any], bytes] = msgpack.Packer(use_bin_type=True).pack
 
 
 #: A WAL record body back to its dict (a put: its array, see `engine.put_record`): msgpack's C
@@ -84,14 +86,11 @@ class Durability:
         self._child: ForkedWrite | None = None  # a compaction's, while it writes
         self.compacting = False
         self.last_compaction_ok = True
-        # A packer of our own for `append` (and the compaction child, a copy of this thread):
-        # `packb` builds a new Packer for every record.
-        self._encode = msgpack.Packer(use_bin_type=True).pack
 
     # ---------------------------------------------------------------- engine side
 
     def append(self, record: Any) -> None:
-        self._open.bodies.append(self._encode(record))
+        self._open.bodies.append(encode_record(record))
         self.records_in_log += 1
         if not self._scheduled:
             self._scheduled = True
@@ -199,7 +198,7 @@ class Durability:
         tmp = os.path.join(self.wal.path, COMPACT_TMP)
 
         def write(check_parent: Callable[[], None]) -> int:
-            bodies = map(self._encode, snapshot())
+            bodies = map(encode_record, snapshot())
             return write_base(tmp, bodies, on_chunk=check_parent)
 
         count = 0
