@@ -1,9 +1,11 @@
 """redis-benchmark, one test per invocation, with the server's CPU time attributed to each test.
 
 Theory of operation: for every (pipeline, test) the suite runs `redis-benchmark -t <test> --csv`
-first against jobcached and then against redis-server (interleaved, so slow drift of the machine
-hits both alike). Around each invocation it reads the server's utime+stime from /proc, so
-`cpu_us_per_req = (ticks_after - ticks_before) / CLK_TCK / requests * 1e6`. Both servers run for
+first against jobcached and then against redis-server, `repeats` times over (interleaved, so
+drift of the machine hits both alike). Around each invocation it reads the server's utime+stime
+from /proc, so `cpu_us_per_req = (ticks_after - ticks_before) / CLK_TCK / requests * 1e6`. A row
+shows each server's run with the median CPU per request, and its notes the range of the CPU
+ratio over the pairs: on a shared 2-core machine one pair can be 25% off. Both servers run for
 the whole suite; the idle one costs next to nothing.
 
 A test fails (and its row says why) instead of crashing the suite when redis-benchmark exits
@@ -18,6 +20,7 @@ import csv
 import io
 import subprocess
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -161,6 +164,7 @@ class RedisBenchmarkSuite(Suite):
     def __init__(
         self, name: str, description: str, tests: tuple[str, ...], *, requests: int = 200_000,
         quick_requests: int = 50_000, clients: int = 50, pipelines: tuple[int, ...] = (1, 16),
+        repeats: int = 3,
     ) -> None:
         self.name = name
         self.description = description
@@ -169,6 +173,7 @@ class RedisBenchmarkSuite(Suite):
         self.quick_requests = quick_requests
         self.clients = clients
         self.pipelines = pipelines
+        self.repeats = repeats
 
     def parameters(self, quick: bool) -> dict[str, Any]:
         return {
@@ -176,6 +181,7 @@ class RedisBenchmarkSuite(Suite):
             "requests": self.quick_requests if quick else self.requests,
             "clients": self.clients,
             "pipelines": list(self.pipelines),
+            "repeats": 1 if quick else self.repeats,
             "command": "redis-benchmark -t TEST -n REQUESTS -c CLIENTS -P PIPELINE --csv",
         }
 
@@ -189,13 +195,32 @@ class RedisBenchmarkSuite(Suite):
         for pipeline in self.pipelines:
             for test in params["tests"]:
                 started = time.monotonic()
-                jc, redis = (run_test(ctx, server, test, requests=params["requests"],
-                                      clients=self.clients, pipeline=pipeline)
-                             for server in servers)
-                row = comparison_row(test, pipeline, jc, redis)
+                pairs = [tuple(run_test(ctx, server, test, requests=params["requests"],
+                                        clients=self.clients, pipeline=pipeline)
+                               for server in servers) for _ in range(params["repeats"])]
+                row = comparison_row(test, pipeline, _median(p[0] for p in pairs),
+                                     _median(p[1] for p in pairs))
+                _add_spread(row, pairs)
                 rows.append(row)
                 ctx.log(_progress_line(row, time.monotonic() - started))
         return rows
+
+
+def _median(results: Iterable[TestResult]) -> TestResult:
+    """The run with the median CPU per request (the first failure if none succeeded)."""
+    results = list(results)
+    ok = sorted((r for r in results if r.ok), key=lambda r: r.cpu_us_per_req or 0.0)
+    return ok[(len(ok) - 1) // 2] if ok else next(r for r in results if not r.ok)
+
+
+def _add_spread(row: Row, pairs: list[tuple[TestResult, ...]]) -> None:
+    """Record every pair's CPU ratio in the row, and their range in its notes."""
+    ratios = [_ratio(jc.cpu_us_per_req, redis.cpu_us_per_req) for jc, redis in pairs]
+    row["pair_cpu_ratios"] = [None if r is None else round(r, 3) for r in ratios]
+    measured = [r for r in ratios if r is not None]
+    if len(measured) > 1:
+        spread = f"pairs {min(measured):.2f}-{max(measured):.2f}x"
+        row["notes"] = "; ".join(filter(None, [row["notes"], spread]))
 
 
 def _progress_line(row: Row, elapsed_s: float) -> str:
