@@ -146,7 +146,8 @@ def _replication(state: ServerState) -> list[tuple[str, object]]:
     backlog = state.backlog
     first = backlog.first_offset
     return [("role", "master"), ("connected_slaves", 0), ("master_replid", state.run_id),
-            ("master_repl_offset", backlog.next_offset), ("repl_backlog_active", 0),
+            ("master_repl_offset", backlog.next_offset),
+            ("repl_backlog_active", int(backlog.active)),
             ("repl_backlog_size", backlog.max_bytes),
             ("repl_backlog_first_byte_offset", first),
             ("repl_backlog_histlen", backlog.next_offset - first)]

@@ -326,6 +326,7 @@ class Local:
     def __init__(self) -> None:
         self.clock = ManualClock()
         self.state = ServerState(Config(), self.clock)
+        self.state.backlog.activate()  # keep the effect records, as for a follower
         self.session = Session(self.state, _NoConnection(), "127.0.0.1:1", "127.0.0.1:2", True)
 
     def __call__(self, *argv: str | bytes) -> Any:
