@@ -88,21 +88,24 @@ def _zadd(s: Session, argv: list[bytes], incr: bool) -> Any:
     while i < len(argv) and (bit := _ZADD_OPTIONS.get(argv[i].upper())):
         options |= bit
         i += 1
-    incr = incr or bool(options & _INCR)
-    nx, xx = bool(options & _NX), bool(options & _XX)
-    gt, lt = bool(options & _GT), bool(options & _LT)
     rest = len(argv) - i
     if rest % 2 or not rest:
         raise SyntaxErr()
-    if nx and xx:
-        raise CommandError("XX and NX options at the same time are not compatible")
-    if (gt and nx) or (lt and nx) or (gt and lt):
-        raise CommandError("GT, LT, and/or NX options at the same time are not compatible")
+    if options:  # most calls have none: skip the flag checks
+        incr = incr or bool(options & _INCR)
+        nx, xx = bool(options & _NX), bool(options & _XX)
+        gt, lt = bool(options & _GT), bool(options & _LT)
+        if nx and xx:
+            raise CommandError("XX and NX options at the same time are not compatible")
+        if (gt and nx) or (lt and nx) or (gt and lt):
+            raise CommandError("GT, LT, and/or NX options at the same time are not compatible")
+    else:
+        nx = xx = gt = lt = False
     if incr and rest > 2:
         raise CommandError("INCR option supports a single increment-element pair")
-    pairs = [(_score(argv[j]), argv[j + 1]) for j in range(i, len(argv), 2)]
-    raw_first = pairs[0][0]
-    pairs = [(score + 0.0, member) for score, member in pairs]  # -0 is stored as 0
+    # `+ 0.0` stores -0 as 0; an INCR reply keeps the sign of a -0 increment (raw_first).
+    pairs = [(_score(argv[j]) + 0.0, argv[j + 1]) for j in range(i, len(argv), 2)]
+    raw_first = _score(argv[i]) if incr else 0.0
     ks = s.server.keyspace
     zset = ks.get_zset(key, write=True)
     created = zset is None
