@@ -73,6 +73,44 @@ def test_expire_absolute_and_conditions(pair: Pair) -> None:
         ("EXPIREAT", "k", "1", "XX"), ("EXISTS", "k"))
 
 
+def test_pexpire_conditions(pair: Pair) -> None:
+    far = str(FAR_FUTURE_MS)
+    run(pair,
+        # NX: only a key without a TTL gets one
+        ("SET", "k", "v"), ("PEXPIRE", "k", "100000000", "NX"), ("TTL", "k"),
+        ("PEXPIRE", "k", "5000000", "NX"), ("TTL", "k"), ("PEXPIRE", "nope", "1000", "NX"),
+        # GT: no TTL counts as infinite, so GT never sets one on a persistent key
+        ("SET", "g", "v"), ("PEXPIRE", "g", "100000000", "GT"), ("TTL", "g"),
+        ("PEXPIRE", "g", "100000000"), ("PEXPIRE", "g", "200000000", "GT"), ("TTL", "g"),
+        ("PEXPIRE", "g", "5000000", "GT"), ("TTL", "g"), ("PEXPIRE", "nope", "1000", "GT"),
+        ("PEXPIREAT", "g", far), ("PEXPIRE", "g", "100000000", "gt"), ("PEXPIRETIME", "g"),
+        # LT: any TTL is less than none
+        ("SET", "l", "v"), ("PEXPIRE", "l", "200000000", "LT"), ("TTL", "l"),
+        ("PEXPIRE", "l", "300000000", "LT"), ("TTL", "l"),
+        ("PEXPIRE", "l", "100000000", "LT"), ("TTL", "l"), ("PEXPIRE", "nope", "1000", "LT"),
+        ("PEXPIREAT", "l", far), ("PEXPIRE", "l", "100000000", "lt"), ("TTL", "l"),
+        # a condition that holds with a time in the past deletes the key
+        ("SET", "d", "v"), ("PEXPIRE", "d", "-1", "NX"), ("EXISTS", "d"),
+        ("SET", "d", "v", "PX", "100000000"), ("PEXPIRE", "d", "0", "LT"), ("EXISTS", "d"),
+        ("SET", "d", "v", "PX", "100000000"), ("PEXPIRE", "d", "0", "GT"), ("EXISTS", "d"),
+        ("TTL", "d"))
+
+
+def test_pexpireat_nx_and_expire_xx(pair: Pair) -> None:
+    far, farther = str(FAR_FUTURE_MS), str(FAR_FUTURE_MS + 5000)
+    run(pair,
+        ("SET", "k", "v"), ("PEXPIREAT", "k", far, "NX"), ("PEXPIRETIME", "k"),
+        ("EXPIRETIME", "k"), ("PEXPIREAT", "k", farther, "NX"), ("PEXPIRETIME", "k"),
+        ("PEXPIREAT", "nope", far, "NX"), ("EXISTS", "nope"),
+        ("SET", "old", "v"), ("PEXPIREAT", "old", "1", "NX"), ("EXISTS", "old"),
+        # XX: only a key that has a TTL gets a new one
+        ("SET", "p", "v"), ("EXPIRE", "p", "100000", "XX"), ("TTL", "p"), ("EXPIRETIME", "p"),
+        ("EXPIRE", "nope", "100000", "XX"), ("EXISTS", "nope"),
+        ("EXPIRE", "k", "100000", "XX"), ("TTL", "k"), ("EXPIRE", "k", "200000", "xx"),
+        ("TTL", "k"), ("EXPIRE", "k", "0", "XX"), ("EXISTS", "k"),
+        ("SET", "h", "v", "EX", "100"), ("EXPIRE", "h", "-5", "XX"), ("EXISTS", "h"))
+
+
 def test_expire_errors(pair: Pair) -> None:
     run(pair,
         ("SET", "k", "v"),
@@ -245,6 +283,12 @@ def test_object_under_an_lfu_policy(pair: Pair) -> None:
         run(pair, ("SET", "k", "v"), ("OBJECT", "IDLETIME", "k"), ("OBJECT", "IDLETIME", "nope"),
             ("OBJECT", "FREQ", "nope"))
         assert isinstance(pair.ours.execute_command("OBJECT", "FREQ", "k"), int)
+        # Redis 7: a new key starts at LFU_INIT_VAL (5); OBJECT FREQ does not count as an
+        # access; the first read increments with probability 1 (the base is 0 at 5).
+        run(pair, ("SET", "f", "v"), ("OBJECT", "FREQ", "f"), ("OBJECT", "FREQ", "f"),
+            ("GET", "f"), ("OBJECT", "FREQ", "f"),
+            ("HSET", "h", "a", "1"), ("OBJECT", "FREQ", "h"), ("HGET", "h", "a"),
+            ("OBJECT", "FREQ", "h"))
     finally:
         run(pair, ("CONFIG", "SET", "maxmemory-policy", "noeviction"))
 
@@ -254,7 +298,10 @@ def test_dbsize_and_flush(pair: Pair) -> None:
         ("DBSIZE",), ("MSET", "a", "1", "b", "2"), ("HSET", "h", "f", "v"), ("DBSIZE",),
         ("FLUSHDB",), ("DBSIZE",), ("SET", "a", "1"), ("FLUSHALL", "SYNC"), ("DBSIZE",),
         ("FLUSHALL", "ASYNC"), ("FLUSHDB", "async"), ("FLUSHALL", "foo"), ("FLUSHDB", "a", "b"),
-        ("DBSIZE", "x"))
+        ("DBSIZE", "x"),
+        ("MSET", "a", "1", "b", "2"), ("SADD", "s", "m"), ("FLUSHDB", "SYNC"), ("DBSIZE",),
+        ("EXISTS", "a", "s"), ("FLUSHDB", "sync"), ("FLUSHDB", "SYNC", "ASYNC"),
+        ("FLUSHDB", "SYNC", "x"), ("FLUSHDB", "foo"))
 
 
 def test_watch_sees_ttl_and_rename_changes(pair: Pair) -> None:

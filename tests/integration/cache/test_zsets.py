@@ -216,6 +216,15 @@ def test_zrange_by_lex(pair: Pair) -> None:
     for limit in [("0", "2"), ("1", "-1"), ("-1", "1"), ("3", "10")]:
         pair.check("ZRANGEBYLEX", "z", "-", "+", "LIMIT", *limit)
         pair.check("ZREVRANGEBYLEX", "z", "+", "-", "LIMIT", *limit)
+    for limit in [("0", "2"), ("1", "3"), ("2", "-1"), ("0", "-5"), ("5", "1"), ("6", "1"),
+                  ("100", "-1"), ("-1", "1"), ("0", "0"), ("1", "1000")]:
+        pair.check("ZRANGE", "z", "-", "+", "BYLEX", "LIMIT", *limit)
+        pair.check("ZRANGE", "z", "[b", "(ee", "BYLEX", "LIMIT", *limit)
+        pair.check("ZRANGE", "z", "+", "-", "BYLEX", "REV", "LIMIT", *limit)
+        pair.check("ZRANGE", "z", "(ee", "[b", "REV", "BYLEX", "limit", *limit)
+        pair.check("ZRANGE", "missing", "-", "+", "BYLEX", "LIMIT", *limit)
+        pair.check("ZRANGEBYLEX", "z", "(a", "[e", "LIMIT", *limit)
+        pair.check("ZREVRANGEBYLEX", "z", "[e", "(a", "LIMIT", *limit)
     for bad in [("a", "b"), ("[a", "b"), ("+a", "+"), ("-", "+", "WITHSCORES"),
                 ("-", "+", "LIMIT", "0"), ("--", "+")]:
         pair.check("ZRANGEBYLEX", "z", *bad)

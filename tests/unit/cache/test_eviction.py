@@ -30,12 +30,14 @@ def hot_set_survival(policy: str, seed: int) -> float:
     hot = [b"hot:%d" % i for i in range(HOT_KEYS)]
     for k in hot:
         write(ks, k)
-    written = 0
+    written = 0  # the exact size of every cold entry written, as the keyspace accounts it
     i = 0
     while written < 3 * MAXMEMORY:
-        before = ks.stats.used_memory
-        write(ks, b"cold:%d" % i)
-        written += max(0, ks.stats.used_memory - before) + 300
+        key = b"cold:%d" % i
+        write(ks, key)
+        size = entry_size_check(key, VALUE, volatile=False)
+        assert ks.memory_usage(key) == size  # what the keyspace recorded for this entry
+        written += size
         i += 1
         ks.lookup_read(hot[i % HOT_KEYS])  # the hot set is read continuously: 1 read per write
         clock.advance(1)
