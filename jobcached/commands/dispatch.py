@@ -18,8 +18,9 @@ from jobcached.net.session import Session
 
 log = logging.getLogger("jobcached.dispatch")
 
-#: Commands that run at once even inside MULTI.
-TRANSACTION_CONTROL = frozenset({"EXEC", "DISCARD", "MULTI", "WATCH", "UNWATCH", "QUIT", "RESET"})
+#: Commands that run at once even inside MULTI (Redis' list in processCommand: UNWATCH is
+#: queued, so it cannot rescue a transaction whose watched key already changed).
+TRANSACTION_CONTROL = frozenset({"EXEC", "DISCARD", "MULTI", "WATCH", "QUIT", "RESET"})
 
 #: What a RESP2 connection in subscribe mode may still run (Redis' list, S* included).
 SUBSCRIBE_MODE_COMMANDS = frozenset({"SUBSCRIBE", "UNSUBSCRIBE", "PSUBSCRIBE", "PUNSUBSCRIBE",

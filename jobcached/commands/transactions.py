@@ -16,7 +16,7 @@ from jobcached.commands import blocking
 from jobcached.commands.dispatch import call, resolve
 from jobcached.commands.registry import FAST, LOADING, NO_MULTI, STALE, Command, command
 from jobcached.errors import CommandError
-from jobcached.net.replies import NULL_ARRAY, OK, QUEUED, Deferred, ErrorReply
+from jobcached.net.replies import NULL_ARRAY, OK, Deferred, ErrorReply
 from jobcached.net.session import Session
 
 
@@ -141,12 +141,5 @@ def unwatch(s: Session, argv: list[bytes]) -> Any:
 
     Reply: `OK`.
     """
-    if s.multi is not None:
-        # Redis queues UNWATCH inside MULTI (only EXEC, DISCARD, MULTI, WATCH, QUIT and RESET
-        # run at once), so it cannot rescue a transaction whose watched key already changed;
-        # EXEC forgets the watched keys before running the queue, where it replies OK. The
-        # dispatcher lists UNWATCH as a command that runs at once, hence the queueing here.
-        s.multi.append(argv)
-        return QUEUED
     s.unwatch()
     return OK
