@@ -103,9 +103,7 @@ def _zadd(s: Session, argv: list[bytes], incr: bool) -> Any:
         nx = xx = gt = lt = False
     if incr and rest > 2:
         raise CommandError("INCR option supports a single increment-element pair")
-    # `+ 0.0` stores -0 as 0; an INCR reply keeps the sign of a -0 increment (raw_first).
-    pairs = [(_score(argv[j]) + 0.0, argv[j + 1]) for j in range(i, len(argv), 2)]
-    raw_first = _score(argv[i]) if incr else 0.0
+    pairs = [(_score(argv[j]), argv[j + 1]) for j in range(i, len(argv), 2)]
     ks = s.server.keyspace
     zset = ks.get_zset(key, write=True)
     created = zset is None
@@ -119,16 +117,16 @@ def _zadd(s: Session, argv: list[bytes], incr: bool) -> Any:
     if incr:
         score, member = pairs[0]
         old = zset.score(member)
-        result = zset.incr(member, score, nx=nx, xx=xx, gt=gt, lt=lt)
+        result = zset.incr(member, score + 0.0, nx=nx, xx=xx, gt=gt, lt=lt)  # -0 is stored as 0
         if result is not None:
             if old is None:
                 added, grown = 1, item_size(member)
-                result = raw_first  # the reply keeps the sign of a -0 increment, as Redis
+                result = score  # the reply keeps the sign of a -0 increment, as Redis
             elif result != old:
                 updated = 1
     else:
         for score, member in pairs:
-            outcome = zset.add(member, score, nx, xx, gt, lt)
+            outcome = zset.add(member, score + 0.0, nx, xx, gt, lt)  # -0 is stored as 0
             if outcome == ADDED:
                 added += 1
                 grown += item_size(member)
