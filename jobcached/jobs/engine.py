@@ -155,17 +155,11 @@ class JobEngine:
     # ------------------------------------------------------------------ records
 
     def _commit(self, record: Record) -> None:
-        hook = self.on_transition
-        job = self.jobs.get(record["id"]) if hook is not None and "id" in record else None
-        if job is None:
-            self._apply(record)
-            self.propagate(record)
-            return
-        old = job.state
+        """Apply and log a record that moves no job through its lifecycle (queues, batches,
+        cron, deletes, restores); a record about one job's state goes through `_commit_job`,
+        which tells `on_transition`."""
         self._apply(record)
         self.propagate(record)
-        if job.state is not old and hook is not None:
-            hook(job, old, job.state, record["now"])
 
     def _commit_job(self, job: Job, record: Record) -> None:
         """`_commit` for a record about `job`, which the caller already holds: no lookup by id
@@ -675,8 +669,7 @@ class JobEngine:
                     continue
                 failed, waiting = self._parents_status(child.parents, {})
                 if failed is not None:
-                    self._cancel(child, failed,
-                                 cascade=False)
+                    self._cancel(child, failed, cascade=False)
                     work.append(child.id)
                 elif not waiting:
                     self._make_due(child)
