@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench.context import CLK_TCK, Context, Server, require_binary
-from bench.suite import Column, Row, Suite
+from bench.suite import Column, Row, Suite, median_run
 
 MIN_EXPECTED_RPS = 2000
 """A test slower than this is treated as hung: timeout = BASE + requests / MIN_EXPECTED_RPS."""
@@ -208,9 +208,7 @@ class RedisBenchmarkSuite(Suite):
 
 def _median(results: Iterable[TestResult]) -> TestResult:
     """The run with the median CPU per request (the first failure if none succeeded)."""
-    results = list(results)
-    ok = sorted((r for r in results if r.ok), key=lambda r: r.cpu_us_per_req or 0.0)
-    return ok[(len(ok) - 1) // 2] if ok else next(r for r in results if not r.ok)
+    return median_run(results, lambda r: r.ok, lambda r: r.cpu_us_per_req or 0.0)
 
 
 def _add_spread(row: Row, pairs: list[tuple[TestResult, ...]]) -> None:

@@ -14,8 +14,9 @@ which must stay under three minutes on a 2-core machine.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 if TYPE_CHECKING:
     from bench.context import Context
@@ -62,6 +63,18 @@ class Suite(ABC):
 
 
 _REGISTRY: dict[str, Suite] = {}
+
+
+_Run = TypeVar("_Run")
+
+
+def median_run(runs: Iterable[_Run], ok: Callable[[_Run], bool],
+               key: Callable[[_Run], float]) -> _Run:
+    """Of repeated runs, the one with the median `key` among those that succeeded (the lower
+    middle of an even count); the first failed one if none succeeded."""
+    runs = list(runs)
+    good = sorted(filter(ok, runs), key=key)
+    return good[(len(good) - 1) // 2] if good else runs[0]
 
 
 def register(suite: Suite) -> Suite:

@@ -15,7 +15,7 @@ from typing import Any
 
 from bench.context import Context, Server
 from bench.jobload import LoadResult, Plan, percentile, run_load
-from bench.suite import Column, Row, Suite, register
+from bench.suite import Column, Row, Suite, median_run, register
 
 LOW_PRECISION_TICKS = 50
 """Server CPU readings under this many clock ticks are flagged as coarse (as the cache suites)."""
@@ -83,8 +83,7 @@ def _median_run(
     runs: list[tuple[LoadResult, list[str]]],
 ) -> tuple[LoadResult, list[str]]:
     """The run with the median throughput (the first failure if no run succeeded)."""
-    ok = sorted((r for r in runs if r[0].ok), key=lambda r: r[0].jobs_per_s or 0.0)
-    return ok[(len(ok) - 1) // 2] if ok else runs[0]
+    return median_run(runs, lambda r: r[0].ok, lambda r: r[0].jobs_per_s or 0.0)
 
 
 def _run_summary(r: LoadResult) -> dict[str, Any]:
