@@ -27,8 +27,9 @@ from bench.profile_hotpath import NullTransport, request
 from jobcached.clock import SystemClock
 from jobcached.commands.registry import load_all
 from jobcached.config import Config
-from jobcached.durability import Durability, decode_record
+from jobcached.durability import Durability
 from jobcached.jobs.engine import JobEngine
+from jobcached.jobs.records import decode_record
 from jobcached.jobs.wal import Wal
 from jobcached.net.protocol import RespProtocol
 from jobcached.state import ServerState

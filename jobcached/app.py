@@ -29,9 +29,10 @@ from jobcached.archiving import ARCHIVE_INTERVAL_SECONDS, Archiver
 from jobcached.clock import Clock, SystemClock
 from jobcached.commands.registry import load_all
 from jobcached.config import Config
-from jobcached.durability import Durability, decode_record
+from jobcached.durability import Durability
 from jobcached.gcpolicy import FullCollections
 from jobcached.jobs.engine import JobEngine
+from jobcached.jobs.records import decode_record
 from jobcached.jobs.wal import Wal
 from jobcached.net.protocol import RespProtocol
 from jobcached.observability.http import HttpServer
@@ -259,7 +260,7 @@ class App:
             now = asyncio.get_running_loop().time()
             if now - self._last_recovery >= WAL_RECOVERY_INTERVAL_SECONDS:
                 self._last_recovery = now
-                await durability.recover(engine.snapshot)
+                await durability.recover()
         elif durability.should_compact(len(engine.jobs)):
             await durability.compact(engine.snapshot)
 

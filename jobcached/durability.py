@@ -1,33 +1,39 @@
 """Durability: from engine records to acknowledged replies.
 
-The job engine hands every record to `Durability.append` (its `propagate`). Records appended
-during one turn of the event loop form one batch; at the end of the turn the batch goes to the
-group-commit thread, which writes it with one `write` (and, under `appendfsync always`, one
-`fsync`). A command that changed something replies through `reply(value)`: a `Deferred` that
+The job engine hands every encoded record to `Durability.append` (its `propagate`). Records
+appended during one turn of the event loop form one batch; at the end of the turn the batch goes
+to the group-commit thread, which writes it with one `write` (and, under `appendfsync always`,
+one `fsync`). A command that changed something replies through `reply(value)`: a `Deferred` that
 resolves when the batch holding its records is as durable as the policy promises (written to
 the OS for `everysec` and `no`, so a killed process loses nothing acknowledged; synced for
-`always`). If the write or sync fails, every waiting reply becomes an error (never `+OK`), and
-job writes are refused (`-MISCONF`, as Redis when it cannot persist) until the log can be
-written again; the server retries every second and heals by itself once the disk has room.
+`always`).
+
+If the write or sync fails, job writes are refused (`-MISCONF`, as Redis when it cannot
+persist) until the log can be written again, and every batch that did not reach the log is
+*held*, in order, with the replies that wait for it. The engine already applied those records,
+so answering their commands with an error would be a lie (a push answered `-MISCONF` would
+still run, and a client that retried would create it twice); they are answered once the
+records are written. Every second the app calls `recover`, which cuts the log back to its last
+good record and appends the held batches, needing room only for them: once that works the held
+replies go out and job writes are accepted again. A server stopped before that drops the held
+records, and their clients never got a reply: after a restart the log has none of their effects.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import os
 from collections.abc import Callable, Iterable
 from typing import Any
 
-import msgpack
-
 from jobcached.errors import CommandError, WalError
 from jobcached.forkwrite import ChildFailed, ForkedWrite
 from jobcached.jobs.groupcommit import GroupCommitter
+from jobcached.jobs.records import encode_record
 from jobcached.jobs.wal import COMPACT_TMP, Wal, write_base
-from jobcached.net.replies import Deferred, ErrorReply
+from jobcached.net.replies import Deferred
 
 log = logging.getLogger("jobcached.durability")
 
@@ -46,26 +52,12 @@ COMPACT_MIN_RECORDS = 250_000
 
 
 class _Batch:
-    __slots__ = ("bodies", "done", "error", "waiters")
+    __slots__ = ("bodies", "seq", "waiters")
 
     def __init__(self) -> None:
         self.bodies: list[bytes] = []
         self.waiters: list[tuple[Deferred, Any]] = []
-        self.done = False
-        self.error: Exception | None = None
-
-
-#: A record to its WAL body. One Packer serves the process: `packb` builds a new one for every
-#: record, and records are encoded only on the event loop thread (and in the compaction child,
-#: a copy of it), never by two threads at once.
-encode_record: Callable[[Any], bytes] = msgpack.Packer(use_bin_type=True).pack
-
-
-#: A WAL record body back to its dict (a put: its array, see `engine.put_record`): msgpack's C
-#: function itself (through `partial`, also C) rather than a wrapper, because replay calls it
-#: once per record. Arrays come back as tuples, about a tenth faster to decode than lists;
-#: records are only read (msgpack >= 1.0 decodes str types to str by default: `raw=False`).
-decode_record: Callable[[bytes], Any] = functools.partial(msgpack.unpackb, use_list=False)
+        self.seq = 0  # set when it is flushed: the log's order of batches
 
 
 class Durability:
@@ -81,7 +73,10 @@ class Durability:
         self.failures = 0
         self.recoveries = 0
         self._open = _Batch()
-        self._in_flight: _Batch | None = None
+        self._in_flight: _Batch | None = None  # the newest batch with the writer
+        self._submitted = 0  # batches with the writer
+        self._flushed = 0  # batches flushed so far (their `seq`)
+        self._held: list[_Batch] = []  # not written because the log failed (see above)
         self._scheduled = False
         self._child: ForkedWrite | None = None  # a compaction's, while it writes
         self.compacting = False
@@ -89,8 +84,8 @@ class Durability:
 
     # ---------------------------------------------------------------- engine side
 
-    def append(self, record: Any) -> None:
-        self._open.bodies.append(encode_record(record))
+    def append(self, body: bytes) -> None:
+        self._open.bodies.append(body)
         self.records_in_log += 1
         if not self._scheduled:
             self._scheduled = True
@@ -100,68 +95,108 @@ class Durability:
         self._scheduled = False
         batch, self._open = self._open, _Batch()
         if not batch.bodies:
-            self._complete(batch, None)
+            return  # `reply` attaches to the open batch only once it has records
+        self._flushed += 1
+        batch.seq = self._flushed
+        if self.failure is not None:  # the log refuses writes: `recover` writes it later
+            self._held.append(batch)
             return
         self._in_flight = batch
+        self._submitted += 1
         self.committer.submit(batch.bodies, lambda error: self._complete(batch, error))
 
     def _complete(self, batch: _Batch, error: Exception | None) -> None:
-        batch.done = True
-        batch.error = error
+        self._submitted -= 1
         if self._in_flight is batch:
             self._in_flight = None
-        if error is not None and self.failure is None:
+        if error is None:
+            self._release(batch)
+            return
+        if self.failure is None:
             self.failure = error
             self.failures += 1
-            log.error("WAL write failed: job writes are refused until it is fixed",
-                      extra={"error": str(error)})
+            log.error("WAL write failed: job writes are refused, and replies to the changes "
+                      "not yet logged are held, until it is fixed", extra={"error": str(error)})
+        self._held.append(batch)
+
+    @staticmethod
+    def _release(batch: _Batch) -> None:
         # Newest first: a connection writes its held replies once the oldest one resolves, so
         # this order sends each client's pipelined replies in one write, not one write each.
         for deferred, value in reversed(batch.waiters):
-            deferred.resolve(value if error is None else ErrorReply(self._failure_text(error)))
+            deferred.resolve(value)
+
+    def held_records(self) -> int:
+        """Records that did not reach the log yet because it failed (INFO, metrics)."""
+        return sum(len(batch.bodies) for batch in self._held)
 
     # ---------------------------------------------------------------- command side
 
     def reply(self, value: Any) -> Any:
         """`value`, once the records appended so far are durable (a Deferred until then)."""
-        batch = self._open if self._open.bodies else self._in_flight
+        batch = self._open if self._open.bodies else self._newest_unwritten()
         if batch is None:
             return value
         deferred = Deferred()
         batch.waiters.append((deferred, value))
         return deferred
 
+    def _newest_unwritten(self) -> _Batch | None:
+        newest = self._in_flight
+        if self._held and (newest is None or self._held[-1].seq > newest.seq):
+            newest = max(self._held, key=lambda batch: batch.seq)
+        return newest
+
     def check_writable(self) -> None:
         if self.failure is not None:
-            raise CommandError(self._failure_text(self.failure)[len("MISCONF "):],
-                               code="MISCONF")
+            raise CommandError(f"job writes are refused: the write-ahead log failed "
+                               f"({self.failure})", code="MISCONF")
 
-    @staticmethod
-    def _failure_text(error: Exception) -> str:
-        return f"MISCONF job writes are refused: the write-ahead log failed ({error})"
-
-    async def recover(self, snapshot: Callable[[], Iterable[Any]]) -> bool:
+    async def recover(self) -> bool:
         """After a failure, try to make the log whole again; True once writes are accepted.
 
-        Records of the failed batches never reached the log, but their effects are in memory,
-        so the log is rewritten from a snapshot (a compaction) rather than just reopened. The
-        app calls this every second while `failure` is set, so the server heals by itself once
-        the disk has room again, as Redis retries a failed AOF write.
+        Waits (returns False) while a batch is still with the writer or a compaction runs.
+        Then the log is cut back to its last good record and the held batches are appended in
+        their order, as one write each time round (records held while one is written are
+        written next), and their replies are released. The app calls this every second while
+        `failure` is set, so the server heals by itself once the disk has room again, as Redis
+        retries a failed AOF write.
         """
         if self.failure is None:
             return True
+        if self._submitted or self.compacting:
+            return False
         try:
             self.wal.reset_failure()
         except WalError as exc:
             log.warning("WAL still failing", extra={"error": str(exc)})
             return False
-        if not await self.compact(snapshot):
-            return False
+        while self._held:
+            held, self._held = sorted(self._held, key=lambda batch: batch.seq), []
+            error = await self._write([body for batch in held for body in batch.bodies])
+            if error is not None:
+                self._held = held + self._held
+                log.warning("WAL still failing", extra={"error": str(error)})
+                return False
+            for batch in held:
+                self._release(batch)
         log.warning("WAL recovered: job writes are accepted again",
                     extra={"was": str(self.failure)})
         self.failure = None
         self.recoveries += 1
         return True
+
+    def _write(self, bodies: list[bytes]) -> asyncio.Future[Exception | None]:
+        """Write `bodies` through the committer; the future holds its error, if any."""
+        done: asyncio.Future[Exception | None] = self.loop.create_future()
+        self._submitted += 1
+
+        def on_done(error: Exception | None) -> None:
+            self._submitted -= 1
+            done.set_result(error)
+
+        self.committer.submit(bodies, on_done)
+        return done
 
     # ---------------------------------------------------------------- maintenance
 
@@ -235,13 +270,16 @@ class Durability:
         return done
 
     async def drain(self) -> None:
-        """Wait until everything appended so far has been written."""
+        """Wait until everything appended so far has been written (or held: see above)."""
         if self._open.bodies:
             self._flush()
-        while self._in_flight is not None:
+        while self._submitted:
             await asyncio.sleep(0.001)
 
     def close(self) -> None:
+        if self._held:
+            log.error("stopping with changes the failed log never took: they are lost, and "
+                      "their clients got no reply", extra={"records": self.held_records()})
         if self._child is not None:
             self._child.kill()
         self.committer.close()

@@ -34,7 +34,22 @@ def engine_of(s: Session) -> JobEngine:
 
 
 def text(raw: bytes) -> str:
-    return raw.decode("utf-8", "surrogateescape")
+    """A name, id, type, key or META string of a job command: UTF-8 text, or an error before
+    anything changes. These become log records, replies, INFO lines and metric labels, all
+    of which carry text; a payload or result is bytes and may hold anything."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        shown = raw[:32].decode("utf-8", "backslashreplace")
+        raise CommandError(f"invalid argument '{shown}': queue names, job ids, types, keys, "
+                           f"META and other names in job commands must be UTF-8 "
+                           f"text") from None
+
+
+def free_text(raw: bytes) -> str:
+    """A message meant for people (an error, a trace, a client's name): undecodable bytes
+    are kept visible as \\xNN escapes rather than refusing what a failing worker reports."""
+    return raw.decode("utf-8", "backslashreplace")
 
 
 def non_negative(raw: bytes, what: str) -> int:
@@ -105,6 +120,8 @@ def _encoded(meta: dict[str, str]) -> dict[bytes, bytes]:
     return {k.encode(): v.encode() for k, v in meta.items()}
 
 
+#: JOB.FETCH's option names, which no queue after QUEUES may be called (see job_fetch).
+FETCH_OPTIONS = frozenset({"COUNT", "BLOCK", "LEASE", "WORKER", "QUEUES"})
 #: AFTER takes at most this many parents.
 MAX_PARENTS = 1000
 #: JOB.PUSH options that make no sense for a job a cron entry pushes on each slot.
@@ -220,7 +237,8 @@ def job_fetch(s: Session, argv: list[bytes]) -> Any:
 
     Lease up to COUNT (default 1) jobs, taking the queues strictly in the order given. With
     BLOCK, wait up to that long for a job (0 = forever); a push wakes the longest-waiting
-    fetcher at once. LEASE overrides the job's TIMEOUT for this attempt.
+    fetcher at once. LEASE overrides the job's TIMEOUT for this attempt. QUEUES comes last
+    (as STREAMS in XREAD): an option name after it is an error, not a queue called `BLOCK`.
 
     Reply: an array of job maps with id, queue, type, payload, attempt, priority, token,
     deadline (unix ms) and meta, once the leases are durable; an empty array when nothing
@@ -245,11 +263,15 @@ def job_fetch(s: Session, argv: list[bytes]) -> Any:
             worker = text(args.next())
         elif option == b"QUEUES":
             queues = [text(q) for q in args.rest()]
+            misplaced = FETCH_OPTIONS.intersection(name.upper() for name in queues)
+            if misplaced:
+                raise CommandError(f"QUEUES must come last: {min(misplaced)} is an option, "
+                                   f"not a queue name")
         else:
             raise SyntaxErr()
     if not queues:
         raise CommandError("JOB.FETCH needs QUEUES and at least one queue name")
-    worker = worker or s.name.decode("utf-8", "surrogateescape")
+    worker = worker or free_text(s.name)
     jobs = engine.fetch(queues, count, lease, worker)
     if jobs or block is None:
         return s.server.durable([fetched_reply(j, s.resp3) for j in jobs])
@@ -306,16 +328,16 @@ def job_fail(s: Session, argv: list[bytes]) -> Any:
     while args:
         option = args.next_upper()
         if option == b"ERRTYPE":
-            errtype = text(args.next())
+            errtype = free_text(args.next())
         elif option == b"TRACE":
-            trace = text(args.next())
+            trace = free_text(args.next())
         elif option == b"RETRYIN" and not noretry:
             retry_in = non_negative(args.next(), "RETRYIN")
         elif option == b"NORETRY" and retry_in is None:
             noretry = True
         else:
             raise SyntaxErr()
-    state = engine.fail(text(argv[1]), text(argv[2]), text(argv[3]), errtype, trace,
+    state = engine.fail(text(argv[1]), text(argv[2]), free_text(argv[3]), errtype, trace,
                         retry_in, noretry)
     return s.server.durable(Simple(state.value.encode()))
 

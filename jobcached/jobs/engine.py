@@ -5,14 +5,18 @@ Theory of operation
 Every change is made in two steps. A public method validates the request against the current
 state (raising `CommandError` subclasses, changing nothing), takes every decision that involves
 time or chance (ids, lease tokens, deadlines, backoff jitter) and writes them into a *record*, a
-plain dict with absolute times. `_commit(record)` then applies the record with `_apply` and hands
-it to `propagate` (the write-ahead log, and later replication); `_commit_job(job, record)` does
-the same for a record about a job the caller holds, going straight to `_apply_to_job`, which
-`_apply` dispatches to. Crash recovery calls `replay`, which runs the very same `_apply` on the
+plain dict with absolute times. `_commit(record)` then encodes the record (`encode_record`),
+applies it with `_apply` and hands the encoded body to `propagate` (the write-ahead log, and later
+replication); `_commit_job(job, record)` does the same for a record about a job the caller holds,
+going straight to `_apply_to_job`, which `_apply` dispatches to. Encoding comes first, so a record
+that cannot be logged raises before it changes anything: the engine only ever holds state that
+its log can rebuild. Crash recovery calls `replay`, which runs the very same `_apply` on the
 records read back from the log, so replay reproduces the state by construction, and a record
-never depends on when it is replayed. The one record that is not a dict is a new job's: the
-array `["put", *Job.to_record()]` (see `put_record`), because puts are most of any log and an
-array decodes about a third faster than a map.
+never depends on when it is replayed. A record that names a job the log never added (a log
+damaged or written by a buggy version) is skipped, counted in `skipped_records` and reported
+once, rather than stopping the server from starting. The one record that is not a dict is a
+new job's: the array `["put", *Job.to_record()]` (see `put_record`), because puts are most
+of any log and an array decodes about a third faster than a map.
 
 Time-driven work (a delay or backoff ending, a lease expiring, a blocked fetch or wait timing
 out) sits in a hierarchical timer wheel; `tick(now_ms)` fires what is due and returns nothing
@@ -54,6 +58,7 @@ from jobcached.jobs.model import (
     queued_record,
 )
 from jobcached.jobs.ready import ReadyQueue, observe_ms
+from jobcached.jobs.records import encode_record
 from jobcached.jobs.timerwheel import TimerWheel
 
 Record = dict[str, Any]
@@ -116,7 +121,7 @@ class JobEngine:
     """All jobs and queues; see the module docstring."""
 
     def __init__(self, clock: Clock, *, rng: random.Random | None = None,
-                 propagate: Callable[[Record | list[Any]], None] | None = None,
+                 propagate: Callable[[bytes], None] | None = None,
                  default_lease_ms: int = 60_000, tick_ms: int = 10,
                  log_max_lines: int = DEFAULT_LOG_MAX_LINES,
                  log_max_bytes: int = DEFAULT_LOG_MAX_BYTES,
@@ -125,7 +130,10 @@ class JobEngine:
         self.log_max_lines = log_max_lines
         self.log_max_bytes = log_max_bytes
         self.rng = rng or random.Random()
-        self.propagate = propagate or (lambda record: None)
+        #: gets each record's encoded body, after the record was applied
+        self.propagate = propagate or (lambda body: None)
+        #: records replay skipped because they name a job the log never added
+        self.skipped_records = 0
         self.default_lease_ms = default_lease_ms
         self.ids = IdGenerator(self.rng)
         self.jobs: dict[str, Job] = {}  # id -> Job
@@ -158,16 +166,18 @@ class JobEngine:
         """Apply and log a record that moves no job through its lifecycle (queues, batches,
         cron, deletes, restores); a record about one job's state goes through `_commit_job`,
         which tells `on_transition`."""
+        body = _encoded(record)
         self._apply(record)
-        self.propagate(record)
+        self.propagate(body)
 
     def _commit_job(self, job: Job, record: Record) -> None:
         """`_commit` for a record about `job`, which the caller already holds: no lookup by id
         and none of `_apply`'s tests for other kinds of record (every job's lease and ack
         come this way)."""
+        body = _encoded(record)
         old = job.state
         self._apply_to_job(record["op"], job, record)
-        self.propagate(record)
+        self.propagate(body)
         hook = self.on_transition
         if hook is not None and job.state is not old:
             hook(job, old, job.state, record["now"])
@@ -181,14 +191,41 @@ class JobEngine:
         count = 0
         apply, apply_put, from_record = self._apply, self._apply_put, Job.from_record
         for record in records:
-            if type(record) is dict:
-                apply(record)
-            else:
+            if type(record) is not dict:
                 apply_put(from_record(record[1:]))
+            else:
+                record = self._known_part(record)
+                if record is not None:
+                    apply(record)
             count += 1
         if self._ids:
             self.ids.resume_after(self._ids[-1])
         return count
+
+    def _known_part(self, record: Record) -> Record | None:
+        """What of a replayed record is about jobs in memory (see `replay`): the record
+        itself, a delete or archive without the ids the log never added, or None."""
+        op, jobs = record.get("op"), self.jobs
+        if op in _JOB_OPS:
+            if record.get("id") in jobs:
+                return record
+            self._skip(record, 1)
+            return None
+        if op == "delete" or op == "archive":
+            known = [job_id for job_id in record["ids"] if job_id in jobs]
+            if len(known) < len(record["ids"]):
+                self._skip(record, len(record["ids"]) - len(known))
+                return {**record, "ids": known}
+        return record
+
+    def _skip(self, record: Record, jobs: int) -> None:
+        """Count what replay cannot apply; the first such record is logged, the rest counted
+        (INFO persistence `wal_skipped_records`)."""
+        first = self.skipped_records == 0
+        self.skipped_records += jobs
+        if first:
+            log.error("replay skipped a record about a job the log never added; later ones "
+                      "are only counted", extra={"op": record.get("op"), "id": record.get("id")})
 
     def snapshot(self) -> Iterator[Record | list[Any]]:
         """Records that rebuild the current state from nothing (for WAL compaction)."""
@@ -406,8 +443,9 @@ class JobEngine:
     def _put_new(self, job: Job, record: list[Any], now: int) -> str:
         """Add a job just pushed, whose record is `record`, and log it; returns its id. The job
         object itself is applied (replay builds the same object from the record)."""
+        body = _encoded(put_record(record))
         self._apply_put(job)
-        self.propagate(put_record(record))
+        self.propagate(body)
         if self.on_transition is not None:
             self.on_transition(job, None, job.state, now)
         queue = job.queue
@@ -856,6 +894,15 @@ class JobEngine:
     def next_wakeup(self) -> int | None:
         """When `tick` has work next, at the latest (see TimerWheel.next_wakeup)."""
         return self.timers.next_wakeup()
+
+
+def _encoded(record: Record | list[Any]) -> bytes:
+    """A record's log body, or a CommandError (nothing has changed yet) if it has a value
+    the log cannot hold (arguments are validated before this: it is the last line)."""
+    try:
+        return encode_record(record)
+    except (TypeError, ValueError, OverflowError) as exc:  # UnicodeEncodeError is a ValueError
+        raise CommandError(f"the change cannot be logged, so it was not made ({exc})") from exc
 
 
 def _job_fields(job: Job, **more: Any) -> dict[str, Any]:

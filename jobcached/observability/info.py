@@ -109,6 +109,8 @@ def _persistence(state: ServerState) -> list[tuple[str, object]]:
         ("wal_records", durability.records_in_log), ("wal_segments", wal.segments),
         ("wal_fsyncs", wal.fsyncs), ("wal_compactions", wal.compactions),
         ("wal_truncated_tail_bytes", wal.truncated_tail_bytes),
+        ("wal_skipped_records", state.jobs.skipped_records if state.jobs else 0),
+        ("wal_held_records", durability.held_records()),
         ("wal_last_write_status", status),
         ("wal_last_fsync_status", "err" if wal.last_fsync_error else "ok"),
     ]

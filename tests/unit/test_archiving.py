@@ -14,6 +14,7 @@ from jobcached.clock import ManualClock
 from jobcached.config import Config
 from jobcached.jobs.engine import JobEngine, PushOptions
 from jobcached.jobs.model import State
+from jobcached.jobs.records import decode_record
 
 HOT_MS = 1_000
 KEEP_MS = 10_000
@@ -22,7 +23,8 @@ KEEP_MS = 10_000
 def setup(tmp_path: Path) -> tuple[Archiver, JobEngine, ManualClock, list[dict]]:
     clock = ManualClock()
     records: list[dict] = []
-    engine = JobEngine(clock, rng=random.Random(1), propagate=records.append)
+    engine = JobEngine(clock, rng=random.Random(1),
+                       propagate=lambda body: records.append(decode_record(body)))
     config = Config(dir=str(tmp_path), job_hot_retention=HOT_MS,
                     job_archive_retention=KEEP_MS)
     return Archiver(config, engine, clock), engine, clock, records
@@ -47,7 +49,7 @@ def test_handover_after_hot_retention_then_purge(tmp_path: Path) -> None:
         clock.advance(HOT_MS + 1)
         await archiver.step()
         assert job_id not in engine.jobs and running in engine.jobs
-        assert archiver.stats.moved == 1 and records[-1] == {"op": "archive", "ids": [job_id]}
+        assert archiver.stats.moved == 1 and records[-1] == {"op": "archive", "ids": (job_id,)}
         assert archiver.archive is not None
         stored = await archiver.archive.get(job_id)
         assert stored is not None and stored.result == b"result"

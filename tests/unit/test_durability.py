@@ -19,12 +19,12 @@ from jobcached.durability import (
     COMPACT_GARBAGE_RATIO,
     COMPACT_MIN_RECORDS,
     Durability,
-    decode_record,
 )
 from jobcached.errors import CommandError
 from jobcached.jobs.engine import JobEngine
+from jobcached.jobs.records import decode_record
 from jobcached.jobs.wal import RealFs, Wal
-from jobcached.net.replies import Deferred, ErrorReply
+from jobcached.net.replies import Deferred
 
 
 class FlakyFs(RealFs):
@@ -62,7 +62,11 @@ def open_engine(path: Path, fs: RealFs, policy: str) -> tuple[JobEngine, Durabil
     return engine, durability
 
 
-def test_disk_full_fails_writes_refuses_more_then_heals(tmp_path: Path) -> None:
+def test_disk_full_holds_the_reply_refuses_more_then_heals(tmp_path: Path) -> None:
+    """A push whose record the disk refused is not answered with an error (it exists in
+    memory, and a client that retried would create it twice): its reply waits until the
+    log has it. Meanwhile job writes are refused before they change anything, and healing
+    appends only what is missing."""
     async def scenario() -> None:
         fs = FlakyFs()
         engine, durability = open_engine(tmp_path, fs, "always")
@@ -70,18 +74,20 @@ def test_disk_full_fails_writes_refuses_more_then_heals(tmp_path: Path) -> None:
         assert await settle(durability.reply(b"ok")) == b"ok"
 
         fs.full = True
-        engine.push("q", b"lost?")
-        reply = await settle(durability.reply(b"ok"))
-        assert isinstance(reply, ErrorReply) and reply.text.startswith("MISCONF ")
-        try:
+        engine.push("q", b"held")
+        held = durability.reply(b"ok")
+        await settle(held)
+        assert isinstance(held, Deferred) and not held.done
+        assert durability.held_records() == 1
+        with pytest.raises(CommandError) as refused:
             durability.check_writable()
-            raise AssertionError("job writes must be refused after a WAL failure")
-        except CommandError as exc:
-            assert exc.code == "MISCONF"
-        assert not await durability.recover(engine.snapshot)  # the disk is still full
+        assert refused.value.code == "MISCONF"
+        assert not await durability.recover()  # the disk is still full
+        assert not held.done
 
         fs.full = False
-        assert await durability.recover(engine.snapshot)
+        assert await durability.recover()
+        assert held.done and held.value == b"ok" and durability.held_records() == 0
         durability.check_writable()
         engine.push("q", b"after")
         assert await settle(durability.reply(b"ok")) == b"ok"
@@ -89,7 +95,49 @@ def test_disk_full_fails_writes_refuses_more_then_heals(tmp_path: Path) -> None:
         durability.close()
 
         restarted, again = open_engine(tmp_path, RealFs(), "always")
-        assert [j.payload for j in restarted.jobs.values()] == [b"kept", b"lost?", b"after"]
+        assert [j.payload for j in restarted.jobs.values()] == [b"kept", b"held", b"after"]
+        again.close()
+
+    asyncio.run(scenario())
+
+
+def test_records_made_while_the_log_fails_are_appended_in_order(tmp_path: Path) -> None:
+    """Records that come while the log fails (a lease expiring, say) are held behind the
+    failed batch and written after it: replay sees the push before its lease."""
+    async def scenario() -> None:
+        fs = FlakyFs()
+        engine, durability = open_engine(tmp_path, fs, "everysec")
+        fs.full = True
+        job_id, _ = engine.push("q", b"x")
+        await settle(durability.reply(None))
+        [job] = engine.fetch(["q"])  # the engine's own work goes on (timers do this)
+        await asyncio.sleep(0.01)
+        assert durability.held_records() == 2
+        fs.full = False
+        assert await durability.recover()
+        await durability.drain()
+        durability.close()
+        restarted, again = open_engine(tmp_path, RealFs(), "everysec")
+        assert restarted.jobs[job_id].token == job.token
+        again.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_stop_before_the_disk_heals_loses_only_unanswered_changes(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        fs = FlakyFs()
+        engine, durability = open_engine(tmp_path, fs, "always")
+        engine.push("q", b"kept")
+        await settle(durability.reply(None))
+        fs.full = True
+        engine.push("q", b"never answered")
+        unanswered = durability.reply(b"ok")
+        await durability.drain()
+        durability.close()
+        assert isinstance(unanswered, Deferred) and not unanswered.done
+        restarted, again = open_engine(tmp_path, RealFs(), "always")
+        assert [j.payload for j in restarted.jobs.values()] == [b"kept"]
         again.close()
 
     asyncio.run(scenario())

@@ -10,12 +10,15 @@ from jobcached.clock import ManualClock
 from jobcached.errors import CommandError, NotUniqueError, StaleLeaseError
 from jobcached.jobs.engine import JobEngine, PushOptions
 from jobcached.jobs.model import Job, JobStateError, RetryPolicy, State
+from jobcached.jobs.records import decode_record
 
 
 def make_engine(seed: int = 1) -> tuple[JobEngine, ManualClock, list[dict]]:
     clock = ManualClock()
     records: list[dict] = []
-    return JobEngine(clock, rng=random.Random(seed), propagate=records.append), clock, records
+    engine = JobEngine(clock, rng=random.Random(seed),
+                       propagate=lambda body: records.append(decode_record(body)))
+    return engine, clock, records
 
 
 def test_push_fetch_ack() -> None:

@@ -20,6 +20,7 @@ from jobcached.clock import ManualClock
 from jobcached.errors import CommandError, StaleLeaseError
 from jobcached.jobs.engine import JobEngine, PushOptions
 from jobcached.jobs.model import TRANSITIONS, RetryPolicy, State
+from jobcached.jobs.records import decode_record
 
 QUEUES = ["a", "b"]
 ALLOWED = {(old, new) for table in TRANSITIONS.values() for old, new in table.items()}
@@ -39,8 +40,11 @@ class EngineMachine(RuleBasedStateMachine):
         self.leases: list[tuple[str, str]] = []  # every (job id, token) ever handed out
         self.last_state: dict[str, State] = {}
 
+    def _logged(self, body: bytes) -> None:
+        self.log.append(decode_record(body))
+
     def _new_engine(self, seed: int) -> JobEngine:
-        return JobEngine(self.clock, rng=random.Random(seed), propagate=self.log.append,
+        return JobEngine(self.clock, rng=random.Random(seed), propagate=self._logged,
                          default_lease_ms=1000, tick_ms=10)
 
     @rule(queue=st.sampled_from(QUEUES), delay=st.sampled_from([None, 0, 50, 500]),
@@ -100,7 +104,7 @@ class EngineMachine(RuleBasedStateMachine):
         fresh = self._new_engine(seed)
         fresh.propagate = lambda record: None
         fresh.replay(self.log)  # raises JobStateError on any record the table forbids
-        fresh.propagate = self.log.append
+        fresh.propagate = self._logged
         assert dump(fresh) == before
         for name, queue in self.engine.queues.items():
             assert fresh.queues[name].counts == queue.counts

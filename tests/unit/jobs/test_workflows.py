@@ -12,12 +12,12 @@ from datetime import UTC, datetime
 import pytest
 
 from jobcached.clock import ManualClock
-from jobcached.durability import decode_record, encode_record
 from jobcached.errors import CommandError, NotUniqueError
 from jobcached.jobs.batches import COMPLETE, SUCCESS
 from jobcached.jobs.cron import MISSED_GRACE_MS, CronEntry
 from jobcached.jobs.engine import JobEngine, PushOptions
 from jobcached.jobs.model import RetryPolicy, State
+from jobcached.jobs.records import decode_record, encode_record
 
 START = int(datetime(2026, 1, 1, tzinfo=UTC).timestamp() * 1000)
 
@@ -27,7 +27,7 @@ def make_engine(clock: ManualClock | None = None, **kw: int) -> tuple[JobEngine,
     clock = clock or ManualClock(START)
     records: list[dict] = []
     engine = JobEngine(clock, rng=random.Random(1),
-                       propagate=lambda r: records.append(decode_record(encode_record(r))),
+                       propagate=lambda body: records.append(decode_record(body)),
                        **kw)
     return engine, clock, records
 
@@ -35,7 +35,7 @@ def make_engine(clock: ManualClock | None = None, **kw: int) -> tuple[JobEngine,
 def restart(clock: ManualClock, records: list[dict], **kw: int) -> JobEngine:
     """A new engine rebuilt from the log, live again (as the app does), logging on."""
     engine = JobEngine(clock, rng=random.Random(2),
-                       propagate=lambda r: records.append(decode_record(encode_record(r))),
+                       propagate=lambda body: records.append(decode_record(body)),
                        **kw)
     engine.replay(list(records))
     engine.start()

@@ -106,7 +106,7 @@ def test_readyz_is_503_after_a_wal_failure_and_200_once_it_heals(tmp_path: Path,
         assert response.body.startswith(b"job writes are refused: the write-ahead log failed")
 
         fs.full = False
-        assert await durability.recover(engine.snapshot)
+        assert await durability.recover()
         assert respond(state, None, "GET", "/readyz").status == 200
         assert durability.failures == 1 and durability.recoveries == 1
         await durability.drain()

@@ -14,6 +14,7 @@ from jobcached.commands.dispatch import execute
 from jobcached.commands.registry import lookup
 from jobcached.jobs.engine import JobEngine, PushOptions
 from jobcached.jobs.model import RetryPolicy
+from jobcached.jobs.records import decode_record
 from jobcached.net.session import Session
 from jobcached.observability import metrics
 from jobcached.observability.metrics import FsyncTimer, build_registry, log2_buckets, render
@@ -106,7 +107,7 @@ def test_job_counters_gauges_and_histograms(state: ServerState, clock: ManualClo
 def test_replay_rebuilds_gauges_but_counts_no_activity(state: ServerState,
                                                        clock: ManualClock) -> None:
     records: list[dict[str, object]] = []
-    source = JobEngine(clock, propagate=records.append)
+    source = JobEngine(clock, propagate=lambda body: records.append(decode_record(body)))
     for _ in range(7):
         source.push("q", b"p")
     state.jobs = JobEngine(clock)
