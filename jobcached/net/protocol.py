@@ -320,15 +320,17 @@ class RespProtocol(asyncio.Protocol):
         session = self.session
         if self._closing or session is None:
             return
+        pending = self.output_buffer_bytes()
+        if not pending and self._limiter.soft_since_ms is None:
+            return  # the common case: the socket took everything, nothing to check
         subscribed = bool(session.subscriptions)
-        if self._limiter.exceeded(self.output_buffer_bytes(),
-                                  output_limit(self.server.config, subscribed),
+        if self._limiter.exceeded(pending, output_limit(self.server.config, subscribed),
                                   self.server.clock.monotonic_ms()):
             self.server.stats.client_output_buffer_limit_disconnections += 1
             log.warning("closing client: output buffer limit",
                         extra={"client": session.addr,
                                "class": "pubsub" if subscribed else "normal",
-                               "pending_bytes": self.output_buffer_bytes()})
+                               "pending_bytes": pending})
             self.abort()
 
     def _pause_reading(self) -> None:
