@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PORT   ?= 7380
 
-.PHONY: install run test lint bench bench-quick spec clean
+.PHONY: install run test fuzz lint bench bench-quick spec clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,10 @@ run: install
 
 test: install
 	$(BIN)/python -m pytest
+
+# The long randomized runs (`fuzz` marker): many more examples than `make test`, with shrinking.
+fuzz: install
+	$(BIN)/python -m pytest -m fuzz --timeout=3600
 
 lint: install
 	$(BIN)/ruff check .

@@ -123,12 +123,27 @@ class Config:
         1024**3, "A client whose unprocessed input exceeds this is disconnected.",
         parse_memory, mutable=True)
     client_output_buffer_limit: int = setting(
-        1024**3, "A client whose pending output exceeds this is disconnected (0 = no limit). "
-        "Reading pauses well before: see output-buffer-high-water.", parse_memory,
-        mutable=True)
+        1024**3, "A client whose pending output reaches this is disconnected (0 = no limit). "
+        "Pending output is what the socket has not taken plus replies and pushes held back "
+        "behind a reply not ready yet. Reading pauses well before: see "
+        "output-buffer-high-water.", parse_memory, mutable=True)
+    client_output_buffer_limit_soft: int = setting(
+        0, "A client whose pending output stays at or above this for more than "
+        "client-output-buffer-limit-soft-seconds is disconnected (0 = no soft limit): Redis' "
+        "normal class soft limit.", parse_memory, mutable=True)
+    client_output_buffer_limit_soft_seconds: int = setting(
+        0, "Seconds the soft limit may be exceeded (see client-output-buffer-limit-soft).",
+        parse_int, mutable=True)
     client_output_buffer_limit_pubsub: int = setting(
-        32 * 1024**2, "A subscriber whose pending output exceeds this is disconnected (0 = no "
-        "limit): Redis' pubsub class hard limit.", parse_memory, mutable=True)
+        32 * 1024**2, "A client subscribed to a channel or pattern whose pending output "
+        "reaches this is disconnected (0 = no limit): Redis' pubsub class hard limit.",
+        parse_memory, mutable=True)
+    client_output_buffer_limit_pubsub_soft: int = setting(
+        8 * 1024**2, "A subscribed client whose pending output stays at or above this for "
+        "more than client-output-buffer-limit-pubsub-soft-seconds is disconnected (0 = no "
+        "soft limit): Redis' pubsub class soft limit.", parse_memory, mutable=True)
+    client_output_buffer_limit_pubsub_soft_seconds: int = setting(
+        60, "Seconds the pubsub soft limit may be exceeded.", parse_int, mutable=True)
     output_buffer_high_water: int = setting(
         1024**2, "Stop reading a client's requests while this much output waits for it.",
         parse_memory, mutable=True)

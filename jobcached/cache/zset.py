@@ -134,11 +134,24 @@ class ZSet:
         return i, max(i, j)
 
     def _lex_span(self, lo: LexBound, hi: LexBound) -> tuple[int, int]:
-        # Lex ranges are defined only when all scores are equal (Redis says the same).
+        """The ranks [i, j) in a lex range, forward, as Redis finds them.
+
+        When every score is equal (the only case Redis defines), members are in lex order and
+        two bisects find the span. Otherwise Redis' answer for a small set (listpack) is a
+        walk: from the head to the first member >= lo, then on while members are <= hi; that
+        walk is what `_lex_walk` does, in O(n)."""
         sl = self._sl
         if not sl:
             return 0, 0
         s0 = sl[0][0]
+        if s0 != sl[-1][0]:
+            start = self._lex_walk(lo, hi, False)
+            if start is None:
+                return 0, 0
+            end = start
+            while end < len(sl) and _lte_max(sl[end][1], hi):
+                end += 1
+            return start, end
         if lo is None:
             return 0, 0
         if lo is NEG_INF:
@@ -152,6 +165,47 @@ class ZSet:
         else:
             j = sl.bisect_left((s0, hi[0])) if hi[1] else sl.bisect_right((s0, hi[0]))
         return i, max(i, j)
+
+    def _lex_walk(self, lo: LexBound, hi: LexBound, reverse: bool) -> int | None:
+        """The rank where Redis starts a lex range over mixed scores, or None when empty.
+
+        Redis' zzlFirstInLexRange / zzlLastInLexRange: the range must be non-empty, the last
+        member >= lo and the first <= hi; then walk from the head to the first member >= lo
+        (from the tail to the first <= hi when reversed) and check the other bound there."""
+        sl = self._sl
+        if _lex_range_empty(lo, hi) or not _gte_min(sl[-1][1], lo) or not _lte_max(
+                sl[0][1], hi):
+            return None
+        if reverse:
+            for rank in range(len(sl) - 1, -1, -1):
+                if _lte_max(sl[rank][1], hi):
+                    return rank if _gte_min(sl[rank][1], lo) else None
+        else:
+            for rank in range(len(sl)):
+                if _gte_min(sl[rank][1], lo):
+                    return rank if _lte_max(sl[rank][1], hi) else None
+        return None
+
+    def _lex_walk_slice(self, lo: LexBound, hi: LexBound, reverse: bool, offset: int,
+                        count: int) -> list[tuple[bytes, float]]:
+        """ZRANGE BYLEX [REV] LIMIT over mixed scores, step for step as Redis' listpack code:
+        the offset is skipped without looking at the bounds, then members are taken while the
+        far bound holds."""
+        rank = self._lex_walk(lo, hi, reverse)
+        if rank is None or offset < 0:
+            return []
+        sl = self._sl
+        step = -1 if reverse else 1
+        rank += step * offset
+        out: list[tuple[bytes, float]] = []
+        while 0 <= rank < len(sl) and count != 0:
+            score, member = sl[rank]
+            if not (_gte_min(member, lo) if reverse else _lte_max(member, hi)):
+                break
+            out.append((member, score))
+            rank += step
+            count -= 1
+        return out
 
     def _slice(
         self, i: int, j: int, reverse: bool, offset: int, count: int
@@ -196,6 +250,9 @@ class ZSet:
     def range_by_lex(
         self, lo: LexBound, hi: LexBound, reverse: bool = False, offset: int = 0, count: int = -1
     ) -> list[tuple[bytes, float]]:
+        sl = self._sl
+        if sl and sl[0][0] != sl[-1][0]:
+            return self._lex_walk_slice(lo, hi, reverse, offset, count)
         i, j = self._lex_span(lo, hi)
         return self._slice(i, j, reverse, offset, count)
 
@@ -299,6 +356,33 @@ class ZSet:
     def struct_size(self) -> int:
         """Bytes of the tables (dict, sorted sublists, tuples, floats) in O(1), without members."""
         return zset_struct_size(len(self._scores), sys.getsizeof(self._scores))
+
+
+def _gte_min(member: bytes, lo: LexBound) -> bool:
+    """Redis' zslLexValueGteMin: `member` is not below the range's start."""
+    if lo is None:
+        return False
+    if lo is NEG_INF:
+        return True
+    return member > lo[0] if lo[1] else member >= lo[0]
+
+
+def _lte_max(member: bytes, hi: LexBound) -> bool:
+    """Redis' zslLexValueLteMax: `member` is not past the range's end."""
+    if hi is None:
+        return True
+    if hi is NEG_INF:
+        return False
+    return member < hi[0] if hi[1] else member <= hi[0]
+
+
+def _lex_range_empty(lo: LexBound, hi: LexBound) -> bool:
+    """Redis' check before any lex walk: min above max, or equal with an exclusive end."""
+    if lo is None or hi is NEG_INF:
+        return True
+    if lo is NEG_INF or hi is None:
+        return False
+    return lo[0] > hi[0] or (lo[0] == hi[0] and (lo[1] or hi[1]))
 
 
 def rank_span(start: int, stop: int, n: int) -> tuple[int, int] | None:

@@ -117,8 +117,10 @@ def publish(s: Session, argv: list[bytes]) -> Any:
     """PUBLISH channel message
 
     Send a message to the channel's subscribers and to those of every matching pattern. A
-    subscriber that does not read is disconnected once its pending output passes
-    `client-output-buffer-limit-pubsub`.
+    subscriber that does not read is disconnected once its pending output reaches
+    `client-output-buffer-limit-pubsub`, or stays at or above
+    `client-output-buffer-limit-pubsub-soft` for more than its soft-seconds; a RESP3
+    subscriber blocked in a command gets its messages before that command's reply.
 
     Example: `PUBLISH news hello` → `(integer) 2`.
 

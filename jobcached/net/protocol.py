@@ -6,6 +6,12 @@ a client does not read, its pending output crosses `output-buffer-high-water`, a
 `pause_writing`, and we stop reading its requests until `resume_writing`; we also stop running
 its pipelined commands once one batch of replies crosses that mark, so memory is bounded by
 what the client actually sent and read, not by how fast it can write.
+
+Replies wait in order behind a `Deferred` one (a durable write, a blocked command); what waits
+there (`_held`) is pending output like the transport's buffer: both count in CLIENT LIST's
+`omem`, in the budget of the next batch of commands, and against the client output buffer
+limits (`jobcached.net.outlimit`). Pushes (pub/sub messages) to a blocked client go before the
+reply it waits for, as Redis sends them, rather than waiting for it to unblock.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from typing import Any, cast
 
 from jobcached.commands.dispatch import execute
 from jobcached.errors import ProtocolError
+from jobcached.net.outlimit import OutputLimiter, output_limit
 from jobcached.net.replies import Deferred, ErrorReply, NoReply
 from jobcached.net.resp import RequestParser, encode
 from jobcached.net.session import Session
@@ -69,6 +76,9 @@ class RespProtocol(asyncio.Protocol):
         self._backlogged = False  # parsed-but-unrun commands wait for the client to read
         #: replies held back behind a Deferred that has not resolved yet (keeps reply order)
         self._held: deque[bytes | Deferred] = deque()
+        #: bytes of the encoded replies and pushes in `_held` (part of the pending output)
+        self._held_bytes = 0
+        self._limiter = OutputLimiter()
         #: a blocking command (BLOCK, WAIT) this client waits on; no commands run meanwhile
         self._blocked_on: Deferred | None = None
         #: the oldest held Deferred not resolved yet: the only one whose resolution can
@@ -126,6 +136,7 @@ class RespProtocol(asyncio.Protocol):
             if isinstance(item, Deferred):
                 item.cancel()
         self._held.clear()
+        self._held_bytes = 0
         self._waiting_on = None
         if self._blocked_on is not None:
             self._blocked_on.cancel()
@@ -156,7 +167,13 @@ class RespProtocol(asyncio.Protocol):
         assert parser is not None and session is not None and transport is not None
         out: list[bytes] = []
         out_bytes = 0
-        budget = self.server.config.output_buffer_high_water - transport.get_write_buffer_size()
+        budget = self.server.config.output_buffer_high_water - self.output_buffer_bytes()
+        if budget <= 0 and self._held and parser.buffered_bytes():
+            # Replies held behind a pending one already fill the budget: run nothing more
+            # until they go out (_flush_held resumes us), or they would grow without bound.
+            self._backlogged = True
+            self._pause_reading()
+            return
         self._backlogged = False
         session.last_interaction_ms = self.server.clock.monotonic_ms()
         self._pushes = pushes = []
@@ -201,13 +218,14 @@ class RespProtocol(asyncio.Protocol):
         self._pushes = None
         if self._held:
             if out:
-                self._held.append(b"".join(out))
+                self._park(b"".join(out))
             self._flush_held()
+            self._enforce_output_limit()
         elif out:
             self._write(b"".join(out) if len(out) > 1 else out[0])
         if self._backlogged and not self._closing:
             self._pause_reading()
-            if not self._writing_paused:
+            if not self._writing_paused and not self._held:
                 # The transport took it all at once: no resume_writing will come, go on soon.
                 asyncio.get_running_loop().call_soon(self._resume_backlog)
         elif (not self._closing
@@ -224,7 +242,7 @@ class RespProtocol(asyncio.Protocol):
         release nothing. A pipeline of 50 durable writes then costs one callback and one
         flush, not 50: the WAL resolves a batch newest first, the oldest last."""
         if out:
-            self._held.append(b"".join(out))
+            self._park(b"".join(out))
         self._held.append(deferred)
         if deferred.blocking:
             self._blocked_on = deferred
@@ -260,9 +278,17 @@ class RespProtocol(asyncio.Protocol):
                 ready.append(encode(item.value, resp3))
             else:
                 ready.append(item)
+                self._held_bytes -= len(item)
             held.popleft()
         if ready:
             self._write(b"".join(ready))
+            if self._backlogged and not self._writing_paused and not self._closing:
+                asyncio.get_running_loop().call_soon(self._resume_backlog)
+
+    def _park(self, data: bytes) -> None:
+        """Queue encoded output behind the held replies."""
+        self._held.append(data)
+        self._held_bytes += len(data)
 
     def _resume_backlog(self) -> None:
         if self._backlogged and not self._writing_paused and not self._closing:
@@ -287,11 +313,24 @@ class RespProtocol(asyncio.Protocol):
         assert transport is not None
         self.server.stats.total_net_output_bytes += len(data)
         transport.write(data)
-        limit = self.server.config.client_output_buffer_limit
-        if limit and transport.get_write_buffer_size() > limit:
+        self._enforce_output_limit()
+
+    def _enforce_output_limit(self) -> None:
+        """Close the client if its pending output breaks its class's limits (outlimit.py)."""
+        session = self.session
+        if self._closing or session is None:
+            return
+        pending = self.output_buffer_bytes()
+        if not pending and self._limiter.soft_since_ms is None:
+            return  # the common case: the socket took everything, nothing to check
+        subscribed = bool(session.subscriptions)
+        if self._limiter.exceeded(pending, output_limit(self.server.config, subscribed),
+                                  self.server.clock.monotonic_ms()):
             self.server.stats.client_output_buffer_limit_disconnections += 1
             log.warning("closing client: output buffer limit",
-                        extra={"client": self.session.addr if self.session else "?"})
+                        extra={"client": session.addr,
+                               "class": "pubsub" if subscribed else "normal",
+                               "pending_bytes": pending})
             self.abort()
 
     def _pause_reading(self) -> None:
@@ -316,28 +355,32 @@ class RespProtocol(asyncio.Protocol):
         if self.transport is not None:
             self.transport.abort()
 
-    def push(self, value: Any, pubsub: bool = False) -> None:
+    def push(self, value: Any) -> None:
         if self._closing or self.transport is None or self.session is None:
             return
         data = encode(value, self.session.resp3)
         if self._pushes is not None:  # caused by this client's own command: keep reply order
             self._pushes.append(data)
             return
-        if self._held:  # replies wait behind a deferred one: queue after them
-            self._held.append(data)
-            self._flush_held()
+        if not self._held:
+            self._write(data)
             return
-        self._write(data)
-        limit = self.server.config.client_output_buffer_limit_pubsub
-        if (pubsub and limit and not self._closing
-                and self.transport.get_write_buffer_size() > limit):
-            self.server.stats.client_output_buffer_limit_disconnections += 1
-            log.warning("closing client: pubsub output buffer limit",
-                        extra={"client": self.session.addr})
-            self.abort()
+        blocked = self._blocked_on
+        if blocked is not None and self._held[-1] is blocked:
+            # A blocked client's reply does not exist yet (Redis has nothing in its buffer):
+            # the push goes before it, after the replies of the commands before it.
+            self._held.pop()
+            self._park(data)
+            self._held.append(blocked)
+        else:  # replies wait behind a deferred one: queue after them
+            self._park(data)
+        self._flush_held()
+        self._enforce_output_limit()
 
     def query_buffer_bytes(self) -> int:
         return self.parser.buffered_bytes() if self.parser else 0
 
     def output_buffer_bytes(self) -> int:
-        return self.transport.get_write_buffer_size() if self.transport else 0
+        """Pending output: what the transport has not sent plus what waits in `_held`."""
+        sent_later = self.transport.get_write_buffer_size() if self.transport else 0
+        return sent_later + self._held_bytes

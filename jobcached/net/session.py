@@ -27,14 +27,18 @@ class Connection(Protocol):
         """Close now, dropping unsent output (CLIENT KILL of another client)."""
         ...
 
-    def push(self, value: Any, pubsub: bool = False) -> None:
+    def push(self, value: Any) -> None:
         """Write an out-of-band reply (a pub/sub message or confirmation) in this client's
-        protocol, after the replies already queued; `pubsub` applies the pubsub output limit."""
+        protocol, after the replies already queued (before a blocked command's reply)."""
         ...
 
-    def query_buffer_bytes(self) -> int: ...
+    def query_buffer_bytes(self) -> int:
+        """Bytes received and not yet run as commands (CLIENT LIST `qbuf`)."""
+        ...
 
-    def output_buffer_bytes(self) -> int: ...
+    def output_buffer_bytes(self) -> int:
+        """Bytes of output the client has not taken yet, held replies included (`omem`)."""
+        ...
 
 
 class Session:
@@ -84,7 +88,7 @@ class Session:
     def deliver(self, message: list[Any]) -> None:
         """A published message for this subscriber (called by the pub/sub registry)."""
         if not self.closing:
-            self.conn.push(Push(message), pubsub=True)
+            self.conn.push(Push(message))
 
     def drop_subscriptions(self) -> None:
         """Leave every channel and pattern silently (disconnect, RESET)."""
@@ -122,15 +126,16 @@ class Session:
 
     def describe(self) -> str:
         """One CLIENT LIST / CLIENT INFO line, with Redis' field names."""
+        qbuf, omem = self.conn.query_buffer_bytes(), self.conn.output_buffer_bytes()
         fields = {
             "id": self.id, "addr": self.addr, "laddr": self.laddr, "fd": -1,
             "name": self.name.decode(errors="replace"), "age": self.age_seconds(),
             "idle": self.idle_seconds(), "flags": "P" if self.subscriptions else "N", "db": 0,
             "sub": len(self.sub_channels), "psub": len(self.sub_patterns), "ssub": 0,
             "multi": -1 if self.multi is None else len(self.multi),
-            "qbuf": self.conn.query_buffer_bytes(), "qbuf-free": 0,
+            "qbuf": qbuf, "qbuf-free": 0,
             "argv-mem": 0, "multi-mem": 0, "rbs": 0, "rbp": 0, "obl": 0, "oll": 0,
-            "omem": self.conn.output_buffer_bytes(), "tot-mem": 0, "events": "r",
+            "omem": omem, "tot-mem": qbuf + omem, "events": "r",
             "cmd": self.last_command.lower(), "user": "default", "redir": -1,
             "resp": 3 if self.resp3 else 2,
             "lib-name": self.lib_name.decode(errors="replace"),

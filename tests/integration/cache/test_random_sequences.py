@@ -7,11 +7,21 @@ on timing or on internal encodings are left out of the generator on purpose — 
 SPOP/SRANDMEMBER/HRANDFIELD without a deterministic form, SCAN cursors, TTL/PTTL readings,
 OBJECT ENCODING — and replies that are unordered by contract (KEYS, SMEMBERS, set algebra) are
 compared as multisets.
+
+Two runs of the same property. The default one (`make test`, CI) is reproducible and quick:
+derandomized (the same sequences every run, seeded from the test), no example database (a
+failure saved on one machine cannot change what another runs), a per-example deadline, and no
+shrinking: a failure reports the whole failing sequence and the first command whose replies
+differ, instead of spending minutes minimizing it. The `fuzz` one (`make fuzz`) draws fresh
+sequences, many more of them, keeps failures in the local example database and shrinks them.
 """
 
 from __future__ import annotations
 
-from hypothesis import HealthCheck, given, settings
+from datetime import timedelta
+
+import pytest
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from tests.integration.cache.differential import Pair
@@ -23,10 +33,15 @@ VALUES = st.sampled_from([b"", b"v", b"10", b"-3", b"3.5", b"abc", b"92233720368
 INTS = st.sampled_from([b"0", b"1", b"-1", b"2", b"5", b"-100", b"x", b"1.5",
                         b"9223372036854775807"])
 SCORES = st.sampled_from([b"0", b"1", b"-1.5", b"2.25", b"+inf", b"-inf", b"(1", b"nan", b"x"])
-LEX = st.sampled_from([b"-", b"+", b"[a", b"(b", b"[v", b"c"])
+LEX = st.sampled_from([b"-", b"+", b"[", b"(", b"[a", b"(b", b"[v", b"(v", b"c"])
+LIMIT = st.tuples(st.sampled_from([b"0", b"1", b"-1"]), st.sampled_from([b"1", b"2", b"-1"]))
 
 EXAMPLES = 50  # sequences per protocol run (Hypothesis runs all of them: the space is vast)
 MIN_COMMANDS = 40  # per sequence, so each run sends at least 50 x 40 = 2,000 commands
+#: One sequence takes ~40 ms on an idle machine; the margin absorbs a loaded CI runner, and
+#: the deadline still stops a hung reply long before pytest's own timeout.
+EXAMPLE_DEADLINE = timedelta(seconds=10)
+FUZZ_EXAMPLES = 2000  # `make fuzz`: 40x the default run, several minutes per protocol
 
 UNORDERED = {b"KEYS", b"SMEMBERS", b"SINTER", b"SUNION", b"SDIFF", b"HKEYS", b"HVALS",
              b"HGETALL"}
@@ -84,20 +99,51 @@ COMMANDS = st.one_of(
     cmd("ZREM", KEYS, VALUES), cmd("ZRANK", KEYS, VALUES), cmd("ZCOUNT", KEYS, SCORES, SCORES),
     cmd("ZRANGE", KEYS, INTS, INTS), cmd("ZRANGEBYSCORE", KEYS, SCORES, SCORES),
     cmd("ZRANGEBYLEX", KEYS, LEX, LEX), cmd("ZPOPMIN", KEYS), cmd("ZMSCORE", KEYS, VALUES),
+    cmd("ZREVRANGEBYLEX", KEYS, LEX, LEX), cmd("ZLEXCOUNT", KEYS, LEX, LEX),
+    cmd("ZREMRANGEBYLEX", KEYS, LEX, LEX),
+    st.tuples(KEYS, LEX, LEX, st.sampled_from([[], [b"REV"]]), LIMIT).map(
+        lambda t: [b"ZRANGE", t[0], t[1], t[2], b"BYLEX", *t[3], b"LIMIT", *t[4]]),
     st.tuples(KEYS, INTS, INTS).map(lambda t: [b"ZRANGE", t[0], t[1], t[2], b"WITHSCORES"]),
     cmd("ZREMRANGEBYSCORE", KEYS, SCORES, SCORES),
 )
 
 
-@settings(max_examples=EXAMPLES, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-@given(sequence=st.lists(COMMANDS, min_size=MIN_COMMANDS, max_size=100))
+SEQUENCES = st.lists(COMMANDS, min_size=MIN_COMMANDS, max_size=100)
+_HEALTH = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+
+
+def check_sequence(pair: Pair, sequence: list[list[bytes]]) -> None:
+    """Run one sequence on a clean pair of servers; every reply must match."""
+    pair.flush()
+    for argv in sequence:
+        pair.check(*argv, unordered=argv[0] in UNORDERED)
+
+
+@settings(max_examples=EXAMPLES, derandomize=True, database=None, deadline=EXAMPLE_DEADLINE,
+          phases=[Phase.explicit, Phase.generate], suppress_health_check=_HEALTH)
+@given(sequence=SEQUENCES)
 def test_random_sequences_match_redis(pair: Pair, sequence: list[list[bytes]]) -> None:
     """EXAMPLES sequences of MIN_COMMANDS to 100 commands each, under RESP2 and under RESP3.
 
     Guaranteed minimum: 50 x 40 = 2,000 random commands per protocol run, sent to both servers
     (3,000 to 3,600 in measured runs).
     """
-    pair.flush()
-    for argv in sequence:
-        pair.check(*argv, unordered=argv[0] in UNORDERED)
+    check_sequence(pair, sequence)
+
+
+@pytest.mark.fuzz
+@settings(max_examples=FUZZ_EXAMPLES, deadline=None, suppress_health_check=_HEALTH)
+@given(sequence=SEQUENCES)
+def test_random_sequences_match_redis_long(pair: Pair, sequence: list[list[bytes]]) -> None:
+    """The same property with fresh random sequences, FUZZ_EXAMPLES of them, and shrinking."""
+    check_sequence(pair, sequence)
+
+
+def test_default_run_is_reproducible_and_bounded() -> None:
+    """The CI run must not differ between runs or machines, nor spend minutes shrinking."""
+    ci = test_random_sequences_match_redis._hypothesis_internal_use_settings  # type: ignore[attr-defined]
+    assert ci.derandomize and ci.database is None
+    assert ci.deadline is not None and Phase.shrink not in ci.phases
+    fuzz = test_random_sequences_match_redis_long
+    assert [m.name for m in fuzz.pytestmark] == ["fuzz"]  # type: ignore[attr-defined]
+    assert Phase.shrink in fuzz._hypothesis_internal_use_settings.phases  # type: ignore[attr-defined]

@@ -103,6 +103,24 @@ def test_lex_ranges_agree_with_model(ms: set[bytes], lo_arg: bytes, hi_arg: byte
     assert len(z) == len(ms) - len(expected)
 
 
+def test_lex_ranges_over_mixed_scores_walk_as_redis() -> None:
+    """Redis walks a small set from the head to the first member >= min, then takes members
+    while they are <= max (from the tail when reversed), whatever their scores."""
+    z = ZSet({b"": 0.0, b"v": 1.0})
+    assert z.range_by_lex(NEG_INF, (b"v", False)) == [(b"", 0.0), (b"v", 1.0)]
+    z = ZSet({b"a": 0.0, b"z": 1.0, b"b": 2.0})
+    upto_c = (b"c", False)
+    assert z.range_by_lex(NEG_INF, upto_c) == [(b"a", 0.0)]
+    assert z.count_by_lex(NEG_INF, upto_c) == 1
+    assert z.range_by_lex(NEG_INF, upto_c, reverse=True) == [(b"b", 2.0), (b"z", 1.0),
+                                                              (b"a", 0.0)]
+    # The offset skips members without looking at the bounds, as Redis' LIMIT does.
+    assert z.range_by_lex(NEG_INF, upto_c, offset=2) == [(b"b", 2.0)]
+    # The last member must be >= min and the first <= max, or nothing is in range.
+    assert ZSet({b"c": 0.0, b"z": 1.0, b"a": 2.0}).range_by_lex((b"b", False), (b"d", False)) == []
+    assert z.remove_range_by_lex(NEG_INF, upto_c) == [(b"a", 0.0)]
+
+
 def test_lex_bound_parsing() -> None:
     assert lex_bound(b"-") is NEG_INF
     assert lex_bound(b"+") is POS_INF
