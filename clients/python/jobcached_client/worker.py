@@ -13,12 +13,12 @@ Theory of operation. One asyncio loop does everything but run sync handlers:
 
 - **Fetching.** One loop asks for as many jobs as there are free slots (`concurrency` minus
   running jobs) with a short server-side BLOCK, so a worker never holds jobs it cannot start
-  and notices a stop request within `FETCH_BLOCK_MS`.
+  and notices a stop request within `FETCH_BLOCK_SECONDS`.
 - **Running.** An async handler runs as a task; a sync one in a thread pool of `concurrency`
   threads. Completion is a done-callback, not a supervising task, to keep the per-job cost low.
 - **Leases.** Each running job is heartbeaten (JOB.BEAT) every lease/3, the lease being the time
   from fetch to the deadline the server gave. `canceled` in reply means JOB.CANCEL was called:
-  the async task is cancelled, a sync handler finds `job.cancelled` set. A STALE reply (the lease
+  the async task is cancelled, a sync handler finds `job.cancelled` true. A STALE reply (the lease
   ran out and the job went to another worker) is handled the same way.
 - **Outcomes.** The return value is serialized and sent with JOB.ACK; an exception becomes
   JOB.FAIL with its class name and traceback. Acks, fails and `job.log(...)` lines go through
@@ -58,7 +58,7 @@ log = logging.getLogger("jobcached_client.worker")
 
 #: How long one fetch waits on the server for a job: the longest a stop request waits for
 #: the fetch in flight to return (a cancelled fetch could lose jobs leased to it).
-FETCH_BLOCK_MS = 1000
+FETCH_BLOCK_SECONDS = 1.0
 #: Retry delays after the server could not be reached (doubling, capped).
 RECONNECT_MIN_SECONDS = 0.1
 RECONNECT_MAX_SECONDS = 5.0
@@ -74,7 +74,10 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 class Worker:
-    """Runs registered handlers for the jobs of some queues; see the module docstring."""
+    """Runs registered handlers for the jobs of some queues; see the module docstring.
+
+    `grace` and `lease` are seconds (`lease` may be a timedelta; None: each job's own
+    TIMEOUT)."""
 
     def __init__(self, client: Client | AsyncClient | str, queues: Iterable[str] | None = None,
                  *, concurrency: int = 10, grace: float = 30.0, name: str | None = None,
@@ -200,7 +203,7 @@ class Worker:
                 await self._wake.wait()
                 continue
             try:
-                jobs = await self._async.jobs.fetch(queues, count=free, block=FETCH_BLOCK_MS,
+                jobs = await self._async.jobs.fetch(queues, count=free, block=FETCH_BLOCK_SECONDS,
                                                     lease=self.lease, worker=self.name)
             except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError) as exc:
                 log.warning("worker %s: fetch failed (%s); retrying in %.1fs", self.name, exc,
@@ -238,7 +241,7 @@ class Worker:
                         "handing it back", self.name, running.job.id)
             running.abandoned = True
             self._stop_beats(running)
-            running.context.cancelled.set()
+            running.context.cancel_event.set()
             if isinstance(running.future, asyncio.Task):
                 running.future.cancel()
             else:
@@ -321,9 +324,9 @@ class Worker:
         """The server no longer wants this attempt's outcome: stop the handler."""
         log.info("job %s: %s; stopping its handler", running.job.id, why)
         running.stopped = True
-        running.context.cancelled.set()
+        running.context.cancel_event.set()
         if running.future is not None and not running.future.done():
-            running.future.cancel()  # only an async task notices; a sync one reads the event
+            running.future.cancel()  # only an async task notices; a sync one reads job.cancelled
 
     # --- heartbeats ------------------------------------------------------------------
 

@@ -39,10 +39,10 @@ def fixed(server: ServerProcess) -> dict[str, str]:
     client.set("cli:empty", "")
     queue = unique("cli")
     done_id = client.jobs.push(queue, {"n": 1}, meta={"a": "b", "c": "d"}, retries=1,
-                               backoff=(10, 10), type="report")
+                               backoff=(0.01, 0.01), type="report")
     [job] = client.jobs.fetch(queue)
     client.jobs.fail(job, "first\nsecond line", errtype="ValueError", trace="Traceback:\n  x")
-    [job] = client.jobs.fetch(queue, block=5000)
+    [job] = client.jobs.fetch(queue, block=5)
     client.jobs.ack(job, result=[1, {"deep": [True, None]}])
     client.close()
     return {"job": done_id, "queue": queue}
