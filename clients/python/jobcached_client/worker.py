@@ -51,7 +51,7 @@ from jobcached_client.aio import AsyncClient
 from jobcached_client.client import Client
 from jobcached_client.commands import Call, Duration
 from jobcached_client.handlers import Handler, JobContext, Running
-from jobcached_client.model import Job
+from jobcached_client.model import Job, State, text
 from jobcached_client.tracing import job_span
 
 log = logging.getLogger("jobcached_client.worker")
@@ -71,6 +71,8 @@ NO_HANDLER = "NoHandler"
 SHUTDOWN = "WorkerShutdown"
 
 F = TypeVar("F", bound=Callable[..., Any])
+#: A command waiting in the outbox, and what to do with its reply (None: nothing).
+Outgoing = tuple[Call, Callable[[Any], None] | None]
 
 
 class Worker:
@@ -95,7 +97,7 @@ class Worker:
         self.failed = 0  # attempts failed
         self.threads_left_running = 0  # sync handlers still busy after their job was handed back
         self._running: dict[str, Running] = {}
-        self._outbox: list[Call] = []
+        self._outbox: list[Outgoing] = []
         self._stop_requested = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._async: AsyncClient | None = None
@@ -316,9 +318,8 @@ class Worker:
 
     def _fail(self, job: Job, message: str, errtype: str, trace: str) -> None:
         self.failed += 1
-        log.info("job %s (%s, attempt %d) failed: %s: %s", job.id, job.type, job.attempt,
-                 errtype, message)
-        self._send(cmd.fail(job, message, errtype=errtype, trace=trace))
+        self._send(cmd.fail(job, message, errtype=errtype, trace=trace),
+                   functools.partial(_log_failure, job, f"{errtype}: {message}"))
 
     def _stop(self, running: Running, why: str) -> None:
         """The server no longer wants this attempt's outcome: stop the handler."""
@@ -371,9 +372,10 @@ class Worker:
         with contextlib.suppress(RuntimeError):
             _on_loop(loop, self._send, call)
 
-    def _send(self, call: Call) -> None:
+    def _send(self, call: Call, on_reply: Callable[[Any], None] | None = None) -> None:
+        """Queue `call` for the outbox; `on_reply` gets the server's (non-error) reply."""
         assert self._outbox_ready is not None
-        self._outbox.append(call)
+        self._outbox.append((call, on_reply))
         self._outbox_ready.set()
 
     async def _flush_outbox(self) -> None:
@@ -387,13 +389,13 @@ class Worker:
             if self._closing and not self._outbox:
                 return
 
-    async def _send_batch(self, batch: list[Call]) -> None:
+    async def _send_batch(self, batch: list[Outgoing]) -> None:
         assert self._async is not None
         delay = RECONNECT_MIN_SECONDS
         for attempt in range(1, SEND_ATTEMPTS + 1):
             try:
                 async with self._async.pipeline(transaction=False) as pipe:
-                    for call in batch:
+                    for call, _ in batch:
                         pipe.execute_command(*call.args)
                     replies = await pipe.execute(raise_on_error=False)
                 break
@@ -404,9 +406,23 @@ class Worker:
                     return
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RECONNECT_MAX_SECONDS)
-        for call, reply in zip(batch, replies, strict=True):
+        for (call, on_reply), reply in zip(batch, replies, strict=True):
             if isinstance(reply, Exception):
                 log.warning("%s %s: %s", call.args[0], call.args[1], reply)
+            elif on_reply is not None:
+                on_reply(reply)
+
+
+def _log_failure(job: Job, error: str, reply: Any) -> None:
+    """Say what a failed attempt means for its job, which only JOB.FAIL's reply tells: the
+    job will run again, or it failed for good and waits in the dead-letter queue."""
+    if text(reply) == State.DEAD.value:
+        attempts = "1 attempt" if job.attempt == 1 else f"{job.attempt} attempts"
+        log.warning("job %s (%s) failed permanently after %s; moved to the dead-letter queue "
+                    "(DLQ.LIST, DLQ.REQUEUE): %s", job.id, job.type, attempts, error)
+    else:
+        log.info("job %s (%s) attempt %d failed; it will be retried: %s", job.id, job.type,
+                 job.attempt, error)
 
 
 def _on_loop(loop: asyncio.AbstractEventLoop, fn: Callable[..., None], *args: Any) -> None:

@@ -4,10 +4,12 @@ heartbeats, concurrency."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from typing import Any
 
+import pytest
 from jobcached_client import AsyncClient, Client, JobContext, State, Worker
 
 from tests.conftest import ServerProcess
@@ -186,6 +188,33 @@ def test_if_job_cancelled_is_false_until_the_job_is_canceled(client: Client) -> 
     job = client.jobs.get(canceled)
     assert job.state is State.CANCELED and job.result is None
     assert worker.processed == 1
+
+
+def test_the_final_failure_is_logged_as_permanent(client: Client,
+                                                  caplog: pytest.LogCaptureFixture) -> None:
+    """The worker said only "failed" (the server: "job dead"); the last attempt's line must
+    say the job failed for good and where it went, the others that it will be retried."""
+    queue = unique("logged")
+    worker = Worker(client, [queue])
+
+    @worker.task(queue)
+    def explode(payload: str) -> None:
+        raise ValueError("no luck")
+
+    caplog.set_level(logging.INFO, logger="jobcached_client.worker")
+    with running(worker):
+        job_id = client.jobs.push(queue, "x", retries=1, backoff=(0.01, 0.01))
+        assert client.jobs.wait(job_id, timeout=10).state is State.DEAD
+
+        def lines() -> list[str]:
+            return [r.getMessage() for r in caplog.records if job_id in r.getMessage()]
+        eventually(lambda: len(lines()) == 2, 10, "both failures to be logged")
+    assert lines() == [
+        f"job {job_id} ({queue}) attempt 1 failed; it will be retried: ValueError: no luck",
+        f"job {job_id} ({queue}) failed permanently after 2 attempts; moved to the "
+        f"dead-letter queue (DLQ.LIST, DLQ.REQUEUE): ValueError: no luck"]
+    final = [r for r in caplog.records if "permanently" in r.getMessage()]
+    assert [r.levelno for r in final] == [logging.WARNING]
 
 
 def test_concurrency_bounds_running_jobs(client: Client) -> None:
