@@ -10,10 +10,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from jobcached_client import State
+from jobcached_client import Client, JobContext, State, Worker
 
 from tests.conftest import ServerProcess
-from tests.integration.clients.conftest import aw, unique
+from tests.integration.clients.conftest import aw, running, unique
 from tests.integration.clients.test_client_methods import KINDS, run_with
 
 #: Two spellings of 0.3 s (the loop adds an int), and how far a blocking call may overrun them here.
@@ -97,3 +97,23 @@ def test_bad_durations_are_refused_before_sending(server: ServerProcess, kind: s
         assert await aw(c.jobs.fetch(unique("empty"), block=0.0001)) == []
         assert (await aw(c.queues.stats(queue))).queued == 0  # nothing was pushed
     run_with(kind, server, scenario)
+
+
+def test_worker_lease_is_seconds(client: Client) -> None:
+    """Worker(lease=0.5) leases each job for half a second and renews it while it runs."""
+    queue = unique("worker-lease")
+    worker = Worker(client, [queue], lease=0.5)
+    left: list[float] = []
+
+    @worker.task(queue)
+    def slow(payload: str, job: JobContext) -> str:
+        assert job.deadline is not None
+        left.append((job.deadline - datetime.now(UTC)).total_seconds())
+        time.sleep(1.5)  # the work: three leases long, so heartbeats must renew the lease
+        return "done"
+
+    with running(worker):
+        job_id = client.jobs.push(queue, "x")
+        done = client.jobs.wait(job_id, timeout=10)
+    assert done.result == "done" and done.attempt == 1
+    assert 0 < left[0] <= 0.5
