@@ -3,7 +3,7 @@
     client = AsyncClient.from_url("jobcached://localhost:7380")
     job_id = await client.jobs.push("emails", {"to": "ada@example.com"})
     async for job in client.jobs.list(queue="emails"): ...
-    async with client.events(queue="emails", timeout=5000) as events:
+    async with client.events(queue="emails", timeout=5) as events:
         async for event in events: ...
 
 Commands are built and parsed by `commands.py`, exactly as for the sync client.
@@ -201,7 +201,7 @@ class AsyncJobs:
         return await self._client.run(cmd.logs(job_id, start=start, count=count, block=block))
 
     async def follow(self, job_id: str, *, start: int = 0,
-                     block: Duration = 5000) -> AsyncIterator[str]:
+                     block: Duration = 5.0) -> AsyncIterator[str]:
         while True:
             page = await self.logs(job_id, start=start, block=block)
             for line in page.lines:

@@ -10,7 +10,7 @@ itself, because `get` and `wait` already are redis-py's GET and WAIT there.
 
     client = Client.from_url("jobcached://localhost:7380")
     job_id = client.jobs.push("emails", {"to": "ada@example.com"})
-    client.jobs.wait(job_id, timeout=5000).result
+    client.jobs.wait(job_id, timeout=5).result
 
 Arguments and replies are built and parsed in `commands.py`, shared with `AsyncClient`.
 """
@@ -84,7 +84,7 @@ class Client(redis.Redis):
     def events(self, job_id: str | None = None, queue: str | None = None, *,
                timeout: Duration | None = None) -> JobEvents:
         """The state changes of one job, of one queue's jobs, or (neither given) of every job,
-        from now on; iteration ends after `timeout` ms without one (None: never). Subscribed
+        from now on; iteration ends after `timeout` seconds without one (None: never). Subscribed
         when this returns; use it as a context manager, or `close()` it."""
         return JobEvents(self, job_id, queue, timeout)
 
@@ -122,11 +122,14 @@ class Jobs:
              key_ttl: Duration | None = None, meta: Mapping[str, str] | None = None,
              after: str | Iterable[str] | None = None, batch: str | None = None,
              expire: Moment | None = None) -> str:
-        """Create a job; its id. `type` defaults to the queue's name, times are ms.
+        """Create a job; its id. `type` defaults to the queue's name.
+
+        Durations (`delay`, `backoff` base and max, `timeout` of a lease, `key_ttl`) are
+        seconds or timedeltas; `at` and `expire` are datetimes or unix seconds.
 
         `after`: parent ids; the job waits until they have all succeeded (and is canceled if
         one ends otherwise). `batch`: an open batch's id. `expire`: cancel the job unless it
-        has started by then (datetime or unix ms)."""
+        has started by then."""
         return self._client.run(cmd.push(
             self._client.serializer, queue, payload, type=type, delay=delay, at=at,
             priority=priority, retries=retries, backoff=backoff, timeout=timeout, key=key,
@@ -143,7 +146,8 @@ class Jobs:
     def fetch(self, queues: str | Iterable[str], *, count: int = 1,
               block: Duration | None = None, lease: Duration | None = None,
               worker: str | None = None) -> list[Job]:
-        """Lease up to `count` jobs; with `block` (ms, 0 = forever) wait for one."""
+        """Lease up to `count` jobs; with `block` (seconds, 0 = forever) wait for
+        one; `lease` (seconds) overrides the job's own timeout."""
         return self._client.run(cmd.fetch(self._client.serializer, queues, count=count,
                                           block=block, lease=lease, worker=worker))
 
@@ -154,13 +158,15 @@ class Jobs:
     def fail(self, job: Job | str, message: str, *, token: str | None = None,
              errtype: str | None = None, trace: str | None = None,
              retry_in: Duration | None = None, noretry: bool = False) -> State:
-        """Report a failed attempt; the state the job moved to (retrying or dead)."""
+        """Report a failed attempt; the state the job moved to (retrying or dead).
+        `retry_in` (seconds) overrides the job's backoff for this retry."""
         return self._client.run(cmd.fail(job, message, token=token, errtype=errtype,
                                          trace=trace, retry_in=retry_in, noretry=noretry))
 
     def beat(self, job: Job | str, *, token: str | None = None,
              extend: Duration | None = None) -> datetime | None:
-        """Renew a lease: the new deadline (datetime), or None if the job was canceled."""
+        """Renew a lease: the new deadline (datetime), or None if the job was canceled.
+        The lease then ends `extend` seconds from now (default: the job's timeout)."""
         return self._client.run(cmd.beat(job, token=token, extend=extend))
 
     def cancel(self, job_id: str) -> None:
@@ -174,7 +180,8 @@ class Jobs:
         return self._client.run(cmd.get(self._client.serializer, job_id))
 
     def wait(self, job_id: str, timeout: Duration | None = None) -> Job | None:
-        """Block until the job is finished (None: forever); None if `timeout` ms passed."""
+        """Block until the job is finished (None: forever); None if `timeout`
+        seconds passed (0 also waits forever)."""
         return self._client.run(cmd.wait(self._client.serializer, job_id, timeout))
 
     def list(self, queue: str | None = None, state: State | str | None = None, *,
@@ -202,14 +209,14 @@ class Jobs:
     def logs(self, job_id: str, *, start: int = 0, count: int | None = None,
              block: Duration | None = None) -> LogPage:
         """Lines of a job's log from line `start` (negative: from the end), at most `count`
-        (1000 by default). With `block` (ms, 0 = forever), wait for lines when there are none
-        yet and the job has not finished. Lines are str; bytes that are not UTF-8 read as
+        (1000 by default). With `block` (seconds, 0 = forever), wait for lines when there are
+        none yet and the job has not finished. Lines are str; bytes that are not UTF-8 read as
         U+FFFD."""
         return self._client.run(cmd.logs(job_id, start=start, count=count, block=block))
 
-    def follow(self, job_id: str, *, start: int = 0, block: Duration = 5000) -> Iterator[str]:
+    def follow(self, job_id: str, *, start: int = 0, block: Duration = 5.0) -> Iterator[str]:
         """A job's log lines as they are logged, until the job has finished (`tail -f`).
-        Each request waits up to `block` ms for new lines, then asks again."""
+        Each request waits up to `block` seconds for new lines, then asks again."""
         while True:
             page = self.logs(job_id, start=start, block=block)
             yield from page.lines
@@ -260,7 +267,8 @@ class DeadLetters:
         return self._client.run(cmd.dlq_requeue_all(queue))
 
     def purge(self, queue: str | None = None, older: Duration | None = None) -> int:
-        """Delete dead jobs (of a queue, dead for more than `older` ms); how many."""
+        """Delete dead jobs (of a queue, dead for more than `older` seconds); how
+        many."""
         return self._client.run(cmd.dlq_purge(queue, older))
 
 

@@ -7,12 +7,14 @@ take. `Client` (sync) and `AsyncClient` only send `call.args`, read one reply an
 `call.parse`; the wire syntax lives here alone (see protocol/SPEC.md, sections Jobs, Queues,
 Dead letters, Cron and Batches). Job events, being pub/sub, are in `events.py`.
 
-Durations are milliseconds (int) or `datetime.timedelta`; points in time are `datetime` or unix
-milliseconds.
+Durations are seconds (int or float) or `datetime.timedelta`, as in redis-py's blocking calls,
+asyncio and RQ; points in time are `datetime` or unix seconds (what `time.time()` returns), as
+redis-py's `exat`. The wire takes milliseconds: `ms` and `unix_ms` convert.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -34,8 +36,12 @@ from jobcached_client.model import (
 from jobcached_client.serializers import Serializer, encode
 from jobcached_client.tracing import producer_meta
 
-Duration = int | timedelta
-Moment = int | datetime
+#: A length of time: seconds (int or float) or a timedelta.
+Duration = int | float | timedelta
+#: A point in time: a datetime (naive means local time) or unix seconds.
+Moment = int | float | datetime
+#: Unix seconds beyond this (year 5138) are surely milliseconds passed by mistake: refused.
+MAX_UNIX_SECONDS = 10**11
 
 
 @dataclass(frozen=True)
@@ -50,16 +56,30 @@ class Call:
 
 
 def ms(value: Duration, what: str) -> int:
+    """A duration for the wire, in milliseconds. A positive duration never becomes 0 (which
+    means "forever" to BLOCK and TIMEOUT): 0.0001 s is sent as 1 ms."""
     if isinstance(value, timedelta):
-        value = round(value.total_seconds() * 1000)
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise ValueError(f"{what} must be milliseconds (int >= 0) or a timedelta, not {value!r}")
-    return value
+        seconds = value.total_seconds()
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value)
+    else:
+        raise TypeError(f"{what} must be seconds (int or float) or a timedelta, not {value!r}")
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ValueError(f"{what} must be seconds >= 0 (int or float) or a timedelta, "
+                         f"not {value!r}")
+    millis = round(seconds * 1000)
+    return 1 if millis == 0 and seconds > 0 else millis
 
 
 def unix_ms(value: Moment, what: str) -> int:
-    """A point in time for the wire: a datetime, or unix milliseconds as they are."""
-    return to_ms(value) if isinstance(value, datetime) else ms(value, what)
+    """A point in time for the wire: a datetime, or unix seconds, as unix milliseconds."""
+    if isinstance(value, datetime):
+        return to_ms(value)
+    if isinstance(value, int | float) and not isinstance(value, bool) and \
+            value > MAX_UNIX_SECONDS:
+        raise ValueError(f"{what}={value!r} looks like milliseconds: give unix seconds "
+                         f"(as time.time() returns) or a datetime")
+    return ms(value, what)
 
 
 def lease_of(job: Job | str, token: str | None) -> tuple[str, str]:
@@ -209,7 +229,8 @@ def get(serializer: Serializer, job_id: str) -> Call:
 
 
 def wait(serializer: Serializer, job_id: str, timeout: Duration | None = None) -> Call:
-    """JOB.WAIT id [TIMEOUT ms]: the finished job, or None on timeout (None = wait forever)."""
+    """JOB.WAIT id [TIMEOUT ms]: the finished job, or None on timeout (None or 0 = wait
+    forever)."""
     timeout_ms = 0 if timeout is None else ms(timeout, "timeout")
     args: tuple[Any, ...] = ("JOB.WAIT", job_id)
     if timeout_ms:

@@ -6,7 +6,7 @@ subscription was confirmed, none before. So `Client.events(...)` subscribes befo
 and `AsyncClient.events(...)` when entered (`async with`) or first iterated; push the job after
 that to see it from `queued` on.
 
-    with client.events(queue="emails", timeout=5000) as events:
+    with client.events(queue="emails", timeout=5) as events:
         job_id = client.jobs.push("emails", {...})
         for event in events:                 # JobEvent(id, queue, old, new, attempt, time)
             if event.id == job_id and event.new.finished:

@@ -42,17 +42,21 @@ class JobContext:
         self._cancelled: threading.Event | None = None  # made on first use: most jobs never do
 
     @property
-    def cancelled(self) -> threading.Event:
-        """Set when the job was canceled (or its lease lost): a sync handler should return."""
+    def cancelled(self) -> bool:
+        """True once the job was canceled (or its lease lost): a sync handler should stop and
+        return, since the worker will neither ack nor fail it. A plain bool, so that
+        `if job.cancelled:` means what it says; to wait for it, use `cancel_event`."""
+        return self._cancelled is not None and self._cancelled.is_set()
+
+    @property
+    def cancel_event(self) -> threading.Event:
+        """The `threading.Event` behind `cancelled`, for handlers that wait on it
+        (`job.cancel_event.wait(5)` sleeps up to 5 s, waking early on cancel)."""
         if self._cancelled is None:
             with _EVENT_LOCK:  # the loop (on cancel) and a handler thread may both get here
                 if self._cancelled is None:
                     self._cancelled = threading.Event()
         return self._cancelled
-
-    @property
-    def is_cancelled(self) -> bool:
-        return self._cancelled is not None and self._cancelled.is_set()
 
     def log(self, *lines: str | bytes) -> None:
         """Append lines (one argument, one line) to the job's log, without waiting: they go

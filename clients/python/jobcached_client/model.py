@@ -70,6 +70,14 @@ def to_ms(when: datetime) -> int:
     return int(when.timestamp() * 1000)
 
 
+def _seconds_pair(reply: Any) -> tuple[float, float] | None:
+    """A (base, max) backoff from the wire's milliseconds; None when the server has none."""
+    if not reply:
+        return None
+    base, cap = (int(v) / 1000 for v in reply)
+    return base, cap
+
+
 def is_ok(reply: Any) -> bool:
     """An `OK` status in any of redis-py's shapes (b"OK", "OK", True)."""
     return reply is True or text(reply) == "OK"
@@ -275,8 +283,9 @@ class CronEntry:
     type: str
     priority: int
     retries: int | None = None
-    backoff: tuple[int, int] | None = None  # (base ms, max ms); None: Sidekiq's curve
-    timeout: int | None = None  # lease ms; None: the server's job-default-timeout
+    # Seconds, as CRON.SET's arguments take them (the wire's milliseconds / 1000).
+    backoff: tuple[float, float] | None = None  # (base, max); None: Sidekiq's curve
+    timeout: float | None = None  # the lease; None: the server's job-default-timeout
     meta: dict[str, str] = field(default_factory=dict)
     serializer: Serializer = field(default=DEFAULT_SERIALIZER, repr=False)
 
@@ -295,8 +304,8 @@ class CronEntry:
                    last_job=text(m.get("last_job")) or None, type=text(m["type"]),
                    priority=int(m["priority"]),
                    retries=None if m.get("retries") is None else int(m["retries"]),
-                   backoff=tuple(int(v) for v in m["backoff"]) if m.get("backoff") else None,
-                   timeout=None if m.get("timeout") is None else int(m["timeout"]),
+                   backoff=_seconds_pair(m.get("backoff")),
+                   timeout=None if m.get("timeout") is None else int(m["timeout"]) / 1000,
                    meta={k: text(v) for k, v in meta.items()}, serializer=serializer)
 
 

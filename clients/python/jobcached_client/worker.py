@@ -13,12 +13,12 @@ Theory of operation. One asyncio loop does everything but run sync handlers:
 
 - **Fetching.** One loop asks for as many jobs as there are free slots (`concurrency` minus
   running jobs) with a short server-side BLOCK, so a worker never holds jobs it cannot start
-  and notices a stop request within `FETCH_BLOCK_MS`.
+  and notices a stop request within `FETCH_BLOCK_SECONDS`.
 - **Running.** An async handler runs as a task; a sync one in a thread pool of `concurrency`
   threads. Completion is a done-callback, not a supervising task, to keep the per-job cost low.
 - **Leases.** Each running job is heartbeaten (JOB.BEAT) every lease/3, the lease being the time
   from fetch to the deadline the server gave. `canceled` in reply means JOB.CANCEL was called:
-  the async task is cancelled, a sync handler finds `job.cancelled` set. A STALE reply (the lease
+  the async task is cancelled, a sync handler finds `job.cancelled` true. A STALE reply (the lease
   ran out and the job went to another worker) is handled the same way.
 - **Outcomes.** The return value is serialized and sent with JOB.ACK; an exception becomes
   JOB.FAIL with its class name and traceback. Acks, fails and `job.log(...)` lines go through
@@ -51,14 +51,14 @@ from jobcached_client.aio import AsyncClient
 from jobcached_client.client import Client
 from jobcached_client.commands import Call, Duration
 from jobcached_client.handlers import Handler, JobContext, Running
-from jobcached_client.model import Job
+from jobcached_client.model import Job, State, text
 from jobcached_client.tracing import job_span
 
 log = logging.getLogger("jobcached_client.worker")
 
 #: How long one fetch waits on the server for a job: the longest a stop request waits for
 #: the fetch in flight to return (a cancelled fetch could lose jobs leased to it).
-FETCH_BLOCK_MS = 1000
+FETCH_BLOCK_SECONDS = 1.0
 #: Retry delays after the server could not be reached (doubling, capped).
 RECONNECT_MIN_SECONDS = 0.1
 RECONNECT_MAX_SECONDS = 5.0
@@ -71,10 +71,15 @@ NO_HANDLER = "NoHandler"
 SHUTDOWN = "WorkerShutdown"
 
 F = TypeVar("F", bound=Callable[..., Any])
+#: A command waiting in the outbox, and what to do with its reply (None: nothing).
+Outgoing = tuple[Call, Callable[[Any], None] | None]
 
 
 class Worker:
-    """Runs registered handlers for the jobs of some queues; see the module docstring."""
+    """Runs registered handlers for the jobs of some queues; see the module docstring.
+
+    `grace` and `lease` are seconds (`lease` may be a timedelta; None: each job's own
+    TIMEOUT)."""
 
     def __init__(self, client: Client | AsyncClient | str, queues: Iterable[str] | None = None,
                  *, concurrency: int = 10, grace: float = 30.0, name: str | None = None,
@@ -92,7 +97,7 @@ class Worker:
         self.failed = 0  # attempts failed
         self.threads_left_running = 0  # sync handlers still busy after their job was handed back
         self._running: dict[str, Running] = {}
-        self._outbox: list[Call] = []
+        self._outbox: list[Outgoing] = []
         self._stop_requested = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._async: AsyncClient | None = None
@@ -200,7 +205,7 @@ class Worker:
                 await self._wake.wait()
                 continue
             try:
-                jobs = await self._async.jobs.fetch(queues, count=free, block=FETCH_BLOCK_MS,
+                jobs = await self._async.jobs.fetch(queues, count=free, block=FETCH_BLOCK_SECONDS,
                                                     lease=self.lease, worker=self.name)
             except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError) as exc:
                 log.warning("worker %s: fetch failed (%s); retrying in %.1fs", self.name, exc,
@@ -238,7 +243,7 @@ class Worker:
                         "handing it back", self.name, running.job.id)
             running.abandoned = True
             self._stop_beats(running)
-            running.context.cancelled.set()
+            running.context.cancel_event.set()
             if isinstance(running.future, asyncio.Task):
                 running.future.cancel()
             else:
@@ -313,17 +318,16 @@ class Worker:
 
     def _fail(self, job: Job, message: str, errtype: str, trace: str) -> None:
         self.failed += 1
-        log.info("job %s (%s, attempt %d) failed: %s: %s", job.id, job.type, job.attempt,
-                 errtype, message)
-        self._send(cmd.fail(job, message, errtype=errtype, trace=trace))
+        self._send(cmd.fail(job, message, errtype=errtype, trace=trace),
+                   functools.partial(_log_failure, job, f"{errtype}: {message}"))
 
     def _stop(self, running: Running, why: str) -> None:
         """The server no longer wants this attempt's outcome: stop the handler."""
         log.info("job %s: %s; stopping its handler", running.job.id, why)
         running.stopped = True
-        running.context.cancelled.set()
+        running.context.cancel_event.set()
         if running.future is not None and not running.future.done():
-            running.future.cancel()  # only an async task notices; a sync one reads the event
+            running.future.cancel()  # only an async task notices; a sync one reads job.cancelled
 
     # --- heartbeats ------------------------------------------------------------------
 
@@ -368,9 +372,10 @@ class Worker:
         with contextlib.suppress(RuntimeError):
             _on_loop(loop, self._send, call)
 
-    def _send(self, call: Call) -> None:
+    def _send(self, call: Call, on_reply: Callable[[Any], None] | None = None) -> None:
+        """Queue `call` for the outbox; `on_reply` gets the server's (non-error) reply."""
         assert self._outbox_ready is not None
-        self._outbox.append(call)
+        self._outbox.append((call, on_reply))
         self._outbox_ready.set()
 
     async def _flush_outbox(self) -> None:
@@ -384,13 +389,13 @@ class Worker:
             if self._closing and not self._outbox:
                 return
 
-    async def _send_batch(self, batch: list[Call]) -> None:
+    async def _send_batch(self, batch: list[Outgoing]) -> None:
         assert self._async is not None
         delay = RECONNECT_MIN_SECONDS
         for attempt in range(1, SEND_ATTEMPTS + 1):
             try:
                 async with self._async.pipeline(transaction=False) as pipe:
-                    for call in batch:
+                    for call, _ in batch:
                         pipe.execute_command(*call.args)
                     replies = await pipe.execute(raise_on_error=False)
                 break
@@ -401,9 +406,23 @@ class Worker:
                     return
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RECONNECT_MAX_SECONDS)
-        for call, reply in zip(batch, replies, strict=True):
+        for (call, on_reply), reply in zip(batch, replies, strict=True):
             if isinstance(reply, Exception):
                 log.warning("%s %s: %s", call.args[0], call.args[1], reply)
+            elif on_reply is not None:
+                on_reply(reply)
+
+
+def _log_failure(job: Job, error: str, reply: Any) -> None:
+    """Say what a failed attempt means for its job, which only JOB.FAIL's reply tells: the
+    job will run again, or it failed for good and waits in the dead-letter queue."""
+    if text(reply) == State.DEAD.value:
+        attempts = "1 attempt" if job.attempt == 1 else f"{job.attempt} attempts"
+        log.warning("job %s (%s) failed permanently after %s; moved to the dead-letter queue "
+                    "(DLQ.LIST, DLQ.REQUEUE): %s", job.id, job.type, attempts, error)
+    else:
+        log.info("job %s (%s) attempt %d failed; it will be retried: %s", job.id, job.type,
+                 job.attempt, error)
 
 
 def _on_loop(loop: asyncio.AbstractEventLoop, fn: Callable[..., None], *args: Any) -> None:

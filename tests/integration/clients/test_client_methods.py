@@ -64,9 +64,9 @@ def test_push_fetch_beat_ack_get_wait(server: ServerProcess, kind: str) -> None:
     async def scenario(c: Any) -> None:
         queue = unique("roundtrip")
         job_id = await aw(c.jobs.push(queue, {"to": "ada", "n": [1, 2]}, type="email",
-                                      priority=5, retries=3, backoff=(10, 100),
+                                      priority=5, retries=3, backoff=(0.01, 0.1),
                                       timeout=timedelta(seconds=30), key=unique("k"),
-                                      key_ttl=60_000, meta={"traceparent": "00-ab-cd-01"}))
+                                      key_ttl=60, meta={"traceparent": "00-ab-cd-01"}))
         assert isinstance(job_id, str) and len(job_id) == 26
         queued = await aw(c.jobs.get(job_id))
         assert isinstance(queued, Job) and queued.state is State.QUEUED
@@ -79,10 +79,10 @@ def test_push_fetch_beat_ack_get_wait(server: ServerProcess, kind: str) -> None:
         assert job.payload == {"to": "ada", "n": [1, 2]} and job.attempt == 1
         assert job.meta == {"traceparent": "00-ab-cd-01"}
         assert job.deadline is not None and job.deadline > datetime.now(UTC)
-        deadline = await aw(c.jobs.beat(job, extend=120_000))
+        deadline = await aw(c.jobs.beat(job, extend=120))
         assert deadline > job.deadline
         await aw(c.jobs.ack(job, result={"sent": True}))
-        done = await aw(c.jobs.wait(job_id, timeout=1000))
+        done = await aw(c.jobs.wait(job_id, timeout=1))
         assert done.state is State.SUCCEEDED and done.result == {"sent": True}
         assert done.worker == "w-1" and done.finished >= done.started >= done.created
         assert (await aw(c.jobs.get(job_id))).raw_result == b'{"sent":true}'
@@ -118,11 +118,11 @@ def test_delay_at_and_idempotency_keys(server: ServerProcess, kind: str) -> None
 def test_fail_retry_dead_and_retry(server: ServerProcess, kind: str) -> None:
     async def scenario(c: Any) -> None:
         queue = unique("failing")
-        job_id = await aw(c.jobs.push(queue, "x", retries=1, backoff=(10, 10)))
+        job_id = await aw(c.jobs.push(queue, "x", retries=1, backoff=(0.01, 0.01)))
         [job] = await aw(c.jobs.fetch(queue))
         state = await aw(c.jobs.fail(job, "first", errtype="IOError", trace="line 1"))
         assert state is State.RETRYING
-        [again] = await aw(c.jobs.fetch(queue, block=5000))
+        [again] = await aw(c.jobs.fetch(queue, block=5))
         assert again.id == job_id and again.attempt == 2
         assert await aw(c.jobs.fail(again.id, "last", token=again.token, noretry=True)) \
             is State.DEAD
@@ -168,9 +168,9 @@ def test_blocking_calls_outlive_the_socket_timeout(server: ServerProcess, kind: 
     async def scenario(c: Any) -> None:
         queue = unique("blocking")
         job_id = await aw(c.jobs.push(queue, "x"))
-        assert await aw(c.jobs.wait(job_id, timeout=1200)) is None  # socket_timeout is 0.5 s
-        [job] = await aw(c.jobs.fetch(queue, block=1200))
-        assert await aw(c.jobs.fetch(queue, block=1200)) == []
+        assert await aw(c.jobs.wait(job_id, timeout=1.2)) is None  # socket_timeout is 0.5 s
+        [job] = await aw(c.jobs.fetch(queue, block=1.2))
+        assert await aw(c.jobs.fetch(queue, block=1.2)) == []
         await aw(c.jobs.ack(job))
         assert (await aw(c.jobs.wait(job_id))).state is State.SUCCEEDED
         assert await aw(c.ping()) is True  # the connections are still in step

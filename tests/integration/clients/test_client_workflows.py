@@ -36,14 +36,14 @@ from tests.integration.clients.conftest import aw, collect, running, unique
 from tests.integration.clients.test_client_methods import KINDS, run_with
 
 #: How long a test waits for something the server should do at once.
-PROMPTLY_MS = 10_000
+PROMPTLY = 10.0
 
 
 async def fetch_n(c: Any, queue: str, n: int) -> list[Job]:
-    """Exactly n jobs of a queue, waiting for each as long as PROMPTLY_MS."""
+    """Exactly n jobs of a queue, waiting for each as long as PROMPTLY seconds."""
     jobs: list[Job] = []
     while len(jobs) < n:
-        got = await aw(c.jobs.fetch(queue, count=n - len(jobs), block=PROMPTLY_MS))
+        got = await aw(c.jobs.fetch(queue, count=n - len(jobs), block=PROMPTLY))
         assert got, f"only {len(jobs)} of {n} jobs came"
         jobs += got
     return jobs
@@ -80,13 +80,13 @@ def follow_in_background(c: Any, job_id: str, lines: asyncio.Queue[str]) -> asyn
     """Follow a job's log (in a thread, for the sync client), each line into `lines`."""
     if isinstance(c, AsyncClient):
         async def read() -> None:
-            async for line in c.jobs.follow(job_id, block=1000):
+            async for line in c.jobs.follow(job_id, block=1):
                 lines.put_nowait(line)
         return asyncio.ensure_future(read())
     loop = asyncio.get_running_loop()
 
     def read_in_thread() -> None:
-        for line in c.jobs.follow(job_id, block=1000):
+        for line in c.jobs.follow(job_id, block=1):
             loop.call_soon_threadsafe(lines.put_nowait, line)
     return asyncio.ensure_future(asyncio.to_thread(read_in_thread))
 
@@ -103,13 +103,13 @@ def test_push_after_parents(server: ServerProcess, kind: str) -> None:
         [job] = await aw(c.jobs.fetch(queue))
         assert job.id == parent
         await aw(c.jobs.ack(job))
-        [job] = await aw(c.jobs.fetch(queue, block=PROMPTLY_MS))  # queued once parent succeeded
+        [job] = await aw(c.jobs.fetch(queue, block=PROMPTLY))  # queued once parent succeeded
         assert job.id == child and job.payload == "child"
 
         doomed = await aw(c.jobs.push(doomed_queue, "doomed"))
         orphan = await aw(c.jobs.push(doomed_queue, "orphan", after=doomed))  # one id as a str
         await aw(c.jobs.cancel(doomed))
-        canceled = await aw(c.jobs.wait(orphan, timeout=PROMPTLY_MS))
+        canceled = await aw(c.jobs.wait(orphan, timeout=PROMPTLY))
         assert canceled.state is State.CANCELED
         assert canceled.reason == f"parent {doomed} is canceled"
         with pytest.raises(redis.ResponseError):
@@ -124,8 +124,8 @@ def test_push_expire(server: ServerProcess, kind: str) -> None:
         at = datetime.now(UTC) + timedelta(hours=1)
         later = await aw(c.jobs.push(queue, "later", expire=at))
         assert abs((await aw(c.jobs.get(later))).expire - at) < timedelta(milliseconds=1)
-        soon = await aw(c.jobs.push(queue, "soon", expire=int(time.time() * 1000) + 500))
-        expired = await aw(c.jobs.wait(soon, timeout=PROMPTLY_MS))  # nobody fetches it
+        soon = await aw(c.jobs.push(queue, "soon", expire=time.time() + 0.5))
+        expired = await aw(c.jobs.wait(soon, timeout=PROMPTLY))  # nobody fetches it
         assert expired.state is State.CANCELED and expired.reason == "expired"
         with pytest.raises(redis.ResponseError):
             await aw(c.jobs.push(queue, "past", expire=datetime(2020, 1, 1, tzinfo=UTC)))
@@ -169,18 +169,18 @@ def test_log_logs_and_follow(server: ServerProcess, kind: str) -> None:
     async def scenario(c: Any) -> None:
         queue = unique("logs")
         job_id = await aw(c.jobs.push(queue, "x"))
-        quiet = await aw(c.jobs.logs(job_id, block=50))  # nothing yet: waits, then empty
+        quiet = await aw(c.jobs.logs(job_id, block=0.05))  # nothing yet: waits, then empty
         assert quiet == LogPage(0, [], State.QUEUED) and not quiet.last
         [job] = await aw(c.jobs.fetch(queue))
         lines: asyncio.Queue[str] = asyncio.Queue()
         follower = follow_in_background(c, job_id, lines)
         assert await aw(c.jobs.log(job, "step 1")) == 1
-        assert await asyncio.wait_for(lines.get(), PROMPTLY_MS / 1000) == "step 1"
+        assert await asyncio.wait_for(lines.get(), PROMPTLY) == "step 1"
         assert await aw(c.jobs.log(job.id, "step 2", b"\xffbad", token=job.token)) == 3
-        assert await asyncio.wait_for(lines.get(), PROMPTLY_MS / 1000) == "step 2"
-        assert await asyncio.wait_for(lines.get(), PROMPTLY_MS / 1000) == "\ufffdbad"
+        assert await asyncio.wait_for(lines.get(), PROMPTLY) == "step 2"
+        assert await asyncio.wait_for(lines.get(), PROMPTLY) == "\ufffdbad"
         await aw(c.jobs.ack(job))
-        await asyncio.wait_for(follower, PROMPTLY_MS / 1000)  # ends with the job
+        await asyncio.wait_for(follower, PROMPTLY)  # ends with the job
         assert lines.empty()
 
         page = await aw(c.jobs.logs(job_id))
@@ -207,7 +207,7 @@ def test_cron_set_get_list_pause_resume_delete(server: ServerProcess, kind: str)
         name, queue = unique("nightly"), unique("reports")
         await aw(c.cron.set(name, "0 3 * * *", queue, {"report": "daily"}, tz="Europe/Paris",
                             missed="once", type="report", priority=3, retries=2,
-                            backoff=(10, 100), timeout=timedelta(seconds=30),
+                            backoff=(0.01, 0.1), timeout=timedelta(seconds=30),
                             meta={"team": "ops"}))
         entry = await aw(c.cron.get(name))
         assert isinstance(entry, CronEntry)
@@ -216,7 +216,7 @@ def test_cron_set_get_list_pause_resume_delete(server: ServerProcess, kind: str)
             (name, "0 3 * * *", "Europe/Paris", queue, "once", "report", 3, {"team": "ops"},
              False)
         assert entry.payload == {"report": "daily"}
-        assert (entry.retries, entry.backoff, entry.timeout) == (2, (10, 100), 30_000)
+        assert (entry.retries, entry.backoff, entry.timeout) == (2, (0.01, 0.1), 30.0)
         assert entry.next > datetime.now(UTC)
         assert entry.next.astimezone(ZoneInfo("Europe/Paris")).hour == 3
         assert entry.last_slot is None and entry.last_job is None
@@ -242,7 +242,7 @@ def test_cron_entries_push_jobs(server: ServerProcess, kind: str) -> None:
         name, queue = unique("every-second"), unique("ticks")
         await aw(c.cron.set(name, "* * * * * *", queue, "tick"))
         try:
-            [job] = await aw(c.jobs.fetch(queue, block=PROMPTLY_MS))
+            [job] = await aw(c.jobs.fetch(queue, block=PROMPTLY))
             entry = await aw(c.cron.get(name))
         finally:
             await aw(c.cron.delete(name))
@@ -257,10 +257,10 @@ def test_events_show_a_jobs_transitions_in_order(server: ServerProcess, kind: st
     async def scenario(c: Any) -> None:
         queue = unique("events")
         async with AsyncExitStack() as stack:
-            of_queue = await enter(stack, c.events(queue=queue, timeout=PROMPTLY_MS))
-            of_all = await enter(stack, c.events(timeout=PROMPTLY_MS))
+            of_queue = await enter(stack, c.events(queue=queue, timeout=PROMPTLY))
+            of_all = await enter(stack, c.events(timeout=PROMPTLY))
             job_id = await aw(c.jobs.push(queue, "x"))
-            of_job = await enter(stack, c.events(job_id=job_id, timeout=PROMPTLY_MS))
+            of_job = await enter(stack, c.events(job_id=job_id, timeout=PROMPTLY))
             [job] = await aw(c.jobs.fetch(queue))
             await aw(c.jobs.ack(job))
             seen = await take(of_queue, 3)
@@ -271,7 +271,7 @@ def test_events_show_a_jobs_transitions_in_order(server: ServerProcess, kind: st
             assert seen[0].time <= seen[1].time <= seen[2].time
             assert await take(of_all, 3, queue=queue) == seen
             assert await take(of_job, 2) == seen[1:]  # subscribed after it was queued
-            quiet = await enter(stack, c.events(job_id=job_id, timeout=50))
+            quiet = await enter(stack, c.events(job_id=job_id, timeout=0.05))
             assert await take(quiet, 1) == []  # the job is done: nothing within the timeout
         with pytest.raises(ValueError, match="not both"):
             c.events(job_id=job_id, queue=queue)
@@ -287,7 +287,7 @@ def test_new_replies_over_resp2_and_decoded_responses(server: ServerProcess, kin
         batch_id = await aw(c.batches.new(on_complete=(queue, "done")))
         job_id = await aw(c.jobs.push(queue, {"x": 1}, batch=batch_id))
         async with AsyncExitStack() as stack:
-            events = await enter(stack, c.events(job_id=job_id, timeout=PROMPTLY_MS))
+            events = await enter(stack, c.events(job_id=job_id, timeout=PROMPTLY))
             [job] = await aw(c.jobs.fetch(queue))
             assert await aw(c.jobs.log(job, "héllo")) == 1
             await aw(c.jobs.ack(job))
@@ -324,8 +324,8 @@ def test_worker_handlers_log_lines(client: Client) -> None:
         built = client.jobs.push(queue, "app")
         synced = client.jobs.push(queue, "x", type="sync_build")
         # The lines are sent ahead of each job's ack, so they are there once it succeeded.
-        assert client.jobs.wait(built, timeout=PROMPTLY_MS).state is State.SUCCEEDED
-        assert client.jobs.wait(synced, timeout=PROMPTLY_MS).state is State.SUCCEEDED
+        assert client.jobs.wait(built, timeout=PROMPTLY).state is State.SUCCEEDED
+        assert client.jobs.wait(synced, timeout=PROMPTLY).state is State.SUCCEEDED
     assert client.jobs.logs(built).lines == ["building app", "step 2", "step 3"]
     assert list(client.jobs.follow(synced)) == ["line 0", "line 1", "line 2"]
     assert worker.processed == 2 and worker.failed == 0

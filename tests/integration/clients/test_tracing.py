@@ -38,7 +38,7 @@ def test_worker_span_continues_the_producer_trace(client: Client,
     with tracer.start_as_current_span("checkout") as parent:
         job_id = client.jobs.push(queue, "order-1")
     with running(worker):
-        done = client.jobs.wait(job_id, timeout=10_000)
+        done = client.jobs.wait(job_id, timeout=10)
     trace_id = f"{parent.get_span_context().trace_id:032x}"
     assert seen["traceparent"].split("-")[1] == trace_id
     assert done.result == trace_id  # the handler ran inside the continued trace

@@ -47,14 +47,14 @@ def test_a_worker_killed_mid_job_loses_nothing(server: ServerProcess, tmp_path: 
     url = f"jobcached://127.0.0.1:{server.port}"
     client = Client.from_url(url)
     client.queues.purge("work")
-    job_id = client.jobs.push("work", {"sleep": 60}, timeout=1000, backoff=(10, 10))
+    job_id = client.jobs.push("work", {"sleep": 60}, timeout=1, backoff=(0.01, 0.01))
     first = worker_process(TASKS.format(grace=5), url)
     eventually(lambda: markers(tmp_path), 20, "the first attempt to start")
     assert client.jobs.get(job_id).state is State.RUNNING
     first.proc.send_signal(signal.SIGKILL)
     assert first.wait() == -signal.SIGKILL
     second = worker_process(TASKS.format(grace=5), url)
-    done = client.jobs.wait(job_id, timeout=20_000)
+    done = client.jobs.wait(job_id, timeout=20)
     assert done is not None and done.state is State.SUCCEEDED, second.log()
     assert done.result == {"pid": second.pid, "attempt": 2}
     assert [e.type for e in done.errors] == ["LeaseExpired"]
@@ -91,7 +91,7 @@ def test_after_the_grace_period_jobs_go_back_at_once(server: ServerProcess, tmp_
     url = f"jobcached://127.0.0.1:{server.port}"
     client = Client.from_url(url)
     client.queues.purge("work")
-    job_id = client.jobs.push("work", {"sleep": 60}, backoff=(60_000, 60_000))
+    job_id = client.jobs.push("work", {"sleep": 60}, backoff=(60, 60))
     first = worker_process(TASKS.format(grace=0.5), url)
     eventually(lambda: markers(tmp_path), 20, "the job to start")
     first.proc.send_signal(signal.SIGTERM)
@@ -100,7 +100,7 @@ def test_after_the_grace_period_jobs_go_back_at_once(server: ServerProcess, tmp_
         lambda: (j := client.jobs.get(job_id)).state is State.QUEUED and j, 2, "a requeue")
     assert handed_back.errors[-1].type == "WorkerShutdown"
     second = worker_process(TASKS.format(grace=5), url)
-    done = client.jobs.wait(job_id, timeout=20_000)
+    done = client.jobs.wait(job_id, timeout=20)
     assert done.state is State.SUCCEEDED and done.result == {"pid": second.pid, "attempt": 2}
     second.proc.send_signal(signal.SIGINT)
     assert second.wait() == 0
@@ -126,7 +126,7 @@ def test_the_entry_point_overrides_settings(server: ServerProcess, tmp_path: Pat
     job_id = client.jobs.push("other", {"sleep": 0}, type="work")
     proc = worker_process(TASKS.format(grace=5), url, "--queue", "other", "--name", "w-test",
                           "--concurrency", "2", "--grace", "1")
-    done = client.jobs.wait(job_id, timeout=20_000)
+    done = client.jobs.wait(job_id, timeout=20)
     assert done.state is State.SUCCEEDED and done.worker == "w-test"
     proc.proc.send_signal(signal.SIGTERM)
     assert proc.wait() == 0

@@ -4,12 +4,14 @@
   C escapes, numbered aggregates (`1)` arrays, `1#` maps with `=>`, `1~` sets) whose nested
   items are indented by the width of their parent's index.
 - `raw()` is `cliFormatReplyRaw`, used when stdout is not a terminal: bare values, one per line.
-- `to_json()` makes a reply plain JSON data for `--json`.
+- `to_json()` makes a reply plain JSON data for `--json`; `parse_info()` makes INFO's text
+  sections an object, since one string of `field:value` lines is no use to a JSON reader.
 - `split_args()` is `sdssplitargs`: quotes, `\\n`-style and `\\xHH` escapes.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from jobcached_client.cli.resp import AGGREGATES, Kind, Reply
@@ -126,7 +128,10 @@ def render(reply: Reply, args: list[bytes], mode: str) -> str:
     if mode == "json":
         import json
 
-        return json.dumps(to_json(reply), ensure_ascii=False) + "\n"
+        is_info = bool(args) and args[0].lower() == b"info"
+        data = parse_info(reply.text()) if is_info and reply.kind in (Kind.BULK, Kind.VERBATIM) \
+            else to_json(reply)
+        return json.dumps(data, ensure_ascii=False) + "\n"
     if is_raw_command(args):
         return raw(reply)
     if mode == "tty":
@@ -151,6 +156,38 @@ def to_json(reply: Reply) -> Any:
     if kind in AGGREGATES:
         return [to_json(item) for item in reply.value]
     return _text(reply.value)
+
+
+_INT = re.compile(r"-?\d+")
+_FLOAT = re.compile(r"-?\d+\.\d+")
+
+
+def info_value(text: str) -> Any:
+    """One INFO value as JSON: numbers as numbers, `k=v,k=v` lists (keyspace, per-queue
+    counts, error stats) as objects, anything else as the text it is."""
+    if _INT.fullmatch(text):
+        return int(text)
+    if _FLOAT.fullmatch(text):
+        return float(text)
+    parts = text.split(",")
+    if text and all("=" in part for part in parts):
+        return {k: info_value(v) for k, _, v in (part.partition("=") for part in parts)}
+    return text
+
+
+def parse_info(text: str) -> dict[str, dict[str, Any]]:
+    """INFO's reply as {section: {field: value}}, sections named as INFO prints them."""
+    sections: dict[str, dict[str, Any]] = {}
+    current: dict[str, Any] | None = None
+    for line in text.splitlines():
+        if line.startswith("#"):
+            current = sections.setdefault(line.lstrip("#").strip(), {})
+        elif ":" in line:
+            field, _, value = line.partition(":")
+            if current is None:  # fields before any header: keep them, unnamed
+                current = sections.setdefault("", {})
+            current[field] = info_value(value)
+    return sections
 
 
 def _text(data: bytes) -> str:

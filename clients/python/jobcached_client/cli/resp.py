@@ -154,6 +154,9 @@ class Connection:
         self.host, self.port, self.path, self.timeout = host, port, path, timeout
         self._sock: socket.socket | None = None
         self._parser = Parser()
+        #: Commands sent on this connection so far (across reconnects): `--stat` leaves its
+        #: own out of the server's request count.
+        self.commands_sent = 0
 
     @property
     def address(self) -> str:
@@ -189,6 +192,7 @@ class Connection:
             self.connect()
         assert self._sock is not None
         self._sock.sendall(b"".join(encode(args) for args in commands))
+        self.commands_sent += len(commands)
 
     def read(self) -> Reply:
         """The next reply (push messages included)."""

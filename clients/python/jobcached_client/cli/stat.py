@@ -1,12 +1,18 @@
 """`jobcached-cli --stat`: one line of figures per interval, like `redis-cli --stat`.
 
-    ------- data ------ ------------------ load ------------------- ---------------- jobs ----
-    keys       mem      clients blocked requests            ops/s   waiting  running  dead ...
-    12         1.20M    3       1       5412 (+301)         301     7        2        0    ...
+    ------- data ------ ------------------ load ------------------- ------------- jobs ---
+    keys       mem      clients blocked requests            ops/s    waiting  pending  ...
+    12         1.20M    3       1       5412 (+301)         301      7        40       ...
 
-`waiting` counts pending, queued and retrying jobs over all queues; the busiest queues follow
-as `name=waiting/running` (idle queues are left out). Each line costs two pipelined round
-trips: INFO, DBSIZE and QUEUE.LIST, then QUEUE.STATS for every queue.
+Job columns, summed over all queues: `waiting` jobs are queued, ready for a worker now (the
+backlog workers can shrink); `pending` ones are not due yet (delayed, or waiting for parents);
+then `running`, `retrying` (waiting out a backoff) and `dead`. Each job counts in one column
+only. The busiest queues follow as `name=waiting/running` (idle queues are left out).
+
+`requests` and `ops/s` count the requests of other clients, as redis-cli's do in effect:
+the server counts this tool's own INFO, DBSIZE, QUEUE.LIST and QUEUE.STATS too, so they are
+subtracted. Each line costs two pipelined round trips: INFO, DBSIZE and QUEUE.LIST, then
+QUEUE.STATS for every queue.
 """
 
 from __future__ import annotations
@@ -22,10 +28,14 @@ HEADER_EVERY_LINES = 20
 #: Queues named at the end of a line (the busiest first).
 QUEUES_SHOWN = 4
 
+#: Job states shown as columns, in order (QUEUE.STATS fields); `waiting` is "queued".
+JOB_COLUMNS = (("waiting", "queued"), ("pending", "pending"), ("running", "running"),
+               ("retrying", "retrying"), ("dead", "dead"))
+
 HEADER = ("------- data ------ ------------------ load ------------------- "
-          "---------------------- jobs -----------------------\n"
+          "-------------------------- jobs ---------------------------\n"
           "keys       mem      clients blocked requests            ops/s    "
-          "waiting  running  retrying dead     queues\n")
+          + "".join(f"{title:<9}" for title, _ in JOB_COLUMNS) + "queues\n")
 
 
 def human_bytes(n: int) -> str:
@@ -67,6 +77,9 @@ class Stat:
         self.last_time = 0.0
 
     def sample(self) -> str:
+        # The server counts a command as it dispatches it, so INFO's figure includes every
+        # command this connection sent before it, and INFO itself.
+        own = self.conn.commands_sent + 1
         info, dbsize, queue_list = self.conn.call_many(
             [["INFO"], ["DBSIZE"], ["QUEUE.LIST"]])
         for reply in (info, dbsize):
@@ -76,11 +89,12 @@ class Stat:
         stats = self.conn.call_many([["QUEUE.STATS", name] for name in names])
         return self.line(info_fields(info.text()), int(dbsize.value),
                          {name: stats_map(s) for name, s in zip(names, stats, strict=True)},
-                         time.monotonic())
+                         time.monotonic(), own)
 
     def line(self, info: dict[str, str], keys: int, queues: dict[str, dict[str, int]],
-             now: float) -> str:
-        requests = _int(info.get("total_commands_processed"))
+             now: float, own_requests: int) -> str:
+        """One line from a sample; `own_requests` of the server's count were this tool's."""
+        requests = max(0, _int(info.get("total_commands_processed")) - own_requests)
         delta = 0 if self.last_requests is None else requests - self.last_requests
         elapsed = now - self.last_time
         ops = round(delta / elapsed) if self.last_requests is not None and elapsed > 0 else 0
@@ -90,9 +104,8 @@ class Stat:
             return sum(q.get(field, 0) for q in queues.values())
 
         def waiting_in(q: dict[str, int]) -> int:
-            return q.get("pending", 0) + q.get("queued", 0) + q.get("retrying", 0)
+            return q.get("queued", 0)
 
-        waiting = sum(waiting_in(q) for q in queues.values())
         busy = [(name, q) for name, q in queues.items() if waiting_in(q) or q.get("running")]
         busiest = sorted(busy, key=lambda item: -(waiting_in(item[1]) + item[1].get("running", 0)))
         shown = " ".join(f"{name}={waiting_in(q)}/{q.get('running', 0)}"
@@ -103,8 +116,8 @@ class Stat:
                 f"{_int(info.get('connected_clients')):<8}"
                 f"{_int(info.get('blocked_clients')):<8}"
                 f"{f'{requests} (+{delta})':<20}{ops:<9}"
-                f"{waiting:<9}{total('running'):<9}{total('retrying'):<9}{total('dead'):<9}"
-                f"{shown}\n")
+                + "".join(f"{total(state):<9}" for _, state in JOB_COLUMNS)
+                + f"{shown}\n")
 
 
 def run_stat(conn: Connection, interval: float, out: TextIO = sys.stdout,
