@@ -149,6 +149,9 @@ class JobEngine:
         self._fetch_waiters: dict[str, deque[FetchWaiter]] = {}
         self._done_waiters: dict[str, list[JobWaiter]] = {}
         self._log_waiters: dict[str, list[JobWaiter]] = {}
+        #: FetchWaiters and JobWaiters still active: clients blocked in JOB.FETCH, JOB.WAIT
+        #: or JOB.LOGS (INFO clients' blocked_clients counts them with BLPOP's and the like)
+        self.blocked = 0
         self.batches = BatchTable(clock, self.ids.new, self._commit, self.push)
         self.crons = CronTable(clock, self.timers, self._commit, self.push, cron_grace_ms)
         #: parent id -> ids of jobs pushed AFTER it (may hold stale ids: checked when used)
@@ -521,6 +524,7 @@ class JobEngine:
         """Register a blocked fetch (after `fetch` found nothing); `deliver` gets the jobs, or
         [] on timeout. Blocked fetches are served first come, first served."""
         waiter = FetchWaiter(queues, count, lease_ms, worker, deliver)
+        self.blocked += 1
         for name in queues:
             self._fetch_waiters.setdefault(name, deque()).append(waiter)
         if block_ms > 0:
@@ -529,7 +533,9 @@ class JobEngine:
         return waiter
 
     def cancel_wait(self, waiter: FetchWaiter | JobWaiter) -> None:
-        """Forget a blocked fetch or wait (its client went away)."""
+        """Forget a blocked fetch or wait (its client went away, or it is being served)."""
+        if waiter.active:
+            self.blocked -= 1
         waiter.active = False
         if waiter.timer is not None:
             self.timers.cancel(waiter.timer)
@@ -669,6 +675,7 @@ class JobEngine:
         """Register a JobWaiter in `waiters` (JOB.WAIT's or JOB.LOGS's), timing out after
         timeout_ms (0 = never)."""
         waiter = JobWaiter(job_id, deliver)
+        self.blocked += 1
         waiters.setdefault(job_id, []).append(waiter)
         if timeout_ms > 0:
             waiter.timer = self.timers.schedule(self.clock.now_ms() + timeout_ms,
@@ -868,10 +875,10 @@ class JobEngine:
                                "", None, False, expired=True)
             elif kind == "fetch-timeout":
                 if target.active:
-                    target.active = False
+                    self.cancel_wait(target)
                     target.deliver([])
             elif kind == "wait-timeout" and target.active:
-                target.active = False
+                self.cancel_wait(target)
                 target.deliver(None)
 
     def _due(self, job: Job, now: int) -> None:

@@ -72,7 +72,7 @@ def _server(state: ServerState) -> list[tuple[str, object]]:
 def _clients(state: ServerState) -> list[tuple[str, object]]:
     return [
         ("connected_clients", len(state.clients)), ("maxclients", state.config.maxclients),
-        ("blocked_clients", blocked_clients(state)),
+        ("blocked_clients", blocked_clients(state) + (state.jobs.blocked if state.jobs else 0)),
     ]
 
 
