@@ -78,7 +78,7 @@ class App:
         self.fs = FsyncTimer()
         self.http: HttpServer | None = None
         self._lock = DataDirLock(config.dir)
-        #: bound listening sockets that do not listen yet (until the replay is done)
+        #: RESP sockets bound at start; they listen (and leave this list) after the replay
         self._bound: list[socket.socket] = []
         self._wal: Wal | None = None  # until Durability owns it
         self._unix_path: str | None = None  # the unix socket file we created, removed at stop
