@@ -231,8 +231,10 @@ class Context:
         if data_dir is None:
             data_dir = self.workdir / f"jobcached-{port}"
             data_dir.mkdir()
+        # metrics-port 0 unless `extra` sets it (the last flag wins): a taken default port
+        # would stop the start.
         argv = [sys.executable, "-m", "jobcached", "serve", "--port", str(port),
-                "--dir", str(data_dir), "--loglevel", loglevel, *extra]
+                "--dir", str(data_dir), "--loglevel", loglevel, "--metrics-port", "0", *extra]
         return self.start_server("jobcached", argv, port, cwd=ROOT,
                                  probe_interval=probe_interval, startup_timeout=startup_timeout)
 

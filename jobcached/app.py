@@ -1,13 +1,16 @@
 """The application: builds the state, opens the listeners, runs periodic work, stops in order.
 
-Start: data directory, state, command table; the HTTP endpoints (/healthz answers at once,
-/readyz says 503 `loading`); the WAL replay, in chunks that yield to the event loop so those
-endpoints answer during a long replay; then the TCP and unix listeners (RESP clients see
-"connection refused" until the job state is complete, never a half-replayed one) and the
-cron and timer tasks.
+Start: the data directory and its lock (one server per directory, see startup.py); the TCP and
+unix sockets are bound but do not listen yet, so a taken port or a foreign address fails in
+milliseconds, before anything is read; the HTTP endpoints (/healthz answers at once, /readyz
+says 503 `loading`); the WAL replay, in chunks that yield to the event loop so those endpoints
+answer during a long replay; then the RESP sockets listen (clients see "connection refused"
+until the job state is complete, never a half-replayed one) and the cron and timer tasks
+start. A step that fails undoes the ones before it, threads included, so the process exits.
 Stop (SIGTERM, SIGINT or SHUTDOWN), in uvicorn's order: /readyz turns 503, close the listeners
 so nothing new arrives, let every connection flush what it has queued and close, wait up to
-`shutdown-timeout` seconds, abort the rest, then close the engines and the HTTP endpoints.
+`shutdown-timeout` seconds, abort the rest, then close the engines and the HTTP endpoints, and
+unlock the data dir.
 A second signal exits at once.
 """
 
@@ -20,6 +23,7 @@ import itertools
 import logging
 import os
 import signal
+import socket
 from pathlib import Path
 
 import uvloop
@@ -37,6 +41,14 @@ from jobcached.jobs.wal import Wal
 from jobcached.net.protocol import RespProtocol
 from jobcached.observability.http import HttpServer
 from jobcached.observability.metrics import FsyncTimer, build_registry
+from jobcached.startup import (
+    DataDirLock,
+    bind_error,
+    bind_tcp,
+    bind_unix,
+    prepare_data_dir,
+    warn_if_exposed,
+)
 from jobcached.state import ServerState
 
 log = logging.getLogger("jobcached.app")
@@ -66,6 +78,11 @@ class App:
         self._last_recovery = 0.0
         self.fs = FsyncTimer()
         self.http: HttpServer | None = None
+        self._lock = DataDirLock(config.dir)
+        #: RESP sockets bound at start; they listen (and leave this list) after the replay
+        self._bound: list[socket.socket] = []
+        self._wal: Wal | None = None  # until Durability owns it
+        self._unix_path: str | None = None  # the unix socket file we created, removed at stop
 
     async def _open_jobs(self, loop: asyncio.AbstractEventLoop) -> None:
         """Replay the WAL into a fresh job engine, then open it for appending.
@@ -78,8 +95,8 @@ class App:
         config = self.config
         state = self.state
         started = loop.time()
-        wal = Wal(str(Path(config.dir) / "wal"), repair=self.repair,
-                  segment_max_bytes=config.wal_segment_max_bytes, fs=self.fs)
+        wal = self._wal = Wal(str(Path(config.dir) / "wal"), repair=self.repair,
+                              segment_max_bytes=config.wal_segment_max_bytes, fs=self.fs)
         engine = JobEngine(state.clock, default_lease_ms=config.job_default_timeout,
                            tick_ms=config.timer_tick, log_max_lines=config.job_log_max_lines,
                            log_max_bytes=config.job_log_max_bytes,
@@ -109,45 +126,60 @@ class App:
         state.watch_job_events()  # live changes only, not replay
         self.state.durability = durability
         engine.start()  # cron slots and batch callbacks owed from before the restart
-        archiver = Archiver(config, engine, state.clock)
+        archiver = self.state.archiver = Archiver(config, engine, state.clock)
         await archiver.open()
-        self.state.archiver = archiver
         log.info("job log replayed", extra={
             "records": replayed, "jobs": len(engine.jobs),
             "seconds": round(loop.time() - started, 3),
             "truncated_tail_bytes": wal.stats.truncated_tail_bytes})
 
     async def start(self) -> None:
+        """Start in the module docstring's order. If any step fails, undo every step taken
+        (sockets, HTTP endpoints, the WAL writer and archive threads, the data dir lock) and
+        re-raise: a half-started server must exit, and the archive's non-daemon thread would
+        otherwise keep the process alive (deaf to SIGTERM, since the loop is gone)."""
+        try:
+            await self._start()
+        except BaseException:
+            await self._release()
+            raise
+
+    async def _start(self) -> None:
         load_all()
-        Path(self.config.dir).mkdir(parents=True, exist_ok=True)
+        config = self.config
+        prepare_data_dir(config.dir)
+        self._lock.acquire()
+        if config.port:
+            self._bound = bind_tcp(config.bind, config.port)
+            warn_if_exposed(self._bound, config.requirepass, config.protected_mode)
+        if config.unixsocket:
+            self._bound.append(bind_unix(config.unixsocket, config.unixsocketperm))
+            self._unix_path = config.unixsocket
         loop = asyncio.get_running_loop()
         self.state.loading = True
         await self._start_http()
-        try:
-            await self._open_jobs(loop)
-        except BaseException:
-            if self.http is not None:
-                self.http.close()
-            raise
+        await self._open_jobs(loop)
         self.state.loading = False
         self.state.request_shutdown = self.request_stop
-        config = self.config
 
         def factory() -> RespProtocol:
             return RespProtocol(self.state)
 
-        if config.port:
-            server = await loop.create_server(factory, config.bind, config.port,
-                                              backlog=config.tcp_backlog, reuse_address=True)
+        while self._bound:
+            sock = self._bound.pop(0)
+            try:
+                if sock.family == socket.AF_UNIX:
+                    server = await loop.create_unix_server(factory, sock=sock,
+                                                           backlog=config.tcp_backlog)
+                else:
+                    server = await loop.create_server(factory, sock=sock,
+                                                      backlog=config.tcp_backlog)
+            except BaseException:
+                sock.close()
+                raise
             self._servers.append(server)
-            self.state.tcp_port = server.sockets[0].getsockname()[1]
-        if config.unixsocket:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(config.unixsocket)
-            server = await loop.create_unix_server(factory, config.unixsocket,
-                                                   backlog=config.tcp_backlog)
-            os.chmod(config.unixsocket, config.unixsocketperm)
-            self._servers.append(server)
+            if sock.family != socket.AF_UNIX and not self.state.tcp_port:
+                self.state.tcp_port = server.sockets[0].getsockname()[1]
         self._tasks = [asyncio.create_task(self._run_cron()),
                        asyncio.create_task(self._run_timers()),
                        asyncio.create_task(self._run_archiver())]
@@ -157,9 +189,10 @@ class App:
             "metrics_port": self.http.port if self.http else None})
 
     async def _start_http(self) -> None:
-        """Open /metrics, /healthz and /readyz. A port that cannot be bound (say, a second
-        server on the same host with the default port) is logged as an error and the server
-        runs without them: probes then fail, which an orchestrator reports."""
+        """Open /metrics, /healthz and /readyz. They have no authentication, hence loopback
+        unless metrics-bind says otherwise; a port that cannot be bound stops the start (a
+        server without its probes would be restarted by an orchestrator for the wrong
+        reason, or silently unmonitored): `metrics-port 0` is how to run without them."""
         config = self.config
         if not config.metrics_port:
             return
@@ -168,10 +201,8 @@ class App:
         try:
             await http.start(host, config.metrics_port)
         except OSError as exc:
-            log.error("cannot open the metrics endpoint: running without /metrics, /healthz "
-                      "and /readyz", extra={"bind": host, "port": config.metrics_port,
-                                            "error": str(exc)})
-            return
+            raise bind_error(f"{host}:{config.metrics_port} for /metrics", exc,
+                             "metrics-port 0 turns the endpoint off") from None
         self.http = http
 
     def request_stop(self) -> None:
@@ -193,21 +224,41 @@ class App:
             await asyncio.sleep(0.01)
         for session in list(self.state.clients.values()):
             session.conn.abort()
+        await self._cancel_tasks()
+        if self.state.durability is not None:
+            await self.state.durability.drain()
+        await self._release()
+        log.info("stopped")
+
+    async def _cancel_tasks(self) -> None:
         for task in self._tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        self._tasks = []
+
+    async def _release(self) -> None:
+        """Give back everything start() took, whatever step it reached: tasks, listeners and
+        bound sockets, the archive and WAL writer threads, the HTTP endpoints, the lock."""
+        await self._cancel_tasks()
+        for server in self._servers:
+            server.close()
+        for sock in self._bound:
+            sock.close()
+        self._bound = []
         if self.state.archiver is not None:
             await self.state.archiver.close()
         if self.state.durability is not None:
-            await self.state.durability.drain()
             self.state.durability.close()
-        if self.config.unixsocket:
+        elif self._wal is not None:
+            self._wal.close()
+        if self._unix_path is not None:
             with contextlib.suppress(FileNotFoundError):
-                os.unlink(self.config.unixsocket)
+                os.unlink(self._unix_path)
+            self._unix_path = None
         if self.http is not None:
             self.http.close()
-        log.info("stopped")
+        self._lock.release()
 
     async def _run_cron(self) -> None:
         """Periodic work, like Redis' serverCron."""

@@ -1,27 +1,35 @@
-"""Command line: `jobcached serve`, `jobcached version`.
+"""Command line: `jobcached serve`, `jobcached wal check`, `jobcached version` (and `--version`).
 
 Every config key is a `serve` flag of the same name (`--proto-max-bulk-len 100mb`); a flag left
 out falls back to JOBCACHED_<NAME>, then the config file, then the default (see config.py).
-A bad configuration prints one line on stderr and exits with code 2.
+A bad configuration prints one line on stderr and exits with code 2; a start the machine
+refuses (data dir locked or not a directory, a port taken, an address not of this host, a
+damaged WAL) prints one line and exits with code 1.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
 
 from jobcached import __version__
 from jobcached.config import Config
-from jobcached.errors import ConfigError, WalError
+from jobcached.errors import ConfigError, StartupError, WalError
 
 #: The exit code for a configuration the server refuses to start with.
 EXIT_BAD_CONFIG = 2
 
 
+#: What `--version` and `version` print.
+VERSION_MESSAGE = f"jobcached {__version__}"
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, message=VERSION_MESSAGE)
 def main() -> None:
     """jobcached: a Redis-compatible cache and a durable job server in one process."""
 
@@ -41,6 +49,7 @@ def _config_options(func: Any) -> Any:
               help="A file of 'name value' lines (redis.conf style).")
 @click.option("--repair", is_flag=True, default=False,
               help="Start even if the WAL is corrupt before its tail: cut it at the damage.")
+@click.version_option(__version__, message=VERSION_MESSAGE)
 @_config_options
 def serve(config_file: str | None, repair: bool, **flags: str | None) -> None:
     """Run the server in the foreground."""
@@ -58,7 +67,7 @@ def serve(config_file: str | None, repair: bool, **flags: str | None) -> None:
     setup_logging(config.loglevel, config.log_format)
     try:
         code = run(config, repair=repair)
-    except (OSError, WalError) as exc:
+    except (OSError, StartupError, WalError) as exc:
         click.echo(f"jobcached: cannot start: {exc}", err=True)
         sys.exit(1)
     sys.exit(code)
@@ -72,14 +81,21 @@ def wal() -> None:
 @wal.command("check")
 @click.argument("directory", type=click.Path(exists=True, file_okay=False))
 def wal_check(directory: str) -> None:
-    """Read a WAL directory (DATA_DIR/wal) without changing it and print a summary.
+    """Read the WAL of a data dir (DIR or DIR/wal) without changing it and print a summary.
 
     Exits 0 when the log is clean or has only a torn tail (which the server truncates at
-    start), 1 when it is damaged before its tail (the server refuses to start without --repair).
+    start), 1 when it is damaged before its tail (the server refuses to start without --repair)
+    or when DIRECTORY holds no WAL at all.
     """
     from jobcached.jobs.wal import summarize
 
+    if (Path(directory) / "wal").is_dir():  # the data dir itself, as `serve --dir` names it
+        directory = str(Path(directory) / "wal")
     report = summarize(directory)
+    if not report["segments"] and not report["corruption"]:
+        click.echo(f"no WAL in {directory}: no wal-*.log or wal-*.base file here (give the "
+                   f"data dir, as `serve --dir`, or its wal folder)", err=True)
+        sys.exit(1)
     click.echo(f"WAL {report['path']} (format version {report['version']})")
     click.echo(f"  segments: {len(report['segments'])}, records: {report['records']} "
                f"(+{report['base_records']} in the base), bytes: {report['bytes']}")
@@ -103,4 +119,4 @@ def wal_check(directory: str) -> None:
 @main.command()
 def version() -> None:
     """Print the version."""
-    click.echo(f"jobcached {__version__}")
+    click.echo(VERSION_MESSAGE)

@@ -207,9 +207,11 @@ class Config:
                                     mutable=True)
     metrics_port: int = setting(
         9380, "HTTP port for /metrics (Prometheus), /healthz and /readyz; 0 disables. If it "
-        "cannot be bound the server logs an error and runs without it.", parse_int)
-    metrics_bind: str = setting("", "Address the HTTP endpoints listen on ('' = same as bind); "
-                                "in a Kubernetes pod use 0.0.0.0 so the kubelet can probe.")
+        "cannot be bound, the server does not start (exit code 1).", parse_int)
+    metrics_bind: str = setting(
+        "127.0.0.1", "Address the HTTP endpoints listen on: loopback by default, as they have no "
+        "authentication ('' = same as bind); in a Kubernetes pod use 0.0.0.0 so the kubelet "
+        "can probe.")
     slowlog_log_slower_than: int = setting(
         10_000, "Log commands that run at least this many microseconds in SLOWLOG (0 logs every "
         "command, -1 disables).", parse_int_or_minus_one, mutable=True)

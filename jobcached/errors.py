@@ -94,6 +94,11 @@ class ConfigError(JobcachedError):
     """A configuration value is invalid; at startup this exits with code 2."""
 
 
+class StartupError(JobcachedError):
+    """The machine refuses a start (data dir locked or not a directory, address not bindable);
+    the message is the one line printed before exiting with code 1."""
+
+
 class NoSuchKeyError(CommandError):
     """RENAME and friends were given a source key that does not exist."""
 

@@ -50,8 +50,10 @@ class ServerProcess:
         self.data_dir = data_dir
         self.log_path = data_dir / "server.log"
         data_dir.mkdir(parents=True, exist_ok=True)
+        # No metrics endpoint unless a test asks for one (a later --metrics-port wins): servers
+        # started in parallel would all want the default port, and a taken one stops a start.
         cmd = [sys.executable, "-m", "jobcached", "serve", "--port", str(self.port),
-               "--dir", str(data_dir), "--loglevel", "warning", *args]
+               "--dir", str(data_dir), "--loglevel", "warning", "--metrics-port", "0", *args]
         self._log = open(self.log_path, "wb")  # noqa: SIM115  # closed in stop()
         self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT,
                                      env={**os.environ, **(env or {})})

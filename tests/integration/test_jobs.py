@@ -210,8 +210,9 @@ def test_corrupt_wal_refuses_to_start_then_repairs(tmp_path: Path, start_server:
     data[len(data) // 2] ^= 0xFF  # damage a record in the middle, followed by good ones
     segment.write_bytes(bytes(data))
     done = subprocess.run([sys.executable, "-m", "jobcached", "serve", "--port", "0",
-                           "--unixsocket", str(tmp_path / "s.sock"), "--dir",
-                           str(proc.data_dir)], capture_output=True, timeout=30, check=False)
+                           "--metrics-port", "0", "--unixsocket", str(tmp_path / "s.sock"),
+                           "--dir", str(proc.data_dir)], capture_output=True, timeout=30,
+                          check=False)
     assert done.returncode == 1
     message = done.stderr.decode()
     assert segment.name in message and "offset" in message

@@ -259,20 +259,6 @@ def test_latency_histogram(obs: MetricsServer) -> None:
     r3.close()
 
 
-def test_metrics_port_in_use_is_logged_and_the_server_runs(tmp_path: Path) -> None:
-    first = MetricsServer(tmp_path / "a").wait_ready()
-    try:
-        second = ServerProcess(tmp_path / "b", "--metrics-port", str(first.metrics_port),
-                               "--loglevel", "error").wait_ready()
-        try:
-            assert second.client().ping()
-            assert "cannot open the metrics endpoint" in second.log()
-        finally:
-            second.stop()
-    finally:
-        first.stop()
-
-
 def run_on_pty(args: list[str], seconds: float) -> str:
     """Run a tool that loops forever on a pseudo-terminal (so it flushes each line), then
     kill it and return what it printed."""

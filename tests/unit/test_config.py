@@ -69,3 +69,11 @@ def test_runtime_changes_only_to_mutable_keys() -> None:
 def test_matching_uses_globs() -> None:
     assert Config().matching("proto-*") == ["proto-max-bulk-len", "proto-max-multibulk-len",
                                             "proto-inline-max-size"]
+
+
+def test_http_endpoints_default_to_loopback() -> None:
+    """/metrics, /healthz and /readyz have no authentication: loopback unless told."""
+    config = Config()
+    assert config.metrics_bind == "127.0.0.1"
+    assert load_config({"bind": "0.0.0.0"}, {}).metrics_bind == "127.0.0.1"
+    assert load_config({"metrics-bind": "0.0.0.0"}, {}).metrics_bind == "0.0.0.0"

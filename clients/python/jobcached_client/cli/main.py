@@ -4,6 +4,7 @@
     jobcached-cli                       an interactive prompt (history, completion)
     jobcached-cli < commands.txt        one command per line from stdin
     jobcached-cli --stat                a line of server and queue figures every second
+    jobcached-cli help JOB.PUSH         a command's syntax and summary (from COMMAND DOCS)
 
 Replies look as redis-cli prints them: on a terminal `(integer) 1`, `(nil)`, `1) "a"`; raw
 values when stdout is a pipe (`--no-raw` / `--raw` choose), or JSON with `--json`.
@@ -17,6 +18,7 @@ import sys
 import click
 
 from jobcached_client.cli.format import SplitError, render, split_args
+from jobcached_client.cli.helptext import command_help
 from jobcached_client.cli.resp import Connection, Reply
 from jobcached_client.cli.target import Target
 from jobcached_client.urls import DEFAULT_PORT
@@ -97,6 +99,10 @@ def main(host: str, port: int, socket_path: str | None, password: str | None,
             from jobcached_client.cli.stat import run_stat
 
             run_stat(conn, interval)
+        elif command and command[0].lower() == "help":  # as redis-cli: not sent as is
+            text = command_help(conn, list(command[1:]))
+            click.echo(text if text is not None else f"no help for '{' '.join(command[1:])}'")
+            sys.exit(0 if text is not None else 1)
         elif command:
             sys.exit(1 if run_command(conn, encode_args(command), mode).is_error else 0)
         elif not sys.stdin.isatty():

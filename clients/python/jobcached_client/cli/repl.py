@@ -4,7 +4,7 @@
 - History persists in `~/.jobcachedcli_history` (`$JOBCACHEDCLI_HISTFILE` moves it; an empty
   value or /dev/null keeps it in memory only).
 - Tab completes command names, and subcommands after CLIENT, CONFIG, ..., from what the server
-  says in `COMMAND DOCS` when the prompt opens; `help CMD` shows a command's summary.
+  says in `COMMAND DOCS` when the prompt opens; `help CMD` shows a command's syntax and summary.
 - `N CMD ...` runs a command N times; `connect host port` switches servers; `quit` / `exit`
   or Ctrl-D leave. A dropped connection is reopened (once) for the next command.
 """
@@ -22,6 +22,7 @@ from prompt_toolkit.document import Document
 from prompt_toolkit.history import FileHistory, History, InMemoryHistory
 
 from jobcached_client.cli.format import SplitError, render, split_args
+from jobcached_client.cli.helptext import command_help
 from jobcached_client.cli.resp import Connection, Kind, Reply
 from jobcached_client.cli.target import Target
 
@@ -34,7 +35,6 @@ class CommandDocs:
 
     summaries: dict[str, str] = field(default_factory=dict)
     subcommands: dict[str, dict[str, str]] = field(default_factory=dict)
-    details: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @classmethod
     def from_reply(cls, reply: Reply) -> CommandDocs:
@@ -45,7 +45,6 @@ class CommandDocs:
             upper = name.text().upper()
             fields = _doc_fields(doc)
             docs.summaries[upper] = fields.get("summary", "")
-            docs.details[upper] = fields
             subs = _find(doc, "subcommands")
             if subs is not None:
                 docs.subcommands[upper] = {
@@ -199,16 +198,14 @@ class Repl:
             return False
 
     def help(self, args: list[bytes]) -> None:
-        if not args:
-            print("jobcached-cli: type a command and its arguments, Tab to complete names;\n"
-                  "'help <command>' for a command's summary; 'quit' to leave.")
+        """`help CMD [SUB]`: its syntax line and summary from the server's COMMAND DOCS."""
+        words = [a.decode("utf-8", "replace") for a in args]
+        if words and not self.conn.connected and not self.reconnect():
             return
-        name = " ".join(a.decode("utf-8", "replace") for a in args).upper()
-        head, _, sub = name.partition(" ")
-        fields = self.docs.details.get(head)
-        if fields is None:
-            print(f"no help for '{name}'")
+        try:
+            text = command_help(self.conn, words)
+        except OSError as exc:
+            self.conn.close()
+            print(f"Error: {exc}")
             return
-        summary = self.docs.subcommands.get(head, {}).get(sub) if sub else None
-        print(f"\n  {name}\n  summary: {summary or fields.get('summary', '')}\n"
-              f"  since: {fields.get('since', '')}\n  group: {fields.get('group', '')}\n")
+        print(text if text is not None else f"no help for '{' '.join(words)}'")
