@@ -1,18 +1,28 @@
-"""Queue and dead-letter commands: QUEUE.LIST/STATS/PAUSE/RESUME/PURGE, DLQ.LIST/REQUEUE/PURGE."""
+"""Queue and dead-letter commands: QUEUE.LIST/STATS/PAUSE/RESUME/PURGE, DLQ.LIST/REQUEUE/PURGE.
+
+Every one of them reads the per-queue index (`ReadyQueue.by_state`), never every job. The purges
+run in slices, one per event loop turn, and reply when the last slice is done (see
+`jobs/purge.py` for which jobs a purge deletes when others arrive meanwhile).
+"""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from jobcached.commands.archived import drop_restored, from_archive
 from jobcached.commands.args import Args
+from jobcached.commands.blocking import may_block
 from jobcached.commands.jobs import MAX_COUNT, engine_of, job_reply, non_negative, positive, text
 from jobcached.commands.registry import READONLY, WRITE, command
-from jobcached.errors import SyntaxErr
+from jobcached.errors import CommandError, SyntaxErr
 from jobcached.jobs.archive import Archive
 from jobcached.jobs.model import Job, State
-from jobcached.net.replies import OK
+from jobcached.jobs.purge import Purge
+from jobcached.net.replies import OK, Deferred, ErrorReply
 from jobcached.net.session import Session
+from jobcached.tasks import spawn
 
 #: DLQ.REQUEUE ALL restores at most this many archived jobs per call (one reply's worth).
 REQUEUE_FROM_ARCHIVE = 10_000
@@ -93,7 +103,30 @@ def queue_purge(s: Session, argv: list[bytes]) -> Any:
     Reply: the number of jobs deleted, once durable.
     """
     s.server.check_job_writes()
-    return s.server.durable(engine_of(s).purge(text(argv[1])))
+    return in_slices(s, engine_of(s).purge(text(argv[1])), s.server.durable)
+
+
+def in_slices(s: Session, purge: Purge, then: Callable[[int], Any]) -> Any:
+    """`then(jobs deleted)` once `purge` is done: at once if its first slice finishes it (or
+    inside MULTI/EXEC, which must not let other clients in), else a Deferred resolved after
+    the slice of the last loop turn. Between slices the loop serves other clients; a slice
+    that fails (the log refused its record) ends the purge with that error, the slices done
+    before it staying done."""
+    if purge.step() or not may_block(s):
+        return then(purge.run())
+    reply = Deferred()
+
+    async def rest() -> None:
+        try:
+            while not purge.step():
+                await asyncio.sleep(0)  # one loop turn: other clients are served here
+            value = then(purge.deleted)
+        except CommandError as exc:
+            value = ErrorReply.from_exc(exc)
+        reply.resolve_with(value)
+
+    spawn(rest())
+    return reply
 
 
 @command("DLQ.LIST", arity=-1, flags=READONLY, group="dlq")
@@ -116,7 +149,7 @@ def dlq_list(s: Session, argv: list[bytes]) -> Any:
         else:
             raise SyntaxErr()
     engine = engine_of(s)
-    hot = engine.dead_jobs(queue)
+    hot = engine.dead_jobs(queue, count)
 
     def listing(archived: list[Job]) -> list[Any]:
         archived = [j for j in archived if j.id not in engine.jobs]  # memory is newer
@@ -197,7 +230,6 @@ def dlq_purge(s: Session, argv: list[bytes]) -> Any:
         else:
             raise SyntaxErr()
     engine = engine_of(s)
-    deleted = engine.dlq_purge(queue, older)
     cutoff = engine.clock.now_ms() - (older or 0)
 
     async def purge(archive: Archive) -> int:
@@ -207,4 +239,6 @@ def dlq_purge(s: Session, argv: list[bytes]) -> Any:
             total += n
         return total
 
-    return from_archive(s, purge, lambda archived: s.server.durable(deleted + archived), 0)
+    # Memory first, then the archive: a job the archiver moves meanwhile is then found there.
+    return in_slices(s, engine.dlq_purge(queue, older), lambda hot: from_archive(
+        s, purge, lambda archived: s.server.durable(hot + archived), 0))

@@ -38,6 +38,7 @@ from typing import Any
 
 from jobcached.clock import Clock
 from jobcached.errors import CommandError, StaleLeaseError
+from jobcached.jobs import purge as purges
 from jobcached.jobs.batches import BatchTable
 from jobcached.jobs.cron import MISSED_GRACE_MS, CronTable
 from jobcached.jobs.keys import IdempotencyKeys
@@ -294,7 +295,7 @@ class JobEngine:
         if job.type == job.queue:
             job.type = queue.name
         job.queue = queue.name
-        queue.counts[state] += 1
+        queue.by_state[state][job_id] = job
         if job.batch:
             self.batches.count(job, None, state, archived=restored)
         if job.key:
@@ -322,9 +323,9 @@ class JobEngine:
             self.timers.cancel(job.timer)
             job.timer = None
         queue = self.queues[job.queue]  # made by the job's put: every job's queue exists
-        counts = queue.counts
-        counts[old] -= 1
-        counts[new] += 1
+        by_state = queue.by_state
+        del by_state[old][job.id]
+        by_state[new][job.id] = job
         if job.batch:
             self.batches.count(job, old, new)
         job.state = new
@@ -348,7 +349,7 @@ class JobEngine:
             if timer is not None:
                 self.timers.cancel(timer)
         job.timer = job.expire_timer = None  # the handles point back at the job: break cycles
-        self.queues[job.queue].counts[job.state] -= 1
+        del self.queues[job.queue].by_state[job.state][job.id]
         if job.batch:
             self.batches.count(job, job.state, None, archived=archived)
         job.state = CANCELED  # any stale ready entry is now skipped
@@ -709,13 +710,12 @@ class JobEngine:
         if not paused:
             self._serve_waiters(queue)
 
-    def purge(self, queue: str) -> int:
-        """Delete the jobs of a queue that are waiting to run (pending, queued, retrying)."""
-        ids = [j.id for j in self.jobs.values() if j.queue == queue and j.state in WAITING]
-        self._delete(ids)
-        return len(ids)
+    def purge(self, queue: str) -> purges.Purge:
+        """Delete the jobs of a queue that are waiting to run (pending, queued, retrying), in
+        slices the caller steps (see purge.py)."""
+        return purges.queue_purge(self, queue)
 
-    def _delete(self, ids: list[str]) -> None:
+    def delete(self, ids: list[str]) -> None:
         """Delete jobs for good. The batches they were in may be complete without them; jobs
         pushed AFTER them can never run, so they are canceled (and theirs, down the graph):
         a parent missing from memory would otherwise count as archived, so succeeded."""
@@ -732,15 +732,14 @@ class JobEngine:
             if child is not None and child.state is PENDING:
                 self._cancel(child, f"parent {parent_id} was deleted")
 
-    def dead_jobs(self, queue: str | None = None) -> list[Job]:
-        return [j for j in self.jobs.values()
-                if j.state is DEAD and (queue is None or j.queue == queue)]
+    def dead_jobs(self, queue: str | None = None, limit: int | None = None) -> list[Job]:
+        """The dead jobs in memory (of one queue, or all), oldest death first, at most limit."""
+        return purges.dead_jobs(self, queue, limit)
 
-    def dlq_purge(self, queue: str | None = None, older_ms: int | None = None) -> int:
+    def dlq_purge(self, queue: str | None = None, older_ms: int | None = None) -> purges.Purge:
+        """Delete dead jobs (of one queue, or all; dead longer than `older_ms`), in slices."""
         cutoff = self.clock.now_ms() - older_ms if older_ms is not None else None
-        ids = [j.id for j in self.dead_jobs(queue) if cutoff is None or j.finished_ms <= cutoff]
-        self._delete(ids)
-        return len(ids)
+        return purges.dlq_purge(self, queue, cutoff)
 
     # ------------------------------------------------------------------ logs
 

@@ -1,4 +1,13 @@
-"""Per-queue ready lists: highest priority first, FIFO within a priority.
+"""Per-queue job index and ready lists: every job of a queue by state, and the queued ones in
+the order they run (highest priority first, FIFO within a priority).
+
+The index (`ReadyQueue.by_state`) maps each state to the queue's jobs in that state (id -> Job,
+in the order they entered it). It is what makes a command about one queue or one state cost
+what it touches: QUEUE.PURGE reads the waiting states of its queue, DLQ.* the dead ones,
+QUEUE.STATS their sizes; none of them walks every job. The engine keeps it in its apply path
+(`_apply_put`, `_move`, `_forget`), which WAL replay runs too, so the index is rebuilt by the
+replay itself and can never disagree with the jobs it indexes (tests compare it with a full
+scan after random operations and restarts).
 
 Each priority level is a deque; the levels present are kept sorted. Removing a job that was
 canceled or purged while queued is lazy: its entry stays in the deque and is skipped when it
@@ -48,7 +57,9 @@ class ReadyQueue:
     paused: bool = False
     processed: int = 0  # acked
     failed: int = 0  # failed attempts, lease expiries included
-    counts: dict[State, int] = field(default_factory=lambda: dict.fromkeys(State, 0))
+    #: the index: state -> {job id: Job} of this queue's jobs in memory (module docstring)
+    by_state: dict[State, dict[str, Job]] = field(
+        default_factory=lambda: {state: {} for state in State})
     # activity since this process started (see the module docstring)
     pushed: int = 0
     fetched: int = 0  # leases handed out
@@ -64,6 +75,11 @@ class ReadyQueue:
     _levels: dict[int, deque[tuple[int, Job]]] = field(default_factory=dict)
     _order: list[int] = field(default_factory=list)  # negated priorities, ascending
     _seq: int = 0  # numbers the entries, so an entry left behind by a re-filed job is stale
+
+    @property
+    def counts(self) -> dict[State, int]:
+        """How many of the queue's jobs are in each state (QUEUE.STATS, INFO, metrics)."""
+        return {state: len(jobs) for state, jobs in self.by_state.items()}
 
     def push(self, job: Job) -> None:
         self._seq += 1
@@ -88,12 +104,33 @@ class ReadyQueue:
         return None
 
     def oldest(self) -> Job | None:
-        """The queued job that has waited longest (for queue lag), without removing it."""
+        """The queued job that has waited longest (for queue lag), without removing it.
+
+        Stale entries in front of a level are dropped on the way (`pop` would skip them
+        anyway), so after a purge or mass cancel this pays for them once, not at every
+        QUEUE.STATS or INFO."""
+        self.drop_stale()
         best: Job | None = None
         for level in self._levels.values():
-            for seq, job in level:
-                if job.state is QUEUED and job.ready_seq == seq:
-                    if best is None or job.enqueued_ms < best.enqueued_ms:
-                        best = job
-                    break
+            if level:
+                job = level[0][1]
+                if best is None or job.enqueued_ms < best.enqueued_ms:
+                    best = job
         return best
+
+    def drop_stale(self, limit: int | None = None) -> int:
+        """Drop entries of jobs no longer queued from the front of every level, at most
+        `limit` of them (None: all there are); returns how many were dropped.
+
+        The entries hold the last reference to a deleted job, so this is also what frees a
+        purged job's memory: a sliced purge calls it per slice, to free as it goes rather
+        than in one long pause when the queue is next popped."""
+        dropped = 0
+        for level in self._levels.values():
+            while level and (limit is None or dropped < limit):
+                seq, job = level[0]
+                if job.state is QUEUED and job.ready_seq == seq:
+                    break
+                level.popleft()
+                dropped += 1
+        return dropped

@@ -210,10 +210,10 @@ def test_pause_purge_and_dlq() -> None:
     [job] = engine.fetch(["q"])
     engine.fail(job.id, job.token, "x", noretry=True)
     engine.push("q", b"2")
-    assert engine.purge("q") == 1
+    assert engine.purge("q").run() == 1
     clock.advance(10_000)
-    assert engine.dlq_purge("q", older_ms=20_000) == 0
-    assert engine.dlq_purge("q", older_ms=5_000) == 1
+    assert engine.dlq_purge("q", older_ms=20_000).run() == 0
+    assert engine.dlq_purge("q", older_ms=5_000).run() == 1
     assert engine.queues["q"].counts[State.DEAD] == 0
 
 

@@ -429,7 +429,7 @@ def test_purged_parent_cancels_its_dependents() -> None:
     parent, _ = engine.push("q", b"p", PushOptions(delay_ms=1000))
     child, _ = engine.push("r", b"c", PushOptions(after=[parent]))
     grandchild, _ = engine.push("r", b"g", PushOptions(after=[child]))
-    assert engine.purge("q") == 1
+    assert engine.purge("q").run() == 1
     assert engine.get(child).reason == f"parent {parent} was deleted"  # type: ignore[union-attr]
     assert engine.get(grandchild).reason == f"parent {child} is canceled"  # type: ignore
 

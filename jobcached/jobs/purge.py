@@ -1,0 +1,132 @@
+"""Purges: QUEUE.PURGE and DLQ.PURGE delete many jobs, a slice at a time.
+
+Why slices: deleting a million jobs takes seconds of Python, and the event loop serves nobody
+while it runs. A `Purge` is therefore a small state machine the command layer steps once per
+loop turn (`step(limit)`), replying when it is done; other clients are served between steps.
+In a transaction (MULTI/EXEC), where nothing may run in between, the command layer runs it to
+the end at once (`run`).
+
+Theory of operation
+-------------------
+The candidates are chosen when the purge begins, from the per-queue index (`ReadyQueue.by_state`),
+so finding them costs what they are, not every job in memory: a purge of a queue that does not
+exist, or that holds no waiting job, touches nothing. A slice deletes the candidates that still
+qualify when their turn comes: still in memory (the same object, not a job restored since) and
+still in a state the purge deletes (a job leased, canceled or acked meanwhile is left alone,
+as it would have been had it moved just before the purge). Jobs that arrive while a purge runs
+(pushed, or made waiting again by a retry) are *not* purged: a purge deletes what was there
+when it was asked for, so it always ends, even while producers keep pushing.
+
+Each slice is one `delete` record (`JobEngine.delete`), logged and replicated like any other, so
+a crash in the middle of a purge leaves the slices already done deleted and the rest intact:
+a client that got no reply may purge again. After each slice the queue's ready lists drop the
+entries of the jobs just deleted, which hold their last reference, so memory is freed as the
+purge goes rather than in one pause at the next fetch.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable, Iterable
+from itertools import chain
+from typing import TYPE_CHECKING
+
+from jobcached.jobs.model import Job, State
+
+if TYPE_CHECKING:
+    from jobcached.jobs.engine import JobEngine
+
+#: Jobs a slice deletes: large enough that the per-slice costs (a record, a loop turn) stay
+#: small beside the deletes, small enough that a slice holds the loop for a few ms only.
+PURGE_SLICE_JOBS = 2_000
+#: The states QUEUE.PURGE deletes: jobs waiting to run.
+WAITING_STATES = (State.PENDING, State.QUEUED, State.RETRYING)
+
+
+class Purge:
+    """One purge in progress (see the module docstring)."""
+
+    def __init__(self, engine: JobEngine, candidates: list[Job],
+                 qualifies: Callable[[Job], bool]) -> None:
+        self._engine = engine
+        self._candidates = candidates
+        self._qualifies = qualifies
+        self._next = 0
+        #: jobs deleted so far: the reply
+        self.deleted = 0
+
+    @property
+    def done(self) -> bool:
+        return self._next >= len(self._candidates)
+
+    def step(self, limit: int = PURGE_SLICE_JOBS) -> bool:
+        """Delete the next `limit` candidates that still qualify; True once all are done."""
+        engine = self._engine
+        jobs = engine.jobs
+        start, self._next = self._next, min(self._next + limit, len(self._candidates))
+        chosen = [job for job in self._candidates[start:self._next]
+                  if jobs.get(job.id) is job and self._qualifies(job)]
+        queues = {job.queue for job in chosen}
+        engine.delete([job.id for job in chosen])
+        self.deleted += len(chosen)
+        for name in queues:
+            queue = engine.queues.get(name)
+            if queue is not None:
+                queue.drop_stale(2 * limit)
+        if self.done:
+            self._candidates = []  # let go of the jobs it held
+        return self.done
+
+    def run(self) -> int:
+        """Run to the end at once; returns the number of jobs deleted."""
+        while not self.step():
+            pass
+        return self.deleted
+
+
+def queue_purge(engine: JobEngine, queue: str) -> Purge:
+    """QUEUE.PURGE: the jobs of `queue` that wait to run (pending, queued, retrying)."""
+    ready = engine.queues.get(queue)
+    if ready is None:
+        return Purge(engine, [], _never)
+    candidates = list(chain.from_iterable(ready.by_state[state].values()
+                                          for state in WAITING_STATES))
+    return Purge(engine, candidates, lambda job: job.state in WAITING_STATES)
+
+
+def dlq_purge(engine: JobEngine, queue: str | None, cutoff_ms: int | None) -> Purge:
+    """DLQ.PURGE: the dead jobs (of `queue`, or of every queue) that died at or before
+    `cutoff_ms` (None: all of them)."""
+    candidates = dead_jobs(engine, queue)
+
+    def qualifies(job: Job) -> bool:
+        return job.state is State.DEAD and (cutoff_ms is None or job.finished_ms <= cutoff_ms)
+
+    return Purge(engine, candidates, qualifies)
+
+
+def dead_jobs(engine: JobEngine, queue: str | None = None,
+              limit: int | None = None) -> list[Job]:
+    """The dead jobs in memory, of one queue or of all, oldest death first; at most `limit`.
+
+    They come from the index, so no other job is looked at; a `limit` (DLQ.LIST's COUNT)
+    keeps the `limit` oldest with a bounded heap instead of sorting them all."""
+    if queue is not None:
+        ready = engine.queues.get(queue)
+        if ready is None:
+            return []
+        found: Iterable[Job] = ready.by_state[State.DEAD].values()
+    else:
+        found = chain.from_iterable(ready.by_state[State.DEAD].values()
+                                    for ready in engine.queues.values())
+    if limit is not None:
+        return heapq.nsmallest(limit, found, key=_death_order)
+    return sorted(found, key=_death_order)
+
+
+def _death_order(job: Job) -> tuple[int, str]:
+    return job.finished_ms, job.id
+
+
+def _never(job: Job) -> bool:
+    return False

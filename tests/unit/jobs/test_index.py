@@ -1,0 +1,198 @@
+"""The per-queue, per-state job index (`ReadyQueue.by_state`) and the sliced purges built on it.
+
+The property: whatever happens (pushes, leases, acks, failures, cancels, retries, time passing,
+purges interleaved slice by slice with all of these, moves to the archive and back, restarts
+that rebuild the engine from its log), the index holds exactly the jobs a full scan finds, filed
+under their queue and state, and a purge deletes only jobs that were waiting when it began.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+from typing import Any
+
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+from jobcached.clock import ManualClock
+from jobcached.errors import CommandError
+from jobcached.jobs.engine import JobEngine, PushOptions
+from jobcached.jobs.model import Job, RetryPolicy, State
+from jobcached.jobs.purge import Purge
+
+QUEUES = ["a", "b"]
+WAITING = {State.PENDING, State.QUEUED, State.RETRYING}
+
+
+def scan(engine: JobEngine) -> dict[tuple[str, State], set[str]]:
+    """The index as a full scan over every job would build it."""
+    found: dict[tuple[str, State], set[str]] = {}
+    for job in engine.jobs.values():
+        found.setdefault((job.queue, job.state), set()).add(job.id)
+    return found
+
+
+def indexed(engine: JobEngine) -> dict[tuple[str, State], set[str]]:
+    found: dict[tuple[str, State], set[str]] = {}
+    for name, queue in engine.queues.items():
+        for state, jobs in queue.by_state.items():
+            for job_id, job in jobs.items():
+                assert engine.jobs[job_id] is job, "the index holds a job memory does not"
+                assert job.queue == name and job.state is state
+                found.setdefault((name, state), set()).add(job_id)
+    return found
+
+
+class IndexMachine(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.clock = ManualClock()
+        self.log: list[Any] = []
+        self.engine = self._engine(0)
+        self.pushed: list[str] = []
+        self.leases: list[tuple[str, str]] = []
+        #: a purge under way, the ids it may delete (waiting when it began) and its queue
+        self.purge: Purge | None = None
+        self.purgeable: set[str] = set()
+        self.archived: dict[str, Job] = {}
+
+    def _engine(self, seed: int) -> JobEngine:
+        return JobEngine(self.clock, rng=random.Random(seed), propagate=self.log.append,
+                         default_lease_ms=1000, tick_ms=10)
+
+    @rule(queue=st.sampled_from(QUEUES), delay=st.sampled_from([None, 50]),
+          retries=st.integers(0, 2), priority=st.integers(0, 2), n=st.integers(1, 5))
+    def push(self, queue: str, delay: int | None, retries: int, priority: int, n: int) -> None:
+        for _ in range(n):
+            opts = PushOptions(delay_ms=delay, priority=priority,
+                               retry=RetryPolicy(retries, (20, 200)))
+            self.pushed.append(self.engine.push(queue, b"p" * 10, opts)[0])
+
+    @rule(queue=st.sampled_from(QUEUES), count=st.integers(1, 4))
+    def fetch(self, queue: str, count: int) -> None:
+        self.leases += [(j.id, j.token) for j in self.engine.fetch([queue], count, 100, "w")]
+
+    @precondition(lambda self: self.leases)
+    @rule(data=st.data(), action=st.sampled_from(["ack", "fail", "noretry"]))
+    def finish(self, data: st.DataObject, action: str) -> None:
+        job_id, token = data.draw(st.sampled_from(self.leases))
+        with contextlib.suppress(CommandError):  # a stale lease changes nothing
+            if action == "ack":
+                self.engine.ack(job_id, token, b"result")
+            else:
+                self.engine.fail(job_id, token, "boom", noretry=action == "noretry")
+
+    @precondition(lambda self: self.pushed)
+    @rule(data=st.data(), action=st.sampled_from(["cancel", "retry"]))
+    def control(self, data: st.DataObject, action: str) -> None:
+        job_id = data.draw(st.sampled_from(self.pushed))
+        with contextlib.suppress(CommandError):
+            getattr(self.engine, action)(job_id)
+
+    @rule(ms=st.sampled_from([10, 60, 250, 1200]))
+    def time_passes(self, ms: int) -> None:
+        self.clock.advance(ms)
+        self.engine.tick()
+
+    @precondition(lambda self: self.purge is None)
+    @rule(queue=st.sampled_from([*QUEUES, "nosuch"]))
+    def start_purge(self, queue: str) -> None:
+        self.purgeable = {j.id for j in self.engine.jobs.values()
+                          if j.queue == queue and j.state in WAITING}
+        self.purge = self.engine.purge(queue)
+
+    @precondition(lambda self: self.purge is not None)
+    @rule(limit=st.integers(1, 4))
+    def purge_slice(self, limit: int) -> None:
+        assert self.purge is not None
+        before = set(self.engine.jobs)
+        done = self.purge.step(limit)
+        gone = before - set(self.engine.jobs)
+        assert gone <= self.purgeable, "a purge deleted a job that was not waiting at its start"
+        if done:
+            self.purge = None
+
+    @rule(queue=st.sampled_from([None, *QUEUES]))
+    def dlq_purge(self, queue: str | None) -> None:
+        dead = {j.id for j in self.engine.jobs.values()
+                if j.state is State.DEAD and queue in (None, j.queue)}
+        assert self.engine.dlq_purge(queue).run() == len(dead)
+        assert not dead & set(self.engine.jobs)
+
+    @rule()
+    def archive(self) -> None:
+        found = self.engine.archivable(self.clock.now_ms() + 1, 3)
+        self.engine.archived([(job, job.finished_ms) for job in found])
+        self.archived.update((job.id, job) for job in found if job.id not in self.engine.jobs)
+
+    @precondition(lambda self: self.archived)
+    @rule(data=st.data())
+    def restore(self, data: st.DataObject) -> None:
+        job_id = data.draw(st.sampled_from(sorted(self.archived)))
+        job = self.archived.pop(job_id)
+        self.engine.restore(Job.from_record(job.to_record()))
+        self.engine.retry(job_id)  # as JOB.RETRY and DLQ.REQUEUE do: restore to run again
+
+    @rule(seed=st.integers(0, 100))
+    def restart(self, seed: int) -> None:
+        fresh = self._engine(seed)
+        fresh.propagate = lambda record: None
+        fresh.replay(self.log)
+        fresh.propagate = self.log.append
+        assert indexed(fresh) == indexed(self.engine)
+        self.engine = fresh
+        self.purge = None  # the purge's client went with the old process
+
+    @invariant()
+    def index_equals_a_full_scan(self) -> None:
+        assert indexed(self.engine) == scan(self.engine)
+
+    @invariant()
+    def dead_jobs_come_oldest_first(self) -> None:
+        dead = self.engine.dead_jobs()
+        assert [j.id for j in dead] == [j.id for j in sorted(
+            (j for j in self.engine.jobs.values() if j.state is State.DEAD),
+            key=lambda j: (j.finished_ms, j.id))]
+        assert self.engine.dead_jobs(None, 2) == dead[:2]
+
+
+IndexMachine.TestCase.settings = settings(max_examples=150, stateful_step_count=40,
+                                          deadline=None)
+TestIndexMachine = IndexMachine.TestCase
+
+
+def test_a_purge_touches_only_its_queue_and_leaves_arrivals_alone() -> None:
+    clock = ManualClock()
+    engine = JobEngine(clock, rng=random.Random(1))
+    for _ in range(5):
+        engine.push("q", b"x")
+        engine.push("other", b"x")
+    purge = engine.purge("q")
+    assert purge.step(2) is False and purge.deleted == 2
+    arrived, _ = engine.push("q", b"late")  # after the purge began: it stays
+    assert purge.step(10) is True and purge.deleted == 5
+    assert engine.queues["q"].counts[State.QUEUED] == 1 and arrived in engine.jobs
+    assert engine.queues["other"].counts[State.QUEUED] == 5
+    assert [j.id for j in engine.fetch(["q"], 10)] == [arrived]
+
+
+def test_a_purge_of_a_queue_that_does_not_exist_is_done_at_once() -> None:
+    engine = JobEngine(ManualClock())
+    engine.push("q", b"x")
+    purge = engine.purge("nosuch")
+    assert purge.done and purge.step() is True and purge.deleted == 0
+
+
+def test_purge_slices_free_the_ready_entries_as_they_go() -> None:
+    engine = JobEngine(ManualClock())
+    for _ in range(10):
+        engine.push("q", b"x")
+    purge = engine.purge("q")
+    purge.step(4)
+    levels = engine.queues["q"]._levels
+    assert sum(len(level) for level in levels.values()) == 6  # the 4 deleted are dropped
+    purge.run()
+    assert sum(len(level) for level in levels.values()) == 0
+    assert engine.queues["q"].oldest() is None
