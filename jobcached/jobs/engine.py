@@ -69,7 +69,8 @@ log = logging.getLogger("jobcached.jobs")
 
 #: JOB.LIST looks at no more than this many jobs per call times COUNT (bounded work, like SCAN).
 LIST_SCAN_FACTOR = 10
-#: Deleted ids are swept out of the id list once there are this many and they are half of it.
+#: Deleted ids are swept out of the id list once there are this many and they are half of it
+#: (a window at a time, see purge.sweep_ids).
 ID_SWEEP_MIN = 1000
 #: JOB.LOG defaults (config job-log-max-lines / job-log-max-bytes): the newest lines are kept.
 DEFAULT_LOG_MAX_LINES = 10_000
@@ -135,6 +136,7 @@ class JobEngine:
         #: skipped and swept out now and then (`_sweep_ids`)
         self._ids: list[str] = []
         self._deleted_ids = 0
+        self._sweep_at = 0  # where the next sweep of deleted ids starts (purge.sweep_ids)
         self.queues: dict[str, ReadyQueue] = {}
         self.keys = IdempotencyKeys()
         self.timers: TimerWheel[tuple[str, Any]] = TimerWheel(start_ms=clock.now_ms(),
@@ -356,8 +358,8 @@ class JobEngine:
         del self.jobs[job.id]
         self._deleted_ids += 1
         if self._deleted_ids > ID_SWEEP_MIN and self._deleted_ids * 2 > len(self._ids):
-            self._ids = [job_id for job_id in self._ids if job_id in self.jobs]
-            self._deleted_ids = 0
+            removed, self._sweep_at = purges.sweep_ids(self._ids, self.jobs, self._sweep_at)
+            self._deleted_ids -= removed
         if job.key:
             self.keys.removed(job, archived=archived)
 
