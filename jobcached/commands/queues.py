@@ -15,11 +15,11 @@ from jobcached.commands.archived import drop_restored, from_archive
 from jobcached.commands.args import Args
 from jobcached.commands.blocking import may_block
 from jobcached.commands.jobs import MAX_COUNT, engine_of, job_reply, non_negative, positive, text
-from jobcached.commands.registry import READONLY, WRITE, command
+from jobcached.commands.registry import DENYOOM, READONLY, WRITE, command
 from jobcached.errors import CommandError, SyntaxErr
+from jobcached.jobs import purge as purges
 from jobcached.jobs.archive import Archive
 from jobcached.jobs.model import Job, State
-from jobcached.jobs.purge import Purge
 from jobcached.net.replies import OK, Deferred, ErrorReply
 from jobcached.net.session import Session
 from jobcached.tasks import spawn
@@ -98,15 +98,17 @@ def queue_purge(s: Session, argv: list[bytes]) -> Any:
     """QUEUE.PURGE queue
 
     Delete the queue's jobs that wait to run (pending, queued, retrying); running and finished
-    jobs stay.
+    jobs stay. A long purge runs in slices of 2000 jobs, serving other clients in between:
+    it deletes the jobs that were waiting when it began (and still are when their slice
+    comes); jobs pushed or requeued meanwhile stay.
 
     Reply: the number of jobs deleted, once durable.
     """
     s.server.check_job_writes()
-    return in_slices(s, engine_of(s).purge(text(argv[1])), s.server.durable)
+    return in_slices(s, purges.queue_purge(engine_of(s), text(argv[1])), s.server.durable)
 
 
-def in_slices(s: Session, purge: Purge, then: Callable[[int], Any]) -> Any:
+def in_slices(s: Session, purge: purges.Purge, then: Callable[[int], Any]) -> Any:
     """`then(jobs deleted)` once `purge` is done: at once if its first slice finishes it (or
     inside MULTI/EXEC, which must not let other clients in), else a Deferred resolved after
     the slice of the last loop turn. Between slices the loop serves other clients; a slice
@@ -149,7 +151,7 @@ def dlq_list(s: Session, argv: list[bytes]) -> Any:
         else:
             raise SyntaxErr()
     engine = engine_of(s)
-    hot = engine.dead_jobs(queue, count)
+    hot = purges.dead_jobs(engine, queue, count)
 
     def listing(archived: list[Job]) -> list[Any]:
         archived = [j for j in archived if j.id not in engine.jobs]  # memory is newer
@@ -159,7 +161,7 @@ def dlq_list(s: Session, argv: list[bytes]) -> Any:
                         listing, [])
 
 
-@command("DLQ.REQUEUE", arity=-2, flags=WRITE, group="dlq")
+@command("DLQ.REQUEUE", arity=-2, flags=WRITE | DENYOOM, group="dlq")
 def dlq_requeue(s: Session, argv: list[bytes]) -> Any:
     """DLQ.REQUEUE <id | ALL> [QUEUE queue]
 
@@ -184,7 +186,7 @@ def dlq_requeue(s: Session, argv: list[bytes]) -> Any:
         # Memory is read here, not before an archive lookup: it may have changed meanwhile.
         s.server.check_job_writes()
         if job_id is None:
-            hot = engine.dead_jobs(queue)
+            hot = purges.dead_jobs(engine, queue)
         else:
             job = engine.get(job_id)
             hot = [job] if job is not None and job.state is State.DEAD else []
@@ -214,7 +216,7 @@ def dlq_purge(s: Session, argv: list[bytes]) -> Any:
     """DLQ.PURGE [QUEUE queue] [OLDER ms]
 
     Delete dead jobs, optionally only of one queue or only those dead for longer than OLDER,
-    in memory and in the archive.
+    in memory (in slices, as QUEUE.PURGE) and in the archive.
 
     Reply: the number of jobs deleted, once durable.
     """
@@ -240,5 +242,5 @@ def dlq_purge(s: Session, argv: list[bytes]) -> Any:
         return total
 
     # Memory first, then the archive: a job the archiver moves meanwhile is then found there.
-    return in_slices(s, engine.dlq_purge(queue, older), lambda hot: from_archive(
+    return in_slices(s, purges.dlq_purge(engine, queue, older), lambda hot: from_archive(
         s, purge, lambda archived: s.server.durable(hot + archived), 0))

@@ -42,6 +42,7 @@ from jobcached.jobs import purge as purges
 from jobcached.jobs.batches import BatchTable
 from jobcached.jobs.cron import MISSED_GRACE_MS, CronTable
 from jobcached.jobs.keys import IdempotencyKeys
+from jobcached.jobs.memory import bytes_size, error_added, job_bytes, log_size
 from jobcached.jobs.model import (
     TERMINAL,
     Event,
@@ -139,6 +140,8 @@ class JobEngine:
         self._sweep_at = 0  # where the next sweep of deleted ids starts (purge.sweep_ids)
         self.queues: dict[str, ReadyQueue] = {}
         self.keys = IdempotencyKeys()
+        #: estimated bytes of the jobs in memory, kept by the apply path (jobs/memory.py)
+        self.used_memory = 0
         self.timers: TimerWheel[tuple[str, Any]] = TimerWheel(start_ms=clock.now_ms(),
                                                               tick_ms=tick_ms)
         self._fetch_waiters: dict[str, deque[FetchWaiter]] = {}
@@ -241,6 +244,7 @@ class JobEngine:
             job.timer = self.timers.schedule(job.deadline_ms, ("lease", job))
         elif op == "ack":
             self._move(job, ACK, r["now"])
+            self.used_memory += bytes_size(r["result"]) - bytes_size(job.result)
             job.result = r["result"]
             self.queues[job.queue].processed += 1
         elif op == "due":
@@ -250,6 +254,7 @@ class JobEngine:
             job.deadline_ms = r["deadline"]
             job.timer = self.timers.schedule(job.deadline_ms, ("lease", job))
         elif op == "fail":
+            self.used_memory += error_added(job, r["error"])
             job.add_error(r["error"])
             self.queues[job.queue].failed += 1
             if r["retry_at"] is None:
@@ -264,12 +269,15 @@ class JobEngine:
         elif op == "retry":
             self._move(job, RETRY, r["now"])
             job.retry_base = job.attempt
+            self.used_memory -= bytes_size(job.result)
             job.result = None
             job.finished_ms = 0
             job.reason = ""
             job.expire_ms = 0  # run again by hand: an EXPIRE that passed no longer applies
         else:  # "log"
+            before = log_size(job)
             job.add_log_lines(r["lines"], self.log_max_lines, self.log_max_bytes)
+            self.used_memory += log_size(job) - before
 
     def _apply_put(self, job: Job, *, restored: bool = False) -> None:
         """Add (or replace) a job: pushed, from a snapshot, or `restored` from the archive.
@@ -291,6 +299,7 @@ class JobEngine:
             elif old is not None:
                 self._deleted_ids -= 1  # _forget counted it, but the id is alive again
         self.jobs[job_id] = job
+        self.used_memory += job_bytes(job)
         queue = self.queues.get(job.queue) or self._queue(job.queue)  # no call if it exists
         # Share the queue's own name string: a replayed million jobs need not each hold a copy
         # of it (and of the type, which is usually the queue name too).
@@ -352,6 +361,7 @@ class JobEngine:
                 self.timers.cancel(timer)
         job.timer = job.expire_timer = None  # the handles point back at the job: break cycles
         del self.queues[job.queue].by_state[job.state][job.id]
+        self.used_memory -= job_bytes(job)
         if job.batch:
             self.batches.count(job, job.state, None, archived=archived)
         job.state = CANCELED  # any stale ready entry is now skipped
@@ -712,15 +722,11 @@ class JobEngine:
         if not paused:
             self._serve_waiters(queue)
 
-    def purge(self, queue: str) -> purges.Purge:
-        """Delete the jobs of a queue that are waiting to run (pending, queued, retrying), in
-        slices the caller steps (see purge.py)."""
-        return purges.queue_purge(self, queue)
-
     def delete(self, ids: list[str]) -> None:
-        """Delete jobs for good. The batches they were in may be complete without them; jobs
-        pushed AFTER them can never run, so they are canceled (and theirs, down the graph):
-        a parent missing from memory would otherwise count as archived, so succeeded."""
+        """Delete jobs for good (QUEUE.PURGE, DLQ.PURGE: see purge.py). The batches they were
+        in may be complete without them; jobs pushed AFTER them can never run, so they are
+        canceled (and theirs, down the graph): a parent missing from memory would otherwise
+        count as archived, so succeeded."""
         if not ids:
             return
         batches = {self.jobs[job_id].batch for job_id in ids} - {""}
@@ -733,15 +739,6 @@ class JobEngine:
             child = self.jobs.get(child_id)
             if child is not None and child.state is PENDING:
                 self._cancel(child, f"parent {parent_id} was deleted")
-
-    def dead_jobs(self, queue: str | None = None, limit: int | None = None) -> list[Job]:
-        """The dead jobs in memory (of one queue, or all), oldest death first, at most limit."""
-        return purges.dead_jobs(self, queue, limit)
-
-    def dlq_purge(self, queue: str | None = None, older_ms: int | None = None) -> purges.Purge:
-        """Delete dead jobs (of one queue, or all; dead longer than `older_ms`), in slices."""
-        cutoff = self.clock.now_ms() - older_ms if older_ms is not None else None
-        return purges.dlq_purge(self, queue, cutoff)
 
     # ------------------------------------------------------------------ logs
 
@@ -771,18 +768,20 @@ class JobEngine:
 
         `_finished_order` may hold stale entries (a job gone, run again, or ended again
         later): those are skipped, and dropped once they reach the front, so the deque is
-        only ever shortened from the left (deleting in its middle costs its length)."""
+        only ever shortened from the left (deleting in its middle costs its length). A job
+        that ended twice in one millisecond (canceled, retried, canceled) has two entries
+        that both still match: it is taken once (`found` is keyed by id)."""
         order = self._finished_order
         while order and self._still_finished(*order[0]) is None:
             order.popleft()
-        found: list[Job] = []
+        found: dict[str, Job] = {}
         for finished, job_id in order:
             if finished >= finished_before_ms or len(found) >= limit:
                 break
             job = self._still_finished(finished, job_id)
             if job is not None:
-                found.append(job)
-        return found
+                found[job_id] = job
+        return list(found.values())
 
     def _still_finished(self, finished: int, job_id: str) -> Job | None:
         """The job of a `_finished_order` entry, if it is still the ending that entry saw."""

@@ -99,9 +99,11 @@ def queue_purge(engine: JobEngine, queue: str) -> Purge:
     return Purge(engine, candidates, lambda job: job.state in WAITING_STATES)
 
 
-def dlq_purge(engine: JobEngine, queue: str | None, cutoff_ms: int | None) -> Purge:
-    """DLQ.PURGE: the dead jobs (of `queue`, or of every queue) that died at or before
-    `cutoff_ms` (None: all of them)."""
+def dlq_purge(engine: JobEngine, queue: str | None = None,
+              older_ms: int | None = None) -> Purge:
+    """DLQ.PURGE: the dead jobs (of `queue`, or of every queue) dead for at least `older_ms`
+    (None: all of them)."""
+    cutoff_ms = engine.clock.now_ms() - older_ms if older_ms is not None else None
     candidates: list[Job | None] = list(chain.from_iterable(  # any order: no sort needed
         ready.by_state[State.DEAD].values() for name, ready in engine.queues.items()
         if queue is None or name == queue))
