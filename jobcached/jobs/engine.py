@@ -244,8 +244,9 @@ class JobEngine:
             job.timer = self.timers.schedule(job.deadline_ms, ("lease", job))
         elif op == "ack":
             self._move(job, ACK, r["now"])
-            self.used_memory += bytes_size(r["result"]) - bytes_size(job.result)
-            job.result = r["result"]
+            job.result = result = r["result"]
+            if result is not None:  # and none before: JOB.RETRY clears a job's result
+                self.used_memory += bytes_size(result)
             self.queues[job.queue].processed += 1
         elif op == "due":
             self._move(job, DUE, r["now"])
@@ -306,7 +307,7 @@ class JobEngine:
         if job.type == job.queue:
             job.type = queue.name
         job.queue = queue.name
-        queue.by_state[state][job_id] = job
+        queue.file(job, state)
         if job.batch:
             self.batches.count(job, None, state, archived=restored)
         if job.key:
@@ -334,9 +335,7 @@ class JobEngine:
             self.timers.cancel(job.timer)
             job.timer = None
         queue = self.queues[job.queue]  # made by the job's put: every job's queue exists
-        by_state = queue.by_state
-        del by_state[old][job.id]
-        by_state[new][job.id] = job
+        queue.refile(job, old, new)
         if job.batch:
             self.batches.count(job, old, new)
         job.state = new
@@ -360,7 +359,7 @@ class JobEngine:
             if timer is not None:
                 self.timers.cancel(timer)
         job.timer = job.expire_timer = None  # the handles point back at the job: break cycles
-        del self.queues[job.queue].by_state[job.state][job.id]
+        self.queues[job.queue].unfile(job, job.state)
         self.used_memory -= job_bytes(job)
         if job.batch:
             self.batches.count(job, job.state, None, archived=archived)

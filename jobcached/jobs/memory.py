@@ -31,7 +31,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from jobcached.cache.memory import alloc, item_size
+from jobcached.cache.memory import (
+    BYTES_HEADER_BYTES,
+    MALLOC_HEADER_BYTES,
+    PYMALLOC_MAX_REQUEST_BYTES,
+    alloc,
+    item_size,
+)
 from jobcached.jobs.model import MAX_ERRORS_PER_JOB, Job
 
 JOB_OVERHEAD_BYTES = 576
@@ -74,8 +80,19 @@ def log_size(job: Job) -> int:
 
 
 def job_bytes(job: Job) -> int:
-    """The estimated cost of one job in memory (see the module docstring)."""
-    size = JOB_OVERHEAD_BYTES + item_size(job.payload) + bytes_size(job.result)
+    """The estimated cost of one job in memory (see the module docstring). Every push pays
+    for this: a job with none of the optional parts costs two attribute tests and the
+    payload's size, inlined."""
+    n = len(job.payload) + BYTES_HEADER_BYTES
+    size = JOB_OVERHEAD_BYTES + (((n + 15) & ~15) if n <= PYMALLOC_MAX_REQUEST_BYTES
+                                 else ((n + MALLOC_HEADER_BYTES + 15) & ~15))
+    if job.meta or job.result is not None or job.key or job.parents or job.errors or job.logs:
+        size += _optional_bytes(job)
+    return size
+
+
+def _optional_bytes(job: Job) -> int:
+    size = bytes_size(job.result)
     if job.meta:
         size += DICT_BYTES + sum(str_size(k) + str_size(v) for k, v in job.meta.items())
     if job.key:

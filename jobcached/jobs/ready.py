@@ -1,13 +1,18 @@
 """Per-queue job index and ready lists: every job of a queue by state, and the queued ones in
 the order they run (highest priority first, FIFO within a priority).
 
-The index (`ReadyQueue.by_state`) maps each state to the queue's jobs in that state (id -> Job,
-in the order they entered it). It is what makes a command about one queue or one state cost
-what it touches: QUEUE.PURGE reads the waiting states of its queue, DLQ.* the dead ones,
-QUEUE.STATS their sizes; none of them walks every job. The engine keeps it in its apply path
-(`_apply_put`, `_move`, `_forget`), which WAL replay runs too, so the index is rebuilt by the
-replay itself and can never disagree with the jobs it indexes (tests compare it with a full
-scan after random operations and restarts).
+The index (`ReadyQueue.by_state`) maps each state that commands look up by queue to the
+queue's jobs in that state (id -> Job, in the order they entered it): the waiting states,
+which QUEUE.PURGE deletes, and dead, which DLQ.* lists, requeues and purges. So a command
+about one queue or one state costs what it touches, never a walk over every job. The other
+states (running, succeeded, canceled) are only counted (`tally`): every job passes through
+running and succeeded, and filing it there too cost about a fifth of a push-fetch-ack cycle
+for nothing a command reads. QUEUE.STATS reads `counts`, the sizes of both.
+
+The engine keeps both in its apply path (`_apply_put`, `_move`, `_forget`, through `file`,
+`refile` and `unfile`), which WAL replay runs too, so the index is rebuilt by the replay
+itself and cannot disagree with the jobs it indexes (tests compare it with a full scan after
+random operations and restarts).
 
 Each priority level is a deque; the levels present are kept sorted. Removing a job that was
 canceled or purged while queued is lazy: its entry stays in the deque and is skipped when it
@@ -36,6 +41,8 @@ HISTOGRAM_SLOTS = 64
 #: A module name for the state `pop` tests: `State.QUEUED` costs an EnumType.__getattr__ round
 #: trip on Python 3.11, on every job fetched.
 QUEUED = State.QUEUED
+#: The states whose jobs the index files by id (see the module docstring).
+INDEXED_STATES = (State.PENDING, QUEUED, State.RETRYING, State.DEAD)
 
 
 def new_histogram() -> list[int]:
@@ -57,9 +64,12 @@ class ReadyQueue:
     paused: bool = False
     processed: int = 0  # acked
     failed: int = 0  # failed attempts, lease expiries included
-    #: the index: state -> {job id: Job} of this queue's jobs in memory (module docstring)
+    #: the index: indexed state -> {job id: Job} of this queue's jobs (module docstring)
     by_state: dict[State, dict[str, Job]] = field(
-        default_factory=lambda: {state: {} for state in State})
+        default_factory=lambda: {state: {} for state in INDEXED_STATES})
+    #: how many of its jobs are in each state that is not indexed
+    tally: dict[State, int] = field(default_factory=lambda: {
+        state: 0 for state in State if state not in INDEXED_STATES})
     # activity since this process started (see the module docstring)
     pushed: int = 0
     fetched: int = 0  # leases handed out
@@ -79,7 +89,40 @@ class ReadyQueue:
     @property
     def counts(self) -> dict[State, int]:
         """How many of the queue's jobs are in each state (QUEUE.STATS, INFO, metrics)."""
-        return {state: len(jobs) for state, jobs in self.by_state.items()}
+        by_state, tally = self.by_state, self.tally
+        return {state: len(by_state[state]) if state in by_state else tally[state]
+                for state in State}
+
+    def file(self, job: Job, state: State) -> None:
+        """A job of this queue came into memory in `state`."""
+        jobs = self.by_state.get(state)
+        if jobs is None:
+            self.tally[state] += 1
+        else:
+            jobs[job.id] = job
+
+    def unfile(self, job: Job, state: State) -> None:
+        """A job of this queue in `state` left memory."""
+        jobs = self.by_state.get(state)
+        if jobs is None:
+            self.tally[state] -= 1
+        else:
+            del jobs[job.id]
+
+    def refile(self, job: Job, old: State, new: State) -> None:
+        """A job of this queue moved from `old` to `new` (the engine's `_move`, every
+        transition of every job: so the two halves are inlined, not calls)."""
+        by_state = self.by_state
+        jobs = by_state.get(old)
+        if jobs is None:
+            self.tally[old] -= 1
+        else:
+            del jobs[job.id]
+        jobs = by_state.get(new)
+        if jobs is None:
+            self.tally[new] += 1
+        else:
+            jobs[job.id] = job
 
     def push(self, job: Job) -> None:
         self._seq += 1

@@ -25,6 +25,7 @@ from jobcached.jobs.engine import JobEngine, PushOptions
 from jobcached.jobs.memory import job_bytes
 from jobcached.jobs.model import Job, RetryPolicy, State
 from jobcached.jobs.purge import Purge
+from jobcached.jobs.ready import INDEXED_STATES
 
 QUEUES = ["a", "b"]
 WAITING = {State.PENDING, State.QUEUED, State.RETRYING}
@@ -34,8 +35,16 @@ def scan(engine: JobEngine) -> dict[tuple[str, State], set[str]]:
     """The index as a full scan over every job would build it."""
     found: dict[tuple[str, State], set[str]] = {}
     for job in engine.jobs.values():
-        found.setdefault((job.queue, job.state), set()).add(job.id)
+        if job.state in INDEXED_STATES:
+            found.setdefault((job.queue, job.state), set()).add(job.id)
     return found
+
+
+def scan_counts(engine: JobEngine) -> dict[str, dict[State, int]]:
+    counts = {name: dict.fromkeys(State, 0) for name in engine.queues}
+    for job in engine.jobs.values():
+        counts[job.queue][job.state] += 1
+    return counts
 
 
 def indexed(engine: JobEngine) -> dict[tuple[str, State], set[str]]:
@@ -170,6 +179,8 @@ class IndexMachine(RuleBasedStateMachine):
     @invariant()
     def index_equals_a_full_scan(self) -> None:
         assert indexed(self.engine) == scan(self.engine)
+        assert {name: queue.counts for name, queue in self.engine.queues.items()} == \
+            scan_counts(self.engine)
 
     @invariant()
     def memory_equals_a_full_recount(self) -> None:
