@@ -106,6 +106,7 @@ def big_purge(ctx: Context, source: Path, jobs: int) -> None:
     idle = [round_trip_ms(pinger, b"PING\r\n") for _ in range(BASELINE_PINGS)]
     print(f"idle PING: p50 {percentile(idle, 50):.3f} ms, p99 {percentile(idle, 99):.3f} ms, "
           f"max {max(idle):.3f} ms")
+    before = counters(pinger)
     started = time.perf_counter()
     purger.sendall(b"QUEUE.PURGE big\r\n")
     purger.setblocking(False)
@@ -116,9 +117,26 @@ def big_purge(ctx: Context, source: Path, jobs: int) -> None:
         with contextlib.suppress(BlockingIOError):  # not done yet
             reply += purger.recv(64)
     purge_s = time.perf_counter() - started
+    after = counters(pinger)
     print(f"QUEUE.PURGE of {jobs} jobs: reply {reply.strip().decode()}, {purge_s:.2f} s; "
           f"{len(pings)} PINGs answered meanwhile: p50 {percentile(pings, 50):.3f} ms, "
           f"p99 {percentile(pings, 99):.3f} ms, max {max(pings):.3f} ms")
+    print("meanwhile, besides the purge: " + ", ".join(
+        f"{name} +{after[name] - before[name]}" for name in sorted(before)))
+
+
+def counters(sock: socket.socket) -> dict[str, int]:
+    """Other work that pauses the loop and may land during the purge: WAL compactions (a fork
+    and a snapshot) and full garbage collections."""
+    sock.sendall(b"INFO everything\r\n")
+    reply = b""
+    while True:  # one bulk string: `$<length>` then the text
+        reply += sock.recv(1 << 16)
+        header, _, body = reply.partition(b"\r\n")
+        if header and len(body) >= int(header[1:]) + 2:
+            break
+    fields = dict(line.split(":", 1) for line in body.decode().splitlines() if ":" in line)
+    return {name: int(fields.get(name, 0)) for name in ("wal_compactions", "gc_full_collections")}
 
 
 def main() -> None:

@@ -98,7 +98,7 @@ def queue_purge(s: Session, argv: list[bytes]) -> Any:
     """QUEUE.PURGE queue
 
     Delete the queue's jobs that wait to run (pending, queued, retrying); running and finished
-    jobs stay. A long purge runs in slices of 2000 jobs, serving other clients in between:
+    jobs stay. A long purge runs in slices of 1000 jobs, serving other clients in between:
     it deletes the jobs that were waiting when it began (and still are when their slice
     comes); jobs pushed or requeued meanwhile stay.
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from tests.conftest import RawClient, ServerProcess
 
-#: Enough jobs for a purge of many slices (jobs/purge.py PURGE_SLICE_JOBS is 2000).
+#: Enough jobs for a purge of many slices (jobs/purge.py PURGE_SLICE_JOBS is 1000).
 MANY_JOBS = 60_000
 
 
