@@ -231,11 +231,12 @@ def _jobs(state: ServerState) -> list[tuple[str, object]]:
                  ("archive_last_error", _one_line(stats.last_error))]
     now = state.clock.now_ms()
     for name, queue in sorted(engine.queues.items())[:INFO_MAX_QUEUES]:
-        oldest = queue.oldest() if queue.counts[State.QUEUED] else None
+        counts = queue.counts  # computed from the index: read once
+        oldest = queue.oldest() if counts[State.QUEUED] else None
         lag = max(0, now - oldest.enqueued_ms) if oldest is not None else 0
-        counts = ",".join(f"{s.value}={queue.counts[s]}" for s in State)
+        states = ",".join(f"{s.value}={counts[s]}" for s in State)
         rows.append((f"queue_{escape_queue_name(name)}",
-                     f"{counts},lag_ms={lag},paused={int(queue.paused)},pushed={queue.pushed},"
+                     f"{states},lag_ms={lag},paused={int(queue.paused)},pushed={queue.pushed},"
                      f"fetched={queue.fetched},failed_attempts={queue.failed_attempts}"))
     return rows
 
