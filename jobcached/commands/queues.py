@@ -8,6 +8,7 @@ run in slices, one per event loop turn, and reply when the last slice is done (s
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -23,6 +24,8 @@ from jobcached.jobs.model import Job, State
 from jobcached.net.replies import OK, Deferred, ErrorReply
 from jobcached.net.session import Session
 from jobcached.tasks import spawn
+
+log = logging.getLogger("jobcached.jobs")
 
 #: DLQ.REQUEUE ALL restores at most this many archived jobs per call (one reply's worth).
 REQUEUE_FROM_ARCHIVE = 10_000
@@ -111,20 +114,26 @@ def queue_purge(s: Session, argv: list[bytes]) -> Any:
 def in_slices(s: Session, purge: purges.Purge, then: Callable[[int], Any]) -> Any:
     """`then(jobs deleted)` once `purge` is done: at once if its first slice finishes it (or
     inside MULTI/EXEC, which must not let other clients in), else a Deferred resolved after
-    the slice of the last loop turn. Between slices the loop serves other clients; a slice
-    that fails (the log refused its record) ends the purge with that error, the slices done
-    before it staying done."""
+    the slice of the last loop turn. Between slices the loop serves other clients. Job
+    writes are checked again before each slice: once the log refuses writes (-MISCONF) the
+    purge stops with that error, the slices done before it staying done."""
     if purge.step() or not may_block(s):
         return then(purge.run())
     reply = Deferred()
 
     async def rest() -> None:
         try:
-            while not purge.step():
+            while True:
                 await asyncio.sleep(0)  # one loop turn: other clients are served here
+                s.server.check_job_writes()
+                if purge.step():
+                    break
             value = then(purge.deleted)
         except CommandError as exc:
             value = ErrorReply.from_exc(exc)
+        except Exception:  # a bug: the client still gets a reply, the server carries on
+            log.exception("purge failed", extra={"deleted": purge.deleted})
+            value = ErrorReply("ERR internal error while purging")
         reply.resolve_with(value)
 
     spawn(rest())

@@ -134,7 +134,7 @@ class JobEngine:
         self.jobs: dict[str, Job] = {}  # id -> Job
         #: every id in creation order, which is id order (the generator never goes back, not
         #: even across restarts), so JOB.LIST seeks a cursor with bisect; deleted ids are
-        #: skipped and swept out now and then (`_sweep_ids`)
+        #: skipped and swept out now and then (purge.sweep_ids)
         self._ids: list[str] = []
         self._deleted_ids = 0
         self._sweep_at = 0  # where the next sweep of deleted ids starts (purge.sweep_ids)
