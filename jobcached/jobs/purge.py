@@ -13,9 +13,11 @@ so finding them costs what they are, not every job in memory: a purge of a queue
 exist, or that holds no waiting job, touches nothing. A slice deletes the candidates that still
 qualify when their turn comes: still in memory (the same object, not a job restored since) and
 still in a state the purge deletes (a job leased, canceled or acked meanwhile is left alone,
-as it would have been had it moved just before the purge). Jobs that arrive while a purge runs
-(pushed, or made waiting again by a retry) are *not* purged: a purge deletes what was there
-when it was asked for, so it always ends, even while producers keep pushing.
+as it would have been had it moved just before the purge; one leased and failed back to
+retrying before its slice is waiting again, and goes). Jobs that arrive while a purge runs
+(pushed, or a finished job requeued by JOB.RETRY or DLQ.REQUEUE) are *not* purged: a purge
+deletes what was there when it was asked for, so it always ends, even while producers keep
+pushing. Two purges of one queue at once each delete what the other has not reached yet.
 
 Each slice is one `delete` record (`JobEngine.delete`), logged and replicated like any other, so
 a crash in the middle of a purge leaves the slices already done deleted and the rest intact:
