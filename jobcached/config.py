@@ -149,8 +149,11 @@ class Config:
         parse_memory, mutable=True)
     shards: int = setting(16, "Keyspace shards (16384 hash slots are spread over them); more "
                           "shards keep each expiry and eviction step smaller.", parse_int)
-    maxmemory: int = setting(0, "Cache memory limit (e.g. 100mb, 2gb; 0 = none); past it, "
-                             "maxmemory-policy decides.", parse_memory, mutable=True)
+    maxmemory: int = setting(0, "Memory limit for cache and jobs together (e.g. 100mb, 2gb; "
+                             "0 = none). Jobs are never evicted: past it, maxmemory-policy "
+                             "decides what the cache evicts, and writes that add data "
+                             "(JOB.PUSH too) get -OOM when eviction cannot make room.",
+                             parse_memory, mutable=True)
     maxmemory_policy: str = setting(
         "noeviction", "What to evict at maxmemory: noeviction (writes get -OOM), allkeys-lru, "
         "allkeys-lfu, allkeys-random, volatile-lru, volatile-lfu, volatile-ttl, volatile-random.",

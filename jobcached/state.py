@@ -122,6 +122,7 @@ class ServerState:
         self.started_ms = self.clock.now_ms()
         config = self.config
         self.keyspace = Keyspace(self.clock, shards=config.shards, on_removed=self._key_removed)
+        self.keyspace.other_memory = self.jobs_memory  # jobs count against maxmemory too
         self.backlog = Backlog(config.repl_backlog_size)
         self.timers = TimerWheel(start_ms=self.clock.now_ms(), tick_ms=config.timer_tick)
         self.apply_config()
@@ -140,6 +141,10 @@ class ServerState:
         keyspace.set_policy(self.config.maxmemory_policy)
         self.backlog.max_bytes = self.config.repl_backlog_size
         self.slowlog.configure(self.config.slowlog_log_slower_than, self.config.slowlog_max_len)
+
+    def jobs_memory(self) -> int:
+        """Estimated bytes of the jobs in memory (jobs/memory.py): part of `used_memory`."""
+        return self.jobs.used_memory if self.jobs is not None else 0
 
     def count_error(self, code: str) -> None:
         """One more error reply with this code (INFO errorstats)."""

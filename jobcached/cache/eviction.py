@@ -187,13 +187,14 @@ class Evictor:
             return True
         return False
 
-    def free_memory(self) -> int:
-        """Evict until under maxmemory (or out of time budget); returns keys evicted.
+    def free_memory(self, limit: int) -> int:
+        """Evict until the cache uses at most `limit` bytes (maxmemory less what the jobs
+        use), or the time budget is spent; returns keys evicted.
 
         Raises OutOfMemoryError under `noeviction`, or when nothing can be evicted.
         """
         ks = self._ks
-        stats, limit = ks.stats, ks.maxmemory
+        stats = ks.stats
         if ks.policy == "noeviction":
             raise OutOfMemoryError()
         clock = ks.clock

@@ -52,6 +52,10 @@ Hash = dict[bytes, bytes]  # the value types handlers get back (strings are plai
 ListValue = deque[bytes]
 
 
+def _nothing() -> int:
+    return 0
+
+
 class Keyspace:
     """All cache data of one database, sharded; see the module docstring for the contract."""
 
@@ -79,6 +83,9 @@ class Keyspace:
         self.lfu_log_factor = lfu_log_factor
         self.lfu_decay_time = lfu_decay_time
         self.on_removed = on_removed
+        #: bytes `maxmemory` must also hold besides the cache: the job engine's, which is
+        #: never evicted (the app wires it; see `ensure_memory`)
+        self.other_memory: Callable[[], int] = _nothing
         self._evictor = Evictor(self)
         self._expiry = expiry.ExpiryCursor()
         self.set_policy(policy)
@@ -386,11 +393,19 @@ class Keyspace:
     # ---- memory and expiry work ---------------------------------------------------------------
     def ensure_memory(self) -> int:
         """Call before every DENYOOM write: evicts until under maxmemory (bounded work), returns
-        the number of keys evicted; raises OutOfMemoryError if nothing can be evicted."""
+        the number of keys evicted; raises OutOfMemoryError if nothing can be evicted.
+
+        Memory that is not the cache's (`other_memory`: jobs) counts against maxmemory but
+        cannot be evicted, so the cache evicts down to what is left of maxmemory after it;
+        when that is nothing, every DENYOOM command is refused, JOB.PUSH included, as Redis
+        refuses writes once eviction cannot bring it under maxmemory."""
         self.update_clock()
-        if not self.maxmemory or self.stats.used_memory <= self.maxmemory:
+        if not self.maxmemory:
             return 0
-        return self._evictor.free_memory()
+        limit = self.maxmemory - self.other_memory()
+        if self.stats.used_memory <= limit:
+            return 0
+        return self._evictor.free_memory(limit)
 
     def active_expire_cycle(
         self,

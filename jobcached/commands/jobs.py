@@ -205,7 +205,8 @@ def job_push(s: Session, argv: list[bytes]) -> Any:
     Reply: the job id (26 characters, time-ordered), once the job is as durable as
     `appendfsync` promises.
     Errors: `NOTUNIQUE` when KEY was used with a different payload; `ERR` on a bad option, an
-    unknown parent id, an unknown or committed batch, or an EXPIRE not in the future.
+    unknown parent id, an unknown or committed batch, or an EXPIRE not in the future; `OOM`
+    past `maxmemory`, where jobs count too and are never evicted (the cache evicts first).
 
     Example: `JOB.PUSH deploy "{...}" AFTER 2 01J9Z...A 01J9Z...B EXPIRE 1767225600000`
     """
@@ -436,7 +437,7 @@ def finished_or_unknown(job: Job | None) -> Any:
     return job_reply(job)
 
 
-@command("JOB.RETRY", arity=2, flags=WRITE | FAST, group="job")
+@command("JOB.RETRY", arity=2, flags=WRITE | DENYOOM | FAST, group="job")
 def job_retry(s: Session, argv: list[bytes]) -> Any:
     """JOB.RETRY id
 

@@ -1,18 +1,31 @@
-"""Queue and dead-letter commands: QUEUE.LIST/STATS/PAUSE/RESUME/PURGE, DLQ.LIST/REQUEUE/PURGE."""
+"""Queue and dead-letter commands: QUEUE.LIST/STATS/PAUSE/RESUME/PURGE, DLQ.LIST/REQUEUE/PURGE.
+
+Every one of them reads the per-queue index (`ReadyQueue.by_state`), never every job. The purges
+run in slices, one per event loop turn, and reply when the last slice is done (see
+`jobs/purge.py` for which jobs a purge deletes when others arrive meanwhile).
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import Callable
 from typing import Any
 
 from jobcached.commands.archived import drop_restored, from_archive
 from jobcached.commands.args import Args
+from jobcached.commands.blocking import may_block
 from jobcached.commands.jobs import MAX_COUNT, engine_of, job_reply, non_negative, positive, text
-from jobcached.commands.registry import READONLY, WRITE, command
-from jobcached.errors import SyntaxErr
+from jobcached.commands.registry import DENYOOM, READONLY, WRITE, command
+from jobcached.errors import CommandError, SyntaxErr
+from jobcached.jobs import purge as purges
 from jobcached.jobs.archive import Archive
 from jobcached.jobs.model import Job, State
-from jobcached.net.replies import OK
+from jobcached.net.replies import OK, Deferred, ErrorReply
 from jobcached.net.session import Session
+from jobcached.tasks import spawn
+
+log = logging.getLogger("jobcached.jobs")
 
 #: DLQ.REQUEUE ALL restores at most this many archived jobs per call (one reply's worth).
 REQUEUE_FROM_ARCHIVE = 10_000
@@ -88,12 +101,43 @@ def queue_purge(s: Session, argv: list[bytes]) -> Any:
     """QUEUE.PURGE queue
 
     Delete the queue's jobs that wait to run (pending, queued, retrying); running and finished
-    jobs stay.
+    jobs stay. A long purge runs in slices of 1000 jobs, serving other clients in between:
+    it deletes the jobs that were waiting when it began (and still are when their slice
+    comes); jobs pushed or requeued meanwhile stay.
 
     Reply: the number of jobs deleted, once durable.
     """
     s.server.check_job_writes()
-    return s.server.durable(engine_of(s).purge(text(argv[1])))
+    return in_slices(s, purges.queue_purge(engine_of(s), text(argv[1])), s.server.durable)
+
+
+def in_slices(s: Session, purge: purges.Purge, then: Callable[[int], Any]) -> Any:
+    """`then(jobs deleted)` once `purge` is done: at once if its first slice finishes it (or
+    inside MULTI/EXEC, which must not let other clients in), else a Deferred resolved after
+    the slice of the last loop turn. Between slices the loop serves other clients. Job
+    writes are checked again before each slice: once the log refuses writes (-MISCONF) the
+    purge stops with that error, the slices done before it staying done."""
+    if purge.step() or not may_block(s):
+        return then(purge.run())
+    reply = Deferred()
+
+    async def rest() -> None:
+        try:
+            while True:
+                await asyncio.sleep(0)  # one loop turn: other clients are served here
+                s.server.check_job_writes()
+                if purge.step():
+                    break
+            value = then(purge.deleted)
+        except CommandError as exc:
+            value = ErrorReply.from_exc(exc)
+        except Exception:  # a bug: the client still gets a reply, the server carries on
+            log.exception("purge failed", extra={"deleted": purge.deleted})
+            value = ErrorReply("ERR internal error while purging")
+        reply.resolve_with(value)
+
+    spawn(rest())
+    return reply
 
 
 @command("DLQ.LIST", arity=-1, flags=READONLY, group="dlq")
@@ -116,7 +160,7 @@ def dlq_list(s: Session, argv: list[bytes]) -> Any:
         else:
             raise SyntaxErr()
     engine = engine_of(s)
-    hot = engine.dead_jobs(queue)
+    hot = purges.dead_jobs(engine, queue, count)
 
     def listing(archived: list[Job]) -> list[Any]:
         archived = [j for j in archived if j.id not in engine.jobs]  # memory is newer
@@ -126,7 +170,7 @@ def dlq_list(s: Session, argv: list[bytes]) -> Any:
                         listing, [])
 
 
-@command("DLQ.REQUEUE", arity=-2, flags=WRITE, group="dlq")
+@command("DLQ.REQUEUE", arity=-2, flags=WRITE | DENYOOM, group="dlq")
 def dlq_requeue(s: Session, argv: list[bytes]) -> Any:
     """DLQ.REQUEUE <id | ALL> [QUEUE queue]
 
@@ -151,7 +195,7 @@ def dlq_requeue(s: Session, argv: list[bytes]) -> Any:
         # Memory is read here, not before an archive lookup: it may have changed meanwhile.
         s.server.check_job_writes()
         if job_id is None:
-            hot = engine.dead_jobs(queue)
+            hot = purges.dead_jobs(engine, queue)
         else:
             job = engine.get(job_id)
             hot = [job] if job is not None and job.state is State.DEAD else []
@@ -181,7 +225,7 @@ def dlq_purge(s: Session, argv: list[bytes]) -> Any:
     """DLQ.PURGE [QUEUE queue] [OLDER ms]
 
     Delete dead jobs, optionally only of one queue or only those dead for longer than OLDER,
-    in memory and in the archive.
+    in memory (in slices, as QUEUE.PURGE) and in the archive.
 
     Reply: the number of jobs deleted, once durable.
     """
@@ -197,7 +241,6 @@ def dlq_purge(s: Session, argv: list[bytes]) -> Any:
         else:
             raise SyntaxErr()
     engine = engine_of(s)
-    deleted = engine.dlq_purge(queue, older)
     cutoff = engine.clock.now_ms() - (older or 0)
 
     async def purge(archive: Archive) -> int:
@@ -207,4 +250,6 @@ def dlq_purge(s: Session, argv: list[bytes]) -> Any:
             total += n
         return total
 
-    return from_archive(s, purge, lambda archived: s.server.durable(deleted + archived), 0)
+    # Memory first, then the archive: a job the archiver moves meanwhile is then found there.
+    return in_slices(s, purges.dlq_purge(engine, queue, older), lambda hot: from_archive(
+        s, purge, lambda archived: s.server.durable(hot + archived), 0))

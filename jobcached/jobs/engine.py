@@ -42,9 +42,11 @@ from typing import Any
 
 from jobcached.clock import Clock
 from jobcached.errors import CommandError, StaleLeaseError
+from jobcached.jobs import purge as purges
 from jobcached.jobs.batches import BatchTable
 from jobcached.jobs.cron import MISSED_GRACE_MS, CronTable
 from jobcached.jobs.keys import IdempotencyKeys
+from jobcached.jobs.memory import bytes_size, error_added, job_bytes, log_size
 from jobcached.jobs.model import (
     TERMINAL,
     Event,
@@ -73,7 +75,8 @@ log = logging.getLogger("jobcached.jobs")
 
 #: JOB.LIST looks at no more than this many jobs per call times COUNT (bounded work, like SCAN).
 LIST_SCAN_FACTOR = 10
-#: Deleted ids are swept out of the id list once there are this many and they are half of it.
+#: Deleted ids are swept out of the id list once there are this many and they are half of it
+#: (a window at a time, see purge.sweep_ids).
 ID_SWEEP_MIN = 1000
 #: JOB.LOG defaults (config job-log-max-lines / job-log-max-bytes): the newest lines are kept.
 DEFAULT_LOG_MAX_LINES = 10_000
@@ -139,11 +142,14 @@ class JobEngine:
         self.jobs: dict[str, Job] = {}  # id -> Job
         #: every id in creation order, which is id order (the generator never goes back, not
         #: even across restarts), so JOB.LIST seeks a cursor with bisect; deleted ids are
-        #: skipped and swept out now and then (`_sweep_ids`)
+        #: skipped and swept out now and then (purge.sweep_ids)
         self._ids: list[str] = []
         self._deleted_ids = 0
+        self._sweep_at = 0  # where the next sweep of deleted ids starts (purge.sweep_ids)
         self.queues: dict[str, ReadyQueue] = {}
         self.keys = IdempotencyKeys()
+        #: estimated bytes of the jobs in memory, kept by the apply path (jobs/memory.py)
+        self.used_memory = 0
         self.timers: TimerWheel[tuple[str, Any]] = TimerWheel(start_ms=clock.now_ms(),
                                                               tick_ms=tick_ms)
         self._fetch_waiters: dict[str, deque[FetchWaiter]] = {}
@@ -278,7 +284,9 @@ class JobEngine:
             job.timer = self.timers.schedule(job.deadline_ms, ("lease", job))
         elif op == "ack":
             self._move(job, ACK, r["now"])
-            job.result = r["result"]
+            job.result = result = r["result"]
+            if result is not None:  # and none before: JOB.RETRY clears a job's result
+                self.used_memory += bytes_size(result)
             self.queues[job.queue].processed += 1
         elif op == "due":
             self._move(job, DUE, r["now"])
@@ -287,6 +295,7 @@ class JobEngine:
             job.deadline_ms = r["deadline"]
             job.timer = self.timers.schedule(job.deadline_ms, ("lease", job))
         elif op == "fail":
+            self.used_memory += error_added(job, r["error"])
             job.add_error(r["error"])
             self.queues[job.queue].failed += 1
             if r["retry_at"] is None:
@@ -301,12 +310,15 @@ class JobEngine:
         elif op == "retry":
             self._move(job, RETRY, r["now"])
             job.retry_base = job.attempt
+            self.used_memory -= bytes_size(job.result)
             job.result = None
             job.finished_ms = 0
             job.reason = ""
             job.expire_ms = 0  # run again by hand: an EXPIRE that passed no longer applies
         else:  # "log"
+            before = log_size(job)
             job.add_log_lines(r["lines"], self.log_max_lines, self.log_max_bytes)
+            self.used_memory += log_size(job) - before
 
     def _apply_put(self, job: Job, *, restored: bool = False) -> None:
         """Add (or replace) a job: pushed, from a snapshot, or `restored` from the archive.
@@ -328,13 +340,14 @@ class JobEngine:
             elif old is not None:
                 self._deleted_ids -= 1  # _forget counted it, but the id is alive again
         self.jobs[job_id] = job
+        self.used_memory += job_bytes(job)
         queue = self.queues.get(job.queue) or self._queue(job.queue)  # no call if it exists
         # Share the queue's own name string: a replayed million jobs need not each hold a copy
         # of it (and of the type, which is usually the queue name too).
         if job.type == job.queue:
             job.type = queue.name
         job.queue = queue.name
-        queue.counts[state] += 1
+        queue.file(job, state)
         if job.batch:
             self.batches.count(job, None, state, archived=restored)
         if job.key:
@@ -362,9 +375,7 @@ class JobEngine:
             self.timers.cancel(job.timer)
             job.timer = None
         queue = self.queues[job.queue]  # made by the job's put: every job's queue exists
-        counts = queue.counts
-        counts[old] -= 1
-        counts[new] += 1
+        queue.refile(job, old, new)
         if job.batch:
             self.batches.count(job, old, new)
         job.state = new
@@ -388,15 +399,16 @@ class JobEngine:
             if timer is not None:
                 self.timers.cancel(timer)
         job.timer = job.expire_timer = None  # the handles point back at the job: break cycles
-        self.queues[job.queue].counts[job.state] -= 1
+        self.queues[job.queue].unfile(job, job.state)
+        self.used_memory -= job_bytes(job)
         if job.batch:
             self.batches.count(job, job.state, None, archived=archived)
         job.state = CANCELED  # any stale ready entry is now skipped
         del self.jobs[job.id]
         self._deleted_ids += 1
         if self._deleted_ids > ID_SWEEP_MIN and self._deleted_ids * 2 > len(self._ids):
-            self._ids = [job_id for job_id in self._ids if job_id in self.jobs]
-            self._deleted_ids = 0
+            removed, self._sweep_at = purges.sweep_ids(self._ids, self.jobs, self._sweep_at)
+            self._deleted_ids -= removed
         if job.key:
             self.keys.removed(job, archived=archived)
 
@@ -754,16 +766,11 @@ class JobEngine:
         if not paused:
             self._serve_waiters(queue)
 
-    def purge(self, queue: str) -> int:
-        """Delete the jobs of a queue that are waiting to run (pending, queued, retrying)."""
-        ids = [j.id for j in self.jobs.values() if j.queue == queue and j.state in WAITING]
-        self._delete(ids)
-        return len(ids)
-
-    def _delete(self, ids: list[str]) -> None:
-        """Delete jobs for good. The batches they were in may be complete without them; jobs
-        pushed AFTER them can never run, so they are canceled (and theirs, down the graph):
-        a parent missing from memory would otherwise count as archived, so succeeded."""
+    def delete(self, ids: list[str]) -> None:
+        """Delete jobs for good (QUEUE.PURGE, DLQ.PURGE: see purge.py). The batches they were
+        in may be complete without them; jobs pushed AFTER them can never run, so they are
+        canceled (and theirs, down the graph): a parent missing from memory would otherwise
+        count as archived, so succeeded."""
         if not ids:
             return
         batches = {self.jobs[job_id].batch for job_id in ids} - {""}
@@ -776,16 +783,6 @@ class JobEngine:
             child = self.jobs.get(child_id)
             if child is not None and child.state is PENDING:
                 self._cancel(child, f"parent {parent_id} was deleted")
-
-    def dead_jobs(self, queue: str | None = None) -> list[Job]:
-        return [j for j in self.jobs.values()
-                if j.state is DEAD and (queue is None or j.queue == queue)]
-
-    def dlq_purge(self, queue: str | None = None, older_ms: int | None = None) -> int:
-        cutoff = self.clock.now_ms() - older_ms if older_ms is not None else None
-        ids = [j.id for j in self.dead_jobs(queue) if cutoff is None or j.finished_ms <= cutoff]
-        self._delete(ids)
-        return len(ids)
 
     # ------------------------------------------------------------------ logs
 
@@ -815,18 +812,20 @@ class JobEngine:
 
         `_finished_order` may hold stale entries (a job gone, run again, or ended again
         later): those are skipped, and dropped once they reach the front, so the deque is
-        only ever shortened from the left (deleting in its middle costs its length)."""
+        only ever shortened from the left (deleting in its middle costs its length). A job
+        that ended twice in one millisecond (canceled, retried, canceled) has two entries
+        that both still match: it is taken once (`found` is keyed by id)."""
         order = self._finished_order
         while order and self._still_finished(*order[0]) is None:
             order.popleft()
-        found: list[Job] = []
+        found: dict[str, Job] = {}
         for finished, job_id in order:
             if finished >= finished_before_ms or len(found) >= limit:
                 break
             job = self._still_finished(finished, job_id)
             if job is not None:
-                found.append(job)
-        return found
+                found[job_id] = job
+        return list(found.values())
 
     def _still_finished(self, finished: int, job_id: str) -> Job | None:
         """The job of a `_finished_order` entry, if it is still the ending that entry saw."""

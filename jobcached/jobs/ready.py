@@ -1,4 +1,18 @@
-"""Per-queue ready lists: highest priority first, FIFO within a priority.
+"""Per-queue job index and ready lists: every job of a queue by state, and the queued ones in
+the order they run (highest priority first, FIFO within a priority).
+
+The index (`ReadyQueue.by_state`) maps each state that commands look up by queue to the
+queue's jobs in that state (id -> Job, in the order they entered it): the waiting states,
+which QUEUE.PURGE deletes, and dead, which DLQ.* lists, requeues and purges. So a command
+about one queue or one state costs what it touches, never a walk over every job. The other
+states (running, succeeded, canceled) are only counted (`tally`): every job passes through
+running and succeeded, and filing it there too cost about a fifth of a push-fetch-ack cycle
+for nothing a command reads. QUEUE.STATS reads `counts`, the sizes of both.
+
+The engine keeps both in its apply path (`_apply_put`, `_move`, `_forget`, through `file`,
+`refile` and `unfile`), which WAL replay runs too, so the index is rebuilt by the replay
+itself and cannot disagree with the jobs it indexes (tests compare it with a full scan after
+random operations and restarts).
 
 Each priority level is a deque; the levels present are kept sorted. Removing a job that was
 canceled or purged while queued is lazy: its entry stays in the deque and is skipped when it
@@ -27,6 +41,8 @@ HISTOGRAM_SLOTS = 64
 #: A module name for the state `pop` tests: `State.QUEUED` costs an EnumType.__getattr__ round
 #: trip on Python 3.11, on every job fetched.
 QUEUED = State.QUEUED
+#: The states whose jobs the index files by id (see the module docstring).
+INDEXED_STATES = (State.PENDING, QUEUED, State.RETRYING, State.DEAD)
 
 
 def new_histogram() -> list[int]:
@@ -48,7 +64,12 @@ class ReadyQueue:
     paused: bool = False
     processed: int = 0  # acked
     failed: int = 0  # failed attempts, lease expiries included
-    counts: dict[State, int] = field(default_factory=lambda: dict.fromkeys(State, 0))
+    #: the index: indexed state -> {job id: Job} of this queue's jobs (module docstring)
+    by_state: dict[State, dict[str, Job]] = field(
+        default_factory=lambda: {state: {} for state in INDEXED_STATES})
+    #: how many of its jobs are in each state that is not indexed
+    tally: dict[State, int] = field(default_factory=lambda: {
+        state: 0 for state in State if state not in INDEXED_STATES})
     # activity since this process started (see the module docstring)
     pushed: int = 0
     fetched: int = 0  # leases handed out
@@ -64,6 +85,44 @@ class ReadyQueue:
     _levels: dict[int, deque[tuple[int, Job]]] = field(default_factory=dict)
     _order: list[int] = field(default_factory=list)  # negated priorities, ascending
     _seq: int = 0  # numbers the entries, so an entry left behind by a re-filed job is stale
+
+    @property
+    def counts(self) -> dict[State, int]:
+        """How many of the queue's jobs are in each state (QUEUE.STATS, INFO, metrics)."""
+        by_state, tally = self.by_state, self.tally
+        return {state: len(by_state[state]) if state in by_state else tally[state]
+                for state in State}
+
+    def file(self, job: Job, state: State) -> None:
+        """A job of this queue came into memory in `state`."""
+        jobs = self.by_state.get(state)
+        if jobs is None:
+            self.tally[state] += 1
+        else:
+            jobs[job.id] = job
+
+    def unfile(self, job: Job, state: State) -> None:
+        """A job of this queue in `state` left memory."""
+        jobs = self.by_state.get(state)
+        if jobs is None:
+            self.tally[state] -= 1
+        else:
+            del jobs[job.id]
+
+    def refile(self, job: Job, old: State, new: State) -> None:
+        """A job of this queue moved from `old` to `new` (the engine's `_move`, every
+        transition of every job: so the two halves are inlined, not calls)."""
+        by_state = self.by_state
+        jobs = by_state.get(old)
+        if jobs is None:
+            self.tally[old] -= 1
+        else:
+            del jobs[job.id]
+        jobs = by_state.get(new)
+        if jobs is None:
+            self.tally[new] += 1
+        else:
+            jobs[job.id] = job
 
     def push(self, job: Job) -> None:
         self._seq += 1
@@ -88,12 +147,33 @@ class ReadyQueue:
         return None
 
     def oldest(self) -> Job | None:
-        """The queued job that has waited longest (for queue lag), without removing it."""
+        """The queued job that has waited longest (for queue lag), without removing it.
+
+        Stale entries in front of a level are dropped on the way (`pop` would skip them
+        anyway), so after a purge or mass cancel this pays for them once, not at every
+        QUEUE.STATS or INFO."""
+        self.drop_stale()
         best: Job | None = None
         for level in self._levels.values():
-            for seq, job in level:
-                if job.state is QUEUED and job.ready_seq == seq:
-                    if best is None or job.enqueued_ms < best.enqueued_ms:
-                        best = job
-                    break
+            if level:
+                job = level[0][1]
+                if best is None or job.enqueued_ms < best.enqueued_ms:
+                    best = job
         return best
+
+    def drop_stale(self, limit: int | None = None) -> int:
+        """Drop entries of jobs no longer queued from the front of every level, at most
+        `limit` of them (None: all there are); returns how many were dropped.
+
+        The entries hold the last reference to a deleted job, so this is also what frees a
+        purged job's memory: a sliced purge calls it per slice, to free as it goes rather
+        than in one long pause when the queue is next popped."""
+        dropped = 0
+        for level in self._levels.values():
+            while level and (limit is None or dropped < limit):
+                seq, job = level[0]
+                if job.state is QUEUED and job.ready_seq == seq:
+                    break
+                level.popleft()
+                dropped += 1
+        return dropped

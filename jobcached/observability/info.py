@@ -5,6 +5,10 @@ unchanged, so every field Redis has and we can honestly fill keeps its Redis nam
 own are prefixed or live in sections of our own. Each section is a function of the server state;
 later engines add sections by registering them in SECTIONS.
 
+`used_memory` is the cache's estimate plus the job engine's (jobs count against `maxmemory`
+too, see jobs/memory.py); INFO memory also shows the two parts, `used_memory_cache` and
+`used_memory_jobs`, and INFO jobs repeats the latter.
+
 Sections of our own: `# Jobs` (one `queue_<name>:pending=..,queued=..,...,lag_ms=..` line per
 queue, names escaped so that `:` `,` `=` and spaces cannot break a parser). `# Persistence`
 describes the write-ahead log with Redis' AOF field names where they mean the same thing
@@ -78,10 +82,13 @@ def _clients(state: ServerState) -> list[tuple[str, object]]:
 
 def _memory(state: ServerState) -> list[tuple[str, object]]:
     cache = state.keyspace.info()
-    used = cache["used_memory"]
+    jobs = state.jobs_memory()
+    used = cache["used_memory"] + jobs
     rss = rss_bytes()
     return [
         ("used_memory", used), ("used_memory_human", human_bytes(used)),
+        ("used_memory_cache", cache["used_memory"]),
+        ("used_memory_jobs", jobs), ("used_memory_jobs_human", human_bytes(jobs)),
         ("used_memory_rss", rss), ("used_memory_rss_human", human_bytes(rss)),
         ("maxmemory", cache["maxmemory"]), ("maxmemory_human", human_bytes(cache["maxmemory"])),
         ("maxmemory_policy", cache["maxmemory_policy"]), ("mem_allocator", "pymalloc"),
@@ -211,8 +218,9 @@ def escape_queue_name(name: str) -> str:
 def _jobs(state: ServerState) -> list[tuple[str, object]]:
     engine = state.jobs
     if engine is None:
-        return [("jobs", 0), ("queues", 0)]
+        return [("jobs", 0), ("used_memory_jobs", 0), ("queues", 0)]
     rows: list[tuple[str, object]] = [("jobs", len(engine.jobs)),
+                                      ("used_memory_jobs", engine.used_memory),
                                       ("queues", len(engine.queues)),
                                       ("batches", len(engine.batches)),
                                       ("cron_entries", len(engine.crons))]
@@ -225,11 +233,12 @@ def _jobs(state: ServerState) -> list[tuple[str, object]]:
                  ("archive_last_error", _one_line(stats.last_error))]
     now = state.clock.now_ms()
     for name, queue in sorted(engine.queues.items())[:INFO_MAX_QUEUES]:
-        oldest = queue.oldest() if queue.counts[State.QUEUED] else None
+        counts = queue.counts  # computed from the index: read once
+        oldest = queue.oldest() if counts[State.QUEUED] else None
         lag = max(0, now - oldest.enqueued_ms) if oldest is not None else 0
-        counts = ",".join(f"{s.value}={queue.counts[s]}" for s in State)
+        states = ",".join(f"{s.value}={counts[s]}" for s in State)
         rows.append((f"queue_{escape_queue_name(name)}",
-                     f"{counts},lag_ms={lag},paused={int(queue.paused)},pushed={queue.pushed},"
+                     f"{states},lag_ms={lag},paused={int(queue.paused)},pushed={queue.pushed},"
                      f"fetched={queue.fetched},failed_attempts={queue.failed_attempts}"))
     return rows
 

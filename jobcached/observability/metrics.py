@@ -233,6 +233,10 @@ class JobcachedCollector:
                                 f"Queues left out of the per-queue metrics (more than "
                                 f"{MAX_QUEUE_LABELS}).",
                                 value=max(0, len(queues) - MAX_QUEUE_LABELS))
+        yield GaugeMetricFamily("jobcached_jobs_used_memory_bytes",
+                                "Estimated memory of the jobs in memory; counts against "
+                                "maxmemory with the cache's, and is never evicted.",
+                                value=self.state.jobs_memory())
         queues = queues[:MAX_QUEUE_LABELS]
         counters = [
             ("pushed", "Jobs created by JOB.PUSH."),
@@ -269,12 +273,13 @@ class JobcachedCollector:
         for name, queue in queues:
             for attr, family in families.items():
                 family.add_metric([name], getattr(queue, attr))
+            counts = queue.counts  # computed from the index: read once
             for job_state in State:
-                depth.add_metric([name, job_state.value], queue.counts[job_state])
-            oldest = queue.oldest() if queue.counts[State.QUEUED] else None
+                depth.add_metric([name, job_state.value], counts[job_state])
+            oldest = queue.oldest() if counts[State.QUEUED] else None
             lag.add_metric([name], max(0, now - oldest.enqueued_ms) / 1000 if oldest else 0)
-            dlq.add_metric([name], queue.counts[State.DEAD])
-            running.add_metric([name], queue.counts[State.RUNNING])
+            dlq.add_metric([name], counts[State.DEAD])
+            running.add_metric([name], counts[State.RUNNING])
             paused.add_metric([name], int(queue.paused))
             # a histogram appears with its first observation: 16 samples of zeros are not news
             if any(queue.wait_ms):

@@ -143,3 +143,28 @@ def test_lfu_counter_is_logarithmic_and_decays() -> None:
     assert lfu_decayed(access, 5, 1) == after_10k - 5  # one step per idle minute
     assert lfu_decayed(access, 5, 0) == after_10k  # decay time 0: never decays
     assert lfu_decayed(access, 10**6, 1) == 0
+
+
+def test_memory_that_is_not_the_cache_s_shrinks_what_it_may_use() -> None:
+    """Jobs count against maxmemory and are never evicted: the cache makes room for them."""
+    jobs = [0]
+    ks = Keyspace(ManualClock(), maxmemory=MAXMEMORY, policy="allkeys-lru", rng=Random(1))
+    ks.other_memory = lambda: jobs[0]
+    for i in range(12_000):  # more than fit: the cache is at maxmemory
+        write(ks, b"k:%d" % i)
+    cache_before = ks.stats.used_memory
+    assert cache_before > MAXMEMORY // 2  # within one write of maxmemory
+    jobs[0] = MAXMEMORY // 2
+    evicted = ks.ensure_memory()
+    assert evicted > 0 and ks.stats.used_memory <= MAXMEMORY - jobs[0]
+    jobs[0] = MAXMEMORY + 1  # the jobs alone are over: nothing the cache drops is enough
+    with pytest.raises(OutOfMemoryError):
+        ks.ensure_memory()
+    assert ks.dbsize() == 0
+
+
+def test_noeviction_refuses_writes_once_jobs_fill_maxmemory() -> None:
+    ks = Keyspace(ManualClock(), maxmemory=MAXMEMORY, policy="noeviction")
+    ks.other_memory = lambda: MAXMEMORY + 1
+    with pytest.raises(OutOfMemoryError):
+        write(ks, b"k")

@@ -8,6 +8,7 @@ import pytest
 
 from jobcached.clock import ManualClock
 from jobcached.errors import CommandError, NotUniqueError, StaleLeaseError
+from jobcached.jobs import purge as purges
 from jobcached.jobs.engine import JobEngine, PushOptions
 from jobcached.jobs.model import Job, JobStateError, RetryPolicy, State
 from jobcached.jobs.records import decode_record
@@ -79,7 +80,7 @@ def test_failure_retries_with_backoff_then_dies() -> None:
     assert job is not None and job.state is State.DEAD
     assert [e["message"] for e in job.errors] == ["boom 1", "boom 2", "boom 3"]
     assert job.errors[0]["type"] == "ValueError" and job.errors[0]["trace"] == "Traceback..."
-    assert engine.dead_jobs("q") == [job]
+    assert purges.dead_jobs(engine, "q") == [job]
 
 
 def test_default_backoff_is_sidekiq_curve() -> None:
@@ -213,10 +214,10 @@ def test_pause_purge_and_dlq() -> None:
     [job] = engine.fetch(["q"])
     engine.fail(job.id, job.token, "x", noretry=True)
     engine.push("q", b"2")
-    assert engine.purge("q") == 1
+    assert purges.queue_purge(engine, "q").run() == 1
     clock.advance(10_000)
-    assert engine.dlq_purge("q", older_ms=20_000) == 0
-    assert engine.dlq_purge("q", older_ms=5_000) == 1
+    assert purges.dlq_purge(engine, "q", older_ms=20_000).run() == 0
+    assert purges.dlq_purge(engine, "q", older_ms=5_000).run() == 1
     assert engine.queues["q"].counts[State.DEAD] == 0
 
 

@@ -13,6 +13,7 @@ import pytest
 
 from jobcached.clock import ManualClock
 from jobcached.errors import CommandError, NotUniqueError
+from jobcached.jobs import purge as purges
 from jobcached.jobs.batches import COMPLETE, SUCCESS
 from jobcached.jobs.cron import MISSED_GRACE_MS, CronEntry
 from jobcached.jobs.engine import JobEngine, PushOptions
@@ -429,7 +430,7 @@ def test_purged_parent_cancels_its_dependents() -> None:
     parent, _ = engine.push("q", b"p", PushOptions(delay_ms=1000))
     child, _ = engine.push("r", b"c", PushOptions(after=[parent]))
     grandchild, _ = engine.push("r", b"g", PushOptions(after=[child]))
-    assert engine.purge("q") == 1
+    assert purges.queue_purge(engine, "q").run() == 1
     assert engine.get(child).reason == f"parent {parent} was deleted"  # type: ignore[union-attr]
     assert engine.get(grandchild).reason == f"parent {child} is canceled"  # type: ignore
 

@@ -94,6 +94,7 @@ def test_job_counters_gauges_and_histograms(state: ServerState, clock: ManualClo
     assert value(samples, "jobcached_jobs", queue="mail", state="retrying") == 4
     assert value(samples, "jobcached_dlq_jobs", **q) == 1
     assert value(samples, "jobcached_running_leases", **q) == 0
+    assert value(samples, "jobcached_jobs_used_memory_bytes") == engine.used_memory > 0
     assert value(samples, "jobcached_queue_lag_seconds", **q) == pytest.approx(2.29)
     # waited 250 ms (slot le=0.256 s), ran 40 ms (le=0.064 s)
     assert value(samples, "jobcached_job_queue_wait_seconds_count", **q) == 10
