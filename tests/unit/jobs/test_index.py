@@ -26,6 +26,7 @@ from jobcached.jobs.memory import job_bytes
 from jobcached.jobs.model import Job, RetryPolicy, State
 from jobcached.jobs.purge import Purge
 from jobcached.jobs.ready import INDEXED_STATES
+from jobcached.jobs.records import decode_record
 
 QUEUES = ["a", "b"]
 WAITING = {State.PENDING, State.QUEUED, State.RETRYING}
@@ -169,7 +170,7 @@ class IndexMachine(RuleBasedStateMachine):
     def restart(self, seed: int) -> None:
         fresh = self._engine(seed)
         fresh.propagate = lambda record: None
-        fresh.replay(self.log)
+        fresh.replay([decode_record(body) for body in self.log])
         fresh.propagate = self.log.append
         assert indexed(fresh) == indexed(self.engine)
         assert fresh.used_memory == self.engine.used_memory
