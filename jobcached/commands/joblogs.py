@@ -90,7 +90,7 @@ def job_logs(s: Session, argv: list[bytes]) -> Any:
     if reply[b"lines"] or block is None or job.state in TERMINAL:
         return reply
     waiting = Deferred(blocking=True)
-    waiter = engine.wait_logs(job_id, block, lambda woken: waiting.resolve(
+    waiter = engine.waiters.for_logs(job_id, block, lambda woken: waiting.resolve(
         reply if woken is None else page(woken)))
-    waiting.on_cancel = lambda: engine.cancel_wait(waiter)
+    waiting.on_cancel = lambda: engine.waiters.cancel(waiter)
     return waiting

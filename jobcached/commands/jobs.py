@@ -283,8 +283,8 @@ def job_fetch(s: Session, argv: list[bytes]) -> Any:
         # a job a worker holds is not handed to another before its lease runs out.
         reply.resolve_with(s.server.durable([fetched_reply(j, s.resp3) for j in found]))
 
-    waiter = engine.wait_for_jobs(queues, count, lease, worker, block, deliver)
-    reply.on_cancel = lambda: engine.cancel_wait(waiter)
+    waiter = engine.waiters.for_jobs(queues, count, lease, worker, block, deliver)
+    reply.on_cancel = lambda: engine.waiters.cancel(waiter)
     return reply
 
 
@@ -425,9 +425,9 @@ def job_wait(s: Session, argv: list[bytes]) -> Any:
     if job.state in TERMINAL:
         return job_reply(job)
     reply = Deferred(blocking=True)
-    waiter = engine.wait_done(job.id, timeout, lambda done: reply.resolve(
+    waiter = engine.waiters.for_end(job.id, timeout, lambda done: reply.resolve(
         None if done is None else job_reply(done)))
-    reply.on_cancel = lambda: engine.cancel_wait(waiter)
+    reply.on_cancel = lambda: engine.waiters.cancel(waiter)
     return reply
 
 

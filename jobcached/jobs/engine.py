@@ -5,23 +5,13 @@ Theory of operation
 Every change is made in two steps. A public method validates the request against the current
 state (raising `CommandError` subclasses, changing nothing), takes every decision that involves
 time or chance (ids, lease tokens, deadlines, backoff jitter) and writes them into a *record*, a
-plain dict with absolute times. `_commit(record)` then encodes the record (`encode_record`),
-applies it with `_apply` and hands the encoded body to `propagate` (the write-ahead log, and later
-replication); `_commit_job(job, record)` does the same for a record about a job the caller holds,
-going straight to `_apply_to_job`, which `_apply` dispatches to. Encoding comes first, so a record
-that cannot be logged raises before it changes anything: the engine only ever holds state that
-its log can rebuild. Crash recovery calls `replay`, which runs the very same `_apply` on the
-records read back from the log, so replay reproduces the state by construction, and a record
-never depends on when it is replayed. A record that names a job the log never added (a log
-damaged or written by a buggy version) is skipped, counted in `skipped_records` and reported
-once, rather than stopping the server from starting. The one record that is not a dict is a
-new job's: the array `["put", *Job.to_record()]` (see `put_record`), because puts are most
-of any log and an array decodes about a third faster than a map.
+plain dict with absolute times, which `JobState` (`jobs/jobstate.py`, the base class) encodes,
+applies and logs; crash recovery replays the same records through the same code.
 
 Time-driven work (a delay or backoff ending, a lease expiring, a blocked fetch or wait timing
 out) sits in a hierarchical timer wheel; `tick(now_ms)` fires what is due and returns nothing
-but records and deliveries. Blocked clients are plain callbacks (`deliver`), so the engine needs
-no event loop: the command layer turns them into replies.
+but records and deliveries. Blocked clients wait in `waiters` (`jobs/waiting.py`) as plain
+callbacks, so the engine needs no event loop: the command layer turns them into replies.
 
 Observability: the public methods (never `_apply`, so replay counts nothing twice) bump the
 per-queue activity counters in `ReadyQueue`, and log job lifecycle events through `logging`:
@@ -35,22 +25,33 @@ from __future__ import annotations
 import bisect
 import logging
 import random
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from jobcached.clock import Clock
 from jobcached.errors import CommandError, StaleLeaseError
-from jobcached.jobs import purge as purges
 from jobcached.jobs.batches import BatchTable
 from jobcached.jobs.cron import MISSED_GRACE_MS, CronTable
-from jobcached.jobs.keys import IdempotencyKeys
-from jobcached.jobs.memory import bytes_size, error_added, job_bytes, log_size
+from jobcached.jobs.jobstate import (
+    CANCEL,
+    CANCELED,
+    DEAD,
+    DEFAULT_LOG_MAX_BYTES,
+    DEFAULT_LOG_MAX_LINES,
+    PENDING,
+    QUEUED,
+    RETRY,
+    RETRYING,
+    RUNNING,
+    SUCCEEDED,
+    WAITING,
+    JobState,
+    Record,
+    encoded,
+    put_record,
+)
 from jobcached.jobs.model import (
     TERMINAL,
-    Event,
-    IdGenerator,
     Job,
     PushOptions,
     State,
@@ -59,68 +60,18 @@ from jobcached.jobs.model import (
     pushed_record,
     queued_record,
 )
-from jobcached.jobs.ready import ReadyQueue, observe_ms
-from jobcached.jobs.records import encode_record
-from jobcached.jobs.timerwheel import TimerWheel
-
-Record = dict[str, Any]
-PUT = "put"
-
-
-def put_record(job_record: list[Any]) -> list[Any]:
-    """The log record that adds (or replaces) a job: its tag, then `Job.to_record()`."""
-    return [PUT, *job_record]
+from jobcached.jobs.ready import observe_ms
+from jobcached.jobs.waiting import Waiters
 
 log = logging.getLogger("jobcached.jobs")
 
 #: JOB.LIST looks at no more than this many jobs per call times COUNT (bounded work, like SCAN).
 LIST_SCAN_FACTOR = 10
-#: Deleted ids are swept out of the id list once there are this many and they are half of it
-#: (a window at a time, see purge.sweep_ids).
-ID_SWEEP_MIN = 1000
-#: JOB.LOG defaults (config job-log-max-lines / job-log-max-bytes): the newest lines are kept.
-DEFAULT_LOG_MAX_LINES = 10_000
-DEFAULT_LOG_MAX_BYTES = 1024**2
-#: The states as module names. On Python 3.11 every `State.X` goes through EnumType.__getattr__
-#: (about 70 ns, against 10 for a global), and each job operation tests states several times.
-PENDING, QUEUED, RUNNING, RETRYING = State.PENDING, State.QUEUED, State.RUNNING, State.RETRYING
-SUCCEEDED, DEAD, CANCELED = State.SUCCEEDED, State.DEAD, State.CANCELED
-#: The events likewise (`Event.LEASE` costs about 120 ns, a module name 6): every job moves
-#: at least twice.
-DUE, LEASE, ACK, BEAT = Event.DUE, Event.LEASE, Event.ACK, Event.BEAT
-FAIL_RETRY, FAIL_DEAD, CANCEL, RETRY = (Event.FAIL_RETRY, Event.FAIL_DEAD, Event.CANCEL,
-                                        Event.RETRY)
-#: States in which a job waits to run (EXPIRE cancels it if it is still in one of them).
-WAITING = frozenset({PENDING, QUEUED, RETRYING})
-#: Record ops about one existing job (its id in "id"), applied by `_apply_to_job`.
-_JOB_OPS = frozenset({"lease", "ack", "due", "beat", "fail", "cancel", "retry", "log"})
+#: PushOptions is part of the engine's interface (commands build it)
+__all__ = ["JobEngine", "PushOptions"]
 
 
-@dataclass(eq=False, slots=True)
-class FetchWaiter:
-    """A JOB.FETCH ... BLOCK waiting for work."""
-
-    queues: list[str]
-    count: int
-    lease_ms: int | None
-    worker: str
-    deliver: Callable[[list[Job]], None]
-    active: bool = True
-    timer: Any = None
-
-
-@dataclass(eq=False, slots=True)
-class JobWaiter:
-    """A client waiting on one job: JOB.WAIT (for its end), JOB.LOGS ... BLOCK (for new
-    lines or its end). `deliver` gets the job, or None on timeout."""
-
-    job_id: str
-    deliver: Callable[[Job | None], None]
-    active: bool = True
-    timer: Any = None
-
-
-class JobEngine:
+class JobEngine(JobState):
     """All jobs and queues; see the module docstring."""
 
     def __init__(self, clock: Clock, *, rng: random.Random | None = None,
@@ -129,112 +80,11 @@ class JobEngine:
                  log_max_lines: int = DEFAULT_LOG_MAX_LINES,
                  log_max_bytes: int = DEFAULT_LOG_MAX_BYTES,
                  cron_grace_ms: int = MISSED_GRACE_MS) -> None:
-        self.clock = clock
-        self.log_max_lines = log_max_lines
-        self.log_max_bytes = log_max_bytes
-        self.rng = rng or random.Random()
-        #: gets each record's encoded body, after the record was applied
-        self.propagate = propagate or (lambda body: None)
-        #: records replay skipped because they name a job the log never added
-        self.skipped_records = 0
+        super().__init__(clock, rng, propagate, tick_ms, log_max_lines, log_max_bytes)
         self.default_lease_ms = default_lease_ms
-        self.ids = IdGenerator(self.rng)
-        self.jobs: dict[str, Job] = {}  # id -> Job
-        #: every id in creation order, which is id order (the generator never goes back, not
-        #: even across restarts), so JOB.LIST seeks a cursor with bisect; deleted ids are
-        #: skipped and swept out now and then (purge.sweep_ids)
-        self._ids: list[str] = []
-        self._deleted_ids = 0
-        self._sweep_at = 0  # where the next sweep of deleted ids starts (purge.sweep_ids)
-        self.queues: dict[str, ReadyQueue] = {}
-        self.keys = IdempotencyKeys()
-        #: estimated bytes of the jobs in memory, kept by the apply path (jobs/memory.py)
-        self.used_memory = 0
-        self.timers: TimerWheel[tuple[str, Any]] = TimerWheel(start_ms=clock.now_ms(),
-                                                              tick_ms=tick_ms)
-        self._fetch_waiters: dict[str, deque[FetchWaiter]] = {}
-        self._done_waiters: dict[str, list[JobWaiter]] = {}
-        self._log_waiters: dict[str, list[JobWaiter]] = {}
-        #: FetchWaiters and JobWaiters still active: clients blocked in JOB.FETCH, JOB.WAIT
-        #: or JOB.LOGS (INFO clients' blocked_clients counts them with BLPOP's and the like)
-        self.blocked = 0
+        self.waiters = Waiters(clock, self.timers)
         self.batches = BatchTable(clock, self.ids.new, self._commit, self.push)
         self.crons = CronTable(clock, self.timers, self._commit, self.push, cron_grace_ms)
-        #: parent id -> ids of jobs pushed AFTER it (may hold stale ids: checked when used)
-        self._children: dict[str, list[str]] = {}
-        #: (finished_ms, id) of jobs as they end, oldest first: what the archive takes next
-        self._finished_order: deque[tuple[int, str]] = deque()
-        #: called as on_transition(job, old_state_or_None, new_state, now_ms) after every live
-        #: state change (a push is None -> its first state); never during replay. The app wires
-        #: it to pub/sub (status events); the engine knows nothing about who listens.
-        self.on_transition: Callable[[Job, State | None, State, int], None] | None = None
-
-    # ------------------------------------------------------------------ records
-
-    def _commit(self, record: Record) -> None:
-        """Apply and log a record that moves no job through its lifecycle (queues, batches,
-        cron, deletes, restores); a record about one job's state goes through `_commit_job`,
-        which tells `on_transition`."""
-        body = _encoded(record)
-        self._apply(record)
-        self.propagate(body)
-
-    def _commit_job(self, job: Job, record: Record) -> None:
-        """`_commit` for a record about `job`, which the caller already holds: no lookup by id
-        and none of `_apply`'s tests for other kinds of record (every job's lease and ack
-        come this way)."""
-        body = _encoded(record)
-        old = job.state
-        self._apply_to_job(record["op"], job, record)
-        self.propagate(body)
-        hook = self.on_transition
-        if hook is not None and job.state is not old:
-            hook(job, old, job.state, record["now"])
-
-    def replay(self, records: Iterable[Record | Sequence[Any]]) -> int:
-        """Rebuild state from logged records (crash recovery); returns how many were applied.
-
-        Puts, most of any log, are arrays (see `put_record`) that go straight to
-        `_apply_put`; every other record is a dict for `_apply` (which also reads the
-        `{"op": "put", "job": ...}` puts of logs written before puts were arrays)."""
-        count = 0
-        apply, apply_put, from_record = self._apply, self._apply_put, Job.from_record
-        for record in records:
-            if type(record) is not dict:
-                apply_put(from_record(record[1:]))
-            else:
-                record = self._known_part(record)
-                if record is not None:
-                    apply(record)
-            count += 1
-        if self._ids:
-            self.ids.resume_after(self._ids[-1])
-        return count
-
-    def _known_part(self, record: Record) -> Record | None:
-        """What of a replayed record is about jobs in memory (see `replay`): the record
-        itself, a delete or archive without the ids the log never added, or None."""
-        op, jobs = record.get("op"), self.jobs
-        if op in _JOB_OPS:
-            if record.get("id") in jobs:
-                return record
-            self._skip(record, 1)
-            return None
-        if op == "delete" or op == "archive":
-            known = [job_id for job_id in record["ids"] if job_id in jobs]
-            if len(known) < len(record["ids"]):
-                self._skip(record, len(record["ids"]) - len(known))
-                return {**record, "ids": known}
-        return record
-
-    def _skip(self, record: Record, jobs: int) -> None:
-        """Count what replay cannot apply; the first such record is logged, the rest counted
-        (INFO persistence `wal_skipped_records`)."""
-        first = self.skipped_records == 0
-        self.skipped_records += jobs
-        if first:
-            log.error("replay skipped a record about a job the log never added; later ones "
-                      "are only counted", extra={"op": record.get("op"), "id": record.get("id")})
 
     def snapshot(self) -> Iterator[Record | list[Any]]:
         """Records that rebuild the current state from nothing (for WAL compaction)."""
@@ -246,177 +96,6 @@ class JobEngine:
             if queue.paused:
                 yield {"op": "pause", "queue": queue.name}
         yield from self.keys.snapshot(self.clock.now_ms())
-
-    def _apply(self, r: Record) -> None:
-        op = r["op"]
-        if op in _JOB_OPS:
-            self._apply_to_job(op, self.jobs[r["id"]], r)
-        elif op in ("pause", "resume"):
-            self._queue(r["queue"]).paused = op == "pause"
-        elif op == "delete":
-            for job_id in r["ids"]:
-                self._forget(self.jobs[job_id])
-        elif op == "archive":
-            for job_id in r["ids"]:
-                self._forget(self.jobs[job_id], archived=True)
-        elif op == "restore":
-            self._apply_put(Job.from_record(r["job"]), restored=True)
-        elif op == PUT:  # a put as logs wrote it before puts were arrays (see `replay`)
-            self._apply_put(Job.from_record(r["job"]))
-        elif op == "keys":  # archived jobs' idempotency keys, from a snapshot
-            self.keys.apply_snapshot(r["keys"])
-        elif op.startswith("batch"):
-            self.batches.apply(op, r)
-        elif op.startswith("cron"):
-            self.crons.apply(op, r)
-        else:
-            raise ValueError(f"unknown job record op {op!r}")
-
-    def _apply_to_job(self, op: str, job: Job, r: Record) -> None:
-        """The records about one job, the lifecycle's own (lease, ack, due) first."""
-        if op == "lease":
-            self._move(job, LEASE, r["now"])
-            job.attempt += 1
-            job.started_ms = r["now"]
-            job.token = r["token"]
-            job.deadline_ms = r["deadline"]
-            job.worker = r["worker"]
-            job.timer = self.timers.schedule(job.deadline_ms, ("lease", job))
-        elif op == "ack":
-            self._move(job, ACK, r["now"])
-            job.result = result = r["result"]
-            if result is not None:  # and none before: JOB.RETRY clears a job's result
-                self.used_memory += bytes_size(result)
-            self.queues[job.queue].processed += 1
-        elif op == "due":
-            self._move(job, DUE, r["now"])
-        elif op == "beat":
-            self._move(job, BEAT, r["now"])
-            job.deadline_ms = r["deadline"]
-            job.timer = self.timers.schedule(job.deadline_ms, ("lease", job))
-        elif op == "fail":
-            self.used_memory += error_added(job, r["error"])
-            job.add_error(r["error"])
-            self.queues[job.queue].failed += 1
-            if r["retry_at"] is None:
-                self._move(job, FAIL_DEAD, r["now"])
-            else:
-                self._move(job, FAIL_RETRY, r["now"])
-                job.run_at_ms = r["retry_at"]
-                job.timer = self.timers.schedule(job.run_at_ms, ("due", job))
-        elif op == "cancel":
-            self._move(job, CANCEL, r["now"])
-            job.reason = r["reason"]
-        elif op == "retry":
-            self._move(job, RETRY, r["now"])
-            job.retry_base = job.attempt
-            self.used_memory -= bytes_size(job.result)
-            job.result = None
-            job.finished_ms = 0
-            job.reason = ""
-            job.expire_ms = 0  # run again by hand: an EXPIRE that passed no longer applies
-        else:  # "log"
-            before = log_size(job)
-            job.add_log_lines(r["lines"], self.log_max_lines, self.log_max_bytes)
-            self.used_memory += log_size(job) - before
-
-    def _apply_put(self, job: Job, *, restored: bool = False) -> None:
-        """Add (or replace) a job: pushed, from a snapshot, or `restored` from the archive.
-
-        Replay runs this for every job in the log, so it looks each thing up once; the
-        common case (a new, queued job with no batch, key, parents or EXPIRE) is a handful of
-        dict and list operations."""
-        job_id, state = job.id, job.state
-        old = self.jobs.get(job_id)
-        if old is not None:
-            self._forget(old)
-        ids = self._ids
-        if not ids or job_id > ids[-1]:
-            ids.append(job_id)
-        else:  # a snapshot's job met again, or ids from an older clock: keep the list sorted
-            index = bisect.bisect_left(ids, job_id)
-            if index == len(ids) or ids[index] != job_id:
-                ids.insert(index, job_id)
-            elif old is not None:
-                self._deleted_ids -= 1  # _forget counted it, but the id is alive again
-        self.jobs[job_id] = job
-        self.used_memory += job_bytes(job)
-        queue = self.queues.get(job.queue) or self._queue(job.queue)  # no call if it exists
-        # Share the queue's own name string: a replayed million jobs need not each hold a copy
-        # of it (and of the type, which is usually the queue name too).
-        if job.type == job.queue:
-            job.type = queue.name
-        job.queue = queue.name
-        queue.file(job, state)
-        if job.batch:
-            self.batches.count(job, None, state, archived=restored)
-        if job.key:
-            self.keys.added(job)
-        if state is QUEUED:
-            queue.push(job)
-        elif state is PENDING or state is RETRYING:
-            # also while it waits for parents: `tick` checks them when the timer fires
-            job.timer = self.timers.schedule(job.run_at_ms, ("due", job))
-        elif state is RUNNING:
-            job.timer = self.timers.schedule(job.deadline_ms, ("lease", job))
-        elif state in TERMINAL:
-            self._finished_order.append((job.finished_ms, job_id))
-        if job.parents and state is PENDING:
-            for parent in job.parents:
-                self._children.setdefault(parent, []).append(job_id)
-        if job.expire_ms and state in WAITING:
-            job.expire_timer = self.timers.schedule(job.expire_ms, ("expire", job))
-
-    def _move(self, job: Job, event: Event, now_ms: int) -> None:
-        """The one place a job changes state (after model.next_state allowed it)."""
-        new = next_state(job, event)
-        old = job.state
-        if job.timer is not None:
-            self.timers.cancel(job.timer)
-            job.timer = None
-        queue = self.queues[job.queue]  # made by the job's put: every job's queue exists
-        queue.refile(job, old, new)
-        if job.batch:
-            self.batches.count(job, old, new)
-        job.state = new
-        if old is RUNNING and new is not RUNNING:
-            job.token = ""
-            job.deadline_ms = 0
-        if new is QUEUED:
-            job.enqueued_ms = now_ms
-            queue.push(job)
-        if job.expire_timer is not None and new not in WAITING:
-            self.timers.cancel(job.expire_timer)  # it started (or ended): EXPIRE is moot
-            job.expire_timer = None
-        if new in TERMINAL:
-            job.finished_ms = now_ms
-            self._finished_order.append((now_ms, job.id))
-
-    def _forget(self, job: Job, *, archived: bool = False) -> None:
-        """Drop a job from memory: deleted (purged), or moved to the archive, where a batch
-        still counts it."""
-        for timer in (job.timer, job.expire_timer):
-            if timer is not None:
-                self.timers.cancel(timer)
-        job.timer = job.expire_timer = None  # the handles point back at the job: break cycles
-        self.queues[job.queue].unfile(job, job.state)
-        self.used_memory -= job_bytes(job)
-        if job.batch:
-            self.batches.count(job, job.state, None, archived=archived)
-        job.state = CANCELED  # any stale ready entry is now skipped
-        del self.jobs[job.id]
-        self._deleted_ids += 1
-        if self._deleted_ids > ID_SWEEP_MIN and self._deleted_ids * 2 > len(self._ids):
-            removed, self._sweep_at = purges.sweep_ids(self._ids, self.jobs, self._sweep_at)
-            self._deleted_ids -= removed
-        if job.key:
-            self.keys.removed(job, archived=archived)
-
-    def _queue(self, name: str) -> ReadyQueue:
-        queue = self.queues.get(name)
-        if queue is None:
-            queue = self.queues[name] = ReadyQueue(name)
-        return queue
 
     # ------------------------------------------------------------------ producers
 
@@ -458,7 +137,7 @@ class JobEngine:
     def _put_new(self, job: Job, record: list[Any], now: int) -> str:
         """Add a job just pushed, whose record is `record`, and log it; returns its id. The job
         object itself is applied (replay builds the same object from the record)."""
-        body = _encoded(put_record(record))
+        body = encoded(put_record(record))
         self._apply_put(job)
         self.propagate(body)
         if self.on_transition is not None:
@@ -469,7 +148,7 @@ class JobEngine:
             log.debug("job pushed", extra=_job_fields(job, state=job.state.value))
         if job.state in TERMINAL:
             self._finished(job)
-        if queue in self._fetch_waiters:
+        if queue in self.waiters.fetches:
             self._serve_waiters(queue)
         return job.id
 
@@ -531,29 +210,8 @@ class JobEngine:
         if log.isEnabledFor(logging.DEBUG):
             log.debug("job leased", extra=_job_fields(job, worker=worker, waited_ms=waited_ms))
 
-    def wait_for_jobs(self, queues: list[str], count: int, lease_ms: int | None, worker: str,
-                      block_ms: int, deliver: Callable[[list[Job]], None]) -> FetchWaiter:
-        """Register a blocked fetch (after `fetch` found nothing); `deliver` gets the jobs, or
-        [] on timeout. Blocked fetches are served first come, first served."""
-        waiter = FetchWaiter(queues, count, lease_ms, worker, deliver)
-        self.blocked += 1
-        for name in queues:
-            self._fetch_waiters.setdefault(name, deque()).append(waiter)
-        if block_ms > 0:
-            waiter.timer = self.timers.schedule(self.clock.now_ms() + block_ms,
-                                                ("fetch-timeout", waiter))
-        return waiter
-
-    def cancel_wait(self, waiter: FetchWaiter | JobWaiter) -> None:
-        """Forget a blocked fetch or wait (its client went away, or it is being served)."""
-        if waiter.active:
-            self.blocked -= 1
-        waiter.active = False
-        if waiter.timer is not None:
-            self.timers.cancel(waiter.timer)
-
     def _serve_waiters(self, queue_name: str) -> None:
-        waiters = self._fetch_waiters.get(queue_name)
+        waiters = self.waiters.fetches.get(queue_name)
         while waiters:
             waiter = waiters[0]
             if not waiter.active:
@@ -563,10 +221,10 @@ class JobEngine:
             if not jobs:
                 return
             waiters.popleft()
-            self.cancel_wait(waiter)
+            self.waiters.cancel(waiter)
             waiter.deliver(jobs)
         if waiters is not None and not waiters:
-            del self._fetch_waiters[queue_name]
+            del self.waiters.fetches[queue_name]
 
     def _running(self, job_id: str, token: str) -> Job:
         """The running job a worker holds, or the error that says why it doesn't."""
@@ -676,43 +334,15 @@ class JobEngine:
             raise CommandError(f"no such job {job_id}")
         return job
 
-    def wait_done(self, job_id: str, timeout_ms: int,
-                  deliver: Callable[[Job | None], None]) -> JobWaiter:
-        """Call `deliver(job)` when the job finishes, or `deliver(None)` after timeout_ms
-        (0 = no timeout). The caller checks first whether it already finished."""
-        return self._wait(self._done_waiters, job_id, timeout_ms, deliver)
-
-    def _wait(self, waiters: dict[str, list[JobWaiter]], job_id: str, timeout_ms: int,
-              deliver: Callable[[Job | None], None]) -> JobWaiter:
-        """Register a JobWaiter in `waiters` (JOB.WAIT's or JOB.LOGS's), timing out after
-        timeout_ms (0 = never)."""
-        waiter = JobWaiter(job_id, deliver)
-        self.blocked += 1
-        waiters.setdefault(job_id, []).append(waiter)
-        if timeout_ms > 0:
-            waiter.timer = self.timers.schedule(self.clock.now_ms() + timeout_ms,
-                                                ("wait-timeout", waiter))
-        return waiter
-
     def _finished(self, job: Job, *, cascade: bool = True) -> None:
         """A job ended: wake JOB.WAIT and JOB.LOGS followers, settle its batch, and release
         (or cancel) the jobs that were pushed AFTER it. Each is looked for before it is
         called: most jobs have none of them, and this runs once per job."""
-        job_id = job.id
-        if job_id in self._done_waiters:
-            self._wake(self._done_waiters, job)
-        if job_id in self._log_waiters:
-            self._wake(self._log_waiters, job)
+        self.waiters.job_ended(job)
         if job.batch:
             self.batches.settle(job.batch)
-        if cascade and job_id in self._children:
+        if cascade and job.id in self._children:
             self._release_children(job)
-
-    def _wake(self, waiters: dict[str, list[Any]], job: Job) -> None:
-        for waiter in waiters.pop(job.id, ()):
-            if waiter.active:
-                self.cancel_wait(waiter)
-                waiter.deliver(job)
 
     def _release_children(self, parent: Job) -> None:
         """Queue the children whose parents have all succeeded; cancel, down the graph, those
@@ -790,14 +420,8 @@ class JobEngine:
         """Append lines to a running job's log; returns the number of the next line."""
         job = self._running(job_id, token)
         self._commit_job(job, {"op": "log", "id": job_id, "lines": lines})
-        self._wake(self._log_waiters, job)
+        self.waiters.wake(self.waiters.logs, job)
         return job.log_base + len(job.logs)
-
-    def wait_logs(self, job_id: str, timeout_ms: int,
-                  deliver: Callable[[Job | None], None]) -> JobWaiter:
-        """Call `deliver(job)` when the job logs more lines or ends, `deliver(None)` after
-        timeout_ms (0 = no timeout)."""
-        return self._wait(self._log_waiters, job_id, timeout_ms, deliver)
 
     def start(self) -> None:
         """Live from now on (after replay): fire what cron entries and batches are owed, and
@@ -872,13 +496,8 @@ class JobEngine:
                     self._fail(job, "LeaseExpired",
                                f"lease expired at {job.deadline_ms} without ack or heartbeat",
                                "", None, False, expired=True)
-            elif kind == "fetch-timeout":
-                if target.active:
-                    self.cancel_wait(target)
-                    target.deliver([])
-            elif kind == "wait-timeout" and target.active:
-                self.cancel_wait(target)
-                target.deliver(None)
+            elif kind == "fetch-timeout" or kind == "wait-timeout":
+                self.waiters.timed_out(target)
 
     def _due(self, job: Job, now: int) -> None:
         """A delay or backoff ended: queue the job, unless it still waits for a parent (the
@@ -900,15 +519,6 @@ class JobEngine:
     def next_wakeup(self) -> int | None:
         """When `tick` has work next, at the latest (see TimerWheel.next_wakeup)."""
         return self.timers.next_wakeup()
-
-
-def _encoded(record: Record | list[Any]) -> bytes:
-    """A record's log body, or a CommandError (nothing has changed yet) if it has a value
-    the log cannot hold (arguments are validated before this: it is the last line)."""
-    try:
-        return encode_record(record)
-    except (TypeError, ValueError, OverflowError) as exc:  # UnicodeEncodeError is a ValueError
-        raise CommandError(f"the change cannot be logged, so it was not made ({exc})") from exc
 
 
 def _job_fields(job: Job, **more: Any) -> dict[str, Any]:

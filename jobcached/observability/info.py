@@ -77,7 +77,8 @@ def _server(state: ServerState) -> list[tuple[str, object]]:
 def _clients(state: ServerState) -> list[tuple[str, object]]:
     return [
         ("connected_clients", len(state.clients)), ("maxclients", state.config.maxclients),
-        ("blocked_clients", blocked_clients(state) + (state.jobs.blocked if state.jobs else 0)),
+        ("blocked_clients", blocked_clients(state)
+         + (state.jobs.waiters.blocked if state.jobs else 0)),
     ]
 
 

@@ -182,8 +182,8 @@ def test_idempotency_keys() -> None:
 def test_blocked_fetchers_are_served_fifo_when_jobs_arrive() -> None:
     engine, clock, _ = make_engine()
     got: list[tuple[str, list[Job]]] = []
-    engine.wait_for_jobs(["q"], 1, None, "a", 0, lambda jobs: got.append(("a", jobs)))
-    engine.wait_for_jobs(["q"], 1, None, "b", 1000, lambda jobs: got.append(("b", jobs)))
+    engine.waiters.for_jobs(["q"], 1, None, "a", 0, lambda jobs: got.append(("a", jobs)))
+    engine.waiters.for_jobs(["q"], 1, None, "b", 1000, lambda jobs: got.append(("b", jobs)))
     job_id, _ = engine.push("q", b"")
     assert [(w, [j.id for j in jobs]) for w, jobs in got] == [("a", [job_id])]
     clock.advance(1001)
@@ -195,11 +195,11 @@ def test_wait_done() -> None:
     engine, clock, _ = make_engine()
     job_id, _ = engine.push("q", b"")
     done: list[Job | None] = []
-    engine.wait_done(job_id, 0, done.append)
+    engine.waiters.for_end(job_id, 0, done.append)
     [job] = engine.fetch(["q"])
     engine.ack(job_id, job.token)
     assert done == [engine.get(job_id)]
-    engine.wait_done("nope", 500, done.append)
+    engine.waiters.for_end("nope", 500, done.append)
     clock.advance(501)
     engine.tick()
     assert done[-1] is None

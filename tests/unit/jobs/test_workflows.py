@@ -277,14 +277,14 @@ def test_log_followers_wake_on_lines_end_and_timeout() -> None:
     job_id, _ = engine.push("q", b"x")
     [job] = engine.fetch(["q"])
     woken: list[object] = []
-    engine.wait_logs(job_id, 0, woken.append)
+    engine.waiters.for_logs(job_id, 0, woken.append)
     engine.log(job_id, job.token, [b"line"])
     assert woken == [engine.get(job_id)]
-    engine.wait_logs(job_id, 0, woken.append)
+    engine.waiters.for_logs(job_id, 0, woken.append)
     engine.ack(job_id, job.token)
     assert len(woken) == 2
     other, _ = engine.push("q", b"y")
-    engine.wait_logs(other, 100, woken.append)
+    engine.waiters.for_logs(other, 100, woken.append)
     clock.advance(100)
     engine.tick()
     assert woken[-1] is None
