@@ -98,6 +98,8 @@ class Converter:
     # ------------------------------------------------------------------ Lua → reply
 
     def from_lua(self, value: Any, resp3: bool) -> Any:
+        """The reply for a script's result; `resp3` is the script's own protocol (setresp),
+        which decides how booleans convert: RESP2 true → 1, false → null; RESP3 booleans."""
         kind = type(value)
         if kind is bytes:
             return value

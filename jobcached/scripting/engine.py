@@ -120,7 +120,7 @@ class ScriptEngine:
         major, minor, patch = (int(p) for p in version.split("."))
         bridge = dict(libs.functions(), call=self._lua_call, pcall=self._lua_pcall,
                       unwrap=_unwrap, hook=self._on_hook, sha1hex=_sha1hex, log=_log,
-                      setresp=self._setresp, cjson_null=null,
+                      setresp=self._setresp, set_repl=_set_repl, cjson_null=null,
                       chunk_name=SCRIPT_CHUNK_NAME.encode(), version=version.encode(),
                       version_num=(major << 16) | (minor << 8) | patch)
         prelude = self.runtime.compile(PRELUDE)
@@ -187,7 +187,7 @@ class ScriptEngine:
         except lua51.LuaMemoryError:
             ok, result = False, b"not enough memory"
         if ok:
-            return self.convert.from_lua(result, run.caller_resp3)
+            return self.convert.from_lua(result, run.resp3)
         return self._error_reply(result, script.sha)
 
     def _error_reply(self, error: Any, sha: str) -> ErrorReply:
@@ -239,9 +239,13 @@ class ScriptEngine:
         except LuaCallError as exc:
             return self.convert.error_table(exc.text)
 
-    def _setresp(self, version: int) -> None:
+    def _setresp(self, *args: Any) -> None:
+        if len(args) != 1:
+            raise LuaCallError("ERR redis.setresp() requires one argument.", table=True)
+        if args[0] not in (2, 3):
+            raise LuaCallError("ERR RESP version must be 2 or 3.", table=True)
         assert self.current is not None
-        self.current.resp3 = version == 3
+        self.current.resp3 = args[0] == 3
 
 
 def parse_shebang(body: bytes) -> tuple[frozenset[str] | None, bytes]:
@@ -300,8 +304,27 @@ def _sha1hex(*args: Any) -> bytes:
     return hashlib.sha1(data).hexdigest().encode()
 
 
-def _log(level: float, message: bytes) -> None:
-    log.log(LOG_LEVELS[int(level)], message.decode("utf-8", "replace"))
+def _log(*args: Any) -> None:
+    """redis.log(level, message, ...): to our log, at the matching level."""
+    if len(args) < 2:
+        raise LuaCallError("ERR redis.log() requires two arguments or more.", table=True)
+    level = args[0]
+    if type(level) not in (int, float):
+        raise LuaCallError("ERR First argument must be a number (log level).", table=True)
+    if not 0 <= level <= 3:
+        raise LuaCallError("ERR Invalid debug level.", table=True)
+    words = [a.decode("utf-8", "replace") if isinstance(a, bytes) else format_number(a)
+             if type(a) in (int, float) else str(a) for a in args[1:]]
+    log.log(LOG_LEVELS[int(level)], " ".join(words))
+
+
+def _set_repl(*args: Any) -> None:
+    """redis.set_repl: checked, then ignored: effects always propagate (see SPEC.md)."""
+    if len(args) != 1:
+        raise LuaCallError("ERR redis.set_repl() requires one argument.", table=True)
+    if type(args[0]) not in (int, float) or not 0 <= args[0] <= 3:
+        raise LuaCallError("ERR Invalid replication flags. Use REPL_AOF, REPL_REPLICA, "
+                           "REPL_ALL or REPL_NONE.", table=True)
 
 
 def _deny_attributes(obj: Any, name: Any, setting: bool) -> Any:

@@ -201,7 +201,7 @@ class Libraries:
     def msgpack_pack(self, *args: Any) -> bytes:
         if not args:
             raise LuaCallError("MessagePack pack needs input.")
-        return b"".join(msgpack.packb(self._from_lua(a, 0)) for a in args)
+        return b"".join(msgpack.packb(self._from_lua(a, 0), use_bin_type=False) for a in args)
 
     def _from_lua(self, value: Any, depth: int) -> Any:
         if isinstance(value, float) and value.is_integer() and abs(value) < 2**63:

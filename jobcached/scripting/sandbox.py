@@ -145,32 +145,7 @@ redis.status_reply = function(...)
   end
   return {ok = text}
 end
-local log = bridge.log
-redis.log = function(...)
-  local n = select('#', ...)
-  if n < 2 then error({err = 'ERR redis.log() requires two arguments or more.'}) end
-  local level = ...
-  if type(level) ~= 'number' then error({err = 'ERR First argument must be a number'}) end
-  if level < 0 or level > 3 then error({err = 'ERR Invalid debug level.'}) end
-  local parts = {}
-  for i = 2, n do parts[#parts + 1] = tostring((select(i, ...))) end
-  log(level, concat(parts, ' '))
-end
-local setresp = bridge.setresp
-redis.setresp = function(...)
-  if select('#', ...) ~= 1 then error({err = 'ERR redis.setresp() requires one argument.'}) end
-  local v = ...
-  if v ~= 2 and v ~= 3 then error({err = 'ERR RESP version must be 2 or 3.'}) end
-  setresp(v)
-end
-redis.set_repl = function(...)
-  if select('#', ...) ~= 1 then error({err = 'ERR redis.set_repl() requires one argument.'}) end
-  local flags = ...
-  if type(flags) ~= 'number' or flags < 0 or flags > 3 then
-    error({err = 'ERR Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or '
-                 .. 'REPL_NONE.'})
-  end
-end
+redis.log, redis.setresp, redis.set_repl = bridge.log, bridge.setresp, bridge.set_repl
 redis.replicate_commands = function() return true end
 redis.breakpoint = function() return false end
 redis.debug = function() end
@@ -215,22 +190,21 @@ local function error_handler(err)
   return err
 end
 
--- What a script's own pcall/xpcall see of a bridge's failure: Redis' error value, not a
--- Python object.
+-- What a script's own pcall sees of an error: a string, as in Redis 7.0, whose pcall turns
+-- error tables into their text for scripts written before errors were tables.
 local function lua_error_value(err)
   if type(err) == 'userdata' then
-    local text, is_reply = unwrap(err)
-    if text ~= nil then
-      if is_reply then return {err = text} end
-      return text
-    end
+    local text = unwrap(err)
+    if text ~= nil then return text end
   end
   return err
 end
 local pcall_ = pcall
 local function caught(ok, ...)
   if ok then return ok, ... end
-  return false, lua_error_value((...))
+  local err = lua_error_value((...))
+  if type(err) == 'table' and type(rawget_(err, 'err')) == 'string' then err = err.err end
+  return false, err
 end
 env.pcall = function(f, ...) return caught(pcall_(f, ...)) end
 env.xpcall = function(f, handler)
