@@ -73,7 +73,7 @@ def execute(s: Session, argv: list[bytes]) -> Any:
     server = s.server
     server.stats.total_commands_processed += 1
     if server.busy_script is not None:  # a script ran past busy-reply-threshold
-        refused = server.busy_script.refuse(argv)
+        refused = server.busy_script.refuse(s, argv)
         if refused is not None:
             server.stats.total_error_replies += 1
             server.count_error("BUSY")

@@ -14,7 +14,7 @@ connects it to the server:
 * Atomicity: a script runs inside `blocking.atomic`, like EXEC: blocked clients served by its
   writes are served after it. Past `busy-reply-threshold` a script is suspended between
   slices (see `scripting/engine.py`); meanwhile `ServerState.busy_script` makes the dispatcher
-  answer -BUSY to everything but SCRIPT KILL and SHUTDOWN NOSAVE.
+  answer -BUSY to everything but SCRIPT KILL, SHUTDOWN and Redis' other `allow_busy` commands.
 """
 
 from __future__ import annotations
@@ -79,19 +79,33 @@ class _NoConnection:
         return 0
 
 
+#: What a client may still run while a script is busy: Redis 7.0's `allow_busy` commands.
+BUSY_ALLOWED = frozenset({b"AUTH", b"HELLO", b"RESET", b"MULTI", b"QUIT", b"WATCH", b"UNWATCH",
+                          b"DISCARD", b"SHUTDOWN"})
+
+
 class BusyScript:
     """The script past its threshold, as the dispatcher sees it: what other clients may run."""
 
     def __init__(self, run: ScriptRun) -> None:
         self.run = run
 
-    def refuse(self, argv: list[bytes]) -> ErrorReply | None:
-        """-BUSY for `argv`, or None if it may run now (SCRIPT KILL, SHUTDOWN NOSAVE)."""
+    def refuse(self, s: Session, argv: list[bytes]) -> ErrorReply | None:
+        """-BUSY for `argv`, or None if it may run now. As in Redis, a command refused inside
+        MULTI makes EXEC fail, and EXEC itself is refused with EXECABORT."""
         name = argv[0].upper()
+        if name in BUSY_ALLOWED:
+            return None
         if name == b"SCRIPT" and len(argv) == 2 and argv[1].upper() == b"KILL":
             return None
-        if name == b"SHUTDOWN" and any(arg.upper() == b"NOSAVE" for arg in argv[1:]):
-            return None
+        if name == b"EXEC":
+            if s.multi is not None:
+                s.multi = None
+                s.multi_error = False
+                s.unwatch()
+            return ErrorReply("EXECABORT Transaction discarded because of: " + BUSY.text)
+        if s.multi is not None:
+            s.multi_error = True
         return BUSY
 
 

@@ -119,7 +119,8 @@ class ScriptEngine:
         libs = Libraries(self.table, lua_type, null)
         major, minor, patch = (int(p) for p in version.split("."))
         bridge = dict(libs.functions(), call=self._lua_call, pcall=self._lua_pcall,
-                      unwrap=_unwrap, hook=self._on_hook, sha1hex=_sha1hex, log=_log,
+                      unwrap=_unwrap, hook=self._on_hook, stopping=self._stopping,
+                      sha1hex=_sha1hex, log=_log,
                       setresp=self._setresp, set_repl=_set_repl, cjson_null=null,
                       chunk_name=SCRIPT_CHUNK_NAME.encode(), version=version.encode(),
                       version_num=(major << 16) | (minor << 8) | patch)
@@ -222,6 +223,11 @@ class ScriptEngine:
             else:
                 run.kill_reason = TIMED_OUT
         return run.kill_reason.encode() if run.kill_reason is not None else None
+
+    def _stopping(self) -> bytes | None:
+        """The reason the running script is being stopped, if it is (pcall re-raises it)."""
+        run = self.current
+        return run.kill_reason.encode() if run is not None and run.kill_reason else None
 
     def _lua_call(self, *args: Any) -> Any:
         """redis.call: the reply, converted; an error reply is raised as {err=...}."""

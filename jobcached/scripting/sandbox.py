@@ -199,16 +199,18 @@ local function lua_error_value(err)
   end
   return err
 end
-local pcall_ = pcall
+local pcall_, stopping = pcall, bridge.stopping
 local function caught(ok, ...)
   if ok then return ok, ... end
+  local reason = stopping()  -- a killed script cannot catch its own end
+  if reason then error({err = reason}) end
   local err = lua_error_value((...))
   if type(err) == 'table' and type(rawget_(err, 'err')) == 'string' then err = err.err end
   return false, err
 end
 env.pcall = function(f, ...) return caught(pcall_(f, ...)) end
 env.xpcall = function(f, handler)
-  return xpcall(f, function(err) return handler(lua_error_value(err)) end)
+  return caught(xpcall(f, function(err) return handler(lua_error_value(err)) end))
 end
 
 local pyhook = bridge.hook
