@@ -30,6 +30,7 @@ from jobcached.commands.registry import (
     BLOCKING,
     COMMANDS,
     WRITE,
+    Command,
     command,
     container,
     subcommand,
@@ -118,6 +119,9 @@ class Scripting:
         self.engine = ScriptEngine(self._call, lambda: server.config.busy_reply_threshold,
                                    server.config.lua_max_memory, REDIS_COMPAT_VERSION)
         self.effects: list[tuple[list[bytes], Any]] = []
+        #: command -> (its refusal from scripts or None, is it a write): flag tests cost a
+        #: Python-level call each, and redis.call is the hot path of a script
+        self._policies: dict[Command, tuple[ErrorReply | None, bool]] = {}
 
     def _call(self, argv: list[bytes], run: ScriptRun) -> Any:
         """`redis.call`: Redis' checks for scripts (scriptCall), then the dispatcher's call."""
@@ -128,13 +132,13 @@ class Scripting:
             return ErrorReply("ERR Unknown Redis command called from script")
         if not cmd.min_argc <= len(argv) <= cmd.max_argc:
             return ErrorReply("ERR Wrong number of args calling Redis command from script")
-        top = cmd.parent or cmd
-        if top.name in NOSCRIPT_COMMANDS or cmd.flags & BLOCKING:
-            return ErrorReply("ERR This Redis command is not allowed from script")
-        if top.group in JOB_GROUPS:
-            return ErrorReply("ERR Job commands cannot be called from scripts yet: their "
-                              "replies wait for the write-ahead log")
-        if cmd.flags & WRITE:
+        policy = self._policies.get(cmd)
+        if policy is None:
+            policy = self._policies[cmd] = _policy(cmd)
+        refusal, writes = policy
+        if refusal is not None:
+            return refusal
+        if writes:
             if run.readonly:
                 return ErrorReply("ERR Write commands are not allowed from read-only scripts.")
             run.wrote = True
@@ -147,7 +151,8 @@ class Scripting:
                 readonly: bool) -> Any:
         """Run `script` for client `s`: its reply, or a Deferred if it ran past the
         threshold (it then goes on in slices, one per event-loop turn)."""
-        yieldable = blocking.may_block(s) and _running_loop() is not None
+        loop = _running_loop()
+        yieldable = loop is not None and blocking.may_block(s)
         server = self.server
         blocking.registry(server).atomic_depth += 1
         server.propagate = self._buffer_effect  # type: ignore[method-assign]
@@ -157,7 +162,6 @@ class Scripting:
             return self._finish(run)
         reply = Deferred(blocking=True)
         server.busy_script = BusyScript(run)
-        loop = _running_loop()
         assert loop is not None
         loop.call_soon(self._resume, loop, run, reply)
         return reply
@@ -192,6 +196,18 @@ class Scripting:
         return run.reply
 
 
+def _policy(cmd: Command) -> tuple[ErrorReply | None, bool]:
+    """Whether a script may run `cmd` (Redis' `noscript` flag; blocking and job commands),
+    and whether it writes."""
+    top = cmd.parent or cmd
+    if top.name in NOSCRIPT_COMMANDS or cmd.flags & BLOCKING:
+        return ErrorReply("ERR This Redis command is not allowed from script"), False
+    if top.group in JOB_GROUPS:
+        return ErrorReply("ERR Job commands cannot be called from scripts yet: their replies "
+                          "wait for the write-ahead log"), False
+    return None, bool(cmd.flags & WRITE)
+
+
 def scripting(server: ServerState) -> Scripting:
     """The server's scripting state, created on first use (the Lua runtime costs ~1 MB)."""
     if server.scripts is None:
@@ -222,7 +238,8 @@ def _eval(s: Session, argv: list[bytes], by_sha: bool, readonly: bool) -> Any:
     numkeys = _numkeys(argv)
     state = scripting(s.server)
     if by_sha:
-        found = state.engine.scripts.get(argv[1].decode("latin-1").lower())
+        sha = argv[1].decode("latin-1")
+        found = state.engine.scripts.get(sha) or state.engine.scripts.get(sha.lower())
         if found is None:
             raise CommandError("No matching script. Please use EVAL.", code="NOSCRIPT")
         script = found

@@ -229,9 +229,11 @@ end
 
 local function first_two(ok, result) return ok, result end  -- a reply is one value
 
-local function run(f, keys, argv)
-  rawset_(env, 'KEYS', keys)
-  rawset_(env, 'ARGV', argv)
+local unpack_ = unpack
+local function run(f, nkeys, ...)  -- KEYS and ARGV arrive as one argument list
+  local all = {...}
+  rawset_(env, 'KEYS', {unpack_(all, 1, nkeys)})
+  rawset_(env, 'ARGV', {unpack_(all, nkeys + 1, select('#', ...))})
   return first_two(xpcall(f, error_handler))
 end
 
