@@ -19,9 +19,10 @@ the same effect with proxies:
 * Python objects never reach a script: the bridge functions sit in upvalues of Lua wrappers,
   and the runtime's attribute filter refuses attribute access on any Python object anyway.
 
-`debug.sethook` installs the count hook (see `engine.py`) once, before the library is removed;
-a script cannot reach `debug` to remove it. Errors carry Redis' shape: `__error_handler` turns a
-string error into `{err='ERR ...'}` and adds the source and line of the nearest user frame.
+`debug.sethook` installs the count hook (see `engine.py`) on the main thread and on every
+coroutine a script creates; a script cannot reach `debug` to remove it. Errors carry Redis'
+shape: `error_handler` turns a string error into `{err='ERR ...'}` and adds the source and
+line of the nearest user frame.
 """
 
 from __future__ import annotations
@@ -103,9 +104,44 @@ env.load = function(reader, name)
 end
 
 getmetatable_('').__metatable = false  -- scripts cannot reach (and change) the string table
-for _, name in ipairs_({'string', 'table', 'math', 'coroutine'}) do
+for _, name in ipairs_({'string', 'table', 'math'}) do
   env[name] = protect(real[name])
 end
+
+-- The count hook (see engine.py): the time limit and SCRIPT KILL. A Lua hook function is
+-- kept per thread, so every coroutine a script creates gets it too, or a loop inside a
+-- coroutine would escape both.
+local pyhook = bridge.hook
+local function count_hook()
+  local verdict = pyhook()
+  if verdict then error({err = verdict}) end
+end
+local co_create, co_resume = coroutine.create, coroutine.resume
+local function hooked(co)
+  sethook(co, count_hook, '', hook_every)
+  return co
+end
+local function wrapped_result(ok, ...)
+  if ok then return ... end
+  error((...), 0)
+end
+local co = {}
+for name, f in pairs_(coroutine) do co[name] = f end
+local stopping = bridge.stopping
+local function resumed(ok, ...)
+  if not ok then  -- like pcall, resume must not let a killed script catch its end
+    local reason = stopping()
+    if reason then error({err = reason}) end
+  end
+  return ok, ...
+end
+co.create = function(f) return hooked(co_create(f)) end
+co.resume = function(thread, ...) return resumed(co_resume(thread, ...)) end
+co.wrap = function(f)
+  local thread = hooked(co_create(f))
+  return function(...) return wrapped_result(resumed(co_resume(thread, ...))) end
+end
+env.coroutine = protect(co)
 env._G = genv
 
 -- The libraries Redis loads. Their functions are the Python bridges themselves (C functions
@@ -199,7 +235,7 @@ local function lua_error_value(err)
   end
   return err
 end
-local pcall_, stopping = pcall, bridge.stopping
+local pcall_ = pcall
 local function caught(ok, ...)
   if ok then return ok, ... end
   local reason = stopping()  -- a killed script cannot catch its own end
@@ -213,11 +249,7 @@ env.xpcall = function(f, handler)
   return caught(xpcall(f, function(err) return handler(lua_error_value(err)) end))
 end
 
-local pyhook = bridge.hook
-sethook(function()
-  local verdict = pyhook()
-  if verdict then error({err = verdict}) end
-end, '', hook_every)
+sethook(count_hook, '', hook_every)
 
 local chunk_name = bridge.chunk_name
 local function compile(body)

@@ -87,6 +87,16 @@ def test_kill_stops_a_script_that_catches_errors(busy_server: ServerProcess) -> 
     assert "Script killed by user" in str(result[0])
 
 
+def test_kill_stops_a_loop_inside_a_coroutine(busy_server: ServerProcess) -> None:
+    runner, other = connected(busy_server), connected(busy_server)
+    script = "local co = coroutine.wrap(function() while true do end end) co()"
+    thread, result = in_background(lambda: runner.eval(script, 0))
+    wait_busy(other)
+    other.script_kill()
+    thread.join(5)
+    assert "Script killed by user" in str(result[0])
+
+
 def test_script_kill_without_script_is_notbusy(busy_server: ServerProcess) -> None:
     with pytest.raises(redis.ResponseError, match=r"No scripts in execution right now\."):
         busy_server.client().script_kill()

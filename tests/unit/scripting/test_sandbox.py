@@ -92,6 +92,25 @@ def test_kill_reason_is_raised_at_the_next_hook(engine: ScriptEngine) -> None:
     assert engine.current is None
 
 
+@pytest.mark.parametrize("body", [
+    "local co = coroutine.wrap(function() while true do end end) co()",
+    "while true do coroutine.resume(coroutine.create(function() while true do end end)) end",
+    "while true do pcall(function() while true do end end) end",
+])
+def test_loops_in_coroutines_and_pcall_cannot_escape_the_limit(engine: ScriptEngine,
+                                                                body: str) -> None:
+    engine.threshold_ms = lambda: 20
+    script = engine.load(body.encode())
+    result = engine.start(script, [], [], readonly=False, caller_resp3=False, yieldable=False)
+    assert "busy-reply-threshold" in error_text(result.reply)
+
+
+def test_coroutines_still_work(engine: ScriptEngine) -> None:
+    assert run(engine, "local co = coroutine.wrap(function(a) coroutine.yield(a + 1) "
+               "return 7 end) return {co(1), co()}") == [2, 7]
+    assert "inner" in error_text(run(engine, "coroutine.wrap(function() error('inner') end)()"))
+
+
 def test_shebang_parsing() -> None:
     assert parse_shebang(b"return 1") == (None, b"return 1")
     assert parse_shebang(b"#!lua flags=no-writes,allow-oom\nreturn 1") == (
