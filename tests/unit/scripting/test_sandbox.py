@@ -111,6 +111,19 @@ def test_coroutines_still_work(engine: ScriptEngine) -> None:
     assert "inner" in error_text(run(engine, "coroutine.wrap(function() error('inner') end)()"))
 
 
+def test_a_bug_in_a_bridge_is_an_error_reply_and_the_engine_goes_on(
+        engine: ScriptEngine, caplog: pytest.LogCaptureFixture) -> None:
+    def broken(reply: Any, resp3: bool) -> Any:
+        raise RuntimeError("bug")
+
+    engine.convert.from_lua = broken  # type: ignore[method-assign]
+    assert error_text(run(engine, "return 1")) == "ERR internal error while running a script"
+    assert "script failed" in caplog.text
+    del engine.convert.from_lua
+    assert run(engine, "return 2") == 2
+    assert engine.current is None
+
+
 def test_shebang_parsing() -> None:
     assert parse_shebang(b"return 1") == (None, b"return 1")
     assert parse_shebang(b"#!lua flags=no-writes,allow-oom\nreturn 1") == (
