@@ -8,9 +8,9 @@ connects it to the server:
   command, arity, commands not allowed from scripts, writes from read-only scripts). Blocking
   commands are refused, as in Redis 7.0 (their `noscript` flag). Job commands are refused too
   for now: their replies wait for the WAL, and a script cannot wait in the middle.
-* Effects: while a script runs, `ServerState.propagate` is shadowed by a buffer; when the script
-  ends, what it wrote is propagated as its commands' effects, wrapped in MULTI/EXEC when there
-  are several (Redis 7's effects replication), never as the EVAL itself.
+* Effects: while a script runs, the replication backlog is replaced by an `EffectBuffer`; when
+  the script ends, what it wrote is logged as its commands' effects, wrapped in MULTI/EXEC when
+  there are several (Redis 7's effects replication), never as the EVAL itself.
 * Atomicity: a script runs inside `blocking.atomic`, like EXEC: blocked clients served by its
   writes are served after it. Past `busy-reply-threshold` a script is suspended between
   slices (see `scripting/engine.py`); meanwhile `ServerState.busy_script` makes the dispatcher
@@ -41,6 +41,7 @@ from jobcached.net.session import Session
 from jobcached.scripting.engine import Script, ScriptEngine, ScriptError, ScriptRun
 
 if TYPE_CHECKING:
+    from jobcached.replication.backlog import Backlog
     from jobcached.state import ServerState
 
 #: Commands Redis 7.0 flags `noscript` (among those we have), by top-level name; blocking
@@ -118,7 +119,6 @@ class Scripting:
         self.session = Session(server, _NoConnection(), "lua", "", True)
         self.engine = ScriptEngine(self._call, lambda: server.config.busy_reply_threshold,
                                    server.config.lua_max_memory, REDIS_COMPAT_VERSION)
-        self.effects: list[tuple[list[bytes], Any]] = []
         #: command -> (its refusal from scripts or None, is it a write): flag tests cost a
         #: Python-level call each, and redis.call is the hot path of a script
         self._policies: dict[Command, tuple[ErrorReply | None, bool]] = {}
@@ -155,7 +155,7 @@ class Scripting:
         yieldable = loop is not None and blocking.may_block(s)
         server = self.server
         blocking.registry(server).atomic_depth += 1
-        server.propagate = self._buffer_effect  # type: ignore[method-assign]
+        server.backlog = EffectBuffer(server.backlog)  # type: ignore[assignment]
         run = self.engine.start(script, keys, args, readonly=readonly, caller_resp3=s.resp3,
                                 yieldable=yieldable)
         if not run.suspended:
@@ -174,26 +174,44 @@ class Scripting:
         self.server.busy_script = None
         reply.resolve(self._finish(run))
 
-    def _buffer_effect(self, argv: list[bytes], keys: Any = ()) -> None:
-        self.effects.append((argv, keys))
-
     def _finish(self, run: ScriptRun) -> Any:
-        """The script ended: propagate its effects (MULTI/EXEC around several), then let
-        clients blocked on keys it filled be served."""
+        """The script ended: log its effects (MULTI/EXEC around several), then let clients
+        blocked on keys it filled be served."""
         server = self.server
-        del server.propagate  # the class's method again
-        effects, self.effects = self.effects, []
-        if len(effects) > 1:
-            server.propagate([b"MULTI"])
-        for argv, keys in effects:
-            server.propagate(argv, keys)
-        if len(effects) > 1:
-            server.propagate([b"EXEC"])
+        buffer = server.backlog
+        assert isinstance(buffer, EffectBuffer)
+        backlog = server.backlog = buffer.backlog
+        records = buffer.records
+        if len(records) > 1:
+            backlog.append([b"MULTI"])
+            for argv in records:
+                backlog.append(argv)
+            backlog.append([b"EXEC"])
+        elif records:
+            backlog.append(records[0])
         reg = blocking.registry(server)
         reg.atomic_depth -= 1
         if not reg.atomic_depth:
             reg.serve_ready()
         return run.reply
+
+
+class EffectBuffer:
+    """Stands in for the replication backlog while a script runs: `ServerState.propagate`
+    (the choke point every write goes through) appends here, and WATCHes are still marked at
+    once; `_finish` moves the records to the real backlog, wrapped in MULTI/EXEC if several.
+    Anything else reads the real backlog (INFO replication from inside a script)."""
+
+    def __init__(self, backlog: Backlog) -> None:
+        self.backlog = backlog
+        self.records: list[list[bytes]] = []
+
+    def append(self, argv: list[bytes]) -> int:
+        self.records.append(argv)
+        return self.backlog.next_offset + len(self.records) - 1
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.backlog, name)
 
 
 def _policy(cmd: Command) -> tuple[ErrorReply | None, bool]:

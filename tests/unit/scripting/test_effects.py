@@ -91,7 +91,15 @@ def test_watch_fails_when_a_script_changes_the_key(session: Session) -> None:
     assert run(other, "EXEC") is NULL_ARRAY
 
 
-def test_propagate_is_the_class_method_again_after_a_script(session: Session) -> None:
+def test_the_real_backlog_is_back_after_a_script(session: Session) -> None:
+    backlog = session.server.backlog
     run(session, "EVAL", "redis.call('set', 'k', 'v')", 0)
-    assert "propagate" not in vars(session.server)
+    run(session, "EVAL", "error('x')", 0)
+    assert session.server.backlog is backlog
     assert isinstance(session.server.scripts, Scripting)
+
+
+def test_info_inside_a_script_reads_the_real_backlog(session: Session) -> None:
+    reply = run(session, "EVAL", "redis.call('set', 'k', 'v') "
+                "return redis.call('info', 'replication')", 0)
+    assert b"master_repl_offset:0" in reply
