@@ -48,6 +48,10 @@ log = logging.getLogger("jobcached.scripts")
 #: enough that -BUSY replies and SCRIPT KILL are prompt, long enough that the script progresses.
 SLICE_MS = 10
 
+#: KEYS and ARGV up to this many go to Lua as call arguments (cheapest); more go as tables,
+#: since the Lua 5.1 C stack holds at most 8000 values (LUAI_MAXCSTACK).
+STACK_ARGS = 64
+
 #: Shebang flags Redis 7.0 accepts (`#!lua flags=no-writes,allow-oom`).
 SHEBANG_FLAGS = frozenset({"no-writes", "allow-oom", "allow-stale", "no-cluster",
                            "allow-cross-slot-keys"})
@@ -134,7 +138,7 @@ class ScriptEngine:
                       chunk_name=SCRIPT_CHUNK_NAME.encode(), version=version.encode(),
                       version_num=(major << 16) | (minor << 8) | patch)
         prelude = self.runtime.compile(PRELUDE)
-        self._compile, self._run = prelude(
+        self._compile, self._run, self._run_with = prelude(
             self.table({name.encode(): value for name, value in bridge.items()}), HOOK_INSTRUCTIONS)
 
     # ------------------------------------------------------------------ the cache
@@ -205,7 +209,11 @@ class ScriptEngine:
     def _body(self, run: ScriptRun, keys: list[bytes], args: list[bytes]) -> Any:
         """Run the function under the error handler, convert its result."""
         try:
-            ok, result = self._run(run.script.function, len(keys), *keys, *args)
+            if len(keys) + len(args) <= STACK_ARGS:
+                ok, result = self._run(run.script.function, len(keys), *keys, *args)
+            else:
+                ok, result = self._run_with(run.script.function, self.table(keys),
+                                            self.table(args))
         except lua51.LuaMemoryError:
             ok, result = False, b"not enough memory"
         if ok:

@@ -261,13 +261,17 @@ end
 
 local function first_two(ok, result) return ok, result end  -- a reply is one value
 
-local unpack_ = unpack
-local function run(f, nkeys, ...)  -- KEYS and ARGV arrive as one argument list
-  local all = {...}
-  rawset_(env, 'KEYS', {unpack_(all, 1, nkeys)})
-  rawset_(env, 'ARGV', {unpack_(all, nkeys + 1, select('#', ...))})
+local function run_with(f, keys, argv)
+  rawset_(env, 'KEYS', keys)
+  rawset_(env, 'ARGV', argv)
   return first_two(xpcall(f, error_handler))
 end
 
-return compile, run
+local unpack_ = unpack
+local function run(f, nkeys, ...)  -- KEYS and ARGV as one argument list: no table crossings
+  local all = {...}
+  return run_with(f, {unpack_(all, 1, nkeys)}, {unpack_(all, nkeys + 1, select('#', ...))})
+end
+
+return compile, run, run_with
 """

@@ -214,3 +214,9 @@ def test_script_cache_commands_match(pair: Pair) -> None:
     same(pair, "SCRIPT", "EXISTS", sha)
     same(pair, "SCRIPT", "KILL")
     same(pair, "SCRIPT", "nosuch")
+
+
+def test_many_keys_and_args_match(pair: Pair) -> None:
+    args = [str(i) for i in range(20_000)]
+    same(pair, "EVAL", "return {#KEYS, #ARGV, KEYS[1], ARGV[#ARGV]}", 100, *args)
+    same(pair, "EVAL", "return {unpack(ARGV)}", 0, *args)
