@@ -221,6 +221,15 @@ class Config:
     slowlog_max_len: int = setting(128, "Entries SLOWLOG keeps; the oldest are dropped.",
                                    parse_int, mutable=True)
 
+    busy_reply_threshold: int = setting(
+        5000, "Milliseconds a script runs before other clients get -BUSY and SCRIPT KILL may "
+        "stop it (Redis' busy-reply-threshold, formerly lua-time-limit).", parse_int,
+        mutable=True)
+    lua_max_memory: int = setting(
+        256 * 1024**2, "Memory the Lua runtime may use for all scripts together (e.g. 256mb); "
+        "a script that needs more fails with -OOM instead of growing the process.",
+        parse_memory)
+
     # ----------------------------------------------------------------- access by wire name
 
     @staticmethod

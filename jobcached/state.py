@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from jobcached.archiving import Archiver
     from jobcached.commands.blocking import BlockedKeys
     from jobcached.commands.registry import Command
+    from jobcached.commands.scripting import BusyScript, Scripting
     from jobcached.durability import Durability
     from jobcached.gcpolicy import FullCollections
     from jobcached.jobs.engine import JobEngine
@@ -117,6 +118,10 @@ class ServerState:
     slowlog: SlowLog = field(default_factory=SlowLog)
     #: channels and patterns -> subscribed sessions (SUBSCRIBE, PUBLISH, job status events)
     pubsub: PubSub = field(default_factory=PubSub)
+    #: the Lua engine and script cache, created by commands/scripting.py on first use
+    scripts: Scripting | None = None
+    #: set while a script runs past busy-reply-threshold: dispatch then answers -BUSY
+    busy_script: BusyScript | None = None
 
     def __post_init__(self) -> None:
         self.started_ms = self.clock.now_ms()

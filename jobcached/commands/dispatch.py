@@ -70,7 +70,14 @@ def execute(s: Session, argv: list[bytes]) -> Any:
     outside MULTI and subscribe mode, passes every check below by definition, so it goes
     straight to `call`; anything else takes `_execute_checked`, which finds the right error.
     """
-    s.server.stats.total_commands_processed += 1
+    server = s.server
+    server.stats.total_commands_processed += 1
+    if server.busy_script is not None:  # a script ran past busy-reply-threshold
+        refused = server.busy_script.refuse(s, argv)
+        if refused is not None:
+            server.stats.total_error_replies += 1
+            server.count_error("BUSY")
+            return refused
     cmd = COMMANDS.get(argv[0])
     if (cmd is not None and cmd.min_argc <= len(argv) <= cmd.max_argc and s.authenticated
             and s.multi is None and not s.sub_channels and not s.sub_patterns):

@@ -225,6 +225,7 @@ def load_all() -> None:
         lists,
         pubsub,
         queues,
+        scripting,
         server,
         sets,
         strings,

@@ -19,7 +19,8 @@ PREAMBLE = Path(__file__).resolve().parents[2] / "protocol" / "spec-preamble.md"
 GROUPS = {
     "connection": "Connection", "server": "Server", "string": "Strings", "generic": "Keys",
     "hash": "Hashes", "list": "Lists", "set": "Sets", "sorted-set": "Sorted sets",
-    "transactions": "Transactions", "pubsub": "Pub/sub", "job": "Jobs", "queue": "Queues",
+    "transactions": "Transactions", "scripting": "Scripting", "pubsub": "Pub/sub",
+    "job": "Jobs", "queue": "Queues",
     "dlq": "Dead letters", "cron": "Cron", "batch": "Batches", "replication": "Replication",
 }
 

@@ -1,0 +1,385 @@
+"""Scripting: EVAL, EVALSHA, EVAL_RO, EVALSHA_RO and SCRIPT LOAD | EXISTS | FLUSH | KILL.
+
+The Lua side lives in `jobcached/scripting/` (runtime, sandbox, conversions); this module
+connects it to the server:
+
+* `redis.call` runs our own command table through `dispatch.call`, as a client's command does,
+  as a fake client (Redis' Lua client), after the checks Redis makes for scripts (unknown
+  command, arity, commands not allowed from scripts, writes from read-only scripts). Blocking
+  commands are refused, as in Redis 7.0 (their `noscript` flag). Job commands are refused too
+  for now: their replies wait for the WAL, and a script cannot wait in the middle.
+* Effects: while a script runs, the replication backlog is replaced by an `EffectBuffer`; when
+  the script ends, what it wrote is logged as its commands' effects, wrapped in MULTI/EXEC when
+  there are several (Redis 7's effects replication), never as the EVAL itself.
+* Atomicity: a script runs inside `blocking.atomic`, like EXEC: blocked clients served by its
+  writes are served after it. Past `busy-reply-threshold` a script is suspended between
+  slices (see `scripting/engine.py`); meanwhile `ServerState.busy_script` makes the dispatcher
+  answer -BUSY to everything but SCRIPT KILL, SHUTDOWN and Redis' other `allow_busy` commands.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+from jobcached import REDIS_COMPAT_VERSION
+from jobcached.commands import blocking
+from jobcached.commands.dispatch import call
+from jobcached.commands.registry import (
+    ALLOW_BUSY,
+    BLOCKING,
+    COMMANDS,
+    WRITE,
+    Command,
+    command,
+    container,
+    subcommand,
+)
+from jobcached.errors import CommandError
+from jobcached.net.replies import OK, Deferred, ErrorReply
+from jobcached.net.session import Session
+from jobcached.scripting.engine import Script, ScriptEngine, ScriptError, ScriptRun
+
+if TYPE_CHECKING:
+    from jobcached.replication.backlog import Backlog
+    from jobcached.state import ServerState
+
+#: Commands Redis 7.0 flags `noscript` (among those we have), by top-level name; blocking
+#: commands are refused through their flag.
+NOSCRIPT_COMMANDS = frozenset({
+    "AUTH", "HELLO", "QUIT", "RESET", "MULTI", "EXEC", "DISCARD", "WATCH", "UNWATCH",
+    "SUBSCRIBE", "PSUBSCRIBE", "UNSUBSCRIBE", "PUNSUBSCRIBE", "SSUBSCRIBE", "SUNSUBSCRIBE",
+    "EVAL", "EVALSHA", "EVAL_RO", "EVALSHA_RO", "SCRIPT", "FCALL", "FCALL_RO", "FUNCTION",
+    "SHUTDOWN", "SAVE", "WAIT", "MONITOR", "SYNC", "PSYNC", "REPLICAOF", "SLAVEOF",
+})
+#: Command groups of the job server: refused from scripts (see the module docstring).
+JOB_GROUPS = frozenset({"job", "queue", "dlq", "cron", "batch"})
+
+BUSY = ErrorReply("BUSY Redis is busy running a script. You can only call SCRIPT KILL or "
+                  "SHUTDOWN NOSAVE.")
+UNKILLABLE = ("Sorry the script already executed write commands against the dataset. You can "
+              "either wait the script termination or kill the server in a hard way using the "
+              "SHUTDOWN NOSAVE command.")
+
+
+class _NoConnection:
+    """The script client's transport: it never has a socket (Redis' fake Lua client)."""
+
+    def close_after_reply(self) -> None:
+        """A script cannot close a connection (QUIT and CLIENT KILL of self are refused)."""
+
+    def abort(self) -> None:
+        """Nothing to drop."""
+
+    def push(self, value: Any, pubsub: bool = False) -> None:
+        """Pushes to the script client go nowhere (it subscribes to nothing)."""
+
+    def query_buffer_bytes(self) -> int:
+        return 0
+
+    def output_buffer_bytes(self) -> int:
+        return 0
+
+
+#: What a client may still run while a script is busy: Redis 7.0's `allow_busy` commands.
+BUSY_ALLOWED = frozenset({b"AUTH", b"HELLO", b"RESET", b"MULTI", b"QUIT", b"WATCH", b"UNWATCH",
+                          b"DISCARD", b"SHUTDOWN"})
+
+
+class BusyScript:
+    """The script past its threshold, as the dispatcher sees it: what other clients may run."""
+
+    def __init__(self, run: ScriptRun) -> None:
+        self.run = run
+
+    def refuse(self, s: Session, argv: list[bytes]) -> ErrorReply | None:
+        """-BUSY for `argv`, or None if it may run now. As in Redis, a command refused inside
+        MULTI makes EXEC fail, and EXEC itself is refused with EXECABORT."""
+        name = argv[0].upper()
+        if name in BUSY_ALLOWED:
+            return None
+        if name == b"SCRIPT" and len(argv) == 2 and argv[1].upper() == b"KILL":
+            return None
+        if name == b"EXEC":
+            if s.multi is not None:
+                s.multi = None
+                s.multi_error = False
+                s.unwatch()
+            return ErrorReply("EXECABORT Transaction discarded because of: " + BUSY.text)
+        if s.multi is not None:
+            s.multi_error = True
+        return BUSY
+
+
+class Scripting:
+    """Per-server scripting state: the engine, the client scripts run as, buffered effects."""
+
+    def __init__(self, server: ServerState) -> None:
+        self.server = server
+        self.session = Session(server, _NoConnection(), "lua", "", True)
+        self.engine = ScriptEngine(self._call, lambda: server.config.busy_reply_threshold,
+                                   server.config.lua_max_memory, REDIS_COMPAT_VERSION)
+        #: command -> (its refusal from scripts or None, is it a write): flag tests cost a
+        #: Python-level call each, and redis.call is the hot path of a script
+        self._policies: dict[Command, tuple[ErrorReply | None, bool]] = {}
+
+    def _call(self, argv: list[bytes], run: ScriptRun) -> Any:
+        """`redis.call`: Redis' checks for scripts (scriptCall), then the dispatcher's call."""
+        cmd = COMMANDS.get(argv[0]) or COMMANDS.get(argv[0].upper())
+        if cmd is not None and cmd.subcommands and len(argv) >= 2:
+            cmd = cmd.subcommands.get(argv[1].upper())
+        if cmd is None:
+            return ErrorReply("ERR Unknown Redis command called from script")
+        if not cmd.min_argc <= len(argv) <= cmd.max_argc:
+            return ErrorReply("ERR Wrong number of args calling Redis command from script")
+        policy = self._policies.get(cmd)
+        if policy is None:
+            policy = self._policies[cmd] = _policy(cmd)
+        refusal, writes = policy
+        if refusal is not None:
+            return refusal
+        if writes:
+            if run.readonly:
+                return ErrorReply("ERR Write commands are not allowed from read-only scripts.")
+            run.wrote = True
+        self.session.resp3 = run.resp3
+        return call(self.session, cmd, argv)
+
+    # ------------------------------------------------------------------ one run
+
+    def execute(self, s: Session, script: Script, keys: list[bytes], args: list[bytes],
+                readonly: bool) -> Any:
+        """Run `script` for client `s`: its reply, or a Deferred if it ran past the
+        threshold (it then goes on in slices, one per event-loop turn)."""
+        loop = _running_loop()
+        yieldable = loop is not None and blocking.may_block(s)
+        server = self.server
+        blocking.registry(server).atomic_depth += 1
+        server.backlog = EffectBuffer(server.backlog)  # type: ignore[assignment]
+        run = self.engine.start(script, keys, args, readonly=readonly, caller_resp3=s.resp3,
+                                yieldable=yieldable)
+        if not run.suspended:
+            return self._finish(run)
+        reply = Deferred(blocking=True)
+        server.busy_script = BusyScript(run)
+        assert loop is not None
+        loop.call_soon(self._resume, loop, run, reply)
+        return reply
+
+    def _resume(self, loop: asyncio.AbstractEventLoop, run: ScriptRun, reply: Deferred) -> None:
+        self.engine.resume(run)
+        if run.suspended:
+            loop.call_soon(self._resume, loop, run, reply)
+            return
+        self.server.busy_script = None
+        reply.resolve(self._finish(run))
+
+    def _finish(self, run: ScriptRun) -> Any:
+        """The script ended: log its effects (MULTI/EXEC around several), then let clients
+        blocked on keys it filled be served."""
+        server = self.server
+        buffer = server.backlog
+        assert isinstance(buffer, EffectBuffer)
+        backlog = server.backlog = buffer.backlog
+        records = buffer.records
+        if len(records) > 1:
+            backlog.append([b"MULTI"])
+            for argv in records:
+                backlog.append(argv)
+            backlog.append([b"EXEC"])
+        elif records:
+            backlog.append(records[0])
+        reg = blocking.registry(server)
+        reg.atomic_depth -= 1
+        if not reg.atomic_depth:
+            reg.serve_ready()
+        return run.reply
+
+
+class EffectBuffer:
+    """Stands in for the replication backlog while a script runs: `ServerState.propagate`
+    (the choke point every write goes through) appends here, and WATCHes are still marked at
+    once; `_finish` moves the records to the real backlog, wrapped in MULTI/EXEC if several.
+    Anything else reads the real backlog (INFO replication from inside a script)."""
+
+    def __init__(self, backlog: Backlog) -> None:
+        self.backlog = backlog
+        self.records: list[list[bytes]] = []
+
+    def append(self, argv: list[bytes]) -> int:
+        self.records.append(argv)
+        return self.backlog.next_offset + len(self.records) - 1
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.backlog, name)
+
+
+def _policy(cmd: Command) -> tuple[ErrorReply | None, bool]:
+    """Whether a script may run `cmd` (Redis' `noscript` flag; blocking and job commands),
+    and whether it writes."""
+    top = cmd.parent or cmd
+    if top.name in NOSCRIPT_COMMANDS or cmd.flags & BLOCKING:
+        return ErrorReply("ERR This Redis command is not allowed from script"), False
+    if top.group in JOB_GROUPS:
+        return ErrorReply("ERR Job commands cannot be called from scripts yet: their replies "
+                          "wait for the write-ahead log"), False
+    return None, bool(cmd.flags & WRITE)
+
+
+def scripting(server: ServerState) -> Scripting:
+    """The server's scripting state, created on first use (the Lua runtime costs ~1 MB)."""
+    if server.scripts is None:
+        server.scripts = Scripting(server)
+    return server.scripts
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:  # called without an event loop (unit tests): no slices, no -BUSY
+        return None
+
+
+def _numkeys(argv: list[bytes]) -> int:
+    try:
+        numkeys = int(argv[2])
+    except ValueError:
+        raise CommandError("value is not an integer or out of range") from None
+    if numkeys > len(argv) - 3:
+        raise CommandError("Number of keys can't be greater than number of args")
+    if numkeys < 0:
+        raise CommandError("Number of keys can't be negative")
+    return numkeys
+
+
+def _eval(s: Session, argv: list[bytes], by_sha: bool, readonly: bool) -> Any:
+    numkeys = _numkeys(argv)
+    state = scripting(s.server)
+    if by_sha:
+        sha = argv[1].decode("latin-1")
+        found = state.engine.scripts.get(sha) or state.engine.scripts.get(sha.lower())
+        if found is None:
+            raise CommandError("No matching script. Please use EVAL.", code="NOSCRIPT")
+        script = found
+    else:
+        try:
+            script = state.engine.load(argv[1])
+        except ScriptError as exc:
+            raise CommandError(str(exc)) from None
+    if readonly and script.flags is not None and not script.no_writes:
+        raise CommandError("Can not execute a script with write flag using *_ro command.")
+    return state.execute(s, script, argv[3:3 + numkeys], argv[3 + numkeys:], readonly)
+
+
+@command("EVAL", arity=-3, group="scripting")
+def eval_(s: Session, argv: list[bytes]) -> Any:
+    """EVAL script numkeys [key [key ...]] [arg [arg ...]]
+
+    Run a Lua 5.1 script atomically; it sees the keys as KEYS and the rest as ARGV.
+
+    Reply: the script's return value, converted as Redis 7.0 converts it.
+    Errors: `ERR Error compiling script ...`; `ERR <message> script: <sha>, on
+    @user_script:<line>.` when it fails while running; `OOM ...` past `lua-max-memory`.
+    """
+    return _eval(s, argv, by_sha=False, readonly=False)
+
+
+@command("EVALSHA", arity=-3, group="scripting")
+def evalsha(s: Session, argv: list[bytes]) -> Any:
+    """EVALSHA sha1 numkeys [key [key ...]] [arg [arg ...]]
+
+    Run a script of the script cache by its SHA1 digest, as EVAL would.
+
+    Reply: as EVAL.
+    Errors: `NOSCRIPT No matching script. Please use EVAL.`; as EVAL.
+    """
+    return _eval(s, argv, by_sha=True, readonly=False)
+
+
+@command("EVAL_RO", arity=-3, group="scripting")
+def eval_ro(s: Session, argv: list[bytes]) -> Any:
+    """EVAL_RO script numkeys [key [key ...]] [arg [arg ...]]
+
+    Run a read-only script: a write command inside it fails.
+
+    Reply: as EVAL.
+    Errors: `ERR Write commands are not allowed from read-only scripts.`; `ERR Can not
+    execute a script with write flag using *_ro command.` for a shebang script without
+    `no-writes`; as EVAL.
+    """
+    return _eval(s, argv, by_sha=False, readonly=True)
+
+
+@command("EVALSHA_RO", arity=-3, group="scripting")
+def evalsha_ro(s: Session, argv: list[bytes]) -> Any:
+    """EVALSHA_RO sha1 numkeys [key [key ...]] [arg [arg ...]]
+
+    Run a cached script read-only, as EVAL_RO would.
+
+    Reply: as EVAL.
+    Errors: as EVALSHA and EVAL_RO.
+    """
+    return _eval(s, argv, by_sha=True, readonly=True)
+
+
+container("SCRIPT", group="scripting", summary="Manage the script cache.")
+
+
+@subcommand("SCRIPT", "LOAD", arity=3)
+def script_load(s: Session, argv: list[bytes]) -> Any:
+    """SCRIPT LOAD script
+
+    Compile a script and keep it in the script cache without running it.
+
+    Reply: its SHA1 digest (what EVALSHA takes), as a bulk string.
+    Errors: `ERR Error compiling script ...`.
+    """
+    try:
+        return scripting(s.server).engine.load(argv[2]).sha.encode()
+    except ScriptError as exc:
+        raise CommandError(str(exc)) from None
+
+
+@subcommand("SCRIPT", "EXISTS", arity=-3)
+def script_exists(s: Session, argv: list[bytes]) -> Any:
+    """SCRIPT EXISTS sha1 [sha1 ...]
+
+    Tell which digests name a script of the cache.
+
+    Reply: an array of integers, 1 for a cached script, 0 otherwise.
+    """
+    cached = scripting(s.server).engine.scripts
+    return [int(sha.decode("latin-1").lower() in cached) for sha in argv[2:]]
+
+
+@subcommand("SCRIPT", "FLUSH", arity=-2)
+def script_flush(s: Session, argv: list[bytes]) -> Any:
+    """SCRIPT FLUSH [ASYNC | SYNC]
+
+    Empty the script cache (both modes free it at once: it is small).
+
+    Reply: `OK`.
+    Errors: `ERR SCRIPT FLUSH only support SYNC|ASYNC option`.
+    """
+    if len(argv) > 3 or (len(argv) == 3 and argv[2].upper() not in (b"ASYNC", b"SYNC")):
+        raise CommandError("SCRIPT FLUSH only support SYNC|ASYNC option")
+    scripting(s.server).engine.flush()
+    return OK
+
+
+@subcommand("SCRIPT", "KILL", arity=2, flags=ALLOW_BUSY)
+def script_kill(s: Session, argv: list[bytes]) -> Any:
+    """SCRIPT KILL
+
+    Stop the script running past `busy-reply-threshold`, if it has not written yet.
+
+    Reply: `OK`; the script's caller gets `ERR Script killed by user with SCRIPT KILL...`.
+    Errors: `NOTBUSY No scripts in execution right now.`; `UNKILLABLE ...` once it wrote.
+    """
+    busy = s.server.busy_script
+    if busy is None:
+        raise CommandError("No scripts in execution right now.", code="NOTBUSY")
+    if busy.run.wrote:
+        raise CommandError(UNKILLABLE, code="UNKILLABLE")
+    scripting(s.server).engine.kill()
+    return OK
