@@ -9,14 +9,17 @@ from its log or from a compaction's snapshot. The invariants:
 - a restart replays to exactly the state before it: every job's fields (logs and errors
   included), every queue's counts and pause, the cron table, batches and idempotency keys.
 
-It runs in process (the dispatcher, engine and record codec are the server's own; only the
-sockets and the file writes are left out, which tests/integration cover), so CI affords
-hundreds of examples: a fixed seed keeps CI's runs alike, and `make fuzz` runs many more.
+It runs in process, with the server's own dispatcher, engine, record codec and write-ahead log
+files (a compaction's base included); only the sockets and the group-commit thread are left
+out, which tests/integration cover. So CI affords hundreds of examples: a fixed seed keeps CI's
+runs alike, and `make fuzz` runs many more.
 """
 
 from __future__ import annotations
 
+import os
 import random
+import tempfile
 from typing import Any
 
 import hiredis
@@ -30,6 +33,7 @@ from jobcached.commands.registry import load_all
 from jobcached.config import Config
 from jobcached.jobs.engine import JobEngine
 from jobcached.jobs.records import decode_record, encode_record
+from jobcached.jobs.wal import COMPACT_TMP, RealFs, Wal, write_base
 from jobcached.net.replies import ErrorReply
 from jobcached.net.session import Session
 from jobcached.state import ServerState
@@ -52,15 +56,34 @@ FUZZ = settings(max_examples=5000, deadline=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
-class Server:
-    """The command layer over one engine, and what a restart needs: the log so far."""
+class NoSyncFs(RealFs):
+    """The real files without fsync: what is tested is the state the files hold, not crash
+    safety (tests/unit/jobs/test_wal.py), and thousands of fsyncs would make the run slow."""
 
-    def __init__(self) -> None:
+    def fsync(self, fd: int) -> None:
+        pass
+
+    def fsync_dir(self, path: str) -> None:
+        pass
+
+
+NO_SYNC = NoSyncFs()
+
+
+class Server:
+    """The command layer over one engine, writing its log to a real WAL in `path`."""
+
+    def __init__(self, path: str) -> None:
         load_all()
+        self.path = path
         self.clock = ManualClock()
-        self.log: list[bytes] = []
+        self.wal = Wal(path, fs=NO_SYNC)
+        list(self.wal.replay())
+        self.wal.open_for_append()
+        self.pending: list[bytes] = []  # one step's records, written as one batch
         self.state = ServerState(Config(), self.clock)
-        self.state.jobs = self._engine(seed=1)
+        self.state.jobs = JobEngine(self.clock, rng=random.Random(1),
+                                    propagate=self.pending.append)
         self.session = Session(self.state, NullConnection(), "127.0.0.1:5555",
                                "127.0.0.1:7380", True)
         #: ids and tokens seen in replies, for later commands to name
@@ -68,8 +91,11 @@ class Server:
         self.leases: list[tuple[bytes, bytes]] = []  # (job id, token)
         self.batches: list[bytes] = []
 
-    def _engine(self, seed: int) -> JobEngine:
-        return JobEngine(self.clock, rng=random.Random(seed), propagate=self.log.append)
+    def flush(self) -> None:
+        """Write what the last step logged, as the group commit would."""
+        if self.pending:
+            self.wal.write_batch(self.pending, sync=False)
+            self.pending.clear()
 
     @property
     def engine(self) -> JobEngine:
@@ -78,6 +104,7 @@ class Server:
 
     def run(self, argv: list[bytes]) -> Any:
         reply = execute(self.session, argv)
+        self.flush()
         if isinstance(reply, ErrorReply):
             assert "internal error" not in reply.text, (argv, reply.text)
         else:
@@ -97,21 +124,30 @@ class Server:
                 self.leases.append((found[b"id"], found[b"token"]))
 
     def restart(self, seed: int, from_snapshot: bool) -> None:
+        """Stop (after a compaction, if `from_snapshot`) and start again from the files."""
+        self.flush()
         before = dump(self.engine)
-        if from_snapshot:
-            self.log[:] = [encode_record(record) for record in self.engine.snapshot()]
-        fresh = JobEngine(self.clock, rng=random.Random(seed))
-        fresh.replay([decode_record(body) for body in self.log])
-        fresh.propagate = self.log.append
+        if from_snapshot:  # the compaction's steps, without the fork (see jobs/wal.py)
+            cut = self.wal.cut()
+            tmp = os.path.join(self.path, COMPACT_TMP)
+            write_base(tmp, map(encode_record, self.engine.snapshot()), fs=NO_SYNC)
+            self.wal.install_base(tmp, cut)
+        self.wal.close()
+        self.wal = Wal(self.path, fs=NO_SYNC)
+        fresh = JobEngine(self.clock, rng=random.Random(seed), propagate=self.pending.append)
+        fresh.replay([decode_record(body) for body in self.wal.replay()])
+        self.wal.open_for_append()
         assert fresh.skipped_records == 0
         assert dump(fresh) == before
         fresh.start()
+        self.flush()
         self.state.jobs = fresh
 
     def archive(self) -> None:
         engine = self.engine
         finished = engine.archivable(self.clock.now_ms() + 1, 100)
         engine.archived([(job, job.finished_ms) for job in finished])
+        self.flush()
 
 
 def dump(engine: JobEngine) -> dict[str, Any]:
@@ -209,7 +245,11 @@ def command(data: st.DataObject, server: Server) -> list[bytes]:
 
 
 def scenario(data: st.DataObject) -> None:
-    server = Server()
+    with tempfile.TemporaryDirectory() as path:
+        steps(data, Server(path))
+
+
+def steps(data: st.DataObject, server: Server) -> None:
     for _ in range(data.draw(st.sampled_from(range(10, 50)))):
         step = data.draw(st.sampled_from(["command"] * 8 + ["time", "archive", "restart"]))
         if step == "command":
@@ -217,14 +257,18 @@ def scenario(data: st.DataObject) -> None:
         elif step == "time":
             server.clock.advance(data.draw(st.sampled_from([1, 500, 5_000, 70_000])))
             server.engine.tick()
+            server.flush()
         elif step == "archive":
             server.archive()
         else:
             server.restart(data.draw(st.integers(0, 9)), from_snapshot=data.draw(st.booleans()))
     server.restart(0, from_snapshot=False)
     server.restart(1, from_snapshot=True)
+    server.restart(2, from_snapshot=False)
+    server.wal.close()
 
 
+@pytest.mark.timeout(900)  # about 40 s of CPU: a loaded machine may stretch it well past 120
 @CI
 @given(st.data())
 def test_job_commands_with_any_bytes_replay_to_the_same_state(data: st.DataObject) -> None:
