@@ -126,7 +126,7 @@ def function_flush(s: Session, argv: list[bytes]) -> Any:
     Errors: `ERR FUNCTION FLUSH only supports SYNC|ASYNC option`.
     """
     if len(argv) > 3:
-        raise _subcommand_syntax("flush")
+        raise _subcommand_syntax(argv[1])
     if len(argv) == 3 and argv[2].upper() not in (b"ASYNC", b"SYNC"):
         raise CommandError("FUNCTION FLUSH only supports SYNC|ASYNC option")
     scripting(s.server).libraries.clear()
@@ -210,7 +210,7 @@ def function_restore(s: Session, argv: list[bytes]) -> Any:
     exists`; `ERR Function <name> already exists`; a library's load error.
     """
     if len(argv) > 4:
-        raise _subcommand_syntax("restore")
+        raise _subcommand_syntax(argv[1])
     policy = argv[3].upper() if len(argv) == 4 else b"APPEND"
     if policy not in (b"FLUSH", b"APPEND", b"REPLACE"):
         raise CommandError("Wrong restore policy given, value should be either FLUSH, APPEND "
@@ -289,8 +289,9 @@ def function_kill(s: Session, argv: list[bytes]) -> Any:
     return OK
 
 
-def _subcommand_syntax(name: str) -> CommandError:
-    return CommandError(f"unknown subcommand or wrong number of arguments for '{name}'. Try "
+def _subcommand_syntax(name: bytes) -> CommandError:
+    """Redis' addReplySubcommandSyntaxError: the subcommand as the client spelled it."""
+    return CommandError(f"unknown subcommand or wrong number of arguments for '{_text(name)}'. Try "
                         "FUNCTION HELP.")
 
 
