@@ -157,12 +157,16 @@ class Scripting:
         refusal, writes = policy
         if refusal is not None:
             return refusal
+        may_oom = run.wrote  # Redis checks maxmemory at a script's first write only
         if writes:
             if run.readonly:
                 return ErrorReply("ERR Write commands are not allowed from read-only scripts.")
             run.wrote = True
+        if not may_oom and cmd.denyoom:
+            flags = run.script.flags
+            may_oom = flags is not None and "allow-oom" in flags
         self.session.resp3 = run.resp3
-        return call(self.session, cmd, argv)
+        return call(self.session, cmd, argv, may_oom)
 
     # ------------------------------------------------------------------ one run
 
@@ -171,9 +175,16 @@ class Scripting:
         """Run `script` (or a function) for client `s`, started by command `argv`: its
         reply, or a Deferred if it ran past the threshold (it then goes on in slices, one
         per event-loop turn)."""
+        server = self.server
+        flags = script.flags
+        if (flags is not None and server.keyspace.maxmemory and "allow-oom" not in flags
+                and "no-writes" not in flags):  # Redis checks once, before the script runs
+            try:
+                server.keyspace.ensure_memory()
+            except CommandError as exc:
+                return ErrorReply(exc.wire)
         loop = _running_loop()
         yieldable = loop is not None and blocking.may_block(s)
-        server = self.server
         blocking.registry(server).atomic_depth += 1
         server.backlog = EffectBuffer(server.backlog)  # type: ignore[assignment]
         run = self.engine.start(script, keys, args, readonly=readonly, caller_resp3=s.resp3,

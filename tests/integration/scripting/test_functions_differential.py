@@ -232,3 +232,25 @@ def test_restore_policies_and_errors(fpair: Pair) -> None:
     lists_same(fpair)
     same(fpair, "FUNCTION", "RESTORE", payload, "FLUSH")
     lists_same(fpair, "WITHCODE")
+
+
+def test_oom_refuses_functions_without_allow_oom_or_no_writes(fpair: Pair) -> None:
+    same(fpair, "FUNCTION", "LOAD", """#!lua name=m
+redis.register_function('plain', function() return redis.call('get', 'x') end)
+redis.register_function{function_name='ro', callback=function() return redis.call('get', 'x')
+  end, flags={'no-writes'}}
+redis.register_function{function_name='oom', callback=function()
+  return redis.call('set', 'x', 'y') end, flags={'allow-oom'}}
+redis.register_function{function_name='stale', callback=function() return 1 end,
+  flags={'allow-stale'}}""")
+    same(fpair, "SET", "big", "v" * 1000)
+    fpair.both("CONFIG", "SET", "maxmemory-policy", "noeviction")
+    fpair.both("CONFIG", "SET", "maxmemory", "1")
+    try:
+        for argv in [("FCALL", "plain", 0), ("FCALL", "ro", 0), ("FCALL", "oom", 0),
+                     ("FCALL", "stale", 0), ("FCALL_RO", "ro", 0),
+                     ("EVAL", "#!lua\nreturn 1", 0), ("EVAL", "#!lua flags=no-writes\nreturn 1",
+                                                      0), ("EVAL", "return 1", 0)]:
+            same(fpair, *argv)
+    finally:
+        fpair.both("CONFIG", "SET", "maxmemory", "0")
