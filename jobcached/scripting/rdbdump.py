@@ -10,8 +10,8 @@ functionDumpCommand):
 
 An RDB string is a length (1, 2, 5 or 9 bytes, see `_length`) and the bytes, or an "encoded"
 value: a small integer written in binary, or an LZF-compressed string. Redis compresses any
-string over 20 bytes when LZF shrinks it by at least 4 bytes; we write plain strings (valid
-RDB that Redis reads) and read all three forms, so a dump of redis-server restores here.
+string over 20 bytes when LZF shrinks it by at least 4 bytes; so do we, with liblzf's
+algorithm, so the bytes are the same; we read all three forms.
 RESTORE refuses a payload from a newer RDB version or with a wrong checksum, as Redis does.
 """
 
@@ -54,8 +54,7 @@ def dump(codes: list[bytes]) -> bytes:
     out = bytearray()
     for code in codes:
         out.append(OPCODE_FUNCTION2)
-        out += _length(len(code))
-        out += code
+        out += _string(code)
     out += RDB_VERSION.to_bytes(2, "little")
     out += crc64(bytes(out)).to_bytes(8, "little")
     return bytes(out)
@@ -80,6 +79,16 @@ def load(payload: bytes) -> list[bytes]:
             raise PayloadError("given type is not a function")
         codes.append(reader.string())
     return codes
+
+
+def _string(data: bytes) -> bytes:
+    """rdbSaveRawString for code (never an integer: it starts with `#!`): LZF-compressed
+    when longer than 20 bytes and it saves at least 4, else plain."""
+    if len(data) > 20:
+        compressed = lzf_compress(data, len(data) - 4)
+        if compressed is not None:
+            return b"\xc3" + _length(len(compressed)) + _length(len(data)) + compressed
+    return _length(len(data)) + data
 
 
 def _length(n: int) -> bytes:
@@ -140,6 +149,98 @@ class _Reader:
             plain_len, _ = self.length()
             return lzf_decompress(self.take(compressed_len), plain_len)
         raise PayloadError("failed loading the given functions payload")
+
+
+# liblzf's parameters as Redis builds it (lzfP.h): a 2^16-slot hash table, VERY_FAST.
+_HLOG = 16
+_MAX_LIT = 1 << 5
+_MAX_OFF = 1 << 13
+_MAX_REF = (1 << 8) + (1 << 3)
+
+
+def lzf_compress(data: bytes, out_len: int) -> bytes | None:
+    """liblzf 3.6's lzf_compress, step for step, so our payloads are Redis' bytes: None when
+    the result would not fit in `out_len` bytes. Liblzf leaves its hash table uninitialized
+    (whatever the stack held); an empty slot here means "no match", which is what Redis' own
+    output shows for the payloads checked in the tests."""
+    in_len = len(data)
+    if not in_len or not out_len:
+        return None
+    htab: dict[int, int] = {}
+    out = bytearray(out_len + 3)
+    op, ip, lit = 1, 0, 0  # out[op - lit - 1] is the current literal run's header
+    hval = (data[0] << 8 | data[1]) if in_len > 1 else 0
+    while ip < in_len - 2:
+        hval = (hval << 8 | data[ip + 2]) & 0xFFFFFFFF
+        slot = (((hval >> (24 - _HLOG)) - hval * 5) & 0xFFFFFFFF) & ((1 << _HLOG) - 1)
+        ref = htab.get(slot, 0)
+        htab[slot] = ip
+        off = ip - ref - 1
+        if (0 <= off < _MAX_OFF and ref > 0 and data[ref + 2] == data[ip + 2]
+                and data[ref] == data[ip] and data[ref + 1] == data[ip + 1]):
+            length = 2
+            maxlen = min(in_len - ip - length, _MAX_REF)
+            if op + 3 + 1 >= out_len and op - (not lit) + 3 + 1 >= out_len:
+                return None
+            out[op - lit - 1] = (lit - 1) & 0xFF  # stop run
+            op -= not lit  # undo run if length is zero
+            stopped = False
+            if maxlen > 16:  # liblzf's 16 unrolled steps, without a bound check: a match
+                for _ in range(16):  # may end one byte past maxlen, and must here too
+                    length += 1
+                    if data[ref + length] != data[ip + length]:
+                        stopped = True
+                        break
+            while not stopped:
+                length += 1
+                stopped = length >= maxlen or data[ref + length] != data[ip + length]
+            length -= 2  # the number of bytes, minus one
+            ip += 1
+            if length < 7:
+                out[op] = (off >> 8) + (length << 5)
+                op += 1
+            else:
+                out[op] = (off >> 8) + (7 << 5)
+                out[op + 1] = length - 7
+                op += 2
+            out[op] = off & 0xFF
+            op += 2  # and start a new run
+            lit = 0
+            ip += length + 1
+            if ip >= in_len - 2:
+                break
+            ip -= 2  # VERY_FAST: hash the two positions before the next one
+            hval = data[ip] << 8 | data[ip + 1]
+            for _ in range(2):
+                hval = (hval << 8 | data[ip + 2]) & 0xFFFFFFFF
+                htab[(((hval >> (24 - _HLOG)) - hval * 5) & 0xFFFFFFFF)
+                     & ((1 << _HLOG) - 1)] = ip
+                ip += 1
+        else:
+            if op >= out_len:
+                return None
+            lit += 1
+            out[op] = data[ip]
+            op += 1
+            ip += 1
+            if lit == _MAX_LIT:
+                out[op - lit - 1] = lit - 1
+                lit = 0
+                op += 1
+    if op + 3 > out_len:
+        return None
+    while ip < in_len:
+        lit += 1
+        out[op] = data[ip]
+        op += 1
+        ip += 1
+        if lit == _MAX_LIT:
+            out[op - lit - 1] = lit - 1
+            lit = 0
+            op += 1
+    out[op - lit - 1] = (lit - 1) & 0xFF  # end run
+    op -= not lit
+    return bytes(out[:op])
 
 
 def lzf_decompress(data: bytes, size: int) -> bytes:

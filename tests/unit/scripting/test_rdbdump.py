@@ -8,7 +8,14 @@ from __future__ import annotations
 
 import pytest
 
-from jobcached.scripting.rdbdump import PayloadError, crc64, dump, load, lzf_decompress
+from jobcached.scripting.rdbdump import (
+    PayloadError,
+    crc64,
+    dump,
+    load,
+    lzf_compress,
+    lzf_decompress,
+)
 
 ONE = b"#!lua name=x\nredis.register_function('a', function() return 1 end)"
 #: redis-server's dump of the library ONE (66 bytes: a 2-byte length, no compression)
@@ -28,6 +35,14 @@ def test_crc64_is_redis_jones_crc() -> None:
 
 def test_dump_is_byte_identical_to_redis() -> None:
     assert dump([ONE]) == REDIS_ONE
+    assert dump(load(REDIS_THREE)) == REDIS_THREE  # LZF-compressed as liblzf does it
+
+
+def test_lzf_gives_up_when_it_does_not_save_four_bytes() -> None:
+    assert lzf_compress(b"abcdefghijklmnopqrstuvwxyz", 22) is None
+    compressed = lzf_compress(b"a" * 100, 96)
+    assert compressed is not None and len(compressed) < 10
+    assert lzf_decompress(compressed, 100) == b"a" * 100
 
 
 def test_load_reads_redis_payloads_with_lzf_strings() -> None:
