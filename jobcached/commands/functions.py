@@ -236,13 +236,16 @@ def _join(target: Libraries, source: Libraries, replace: bool) -> None:
     for name in source.libraries:
         if name in target.libraries and not replace:
             raise ScriptError(f"Library {_text(name)} already exists")
-    replaced = {name for name in source.libraries if name in target.libraries}
+    replaced = [name for name in source.libraries if name in target.libraries]
+    replaced_names = {_text(name) for name in replaced}
     for key, function in source.functions.items():
         owner = target.functions.get(key)
-        if owner is not None and owner.script.library not in {_text(n) for n in replaced}:
+        if owner is not None and owner.script.library not in replaced_names:
             raise ScriptError(f"Function {_text(function.name)} already exists")
+    for name in replaced:  # first, so a function may move between two replaced libraries
+        target.remove(name)
     for library in source.libraries.values():
-        target.add(library, replace=True)
+        target.add(library, replace=False)
 
 
 @subcommand("FUNCTION", "STATS", arity=2, flags=ALLOW_BUSY)

@@ -74,6 +74,7 @@ LOADS = [
     "redis.log(redis.LOG_WARNING, 'loading') "
     "redis.register_function('f', function() return redis.LOG_NOTICE end)",
     "redis.register_function('f', function() return KEYS end)",
+    "while true do end",
 ]
 
 
@@ -266,3 +267,31 @@ redis.register_function{function_name='stale', callback=function() return 1 end,
             same(fpair, *argv)
     finally:
         fpair.both("CONFIG", "SET", "maxmemory", "0")
+
+
+def test_function_moves_between_libraries_on_restore_replace(fpair: Pair) -> None:
+    a = "#!lua name=a\nredis.register_function('fa', function() return 'a' end)"
+    b = "#!lua name=b\nredis.register_function('fb', function() return 'b' end)"
+    same(fpair, "FUNCTION", "LOAD", a)
+    same(fpair, "FUNCTION", "LOAD", b)
+    same(fpair, "FUNCTION", "DELETE", "a")
+    same(fpair, "FUNCTION", "DELETE", "b")
+    same(fpair, "FUNCTION", "LOAD", a.replace("fa", "fb"))  # a: fb
+    same(fpair, "FUNCTION", "LOAD", b.replace("fb", "fa"))  # b: fa
+    swapped = fpair.theirs.execute_command("FUNCTION", "DUMP")
+    same(fpair, "FUNCTION", "FLUSH")
+    same(fpair, "FUNCTION", "LOAD", a)
+    same(fpair, "FUNCTION", "LOAD", b)
+    same(fpair, "FUNCTION", "RESTORE", swapped, "REPLACE")
+    lists_same(fpair, "WITHCODE")
+    same(fpair, "FCALL", "fa", 0)
+
+
+def test_functions_in_transactions_and_scripts(fpair: Pair) -> None:
+    same(fpair, "FUNCTION", "LOAD", LIB)
+    for argv in [("MULTI",), ("FCALL", "setget", 1, "k", "v"), ("FCALL_RO", "peek", 1, "k"),
+                 ("FUNCTION", "STATS"), ("EXEC",),
+                 ("EVAL", "return redis.call('fcall', 'peek', 1, 'k')", 0),
+                 ("EVAL", "return redis.pcall('function', 'list')", 0),
+                 ("EVAL", "return redis.pcall('function', 'flush')", 0)]:
+        same(fpair, *argv)
