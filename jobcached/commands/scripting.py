@@ -15,6 +15,8 @@ connects it to the server:
   writes are served after it. Past `busy-reply-threshold` a script is suspended between
   slices (see `scripting/engine.py`); meanwhile `ServerState.busy_script` makes the dispatcher
   answer -BUSY to everything but SCRIPT KILL, SHUTDOWN and Redis' other `allow_busy` commands.
+* Functions (FCALL, `commands/functions.py`) run through the same `Scripting.execute`; a busy
+  function's -BUSY names FUNCTION KILL, and SCRIPT KILL refuses to stop it.
 """
 
 from __future__ import annotations

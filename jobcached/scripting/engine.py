@@ -174,8 +174,9 @@ class ScriptEngine:
         self.runtime.execute("collectgarbage()")
 
     def load_library(self, code: bytes) -> list[tuple[bytes, Any, bytes | None, list[bytes]]]:
-        """Run a library's code (without its shebang line, which is blanked) in the load
-        environment: its registrations as (name, callback, description, flags), in order.
+        """Run a library's code (from the newline that ends its shebang, so line numbers are
+        the user's) in the load environment: its registrations as (name, callback,
+        description, flags), in order.
         Raises ScriptError with Redis' text; a load gets LOAD_TIMEOUT_MS, as in Redis."""
         self._load_deadline = time.monotonic() + LOAD_TIMEOUT_MS / 1000
         try:
