@@ -117,15 +117,16 @@ def _execute_checked(s: Session, argv: list[bytes]) -> Any:
     return call(s, cmd, argv)
 
 
-def call(s: Session, cmd: Command, argv: list[bytes]) -> Any:
+def call(s: Session, cmd: Command, argv: list[bytes], may_oom: bool = False) -> Any:
     """Run a resolved, permitted command (EXEC runs its queue through here too).
 
     Every call is timed once; the duration feeds INFO commandstats, the command's latency
     histogram (metrics, LATENCY HISTOGRAM: one list increment, see state.LATENCY_SLOTS) and,
-    past `slowlog-log-slower-than`, the slow log.
+    past `slowlog-log-slower-than`, the slow log. `may_oom` skips the maxmemory check: a
+    script flagged `allow-oom`, or one that wrote already (it cannot stop halfway).
     """
     server = s.server
-    if cmd.denyoom and server.keyspace.maxmemory:
+    if cmd.denyoom and server.keyspace.maxmemory and not may_oom:
         try:
             server.keyspace.ensure_memory()
         except CommandError as exc:

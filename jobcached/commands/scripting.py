@@ -15,11 +15,14 @@ connects it to the server:
   writes are served after it. Past `busy-reply-threshold` a script is suspended between
   slices (see `scripting/engine.py`); meanwhile `ServerState.busy_script` makes the dispatcher
   answer -BUSY to everything but SCRIPT KILL, SHUTDOWN and Redis' other `allow_busy` commands.
+* Functions (FCALL, `commands/functions.py`) run through the same `Scripting.execute`; a busy
+  function's -BUSY names FUNCTION KILL, and SCRIPT KILL refuses to stop it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import TYPE_CHECKING, Any
 
 from jobcached import REDIS_COMPAT_VERSION
@@ -39,6 +42,7 @@ from jobcached.errors import CommandError
 from jobcached.net.replies import OK, Deferred, ErrorReply
 from jobcached.net.session import Session
 from jobcached.scripting.engine import Script, ScriptEngine, ScriptError, ScriptRun
+from jobcached.scripting.functions import Libraries
 
 if TYPE_CHECKING:
     from jobcached.replication.backlog import Backlog
@@ -57,6 +61,9 @@ JOB_GROUPS = frozenset({"job", "queue", "dlq", "cron", "batch"})
 
 BUSY = ErrorReply("BUSY Redis is busy running a script. You can only call SCRIPT KILL or "
                   "SHUTDOWN NOSAVE.")
+#: What others get while a function (FCALL) is busy.
+FUNCTION_BUSY = ErrorReply("BUSY Redis is busy running a script. You can only call FUNCTION "
+                           "KILL or SHUTDOWN NOSAVE.")
 UNKILLABLE = ("Sorry the script already executed write commands against the dataset. You can "
               "either wait the script termination or kill the server in a hard way using the "
               "SHUTDOWN NOSAVE command.")
@@ -86,11 +93,23 @@ BUSY_ALLOWED = frozenset({b"AUTH", b"HELLO", b"RESET", b"MULTI", b"QUIT", b"WATC
                           b"DISCARD", b"SHUTDOWN"})
 
 
-class BusyScript:
-    """The script past its threshold, as the dispatcher sees it: what other clients may run."""
+#: Subcommands that run while a script is busy (SCRIPT KILL, FUNCTION KILL, FUNCTION STATS):
+#: each answers for itself when the busy script is not of its kind.
+BUSY_SUBCOMMANDS = frozenset({(b"SCRIPT", b"KILL"), (b"FUNCTION", b"KILL"),
+                              (b"FUNCTION", b"STATS")})
 
-    def __init__(self, run: ScriptRun) -> None:
+
+class BusyScript:
+    """The script past its threshold, as the dispatcher sees it: what other clients may run,
+    and what FUNCTION STATS tells of it (the command that started it, for how long)."""
+
+    def __init__(self, run: ScriptRun, argv: list[bytes]) -> None:
         self.run = run
+        self.argv = argv
+        self.busy = BUSY if run.script.library is None else FUNCTION_BUSY
+
+    def duration_ms(self) -> int:
+        return int((time.monotonic() - self.run.started) * 1000)
 
     def refuse(self, s: Session, argv: list[bytes]) -> ErrorReply | None:
         """-BUSY for `argv`, or None if it may run now. As in Redis, a command refused inside
@@ -98,17 +117,17 @@ class BusyScript:
         name = argv[0].upper()
         if name in BUSY_ALLOWED:
             return None
-        if name == b"SCRIPT" and len(argv) == 2 and argv[1].upper() == b"KILL":
+        if len(argv) == 2 and (name, argv[1].upper()) in BUSY_SUBCOMMANDS:
             return None
         if name == b"EXEC":
             if s.multi is not None:
                 s.multi = None
                 s.multi_error = False
                 s.unwatch()
-            return ErrorReply("EXECABORT Transaction discarded because of: " + BUSY.text)
+            return ErrorReply("EXECABORT Transaction discarded because of: " + self.busy.text)
         if s.multi is not None:
             s.multi_error = True
-        return BUSY
+        return self.busy
 
 
 class Scripting:
@@ -119,6 +138,8 @@ class Scripting:
         self.session = Session(server, _NoConnection(), "lua", "", True)
         self.engine = ScriptEngine(self._call, lambda: server.config.busy_reply_threshold,
                                    server.config.lua_max_memory, REDIS_COMPAT_VERSION)
+        #: the libraries of Redis 7 functions (commands/functions.py)
+        self.libraries = Libraries()
         #: command -> (its refusal from scripts or None, is it a write): flag tests cost a
         #: Python-level call each, and redis.call is the hot path of a script
         self._policies: dict[Command, tuple[ErrorReply | None, bool]] = {}
@@ -138,22 +159,34 @@ class Scripting:
         refusal, writes = policy
         if refusal is not None:
             return refusal
+        may_oom = run.wrote  # Redis checks maxmemory at a script's first write only
         if writes:
             if run.readonly:
                 return ErrorReply("ERR Write commands are not allowed from read-only scripts.")
             run.wrote = True
+        if not may_oom and cmd.denyoom:
+            flags = run.script.flags
+            may_oom = flags is not None and "allow-oom" in flags
         self.session.resp3 = run.resp3
-        return call(self.session, cmd, argv)
+        return call(self.session, cmd, argv, may_oom)
 
     # ------------------------------------------------------------------ one run
 
     def execute(self, s: Session, script: Script, keys: list[bytes], args: list[bytes],
-                readonly: bool) -> Any:
-        """Run `script` for client `s`: its reply, or a Deferred if it ran past the
-        threshold (it then goes on in slices, one per event-loop turn)."""
+                readonly: bool, argv: list[bytes]) -> Any:
+        """Run `script` (or a function) for client `s`, started by command `argv`: its
+        reply, or a Deferred if it ran past the threshold (it then goes on in slices, one
+        per event-loop turn)."""
+        server = self.server
+        flags = script.flags
+        if (flags is not None and server.keyspace.maxmemory and "allow-oom" not in flags
+                and "no-writes" not in flags):  # Redis checks once, before the script runs
+            try:
+                server.keyspace.ensure_memory()
+            except CommandError as exc:
+                return ErrorReply(exc.wire)
         loop = _running_loop()
         yieldable = loop is not None and blocking.may_block(s)
-        server = self.server
         blocking.registry(server).atomic_depth += 1
         server.backlog = EffectBuffer(server.backlog)  # type: ignore[assignment]
         run = self.engine.start(script, keys, args, readonly=readonly, caller_resp3=s.resp3,
@@ -161,7 +194,7 @@ class Scripting:
         if not run.suspended:
             return self._finish(run)
         reply = Deferred(blocking=True)
-        server.busy_script = BusyScript(run)
+        server.busy_script = BusyScript(run, argv)
         assert loop is not None
         loop.call_soon(self._resume, loop, run, reply)
         return reply
@@ -240,20 +273,21 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
         return None
 
 
-def _numkeys(argv: list[bytes]) -> int:
+def numkeys(argv: list[bytes]) -> int:
+    """The numkeys argument of EVAL and FCALL, checked against the arguments that follow."""
     try:
-        numkeys = int(argv[2])
+        count = int(argv[2])
     except ValueError:
         raise CommandError("value is not an integer or out of range") from None
-    if numkeys > len(argv) - 3:
+    if count > len(argv) - 3:
         raise CommandError("Number of keys can't be greater than number of args")
-    if numkeys < 0:
+    if count < 0:
         raise CommandError("Number of keys can't be negative")
-    return numkeys
+    return count
 
 
 def _eval(s: Session, argv: list[bytes], by_sha: bool, readonly: bool) -> Any:
-    numkeys = _numkeys(argv)
+    count = numkeys(argv)
     state = scripting(s.server)
     if by_sha:
         sha = argv[1].decode("latin-1")
@@ -268,7 +302,7 @@ def _eval(s: Session, argv: list[bytes], by_sha: bool, readonly: bool) -> Any:
             raise CommandError(str(exc)) from None
     if readonly and script.flags is not None and not script.no_writes:
         raise CommandError("Can not execute a script with write flag using *_ro command.")
-    return state.execute(s, script, argv[3:3 + numkeys], argv[3 + numkeys:], readonly)
+    return state.execute(s, script, argv[3:3 + count], argv[3 + count:], readonly, argv)
 
 
 @command("EVAL", arity=-3, group="scripting")
@@ -381,5 +415,7 @@ def script_kill(s: Session, argv: list[bytes]) -> Any:
         raise CommandError("No scripts in execution right now.", code="NOTBUSY")
     if busy.run.wrote:
         raise CommandError(UNKILLABLE, code="UNKILLABLE")
+    if busy.run.script.library is not None:  # a function: FUNCTION KILL stops it
+        raise CommandError(FUNCTION_BUSY.text[5:], code="BUSY")
     scripting(s.server).engine.kill()
     return OK

@@ -6,4 +6,6 @@ libraries Redis loads (cjson, bit, cmsgpack, struct). No sockets and no command 
     sandbox.py  the Lua prelude: read-only globals, redis.*, error handler, count hook
     convert.py  reply <-> Lua value conversions (RESP2 and RESP3 rules of Redis 7.0)
     libs.py     cjson, bit, cmsgpack, struct as Python bridges
+    functions.py  Redis 7 function libraries: metadata, loading rules, the function index
+    rdbdump.py  FUNCTION DUMP / RESTORE payloads in Redis' RDB format (CRC64, LZF)
 """

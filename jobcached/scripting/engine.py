@@ -52,9 +52,14 @@ SLICE_MS = 10
 #: since the Lua 5.1 C stack holds at most 8000 values (LUAI_MAXCSTACK).
 STACK_ARGS = 64
 
-#: Shebang flags Redis 7.0 accepts (`#!lua flags=no-writes,allow-oom`).
-SHEBANG_FLAGS = frozenset({"no-writes", "allow-oom", "allow-stale", "no-cluster",
-                           "allow-cross-slot-keys"})
+#: Script flags, in Redis' order: shebang flags (`#!lua flags=no-writes,allow-oom`) and the
+#: flags of functions (`redis.register_function{..., flags={...}}`).
+FUNCTION_FLAGS = ("no-writes", "allow-oom", "allow-stale", "no-cluster",
+                  "allow-cross-slot-keys")
+SHEBANG_FLAGS = frozenset(FUNCTION_FLAGS)
+
+#: How long a library's code may run at FUNCTION LOAD (Redis' LOAD_TIMEOUT_MS).
+LOAD_TIMEOUT_MS = 500
 
 KILLED = "ERR Script killed by user with SCRIPT KILL..."
 TIMED_OUT = ("ERR Script ran longer than busy-reply-threshold inside MULTI/EXEC, where it cannot "
@@ -68,12 +73,14 @@ class ScriptError(Exception):
 
 @dataclass(eq=False)
 class Script:
-    """A compiled script of the cache: its body, sha and shebang flags."""
+    """A compiled script of the cache (its body, sha and shebang flags), or a function of a
+    library (`library` set): then `sha` is the function's name, which errors name instead."""
 
     sha: str
     body: bytes
     function: Any
     flags: frozenset[str] | None  # None: no shebang (Redis' EVAL compatibility mode)
+    library: str | None = None
 
     @property
     def no_writes(self) -> bool:
@@ -138,8 +145,12 @@ class ScriptEngine:
                       chunk_name=SCRIPT_CHUNK_NAME.encode(), version=version.encode(),
                       version_num=(major << 16) | (minor << 8) | patch)
         prelude = self.runtime.compile(PRELUDE)
-        self._compile, self._run, self._run_with = prelude(
-            self.table({name.encode(): value for name, value in bridge.items()}), HOOK_INSTRUCTIONS)
+        bridge["function_flags"] = self.table([f.encode() for f in FUNCTION_FLAGS])
+        self._compile, self._run, self._run_with, self._load_library, self._call_function = (
+            prelude(self.table({name.encode(): value for name, value in bridge.items()}),
+                    HOOK_INSTRUCTIONS))
+        #: monotonic deadline of the library load running now (FUNCTION LOAD), if any
+        self._load_deadline: float | None = None
 
     # ------------------------------------------------------------------ the cache
 
@@ -161,6 +172,26 @@ class ScriptEngine:
     def flush(self) -> None:
         self.scripts.clear()
         self.runtime.execute("collectgarbage()")
+
+    def load_library(self, code: bytes) -> list[tuple[bytes, Any, bytes | None, list[bytes]]]:
+        """Run a library's code (from the newline that ends its shebang, so line numbers are
+        the user's) in the load environment: its registrations as (name, callback,
+        description, flags), in order.
+        Raises ScriptError with Redis' text; a load gets LOAD_TIMEOUT_MS, as in Redis."""
+        self._load_deadline = time.monotonic() + LOAD_TIMEOUT_MS / 1000
+        try:
+            ok, result = self._load_library(code)
+        except lua51.LuaMemoryError:
+            ok, result = False, self.table({b"err": b"ERR not enough memory"})
+        finally:
+            self._load_deadline = None
+        if ok is None:
+            raise ScriptError("Error compiling function: " + _text(result))
+        if not ok:
+            message = result[b"err"] if lua51.lua_type(result) == "table" else result
+            raise ScriptError("Error registering functions: " + _text(message))
+        return [(f[b"name"], f[b"callback"], f[b"description"], list(f[b"flags"].values()))
+                for f in result.values()]
 
     # ------------------------------------------------------------------ running
 
@@ -209,7 +240,10 @@ class ScriptEngine:
     def _body(self, run: ScriptRun, keys: list[bytes], args: list[bytes]) -> Any:
         """Run the function under the error handler, convert its result."""
         try:
-            if len(keys) + len(args) <= STACK_ARGS:
+            if run.script.library is not None:
+                ok, result = self._call_function(run.script.function, self.table(keys),
+                                                 self.table(args))
+            elif len(keys) + len(args) <= STACK_ARGS:
                 ok, result = self._run(run.script.function, len(keys), *keys, *args)
             else:
                 ok, result = self._run_with(run.script.function, self.table(keys),
@@ -243,6 +277,9 @@ class ScriptEngine:
     def _on_hook(self) -> bytes | None:
         run = self.current
         if run is None:
+            deadline = self._load_deadline
+            if deadline is not None and time.monotonic() >= deadline:
+                return b"ERR FUNCTION LOAD timeout"
             return None
         if run.kill_reason is None and time.monotonic() >= run.deadline:
             if run.yieldable:
@@ -303,6 +340,13 @@ def parse_shebang(body: bytes) -> tuple[frozenset[str] | None, bytes]:
                 raise ScriptError(f"Unexpected flag in script shebang: {flag}")
             flags.add(flag)
     return frozenset(flags), newline + rest
+
+
+def _text(value: Any) -> str:
+    """A Lua string (or anything else) as reply text."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "surrogateescape")
+    return str(value)
 
 
 def _argv(args: tuple[Any, ...]) -> list[bytes]:

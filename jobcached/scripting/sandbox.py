@@ -273,5 +273,142 @@ local function run(f, nkeys, ...)  -- KEYS and ARGV as one argument list: no tab
   return run_with(f, {unpack_(all, 1, nkeys)}, {unpack_(all, nkeys + 1, select('#', ...))})
 end
 
-return compile, run, run_with
+-- Redis 7 functions (see functions.py). A library's code runs once, at FUNCTION LOAD, in an
+-- environment of its own whose globals are switched as Redis switches them: while it loads,
+-- only `redis.register_function`, `redis.log`, the log levels and the version exist; once
+-- loaded, its functions see the scripts' globals, without KEYS and ARGV (a function gets
+-- its keys and arguments as parameters).
+local function missing_global(_, name)
+  error("Script attempted to access nonexistent global variable '" .. tostring(name) .. "'", 2)
+end
+local run_api = setmetatable_({}, {__index = function(_, name)
+  local value = nil
+  if name ~= 'KEYS' and name ~= 'ARGV' then value = rawget_(env, name) end
+  if value == nil then
+    error("Script attempted to access nonexistent global variable '" .. tostring(name) .. "'",
+          2)
+  end
+  return value
+end})
+local registered = nil  -- the load in progress: its functions, in order
+local flag_names = {}
+for _, name in ipairs_(bridge.function_flags) do flag_names[name] = name end
+
+local function fail(text) error({err = 'ERR ' .. text}) end
+local function is_string(v) return type(v) == 'string' or type(v) == 'number' end
+
+local function read_flags(t)
+  local flags, j = {}, 1
+  while true do
+    local flag = t[j]
+    if flag == nil then return flags end
+    if not is_string(flag) then return nil end
+    flag = flag_names[tostring(flag):lower()]
+    if flag == nil then return nil end
+    flags[#flags + 1] = flag
+    j = j + 1
+  end
+end
+
+local function named_args(t)  -- luaRegisterFunctionReadNamedArgs
+  if type(t) ~= 'table' then
+    fail('calling redis.register_function with a single argument is only applicable to Lua '
+         .. 'table (representing named arguments).')
+  end
+  local name, callback, description, flags = nil, nil, nil, {}
+  for key, value in next_, t do
+    if not is_string(key) then
+      fail('named argument key given to redis.register_function is not a string')
+    end
+    key = tostring(key):lower()
+    if key == 'function_name' then
+      if not is_string(value) then
+        fail('function_name argument given to redis.register_function must be a string')
+      end
+      name = tostring(value)
+    elseif key == 'description' then
+      if not is_string(value) then
+        fail('description argument given to redis.register_function must be a string')
+      end
+      description = tostring(value)
+    elseif key == 'callback' then
+      if type(value) ~= 'function' then
+        fail('callback argument given to redis.register_function must be a function')
+      end
+      callback = value
+    elseif key == 'flags' then
+      if type(value) ~= 'table' then
+        fail('flags argument to redis.register_function must be a table representing '
+             .. 'function flags')
+      end
+      flags = read_flags(value)
+      if flags == nil then fail('unknown flag given') end
+    else
+      fail('unknown argument given to redis.register_function')
+    end
+  end
+  if name == nil then fail('redis.register_function must get a function name argument') end
+  if callback == nil then fail('redis.register_function must get a callback argument') end
+  return name, callback, description, flags
+end
+
+local function register_function(...)
+  if registered == nil then
+    fail('redis.register_function can only be called on FUNCTION LOAD command')
+  end
+  local n = select('#', ...)
+  local name, callback, description, flags
+  if n == 1 then
+    name, callback, description, flags = named_args((...))
+  elseif n == 2 then
+    local first, second = ...
+    if not is_string(first) then
+      fail('first argument to redis.register_function must be a string')
+    end
+    if type(second) ~= 'function' then
+      fail('second argument to redis.register_function must be a function')
+    end
+    name, callback, description, flags = tostring(first), second, nil, {}
+  else
+    fail('wrong number of arguments to redis.register_function')
+  end
+  if not name:find('^[%w_]+$') then  -- Redis 7.0 says "Library" here too
+    fail('Library names can only contain letters, numbers, or underscores(_) and must be at '
+         .. 'least one character long')
+  end
+  for _, f in ipairs_(registered) do
+    if f.name == name then fail('Function already exists in the library') end
+  end
+  registered[#registered + 1] = {name = name, callback = callback, description = description,
+                                 flags = flags}
+end
+
+local load_redis = setmetatable_({register_function = register_function, log = bridge.log,
+  LOG_DEBUG = 0, LOG_VERBOSE = 1, LOG_NOTICE = 2, LOG_WARNING = 3,
+  REDIS_VERSION = bridge.version, REDIS_VERSION_NUM = bridge.version_num},
+  {__index = missing_global})
+local load_api = setmetatable_({redis = protect(load_redis)}, {__index = missing_global})
+local fenv_meta = {__index = run_api, __newindex = readonly_error, __metatable = false}
+local fenv = setmetatable_({}, fenv_meta)
+backing[fenv] = run_api
+
+local function load_library(code)
+  local f, err = loadstring_(code, '@user_function')
+  if f == nil then return nil, err end
+  setfenv_(f, fenv)
+  registered = {}
+  fenv_meta.__index = load_api
+  local ok, failure = xpcall(f, error_handler)
+  fenv_meta.__index = run_api
+  local functions = registered
+  registered = nil
+  if not ok then return false, failure end
+  return true, functions
+end
+
+local function call_function(f, keys, argv)
+  return first_two(xpcall(function() return f(keys, argv) end, error_handler))
+end
+
+return compile, run, run_with, load_library, call_function
 """
