@@ -25,6 +25,7 @@ from jobcached.clock import Clock
 from jobcached.config import Config
 from jobcached.jobs.archive import Archive
 from jobcached.jobs.engine import JobEngine
+from jobcached.jobs.model import State
 
 log = logging.getLogger("jobcached.archive")
 
@@ -64,6 +65,17 @@ class Archiver:
             self._failed("open", exc)
             return
         self.archive = archive
+
+    def counts(self, queue: str) -> dict[State, int]:
+        """How many of `queue`'s finished jobs are archived, by state (empty while the
+        archive is not open): what INFO and QUEUE.STATS add to the jobs in memory."""
+        if self.archive is None:
+            return {}
+        return {State(state): count for state, count in self.archive.archived(queue).items()}
+
+    def queues(self) -> set[str]:
+        """The queues with archived jobs (they may have none left in memory)."""
+        return self.archive.queues() if self.archive is not None else set()
 
     async def close(self) -> None:
         if self.archive is not None:

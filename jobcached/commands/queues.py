@@ -48,8 +48,9 @@ def queue_list(s: Session, argv: list[bytes]) -> Any:
 def queue_stats(s: Session, argv: list[bytes]) -> Any:
     """QUEUE.STATS queue
 
-    Counts of the queue's jobs per state, the age of its oldest queued job (queue lag),
-    how many jobs it has processed and how many attempts failed, and whether it is paused.
+    Counts of the queue's jobs per state (finished ones in memory and in the archive), the
+    age of its oldest queued job (queue lag), how many jobs it has processed and how many
+    attempts failed, and whether it is paused.
 
     Reply: a map: pending, queued, running, retrying, succeeded, dead, canceled,
     oldest_queued_age_ms, processed, failed, paused (0 or 1).
@@ -67,6 +68,9 @@ def queue_stats(s: Session, argv: list[bytes]) -> Any:
         reply[b"processed"] = queue.processed
         reply[b"failed"] = queue.failed
         reply[b"paused"] = int(queue.paused)
+    if s.server.archiver is not None:
+        for state, count in s.server.archiver.counts(text(argv[1])).items():
+            reply[state.value.encode()] += count
     return reply
 
 

@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections import Counter
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 import aiosqlite
@@ -52,6 +53,10 @@ class Archive:
         # One connection means one transaction at a time: without this, a second writer's
         # statements would join (and be committed or rolled back with) the first one's.
         self._write_lock = asyncio.Lock()
+        #: archived jobs per (queue, state value), kept in step with the table (each write
+        #: says which rows it added or removed): INFO and QUEUE.STATS add them to the jobs in
+        #: memory, so a queue's succeeded count does not drop when its jobs move here
+        self.counts: Counter[tuple[str, str]] = Counter()
 
     async def open(self) -> None:
         """Connect, set the pragmas and create the schema on a new file."""
@@ -71,10 +76,26 @@ class Archive:
             elif version != SCHEMA_VERSION:
                 raise RuntimeError(f"archive {self._path} has layout version {version}; "
                                    f"this build reads version {SCHEMA_VERSION}")
+            rows = await db.execute_fetchall(
+                "SELECT queue, state, COUNT(*) FROM jobs GROUP BY queue, state")
         except BaseException:
             await db.close()
             raise
+        self.counts = Counter({(queue, state): count for queue, state, count in rows})
         self._db = db
+
+    def archived(self, queue: str) -> dict[str, int]:
+        """How many of `queue`'s jobs are archived, by state value (absent: none)."""
+        return {state: count for (name, state), count in self.counts.items()
+                if name == queue and count}
+
+    def queues(self) -> set[str]:
+        """The queues that have archived jobs."""
+        return {queue for (queue, _), count in self.counts.items() if count}
+
+    def _count(self, rows: Iterable[tuple[str, str]], sign: int) -> None:
+        for key in rows:
+            self.counts[key] += sign
 
     async def close(self) -> None:
         """Close the connection (checkpointing the WAL); closing twice is harmless."""
@@ -90,8 +111,22 @@ class Archive:
         rows = [(job.id, job.queue, job.state.value, job.finished_ms,
                  msgpack.packb(job.to_record(), use_bin_type=True)) for job in jobs]
         async with self._transaction() as db:
+            replaced = await self._rows_of(db, [job.id for job in jobs])
             await db.executemany("INSERT OR REPLACE INTO jobs (id, queue, state, finished, record)"
                                  " VALUES (?, ?, ?, ?, ?)", rows)
+        self._count(replaced, -1)
+        self._count(((queue, state) for _, queue, state, _, _ in rows), 1)
+
+    @staticmethod
+    async def _rows_of(db: aiosqlite.Connection, ids: list[str]) -> list[tuple[str, str]]:
+        """(queue, state) of the archived jobs among `ids`."""
+        found: list[tuple[str, str]] = []
+        for start in range(0, len(ids), IN_CHUNK):
+            chunk = ids[start:start + IN_CHUNK]
+            marks = ", ".join("?" * len(chunk))
+            found += await db.execute_fetchall(
+                f"SELECT queue, state FROM jobs WHERE id IN ({marks})", chunk)
+        return found
 
     async def get(self, job_id: str) -> Job | None:
         rows = await self._conn().execute_fetchall("SELECT record FROM jobs WHERE id = ?",
@@ -123,11 +158,17 @@ class Archive:
 
     async def delete(self, ids: list[str]) -> int:
         """Remove these jobs; returns how many were archived."""
+        removed: list[tuple[str, str]] = []
         if not ids:
             return 0
-        async with self._transaction() as db, db.executemany(
-                "DELETE FROM jobs WHERE id = ?", [(job_id,) for job_id in ids]) as cursor:
-            return cursor.rowcount  # executemany sums the rows each id removed
+        async with self._transaction() as db:
+            for start in range(0, len(ids), IN_CHUNK):
+                chunk = ids[start:start + IN_CHUNK]
+                marks = ", ".join("?" * len(chunk))
+                removed += await db.execute_fetchall(
+                    f"DELETE FROM jobs WHERE id IN ({marks}) RETURNING queue, state", chunk)
+        self._count(removed, -1)
+        return len(removed)
 
     async def purge(self, finished_before_ms: int, limit: int, *, queue: str | None = None,
                     state: State | None = None) -> int:
@@ -135,9 +176,11 @@ class Archive:
         returns how many. Bounded so the caller can loop without starving other queries."""
         where, params = _where(("finished < ?", finished_before_ms), *_filters(queue, state))
         sql = (f"DELETE FROM jobs WHERE id IN (SELECT id FROM jobs{where}"
-               " ORDER BY finished, id LIMIT ?)")
-        async with self._transaction() as db, db.execute(sql, [*params, max(limit, 0)]) as cursor:
-            return cursor.rowcount
+               " ORDER BY finished, id LIMIT ?) RETURNING queue, state")
+        async with self._transaction() as db:
+            removed = await db.execute_fetchall(sql, [*params, max(limit, 0)])
+        self._count(removed, -1)
+        return len(removed)
 
     async def count(self) -> int:
         [(total,)] = await self._conn().execute_fetchall("SELECT COUNT(*) FROM jobs")

@@ -30,6 +30,7 @@ from jobcached import REDIS_COMPAT_VERSION, __version__
 from jobcached.commands.blocking import blocked_clients
 from jobcached.commands.registry import walk
 from jobcached.jobs.model import State
+from jobcached.jobs.ready import ReadyQueue
 from jobcached.state import LATENCY_SLOTS, ServerState
 
 #: Queues listed in INFO jobs; QUEUE.LIST and QUEUE.STATS reach the others.
@@ -232,11 +233,14 @@ def _jobs(state: ServerState) -> list[tuple[str, object]]:
                  ("archive_errors", stats.errors),
                  ("archive_last_error", _one_line(stats.last_error))]
     now = state.clock.now_ms()
-    for name, queue in sorted(engine.queues.items())[:INFO_MAX_QUEUES]:
+    names = set(engine.queues) | (archiver.queues() if archiver is not None else set())
+    for name in sorted(names)[:INFO_MAX_QUEUES]:
+        queue = engine.queues.get(name) or ReadyQueue(name)
         counts = queue.counts  # computed from the index: read once
         oldest = queue.oldest() if counts[State.QUEUED] else None
         lag = max(0, now - oldest.enqueued_ms) if oldest is not None else 0
-        states = ",".join(f"{s.value}={counts[s]}" for s in State)
+        archived = archiver.counts(name) if archiver is not None else {}
+        states = ",".join(f"{s.value}={counts[s] + archived.get(s, 0)}" for s in State)
         rows.append((f"queue_{escape_queue_name(name)}",
                      f"{states},lag_ms={lag},paused={int(queue.paused)},pushed={queue.pushed},"
                      f"fetched={queue.fetched},failed_attempts={queue.failed_attempts}"))

@@ -305,3 +305,37 @@ def test_archive_failure_keeps_jobs_in_memory_and_serving(start_server: Any,
     assert r.execute_command("PING") in (b"PONG", True)
     assert "job archive failed" in proc.log()
     r.close()
+
+
+def test_finished_counts_include_the_archive(start_server: Any) -> None:
+    """INFO jobs and QUEUE.STATS count a queue's finished jobs in memory and in the archive:
+    `succeeded` does not drop to 0 when they move there, nor after a restart or purge."""
+    proc: ServerProcess = start_server("--job-hot-retention", "0")
+    r = proc.client()
+    for _ in range(2):
+        r.execute_command("JOB.PUSH", "counted", "ok")
+        run_one(r, "counted")
+    dead = r.execute_command("JOB.PUSH", "counted", "bad", "RETRIES", "0")
+    run_one(r, "counted", fail=True)
+    wait_for(lambda: r.info("jobs")["archive_moved"] == 3)
+
+    def counts() -> tuple[dict[str, Any], dict[bytes, Any]]:
+        line = r.info("jobs")["queue_counted"]
+        return line, as_map(r.execute_command("QUEUE.STATS", "counted"))
+
+    line, stats = counts()
+    assert (line["succeeded"], line["dead"]) == (2, 1)
+    assert (stats[b"succeeded"], stats[b"dead"]) == (2, 1)
+    r.close()
+    proc.stop()
+    proc = ServerProcess(proc.data_dir, "--job-hot-retention", "0").wait_ready()
+    try:
+        r = proc.client()
+        line, stats = counts()
+        assert (line["succeeded"], line["dead"]) == (2, 1)
+        assert r.execute_command("DLQ.PURGE", "QUEUE", "counted") == 1
+        line, stats = counts()
+        assert (line["succeeded"], line["dead"], stats[b"dead"]) == (2, 0, 0)
+        assert r.execute_command("JOB.GET", dead) is None
+    finally:
+        proc.stop()
