@@ -215,6 +215,7 @@ def load_all() -> None:
     """Import every command module so that their decorators fill the table."""
     from jobcached.commands import (  # noqa: F401
         batches,
+        bitmaps,
         connection,
         cron,
         hashes,
