@@ -219,6 +219,7 @@ def load_all() -> None:
         connection,
         cron,
         hashes,
+        hyperloglog,
         introspection,
         joblogs,
         jobs,

@@ -1,0 +1,134 @@
+"""HyperLogLog commands: PFADD, PFCOUNT, PFMERGE (the representation is in cache/hyperloglog.py).
+
+A HyperLogLog is a string value in Redis' exact byte layout, so GET, SET, COPY and RENAME
+handle it like any string, and a value written by redis-server counts the same here.
+
+Errors as Redis 7.0: a string that is not a HyperLogLog is `WRONGTYPE Key is not a valid
+HyperLogLog string value.`; a HyperLogLog whose registers are corrupt is `INVALIDOBJ
+Corrupted HLL object detected`.
+
+Effects: PFADD and PFMERGE propagate themselves when they changed the value. PFCOUNT of one
+key stores the recomputed cardinality in the value when the cached one was stale; like Redis
+(which replicates it and signals the key as modified) it then propagates itself, which also
+invalidates WATCHes on that key.
+"""
+
+from __future__ import annotations
+
+from jobcached.cache import hyperloglog as hll
+from jobcached.commands.registry import DENYOOM, FAST, READONLY, WRITE, command
+from jobcached.errors import CommandError
+from jobcached.net.replies import OK
+from jobcached.net.session import Session
+
+
+class NotHllError(CommandError):
+    code = "WRONGTYPE"
+
+    def __init__(self) -> None:
+        super().__init__("Key is not a valid HyperLogLog string value.")
+
+
+class CorruptHllError(CommandError):
+    code = "INVALIDOBJ"
+
+    def __init__(self) -> None:
+        super().__init__("Corrupted HLL object detected")
+
+
+def _checked(value: bytes | None) -> bytes | None:
+    if value is not None and not hll.is_valid(value):
+        raise NotHllError()
+    return value
+
+
+@command("PFADD", arity=-2, flags=WRITE | DENYOOM | FAST, group="hyperloglog", keys=(1, 1, 1))
+def pfadd(s: Session, argv: list[bytes]) -> int:
+    """PFADD key [element [element ...]]
+
+    Add elements to a HyperLogLog, creating it (empty, sparse) if the key does not exist.
+
+    Reply: integer: 1 if the HyperLogLog changed (or was created), 0 otherwise.
+    Errors: `WRONGTYPE` when the key holds another type or a string that is not a
+    HyperLogLog; `INVALIDOBJ Corrupted HLL object detected`.
+    """
+    key = argv[1]
+    ks = s.server.keyspace
+    old = _checked(ks.get_string(key, write=True))
+    buf = bytearray(hll.EMPTY_SPARSE if old is None else old)
+    updated = old is None
+    try:
+        for element in argv[2:]:
+            if hll.add(buf, element):
+                updated = True
+    except hll.InvalidHll:
+        raise CorruptHllError() from None
+    finally:
+        if updated:  # Redis changes the value in place: what was added before an error stays
+            hll.invalidate(buf)
+            ks.set(key, bytes(buf), keepttl=True)
+            s.server.propagate(argv, (key,))
+    return 1 if updated else 0
+
+
+@command("PFCOUNT", arity=-2, flags=READONLY, group="hyperloglog", keys=(1, -1, 1))
+def pfcount(s: Session, argv: list[bytes]) -> int:
+    """PFCOUNT key [key ...]
+
+    The estimated number of distinct elements added to a HyperLogLog, or to the union of
+    several (computed without changing them). Missing keys count as empty.
+
+    Reply: integer: the estimate, as redis-server computes it for the same elements.
+    Errors: `WRONGTYPE`; `INVALIDOBJ Corrupted HLL object detected`.
+    """
+    ks = s.server.keyspace
+    try:
+        if len(argv) > 2:
+            raw = bytes(hll.REGISTERS)
+            for key in argv[1:]:
+                value = _checked(ks.get_string(key))
+                if value is not None:
+                    raw = hll.raw_max(raw, hll.registers(value))
+            return hll.estimate(hll.histogram(raw))
+        key = argv[1]
+        value = _checked(ks.get_string(key))
+        if value is None:
+            return 0
+        card = hll.cached_count(value)
+        if card is None:
+            card = hll.count(value)
+            ks.set(key, hll.with_cached_count(value, card), keepttl=True)
+            s.server.propagate([b"PFCOUNT", key], (key,))
+        return card
+    except hll.InvalidHll:
+        raise CorruptHllError() from None
+
+
+@command("PFMERGE", arity=-2, flags=WRITE | DENYOOM, group="hyperloglog", keys=(1, -1, 1))
+def pfmerge(s: Session, argv: list[bytes]) -> bytes:
+    """PFMERGE destkey [sourcekey [sourcekey ...]]
+
+    Merge HyperLogLogs into `destkey` (which is itself one of the inputs when it exists):
+    afterwards it counts the union. The result is dense if any input was dense.
+
+    Reply: `OK`.
+    Errors: `WRONGTYPE`; `INVALIDOBJ Corrupted HLL object detected`.
+    """
+    ks = s.server.keyspace
+    raw = bytes(hll.REGISTERS)
+    use_dense = False
+    try:
+        for key in argv[1:]:
+            value = _checked(ks.get_string(key))
+            if value is not None:
+                use_dense = use_dense or value[4] == hll.DENSE
+                raw = hll.raw_max(raw, hll.registers(value))
+        dest = argv[1]
+        old = ks.get_string(dest, write=True)
+        buf = bytearray(hll.EMPTY_SPARSE if old is None else old)
+        hll.merge_into(buf, raw, use_dense)
+    except hll.InvalidHll:
+        raise CorruptHllError() from None
+    ks.set(dest, bytes(buf), keepttl=True)
+    s.server.propagate(argv, (dest,))
+    return OK
