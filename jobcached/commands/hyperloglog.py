@@ -42,6 +42,20 @@ def _checked(value: bytes | None) -> bytes | None:
     return value
 
 
+def _union(s: Session, keys: list[bytes]) -> tuple[bytes, bool]:
+    """The per-register maximum over `keys` (missing keys are empty), and whether any of them
+    was dense. Raises InvalidHll for corrupt registers."""
+    raw: bytes | None = None
+    any_dense = False
+    for key in keys:
+        value = _checked(s.server.keyspace.get_string(key))
+        if value is not None:
+            any_dense = any_dense or value[4] == hll.DENSE
+            registers = hll.registers(value)
+            raw = registers if raw is None else hll.raw_max(raw, registers)
+    return (bytes(hll.REGISTERS) if raw is None else raw), any_dense
+
+
 @command("PFADD", arity=-2, flags=WRITE | DENYOOM | FAST, group="hyperloglog", keys=(1, 1, 1))
 def pfadd(s: Session, argv: list[bytes]) -> int:
     """PFADD key [element [element ...]]
@@ -55,6 +69,17 @@ def pfadd(s: Session, argv: list[bytes]) -> int:
     key = argv[1]
     ks = s.server.keyspace
     old = _checked(ks.get_string(key, write=True))
+    if old is not None and old[4] == hll.DENSE:
+        raises = hll.dense_raises(old, argv[2:])
+        if not raises:
+            return 0
+        buf = bytearray(old)
+        for index, run in raises:
+            hll.dense_set(buf, index, run)
+        hll.invalidate(buf)
+        ks.set(key, bytes(buf), keepttl=True)
+        s.server.propagate(argv, (key,))
+        return 1
     buf = bytearray(hll.EMPTY_SPARSE if old is None else old)
     updated = old is None
     try:
@@ -84,11 +109,7 @@ def pfcount(s: Session, argv: list[bytes]) -> int:
     ks = s.server.keyspace
     try:
         if len(argv) > 2:
-            raw = bytes(hll.REGISTERS)
-            for key in argv[1:]:
-                value = _checked(ks.get_string(key))
-                if value is not None:
-                    raw = hll.raw_max(raw, hll.registers(value))
+            raw = _union(s, argv[1:])[0]
             return hll.estimate(hll.histogram(raw))
         key = argv[1]
         value = _checked(ks.get_string(key))
@@ -115,14 +136,8 @@ def pfmerge(s: Session, argv: list[bytes]) -> bytes:
     Errors: `WRONGTYPE`; `INVALIDOBJ Corrupted HLL object detected`.
     """
     ks = s.server.keyspace
-    raw = bytes(hll.REGISTERS)
-    use_dense = False
     try:
-        for key in argv[1:]:
-            value = _checked(ks.get_string(key))
-            if value is not None:
-                use_dense = use_dense or value[4] == hll.DENSE
-                raw = hll.raw_max(raw, hll.registers(value))
+        raw, use_dense = _union(s, argv[1:])
         dest = argv[1]
         old = ks.get_string(dest, write=True)
         buf = bytearray(hll.EMPTY_SPARSE if old is None else old)
