@@ -224,6 +224,17 @@ def sparse_to_raw(value: bytes | bytearray) -> bytes:
     return bytes(raw)
 
 
+def decode_sparse(value: bytes) -> bytes:
+    """The opcodes of a sparse value as PFDEBUG DECODE prints them."""
+    words = []
+    p, end = HEADER_BYTES, len(value)
+    while p < end:
+        kind, run, val = _opcode(value, p, end)
+        words.append(f"v:{val},{run}" if kind == 2 else f"{'Z' if kind == 1 else 'z'}:{run}")
+        p += 2 if kind == 1 else 1
+    return " ".join(words).encode()
+
+
 def to_dense(buf: bytearray) -> None:
     """Convert a sparse value to dense in place, keeping the header (hllSparseToDense)."""
     if buf[4] == DENSE:

@@ -15,10 +15,12 @@ invalidates WATCHes on that key.
 
 from __future__ import annotations
 
+from typing import Any
+
 from jobcached.cache import hyperloglog as hll
-from jobcached.commands.registry import DENYOOM, FAST, READONLY, WRITE, command
+from jobcached.commands.registry import ADMIN, DENYOOM, FAST, READONLY, WRITE, command
 from jobcached.errors import CommandError
-from jobcached.net.replies import OK
+from jobcached.net.replies import OK, Simple
 from jobcached.net.session import Session
 
 
@@ -147,3 +149,45 @@ def pfmerge(s: Session, argv: list[bytes]) -> bytes:
     ks.set(dest, bytes(buf), keepttl=True)
     s.server.propagate(argv, (dest,))
     return OK
+
+
+@command("PFDEBUG", arity=3, flags=WRITE | DENYOOM | ADMIN, group="hyperloglog",
+         keys=(2, 2, 1))
+def pfdebug(s: Session, argv: list[bytes]) -> Any:
+    """PFDEBUG subcommand key
+
+    Inspect a HyperLogLog, as Redis' internal debugging command: GETREG (the 16384 registers;
+    converts a sparse value to dense), DECODE (the sparse opcodes as `z:len`, `Z:len`,
+    `v:value,len`), ENCODING (`sparse` or `dense`), TODENSE (convert; 1 if it was sparse).
+
+    Reply: per subcommand: array of integers, bulk string, status, integer.
+    Errors: `The specified key does not exist`; `WRONGTYPE`; `HLL encoding is not sparse`
+    (DECODE); `Unknown PFDEBUG subcommand '<name>'`; `INVALIDOBJ Corrupted HLL object detected`.
+    """
+    key, name = argv[2], argv[1]
+    ks = s.server.keyspace
+    value = _checked(ks.get_string(key, write=True))
+    if value is None:
+        raise CommandError("The specified key does not exist")
+    sub = name.lower()
+    if sub == b"encoding":
+        return Simple(b"sparse" if value[4] == hll.SPARSE else b"dense")
+    if sub == b"decode":
+        if value[4] != hll.SPARSE:
+            raise CommandError("HLL encoding is not sparse")
+        return hll.decode_sparse(value)
+    if sub not in (b"getreg", b"todense"):
+        raise CommandError(f"Unknown PFDEBUG subcommand '{name.decode(errors='replace')}'")
+    converted = value[4] == hll.SPARSE
+    if converted:
+        buf = bytearray(value)
+        try:
+            hll.to_dense(buf)
+        except hll.InvalidHll:
+            raise CorruptHllError() from None
+        value = bytes(buf)
+        ks.set(key, value, keepttl=True)
+        s.server.propagate(argv, (key,))
+    if sub == b"todense":
+        return 1 if converted else 0
+    return list(hll.registers(value))

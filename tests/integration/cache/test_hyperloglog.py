@@ -12,7 +12,7 @@ import random
 from tests.integration.cache.differential import Pair, raw_call
 from tests.integration.cache.test_strings import Local, command_table_matches
 
-HLL_COMMANDS = ["PFADD", "PFCOUNT", "PFMERGE"]
+HLL_COMMANDS = ["PFADD", "PFCOUNT", "PFMERGE", "PFDEBUG"]
 
 
 def run(pair: Pair, *commands: tuple[object, ...]) -> None:
@@ -95,6 +95,17 @@ def test_values_written_by_redis_count_the_same(pair: Pair) -> None:
         run(pair, ("PFCOUNT", key), ("GET", key), ("PFADD", key, "one", "more"), ("GET", key))
     run(pair, ("PFCOUNT", "r1", "r2", "r3"), ("PFMERGE", "all", "r1", "r2", "r3"),
         ("GET", "all"))
+
+
+def test_pfdebug(pair: Pair) -> None:
+    run(pair,
+        ("PFDEBUG", "ENCODING", "missing"), ("PFDEBUG", "nope", "missing"),
+        ("PFADD", "h", "a", "b", "c"), ("PFDEBUG", "ENCODING", "h"), ("PFDEBUG", "decode", "h"),
+        ("PFDEBUG", "nope", "h"), ("PFDEBUG", "GETREG", "h"), ("PFDEBUG", "ENCODING", "h"),
+        ("GET", "h"), ("PFDEBUG", "DECODE", "h"), ("PFDEBUG", "TODENSE", "h"),
+        ("PFADD", "s", "x"), ("PFDEBUG", "TODENSE", "s"), ("GET", "s"), ("PFCOUNT", "s"),
+        ("SET", "str", "plain"), ("PFDEBUG", "ENCODING", "str"), ("HSET", "hash", "f", "v"),
+        ("PFDEBUG", "ENCODING", "hash"), ("PFDEBUG", "ENCODING"), ("PFDEBUG", "ENCODING", "h", "x"))
 
 
 def test_effects() -> None:
