@@ -259,16 +259,23 @@ def sparse_set(buf: bytearray, index: int, count: int, max_bytes: int,
     else:
         p, first, prev = HEADER_BYTES, 0, -1
     prev_first, pprev, advanced = 0, -1, False
-    kind, span, val = 0, 0, 0
-    while p < end:
-        kind, span, val = _opcode(buf, p, end)
-        if index <= first + span - 1:
+    span = 0
+    while p < end:  # the hot loop of a sparse PFADD: _opcode() inlined
+        op = buf[p]
+        if op & 0x80:
+            span, step = (op & 3) + 1, 1
+        elif op & 0x40:
+            span, step = (((op & 63) << 8) | (buf[p + 1] if p + 1 < end else 0)) + 1, 2
+        else:
+            span, step = (op & 63) + 1, 1
+        if index < first + span:
             break
         pprev, prev, prev_first, advanced = prev, p, first, True
-        p += 2 if kind == 1 else 1
+        p += step
         first += span
     if span == 0 or p >= end:
         raise InvalidHll()
+    kind, span, val = _opcode(buf, p, end)
     if resume is not None and advanced:
         # Nothing before `prev` changes below (merges start there), so the next, higher
         # register can be searched from it.
