@@ -406,11 +406,21 @@ def histogram(raw: bytes) -> list[int]:
 def _sparse_histogram(value: bytes) -> list[int]:
     histo = [0] * 64
     p, end, idx = HEADER_BYTES, len(value), 0
-    while p < end:
-        kind, run, val = _opcode(value, p, end)
-        histo[val] += run
+    while p < end:  # _opcode() inlined: PFCOUNT of a sparse value walks every opcode
+        op = value[p]
+        if op & 0x80:
+            run = (op & 3) + 1
+            histo[((op >> 2) & 31) + 1] += run
+            p += 1
+        elif op & 0x40:
+            run = (((op & 63) << 8) | (value[p + 1] if p + 1 < end else 0)) + 1
+            histo[0] += run
+            p += 2
+        else:
+            run = (op & 63) + 1
+            histo[0] += run
+            p += 1
         idx += run
-        p += 2 if kind == 1 else 1
     if idx != REGISTERS:
         raise InvalidHll()
     return histo
