@@ -20,7 +20,7 @@ import csv
 import io
 import subprocess
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -84,12 +84,18 @@ def _error_line(stdout: str, stderr: str) -> str | None:
 
 def run_test(
     ctx: Context, server: Server, test: str, *, requests: int, clients: int, pipeline: int,
+    command: tuple[str, ...] = (),
 ) -> TestResult:
-    """Run one redis-benchmark test against `server` and measure the server's CPU around it."""
+    """Run one redis-benchmark test against `server` and measure the server's CPU around it.
+
+    `command`, when given, replaces `-t test` with redis-benchmark's own custom-command form
+    (options such as `-r N` first, then the command words), for commands it has no test for.
+    """
     if not server.alive():
         return TestResult(ok=False, error=f"server exited with code {server.proc.returncode}")
     argv = [require_binary("redis-benchmark"), "-h", "127.0.0.1", "-p", str(server.port),
-            "-t", test, "-n", str(requests), "-c", str(clients), "-P", str(pipeline), "--csv"]
+            *(() if command else ("-t", test)), "-n", str(requests), "-c", str(clients),
+            "-P", str(pipeline), "--csv", *command]
     timeout_s = BASE_TIMEOUT_S + requests / MIN_EXPECTED_RPS
     try:
         with ctx.measure(server.pid) as used:
@@ -164,7 +170,8 @@ class RedisBenchmarkSuite(Suite):
     def __init__(
         self, name: str, description: str, tests: tuple[str, ...], *, requests: int = 200_000,
         quick_requests: int = 50_000, clients: int = 50, pipelines: tuple[int, ...] = (1, 16),
-        repeats: int = 3,
+        repeats: int = 3, commands: dict[str, tuple[str, ...]] | None = None,
+        preload: Callable[[Server], None] | None = None,
     ) -> None:
         self.name = name
         self.description = description
@@ -174,6 +181,10 @@ class RedisBenchmarkSuite(Suite):
         self.clients = clients
         self.pipelines = pipelines
         self.repeats = repeats
+        #: test name -> custom command (see `run_test`), for tests redis-benchmark lacks
+        self.commands = commands or {}
+        #: fills each server with the data the commands read, before anything is measured
+        self.preload = preload
 
     def parameters(self, quick: bool) -> dict[str, Any]:
         return {
@@ -183,6 +194,7 @@ class RedisBenchmarkSuite(Suite):
             "pipelines": list(self.pipelines),
             "repeats": 1 if quick else self.repeats,
             "command": "redis-benchmark -t TEST -n REQUESTS -c CLIENTS -P PIPELINE --csv",
+            "custom_commands": {name: " ".join(cmd) for name, cmd in self.commands.items()},
         }
 
     def run(self, ctx: Context) -> list[Row]:
@@ -191,12 +203,15 @@ class RedisBenchmarkSuite(Suite):
         for server in servers:
             run_test(ctx, server, "ping_mbulk", requests=WARMUP_REQUESTS, clients=self.clients,
                      pipeline=1)
+            if self.preload is not None:
+                self.preload(server)
         rows = []
         for pipeline in self.pipelines:
             for test in params["tests"]:
                 started = time.monotonic()
                 pairs = [tuple(run_test(ctx, server, test, requests=params["requests"],
-                                        clients=self.clients, pipeline=pipeline)
+                                        clients=self.clients, pipeline=pipeline,
+                                        command=self.commands.get(test, ()))
                                for server in servers) for _ in range(params["repeats"])]
                 row = comparison_row(test, pipeline, _median(p[0] for p in pairs),
                                      _median(p[1] for p in pairs))

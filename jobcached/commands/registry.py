@@ -215,10 +215,12 @@ def load_all() -> None:
     """Import every command module so that their decorators fill the table."""
     from jobcached.commands import (  # noqa: F401
         batches,
+        bitmaps,
         connection,
         cron,
         functions,
         hashes,
+        hyperloglog,
         introspection,
         joblogs,
         jobs,

@@ -17,7 +17,8 @@ PREAMBLE = Path(__file__).resolve().parents[2] / "protocol" / "spec-preamble.md"
 
 #: the order groups appear in, with their headings
 GROUPS = {
-    "connection": "Connection", "server": "Server", "string": "Strings", "generic": "Keys",
+    "connection": "Connection", "server": "Server", "string": "Strings", "bitmap": "Bitmaps",
+    "hyperloglog": "HyperLogLog", "generic": "Keys",
     "hash": "Hashes", "list": "Lists", "set": "Sets", "sorted-set": "Sorted sets",
     "transactions": "Transactions", "scripting": "Scripting", "pubsub": "Pub/sub",
     "job": "Jobs", "queue": "Queues",

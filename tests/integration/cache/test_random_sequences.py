@@ -34,6 +34,13 @@ INTS = st.sampled_from([b"0", b"1", b"-1", b"2", b"5", b"-100", b"x", b"1.5",
                         b"9223372036854775807"])
 SCORES = st.sampled_from([b"0", b"1", b"-1.5", b"2.25", b"+inf", b"-inf", b"(1", b"nan", b"x"])
 LEX = st.sampled_from([b"-", b"+", b"[", b"(", b"[a", b"(b", b"[v", b"(v", b"c"])
+BIT_OFFSETS = st.sampled_from([b"0", b"7", b"13", b"100", b"-1", b"x", b"#1", b"4294967296"])
+FIELD_TYPES = st.sampled_from([b"u1", b"i8", b"u8", b"i16", b"u63", b"i64", b"u64", b"x"])
+FIELD_OPS = st.lists(st.one_of(
+    st.tuples(st.just(b"GET"), FIELD_TYPES, BIT_OFFSETS),
+    st.tuples(st.sampled_from([b"SET", b"INCRBY"]), FIELD_TYPES, BIT_OFFSETS, INTS),
+    st.tuples(st.just(b"OVERFLOW"), st.sampled_from([b"WRAP", b"SAT", b"FAIL"]))),
+    min_size=1, max_size=3).map(lambda ops: [arg for op in ops for arg in op])
 LIMIT = st.tuples(st.sampled_from([b"0", b"1", b"-1"]), st.sampled_from([b"1", b"2", b"-1"]))
 
 EXAMPLES = 50  # sequences per protocol run (Hypothesis runs all of them: the space is vast)
@@ -105,6 +112,20 @@ COMMANDS = st.one_of(
         lambda t: [b"ZRANGE", t[0], t[1], t[2], b"BYLEX", *t[3], b"LIMIT", *t[4]]),
     st.tuples(KEYS, INTS, INTS).map(lambda t: [b"ZRANGE", t[0], t[1], t[2], b"WITHSCORES"]),
     cmd("ZREMRANGEBYSCORE", KEYS, SCORES, SCORES),
+    # bitmaps
+    cmd("SETBIT", KEYS, BIT_OFFSETS, st.sampled_from([b"0", b"1", b"2"])),
+    cmd("GETBIT", KEYS, BIT_OFFSETS), cmd("BITCOUNT", KEYS),
+    cmd("BITCOUNT", KEYS, INTS, INTS, st.sampled_from([b"BYTE", b"BIT", b"x"])),
+    cmd("BITPOS", KEYS, st.sampled_from([b"0", b"1"]), INTS),
+    cmd("BITPOS", KEYS, st.sampled_from([b"0", b"1"]), INTS, INTS, st.sampled_from([b"BIT",
+                                                                                    b"BYTE"])),
+    cmd("BITOP", st.sampled_from([b"AND", b"OR", b"XOR", b"NOT"]), KEYS, KEYS),
+    cmd("BITOP", st.sampled_from([b"AND", b"OR", b"XOR"]), KEYS, KEYS, KEYS),
+    st.tuples(KEYS, FIELD_OPS).map(lambda t: [b"BITFIELD", t[0], *t[1]]),
+    cmd("BITFIELD_RO", KEYS, st.just(b"GET"), FIELD_TYPES, BIT_OFFSETS),
+    # hyperloglog
+    cmd("PFADD", KEYS, VALUES, VALUES), cmd("PFCOUNT", KEYS), cmd("PFCOUNT", KEYS, KEYS),
+    cmd("PFMERGE", KEYS, KEYS, KEYS),
 )
 
 
