@@ -227,6 +227,7 @@ def load_all() -> None:
         queues,
         server,
         sets,
+        streams,
         strings,
         transactions,
         zranges,
