@@ -417,7 +417,7 @@ def xread(s: Session, argv: list[bytes]) -> Any:
 
     Reply: RESP2 an array of [key, entries], RESP3 a map key -> entries; a null array when
     nothing came (or the timeout expired).
-    Errors: `Unbalanced 'xread' list of streams: for each stream key an ID or '$' must be
+    Errors: `Unbalanced XREAD list of streams: for each stream key an ID or '$' must be
     specified.`; `The > ID can be specified only when calling XREADGROUP ...`; `The GROUP option
     is only supported by XREADGROUP. You called XREAD instead.`; `timeout is negative`;
     `syntax error`; `WRONGTYPE`.
@@ -438,7 +438,7 @@ def xread(s: Session, argv: list[bytes]) -> Any:
         elif opt == b"STREAMS" and more:
             streams_at = i + 1
             if (len(argv) - streams_at) % 2:
-                raise CommandError("Unbalanced 'xread' list of streams: for each stream key an "
+                raise CommandError("Unbalanced XREAD list of streams: for each stream key an "
                                    "ID or '$' must be specified.")
             break
         elif opt == b"GROUP" and more >= 2:
