@@ -380,7 +380,8 @@ class Keyspace:
             return False
         value = e.value
         cls = type(value)
-        dup = value if cls is bytes else value.copy() if cls in (dict, set, ZSet, Stream) else deque(value)
+        copyable = (dict, set, ZSet, Stream)
+        dup = value if cls is bytes else value.copy() if cls in copyable else deque(value)
         self.set(dst, dup, expire_at_ms=e.expire_at or None)
         return True
 

@@ -227,6 +227,8 @@ def load_all() -> None:
         queues,
         server,
         sets,
+        streamadmin,
+        streamgroups,
         streams,
         strings,
         transactions,

@@ -32,7 +32,7 @@ from jobcached.commands.streamargs import (
     to_longlong,
 )
 from jobcached.errors import CommandError, SyntaxErr
-from jobcached.net.replies import NULL_ARRAY
+from jobcached.net.replies import NULL_ARRAY, OK
 from jobcached.net.session import Session
 
 #: Entries removed by one approximate trim without LIMIT: 100 * stream-node-max-entries.
@@ -390,7 +390,7 @@ def xsetid(s: Session, argv: list[bytes]) -> Any:
     if max_deleted:
         stream.max_deleted_id = max_deleted
     s.server.propagate(argv, (key,))
-    return b"OK"
+    return OK
 
 
 # ------------------------------------------------------------------------------- XREAD

@@ -48,9 +48,9 @@ def test_xadd_ids_and_errors(pair: Pair) -> None:
 
 
 def test_xadd_auto_id_shape(pair: Pair) -> None:
-    ours, theirs = pair.both("XADD", "s", "*", "a", "1")
+    ours, _ = pair.both("XADD", "s", "*", "a", "1")
     assert isinstance(ours, bytes) and ours.split(b"-")[1] == b"0", ours
-    ours, theirs = pair.both("XADD", "s", "*", "a", "1")
+    ours, _ = pair.both("XADD", "s", "*", "a", "1")
     assert int(ours.split(b"-")[0]) > 0
 
 
@@ -59,7 +59,8 @@ def test_xadd_trim_options(pair: Pair) -> None:
             ["MINID", "5"], ["MINID", "~", "5"], ["MINID", "=", "250"], ["MAXLEN", "-1"],
             ["MAXLEN", "x"], ["MAXLEN", "~", "3", "LIMIT", "2"], ["MAXLEN", "3", "LIMIT", "2"],
             ["LIMIT", "2"], ["LIMIT", "0"], ["MAXLEN", "~", "3", "LIMIT", "-1"],
-            ["MAXLEN", "1", "MINID", "1"], ["MINID", "bad"], ["MAXLEN", "~", "150", "LIMIT", "100"],
+            ["MAXLEN", "1", "MINID", "1"], ["MINID", "bad"],
+            ["MAXLEN", "~", "150", "LIMIT", "100"],
             ["MAXLEN", "~", "50", "LIMIT", "0"], ["MINID", "~", "201", "LIMIT", "150"]]
     for opt in opts:
         pair.check("DEL", "s")
