@@ -122,7 +122,6 @@ def xgroup_setid(s: Session, argv: list[bytes]) -> Any:
     g.entries_read = entries_read
     s.server.propagate([*argv[:4], format_id(g.last_id), b"ENTRIESREAD", b"%d" % entries_read],
                        (argv[2],))
-    blocking.signal_key_ready(s.server, argv[2])
     return OK
 
 

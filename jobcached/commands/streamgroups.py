@@ -11,8 +11,9 @@ form per entry instead of themselves. Replaying these records runs the same hand
 
 Blocking XREADGROUP `>` waits in blocking.py's queues like XREAD, but a served waiter consumes
 entries (they move to its PEL), so waiters are served first come first served and a later one
-only sees what an earlier one left. A waiter whose group was destroyed gets `-NOGROUP`; XGROUP
-DESTROY and SETID signal the key for that reason.
+only sees what an earlier one left. A waiter whose group was destroyed gets `-NOGROUP` (XGROUP
+DESTROY signals the key for that reason); after XGROUP SETID moves the group back, waiters are
+served from the new position by the next XADD, as in Redis 7.0 (SETID itself wakes nobody).
 """
 
 from __future__ import annotations
