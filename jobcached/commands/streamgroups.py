@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from jobcached.cache.stream import MAX_ID, Group, Nack, Stream, format_id
+from jobcached.cache.stream import MAX_ID, Consumer, Group, Nack, Stream, format_id
 from jobcached.commands import blocking
 from jobcached.commands.registry import BLOCKING, FAST, READONLY, WRITE, command
 from jobcached.commands.streamargs import (
@@ -77,13 +77,22 @@ def account(s: Session, key: bytes) -> None:
 # ------------------------------------------------------------------------------- delivering
 
 
+def reader(s: Session, key: bytes, gname: bytes, g: Group, cname: bytes, now: int) -> Consumer:
+    """The reading consumer, seen now; a new one is propagated as XGROUP CREATECONSUMER (Redis'
+    streamPropagateConsumerCreation), so followers have it even when it gets nothing pending."""
+    consumer = g.consumers.get(cname)
+    if consumer is None:
+        consumer = g.consumers[cname] = Consumer(cname, now)
+        s.server.propagate([b"XGROUP", b"CREATECONSUMER", key, gname, cname], (key,))
+    consumer.seen_ms = now
+    return consumer
+
+
 def deliver_new(s: Session, key: bytes, gname: bytes, stream: Stream, g: Group, cname: bytes,
                 count: int, noack: bool) -> list[Any]:
     """Entries after the group's last id go to the consumer (its PEL unless NOACK)."""
     now = s.server.clock.now_ms()
-    consumer = g.consumer(cname, now)
-    assert consumer is not None
-    consumer.seen_ms = now
+    consumer = reader(s, key, gname, g, cname, now)
     entries = stream.after(g.last_id, count)
     for sid, _ in entries:
         stream.advance_group(g, sid)
@@ -107,9 +116,7 @@ def deliver_history(s: Session, key: bytes, gname: bytes, stream: Stream, g: Gro
                     cname: bytes, start: int, count: int) -> list[Any]:
     """The consumer's own pending entries from `start`: delivered again (count and time)."""
     now = s.server.clock.now_ms()
-    consumer = g.consumer(cname, now)
-    assert consumer is not None
-    consumer.seen_ms = now
+    consumer = reader(s, key, gname, g, cname, now)
     out: list[Any] = []
     for sid in list(consumer.pel.irange(start, MAX_ID)):
         if count and len(out) >= count:

@@ -114,7 +114,8 @@ def test_xreadgroup_waiter_gets_nogroup_when_the_group_is_destroyed(
         "NOGROUP the consumer group this client was blocked on no longer exists")
 
 
-def test_xreadgroup_after_setid_back_is_served_from_there_by_the_next_xadd(target: StreamTarget) -> None:
+def test_xreadgroup_after_setid_back_is_served_from_there_by_the_next_xadd(
+        target: StreamTarget) -> None:
     admin = target.clients[0]
     admin.xadd("s", {"f": "1"}, id="1-0")
     admin.xgroup_create("s", "g", id="$")
