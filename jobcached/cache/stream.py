@@ -138,7 +138,8 @@ class Group:
 class Stream:
     """A Redis stream; see the module docstring."""
 
-    __slots__ = ("_nbytes", "entries", "entries_added", "groups", "ids", "last_id",
+    # __weakref__: blocked XREADGROUP clients learn of the stream's deletion through one
+    __slots__ = ("__weakref__", "_nbytes", "entries", "entries_added", "groups", "ids", "last_id",
                  "max_deleted_id", "nodes")
 
     def __init__(self) -> None:

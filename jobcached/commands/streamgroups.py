@@ -18,6 +18,7 @@ served from the new position by the next XADD, as in Redis 7.0 (SETID itself wak
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 from jobcached.cache.stream import MAX_ID, Consumer, Group, Nack, Stream, format_id
@@ -35,7 +36,7 @@ from jobcached.commands.streamargs import (
 )
 from jobcached.commands.streams import XREAD_BLOCKED_DEFAULT_COUNT, parse_timeout_ms
 from jobcached.errors import CommandError, SyntaxErr
-from jobcached.net.replies import NULL_ARRAY, ErrorReply
+from jobcached.net.replies import NULL_ARRAY, Deferred, ErrorReply
 from jobcached.net.session import Session
 
 #: XAUTOCLAIM visits at most COUNT * this many PEL entries per call (Redis' attempts_factor).
@@ -144,7 +145,8 @@ def xreadgroup(s: Session, argv: list[bytes]) -> Any:
     Errors: `NOGROUP No such key ... or consumer group ... in XREADGROUP with GROUP option`;
     `Missing GROUP option for XREADGROUP`; `The $ ID is meaningless in the context of
     XREADGROUP ...`; `Unbalanced XREADGROUP list of streams ...`; `WRONGTYPE`; a blocked client
-    gets `NOGROUP the consumer group this client was blocked on no longer exists`.
+    gets `NOGROUP the consumer group this client was blocked on no longer exists` when the group
+    is destroyed, `UNBLOCKED the stream key no longer exists` when the key is deleted.
     """
     timeout, count, noack = -1, 0, False
     gname = cname = None
@@ -209,7 +211,8 @@ def xreadgroup(s: Session, argv: list[bytes]) -> Any:
     def serve(key: bytes) -> Any:
         value = s.server.keyspace.lookup_write(key)
         if type(value) is not Stream:
-            return blocking.SKIP
+            return ErrorReply.from_exc(CommandError("the stream key no longer exists",
+                                                    code="UNBLOCKED"))
         g = value.groups.get(gname)
         if g is None:
             return ErrorReply.from_exc(CommandError(
@@ -218,7 +221,24 @@ def xreadgroup(s: Session, argv: list[bytes]) -> Any:
             return blocking.SKIP
         return keyed(s, [(key, deliver_new(s, key, gname, value, g, cname, limit, noack))])
 
-    return blocking.block(s, keys, timeout, serve, NULL_ARRAY)
+    reply = blocking.block(s, keys, timeout, serve, NULL_ARRAY)
+    watch_deletion(s, keys, reply)
+    return reply
+
+
+def watch_deletion(s: Session, keys: list[bytes], reply: Deferred) -> None:
+    """Wake the waiter when one of its streams is deleted (DEL, overwrite, expiry, eviction,
+    FLUSHALL), as Redis' signalDeletedKeyAsReady does: a weak reference to each stream object
+    fires when the keyspace drops the last reference to it. Streams hold no reference cycles,
+    so that happens at once, after the keyspace has finished removing the key."""
+    server = s.server
+    refs = []
+    for key in keys:
+        value = server.keyspace.lookup_write(key)
+        if type(value) is Stream:
+            refs.append(weakref.ref(value, lambda _, k=key: blocking.signal_key_ready(server, k)))
+    if refs:
+        reply.add_callback(lambda _: refs.clear())
 
 
 # ------------------------------------------------------------------------------- acknowledging

@@ -146,3 +146,26 @@ def test_blocked_readers_inside_multi_answer_at_once(target: StreamTarget) -> No
     pipe.xread({"s": "$"}, block=0)
     pipe.xreadgroup("g", "c", {"s": ">"}, block=0)
     assert pipe.execute() == [[], []]  # null arrays, as redis-py reads them
+
+
+@pytest.mark.parametrize("how", ["DEL", "SET", "FLUSHALL", "PEXPIRE"])
+def test_xreadgroup_waiter_is_unblocked_when_the_key_goes(target: StreamTarget, how: str) -> None:
+    admin = target.clients[0]
+    admin.xgroup_create("s", "g", id="$", mkstream=True)
+    group_reader = target.start(
+        "w", caught(lambda r: r.xreadgroup("g", "c", {"s": ">"}, block=0)))
+    plain_reader = target.start("p", lambda r: r.xread({"s": "$"}, block=0))
+    if how == "DEL":
+        admin.delete("s")
+    elif how == "SET":
+        admin.set("s", "string")
+    elif how == "PEXPIRE":
+        admin.pexpire("s", 20)  # active expiry removes it
+    else:
+        admin.flushall()
+    assert group_reader.result(WAIT_SECONDS) == "UNBLOCKED the stream key no longer exists"
+    time.sleep(0.1)
+    assert not plain_reader.done()  # XREAD keeps waiting, as in Redis 7.0
+    admin.delete("s")
+    admin.xadd("s", {"f": "1"}, id="1-0")
+    assert plain_reader.result(WAIT_SECONDS) == [[b"s", [(b"1-0", {b"f": b"1"})]]]
