@@ -84,12 +84,17 @@ def _error_line(stdout: str, stderr: str) -> str | None:
 
 def run_test(
     ctx: Context, server: Server, test: str, *, requests: int, clients: int, pipeline: int,
+    command: list[str] | None = None,
 ) -> TestResult:
-    """Run one redis-benchmark test against `server` and measure the server's CPU around it."""
+    """Run one redis-benchmark test against `server` and measure the server's CPU around it.
+
+    `command`: run this command line (redis-benchmark's custom-command form, with `-r` options
+    first if it needs them) instead of the built-in test `-t <test>`."""
     if not server.alive():
         return TestResult(ok=False, error=f"server exited with code {server.proc.returncode}")
     argv = [require_binary("redis-benchmark"), "-h", "127.0.0.1", "-p", str(server.port),
-            "-t", test, "-n", str(requests), "-c", str(clients), "-P", str(pipeline), "--csv"]
+            "-n", str(requests), "-c", str(clients), "-P", str(pipeline), "--csv",
+            *(command if command is not None else ["-t", test])]
     timeout_s = BASE_TIMEOUT_S + requests / MIN_EXPECTED_RPS
     try:
         with ctx.measure(server.pid) as used:
