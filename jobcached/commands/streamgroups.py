@@ -181,21 +181,19 @@ def xreadgroup(s: Session, argv: list[bytes]) -> Any:
         raise CommandError("Missing GROUP option for XREADGROUP")
     n = (len(argv) - streams_at) // 2
     keys = argv[streams_at:streams_at + n]
-    starts: list[int | None] = []  # None: `>`
+    targets: list[tuple[Stream, Group, int | None]] = []  # start None: `>`
     for key, raw in zip(keys, argv[streams_at + n:], strict=True):
         stream, g = group_of(s, key, gname, write=False)
-        if g is None:
+        if stream is None or g is None:
             raise nogroup(key, gname, " in XREADGROUP with GROUP option")
         if raw == b"$":
             raise CommandError(
                 "The $ ID is meaningless in the context of XREADGROUP: you want to read the "
                 "history of this consumer by specifying a proper ID, or use the > ID to get new "
                 "messages. The $ ID would just return an empty result set.")
-        starts.append(None if raw == b">" else strict_id(raw))
+        targets.append((stream, g, None if raw == b">" else strict_id(raw)))
     found: list[tuple[bytes, Any]] = []
-    for key, start in zip(keys, starts, strict=True):
-        stream, g = group_of(s, key, gname)
-        assert stream is not None and g is not None
+    for key, (stream, g, start) in zip(keys, targets, strict=True):
         if start is not None:
             first = next_id(start)
             found.append((key, deliver_history(s, key, gname, stream, g, cname,
