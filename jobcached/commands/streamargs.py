@@ -88,7 +88,7 @@ def entries_reply(entries: list[Entry]) -> list[Any]:
 
 
 def fields_bytes(fields: tuple[bytes, ...]) -> int:
-    return sum(item_size(f) for f in fields)
+    return sum(map(item_size, fields))
 
 
 def keyed(s: Session, pairs: list[tuple[bytes, Any]]) -> Any:

@@ -122,6 +122,12 @@ def parse_add_or_trim(argv: list[bytes], xadd: bool) -> TrimArgs:
     return a
 
 
+_AUTO_ID_ARGS = TrimArgs()
+"""`XADD key * ...` (no options): what parse_add_or_trim returns for it, shared (read-only)."""
+_AUTO_ID_ARGS.idpos = 2
+_AUTO_ID_ARGS.id_given = False
+
+
 def apply_trim(s: Session, key: bytes, stream: Stream, a: TrimArgs) -> int:
     """Trim as parsed; account the freed bytes. Returns how many entries went."""
     removed = stream.trim(a.maxlen, a.minid, a.approx, a.limit)
@@ -166,7 +172,7 @@ def xadd(s: Session, argv: list[bytes]) -> Any:
     without the special ~ option`; `wrong number of arguments`; `WRONGTYPE`.
     """
     key = argv[1]
-    a = parse_add_or_trim(argv, xadd=True)
+    a = _AUTO_ID_ARGS if argv[2] == b"*" else parse_add_or_trim(argv, xadd=True)
     field_pos = a.idpos + 1
     nfields = len(argv) - field_pos
     if nfields < 2 or nfields % 2:
@@ -207,9 +213,10 @@ def xadd(s: Session, argv: list[bytes]) -> Any:
         out.append(b"NOMKSTREAM")
     if a.trims:
         out += exact_trim_argv(stream, a)
-    s.server.propagate([*out, format_id(sid), *fields], (key,))
+    added = format_id(sid)
+    s.server.propagate([*out, added, *fields], (key,))
     blocking.signal_key_ready(s.server, key)
-    return format_id(sid)
+    return added
 
 
 # ------------------------------------------------------------------------------- reading
