@@ -19,6 +19,12 @@ estimate of its listpack bytes) so approximate trims remove exactly what Redis r
 estimate follows the listpack element sizes only roughly; entries of a few short fields never
 reach the byte limit, and for them the boundaries are exact.
 
+Field names. Entries of one stream usually repeat the same field names; Redis stores them once
+per node (the "master entry"). We keep one object per distinct name (up to SHARED_NAMES_MAX per
+stream, enough for any schema, bounded against streams of random names) and every entry points
+to it, which saves a bytes object per field of every entry. Memory is counted to match: a
+shared name once, in the table; an entry's values and its unshared names with the entry.
+
 Consumer groups (`Group`, `Consumer`, `Nack`) belong to the value, as in Redis: they are copied,
 deleted and expired with the key. Every method takes parsed arguments and the current time;
 errors that are part of Redis' replies are raised by the command layer.
@@ -31,6 +37,8 @@ from itertools import islice
 
 from sortedcontainers import SortedDict, SortedList
 
+from jobcached.cache.memory import item_size
+
 ID_BITS = 64
 SEQ_MASK = (1 << ID_BITS) - 1
 MAX_ID = (1 << (2 * ID_BITS)) - 1  # 18446744073709551615-18446744073709551615
@@ -39,6 +47,8 @@ NODE_MAX_BYTES = 4096  # stream-node-max-bytes, Redis' default
 LISTPACK_HEADER_BYTES = 7  # total bytes (4), element count (2), end marker (1)
 ENTRY_FIXED_BYTES = 8  # flags, ms and seq deltas, lp-count: small integers of ~2 bytes each
 INVALID_READ = -1  # SCG_INVALID_ENTRIES_READ: a group's read counter that is unknown
+SHARED_NAMES_MAX = 256  # distinct field names a stream shares between its entries (see below)
+SHARED_NAME_SLOT_BYTES = 80  # a shared name's slot in the name table (dict entry and index)
 
 ENTRY_OBJECT_BYTES = 144  # per entry: the id int (48), its SortedList slot and dict slot
 STREAM_BASE_BYTES = 720  # Stream, its dict, SortedList and node index with their first tables
@@ -147,8 +157,8 @@ class Stream:
     """A Redis stream; see the module docstring."""
 
     # __weakref__: blocked XREADGROUP clients learn of the stream's deletion through one
-    __slots__ = ("__weakref__", "_nbytes", "_tail", "entries", "entries_added", "groups", "ids",
-                 "last_id", "max_deleted_id", "nodes")
+    __slots__ = ("__weakref__", "_names", "_nbytes", "_tail", "entries", "entries_added",
+                 "groups", "ids", "last_id", "max_deleted_id", "nodes")
 
     def __init__(self) -> None:
         self.entries: dict[int, tuple[bytes, ...]] = {}
@@ -160,6 +170,7 @@ class Stream:
         self.entries_added = 0
         self.groups: dict[bytes, Group] = {}
         self._nbytes = 0  # payload bytes of the fields (memory.item_size), kept incrementally
+        self._names: dict[bytes, bytes] = {}  # field name -> the one object entries share
 
     # ---- reading ------------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -192,8 +203,34 @@ class Stream:
         return self.range(sid + 1, MAX_ID, count)
 
     # ---- writing ------------------------------------------------------------------------------
-    def add(self, sid: int, fields: tuple[bytes, ...], payload_bytes: int) -> None:
+    def _share_names(self, fields: tuple[bytes, ...]) -> tuple[tuple[bytes, ...], int]:
+        """The entry with its field names replaced by the stream's shared name objects, and its
+        payload bytes (values, plus the names that are not shared)."""
+        names = self._names
+        items = list(fields)
+        payload = 0
+        for i in range(0, len(items), 2):
+            name = items[i]
+            shared = names.get(name)
+            if shared is not None:
+                items[i] = shared
+            elif len(names) < SHARED_NAMES_MAX:
+                names[name] = name
+                self._nbytes += item_size(name) + SHARED_NAME_SLOT_BYTES
+            else:
+                payload += item_size(name)
+        return tuple(items), payload + sum(map(item_size, items[1::2]))
+
+    def _entry_bytes(self, fields: tuple[bytes, ...]) -> int:
+        """The payload `_share_names` counted for this entry (shared names are never unshared,
+        so the identity test gives the same answer for the entry's whole life)."""
+        names = self._names
+        own = sum(item_size(f) for f in fields[::2] if names.get(f) is not f)
+        return own + sum(map(item_size, fields[1::2]))
+
+    def add(self, sid: int, fields: tuple[bytes, ...]) -> None:
         """Append an entry; `sid` must be greater than `last_id` (the command layer checks)."""
+        fields, payload = self._share_names(fields)
         size = ENTRY_FIXED_BYTES + _lp_elements(fields)
         node = self._tail
         if (node is None or node.total >= NODE_MAX_ENTRIES
@@ -208,7 +245,7 @@ class Stream:
         self.ids.add(sid)
         self.last_id = sid
         self.entries_added += 1
-        self._nbytes += payload_bytes
+        self._nbytes += payload
 
     def _node_of(self, sid: int) -> _Node:
         nodes = self.nodes
@@ -217,6 +254,7 @@ class Stream:
     def _drop(self, sid: int) -> tuple[bytes, ...]:
         fields = self.entries.pop(sid)
         self.ids.remove(sid)
+        self._nbytes -= self._entry_bytes(fields)
         return fields
 
     def _drop_node(self, node: _Node) -> None:
@@ -271,9 +309,6 @@ class Stream:
             break
         return removed
 
-    def payload_changed(self, delta: int) -> None:
-        self._nbytes += delta
-
     # ---- memory (memory.py asks for these) ----------------------------------------------------
     def struct_size(self) -> int:
         """Every byte of the value: entry overheads, field bytes and group state, in O(groups)."""
@@ -297,6 +332,7 @@ class Stream:
         dup._tail = dup.nodes.peekitem(-1)[1] if dup.nodes else None
         dup.last_id, dup.max_deleted_id = self.last_id, self.max_deleted_id
         dup.entries_added, dup._nbytes = self.entries_added, self._nbytes
+        dup._names = dict(self._names)  # the same name objects the copied entries hold
         for name, g in self.groups.items():
             h = dup.groups[name] = Group(g.last_id, g.entries_read)
             for cname, c in g.consumers.items():

@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from jobcached.cache.memory import item_size
 from jobcached.cache.stream import MAX_ID, SEQ_MASK, Stream, format_id, make_id
 from jobcached.commands.args import to_int
 from jobcached.errors import CommandError
@@ -85,10 +84,6 @@ def entry_reply(entry: Entry) -> list[Any]:
 
 def entries_reply(entries: list[Entry]) -> list[Any]:
     return [[format_id(sid), list(fields)] for sid, fields in entries]
-
-
-def fields_bytes(fields: tuple[bytes, ...]) -> int:
-    return sum(map(item_size, fields))
 
 
 def keyed(s: Session, pairs: list[tuple[bytes, Any]]) -> Any:

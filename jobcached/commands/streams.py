@@ -21,7 +21,6 @@ from jobcached.commands import blocking
 from jobcached.commands.registry import BLOCKING, DENYOOM, FAST, READONLY, WRITE, command
 from jobcached.commands.streamargs import (
     entries_reply,
-    fields_bytes,
     interval_id,
     keyed,
     last_valid_id,
@@ -129,11 +128,8 @@ _AUTO_ID_ARGS.id_given = False
 
 
 def apply_trim(s: Session, key: bytes, stream: Stream, a: TrimArgs) -> int:
-    """Trim as parsed; account the freed bytes. Returns how many entries went."""
-    removed = stream.trim(a.maxlen, a.minid, a.approx, a.limit)
-    if removed:
-        stream.payload_changed(-sum(fields_bytes(f) for f in removed))
-    return len(removed)
+    """Trim as parsed; returns how many entries went."""
+    return len(stream.trim(a.maxlen, a.minid, a.approx, a.limit))
 
 
 def exact_trim_argv(stream: Stream, a: TrimArgs) -> list[bytes]:
@@ -204,7 +200,7 @@ def xadd(s: Session, argv: list[bytes]) -> Any:
         raise CommandError(
             "The ID specified in XADD is equal or smaller than the target stream top item")
     fields = tuple(argv[field_pos:])
-    stream.add(sid, fields, fields_bytes(fields))
+    stream.add(sid, fields)
     if a.trims:
         apply_trim(s, key, stream, a)
     _store(s, key, stream, created)
@@ -311,15 +307,8 @@ def xdel(s: Session, argv: list[bytes]) -> int:
     if stream is None:
         return 0
     ids = [strict_id(raw) for raw in argv[2:]]
-    freed = 0
-    deleted = 0
-    for sid in ids:
-        fields = stream.delete(sid)
-        if fields is not None:
-            deleted += 1
-            freed += fields_bytes(fields)
+    deleted = sum(1 for sid in ids if stream.delete(sid) is not None)
     if deleted:
-        stream.payload_changed(-freed)
         s.server.keyspace.notify_modified(key, 0)
         s.server.propagate(argv, (key,))
     return deleted

@@ -6,10 +6,13 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from jobcached.cache.memory import item_size
 from jobcached.cache.stream import (
     INVALID_READ,
     MAX_ID,
     NODE_MAX_ENTRIES,
+    SHARED_NAME_SLOT_BYTES,
+    SHARED_NAMES_MAX,
     Group,
     Nack,
     Stream,
@@ -30,7 +33,7 @@ ops = st.lists(st.one_of(
 
 def grow(s: Stream, n: int) -> None:
     for _ in range(n):
-        s.add(s.last_id + 1 + (len(s) % 3) * (1 << 64), FIELDS, 0)
+        s.add(s.last_id + 1 + (len(s) % 3) * (1 << 64), FIELDS)
 
 
 def test_ids_pack_ms_and_seq_in_order() -> None:
@@ -43,7 +46,7 @@ def test_ids_pack_ms_and_seq_in_order() -> None:
 def test_range_and_after() -> None:
     s = Stream()
     for ms in range(1, 11):
-        s.add(make_id(ms, 0), (b"n", b"%d" % ms), 0)
+        s.add(make_id(ms, 0), (b"n", b"%d" % ms))
     assert [format_id(i) for i, _ in s.range(make_id(3, 0), make_id(5, 0))] == [b"3-0", b"4-0",
                                                                               b"5-0"]
     assert [i for i, _ in s.range(0, MAX_ID, count=2, reverse=True)] == [make_id(10, 0),
@@ -82,7 +85,7 @@ def test_entries_match_a_list_model(operations: list[tuple]) -> None:  # type: i
         if op[0] == "add":
             for _ in range(op[1] * 40):
                 sid = s.last_id + 1
-                s.add(sid, FIELDS, 0)
+                s.add(sid, FIELDS)
                 model.append(sid)
         elif op[0] == "del" and model:
             sid = model[op[1] % len(model)]
@@ -109,7 +112,7 @@ def test_lag_and_read_counter_follow_redis() -> None:
     g = Group(0, INVALID_READ)
     assert s.lag(g) == 0  # nothing ever added
     for ms in range(1, 6):
-        s.add(make_id(ms, 0), FIELDS, 0)
+        s.add(make_id(ms, 0), FIELDS)
     assert s.lag(g) == 5  # 0-0 is before the first entry and nothing was deleted
     s.advance_group(g, make_id(1, 0))
     assert (g.entries_read, s.lag(g)) == (1, 4)
@@ -136,3 +139,22 @@ def test_copy_is_independent_and_keeps_groups() -> None:
     nack = dup.groups[b"g"].pel[dup.ids[0]]
     assert nack.consumer is dup.groups[b"g"].consumers[b"c"] and nack.count == 2
     assert dup.struct_size() > s.struct_size()
+
+
+def test_field_names_are_shared_and_memory_stays_exact() -> None:
+    s = Stream()
+    for n in range(1, SHARED_NAMES_MAX + 50):
+        name = b"name%d" % (n % (SHARED_NAMES_MAX + 20))  # more names than the table keeps
+        fresh = bytes(bytearray(b"common"))  # a new object each time, as the parser gives
+        s.add(make_id(n, 0), (name, b"v%d" % n, fresh, b"x"))
+    a, b = s.entries[make_id(1, 0)], s.entries[make_id(2, 0)]
+    assert a[2] is b[2]  # one `common` object for every entry
+    for sid in list(s.ids)[::3]:
+        s.delete(sid)
+    s.trim(maxlen=40, minid=None, approx=False, limit=0)
+    table = sum(item_size(k) + SHARED_NAME_SLOT_BYTES for k in s._names)
+    entries = 0
+    for fields in s.entries.values():
+        own_names = [f for f in fields[::2] if s._names.get(f) is not f]
+        entries += sum(map(item_size, own_names)) + sum(map(item_size, fields[1::2]))
+    assert s._nbytes == table + entries
