@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from jobcached.cache.eviction import LFU_POLICIES, lfu_decayed
 from jobcached.cache.glob import compile_glob
+from jobcached.cache.stream import Stream
 from jobcached.cache.zset import ZSet
 from jobcached.errors import CommandError
 
@@ -42,6 +43,7 @@ TYPE_NAMES: dict[type, str] = {
     deque: "list",
     set: "set",
     ZSet: "zset",
+    Stream: "stream",
 }
 
 RANDOMKEY_MAX_TRIES = 100  # expired keys reclaimed per RANDOMKEY before giving up (bounded work)
@@ -193,6 +195,8 @@ def encoding_of(e: Entry | None) -> str | None:
             for k, v in value.items()
         )
         return "listpack" if fits else "hashtable"
+    if cls is Stream:
+        return "stream"
     fits = len(value) <= ZSET_LISTPACK_MAX_ENTRIES and all(
         len(m) <= LISTPACK_MAX_VALUE_BYTES for m in value.members())
     return "listpack" if fits else "skiplist"

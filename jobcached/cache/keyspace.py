@@ -37,6 +37,7 @@ from jobcached.cache.memory import (
 )
 from jobcached.cache.shard import CacheStats, Entry, Shard
 from jobcached.cache.slots import SLOT_MASK, SLOTS, key_slot
+from jobcached.cache.stream import Stream
 from jobcached.cache.zset import ZSet
 from jobcached.clock import Clock
 from jobcached.errors import CommandError, NoSuchKeyError, WrongTypeError
@@ -210,6 +211,9 @@ class Keyspace:
     def get_zset(self, key: bytes, create: bool = False, write: bool = False) -> ZSet | None:
         return self._typed(key, ZSet, create, write)  # type: ignore[no-any-return]
 
+    def get_stream(self, key: bytes, write: bool = False) -> Stream | None:
+        return self._typed(key, Stream, False, write)  # type: ignore[no-any-return]
+
     # ---- writes -------------------------------------------------------------------------------
     def set(
         self, key: bytes, value: Any, expire_at_ms: int | None = None, keepttl: bool = False
@@ -376,7 +380,8 @@ class Keyspace:
             return False
         value = e.value
         cls = type(value)
-        dup = value if cls is bytes else value.copy() if cls in (dict, set, ZSet) else deque(value)
+        copyable = (dict, set, ZSet, Stream)
+        dup = value if cls is bytes else value.copy() if cls in copyable else deque(value)
         self.set(dst, dup, expire_at_ms=e.expire_at or None)
         return True
 

@@ -110,6 +110,8 @@ def payload_size(value: Any) -> int:
         return sum(item_size(k) + item_size(v) for k, v in value.items())
     if cls is set or cls is deque:
         return sum(item_size(m) for m in value)
+    if hasattr(value, "payload_size"):  # a Stream counts its fields incrementally
+        return value.payload_size()  # type: ignore[no-any-return]
     zset: ZSet = value
     return sum(item_size(m) for m in zset.members())
 

@@ -41,6 +41,12 @@ FIELD_OPS = st.lists(st.one_of(
     st.tuples(st.sampled_from([b"SET", b"INCRBY"]), FIELD_TYPES, BIT_OFFSETS, INTS),
     st.tuples(st.just(b"OVERFLOW"), st.sampled_from([b"WRAP", b"SAT", b"FAIL"]))),
     min_size=1, max_size=3).map(lambda ops: [arg for op in ops for arg in op])
+XIDS = st.sampled_from([b"1-0", b"1-1", b"2", b"3-0", b"5-*", b"0-0", b"-", b"+", b"(1", b"x",
+                        b"7-2", b"$", b">"])
+GROUPS = st.sampled_from([b"g1", b"g2"])
+CONSUMERS = st.sampled_from([b"c1", b"c2"])
+TRIMS = st.sampled_from([[], [b"MAXLEN", b"1"], [b"MAXLEN", b"~", b"0"], [b"MINID", b"2"],
+                         [b"MAXLEN", b"=", b"x"], [b"MINID", b"~", b"3", b"LIMIT", b"1"]])
 LIMIT = st.tuples(st.sampled_from([b"0", b"1", b"-1"]), st.sampled_from([b"1", b"2", b"-1"]))
 
 EXAMPLES = 50  # sequences per protocol run (Hypothesis runs all of them: the space is vast)
@@ -126,6 +132,30 @@ COMMANDS = st.one_of(
     # hyperloglog
     cmd("PFADD", KEYS, VALUES, VALUES), cmd("PFCOUNT", KEYS), cmd("PFCOUNT", KEYS, KEYS),
     cmd("PFMERGE", KEYS, KEYS, KEYS),
+    # streams (ids explicit: `*` reads each server's clock; XPENDING's extended form, XINFO
+    # STREAM and CONSUMERS show idle times or radix-tree internals and are left out)
+    cmd("XADD", KEYS, XIDS, FIELDS, VALUES),
+    st.tuples(KEYS, opt(b"NOMKSTREAM"), TRIMS, XIDS, FIELDS, VALUES).map(
+        lambda t: [b"XADD", t[0], *t[1], *t[2], t[3], t[4], t[5]]),
+    cmd("XRANGE", KEYS, XIDS, XIDS), cmd("XREVRANGE", KEYS, XIDS, XIDS), cmd("XLEN", KEYS),
+    cmd("XDEL", KEYS, XIDS, XIDS), st.tuples(KEYS, TRIMS).map(lambda t: [b"XTRIM", t[0], *t[1]]),
+    cmd("XREAD", st.just(b"STREAMS"), KEYS, XIDS),
+    cmd("XREAD", st.just(b"COUNT"), INTS, st.just(b"STREAMS"), KEYS, KEYS, XIDS, XIDS),
+    cmd("XSETID", KEYS, XIDS),
+    st.tuples(KEYS, GROUPS, XIDS, opt(b"MKSTREAM")).map(
+        lambda t: [b"XGROUP", b"CREATE", t[0], t[1], t[2], *t[3]]),
+    cmd("XGROUP", st.just(b"SETID"), KEYS, GROUPS, XIDS),
+    cmd("XGROUP", st.just(b"DESTROY"), KEYS, GROUPS),
+    cmd("XGROUP", st.just(b"DELCONSUMER"), KEYS, GROUPS, CONSUMERS),
+    cmd("XGROUP", st.just(b"CREATECONSUMER"), KEYS, GROUPS, CONSUMERS),
+    st.tuples(GROUPS, CONSUMERS, opt(b"NOACK"), KEYS, XIDS).map(
+        lambda t: [b"XREADGROUP", b"GROUP", t[0], t[1], *t[2], b"STREAMS", t[3], t[4]]),
+    cmd("XACK", KEYS, GROUPS, XIDS, XIDS), cmd("XPENDING", KEYS, GROUPS),
+    cmd("XCLAIM", KEYS, GROUPS, CONSUMERS, st.just(b"0"), XIDS, XIDS),
+    cmd("XCLAIM", KEYS, GROUPS, CONSUMERS, st.just(b"0"), XIDS, st.just(b"FORCE"),
+        st.just(b"JUSTID")),
+    cmd("XAUTOCLAIM", KEYS, GROUPS, CONSUMERS, st.just(b"0"), XIDS, st.just(b"COUNT"), INTS),
+    cmd("XINFO", st.just(b"GROUPS"), KEYS),
 )
 
 
