@@ -70,12 +70,13 @@ class Keyspace:
         maxmemory_samples: int = 5,
         rng: Random | None = None,
         on_removed: RemovalListener | None = None,
+        stats: CacheStats | None = None,
     ) -> None:
         if not 1 <= shards <= SLOTS:
             raise ValueError(f"shards must be within 1..{SLOTS}")
         self.clock = clock
         self.rng = rng or Random()
-        self.stats = CacheStats()
+        self.stats = stats or CacheStats()  # shared by all databases (databases.py)
         self.shards: tuple[Shard, ...] = tuple(Shard(self.stats) for _ in range(shards))
         self._by_slot = tuple(self.shards[s % shards] for s in range(SLOTS))
         self.maxmemory = maxmemory
@@ -311,6 +312,11 @@ class Keyspace:
             shard.remove(key, e)
         return e is not None
 
+    def holds(self, key: bytes) -> bool:
+        """Stored here, even if past its TTL; no side effect (what FLUSHDB and SWAPDB ask of
+        WATCHed keys, as Redis' touchAllWatchedKeysInDb)."""
+        return key in self.shard_of(key).data
+
     def exists(self, key: bytes) -> bool:
         """EXISTS: counts a hit or miss like Redis, does not touch the access time."""
         if self._find(key)[1] is None:
@@ -367,17 +373,20 @@ class Keyspace:
         if e.expire_at:
             dst_shard.set_expire(dst, moved, e.expire_at)
 
-    def copy(self, src: bytes, dst: bytes, replace: bool = False) -> bool:
-        """COPY: duplicate value and TTL; False if src is missing or dst exists without replace."""
-        if src == dst:
+    def copy(self, src: bytes, dst: bytes, replace: bool = False,
+             target: Keyspace | None = None) -> bool:
+        """COPY: duplicate value and TTL into `target` (another database; default this one);
+        False if src is missing or dst exists without replace."""
+        target = target or self
+        if src == dst and target is self:
             raise CommandError("source and destination objects are the same")
         e = self._find(src)[1]
-        if e is None or (self._find(dst)[1] is not None and not replace):
+        if e is None or (target._find(dst)[1] is not None and not replace):
             return False
         value = e.value
         cls = type(value)
         dup = value if cls is bytes else value.copy() if cls in (dict, set, ZSet) else deque(value)
-        self.set(dst, dup, expire_at_ms=e.expire_at or None)
+        target.set(dst, dup, expire_at_ms=e.expire_at or None)
         return True
 
     def type_name(self, key: bytes) -> str:
@@ -389,6 +398,30 @@ class Keyspace:
         for shard in self.shards:
             shard.clear()
         self._evictor.reset()
+
+    def swap_contents(self, other: Keyspace) -> None:
+        """SWAPDB: exchange all keys with `other` (both share one CacheStats, so memory stays
+        right); candidates pooled for eviction and expiry cursors belong to the old data."""
+        self.shards, other.shards = other.shards, self.shards
+        self._by_slot, other._by_slot = other._by_slot, self._by_slot
+        for ks in (self, other):
+            ks._evictor.reset()
+            ks._expiry = expiry.ExpiryCursor()
+
+    def move_to(self, key: bytes, target: Keyspace) -> bool:
+        """MOVE: give `key` (value, TTL, access info) to `target`; False if the key is missing
+        here or already exists there."""
+        shard, e = self._find(key)
+        if e is None or target._find(key)[1] is not None:
+            return False
+        shard.remove(key, e)
+        moved = Entry(e.value, e.access, e.size - (VOLATILE_OVERHEAD_BYTES if e.vpos >= 0 else 0),
+                      e.aux, 0)
+        dst_shard = target.shard_of(key)
+        dst_shard.add(key, moved)
+        if e.expire_at:
+            dst_shard.set_expire(key, moved, e.expire_at)
+        return True
 
     # ---- memory and expiry work ---------------------------------------------------------------
     def ensure_memory(self) -> int:
@@ -406,6 +439,14 @@ class Keyspace:
         if self.stats.used_memory <= limit:
             return 0
         return self._evictor.free_memory(limit)
+
+    def evict_one(self) -> bool:
+        """Evict one key under the current policy; False when nothing is evictable."""
+        return self._evictor.evict_one()
+
+    def expires_count(self) -> int:
+        """Keys with a TTL (INFO keyspace `expires`)."""
+        return sum(len(s.volatile) for s in self.shards)
 
     def active_expire_cycle(
         self,

@@ -118,9 +118,10 @@ def call(s: Session, cmd: Command, argv: list[bytes]) -> Any:
     past `slowlog-log-slower-than`, the slow log.
     """
     server = s.server
-    if cmd.denyoom and server.keyspace.maxmemory:
+    server.db = s.db
+    if cmd.denyoom and server.dbs.maxmemory:
         try:
-            server.keyspace.ensure_memory()
+            server.dbs.ensure_memory()
         except CommandError as exc:
             cmd.rejected_calls += 1
             server.stats.total_error_replies += 1

@@ -36,7 +36,7 @@ def _pop(s: Session, key: bytes, lst: deque[bytes], side: bytes, count: int) -> 
     """Pop up to `count` elements from one end, account for them; no propagation."""
     take = lst.popleft if side == LEFT else lst.pop
     values = [take() for _ in range(min(count, len(lst)))]
-    s.server.keyspace.notify_modified(key, -sum(map(item_size, values)))
+    s.keyspace.notify_modified(key, -sum(map(item_size, values)))
     return values
 
 
@@ -44,13 +44,13 @@ def _push(s: Session, key: bytes, lst: deque[bytes] | None, side: bytes,
           values: list[bytes]) -> int:
     """Push values at one end (creating the list), account for them; the new length."""
     if lst is None:
-        lst = s.server.keyspace.get_list(key, create=True)
+        lst = s.keyspace.get_list(key, create=True)
         assert lst is not None
     if side == LEFT:
         lst.extendleft(values)
     else:
         lst.extend(values)
-    s.server.keyspace.notify_modified(key, sum(map(item_size, values)))
+    s.keyspace.notify_modified(key, sum(map(item_size, values)))
     return len(lst)
 
 
@@ -59,7 +59,7 @@ def _push(s: Session, key: bytes, lst: deque[bytes] | None, side: bytes,
 
 def _push_command(s: Session, argv: list[bytes], side: bytes, only_existing: bool) -> int:
     key = argv[1]
-    lst = s.server.keyspace.get_list(key, write=True)
+    lst = s.keyspace.get_list(key, write=True)
     if lst is None and only_existing:
         return 0
     length = _push(s, key, lst, side, argv[2:])
@@ -123,7 +123,7 @@ def _pop_command(s: Session, argv: list[bytes], side: bytes) -> Any:
         raise CommandError(f"wrong number of arguments for '{name}' command")
     count = to_count(argv[2]) if len(argv) == 3 else None
     key = argv[1]
-    lst = s.server.keyspace.get_list(key, write=True)
+    lst = s.keyspace.get_list(key, write=True)
     if lst is None:
         return None if count is None else NULL_ARRAY
     if count == 0:
@@ -174,7 +174,7 @@ def llen(s: Session, argv: list[bytes]) -> int:
     Reply: integer, 0 when the key does not exist.
     Errors: `WRONGTYPE`.
     """
-    lst = s.server.keyspace.get_list(argv[1])
+    lst = s.keyspace.get_list(argv[1])
     return 0 if lst is None else len(lst)
 
 
@@ -202,7 +202,7 @@ def lrange(s: Session, argv: list[bytes]) -> list[bytes]:
     Errors: `value is not an integer or out of range`; `WRONGTYPE`.
     """
     start, stop = to_int(argv[2]), to_int(argv[3])
-    lst = s.server.keyspace.get_list(argv[1])
+    lst = s.keyspace.get_list(argv[1])
     if lst is None:
         return []
     span = _clamp(start, stop, len(lst))
@@ -227,7 +227,7 @@ def lindex(s: Session, argv: list[bytes]) -> bytes | None:
     Errors: `WRONGTYPE`; `value is not an integer or out of range` (checked after the key, as
     Redis does).
     """
-    lst = s.server.keyspace.get_list(argv[1])
+    lst = s.keyspace.get_list(argv[1])
     if lst is None:
         return None
     index = to_int(argv[2])
@@ -268,7 +268,7 @@ def lpos(s: Session, argv: list[bytes]) -> Any:
         else:
             raise SyntaxErr()
         i += 1
-    lst = s.server.keyspace.get_list(argv[1])
+    lst = s.keyspace.get_list(argv[1])
     if lst is None:
         return [] if count != -1 else None
     from_tail = rank < 0
@@ -311,7 +311,7 @@ def lset(s: Session, argv: list[bytes]) -> Any:
     `index out of range`.
     """
     key = argv[1]
-    lst = s.server.keyspace.get_list(key, write=True)
+    lst = s.keyspace.get_list(key, write=True)
     if lst is None:
         raise NoSuchKeyError()
     index = to_int(argv[2])
@@ -319,7 +319,7 @@ def lset(s: Session, argv: list[bytes]) -> Any:
         raise CommandError("index out of range")
     old = lst[index]
     lst[index] = argv[3]
-    s.server.keyspace.notify_modified(key, item_size(argv[3]) - item_size(old))
+    s.keyspace.notify_modified(key, item_size(argv[3]) - item_size(old))
     s.server.propagate(argv, (key,))
     return OK
 
@@ -338,7 +338,7 @@ def linsert(s: Session, argv: list[bytes]) -> int:
     if where not in (b"BEFORE", b"AFTER"):
         raise SyntaxErr()
     key = argv[1]
-    lst = s.server.keyspace.get_list(key, write=True)
+    lst = s.keyspace.get_list(key, write=True)
     if lst is None:
         return 0
     try:
@@ -346,7 +346,7 @@ def linsert(s: Session, argv: list[bytes]) -> int:
     except ValueError:
         return -1
     lst.insert(index if where == b"BEFORE" else index + 1, argv[4])
-    s.server.keyspace.notify_modified(key, item_size(argv[4]))
+    s.keyspace.notify_modified(key, item_size(argv[4]))
     s.server.propagate(argv, (key,))
     return len(lst)
 
@@ -363,7 +363,7 @@ def lrem(s: Session, argv: list[bytes]) -> int:
     """
     count = to_int(argv[2])
     key = argv[1]
-    lst = s.server.keyspace.get_list(key, write=True)
+    lst = s.keyspace.get_list(key, write=True)
     if lst is None:
         return 0
     element = argv[3]
@@ -381,7 +381,7 @@ def lrem(s: Session, argv: list[bytes]) -> int:
         kept.reverse()
     lst.clear()
     lst.extend(kept)
-    s.server.keyspace.notify_modified(key, -removed * item_size(element))
+    s.keyspace.notify_modified(key, -removed * item_size(element))
     s.server.propagate(argv, (key,))
     return removed
 
@@ -398,7 +398,7 @@ def ltrim(s: Session, argv: list[bytes]) -> Any:
     """
     start, stop = to_int(argv[2]), to_int(argv[3])
     key = argv[1]
-    ks = s.server.keyspace
+    ks = s.keyspace
     lst = ks.get_list(key, write=True)
     if lst is None:
         return OK
@@ -426,7 +426,7 @@ def ltrim(s: Session, argv: list[bytes]) -> Any:
 def _move(s: Session, src: bytes, dst: bytes, src_list: deque[bytes], wherefrom: bytes,
           whereto: bytes) -> bytes:
     """Pop from src, push to dst (type already checked), propagate LMOVE, wake dst waiters."""
-    ks = s.server.keyspace
+    ks = s.keyspace
     if src == dst:
         value = src_list.popleft() if wherefrom == LEFT else src_list.pop()
         if whereto == LEFT:
@@ -444,7 +444,7 @@ def _move(s: Session, src: bytes, dst: bytes, src_list: deque[bytes], wherefrom:
 
 
 def _lmove(s: Session, src: bytes, dst: bytes, wherefrom: bytes, whereto: bytes) -> Any:
-    ks = s.server.keyspace
+    ks = s.keyspace
     src_list = ks.get_list(src, write=True)
     if src_list is None:
         return None
@@ -484,7 +484,7 @@ def rpoplpush(s: Session, argv: list[bytes]) -> Any:
 def _blocking_pop(s: Session, argv: list[bytes], side: bytes) -> Any:
     timeout = to_timeout_ms(argv[-1])
     keys = argv[1:-1]
-    ks = s.server.keyspace
+    ks = s.keyspace
     name = b"LPOP" if side == LEFT else b"RPOP"
 
     def pop_from(key: bytes, lst: deque[bytes]) -> list[bytes]:
@@ -527,7 +527,7 @@ def brpop(s: Session, argv: list[bytes]) -> Any:
 
 def _blmove(s: Session, src: bytes, dst: bytes, wherefrom: bytes, whereto: bytes,
             timeout: int) -> Any:
-    ks = s.server.keyspace
+    ks = s.keyspace
     if ks.get_list(src, write=True) is not None:
         return _lmove(s, src, dst, wherefrom, whereto)
     if not blocking.may_block(s):

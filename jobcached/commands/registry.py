@@ -217,6 +217,7 @@ def load_all() -> None:
         batches,
         connection,
         cron,
+        databases,
         hashes,
         introspection,
         joblogs,

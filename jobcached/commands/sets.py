@@ -75,7 +75,7 @@ def sadd(s: Session, argv: list[bytes]) -> int:
     Errors: `WRONGTYPE`.
     """
     key = argv[1]
-    ks = s.server.keyspace
+    ks = s.keyspace
     members = ks.get_set(key, write=True)
     if members is None:
         members = ks.get_set(key, create=True)
@@ -103,7 +103,7 @@ def srem(s: Session, argv: list[bytes]) -> int:
     Errors: `WRONGTYPE`.
     """
     key = argv[1]
-    ks = s.server.keyspace
+    ks = s.keyspace
     members = ks.get_set(key, write=True)
     if members is None:
         return 0
@@ -129,7 +129,7 @@ def smembers(s: Session, argv: list[bytes]) -> set[bytes]:
     Reply: set (RESP2: array), empty when the key does not exist.
     Errors: `WRONGTYPE`.
     """
-    members = s.server.keyspace.get_set(argv[1])
+    members = s.keyspace.get_set(argv[1])
     return set() if members is None else set(members)
 
 
@@ -142,7 +142,7 @@ def sismember(s: Session, argv: list[bytes]) -> int:
     Reply: integer 1 or 0.
     Errors: `WRONGTYPE`.
     """
-    members = s.server.keyspace.get_set(argv[1])
+    members = s.keyspace.get_set(argv[1])
     return int(members is not None and argv[2] in members)
 
 
@@ -155,7 +155,7 @@ def smismember(s: Session, argv: list[bytes]) -> list[int]:
     Reply: array of integers 1 or 0.
     Errors: `WRONGTYPE`.
     """
-    members = s.server.keyspace.get_set(argv[1]) or set()
+    members = s.keyspace.get_set(argv[1]) or set()
     return [int(m in members) for m in argv[2:]]
 
 
@@ -168,7 +168,7 @@ def scard(s: Session, argv: list[bytes]) -> int:
     Reply: integer, 0 when the key does not exist.
     Errors: `WRONGTYPE`.
     """
-    members = s.server.keyspace.get_set(argv[1])
+    members = s.keyspace.get_set(argv[1])
     return 0 if members is None else len(members)
 
 
@@ -183,7 +183,7 @@ def smove(s: Session, argv: list[bytes]) -> int:
     Errors: `WRONGTYPE` (either key).
     """
     src, dst, member = argv[1], argv[2], argv[3]
-    ks = s.server.keyspace
+    ks = s.keyspace
     src_set = ks.get_set(src, write=True)
     if src_set is None:
         return 0
@@ -209,7 +209,7 @@ def smove(s: Session, argv: list[bytes]) -> int:
 
 def _sample(s: Session, members: set[bytes], count: int) -> list[bytes]:
     """`count` distinct members chosen uniformly (count < len(members))."""
-    return s.server.keyspace.rng.sample(list(members), count)
+    return s.keyspace.rng.sample(list(members), count)
 
 
 @command("SPOP", arity=-2, flags=WRITE | FAST, group="set", keys=(1, 1, 1))
@@ -228,7 +228,7 @@ def spop(s: Session, argv: list[bytes]) -> Any:
         raise SyntaxErr()
     count = to_count(argv[2]) if len(argv) == 3 else None
     key = argv[1]
-    ks = s.server.keyspace
+    ks = s.keyspace
     members = ks.get_set(key, write=True)
     if members is None:
         return None if count is None else set()
@@ -268,7 +268,7 @@ def srandmember(s: Session, argv: list[bytes]) -> Any:
     """
     if len(argv) > 3:
         raise SyntaxErr()
-    ks = s.server.keyspace
+    ks = s.keyspace
     if len(argv) == 2:
         members = ks.get_set(argv[1])
         if not members:
@@ -292,7 +292,7 @@ def srandmember(s: Session, argv: list[bytes]) -> Any:
 def _sets_of(s: Session, keys: list[bytes]) -> list[set[bytes] | None]:
     """The sets at the keys (None when missing); WRONGTYPE for any other type, all checked
     before anything is computed (as Redis 7.0)."""
-    ks = s.server.keyspace
+    ks = s.keyspace
     return [ks.get_set(key) for key in keys]
 
 
@@ -353,7 +353,7 @@ def sdiff(s: Session, argv: list[bytes]) -> set[bytes]:
 def _store(s: Session, argv: list[bytes], result: set[bytes]) -> int:
     """Write a STORE command's result over destination (any type, TTL cleared)."""
     dst = argv[1]
-    ks = s.server.keyspace
+    ks = s.keyspace
     if result:
         ks.set(dst, result)
     elif not ks.delete(dst):
@@ -506,7 +506,7 @@ def sscan(s: Session, argv: list[bytes]) -> list[Any]:
     """
     cursor = to_cursor(argv[2])
     key = argv[1]
-    members = s.server.keyspace.get_set(key)
+    members = s.keyspace.get_set(key)
     if members is None:
         return [b"0", []]
     count, pattern, _ = scan_options(argv, 3)

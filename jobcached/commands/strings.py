@@ -46,7 +46,7 @@ def get(s: Session, argv: list[bytes]) -> Any:
     Reply: bulk string, or nil when the key does not exist.
     Errors: `WRONGTYPE` when the key holds another type.
     """
-    value = s.server.keyspace.lookup_read(argv[1])
+    value = s.keyspace.lookup_read(argv[1])
     if value is None or type(value) is bytes:
         return value
     raise WrongTypeError()
@@ -103,7 +103,7 @@ def expire_at_ms(s: Session, raw: bytes, flags: int, name: str) -> int:
 def _set_generic(s: Session, key: bytes, value: bytes, flags: int, expire: bytes | None,
                  name: str) -> Any:
     """SET with options; returns the old value (GET), None (NX/XX refused) or True (set)."""
-    ks = s.server.keyspace
+    ks = s.keyspace
     at = None if expire is None else expire_at_ms(s, expire, flags, name)
     old = None
     if flags & GET:
@@ -142,7 +142,7 @@ def set_(s: Session, argv: list[bytes]) -> Any:
     """
     if len(argv) == 3:  # the hot path: no options
         key = argv[1]
-        s.server.keyspace.set(key, argv[2])
+        s.keyspace.set(key, argv[2])
         s.server.propagate(argv, (key,))
         return OK
     flags, expire = parse_string_options(argv, 3, is_set=True)
@@ -209,7 +209,7 @@ def getdel(s: Session, argv: list[bytes]) -> Any:
     Errors: `WRONGTYPE` when the key holds another type (nothing is deleted).
     """
     key = argv[1]
-    ks = s.server.keyspace
+    ks = s.keyspace
     value = ks.get_string(key)
     if value is not None:
         ks.delete(key)
@@ -231,7 +231,7 @@ def getex(s: Session, argv: list[bytes]) -> Any:
     """
     flags, expire = parse_string_options(argv, 2, is_set=False)
     key = argv[1]
-    ks = s.server.keyspace
+    ks = s.keyspace
     value = ks.get_string(key)
     if value is None:
         return None
@@ -259,7 +259,7 @@ def mget(s: Session, argv: list[bytes]) -> list[bytes | None]:
 
     Reply: array with one bulk string per key: nil for a missing key or one of another type.
     """
-    lookup = s.server.keyspace.lookup_read
+    lookup = s.keyspace.lookup_read
     values = []
     for key in argv[1:]:
         value = lookup(key)
@@ -270,7 +270,7 @@ def mget(s: Session, argv: list[bytes]) -> list[bytes | None]:
 def _mset(s: Session, argv: list[bytes], name: str) -> bool:
     if len(argv) % 2 == 0:
         raise CommandError(f"wrong number of arguments for '{name}' command")
-    ks = s.server.keyspace
+    ks = s.keyspace
     keys = argv[1::2]
     if name == "msetnx" and any(ks.lookup_write(key) is not None for key in keys):
         return False
@@ -318,7 +318,7 @@ def append(s: Session, argv: list[bytes]) -> int:
     Errors: `WRONGTYPE`; `string exceeds maximum allowed size (proto-max-bulk-len)`.
     """
     key, tail = argv[1], argv[2]
-    ks = s.server.keyspace
+    ks = s.keyspace
     old = ks.get_string(key, write=True)
     if old is None:
         value = tail
@@ -339,13 +339,13 @@ def strlen(s: Session, argv: list[bytes]) -> int:
     Reply: integer: the length, 0 when the key does not exist.
     Errors: `WRONGTYPE`.
     """
-    value = s.server.keyspace.get_string(argv[1])
+    value = s.keyspace.get_string(argv[1])
     return 0 if value is None else len(value)
 
 
 def _getrange(s: Session, argv: list[bytes]) -> bytes:
     start, end = to_int(argv[2]), to_int(argv[3])
-    value = s.server.keyspace.get_string(argv[1])
+    value = s.keyspace.get_string(argv[1])
     if value is None or (start < 0 and end < 0 and start > end):
         return b""
     n = len(value)
@@ -398,7 +398,7 @@ def setrange(s: Session, argv: list[bytes]) -> int:
     offset = to_int(argv[2])
     if offset < 0:
         raise CommandError("offset is out of range")
-    ks = s.server.keyspace
+    ks = s.keyspace
     old = ks.get_string(key, write=True)
     if not patch:
         return 0 if old is None else len(old)
@@ -417,7 +417,7 @@ def setrange(s: Session, argv: list[bytes]) -> int:
 
 def _incr(s: Session, argv: list[bytes], delta: int) -> int:
     key = argv[1]
-    ks = s.server.keyspace
+    ks = s.keyspace
     old = ks.get_string(key, write=True)
     value = 0 if old is None else to_int(old)
     if (delta < 0 and value < 0 and delta < INT64_MIN - value) or (
@@ -494,7 +494,7 @@ def incrbyfloat(s: Session, argv: list[bytes]) -> bytes:
     Infinity`; `WRONGTYPE`.
     """
     key = argv[1]
-    ks = s.server.keyspace
+    ks = s.keyspace
     old = ks.get_string(key, write=True)
     current = longdouble.ZERO if old is None else longdouble.parse(old)
     increment = longdouble.parse(argv[2])

@@ -81,7 +81,7 @@ def _zrange(s: Session, argv: list[bytes], rangetype: str | None = None,
         score_range = _score_range(lo, hi)
     else:
         lex_range = _lex_range(lo, hi)
-    zset = s.server.keyspace.get_zset(key)
+    zset = s.keyspace.get_zset(key)
     if zset is None:
         return []
     if rangetype == RANK:
@@ -185,7 +185,7 @@ def zcount(s: Session, argv: list[bytes]) -> int:
     Errors: `min or max is not a float`; `WRONGTYPE`.
     """
     score_range = _score_range(argv[2], argv[3])
-    zset = s.server.keyspace.get_zset(argv[1])
+    zset = s.keyspace.get_zset(argv[1])
     return 0 if zset is None else zset.count_by_score(*score_range)
 
 
@@ -199,7 +199,7 @@ def zlexcount(s: Session, argv: list[bytes]) -> int:
     Errors: `min or max not valid string range item`; `WRONGTYPE`.
     """
     lex_range = _lex_range(argv[2], argv[3])
-    zset = s.server.keyspace.get_zset(argv[1])
+    zset = s.keyspace.get_zset(argv[1])
     return 0 if zset is None else zset.count_by_lex(*lex_range)
 
 
@@ -214,7 +214,7 @@ def _remove_range(s: Session, argv: list[bytes], rangetype: str) -> int:
     else:
         lex_range = _lex_range(argv[2], argv[3])
     key = argv[1]
-    ks = s.server.keyspace
+    ks = s.keyspace
     zset = ks.get_zset(key, write=True)
     if zset is None:
         return 0
