@@ -34,6 +34,7 @@ INTS = st.sampled_from([b"0", b"1", b"-1", b"2", b"5", b"-100", b"x", b"1.5",
                         b"9223372036854775807"])
 SCORES = st.sampled_from([b"0", b"1", b"-1.5", b"2.25", b"+inf", b"-inf", b"(1", b"nan", b"x"])
 LEX = st.sampled_from([b"-", b"+", b"[", b"(", b"[a", b"(b", b"[v", b"(v", b"c"])
+DBS = st.sampled_from([b"0", b"1", b"2", b"16", b"-1", b"x"])
 LIMIT = st.tuples(st.sampled_from([b"0", b"1", b"-1"]), st.sampled_from([b"1", b"2", b"-1"]))
 
 EXAMPLES = 50  # sequences per protocol run (Hypothesis runs all of them: the space is vast)
@@ -105,6 +106,9 @@ COMMANDS = st.one_of(
         lambda t: [b"ZRANGE", t[0], t[1], t[2], b"BYLEX", *t[3], b"LIMIT", *t[4]]),
     st.tuples(KEYS, INTS, INTS).map(lambda t: [b"ZRANGE", t[0], t[1], t[2], b"WITHSCORES"]),
     cmd("ZREMRANGEBYSCORE", KEYS, SCORES, SCORES),
+    # databases
+    cmd("SELECT", DBS), cmd("MOVE", KEYS, DBS), cmd("SWAPDB", DBS, DBS),
+    cmd("COPY", KEYS, KEYS, st.just(b"DB"), DBS), st.just([b"FLUSHDB"]),
 )
 
 
@@ -115,6 +119,7 @@ _HEALTH = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
 def check_sequence(pair: Pair, sequence: list[list[bytes]]) -> None:
     """Run one sequence on a clean pair of servers; every reply must match."""
     pair.flush()
+    pair.both("SELECT", "0")  # the connection outlives the sequence that selected another db
     for argv in sequence:
         pair.check(*argv, unordered=argv[0] in UNORDERED)
 
