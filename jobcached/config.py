@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from jobcached.errors import ConfigError
-from jobcached.notify import canonical
+from jobcached.notify import canonical, valid_notify_flags
 
 #: Upper bound of `databases`: each costs a Keyspace with its shards even when empty, and a
 #: client could otherwise ask for millions at start.
@@ -158,7 +158,7 @@ class Config:
     notify_keyspace_events: str = setting(
         "", "Keyspace notification classes to publish, as Redis' flag string: K (keyspace "
         "channel), E (keyevent channel), g $ l s h z x e t m d n, A for g$lshzxetd ('' = "
-        "none).", canonical, mutable=True)
+        "none).", valid_notify_flags, mutable=True)
     shards: int = setting(16, "Keyspace shards (16384 hash slots are spread over them); more "
                           "shards keep each expiry and eviction step smaller.", parse_int)
     maxmemory: int = setting(0, "Memory limit for cache and jobs together (e.g. 100mb, 2gb; "
@@ -252,7 +252,8 @@ class Config:
         try:
             value = spec.metadata["parse"](raw)
         except ValueError as exc:
-            raise ConfigError(f"{name}: {exc}") from None
+            # CONFIG SET names the key already ("possibly related to argument ..."), as Redis
+            raise ConfigError(str(exc) if runtime else f"{name}: {exc}") from None
         setattr(self, spec.name, value)
 
     def render(self, name: str) -> str:
@@ -262,6 +263,8 @@ class Config:
             return "yes" if value else "no"
         if name == "unixsocketperm":
             return format(value, "o")
+        if name == "notify-keyspace-events":
+            return canonical(value)  # Redis' spelling; the value keeps what `A` hides (n)
         return str(value)
 
     def matching(self, pattern: str) -> list[str]:

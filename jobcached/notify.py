@@ -70,8 +70,15 @@ def flags_to_string(flags: int) -> str:
 
 
 def canonical(text: str) -> str:
-    """Parse and re-spell a flag string (the config parser)."""
+    """Redis' spelling of a flag string (CONFIG GET)."""
     return flags_to_string(parse_flags(text))
+
+
+def valid_notify_flags(text: str) -> str:
+    """The config parser: the string itself once its classes are checked. It is not stored
+    canonical, because Redis' spelling of A-with-n drops the n that still counts."""
+    parse_flags(text)
+    return text
 
 
 def notify(server: ServerState, kind: int, event: bytes, key: bytes, db: int | None = None
@@ -87,3 +94,10 @@ def notify(server: ServerState, kind: int, event: bytes, key: bytes, db: int | N
         pubsub.publish(b"__keyspace@%d__:%s" % (index, key), event)
     if flags & KEYEVENT:
         pubsub.publish(b"__keyevent@%d__:%s" % (index, event), key)
+
+
+def notify_if_gone(server: ServerState, key: bytes, container: object) -> None:
+    """`del` for a container a command emptied (the keyspace has dropped it), after the
+    command's own event, as Redis does."""
+    if not container:
+        notify(server, GENERIC, b"del", key)

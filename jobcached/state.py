@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from jobcached import notify
 from jobcached.cache.databases import Databases
 from jobcached.clock import Clock, SystemClock
 from jobcached.config import Config
@@ -148,7 +149,9 @@ class ServerState:
         self.dbs.configure(config.maxmemory, config.maxmemory_policy, config.maxmemory_samples,
                            config.lfu_log_factor, config.lfu_decay_time)
         self.backlog.max_bytes = self.config.repl_backlog_size
-        self.notify_flags = parse_flags(config.notify_keyspace_events)
+        self.notify_flags = flags = parse_flags(config.notify_keyspace_events)
+        self.dbs.set_hooks(self._key_created if flags & notify.NEW else None,
+                           self._key_missed if flags & notify.KEY_MISS else None)
         self.slowlog.configure(self.config.slowlog_log_slower_than, self.config.slowlog_max_len)
 
     def jobs_memory(self) -> int:
@@ -201,8 +204,17 @@ class ServerState:
                     session.watch_dirty = True
 
     def _key_removed(self, db: int, key: bytes, why: str) -> None:
-        """The engine expired or evicted a key: replicas get a DEL, watchers are told."""
+        """The engine expired or evicted a key: replicas get a DEL, watchers and keyspace
+        notification subscribers are told."""
         self.propagate([b"DEL", key], (key,), db)
+        kind = notify.EVICTED if why == "evicted" else notify.EXPIRED
+        notify.notify(self, kind, why.encode(), key, db)
+
+    def _key_created(self, db: int, key: bytes) -> None:
+        notify.notify(self, notify.NEW, b"new", key, db)
+
+    def _key_missed(self, db: int, key: bytes) -> None:
+        notify.notify(self, notify.KEY_MISS, b"keymiss", key, db)
 
     def durable(self, value: Any) -> Any:
         """The reply `value`, held back until the job records written so far are durable."""

@@ -22,6 +22,7 @@ to their database's Keyspace and must see the other data after the swap, as Redi
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from functools import partial
 from random import Random
 from typing import Any
 
@@ -72,6 +73,14 @@ class Databases:
             if self.on_removed is not None:
                 self.on_removed(index, key, why)
         return removed
+
+    def set_hooks(self, on_new: Callable[[int, bytes], None] | None,
+                  on_miss: Callable[[int, bytes], None] | None) -> None:
+        """Install (or remove, with None) the `new` and `keymiss` notification hooks of every
+        database; they are called as (db index, key)."""
+        for i, ks in enumerate(self.dbs):
+            ks.on_new = None if on_new is None else partial(on_new, i)
+            ks.on_miss = None if on_miss is None else partial(on_miss, i)
 
     def __len__(self) -> int:
         return len(self.dbs)

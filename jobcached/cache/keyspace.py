@@ -84,6 +84,10 @@ class Keyspace:
         self.lfu_log_factor = lfu_log_factor
         self.lfu_decay_time = lfu_decay_time
         self.on_removed = on_removed
+        #: keyspace-notification hooks, None unless someone wants `new` / `keymiss` events
+        #: (so the paths below pay one None test): a key was created; a read found nothing
+        self.on_new: Callable[[bytes], None] | None = None
+        self.on_miss: Callable[[bytes], None] | None = None
         #: bytes `maxmemory` must also hold besides the cache: the job engine's, which is
         #: never evicted (the app wires it; see `ensure_memory`)
         self.other_memory: Callable[[], int] = _nothing
@@ -150,10 +154,14 @@ class Keyspace:
         e = shard.data.get(key)
         if e is None:
             self.stats.keyspace_misses += 1
+            if self.on_miss is not None:
+                self.on_miss(key)
             return None
         if e.expire_at and e.expire_at <= self.clock.now_ms():
             self.reap(shard, key, e, evicted=False)
             self.stats.keyspace_misses += 1
+            if self.on_miss is not None:
+                self.on_miss(key)
             return None
         if self._lfu:
             self._touch(e)
@@ -262,6 +270,8 @@ class Keyspace:
             shard.add(key, e)
             if expire_at_ms:
                 shard.set_expire(key, e, expire_at_ms)
+            if self.on_new is not None:
+                self.on_new(key)
             return
         if e.vpos >= 0:
             size += VOLATILE_OVERHEAD_BYTES
@@ -321,6 +331,8 @@ class Keyspace:
         """EXISTS: counts a hit or miss like Redis, does not touch the access time."""
         if self._find(key)[1] is None:
             self.stats.keyspace_misses += 1
+            if self.on_miss is not None:
+                self.on_miss(key)
             return False
         self.stats.keyspace_hits += 1
         return True
@@ -372,6 +384,8 @@ class Keyspace:
         dst_shard.add(dst, moved)
         if e.expire_at:
             dst_shard.set_expire(dst, moved, e.expire_at)
+        if self.on_new is not None:
+            self.on_new(dst)
 
     def copy(self, src: bytes, dst: bytes, replace: bool = False,
              target: Keyspace | None = None) -> bool:
@@ -381,8 +395,13 @@ class Keyspace:
         if src == dst and target is self:
             raise CommandError("source and destination objects are the same")
         e = self._find(src)[1]
-        if e is None or (target._find(dst)[1] is not None and not replace):
+        if e is None:
             return False
+        dst_shard, old = target._find(dst)
+        if old is not None:
+            if not replace:
+                return False
+            dst_shard.remove(dst, old)  # a new key takes its place, as Redis' dbAdd
         value = e.value
         cls = type(value)
         dup = value if cls is bytes else value.copy() if cls in (dict, set, ZSet) else deque(value)
@@ -421,6 +440,8 @@ class Keyspace:
         dst_shard.add(key, moved)
         if e.expire_at:
             dst_shard.set_expire(key, moved, e.expire_at)
+        if target.on_new is not None:
+            target.on_new(key)
         return True
 
     # ---- memory and expiry work ---------------------------------------------------------------

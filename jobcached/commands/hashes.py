@@ -22,6 +22,7 @@ from jobcached.commands.registry import DENYOOM, FAST, READONLY, WRITE, command
 from jobcached.errors import CommandError, NotFloatError, SyntaxErr
 from jobcached.net.replies import OK
 from jobcached.net.session import Session
+from jobcached.notify import HASH, notify, notify_if_gone
 
 #: HRANDFIELD with a negative count repeats fields: Redis builds a reply of |count| fields
 #: whatever the hash size. Past this many reply elements we refuse instead of allocating.
@@ -67,6 +68,7 @@ def hset(s: Session, argv: list[bytes]) -> int:
     """
     added = _set_fields(s, argv[1], _pairs(argv, "hset"))
     s.server.propagate(argv, (argv[1],))
+    notify(s.server, HASH, b"hset", argv[1])
     return added
 
 
@@ -81,6 +83,7 @@ def hmset(s: Session, argv: list[bytes]) -> Any:
     """
     _set_fields(s, argv[1], _pairs(argv, "hmset"))
     s.server.propagate([b"HSET", *argv[1:]], (argv[1],))
+    notify(s.server, HASH, b"hset", argv[1])
     return OK
 
 
@@ -99,6 +102,7 @@ def hsetnx(s: Session, argv: list[bytes]) -> int:
         return 0
     _set_fields(s, key, ((field, value),))
     s.server.propagate([b"HSET", key, field, value], (key,))
+    notify(s.server, HASH, b"hset", key)
     return 1
 
 
@@ -154,6 +158,8 @@ def hdel(s: Session, argv: list[bytes]) -> int:
     if deleted:
         ks.notify_modified(key, delta)
         s.server.propagate([b"HDEL", key, *deleted], (key,))
+        notify(s.server, HASH, b"hdel", key)
+        notify_if_gone(s.server, key, h)
     return len(deleted)
 
 
@@ -266,6 +272,7 @@ def hincrby(s: Session, argv: list[bytes]) -> int:
     text = b"%d" % value
     _set_fields(s, key, ((field, text),))
     s.server.propagate([b"HSET", key, field, text], (key,))
+    notify(s.server, HASH, b"hincrby", key)
     return value
 
 
@@ -297,6 +304,7 @@ def hincrbyfloat(s: Session, argv: list[bytes]) -> bytes:
     text = longdouble.format_human(total)
     _set_fields(s, key, ((field, text),))
     s.server.propagate([b"HSET", key, field, text], (key,))
+    notify(s.server, HASH, b"hincrbyfloat", key)
     return text
 
 

@@ -2,7 +2,7 @@
 
 TTL writes propagate absolute times only: every EXPIRE / PEXPIRE / EXPIREAT becomes
 `PEXPIREAT key <unix ms>`, and a time already in the past deletes the key and propagates DEL.
-jobcached has one database (0): options that name another one are refused.
+MOVE and SELECT are in databases.py; COPY ... DB copies into another database.
 """
 
 from __future__ import annotations
@@ -38,6 +38,8 @@ def del_(s: Session, argv: list[bytes]) -> int:
     deleted = [key for key in argv[1:] if keyspace.delete(key)]
     if deleted:
         s.server.propagate([b"DEL", *deleted], deleted)
+        for key in deleted:
+            notify(s.server, GENERIC, b"del", key)
     return len(deleted)
 
 
@@ -138,9 +140,11 @@ def _expire(s: Session, argv: list[bytes], seconds: bool, relative: bool, name: 
     if when <= now:
         ks.delete(key)
         s.server.propagate([b"DEL", key], (key,))
+        notify(s.server, GENERIC, b"del", key)
     else:
         ks.expire_at(key, when)
         s.server.propagate([b"PEXPIREAT", key, b"%d" % when], (key,))
+        notify(s.server, GENERIC, b"expire", key)
     return 1
 
 
@@ -255,6 +259,7 @@ def persist(s: Session, argv: list[bytes]) -> int:
     if not s.keyspace.persist(key):
         return 0
     s.server.propagate([b"PERSIST", key], (key,))
+    notify(s.server, GENERIC, b"persist", key)
     return 1
 
 
@@ -317,9 +322,7 @@ def rename(s: Session, argv: list[bytes]) -> Any:
     """
     src, dst = argv[1], argv[2]
     s.keyspace.rename(src, dst)
-    if src != dst:
-        s.server.propagate([b"RENAME", src, dst], (src, dst))
-        signal_key_ready(s.server, dst)
+    _renamed(s, src, dst)
     return OK
 
 
@@ -339,9 +342,20 @@ def renamenx(s: Session, argv: list[bytes]) -> int:
     if src == dst or ks.lookup_write(dst) is not None:
         return 0
     ks.rename(src, dst)
-    s.server.propagate([b"RENAME", src, dst], (src, dst))
-    signal_key_ready(s.server, dst)
+    _renamed(s, src, dst)
     return 1
+
+
+def _renamed(s: Session, src: bytes, dst: bytes) -> None:
+    """The effects of a rename (RENAME and RENAMENX: Redis propagates both as RENAME); a key
+    renamed to itself changes nothing, so nothing is propagated or notified."""
+    if src == dst:
+        return
+    server = s.server
+    server.propagate([b"RENAME", src, dst], (src, dst))
+    notify(server, GENERIC, b"rename_from", src)
+    notify(server, GENERIC, b"rename_to", dst)
+    signal_key_ready(server, dst)
 
 
 @command("COPY", arity=-3, flags=WRITE | DENYOOM, group="generic", keys=(1, 2, 1))

@@ -21,6 +21,7 @@ from jobcached.commands.registry import BLOCKING, DENYOOM, FAST, READONLY, WRITE
 from jobcached.errors import CommandError, NoSuchKeyError, SyntaxErr, WrongTypeError
 from jobcached.net.replies import NULL_ARRAY, OK, ErrorReply
 from jobcached.net.session import Session
+from jobcached.notify import GENERIC, LIST, notify, notify_if_gone
 
 LEFT, RIGHT = b"LEFT", b"RIGHT"
 
@@ -38,6 +39,12 @@ def _pop(s: Session, key: bytes, lst: deque[bytes], side: bytes, count: int) -> 
     values = [take() for _ in range(min(count, len(lst)))]
     s.keyspace.notify_modified(key, -sum(map(item_size, values)))
     return values
+
+
+def _popped(s: Session, key: bytes, lst: deque[bytes], side: bytes) -> None:
+    """Keyspace events of a pop: lpop / rpop, and del when the list is gone."""
+    notify(s.server, LIST, b"lpop" if side == LEFT else b"rpop", key)
+    notify_if_gone(s.server, key, lst)
 
 
 def _push(s: Session, key: bytes, lst: deque[bytes] | None, side: bytes,
@@ -64,6 +71,7 @@ def _push_command(s: Session, argv: list[bytes], side: bytes, only_existing: boo
         return 0
     length = _push(s, key, lst, side, argv[2:])
     s.server.propagate(argv, (key,))
+    notify(s.server, LIST, b"lpush" if side == LEFT else b"rpush", key)
     blocking.signal_key_ready(s.server, key)
     return length
 
@@ -132,8 +140,10 @@ def _pop_command(s: Session, argv: list[bytes], side: bytes) -> Any:
     name = b"LPOP" if side == LEFT else b"RPOP"
     if count is None:
         s.server.propagate([name, key], (key,))
+        _popped(s, key, lst, side)
         return values[0]
     s.server.propagate([name, key, b"%d" % len(values)], (key,))
+    _popped(s, key, lst, side)
     return values
 
 
@@ -321,6 +331,7 @@ def lset(s: Session, argv: list[bytes]) -> Any:
     lst[index] = argv[3]
     s.keyspace.notify_modified(key, item_size(argv[3]) - item_size(old))
     s.server.propagate(argv, (key,))
+    notify(s.server, LIST, b"lset", key)
     return OK
 
 
@@ -348,6 +359,7 @@ def linsert(s: Session, argv: list[bytes]) -> int:
     lst.insert(index if where == b"BEFORE" else index + 1, argv[4])
     s.keyspace.notify_modified(key, item_size(argv[4]))
     s.server.propagate(argv, (key,))
+    notify(s.server, LIST, b"linsert", key)
     return len(lst)
 
 
@@ -383,6 +395,8 @@ def lrem(s: Session, argv: list[bytes]) -> int:
     lst.extend(kept)
     s.keyspace.notify_modified(key, -removed * item_size(element))
     s.server.propagate(argv, (key,))
+    notify(s.server, LIST, b"lrem", key)
+    notify_if_gone(s.server, key, lst)
     return removed
 
 
@@ -409,6 +423,7 @@ def ltrim(s: Session, argv: list[bytes]) -> Any:
     else:
         left, right = span[0], n - 1 - span[1]
         if not left and not right:
+            notify(s.server, LIST, b"ltrim", key)  # Redis notifies even when nothing went
             return OK
         freed = 0
         for _ in range(left):
@@ -417,6 +432,9 @@ def ltrim(s: Session, argv: list[bytes]) -> Any:
             freed += item_size(lst.pop())
         ks.notify_modified(key, -freed)
     s.server.propagate(argv, (key,))
+    notify(s.server, LIST, b"ltrim", key)
+    if span is None:
+        notify(s.server, GENERIC, b"del", key)
     return OK
 
 
@@ -439,6 +457,8 @@ def _move(s: Session, src: bytes, dst: bytes, src_list: deque[bytes], wherefrom:
         value = _pop(s, src, src_list, wherefrom, 1)[0]
         _push(s, dst, dst_list, whereto, [value])
     s.server.propagate([b"LMOVE", src, dst, wherefrom, whereto], (src, dst))
+    notify(s.server, LIST, b"lpush" if whereto == LEFT else b"rpush", dst)
+    _popped(s, src, src_list, wherefrom)
     blocking.signal_key_ready(s.server, dst)
     return value
 
@@ -490,6 +510,7 @@ def _blocking_pop(s: Session, argv: list[bytes], side: bytes) -> Any:
     def pop_from(key: bytes, lst: deque[bytes]) -> list[bytes]:
         value = _pop(s, key, lst, side, 1)[0]
         s.server.propagate([name, key], (key,))
+        _popped(s, key, lst, side)
         return [key, value]
 
     def take(key: bytes) -> Any:

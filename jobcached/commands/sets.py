@@ -49,6 +49,7 @@ from jobcached.commands.args import (
 from jobcached.commands.registry import DENYOOM, FAST, READONLY, WRITE, command
 from jobcached.errors import CommandError, SyntaxErr
 from jobcached.net.session import Session
+from jobcached.notify import GENERIC, SET, notify, notify_if_gone
 
 #: Sets up to this size are sampled uniformly by SPOP (a list copy of them costs microseconds).
 SAMPLE_MAX_MEMBERS = 1024
@@ -90,6 +91,7 @@ def sadd(s: Session, argv: list[bytes]) -> int:
     ks.notify_modified(key, grown)
     if added:
         s.server.propagate(argv, (key,))
+        notify(s.server, SET, b"sadd", key)
     return added
 
 
@@ -117,6 +119,8 @@ def srem(s: Session, argv: list[bytes]) -> int:
     if removed:
         ks.notify_modified(key, -freed)
         s.server.propagate(argv, (key,))
+        notify(s.server, SET, b"srem", key)
+        notify_if_gone(s.server, key, members)
     return removed
 
 
@@ -192,15 +196,19 @@ def smove(s: Session, argv: list[bytes]) -> int:
         return int(member in src_set)
     if member not in src_set:
         return 0
+    server = s.server
     src_set.discard(member)
     ks.notify_modified(src, -item_size(member))
+    notify(server, SET, b"srem", src)
+    notify_if_gone(server, src, src_set)
     if dst_set is None:
         dst_set = ks.get_set(dst, create=True)
         assert dst_set is not None
     if member not in dst_set:
         dst_set.add(member)
         ks.notify_modified(dst, item_size(member))
-    s.server.propagate(argv, (src, dst))
+        notify(server, SET, b"sadd", dst)
+    server.propagate(argv, (src, dst))
     return 1
 
 
@@ -236,10 +244,12 @@ def spop(s: Session, argv: list[bytes]) -> Any:
         return set()
     n = len(members)
     want = 1 if count is None else count
+    notify(s.server, SET, b"spop", key)
     if want >= n:
         popped = list(members)
         ks.delete(key)
         s.server.propagate([b"DEL", key], (key,))
+        notify(s.server, GENERIC, b"del", key)
     else:
         if n <= SAMPLE_MAX_MEMBERS:
             popped = _sample(s, members, want)
@@ -356,8 +366,11 @@ def _store(s: Session, argv: list[bytes], result: set[bytes]) -> int:
     ks = s.keyspace
     if result:
         ks.set(dst, result)
+        notify(s.server, SET, argv[0].lower(), dst)  # sinterstore, sunionstore, sdiffstore
     elif not ks.delete(dst):
         return 0  # nothing there, nothing written: no effect to propagate
+    else:
+        notify(s.server, GENERIC, b"del", dst)
     s.server.propagate(argv, (dst,))
     return len(result)
 

@@ -19,6 +19,7 @@ from jobcached.commands.registry import DENYOOM, FAST, READONLY, WRITE, command
 from jobcached.errors import CommandError, NotFloatError, SyntaxErr, WrongTypeError
 from jobcached.net.replies import OK
 from jobcached.net.session import Session
+from jobcached.notify import GENERIC, STRING, notify
 
 # SET / GETEX option bits (Redis' OBJ_SET_* flags)
 NX, XX, GET, KEEPTTL, PERSIST, EX, PX, EXAT, PXAT = (1 << i for i in range(9))
@@ -114,15 +115,21 @@ def _set_generic(s: Session, key: bytes, value: bytes, flags: int, expire: bytes
     if (flags & NX and found) or (flags & XX and not found):
         return old if flags & GET else None
     ks.set(key, value, expire_at_ms=at, keepttl=bool(flags & KEEPTTL))
-    if at is not None and at <= s.server.clock.now_ms():  # already expired: the key is gone
+    server = s.server
+    if at is not None and at <= server.clock.now_ms():  # already expired: the key is gone
         if found:
-            s.server.propagate([b"DEL", key], (key,))
-    elif at is not None:
-        s.server.propagate([b"SET", key, value, b"PXAT", b"%d" % at], (key,))
+            server.propagate([b"DEL", key], (key,))
+            notify(server, GENERIC, b"del", key)
+        return old if flags & GET else True
+    if at is not None:
+        server.propagate([b"SET", key, value, b"PXAT", b"%d" % at], (key,))
     elif flags & KEEPTTL:
-        s.server.propagate([b"SET", key, value, b"KEEPTTL"], (key,))
+        server.propagate([b"SET", key, value, b"KEEPTTL"], (key,))
     else:
-        s.server.propagate([b"SET", key, value], (key,))
+        server.propagate([b"SET", key, value], (key,))
+    notify(server, STRING, b"set", key)
+    if at is not None:
+        notify(server, GENERIC, b"expire", key)
     return old if flags & GET else True
 
 
@@ -144,6 +151,7 @@ def set_(s: Session, argv: list[bytes]) -> Any:
         key = argv[1]
         s.keyspace.set(key, argv[2])
         s.server.propagate(argv, (key,))
+        notify(s.server, STRING, b"set", key)
         return OK
     flags, expire = parse_string_options(argv, 3, is_set=True)
     result = _set_generic(s, argv[1], argv[2], flags, expire, "set")
@@ -214,6 +222,7 @@ def getdel(s: Session, argv: list[bytes]) -> Any:
     if value is not None:
         ks.delete(key)
         s.server.propagate([b"DEL", key], (key,))
+        notify(s.server, GENERIC, b"del", key)
     return value
 
 
@@ -240,11 +249,14 @@ def getex(s: Session, argv: list[bytes]) -> Any:
         if flags & (EXAT | PXAT) and at <= s.server.clock.now_ms():
             ks.delete(key)
             s.server.propagate([b"DEL", key], (key,))
+            notify(s.server, GENERIC, b"del", key)
         else:
             ks.expire_at(key, at)
             s.server.propagate([b"PEXPIREAT", key, b"%d" % at], (key,))
+            notify(s.server, GENERIC, b"expire", key)
     elif flags & PERSIST and ks.persist(key):
         s.server.propagate([b"PERSIST", key], (key,))
+        notify(s.server, GENERIC, b"persist", key)
     return value
 
 
@@ -274,9 +286,11 @@ def _mset(s: Session, argv: list[bytes], name: str) -> bool:
     keys = argv[1::2]
     if name == "msetnx" and any(ks.lookup_write(key) is not None for key in keys):
         return False
+    server = s.server
     for i in range(1, len(argv), 2):
         ks.set(argv[i], argv[i + 1])
-    s.server.propagate([b"MSET", *argv[1:]], keys)
+        notify(server, STRING, b"set", argv[i])
+    server.propagate([b"MSET", *argv[1:]], keys)
     return True
 
 
@@ -327,6 +341,7 @@ def append(s: Session, argv: list[bytes]) -> int:
         value = old + tail
     ks.set(key, value, keepttl=True)
     s.server.propagate([b"APPEND", key, tail], (key,))
+    notify(s.server, STRING, b"append", key)
     return len(value)
 
 
@@ -409,6 +424,7 @@ def setrange(s: Session, argv: list[bytes]) -> int:
     value = old[:offset] + patch + old[offset + len(patch) :]
     ks.set(key, value, keepttl=True)
     s.server.propagate([b"SETRANGE", key, argv[2], patch], (key,))
+    notify(s.server, STRING, b"setrange", key)
     return len(value)
 
 
@@ -426,6 +442,7 @@ def _incr(s: Session, argv: list[bytes], delta: int) -> int:
     value += delta
     ks.set(key, b"%d" % value, keepttl=True)
     s.server.propagate(argv, (key,))
+    notify(s.server, STRING, b"incrby", key)
     return value
 
 
@@ -506,4 +523,5 @@ def incrbyfloat(s: Session, argv: list[bytes]) -> bytes:
     text = longdouble.format_human(total)
     ks.set(key, text, keepttl=True)
     s.server.propagate([b"SET", key, text, b"KEEPTTL"], (key,))
+    notify(s.server, STRING, b"incrbyfloat", key)
     return text

@@ -15,6 +15,7 @@ from jobcached.commands.registry import FAST, READONLY, WRITE, command
 from jobcached.commands.zsets import freed_bytes, pairs
 from jobcached.errors import CommandError, SyntaxErr
 from jobcached.net.session import Session
+from jobcached.notify import ZSET, notify, notify_if_gone
 
 # ------------------------------------------------------------------------------- ranges
 
@@ -206,6 +207,10 @@ def zlexcount(s: Session, argv: list[bytes]) -> int:
 # ------------------------------------------------------------------------------- removing
 
 
+_REMOVE_EVENTS = {RANK: b"zremrangebyrank", SCORE: b"zremrangebyscore",
+                  LEX: b"zremrangebylex"}
+
+
 def _remove_range(s: Session, argv: list[bytes], rangetype: str) -> int:
     if rangetype == RANK:
         start, stop = to_int(argv[2]), to_int(argv[3])
@@ -227,6 +232,8 @@ def _remove_range(s: Session, argv: list[bytes], rangetype: str) -> int:
     if removed:
         ks.notify_modified(key, freed_bytes(removed))
         s.server.propagate(argv, (key,))
+        notify(s.server, ZSET, _REMOVE_EVENTS[rangetype], key)
+        notify_if_gone(s.server, key, zset)
     return len(removed)
 
 

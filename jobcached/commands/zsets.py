@@ -35,6 +35,7 @@ from jobcached.errors import CommandError, SyntaxErr
 from jobcached.net.replies import NULL_ARRAY
 from jobcached.net.resp import format_double
 from jobcached.net.session import Session
+from jobcached.notify import ZSET, notify, notify_if_gone
 
 #: ZSCAN returns a sorted set this small whole, with cursor 0 (Redis' zset-max-listpack-entries).
 ZSCAN_WHOLE_MAX_MEMBERS = 128
@@ -138,6 +139,7 @@ def _zadd(s: Session, argv: list[bytes], incr: bool) -> Any:
         else:
             ks.notify_modified(key, grown)
         s.server.propagate(argv, (key,))
+        notify(s.server, ZSET, b"zincr" if incr else b"zadd", key)
         if added:
             blocking.signal_key_ready(s.server, key)
     if incr:
@@ -200,6 +202,8 @@ def zrem(s: Session, argv: list[bytes]) -> int:
     if removed:
         ks.notify_modified(key, -freed)
         s.server.propagate(argv, (key,))
+        notify(s.server, ZSET, b"zrem", key)
+        notify_if_gone(s.server, key, zset)
     return removed
 
 
@@ -288,6 +292,8 @@ def _pop(s: Session, key: bytes, zset: ZSet, highest: bool, count: int,
     if count_given:
         effect.append(b"%d" % len(popped))
     s.server.propagate(effect, (key,))
+    notify(s.server, ZSET, b"zpopmax" if highest else b"zpopmin", key)
+    notify_if_gone(s.server, key, zset)
     return popped
 
 
