@@ -73,7 +73,8 @@ def execute(s: Session, argv: list[bytes]) -> Any:
     s.server.stats.total_commands_processed += 1
     cmd = COMMANDS.get(argv[0])
     if (cmd is not None and cmd.min_argc <= len(argv) <= cmd.max_argc and s.authenticated
-            and s.multi is None and not s.sub_channels and not s.sub_patterns):
+            and s.multi is None and not s.sub_channels and not s.sub_patterns
+            and not s.sub_shard_channels):
         return call(s, cmd, argv)
     return _execute_checked(s, argv)
 
@@ -94,7 +95,7 @@ def _execute_checked(s: Session, argv: list[bytes]) -> Any:
         stats.total_error_replies += 1
         s.server.count_error(NoAuthError.code)
         return ErrorReply(NoAuthError().wire)
-    if ((s.sub_channels or s.sub_patterns) and not s.resp3
+    if (s.subscribed and not s.resp3
             and (cmd.parent is not None or cmd.name not in SUBSCRIBE_MODE_COMMANDS)):
         cmd.rejected_calls += 1
         stats.total_error_replies += 1

@@ -78,6 +78,8 @@ class Session:
         #: pub/sub: channels and patterns subscribed to (ordered sets; see jobcached.pubsub)
         self.sub_channels: dict[bytes, None] = {}
         self.sub_patterns: dict[bytes, None] = {}
+        #: sharded pub/sub (SSUBSCRIBE): shard channels, a namespace of their own
+        self.sub_shard_channels: dict[bytes, None] = {}
 
     @property
     def subscriptions(self) -> int:
@@ -85,9 +87,14 @@ class Session:
         return len(self.sub_channels) + len(self.sub_patterns)
 
     @property
+    def subscribed(self) -> bool:
+        """Subscribed to anything, shard channels included (CLIENT LIST flag P)."""
+        return bool(self.sub_channels or self.sub_patterns or self.sub_shard_channels)
+
+    @property
     def resp2_subscribed(self) -> bool:
         """In RESP2 subscribe mode, where only a few commands are allowed."""
-        return not self.resp3 and bool(self.sub_channels or self.sub_patterns)
+        return not self.resp3 and self.subscribed
 
     def deliver(self, message: list[Any]) -> None:
         """A published message for this subscriber (called by the pub/sub registry)."""
@@ -96,7 +103,7 @@ class Session:
 
     def drop_subscriptions(self) -> None:
         """Leave every channel and pattern silently (disconnect, RESET)."""
-        if self.sub_channels or self.sub_patterns:
+        if self.subscribed:
             self.server.pubsub.drop(self)
 
     def unwatch(self) -> None:
@@ -140,9 +147,10 @@ class Session:
         fields = {
             "id": self.id, "addr": self.addr, "laddr": self.laddr, "fd": -1,
             "name": self.name.decode(errors="replace"), "age": self.age_seconds(),
-            "idle": self.idle_seconds(), "flags": "P" if self.subscriptions else "N",
+            "idle": self.idle_seconds(), "flags": "P" if self.subscribed else "N",
             "db": self.db,
-            "sub": len(self.sub_channels), "psub": len(self.sub_patterns), "ssub": 0,
+            "sub": len(self.sub_channels), "psub": len(self.sub_patterns),
+            "ssub": len(self.sub_shard_channels),
             "multi": -1 if self.multi is None else len(self.multi),
             "qbuf": qbuf, "qbuf-free": 0,
             "argv-mem": 0, "multi-mem": 0, "rbs": 0, "rbp": 0, "obl": 0, "oll": 0,
