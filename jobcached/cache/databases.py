@@ -188,8 +188,12 @@ class Databases:
 
     # ---- introspection ------------------------------------------------------------------------
     def info(self) -> dict[str, Any]:
-        """Server-wide figures for INFO memory/stats (database 0's sample plus summed counts)."""
+        """Server-wide figures for INFO memory/stats and metrics: the shared counters and
+        settings, key counts summed over the databases (per-database figures such as avg_ttl
+        are in `keyspace_lines`)."""
         figures = self.dbs[0].info()
+        for per_db in ("avg_ttl", "expire_cycle_last_sampled", "expire_cycle_last_expired"):
+            del figures[per_db]
         figures["keys"] = self.dbsize()
         figures["expires"] = sum(ks.expires_count() for ks in self.dbs)
         figures["keys_per_shard"] = [sum(len(ks.shards[i].data) for ks in self.dbs)

@@ -68,3 +68,20 @@ def test_notify_publishes_per_class_and_database() -> None:
     assert publish_all("A") == []  # classes without K or E publish nothing
     assert publish_all("Enm") == [[b"__keyevent@0__:new", b"fresh"],
                                   [b"__keyevent@1__:keymiss", b"absent"]]
+
+
+def test_engine_removals_are_expired_and_evicted_events_of_their_database() -> None:
+    clock = ManualClock()
+    config = Config()
+    config.set("notify-keyspace-events", "Exe")
+    state = ServerState(config, clock=clock)
+    listener = Listener()
+    state.pubsub.psubscribe(listener, b"*")
+    state.dbs[4].set(b"brief", b"v", expire_at_ms=clock.now_ms() + 10)
+    clock.advance(20)
+    state.dbs.active_expire_cycle()
+    state.dbs[6].set(b"victim", b"v" * 1000)
+    state.dbs.configure(1, "allkeys-random", 5, 10, 1)
+    state.dbs.ensure_memory()
+    assert [m[2:] for m in listener.messages] == [
+        [b"__keyevent@4__:expired", b"brief"], [b"__keyevent@6__:evicted", b"victim"]]
