@@ -150,8 +150,10 @@ def set_(s: Session, argv: list[bytes]) -> Any:
     if len(argv) == 3:  # the hot path: no options
         key = argv[1]
         s.keyspace.set(key, argv[2])
-        s.server.propagate(argv, (key,))
-        notify(s.server, STRING, b"set", key)
+        server = s.server
+        server.propagate(argv, (key,))
+        if server.notify_flags:  # notify() tests it too; this spares the hot path a call
+            notify(server, STRING, b"set", key)
         return OK
     flags, expire = parse_string_options(argv, 3, is_set=True)
     result = _set_generic(s, argv[1], argv[2], flags, expire, "set")
