@@ -172,6 +172,7 @@ class Databases:
         gets what is left of the time budget, and the next cycle starts after the last one
         visited, so a busy database 0 cannot starve the others."""
         started = self.clock.monotonic_ms()
+        self.update_clock()  # also the cron's refresh of every db's cached LRU clock
         expired = 0
         n = len(self.dbs)
         for _ in range(n):
