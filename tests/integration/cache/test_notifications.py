@@ -19,7 +19,8 @@ END_CHANNEL = b"end-of-script"
 READ_TIMEOUT_SECONDS = 5.0
 
 #: ~70 commands that each change keys the way one Redis event name reports it (and a few that
-#: change nothing, which must publish nothing). `sleep` lets a PX 1 key expire before a read.
+#: change nothing, which must publish nothing). `sleep` lets a PX 50 key expire before a read
+#: (50 ms, not 1: on a loaded machine SET itself may straddle a millisecond).
 SCRIPT: list[tuple[Any, ...]] = [
     ("SET", "s", "1"), ("SET", "s", "2", "EX", "100"), ("SETEX", "s2", "100", "v"),
     ("PSETEX", "s3", "100000", "v"), ("SETNX", "s", "x"), ("SETNX", "s4", "x"),
@@ -53,7 +54,7 @@ SCRIPT: list[tuple[Any, ...]] = [
     ("ZREMRANGEBYRANK", "z", "0", "0"), ("ZREMRANGEBYLEX", "z", "-", "+"),
     ("ZADD", "z", "1", "p", "2", "q"), ("ZPOPMIN", "z"), ("ZPOPMAX", "z", "3"),
     ("BZPOPMIN", "z", "0.01"), ("HGET", "nohash", "f"), ("EXISTS", "nothing"),
-    ("SET", "short", "v", "PX", "1"), ("sleep",), ("GET", "short"),
+    ("SET", "short", "v", "PX", "50"), ("sleep",), ("GET", "short"),
     ("SELECT", "1"), ("SET", "in-db1", "v"), ("DEL", "s5"), ("SWAPDB", "1", "2"),
     ("FLUSHDB",), ("SELECT", "0"), ("FLUSHALL",),
 ]
@@ -69,7 +70,7 @@ def capture(client: redis.Redis, flags: str, protocol: int) -> list[tuple[bytes,
         listener.get_message(timeout=READ_TIMEOUT_SECONDS)  # the two confirmations
     for argv in SCRIPT:
         if argv == ("sleep",):
-            time.sleep(0.05)
+            time.sleep(0.2)
         else:
             raw_call(client, *argv)
     client.publish(END_CHANNEL, "done")
