@@ -143,23 +143,35 @@ class Databases:
             raise OutOfMemoryError()
         started = self.clock.monotonic_ms()
         freed = 0
+        weights = self._candidate_counts()  # once per call: counting costs O(databases)
         while stats.used_memory > limit:
-            ks = self._eviction_source()
-            if ks is None or not ks.evict_one():
+            ks = self._eviction_source(weights)
+            if ks is None:
                 raise OutOfMemoryError()
+            if not ks.evict_one():  # that database ran out of candidates: count again
+                weights = self._candidate_counts()
+                if not any(weights):
+                    raise OutOfMemoryError()
+                continue
             freed += 1
             if (freed % EVICTION_CLOCK_CHECK_EVERY == 0
                     and self.clock.monotonic_ms() - started >= EVICTION_TIME_BUDGET_MS):
                 break
         return freed
 
-    def _eviction_source(self) -> Keyspace | None:
+    def _candidate_counts(self) -> list[int]:
+        """Per database, the keys the policy may evict (all, or those with a TTL)."""
+        if self.policy.startswith("volatile-"):
+            return [ks.expires_count() for ks in self.dbs]
+        return [ks.dbsize() for ks in self.dbs]
+
+    def _eviction_source(self, weights: list[int]) -> Keyspace | None:
         """A database to evict from, weighted by its candidate keys (module docstring)."""
-        volatile = self.policy.startswith("volatile-")
-        weights = [ks.expires_count() if volatile else ks.dbsize() for ks in self.dbs]
         total = sum(weights)
         if not total:
             return None
+        if total == max(weights):  # one database holds every candidate: the common case
+            return self.dbs[weights.index(total)]
         pick = self.rng.random() * total
         for ks, weight in zip(self.dbs, weights, strict=True):
             if pick < weight:
