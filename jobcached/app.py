@@ -265,7 +265,7 @@ class App:
         while True:
             await asyncio.sleep(CRON_INTERVAL_SECONDS)
             self._close_idle_clients()
-            self.state.keyspace.active_expire_cycle(budget_ms=self.config.active_expire_budget)
+            self.state.dbs.active_expire_cycle(budget_ms=self.config.active_expire_budget)
             if self.state.gc is not None:
                 self.state.gc.step(self.state.stats.total_commands_processed)
             await self._maybe_compact()

@@ -21,6 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from jobcached.errors import ConfigError
+from jobcached.notify import canonical, valid_notify_flags
+
+#: Upper bound of `databases`: each costs a Keyspace with its shards even when empty, and a
+#: client could otherwise ask for millions at start.
+DATABASES_MAX = 1024
 
 _MEMORY_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1024, "m": 1000**2, "mb": 1024**2,
                  "g": 1000**3, "gb": 1024**3}
@@ -147,6 +152,13 @@ class Config:
     output_buffer_high_water: int = setting(
         1024**2, "Stop reading a client's requests while this much output waits for it.",
         parse_memory, mutable=True)
+    databases: int = setting(16, "Numbered databases (SELECT 0..databases-1), as Redis' "
+                             "`databases`; jobs are one namespace whatever the database.",
+                             parse_int)
+    notify_keyspace_events: str = setting(
+        "", "Keyspace notification classes to publish, as Redis' flag string: K (keyspace "
+        "channel), E (keyevent channel), g $ l s h z x e t m d n, A for g$lshzxetd ('' = "
+        "none).", valid_notify_flags, mutable=True)
     shards: int = setting(16, "Keyspace shards (16384 hash slots are spread over them); more "
                           "shards keep each expiry and eviction step smaller.", parse_int)
     maxmemory: int = setting(0, "Memory limit for cache and jobs together (e.g. 100mb, 2gb; "
@@ -249,7 +261,8 @@ class Config:
         try:
             value = spec.metadata["parse"](raw)
         except ValueError as exc:
-            raise ConfigError(f"{name}: {exc}") from None
+            # CONFIG SET names the key already ("possibly related to argument ..."), as Redis
+            raise ConfigError(str(exc) if runtime else f"{name}: {exc}") from None
         setattr(self, spec.name, value)
 
     def render(self, name: str) -> str:
@@ -259,6 +272,8 @@ class Config:
             return "yes" if value else "no"
         if name == "unixsocketperm":
             return format(value, "o")
+        if name == "notify-keyspace-events":
+            return canonical(value)  # Redis' spelling; the value keeps what `A` hides (n)
         return str(value)
 
     def matching(self, pattern: str) -> list[str]:
@@ -277,6 +292,8 @@ class Config:
             raise ConfigError(f"metrics-port: {self.metrics_port} is not a TCP port")
         if not 0 < self.job_max_payload <= 48 * 1024**2:
             raise ConfigError("job-max-payload: must be between 1 byte and 48mb")
+        if not 1 <= self.databases <= DATABASES_MAX:
+            raise ConfigError(f"databases: must be within 1..{DATABASES_MAX}")
         if not 1 <= self.shards <= 16384:
             raise ConfigError("shards: must be within 1..16384")
         if self.maxmemory_samples < 1:

@@ -19,9 +19,10 @@ from jobcached.cache.glob import Glob, compile_glob, glob_match
 class Subscriber(Protocol):
     """What the registry needs of a subscriber (a Session)."""
 
-    #: channel -> None and pattern -> None: insertion-ordered sets
+    #: channel -> None, pattern -> None and shard channel -> None: insertion-ordered sets
     sub_channels: dict[bytes, None]
     sub_patterns: dict[bytes, None]
+    sub_shard_channels: dict[bytes, None]
 
     def deliver(self, message: list[Any]) -> None: ...
 
@@ -34,6 +35,8 @@ class PubSub:
         self.channels: dict[bytes, dict[Subscriber, None]] = {}
         #: pattern -> (compiled glob, subscribers)
         self.patterns: dict[bytes, tuple[Glob, dict[Subscriber, None]]] = {}
+        #: shard channel -> subscribers (SSUBSCRIBE): a namespace of its own, no patterns
+        self.shard_channels: dict[bytes, dict[Subscriber, None]] = {}
         #: whether anyone listens at all; `on_active_change(active)` hears when that flips
         #: (the server detaches job status events while nobody could receive them)
         self.active = False
@@ -91,12 +94,33 @@ class PubSub:
                 self._check_active()
         return True
 
+    def ssubscribe(self, sub: Subscriber, channel: bytes) -> bool:
+        """Add sub to a shard channel; False if it was already there."""
+        if channel in sub.sub_shard_channels:
+            return False
+        sub.sub_shard_channels[channel] = None
+        self.shard_channels.setdefault(channel, {})[sub] = None
+        return True
+
+    def sunsubscribe(self, sub: Subscriber, channel: bytes) -> bool:
+        """Remove sub from a shard channel; False if it was not there."""
+        if sub.sub_shard_channels.pop(channel, False) is False:
+            return False
+        subs = self.shard_channels.get(channel)
+        if subs is not None:
+            subs.pop(sub, None)
+            if not subs:
+                del self.shard_channels[channel]
+        return True
+
     def drop(self, sub: Subscriber) -> None:
         """Forget every subscription of sub (disconnect, RESET), without telling it."""
         for channel in list(sub.sub_channels):
             self.unsubscribe(sub, channel)
         for pattern in list(sub.sub_patterns):
             self.punsubscribe(sub, pattern)
+        for channel in list(sub.sub_shard_channels):
+            self.sunsubscribe(sub, channel)
 
     # ------------------------------------------------------------------ publishing
 
@@ -125,6 +149,17 @@ class PubSub:
                         receivers += 1
         return receivers
 
+    def spublish(self, channel: bytes, data: bytes) -> int:
+        """SPUBLISH: deliver to the shard channel's subscribers (patterns never match shard
+        channels); returns how many received it."""
+        subs = self.shard_channels.get(channel)
+        if not subs:
+            return 0
+        message = [b"smessage", channel, data]
+        for sub in tuple(subs):
+            sub.deliver(message)
+        return len(subs)
+
     # ------------------------------------------------------------------ introspection
 
     def active_channels(self, pattern: bytes | None = None) -> list[bytes]:
@@ -138,3 +173,12 @@ class PubSub:
 
     def numpat(self) -> int:
         return len(self.patterns)
+
+    def active_shard_channels(self, pattern: bytes | None = None) -> list[bytes]:
+        """PUBSUB SHARDCHANNELS: shard channels with a subscriber, optionally matching."""
+        if pattern is None:
+            return list(self.shard_channels)
+        return [c for c in self.shard_channels if glob_match(pattern, c)]
+
+    def shard_numsub(self, channel: bytes) -> int:
+        return len(self.shard_channels.get(channel, ()))

@@ -17,12 +17,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from jobcached.cache.keyspace import Keyspace
+from jobcached import notify
+from jobcached.cache.databases import Databases
 from jobcached.clock import Clock, SystemClock
 from jobcached.config import Config
 from jobcached.jobs.model import State
 from jobcached.jobs.timerwheel import TimerWheel
 from jobcached.net.resp import ParserLimits
+from jobcached.notify import parse_flags
 from jobcached.observability.slowlog import SlowLog
 from jobcached.pubsub import PubSub
 from jobcached.replication.backlog import Backlog
@@ -87,15 +89,24 @@ class ServerState:
     pid: int = field(default_factory=os.getpid)
     tcp_port: int = 0
     next_client_id: int = 1
-    keyspace: Keyspace = field(init=False)
+    #: the numbered databases (SELECT); a command reaches its own through `Session.keyspace`
+    dbs: Databases = field(init=False)
+    #: the database of the command running now (Redis' c->db; set by dispatch.call): where
+    #: propagate(), touch() and blocking.signal_key_ready() place the keys they are given
+    db: int = 0
+    #: the database the replication stream is in (Redis' slaveseldb): a write in another one
+    #: is preceded by a SELECT record
+    propagated_db: int = 0
+    #: notify-keyspace-events as bits (notify.py): read by every notify() call
+    notify_flags: int = 0
     #: timeouts of blocked cache commands (BLPOP, BZPOPMIN...): callables fired by the app's
     #: timer task; schedule with `timers.schedule(deadline_ms, callback)`
     timers: TimerWheel[Callable[[], None]] = field(init=False)
     backlog: Backlog = field(init=False)
     #: clients blocked on keys (BLPOP, BZPOPMIN...); created by commands/blocking.py on first use
     blocked_keys: BlockedKeys | None = None
-    #: key -> sessions WATCHing it (MULTI/EXEC optimistic locking)
-    watchers: dict[bytes, set[Session]] = field(default_factory=dict)
+    #: (db, key) -> sessions WATCHing it (MULTI/EXEC optimistic locking)
+    watchers: dict[tuple[int, bytes], set[Session]] = field(default_factory=dict)
     parser_limits: ParserLimits = field(default_factory=ParserLimits)
     #: the job engine and the WAL behind it, once the app has replayed the log
     jobs: JobEngine | None = None
@@ -126,8 +137,9 @@ class ServerState:
     def __post_init__(self) -> None:
         self.started_ms = self.clock.now_ms()
         config = self.config
-        self.keyspace = Keyspace(self.clock, shards=config.shards, on_removed=self._key_removed)
-        self.keyspace.other_memory = self.jobs_memory  # jobs count against maxmemory too
+        self.dbs = Databases(self.clock, count=config.databases, shards=config.shards,
+                             on_removed=self._key_removed)
+        self.dbs.other_memory = self.jobs_memory  # jobs count against maxmemory too
         self.backlog = Backlog(config.repl_backlog_size)
         self.timers = TimerWheel(start_ms=self.clock.now_ms(), tick_ms=config.timer_tick)
         self.apply_config()
@@ -138,13 +150,13 @@ class ServerState:
         limits.max_bulk_bytes = self.config.proto_max_bulk_len
         limits.max_multibulk_args = self.config.proto_max_multibulk_len
         limits.max_inline_bytes = self.config.proto_inline_max_size
-        keyspace = self.keyspace
-        keyspace.maxmemory = self.config.maxmemory
-        keyspace.maxmemory_samples = self.config.maxmemory_samples
-        keyspace.lfu_log_factor = self.config.lfu_log_factor
-        keyspace.lfu_decay_time = self.config.lfu_decay_time
-        keyspace.set_policy(self.config.maxmemory_policy)
+        config = self.config
+        self.dbs.configure(config.maxmemory, config.maxmemory_policy, config.maxmemory_samples,
+                           config.lfu_log_factor, config.lfu_decay_time)
         self.backlog.max_bytes = self.config.repl_backlog_size
+        self.notify_flags = flags = parse_flags(config.notify_keyspace_events)
+        self.dbs.set_hooks(self._key_created if flags & notify.NEW else None,
+                           self._key_missed if flags & notify.KEY_MISS else None)
         self.slowlog.configure(self.config.slowlog_log_slower_than, self.config.slowlog_max_len)
 
     def jobs_memory(self) -> int:
@@ -161,29 +173,53 @@ class ServerState:
 
     # ------------------------------------------------------------------ effects
 
-    def propagate(self, argv: list[bytes], keys: list[bytes] | tuple[bytes, ...] = ()) -> None:
+    def propagate(self, argv: list[bytes], keys: list[bytes] | tuple[bytes, ...] = (),
+                  db: int | None = None) -> None:
         """The one choke point for cache mutations (Redis' propagateNow): record the effect
-        (absolute times only) for replication, and invalidate WATCHes on the keys it touched."""
+        (absolute times only) for replication, preceded by a SELECT when it happens in another
+        database than the last one recorded, and invalidate WATCHes on the keys it touched.
+        `db` defaults to the running command's database."""
+        if db is None:
+            db = self.db
+        if db != self.propagated_db:
+            self.backlog.append([b"SELECT", str(db).encode()])
+            self.propagated_db = db
         self.backlog.append(argv)
         if self.watchers:
             for key in keys:
-                self.touch(key)
+                self.touch(key, db)
 
-    def touch(self, key: bytes) -> None:
-        """A key changed: transactions WATCHing it must fail."""
-        sessions = self.watchers.get(key)
+    def touch(self, key: bytes, db: int | None = None) -> None:
+        """A key changed (in `db`, default the running command's): transactions WATCHing it
+        must fail."""
+        sessions = self.watchers.get((self.db if db is None else db, key))
         if sessions:
             for session in sessions:
                 session.watch_dirty = True
 
-    def touch_all(self) -> None:
-        for sessions in self.watchers.values():
-            for session in sessions:
-                session.watch_dirty = True
+    def touch_db(self, db: int, replaced_with: int | None = None) -> None:
+        """Database `db` is emptied (FLUSHDB), or gets the contents of `replaced_with`
+        (SWAPDB): WATCHes on its keys that exist in either fail (touchAllWatchedKeysInDb)."""
+        emptied = self.dbs[db]
+        other = None if replaced_with is None else self.dbs[replaced_with]
+        for (watched_db, key), sessions in self.watchers.items():
+            if watched_db == db and (emptied.holds(key) or (other is not None
+                                                            and other.holds(key))):
+                for session in sessions:
+                    session.watch_dirty = True
 
-    def _key_removed(self, key: bytes, why: str) -> None:
-        """The engine expired or evicted a key: replicas get a DEL, watchers are told."""
-        self.propagate([b"DEL", key], (key,))
+    def _key_removed(self, db: int, key: bytes, why: str) -> None:
+        """The engine expired or evicted a key: replicas get a DEL, watchers and keyspace
+        notification subscribers are told."""
+        self.propagate([b"DEL", key], (key,), db)
+        kind = notify.EVICTED if why == "evicted" else notify.EXPIRED
+        notify.notify(self, kind, why.encode(), key, db)
+
+    def _key_created(self, db: int, key: bytes) -> None:
+        notify.notify(self, notify.NEW, b"new", key, db)
+
+    def _key_missed(self, db: int, key: bytes) -> None:
+        notify.notify(self, notify.KEY_MISS, b"keymiss", key, db)
 
     def durable(self, value: Any) -> Any:
         """The reply `value`, held back until the job records written so far are durable."""

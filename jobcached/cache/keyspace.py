@@ -71,12 +71,13 @@ class Keyspace:
         maxmemory_samples: int = 5,
         rng: Random | None = None,
         on_removed: RemovalListener | None = None,
+        stats: CacheStats | None = None,
     ) -> None:
         if not 1 <= shards <= SLOTS:
             raise ValueError(f"shards must be within 1..{SLOTS}")
         self.clock = clock
         self.rng = rng or Random()
-        self.stats = CacheStats()
+        self.stats = stats or CacheStats()  # shared by all databases (databases.py)
         self.shards: tuple[Shard, ...] = tuple(Shard(self.stats) for _ in range(shards))
         self._by_slot = tuple(self.shards[s % shards] for s in range(SLOTS))
         self.maxmemory = maxmemory
@@ -84,6 +85,10 @@ class Keyspace:
         self.lfu_log_factor = lfu_log_factor
         self.lfu_decay_time = lfu_decay_time
         self.on_removed = on_removed
+        #: keyspace-notification hooks, None unless someone wants `new` / `keymiss` events
+        #: (so the paths below pay one None test): a key was created; a read found nothing
+        self.on_new: Callable[[bytes], None] | None = None
+        self.on_miss: Callable[[bytes], None] | None = None
         #: bytes `maxmemory` must also hold besides the cache: the job engine's, which is
         #: never evicted (the app wires it; see `ensure_memory`)
         self.other_memory: Callable[[], int] = _nothing
@@ -150,10 +155,14 @@ class Keyspace:
         e = shard.data.get(key)
         if e is None:
             self.stats.keyspace_misses += 1
+            if self.on_miss is not None:
+                self.on_miss(key)
             return None
         if e.expire_at and e.expire_at <= self.clock.now_ms():
             self.reap(shard, key, e, evicted=False)
             self.stats.keyspace_misses += 1
+            if self.on_miss is not None:
+                self.on_miss(key)
             return None
         if self._lfu:
             self._touch(e)
@@ -265,6 +274,8 @@ class Keyspace:
             shard.add(key, e)
             if expire_at_ms:
                 shard.set_expire(key, e, expire_at_ms)
+            if self.on_new is not None:
+                self.on_new(key)
             return
         if e.vpos >= 0:
             size += VOLATILE_OVERHEAD_BYTES
@@ -315,10 +326,17 @@ class Keyspace:
             shard.remove(key, e)
         return e is not None
 
+    def holds(self, key: bytes) -> bool:
+        """Stored here, even if past its TTL; no side effect (what FLUSHDB and SWAPDB ask of
+        WATCHed keys, as Redis' touchAllWatchedKeysInDb)."""
+        return key in self.shard_of(key).data
+
     def exists(self, key: bytes) -> bool:
         """EXISTS: counts a hit or miss like Redis, does not touch the access time."""
         if self._find(key)[1] is None:
             self.stats.keyspace_misses += 1
+            if self.on_miss is not None:
+                self.on_miss(key)
             return False
         self.stats.keyspace_hits += 1
         return True
@@ -370,19 +388,29 @@ class Keyspace:
         dst_shard.add(dst, moved)
         if e.expire_at:
             dst_shard.set_expire(dst, moved, e.expire_at)
+        if self.on_new is not None:
+            self.on_new(dst)
 
-    def copy(self, src: bytes, dst: bytes, replace: bool = False) -> bool:
-        """COPY: duplicate value and TTL; False if src is missing or dst exists without replace."""
-        if src == dst:
+    def copy(self, src: bytes, dst: bytes, replace: bool = False,
+             target: Keyspace | None = None) -> bool:
+        """COPY: duplicate value and TTL into `target` (another database; default this one);
+        False if src is missing or dst exists without replace."""
+        target = target or self
+        if src == dst and target is self:
             raise CommandError("source and destination objects are the same")
         e = self._find(src)[1]
-        if e is None or (self._find(dst)[1] is not None and not replace):
+        if e is None:
             return False
+        dst_shard, old = target._find(dst)
+        if old is not None:
+            if not replace:
+                return False
+            dst_shard.remove(dst, old)  # a new key takes its place, as Redis' dbAdd
         value = e.value
         cls = type(value)
         copyable = (dict, set, ZSet, Stream)
         dup = value if cls is bytes else value.copy() if cls in copyable else deque(value)
-        self.set(dst, dup, expire_at_ms=e.expire_at or None)
+        target.set(dst, dup, expire_at_ms=e.expire_at or None)
         return True
 
     def type_name(self, key: bytes) -> str:
@@ -394,6 +422,32 @@ class Keyspace:
         for shard in self.shards:
             shard.clear()
         self._evictor.reset()
+
+    def swap_contents(self, other: Keyspace) -> None:
+        """SWAPDB: exchange all keys with `other` (both share one CacheStats, so memory stays
+        right); candidates pooled for eviction and expiry cursors belong to the old data."""
+        self.shards, other.shards = other.shards, self.shards
+        self._by_slot, other._by_slot = other._by_slot, self._by_slot
+        for ks in (self, other):
+            ks._evictor.reset()
+            ks._expiry = expiry.ExpiryCursor()
+
+    def move_to(self, key: bytes, target: Keyspace) -> bool:
+        """MOVE: give `key` (value, TTL, access info) to `target`; False if the key is missing
+        here or already exists there."""
+        shard, e = self._find(key)
+        if e is None or target._find(key)[1] is not None:
+            return False
+        shard.remove(key, e)
+        moved = Entry(e.value, e.access, e.size - (VOLATILE_OVERHEAD_BYTES if e.vpos >= 0 else 0),
+                      e.aux, 0)
+        dst_shard = target.shard_of(key)
+        dst_shard.add(key, moved)
+        if e.expire_at:
+            dst_shard.set_expire(key, moved, e.expire_at)
+        if target.on_new is not None:
+            target.on_new(key)
+        return True
 
     # ---- memory and expiry work ---------------------------------------------------------------
     def ensure_memory(self) -> int:
@@ -411,6 +465,14 @@ class Keyspace:
         if self.stats.used_memory <= limit:
             return 0
         return self._evictor.free_memory(limit)
+
+    def evict_one(self) -> bool:
+        """Evict one key under the current policy; False when nothing is evictable."""
+        return self._evictor.evict_one()
+
+    def expires_count(self) -> int:
+        """Keys with a TTL (INFO keyspace `expires`)."""
+        return sum(len(s.volatile) for s in self.shards)
 
     def active_expire_cycle(
         self,

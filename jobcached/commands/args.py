@@ -15,6 +15,7 @@ from jobcached.errors import CommandError, NotFloatError, NotIntegerError, Synta
 
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
+INT_MIN, INT_MAX = -(2**31), 2**31 - 1  # a C int, as Redis' getIntFromObjectOrReply reads
 _INT_RE = re.compile(rb"0|-?[1-9][0-9]*")
 _FLOAT_RE = re.compile(rb"[-+]?(inf|infinity|(\d+\.?\d*|\.\d+)(e[-+]?\d+)?)", re.IGNORECASE)
 
@@ -28,6 +29,21 @@ def to_int(raw: bytes, error: type[Exception] = NotIntegerError) -> int:
     value = int(raw)
     if not INT64_MIN <= value <= INT64_MAX:
         raise error()
+    return value
+
+
+def to_c_int(raw: bytes, error: str | None = None) -> int:
+    """A C int as Redis' getIntFromObjectOrReply reads it (database indexes); `error`, when
+    given, replaces both of its messages, as its `msg` argument does."""
+    try:
+        value = to_int(raw)
+    except CommandError:
+        if error is None:
+            raise
+        raise CommandError(error) from None
+    if not INT_MIN <= value <= INT_MAX:
+        raise CommandError(
+            error or f"value is out of range, value must between {INT_MIN} and {INT_MAX}")
     return value
 
 

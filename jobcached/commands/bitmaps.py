@@ -54,7 +54,7 @@ def parse_offset(s: Session, raw: bytes, bits: int = 0) -> int:
 def _grown(s: Session, key: bytes, last_bit: int) -> tuple[bytearray, bool]:
     """The string at `key` as a mutable copy, zero-extended to hold `last_bit`, and whether
     it was created or grown (lookupStringForBitCommand)."""
-    old = s.server.keyspace.get_string(key, write=True)
+    old = s.keyspace.get_string(key, write=True)
     need = (last_bit >> 3) + 1
     if old is None:
         return bytearray(need), True
@@ -66,7 +66,7 @@ def _grown(s: Session, key: bytes, last_bit: int) -> tuple[bytearray, bool]:
 
 
 def _store(s: Session, key: bytes, buf: bytearray, argv: list[bytes]) -> None:
-    s.server.keyspace.set(key, bytes(buf), keepttl=True)
+    s.keyspace.set(key, bytes(buf), keepttl=True)
     s.server.propagate(argv, (key,))
 
 
@@ -93,7 +93,7 @@ def setbit(s: Session, argv: list[bytes]) -> int:
         raise CommandError(BIT_ERROR)
     key = argv[1]
     byte, mask = offset >> 3, 0x80 >> (offset & 7)
-    old = s.server.keyspace.get_string(key, write=True)
+    old = s.keyspace.get_string(key, write=True)
     previous = 1 if old is not None and byte < len(old) and old[byte] & mask else 0
     if old is not None and byte < len(old) and previous == on:
         return previous  # nothing changes: no write, no effect
@@ -113,7 +113,7 @@ def getbit(s: Session, argv: list[bytes]) -> int:
     Errors: `bit offset is not an integer or out of range`; `WRONGTYPE`.
     """
     offset = parse_offset(s, argv[2])
-    value = s.server.keyspace.get_string(argv[1])
+    value = s.keyspace.get_string(argv[1])
     byte = offset >> 3
     if value is None or byte >= len(value):
         return 0
@@ -142,7 +142,7 @@ def bitcount(s: Session, argv: list[bytes]) -> int:
     Errors: not an integer; `syntax error` for a wrong argument count or unit; `WRONGTYPE`.
     A missing key answers 0 before the range is checked, as in Redis 7.0.
     """
-    value = s.server.keyspace.get_string(argv[1])
+    value = s.keyspace.get_string(argv[1])
     if value is None:
         return 0
     n = len(argv)
@@ -173,7 +173,7 @@ def bitpos(s: Session, argv: list[bytes]) -> int:
     bit = to_int(argv[2])
     if bit not in (0, 1):
         raise CommandError("The bit argument must be 1 or 0.")
-    value = s.server.keyspace.get_string(argv[1])
+    value = s.keyspace.get_string(argv[1])
     if value is None:
         return -1 if bit else 0
     n = len(argv)
@@ -219,7 +219,7 @@ def bitop(s: Session, argv: list[bytes]) -> int:
         raise SyntaxErr()
     if op == b"NOT" and len(argv) != 4:
         raise CommandError("BITOP NOT must be called with a single source key.")
-    ks = s.server.keyspace
+    ks = s.keyspace
     sources = [ks.get_string(key) or b"" for key in argv[3:]]
     size = max(len(v) for v in sources)
     dest = argv[2]
@@ -297,7 +297,7 @@ def _bitfield(s: Session, argv: list[bytes], readonly: bool) -> list[Any]:
     key = argv[1]
     writes = [op for op in ops if op[0] != b"GET"]
     if not writes:
-        value = s.server.keyspace.get_string(key) or b""
+        value = s.keyspace.get_string(key) or b""
         return [bitfield.get_field(value, off, bits, signed)
                 for _, signed, bits, off, _, _ in ops]
     if readonly:

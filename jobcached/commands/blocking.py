@@ -26,6 +26,10 @@ so handlers cannot tell from the session; EXEC runs its queue inside `atomic()`:
 `may_block()` is False, and keys made ready by the transaction are served only when the whole
 transaction has run, as Redis does.
 
+Databases: a waiter blocks on keys of its session's database, so queues are filed under
+(db, key); `signal_key_ready` takes the running command's database unless told another (MOVE and
+COPY ... DB fill a key elsewhere), and a waiter is served with `ServerState.db` set to its own.
+
 The registry lives in `ServerState.blocked_keys`, created by `registry()` on first use.
 """
 
@@ -55,14 +59,17 @@ MAX_TIMEOUT_MS = 2**62
 _ATTR = "blocked_keys"
 
 Serve = Callable[[bytes], Any]
+DbKey = tuple[int, bytes]  # (database, key): what waiters queue on
 
 
 class Waiter:
-    """One blocked command: its keys, its pending reply, how to serve it, its timeout timer."""
+    """One blocked command: its database and keys, its pending reply, how to serve it, its
+    timeout timer."""
 
-    __slots__ = ("done", "keys", "reply", "serve", "timer")
+    __slots__ = ("db", "done", "keys", "reply", "serve", "timer")
 
-    def __init__(self, keys: tuple[bytes, ...], reply: Deferred, serve: Serve) -> None:
+    def __init__(self, db: int, keys: tuple[bytes, ...], reply: Deferred, serve: Serve) -> None:
+        self.db = db
         self.keys = keys
         self.reply = reply
         self.serve = serve
@@ -78,15 +85,15 @@ class BlockedKeys:
 
     def __init__(self, server: ServerState) -> None:
         self.server = server
-        self.queues: dict[bytes, dict[Waiter, None]] = {}
-        self.ready: dict[bytes, None] = {}  # keys signalled and not yet walked, in order
+        self.queues: dict[DbKey, dict[Waiter, None]] = {}
+        self.ready: dict[DbKey, None] = {}  # keys signalled and not yet walked, in order
         self.serving = False
         self.atomic_depth = 0
         self.blocked = 0  # waiters alive: INFO's blocked_clients
 
     def add(self, waiter: Waiter) -> None:
         for key in waiter.keys:
-            self.queues.setdefault(key, {})[waiter] = None
+            self.queues.setdefault((waiter.db, key), {})[waiter] = None
         self.blocked += 1
 
     def remove(self, waiter: Waiter) -> None:
@@ -99,11 +106,12 @@ class BlockedKeys:
             self.server.timers.cancel(waiter.timer)
             waiter.timer = None
         for key in waiter.keys:
-            queue = self.queues.get(key)
+            db_key = (waiter.db, key)
+            queue = self.queues.get(db_key)
             if queue is not None:
                 queue.pop(waiter, None)
                 if not queue:
-                    del self.queues[key]
+                    del self.queues[db_key]
 
     def serve_ready(self) -> None:
         """Walk the queues of the ready keys until no waiter can be served (see module doc)."""
@@ -118,8 +126,18 @@ class BlockedKeys:
         finally:
             self.serving = False
 
-    def _serve_key(self, key: bytes) -> None:
-        queue = self.queues.get(key)
+    def _serve_key(self, db_key: DbKey) -> None:
+        queue = self.queues.get(db_key)
+        db, key = db_key
+        server = self.server
+        running_db = server.db
+        server.db = db  # the waiter's effects happen in its database
+        try:
+            self._serve_queue(queue, key)
+        finally:
+            server.db = running_db
+
+    def _serve_queue(self, queue: dict[Waiter, None] | None, key: bytes) -> None:
         skipped = 0
         while queue:
             waiter = next(islice(queue, skipped, None), None)
@@ -164,7 +182,7 @@ def block(s: Session, keys: Sequence[bytes], timeout_ms: int, serve: Serve,
     server = s.server
     reg = registry(server)
     reply = Deferred(blocking=True)
-    waiter = Waiter(tuple(dict.fromkeys(keys)), reply, serve)
+    waiter = Waiter(s.db, tuple(dict.fromkeys(keys)), reply, serve)
     reg.add(waiter)
     if 0 < timeout_ms <= MAX_TIMEOUT_MS:
 
@@ -203,12 +221,28 @@ def pop_or_block(s: Session, keys: Sequence[bytes], timeout_ms: int, take: Serve
     return block(s, keys, timeout_ms, serve, timeout_reply)
 
 
-def signal_key_ready(server: ServerState, key: bytes) -> None:
-    """Data was added to `key` (or the key was created): serve clients blocked on it."""
+def signal_key_ready(server: ServerState, key: bytes, db: int | None = None) -> None:
+    """Data was added to `key` (or the key was created) in `db`, by default the running
+    command's database: serve clients blocked on it."""
     reg: BlockedKeys | None = getattr(server, _ATTR, None)
-    if reg is None or key not in reg.queues:
+    if reg is None:
         return
-    reg.ready[key] = None
+    db_key = (server.db if db is None else db, key)
+    if db_key not in reg.queues:
+        return
+    reg.ready[db_key] = None
+    reg.serve_ready()
+
+
+def signal_db_ready(server: ServerState, db: int) -> None:
+    """Database `db` got new contents (SWAPDB): serve its waiters from whatever it now holds
+    (Redis' scanDatabaseForReadyKeys)."""
+    reg: BlockedKeys | None = getattr(server, _ATTR, None)
+    if reg is None:
+        return
+    for db_key in list(reg.queues):
+        if db_key[0] == db:
+            reg.ready[db_key] = None
     reg.serve_ready()
 
 

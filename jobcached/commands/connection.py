@@ -1,4 +1,5 @@
-"""Connection commands: PING, ECHO, HELLO, AUTH, QUIT, RESET, SELECT and CLIENT.
+"""Connection commands: PING, ECHO, HELLO, AUTH, QUIT, RESET and CLIENT (SELECT is in
+databases.py).
 
 These change or describe the calling connection only; their replies and errors follow Redis 7.
 """
@@ -151,20 +152,6 @@ def reset(s: Session, argv: list[bytes]) -> Any:
     """
     s.reset()
     return Simple(b"RESET")
-
-
-@command("SELECT", arity=2, flags=FAST | STALE, group="connection")
-def select(s: Session, argv: list[bytes]) -> Any:
-    """SELECT index
-
-    Select the logical database; jobcached has one, database 0.
-
-    Reply: `OK`.
-    Errors: `ERR DB index is out of range` for any index but 0.
-    """
-    if to_int(argv[1]) != 0:
-        raise CommandError("DB index is out of range")
-    return OK
 
 
 # ------------------------------------------------------------------------------- CLIENT

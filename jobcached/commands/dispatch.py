@@ -80,7 +80,8 @@ def execute(s: Session, argv: list[bytes]) -> Any:
             return refused
     cmd = COMMANDS.get(argv[0])
     if (cmd is not None and cmd.min_argc <= len(argv) <= cmd.max_argc and s.authenticated
-            and s.multi is None and not s.sub_channels and not s.sub_patterns):
+            and s.multi is None and not s.sub_channels and not s.sub_patterns
+            and not s.sub_shard_channels):
         return call(s, cmd, argv)
     return _execute_checked(s, argv)
 
@@ -101,7 +102,7 @@ def _execute_checked(s: Session, argv: list[bytes]) -> Any:
         stats.total_error_replies += 1
         s.server.count_error(NoAuthError.code)
         return ErrorReply(NoAuthError().wire)
-    if ((s.sub_channels or s.sub_patterns) and not s.resp3
+    if (s.subscribed and not s.resp3
             and (cmd.parent is not None or cmd.name not in SUBSCRIBE_MODE_COMMANDS)):
         cmd.rejected_calls += 1
         stats.total_error_replies += 1
@@ -126,9 +127,10 @@ def call(s: Session, cmd: Command, argv: list[bytes], may_oom: bool = False) -> 
     script flagged `allow-oom`, or one that wrote already (it cannot stop halfway).
     """
     server = s.server
-    if cmd.denyoom and server.keyspace.maxmemory and not may_oom:
+    server.db = s.db
+    if cmd.denyoom and server.dbs.maxmemory and not may_oom:
         try:
-            server.keyspace.ensure_memory()
+            server.dbs.ensure_memory()
         except CommandError as exc:
             cmd.rejected_calls += 1
             server.stats.total_error_replies += 1

@@ -22,6 +22,7 @@ from jobcached.commands.registry import DENYOOM, FAST, READONLY, WRITE, command
 from jobcached.errors import CommandError, NotFloatError, SyntaxErr
 from jobcached.net.replies import OK
 from jobcached.net.session import Session
+from jobcached.notify import HASH, notify, notify_if_gone
 
 #: HRANDFIELD with a negative count repeats fields: Redis builds a reply of |count| fields
 #: whatever the hash size. Past this many reply elements we refuse instead of allocating.
@@ -34,7 +35,7 @@ HSCAN_WHOLE_MAX_FIELDS = 512
 
 def _set_fields(s: Session, key: bytes, pairs: Iterable[tuple[bytes, bytes]]) -> int:
     """Store field/value pairs (creating the hash); returns how many fields are new."""
-    ks = s.server.keyspace
+    ks = s.keyspace
     h = ks.get_hash(key, create=True)
     assert h is not None
     added = delta = 0
@@ -67,6 +68,7 @@ def hset(s: Session, argv: list[bytes]) -> int:
     """
     added = _set_fields(s, argv[1], _pairs(argv, "hset"))
     s.server.propagate(argv, (argv[1],))
+    notify(s.server, HASH, b"hset", argv[1])
     return added
 
 
@@ -81,6 +83,7 @@ def hmset(s: Session, argv: list[bytes]) -> Any:
     """
     _set_fields(s, argv[1], _pairs(argv, "hmset"))
     s.server.propagate([b"HSET", *argv[1:]], (argv[1],))
+    notify(s.server, HASH, b"hset", argv[1])
     return OK
 
 
@@ -94,11 +97,12 @@ def hsetnx(s: Session, argv: list[bytes]) -> int:
     Errors: `WRONGTYPE`.
     """
     key, field, value = argv[1], argv[2], argv[3]
-    h = s.server.keyspace.get_hash(key, write=True)
+    h = s.keyspace.get_hash(key, write=True)
     if h is not None and field in h:
         return 0
     _set_fields(s, key, ((field, value),))
     s.server.propagate([b"HSET", key, field, value], (key,))
+    notify(s.server, HASH, b"hset", key)
     return 1
 
 
@@ -111,7 +115,7 @@ def hget(s: Session, argv: list[bytes]) -> bytes | None:
     Reply: bulk string, or nil when the field or the key does not exist.
     Errors: `WRONGTYPE`.
     """
-    h = s.server.keyspace.get_hash(argv[1])
+    h = s.keyspace.get_hash(argv[1])
     return None if h is None else h.get(argv[2])
 
 
@@ -124,7 +128,7 @@ def hmget(s: Session, argv: list[bytes]) -> list[bytes | None]:
     Reply: array of bulk strings, nil for each missing field.
     Errors: `WRONGTYPE`.
     """
-    h = s.server.keyspace.get_hash(argv[1])
+    h = s.keyspace.get_hash(argv[1])
     if h is None:
         return [None] * (len(argv) - 2)
     return [h.get(field) for field in argv[2:]]
@@ -140,7 +144,7 @@ def hdel(s: Session, argv: list[bytes]) -> int:
     Errors: `WRONGTYPE`.
     """
     key = argv[1]
-    ks = s.server.keyspace
+    ks = s.keyspace
     h = ks.get_hash(key, write=True)
     if h is None:
         return 0
@@ -154,6 +158,8 @@ def hdel(s: Session, argv: list[bytes]) -> int:
     if deleted:
         ks.notify_modified(key, delta)
         s.server.propagate([b"HDEL", key, *deleted], (key,))
+        notify(s.server, HASH, b"hdel", key)
+        notify_if_gone(s.server, key, h)
     return len(deleted)
 
 
@@ -166,7 +172,7 @@ def hexists(s: Session, argv: list[bytes]) -> int:
     Reply: integer: 1 or 0.
     Errors: `WRONGTYPE`.
     """
-    h = s.server.keyspace.get_hash(argv[1])
+    h = s.keyspace.get_hash(argv[1])
     return int(h is not None and argv[2] in h)
 
 
@@ -180,7 +186,7 @@ def hgetall(s: Session, argv: list[bytes]) -> dict[bytes, bytes]:
     does not exist.
     Errors: `WRONGTYPE`.
     """
-    h = s.server.keyspace.get_hash(argv[1])
+    h = s.keyspace.get_hash(argv[1])
     return {} if h is None else dict(h)
 
 
@@ -193,7 +199,7 @@ def hkeys(s: Session, argv: list[bytes]) -> list[bytes]:
     Reply: array of bulk strings.
     Errors: `WRONGTYPE`.
     """
-    h = s.server.keyspace.get_hash(argv[1])
+    h = s.keyspace.get_hash(argv[1])
     return [] if h is None else list(h)
 
 
@@ -206,7 +212,7 @@ def hvals(s: Session, argv: list[bytes]) -> list[bytes]:
     Reply: array of bulk strings.
     Errors: `WRONGTYPE`.
     """
-    h = s.server.keyspace.get_hash(argv[1])
+    h = s.keyspace.get_hash(argv[1])
     return [] if h is None else list(h.values())
 
 
@@ -219,7 +225,7 @@ def hlen(s: Session, argv: list[bytes]) -> int:
     Reply: integer (0 when the key does not exist).
     Errors: `WRONGTYPE`.
     """
-    h = s.server.keyspace.get_hash(argv[1])
+    h = s.keyspace.get_hash(argv[1])
     return 0 if h is None else len(h)
 
 
@@ -232,7 +238,7 @@ def hstrlen(s: Session, argv: list[bytes]) -> int:
     Reply: integer (0 when the field or the key does not exist).
     Errors: `WRONGTYPE`.
     """
-    h = s.server.keyspace.get_hash(argv[1])
+    h = s.keyspace.get_hash(argv[1])
     return 0 if h is None else len(h.get(argv[2], b""))
 
 
@@ -251,7 +257,7 @@ def hincrby(s: Session, argv: list[bytes]) -> int:
     """
     key, field = argv[1], argv[2]
     increment = to_int(argv[3])
-    h = s.server.keyspace.get_hash(key, write=True)
+    h = s.keyspace.get_hash(key, write=True)
     old = None if h is None else h.get(field)
     value = 0
     if old is not None:
@@ -266,6 +272,7 @@ def hincrby(s: Session, argv: list[bytes]) -> int:
     text = b"%d" % value
     _set_fields(s, key, ((field, text),))
     s.server.propagate([b"HSET", key, field, text], (key,))
+    notify(s.server, HASH, b"hincrby", key)
     return value
 
 
@@ -286,7 +293,7 @@ def hincrbyfloat(s: Session, argv: list[bytes]) -> bytes:
         raise NotFloatError()
     if not longdouble.is_finite(increment):
         raise CommandError("value is NaN or Infinity")
-    h = s.server.keyspace.get_hash(key, write=True)
+    h = s.keyspace.get_hash(key, write=True)
     old = None if h is None else h.get(field)
     current = longdouble.ZERO if old is None else longdouble.parse(old)
     if current is None:
@@ -297,6 +304,7 @@ def hincrbyfloat(s: Session, argv: list[bytes]) -> bytes:
     text = longdouble.format_human(total)
     _set_fields(s, key, ((field, text),))
     s.server.propagate([b"HSET", key, field, text], (key,))
+    notify(s.server, HASH, b"hincrbyfloat", key)
     return text
 
 
@@ -318,7 +326,7 @@ def hrandfield(s: Session, argv: list[bytes]) -> Any:
     and 9223372036854775807`; `value is out of range` (beyond +-2**62 with WITHVALUES);
     `syntax error`; `WRONGTYPE`; `count is too large` past the reply bound.
     """
-    ks = s.server.keyspace
+    ks = s.keyspace
     if len(argv) == 2:
         h = ks.get_hash(argv[1])
         if not h:
@@ -370,7 +378,7 @@ def hscan(s: Session, argv: list[bytes]) -> list[Any]:
     Errors: `invalid cursor`; `syntax error` (also for COUNT < 1); not an integer; `WRONGTYPE`.
     """
     cursor = to_cursor(argv[2])
-    h = s.server.keyspace.get_hash(argv[1])
+    h = s.keyspace.get_hash(argv[1])
     if h is None:
         return [b"0", []]
     count, pattern, _ = scan_options(argv, 3)

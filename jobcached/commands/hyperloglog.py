@@ -50,7 +50,7 @@ def _union(s: Session, keys: list[bytes]) -> tuple[bytes, bool]:
     raw: bytes | None = None
     any_dense = False
     for key in keys:
-        value = _checked(s.server.keyspace.get_string(key))
+        value = _checked(s.keyspace.get_string(key))
         if value is not None:
             any_dense = any_dense or value[4] == hll.DENSE
             registers = hll.registers(value)
@@ -69,7 +69,7 @@ def pfadd(s: Session, argv: list[bytes]) -> int:
     HyperLogLog; `INVALIDOBJ Corrupted HLL object detected`.
     """
     key = argv[1]
-    ks = s.server.keyspace
+    ks = s.keyspace
     old = _checked(ks.get_string(key, write=True))
     if old is not None and old[4] == hll.DENSE:
         raises = hll.dense_raises(old, argv[2:])
@@ -108,7 +108,7 @@ def pfcount(s: Session, argv: list[bytes]) -> int:
     Reply: integer: the estimate, as redis-server computes it for the same elements.
     Errors: `WRONGTYPE`; `INVALIDOBJ Corrupted HLL object detected`.
     """
-    ks = s.server.keyspace
+    ks = s.keyspace
     try:
         if len(argv) > 2:
             raw = _union(s, argv[1:])[0]
@@ -137,7 +137,7 @@ def pfmerge(s: Session, argv: list[bytes]) -> bytes:
     Reply: `OK`.
     Errors: `WRONGTYPE`; `INVALIDOBJ Corrupted HLL object detected`.
     """
-    ks = s.server.keyspace
+    ks = s.keyspace
     try:
         raw, use_dense = _union(s, argv[1:])
         dest = argv[1]
@@ -165,7 +165,7 @@ def pfdebug(s: Session, argv: list[bytes]) -> Any:
     (DECODE); `Unknown PFDEBUG subcommand '<name>'`; `INVALIDOBJ Corrupted HLL object detected`.
     """
     key, name = argv[2], argv[1]
-    ks = s.server.keyspace
+    ks = s.keyspace
     value = _checked(ks.get_string(key, write=True))
     if value is None:
         raise CommandError("The specified key does not exist")

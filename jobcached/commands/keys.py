@@ -2,14 +2,14 @@
 
 TTL writes propagate absolute times only: every EXPIRE / PEXPIRE / EXPIREAT becomes
 `PEXPIREAT key <unix ms>`, and a time already in the past deletes the key and propagates DEL.
-jobcached has one database (0): options that name another one are refused.
+MOVE and SELECT are in databases.py; COPY ... DB copies into another database.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from jobcached.commands.args import INT64_MAX, scan_options, to_cursor, to_int
+from jobcached.commands.args import INT64_MAX, scan_options, to_c_int, to_cursor, to_int
 from jobcached.commands.blocking import signal_key_ready
 from jobcached.commands.registry import (
     DENYOOM,
@@ -23,6 +23,7 @@ from jobcached.commands.registry import (
 from jobcached.errors import CommandError, NoSuchKeyError, SyntaxErr
 from jobcached.net.replies import OK, Simple
 from jobcached.net.session import Session
+from jobcached.notify import GENERIC, notify
 
 
 @command("DEL", arity=-2, flags=WRITE, group="generic", keys=(1, -1, 1))
@@ -33,10 +34,12 @@ def del_(s: Session, argv: list[bytes]) -> int:
 
     Reply: integer: how many of the keys existed.
     """
-    keyspace = s.server.keyspace
+    keyspace = s.keyspace
     deleted = [key for key in argv[1:] if keyspace.delete(key)]
     if deleted:
         s.server.propagate([b"DEL", *deleted], deleted)
+        for key in deleted:
+            notify(s.server, GENERIC, b"del", key)
     return len(deleted)
 
 
@@ -59,7 +62,7 @@ def exists(s: Session, argv: list[bytes]) -> int:
 
     Reply: integer.
     """
-    keyspace = s.server.keyspace
+    keyspace = s.keyspace
     return sum(1 for key in argv[1:] if keyspace.exists(key))
 
 
@@ -71,7 +74,7 @@ def touch(s: Session, argv: list[bytes]) -> int:
 
     Reply: integer.
     """
-    lookup = s.server.keyspace.lookup_read
+    lookup = s.keyspace.lookup_read
     return sum(1 for key in argv[1:] if lookup(key) is not None)
 
 
@@ -84,12 +87,11 @@ def type_(s: Session, argv: list[bytes]) -> Simple:
     Reply: status: `string`, `hash`, `list`, `set`, `zset`, or `none` when the key does not
     exist.
     """
-    return Simple(s.server.keyspace.type_name(argv[1]).encode())
+    return Simple(s.keyspace.type_name(argv[1]).encode())
 
 
 # --------------------------------------------------------------------------- TTLs
 
-INT_MIN, INT_MAX = -(2**31), 2**31 - 1
 _NX, _XX, _GT, _LT = 1, 2, 4, 8
 _EXPIRE_FLAGS = {b"NX": _NX, b"XX": _XX, b"GT": _GT, b"LT": _LT}
 _LLONG_MIN_DIV_1000 = -(2**63 // 1000)  # C's LLONG_MIN / 1000 truncates toward zero
@@ -126,7 +128,7 @@ def _expire(s: Session, argv: list[bytes], seconds: bool, relative: bool, name: 
             raise CommandError(invalid)
         when += now
     key = argv[1]
-    ks = s.server.keyspace
+    ks = s.keyspace
     if ks.lookup_write(key) is None:
         return 0
     if flags:
@@ -138,9 +140,11 @@ def _expire(s: Session, argv: list[bytes], seconds: bool, relative: bool, name: 
     if when <= now:
         ks.delete(key)
         s.server.propagate([b"DEL", key], (key,))
+        notify(s.server, GENERIC, b"del", key)
     else:
         ks.expire_at(key, when)
         s.server.propagate([b"PEXPIREAT", key, b"%d" % when], (key,))
+        notify(s.server, GENERIC, b"expire", key)
     return 1
 
 
@@ -205,7 +209,7 @@ def ttl(s: Session, argv: list[bytes]) -> int:
 
     Reply: integer: seconds; -1 when the key has no TTL; -2 when it does not exist.
     """
-    ms = s.server.keyspace.ttl_ms(argv[1])
+    ms = s.keyspace.ttl_ms(argv[1])
     return ms if ms < 0 else (ms + 500) // 1000
 
 
@@ -217,7 +221,7 @@ def pttl(s: Session, argv: list[bytes]) -> int:
 
     Reply: integer: milliseconds; -1 when the key has no TTL; -2 when it does not exist.
     """
-    return s.server.keyspace.ttl_ms(argv[1])
+    return s.keyspace.ttl_ms(argv[1])
 
 
 @command("EXPIRETIME", arity=2, flags=READONLY | FAST, group="generic", keys=(1, 1, 1))
@@ -228,7 +232,7 @@ def expiretime(s: Session, argv: list[bytes]) -> int:
 
     Reply: integer: unix seconds; -1 when the key has no TTL; -2 when it does not exist.
     """
-    at = s.server.keyspace.expire_time_ms(argv[1])
+    at = s.keyspace.expire_time_ms(argv[1])
     return at if at < 0 else (at + 500) // 1000
 
 
@@ -240,7 +244,7 @@ def pexpiretime(s: Session, argv: list[bytes]) -> int:
 
     Reply: integer: unix milliseconds; -1 when the key has no TTL; -2 when it does not exist.
     """
-    return s.server.keyspace.expire_time_ms(argv[1])
+    return s.keyspace.expire_time_ms(argv[1])
 
 
 @command("PERSIST", arity=2, flags=WRITE | FAST, group="generic", keys=(1, 1, 1))
@@ -252,9 +256,10 @@ def persist(s: Session, argv: list[bytes]) -> int:
     Reply: integer: 1 if a TTL was removed, 0 if the key has none or does not exist.
     """
     key = argv[1]
-    if not s.server.keyspace.persist(key):
+    if not s.keyspace.persist(key):
         return 0
     s.server.propagate([b"PERSIST", key], (key,))
+    notify(s.server, GENERIC, b"persist", key)
     return 1
 
 
@@ -270,7 +275,7 @@ def keys(s: Session, argv: list[bytes]) -> list[bytes]:
 
     Reply: array of keys, in no particular order.
     """
-    return s.server.keyspace.keys(argv[1])
+    return s.keyspace.keys(argv[1])
 
 
 @command("SCAN", arity=-2, flags=READONLY, group="generic")
@@ -288,7 +293,7 @@ def scan(s: Session, argv: list[bytes]) -> list[Any]:
     cursor = to_cursor(argv[1])
     count, pattern, type_name = scan_options(argv, 2, allow_type=True)
     kind = None if type_name is None else type_name.decode("latin-1")
-    next_cursor, found = s.server.keyspace.scan(cursor, count, pattern, kind)
+    next_cursor, found = s.keyspace.scan(cursor, count, pattern, kind)
     return [b"%d" % next_cursor, found]
 
 
@@ -300,7 +305,7 @@ def randomkey(s: Session, argv: list[bytes]) -> bytes | None:
 
     Reply: bulk string, or nil when the database is empty.
     """
-    return s.server.keyspace.random_key()
+    return s.keyspace.random_key()
 
 
 # --------------------------------------------------------------------------- renaming
@@ -316,10 +321,8 @@ def rename(s: Session, argv: list[bytes]) -> Any:
     Errors: `no such key` when key does not exist (even if newkey is the same name).
     """
     src, dst = argv[1], argv[2]
-    s.server.keyspace.rename(src, dst)
-    if src != dst:
-        s.server.propagate([b"RENAME", src, dst], (src, dst))
-        signal_key_ready(s.server, dst)
+    s.keyspace.rename(src, dst)
+    _renamed(s, src, dst)
     return OK
 
 
@@ -333,15 +336,26 @@ def renamenx(s: Session, argv: list[bytes]) -> int:
     Errors: `no such key`.
     """
     src, dst = argv[1], argv[2]
-    ks = s.server.keyspace
+    ks = s.keyspace
     if ks.lookup_write(src) is None:
         raise NoSuchKeyError()
     if src == dst or ks.lookup_write(dst) is not None:
         return 0
     ks.rename(src, dst)
-    s.server.propagate([b"RENAME", src, dst], (src, dst))
-    signal_key_ready(s.server, dst)
+    _renamed(s, src, dst)
     return 1
+
+
+def _renamed(s: Session, src: bytes, dst: bytes) -> None:
+    """The effects of a rename (RENAME and RENAMENX: Redis propagates both as RENAME); a key
+    renamed to itself changes nothing, so nothing is propagated or notified."""
+    if src == dst:
+        return
+    server = s.server
+    server.propagate([b"RENAME", src, dst], (src, dst))
+    notify(server, GENERIC, b"rename_from", src)
+    notify(server, GENERIC, b"rename_to", dst)
+    signal_key_ready(server, dst)
 
 
 @command("COPY", arity=-3, flags=WRITE | DENYOOM, group="generic", keys=(1, 2, 1))
@@ -349,35 +363,40 @@ def copy(s: Session, argv: list[bytes]) -> int:
     """COPY source destination [DB destination-db] [REPLACE]
 
     Copy a key's value and TTL to another key. REPLACE overwrites an existing destination.
-    jobcached has a single database: `DB 0` is accepted, any other index is out of range.
+    DB copies into another database (the destination name may then equal the source).
 
     Reply: integer: 1 if copied, 0 if the source does not exist or the destination exists.
     Errors: `source and destination objects are the same`; `DB index is out of range`;
     `syntax error`; not an integer.
     """
     replace = False
+    db = s.db
     i, n = 3, len(argv)
     while i < n:
         option = argv[i].upper()
         if option == b"REPLACE":
             replace = True
         elif option == b"DB" and i + 1 < n:
-            db = to_int(argv[i + 1])
-            if not INT_MIN <= db <= INT_MAX:  # Redis reads the index as a C int
-                raise CommandError(
-                    f"value is out of range, value must between {INT_MIN} and {INT_MAX}")
-            if db != 0:
+            db = to_c_int(argv[i + 1])
+            if not 0 <= db < len(s.server.dbs):
                 raise CommandError("DB index is out of range")
             i += 1
         else:
             raise SyntaxErr()
         i += 1
     src, dst = argv[1], argv[2]
-    if not s.server.keyspace.copy(src, dst, replace=replace):
+    server = s.server
+    if not s.keyspace.copy(src, dst, replace=replace, target=server.dbs[db]):
         return 0
-    s.server.propagate([b"COPY", src, dst, b"REPLACE"] if replace else [b"COPY", src, dst],
-                       (dst,))
-    signal_key_ready(s.server, dst)
+    effect = [b"COPY", src, dst]
+    if db != s.db:
+        effect += [b"DB", str(db).encode()]
+    if replace:
+        effect.append(b"REPLACE")
+    server.propagate(effect)
+    server.touch(dst, db)
+    notify(server, GENERIC, b"copy_to", dst, db)
+    signal_key_ready(server, dst, db)
     return 1
 
 
@@ -396,7 +415,7 @@ def object_encoding(s: Session, argv: list[bytes]) -> bytes | None:
 
     Reply: bulk string, or nil when the key does not exist.
     """
-    encoding = s.server.keyspace.object_encoding(argv[2])
+    encoding = s.keyspace.object_encoding(argv[2])
     return None if encoding is None else encoding.encode()
 
 
@@ -409,7 +428,7 @@ def object_freq(s: Session, argv: list[bytes]) -> int | None:
     Reply: integer, or nil when the key does not exist.
     Errors: an `ERR` when the maxmemory policy is not an LFU one.
     """
-    return s.server.keyspace.object_freq(argv[2])
+    return s.keyspace.object_freq(argv[2])
 
 
 @subcommand("OBJECT", "IDLETIME", arity=3, flags=READONLY, keys=(2, 2, 1))
@@ -421,5 +440,5 @@ def object_idletime(s: Session, argv: list[bytes]) -> int | None:
     Reply: integer, or nil when the key does not exist.
     Errors: an `ERR` when the maxmemory policy is an LFU one.
     """
-    return s.server.keyspace.object_idletime(argv[2])
+    return s.keyspace.object_idletime(argv[2])
 

@@ -21,6 +21,7 @@ from jobcached.commands.registry import BLOCKING, DENYOOM, FAST, READONLY, WRITE
 from jobcached.errors import CommandError, NoSuchKeyError, SyntaxErr, WrongTypeError
 from jobcached.net.replies import NULL_ARRAY, OK, ErrorReply
 from jobcached.net.session import Session
+from jobcached.notify import GENERIC, LIST, notify, notify_if_gone
 
 LEFT, RIGHT = b"LEFT", b"RIGHT"
 
@@ -36,21 +37,27 @@ def _pop(s: Session, key: bytes, lst: deque[bytes], side: bytes, count: int) -> 
     """Pop up to `count` elements from one end, account for them; no propagation."""
     take = lst.popleft if side == LEFT else lst.pop
     values = [take() for _ in range(min(count, len(lst)))]
-    s.server.keyspace.notify_modified(key, -sum(map(item_size, values)))
+    s.keyspace.notify_modified(key, -sum(map(item_size, values)))
     return values
+
+
+def _popped(s: Session, key: bytes, lst: deque[bytes], side: bytes) -> None:
+    """Keyspace events of a pop: lpop / rpop, and del when the list is gone."""
+    notify(s.server, LIST, b"lpop" if side == LEFT else b"rpop", key)
+    notify_if_gone(s.server, key, lst)
 
 
 def _push(s: Session, key: bytes, lst: deque[bytes] | None, side: bytes,
           values: list[bytes]) -> int:
     """Push values at one end (creating the list), account for them; the new length."""
     if lst is None:
-        lst = s.server.keyspace.get_list(key, create=True)
+        lst = s.keyspace.get_list(key, create=True)
         assert lst is not None
     if side == LEFT:
         lst.extendleft(values)
     else:
         lst.extend(values)
-    s.server.keyspace.notify_modified(key, sum(map(item_size, values)))
+    s.keyspace.notify_modified(key, sum(map(item_size, values)))
     return len(lst)
 
 
@@ -59,11 +66,12 @@ def _push(s: Session, key: bytes, lst: deque[bytes] | None, side: bytes,
 
 def _push_command(s: Session, argv: list[bytes], side: bytes, only_existing: bool) -> int:
     key = argv[1]
-    lst = s.server.keyspace.get_list(key, write=True)
+    lst = s.keyspace.get_list(key, write=True)
     if lst is None and only_existing:
         return 0
     length = _push(s, key, lst, side, argv[2:])
     s.server.propagate(argv, (key,))
+    notify(s.server, LIST, b"lpush" if side == LEFT else b"rpush", key)
     blocking.signal_key_ready(s.server, key)
     return length
 
@@ -123,7 +131,7 @@ def _pop_command(s: Session, argv: list[bytes], side: bytes) -> Any:
         raise CommandError(f"wrong number of arguments for '{name}' command")
     count = to_count(argv[2]) if len(argv) == 3 else None
     key = argv[1]
-    lst = s.server.keyspace.get_list(key, write=True)
+    lst = s.keyspace.get_list(key, write=True)
     if lst is None:
         return None if count is None else NULL_ARRAY
     if count == 0:
@@ -132,8 +140,10 @@ def _pop_command(s: Session, argv: list[bytes], side: bytes) -> Any:
     name = b"LPOP" if side == LEFT else b"RPOP"
     if count is None:
         s.server.propagate([name, key], (key,))
+        _popped(s, key, lst, side)
         return values[0]
     s.server.propagate([name, key, b"%d" % len(values)], (key,))
+    _popped(s, key, lst, side)
     return values
 
 
@@ -174,7 +184,7 @@ def llen(s: Session, argv: list[bytes]) -> int:
     Reply: integer, 0 when the key does not exist.
     Errors: `WRONGTYPE`.
     """
-    lst = s.server.keyspace.get_list(argv[1])
+    lst = s.keyspace.get_list(argv[1])
     return 0 if lst is None else len(lst)
 
 
@@ -202,7 +212,7 @@ def lrange(s: Session, argv: list[bytes]) -> list[bytes]:
     Errors: `value is not an integer or out of range`; `WRONGTYPE`.
     """
     start, stop = to_int(argv[2]), to_int(argv[3])
-    lst = s.server.keyspace.get_list(argv[1])
+    lst = s.keyspace.get_list(argv[1])
     if lst is None:
         return []
     span = _clamp(start, stop, len(lst))
@@ -227,7 +237,7 @@ def lindex(s: Session, argv: list[bytes]) -> bytes | None:
     Errors: `WRONGTYPE`; `value is not an integer or out of range` (checked after the key, as
     Redis does).
     """
-    lst = s.server.keyspace.get_list(argv[1])
+    lst = s.keyspace.get_list(argv[1])
     if lst is None:
         return None
     index = to_int(argv[2])
@@ -268,7 +278,7 @@ def lpos(s: Session, argv: list[bytes]) -> Any:
         else:
             raise SyntaxErr()
         i += 1
-    lst = s.server.keyspace.get_list(argv[1])
+    lst = s.keyspace.get_list(argv[1])
     if lst is None:
         return [] if count != -1 else None
     from_tail = rank < 0
@@ -311,7 +321,7 @@ def lset(s: Session, argv: list[bytes]) -> Any:
     `index out of range`.
     """
     key = argv[1]
-    lst = s.server.keyspace.get_list(key, write=True)
+    lst = s.keyspace.get_list(key, write=True)
     if lst is None:
         raise NoSuchKeyError()
     index = to_int(argv[2])
@@ -319,8 +329,9 @@ def lset(s: Session, argv: list[bytes]) -> Any:
         raise CommandError("index out of range")
     old = lst[index]
     lst[index] = argv[3]
-    s.server.keyspace.notify_modified(key, item_size(argv[3]) - item_size(old))
+    s.keyspace.notify_modified(key, item_size(argv[3]) - item_size(old))
     s.server.propagate(argv, (key,))
+    notify(s.server, LIST, b"lset", key)
     return OK
 
 
@@ -338,7 +349,7 @@ def linsert(s: Session, argv: list[bytes]) -> int:
     if where not in (b"BEFORE", b"AFTER"):
         raise SyntaxErr()
     key = argv[1]
-    lst = s.server.keyspace.get_list(key, write=True)
+    lst = s.keyspace.get_list(key, write=True)
     if lst is None:
         return 0
     try:
@@ -346,8 +357,9 @@ def linsert(s: Session, argv: list[bytes]) -> int:
     except ValueError:
         return -1
     lst.insert(index if where == b"BEFORE" else index + 1, argv[4])
-    s.server.keyspace.notify_modified(key, item_size(argv[4]))
+    s.keyspace.notify_modified(key, item_size(argv[4]))
     s.server.propagate(argv, (key,))
+    notify(s.server, LIST, b"linsert", key)
     return len(lst)
 
 
@@ -363,7 +375,7 @@ def lrem(s: Session, argv: list[bytes]) -> int:
     """
     count = to_int(argv[2])
     key = argv[1]
-    lst = s.server.keyspace.get_list(key, write=True)
+    lst = s.keyspace.get_list(key, write=True)
     if lst is None:
         return 0
     element = argv[3]
@@ -381,8 +393,10 @@ def lrem(s: Session, argv: list[bytes]) -> int:
         kept.reverse()
     lst.clear()
     lst.extend(kept)
-    s.server.keyspace.notify_modified(key, -removed * item_size(element))
+    s.keyspace.notify_modified(key, -removed * item_size(element))
     s.server.propagate(argv, (key,))
+    notify(s.server, LIST, b"lrem", key)
+    notify_if_gone(s.server, key, lst)
     return removed
 
 
@@ -398,7 +412,7 @@ def ltrim(s: Session, argv: list[bytes]) -> Any:
     """
     start, stop = to_int(argv[2]), to_int(argv[3])
     key = argv[1]
-    ks = s.server.keyspace
+    ks = s.keyspace
     lst = ks.get_list(key, write=True)
     if lst is None:
         return OK
@@ -409,6 +423,7 @@ def ltrim(s: Session, argv: list[bytes]) -> Any:
     else:
         left, right = span[0], n - 1 - span[1]
         if not left and not right:
+            notify(s.server, LIST, b"ltrim", key)  # Redis notifies even when nothing went
             return OK
         freed = 0
         for _ in range(left):
@@ -417,6 +432,9 @@ def ltrim(s: Session, argv: list[bytes]) -> Any:
             freed += item_size(lst.pop())
         ks.notify_modified(key, -freed)
     s.server.propagate(argv, (key,))
+    notify(s.server, LIST, b"ltrim", key)
+    if span is None:
+        notify(s.server, GENERIC, b"del", key)
     return OK
 
 
@@ -426,7 +444,7 @@ def ltrim(s: Session, argv: list[bytes]) -> Any:
 def _move(s: Session, src: bytes, dst: bytes, src_list: deque[bytes], wherefrom: bytes,
           whereto: bytes) -> bytes:
     """Pop from src, push to dst (type already checked), propagate LMOVE, wake dst waiters."""
-    ks = s.server.keyspace
+    ks = s.keyspace
     if src == dst:
         value = src_list.popleft() if wherefrom == LEFT else src_list.pop()
         if whereto == LEFT:
@@ -439,12 +457,14 @@ def _move(s: Session, src: bytes, dst: bytes, src_list: deque[bytes], wherefrom:
         value = _pop(s, src, src_list, wherefrom, 1)[0]
         _push(s, dst, dst_list, whereto, [value])
     s.server.propagate([b"LMOVE", src, dst, wherefrom, whereto], (src, dst))
+    notify(s.server, LIST, b"lpush" if whereto == LEFT else b"rpush", dst)
+    _popped(s, src, src_list, wherefrom)
     blocking.signal_key_ready(s.server, dst)
     return value
 
 
 def _lmove(s: Session, src: bytes, dst: bytes, wherefrom: bytes, whereto: bytes) -> Any:
-    ks = s.server.keyspace
+    ks = s.keyspace
     src_list = ks.get_list(src, write=True)
     if src_list is None:
         return None
@@ -484,12 +504,13 @@ def rpoplpush(s: Session, argv: list[bytes]) -> Any:
 def _blocking_pop(s: Session, argv: list[bytes], side: bytes) -> Any:
     timeout = to_timeout_ms(argv[-1])
     keys = argv[1:-1]
-    ks = s.server.keyspace
+    ks = s.keyspace
     name = b"LPOP" if side == LEFT else b"RPOP"
 
     def pop_from(key: bytes, lst: deque[bytes]) -> list[bytes]:
         value = _pop(s, key, lst, side, 1)[0]
         s.server.propagate([name, key], (key,))
+        _popped(s, key, lst, side)
         return [key, value]
 
     def take(key: bytes) -> Any:
@@ -527,7 +548,7 @@ def brpop(s: Session, argv: list[bytes]) -> Any:
 
 def _blmove(s: Session, src: bytes, dst: bytes, wherefrom: bytes, whereto: bytes,
             timeout: int) -> Any:
-    ks = s.server.keyspace
+    ks = s.keyspace
     if ks.get_list(src, write=True) is not None:
         return _lmove(s, src, dst, wherefrom, whereto)
     if not blocking.may_block(s):

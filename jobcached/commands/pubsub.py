@@ -1,10 +1,15 @@
-"""Pub/sub commands: SUBSCRIBE, UNSUBSCRIBE, PSUBSCRIBE, PUNSUBSCRIBE, PUBLISH and PUBSUB.
+"""Pub/sub commands: SUBSCRIBE, UNSUBSCRIBE, PSUBSCRIBE, PUNSUBSCRIBE, PUBLISH, PUBSUB, and
+sharded pub/sub: SSUBSCRIBE, SUNSUBSCRIBE, SPUBLISH.
 
 Replies follow Redis 7.0. Each (un)subscribe confirmation is its own message, `[kind, channel,
 count]`, written as a push (an array under RESP2), so the handlers send them through
 `Session.conn.push` and return no reply of their own. Under RESP2 a subscribed connection is in
 subscribe mode (see dispatch); under RESP3 it may run any command. The job engine publishes
 status events on `__job__:<id>` and `__queue__:<queue>` (see `ServerState.publish_job_transition`).
+
+Sharded pub/sub is Redis 7.0's cluster-friendly flavour; with one node its channels are simply
+a namespace of their own: SPUBLISH reaches SSUBSCRIBE'd clients only, never SUBSCRIBE'd or
+pattern ones, and confirmations count shard channels only.
 """
 
 from __future__ import annotations
@@ -129,6 +134,66 @@ def publish(s: Session, argv: list[bytes]) -> Any:
     return s.server.pubsub.publish(argv[1], argv[2])
 
 
+def _confirm_shard(s: Session, kind: bytes, name: bytes | None) -> None:
+    s.conn.push(Push([kind, name, len(s.sub_shard_channels)]))
+
+
+@command("SSUBSCRIBE", arity=-2, flags=PUBSUB | LOADING | STALE | NO_MULTI, group="pubsub",
+         keys=(1, -1, 1))
+def ssubscribe(s: Session, argv: list[bytes]) -> Any:
+    """SSUBSCRIBE shardchannel [shardchannel ...]
+
+    Listen to shard channels (sharded pub/sub). Under RESP2 the connection enters subscribe
+    mode, as with SUBSCRIBE. Messages arrive as `smessage channel data`.
+
+    Example: `SSUBSCRIBE orders` → `ssubscribe orders 1`.
+
+    Reply: for each channel, a push `ssubscribe channel count` (count: shard channels this
+    connection is subscribed to).
+    """
+    pubsub = s.server.pubsub
+    for channel in argv[1:]:
+        pubsub.ssubscribe(s, channel)
+        _confirm_shard(s, b"ssubscribe", channel)
+    return NO_REPLY
+
+
+@command("SUNSUBSCRIBE", arity=-1, flags=PUBSUB | LOADING | STALE | NO_MULTI, group="pubsub",
+         keys=(1, -1, 1))
+def sunsubscribe(s: Session, argv: list[bytes]) -> Any:
+    """SUNSUBSCRIBE [shardchannel [shardchannel ...]]
+
+    Stop listening to the shard channels, or to every shard channel when none is given.
+
+    Example: `SUNSUBSCRIBE orders` → `sunsubscribe orders 0`.
+
+    Reply: for each channel, a push `sunsubscribe channel count`; with no channel and no shard
+    subscription, one `sunsubscribe nil 0`.
+    """
+    pubsub = s.server.pubsub
+    channels = argv[1:] or list(s.sub_shard_channels)
+    if not channels:
+        _confirm_shard(s, b"sunsubscribe", None)
+    for channel in channels:
+        pubsub.sunsubscribe(s, channel)
+        _confirm_shard(s, b"sunsubscribe", channel)
+    return NO_REPLY
+
+
+@command("SPUBLISH", arity=3, flags=PUBSUB | LOADING | STALE | FAST, group="pubsub",
+         keys=(1, 1, 1))
+def spublish(s: Session, argv: list[bytes]) -> Any:
+    """SPUBLISH shardchannel message
+
+    Send a message to the shard channel's subscribers (not to SUBSCRIBE or PSUBSCRIBE ones).
+
+    Example: `SPUBLISH orders created` → `(integer) 1`.
+
+    Reply: integer, the number of clients that received it.
+    """
+    return s.server.pubsub.spublish(argv[1], argv[2])
+
+
 container("PUBSUB", group="pubsub", summary="Inspect the pub/sub channels and patterns.")
 
 
@@ -179,3 +244,39 @@ def pubsub_numpat(s: Session, argv: list[bytes]) -> Any:
     Reply: integer.
     """
     return s.server.pubsub.numpat()
+
+
+@subcommand("PUBSUB", "SHARDCHANNELS", arity=-2, flags=PUBSUB | LOADING | STALE)
+def pubsub_shardchannels(s: Session, argv: list[bytes]) -> Any:
+    """PUBSUB SHARDCHANNELS [pattern]
+
+    The shard channels with at least one subscriber, optionally only those matching a
+    glob-style pattern.
+
+    Example: `PUBSUB SHARDCHANNELS ord*` → `orders`.
+
+    Reply: array of shard channel names.
+    Errors: `ERR unknown subcommand or wrong number of arguments` for more than one pattern.
+    """
+    if len(argv) > 3:
+        name = argv[1].decode("utf-8", "surrogateescape")
+        raise CommandError(f"unknown subcommand or wrong number of arguments for '{name}'. "
+                           "Try PUBSUB HELP.")
+    return s.server.pubsub.active_shard_channels(argv[2] if len(argv) == 3 else None)
+
+
+@subcommand("PUBSUB", "SHARDNUMSUB", arity=-2, flags=PUBSUB | LOADING | STALE)
+def pubsub_shardnumsub(s: Session, argv: list[bytes]) -> Any:
+    """PUBSUB SHARDNUMSUB [shardchannel [shardchannel ...]]
+
+    The number of subscribers of each shard channel.
+
+    Example: `PUBSUB SHARDNUMSUB orders` → `orders 1`.
+
+    Reply: flat array of channel, count pairs.
+    """
+    pubsub = s.server.pubsub
+    reply: list[Any] = []
+    for channel in argv[2:]:
+        reply += [channel, pubsub.shard_numsub(channel)]
+    return reply

@@ -218,6 +218,7 @@ def load_all() -> None:
         bitmaps,
         connection,
         cron,
+        databases,
         functions,
         hashes,
         hyperloglog,

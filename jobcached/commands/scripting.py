@@ -179,10 +179,10 @@ class Scripting:
         per event-loop turn)."""
         server = self.server
         flags = script.flags
-        if (flags is not None and server.keyspace.maxmemory and "allow-oom" not in flags
+        if (flags is not None and server.dbs.maxmemory and "allow-oom" not in flags
                 and "no-writes" not in flags):  # Redis checks once, before the script runs
             try:
-                server.keyspace.ensure_memory()
+                server.dbs.ensure_memory()
             except CommandError as exc:
                 return ErrorReply(exc.wire)
         loop = _running_loop()

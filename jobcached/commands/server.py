@@ -237,41 +237,48 @@ def dbsize(s: Session, argv: list[bytes]) -> int:
 
     Reply: integer.
     """
-    return s.server.keyspace.dbsize()
+    return s.keyspace.dbsize()
 
 
-def _flush(s: Session, argv: list[bytes]) -> Any:
+def _flush_mode(argv: list[bytes]) -> None:
+    """The optional ASYNC | SYNC (both free memory at once here: values are refcounted)."""
     args = Args(argv)
     if args:
         if args.next_upper() not in (b"ASYNC", b"SYNC"):
             raise SyntaxErr()
         args.finish()
-    s.server.keyspace.flush()
-    s.server.touch_all()
-    s.server.propagate([b"FLUSHALL"])
-    return OK
 
 
 @command("FLUSHALL", arity=-1, flags=WRITE, group="server")
 def flushall(s: Session, argv: list[bytes]) -> Any:
     """FLUSHALL [ASYNC | SYNC]
 
-    Delete every key.
+    Delete every key of every database (jobs are not keys: they stay).
 
     Reply: `OK`.
     """
-    return _flush(s, argv)
+    _flush_mode(argv)
+    server = s.server
+    for db in range(len(server.dbs)):
+        server.touch_db(db)
+    server.dbs.flushall()
+    server.propagate([b"FLUSHALL"])
+    return OK
 
 
 @command("FLUSHDB", arity=-1, flags=WRITE, group="server")
 def flushdb(s: Session, argv: list[bytes]) -> Any:
     """FLUSHDB [ASYNC | SYNC]
 
-    Delete every key of the current (only) database.
+    Delete every key of the selected database.
 
     Reply: `OK`.
     """
-    return _flush(s, argv)
+    _flush_mode(argv)
+    s.server.touch_db(s.db)
+    s.keyspace.flush()
+    s.server.propagate([b"FLUSHDB"])
+    return OK
 
 
 @command("BGREWRITEAOF", arity=1, flags=ADMIN | NO_MULTI, group="server")

@@ -49,6 +49,7 @@ from jobcached.commands.args import (
 from jobcached.commands.registry import DENYOOM, FAST, READONLY, WRITE, command
 from jobcached.errors import CommandError, SyntaxErr
 from jobcached.net.session import Session
+from jobcached.notify import GENERIC, SET, notify, notify_if_gone
 
 #: Sets up to this size are sampled uniformly by SPOP (a list copy of them costs microseconds).
 SAMPLE_MAX_MEMBERS = 1024
@@ -75,7 +76,7 @@ def sadd(s: Session, argv: list[bytes]) -> int:
     Errors: `WRONGTYPE`.
     """
     key = argv[1]
-    ks = s.server.keyspace
+    ks = s.keyspace
     members = ks.get_set(key, write=True)
     if members is None:
         members = ks.get_set(key, create=True)
@@ -90,6 +91,7 @@ def sadd(s: Session, argv: list[bytes]) -> int:
     ks.notify_modified(key, grown)
     if added:
         s.server.propagate(argv, (key,))
+        notify(s.server, SET, b"sadd", key)
     return added
 
 
@@ -103,7 +105,7 @@ def srem(s: Session, argv: list[bytes]) -> int:
     Errors: `WRONGTYPE`.
     """
     key = argv[1]
-    ks = s.server.keyspace
+    ks = s.keyspace
     members = ks.get_set(key, write=True)
     if members is None:
         return 0
@@ -117,6 +119,8 @@ def srem(s: Session, argv: list[bytes]) -> int:
     if removed:
         ks.notify_modified(key, -freed)
         s.server.propagate(argv, (key,))
+        notify(s.server, SET, b"srem", key)
+        notify_if_gone(s.server, key, members)
     return removed
 
 
@@ -129,7 +133,7 @@ def smembers(s: Session, argv: list[bytes]) -> set[bytes]:
     Reply: set (RESP2: array), empty when the key does not exist.
     Errors: `WRONGTYPE`.
     """
-    members = s.server.keyspace.get_set(argv[1])
+    members = s.keyspace.get_set(argv[1])
     return set() if members is None else set(members)
 
 
@@ -142,7 +146,7 @@ def sismember(s: Session, argv: list[bytes]) -> int:
     Reply: integer 1 or 0.
     Errors: `WRONGTYPE`.
     """
-    members = s.server.keyspace.get_set(argv[1])
+    members = s.keyspace.get_set(argv[1])
     return int(members is not None and argv[2] in members)
 
 
@@ -155,7 +159,7 @@ def smismember(s: Session, argv: list[bytes]) -> list[int]:
     Reply: array of integers 1 or 0.
     Errors: `WRONGTYPE`.
     """
-    members = s.server.keyspace.get_set(argv[1]) or set()
+    members = s.keyspace.get_set(argv[1]) or set()
     return [int(m in members) for m in argv[2:]]
 
 
@@ -168,7 +172,7 @@ def scard(s: Session, argv: list[bytes]) -> int:
     Reply: integer, 0 when the key does not exist.
     Errors: `WRONGTYPE`.
     """
-    members = s.server.keyspace.get_set(argv[1])
+    members = s.keyspace.get_set(argv[1])
     return 0 if members is None else len(members)
 
 
@@ -183,7 +187,7 @@ def smove(s: Session, argv: list[bytes]) -> int:
     Errors: `WRONGTYPE` (either key).
     """
     src, dst, member = argv[1], argv[2], argv[3]
-    ks = s.server.keyspace
+    ks = s.keyspace
     src_set = ks.get_set(src, write=True)
     if src_set is None:
         return 0
@@ -192,15 +196,19 @@ def smove(s: Session, argv: list[bytes]) -> int:
         return int(member in src_set)
     if member not in src_set:
         return 0
+    server = s.server
     src_set.discard(member)
     ks.notify_modified(src, -item_size(member))
+    notify(server, SET, b"srem", src)
+    notify_if_gone(server, src, src_set)
     if dst_set is None:
         dst_set = ks.get_set(dst, create=True)
         assert dst_set is not None
     if member not in dst_set:
         dst_set.add(member)
         ks.notify_modified(dst, item_size(member))
-    s.server.propagate(argv, (src, dst))
+        notify(server, SET, b"sadd", dst)
+    server.propagate(argv, (src, dst))
     return 1
 
 
@@ -209,7 +217,7 @@ def smove(s: Session, argv: list[bytes]) -> int:
 
 def _sample(s: Session, members: set[bytes], count: int) -> list[bytes]:
     """`count` distinct members chosen uniformly (count < len(members))."""
-    return s.server.keyspace.rng.sample(list(members), count)
+    return s.keyspace.rng.sample(list(members), count)
 
 
 @command("SPOP", arity=-2, flags=WRITE | FAST, group="set", keys=(1, 1, 1))
@@ -228,7 +236,7 @@ def spop(s: Session, argv: list[bytes]) -> Any:
         raise SyntaxErr()
     count = to_count(argv[2]) if len(argv) == 3 else None
     key = argv[1]
-    ks = s.server.keyspace
+    ks = s.keyspace
     members = ks.get_set(key, write=True)
     if members is None:
         return None if count is None else set()
@@ -236,10 +244,12 @@ def spop(s: Session, argv: list[bytes]) -> Any:
         return set()
     n = len(members)
     want = 1 if count is None else count
+    notify(s.server, SET, b"spop", key)
     if want >= n:
         popped = list(members)
         ks.delete(key)
         s.server.propagate([b"DEL", key], (key,))
+        notify(s.server, GENERIC, b"del", key)
     else:
         if n <= SAMPLE_MAX_MEMBERS:
             popped = _sample(s, members, want)
@@ -268,7 +278,7 @@ def srandmember(s: Session, argv: list[bytes]) -> Any:
     """
     if len(argv) > 3:
         raise SyntaxErr()
-    ks = s.server.keyspace
+    ks = s.keyspace
     if len(argv) == 2:
         members = ks.get_set(argv[1])
         if not members:
@@ -292,7 +302,7 @@ def srandmember(s: Session, argv: list[bytes]) -> Any:
 def _sets_of(s: Session, keys: list[bytes]) -> list[set[bytes] | None]:
     """The sets at the keys (None when missing); WRONGTYPE for any other type, all checked
     before anything is computed (as Redis 7.0)."""
-    ks = s.server.keyspace
+    ks = s.keyspace
     return [ks.get_set(key) for key in keys]
 
 
@@ -353,11 +363,14 @@ def sdiff(s: Session, argv: list[bytes]) -> set[bytes]:
 def _store(s: Session, argv: list[bytes], result: set[bytes]) -> int:
     """Write a STORE command's result over destination (any type, TTL cleared)."""
     dst = argv[1]
-    ks = s.server.keyspace
+    ks = s.keyspace
     if result:
         ks.set(dst, result)
+        notify(s.server, SET, argv[0].lower(), dst)  # sinterstore, sunionstore, sdiffstore
     elif not ks.delete(dst):
         return 0  # nothing there, nothing written: no effect to propagate
+    else:
+        notify(s.server, GENERIC, b"del", dst)
     s.server.propagate(argv, (dst,))
     return len(result)
 
@@ -506,7 +519,7 @@ def sscan(s: Session, argv: list[bytes]) -> list[Any]:
     """
     cursor = to_cursor(argv[2])
     key = argv[1]
-    members = s.server.keyspace.get_set(key)
+    members = s.keyspace.get_set(key)
     if members is None:
         return [b"0", []]
     count, pattern, _ = scan_options(argv, 3)

@@ -41,7 +41,7 @@ def _entries_read(raw: bytes) -> int:
 def _target(s: Session, argv: list[bytes], may_create: bool, needs_group: bool
             ) -> tuple[Stream | None, Group | None]:
     """The key and group checks every XGROUP subcommand shares."""
-    stream = s.server.keyspace.get_stream(argv[2], write=True)
+    stream = s.keyspace.get_stream(argv[2], write=True)
     if stream is None and not may_create:
         raise CommandError(
             "The XGROUP subcommand requires the key to exist. Note that for CREATE you may want "
@@ -91,7 +91,7 @@ def xgroup_create(s: Session, argv: list[bytes]) -> Any:
         stream = Stream()
     stream.groups[argv[3]] = Group(sid, entries_read)
     if created:
-        s.server.keyspace.set(key, stream)
+        s.keyspace.set(key, stream)
     else:
         account(s, key)
     s.server.propagate([*argv[:4], format_id(sid), b"ENTRIESREAD", b"%d" % entries_read],
@@ -188,7 +188,7 @@ def xgroup_delconsumer(s: Session, argv: list[bytes]) -> int:
 
 
 def _stream_of(s: Session, key: bytes) -> Stream:
-    stream = s.server.keyspace.get_stream(key)
+    stream = s.keyspace.get_stream(key)
     if stream is None:
         raise CommandError("no such key")
     return stream

@@ -53,7 +53,7 @@ def nogroup(key: bytes, group: bytes, suffix: str = "") -> CommandError:
 
 def group_of(s: Session, key: bytes, name: bytes, write: bool = True
              ) -> tuple[Stream | None, Group | None]:
-    stream = s.server.keyspace.get_stream(key, write=write)
+    stream = s.keyspace.get_stream(key, write=write)
     return stream, (None if stream is None else stream.groups.get(name))
 
 
@@ -72,7 +72,7 @@ def propagate_setid(s: Session, key: bytes, gname: bytes, g: Group) -> None:
 
 def account(s: Session, key: bytes) -> None:
     """Group state is part of the value's size: re-measure it after a change."""
-    s.server.keyspace.notify_modified(key, 0)
+    s.keyspace.notify_modified(key, 0)
 
 
 # ------------------------------------------------------------------------------- delivering
@@ -207,7 +207,7 @@ def xreadgroup(s: Session, argv: list[bytes]) -> Any:
     limit = count or XREAD_BLOCKED_DEFAULT_COUNT
 
     def serve(key: bytes) -> Any:
-        value = s.server.keyspace.lookup_write(key)
+        value = s.keyspace.lookup_write(key)
         if type(value) is not Stream:
             return ErrorReply.from_exc(CommandError("the stream key no longer exists",
                                                     code="UNBLOCKED"))
@@ -229,12 +229,13 @@ def watch_deletion(s: Session, keys: list[bytes], reply: Deferred) -> None:
     FLUSHALL), as Redis' signalDeletedKeyAsReady does: a weak reference to each stream object
     fires when the keyspace drops the last reference to it. Streams hold no reference cycles,
     so that happens at once, after the keyspace has finished removing the key."""
-    server = s.server
+    server, db = s.server, s.db
     refs = []
     for key in keys:
-        value = server.keyspace.lookup_write(key)
+        value = s.keyspace.lookup_write(key)
         if type(value) is Stream:
-            refs.append(weakref.ref(value, lambda _, k=key: blocking.signal_key_ready(server, k)))
+            refs.append(weakref.ref(value, lambda _, k=key: blocking.signal_key_ready(server, k,
+                                                                                      db)))
     if refs:
         reply.add_callback(lambda _: refs.clear())
 

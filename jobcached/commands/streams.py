@@ -141,7 +141,7 @@ def exact_trim_argv(stream: Stream, a: TrimArgs) -> list[bytes]:
 
 
 def _store(s: Session, key: bytes, stream: Stream, created: bool) -> None:
-    ks = s.server.keyspace
+    ks = s.keyspace
     if created:
         ks.set(key, stream)
     else:
@@ -175,7 +175,7 @@ def xadd(s: Session, argv: list[bytes]) -> Any:
         raise CommandError("wrong number of arguments for 'xadd' command")
     if a.id_given and a.seq_given and a.id == 0:
         raise CommandError("The ID specified in XADD must be greater than 0-0")
-    ks = s.server.keyspace
+    ks = s.keyspace
     stream = ks.get_stream(key, write=True)
     created = stream is None
     if stream is None:
@@ -240,7 +240,7 @@ def _range(s: Session, argv: list[bytes], rev: bool) -> Any:
             j += 2
         else:
             raise SyntaxErr()
-    stream = s.server.keyspace.get_stream(argv[1])
+    stream = s.keyspace.get_stream(argv[1])
     if stream is None:
         return []
     if count == 0:
@@ -284,7 +284,7 @@ def xlen(s: Session, argv: list[bytes]) -> int:
     Reply: integer, 0 when the key does not exist.
     Errors: `WRONGTYPE`.
     """
-    stream = s.server.keyspace.get_stream(argv[1])
+    stream = s.keyspace.get_stream(argv[1])
     return 0 if stream is None else len(stream)
 
 
@@ -303,13 +303,13 @@ def xdel(s: Session, argv: list[bytes]) -> int:
     `WRONGTYPE`.
     """
     key = argv[1]
-    stream = s.server.keyspace.get_stream(key, write=True)
+    stream = s.keyspace.get_stream(key, write=True)
     if stream is None:
         return 0
     ids = [strict_id(raw) for raw in argv[2:]]
     deleted = sum(1 for sid in ids if stream.delete(sid) is not None)
     if deleted:
-        s.server.keyspace.notify_modified(key, 0)
+        s.keyspace.notify_modified(key, 0)
         s.server.propagate(argv, (key,))
     return deleted
 
@@ -328,12 +328,12 @@ def xtrim(s: Session, argv: list[bytes]) -> int:
     """
     key = argv[1]
     a = parse_add_or_trim(argv, xadd=False)
-    stream = s.server.keyspace.get_stream(key, write=True)
+    stream = s.keyspace.get_stream(key, write=True)
     if stream is None:
         return 0
     deleted = apply_trim(s, key, stream, a)
     if deleted:
-        s.server.keyspace.notify_modified(key, 0)
+        s.keyspace.notify_modified(key, 0)
         s.server.propagate([b"XTRIM", key, *exact_trim_argv(stream, a)], (key,))
     return deleted
 
@@ -370,7 +370,7 @@ def xsetid(s: Session, argv: list[bytes]) -> Any:
         else:
             raise SyntaxErr()
         i += 2
-    stream = s.server.keyspace.get_stream(key, write=True)
+    stream = s.keyspace.get_stream(key, write=True)
     if stream is None:
         raise CommandError("no such key")
     if len(stream):
@@ -449,7 +449,7 @@ def xread(s: Session, argv: list[bytes]) -> Any:
         raise SyntaxErr()
     n = (len(argv) - streams_at) // 2
     keys = argv[streams_at:streams_at + n]
-    ks = s.server.keyspace
+    ks = s.keyspace
     after: dict[bytes, int] = {}
     for key, raw in zip(keys, argv[streams_at + n:], strict=True):
         stream = ks.get_stream(key)
@@ -473,7 +473,7 @@ def xread(s: Session, argv: list[bytes]) -> Any:
     limit = count or XREAD_BLOCKED_DEFAULT_COUNT
 
     def serve(key: bytes) -> Any:
-        value = s.server.keyspace.lookup_read(key)
+        value = s.keyspace.lookup_read(key)
         if type(value) is not Stream or value.last_id <= after[key]:
             return blocking.SKIP
         return keyed(s, [(key, entries_reply(value.after(after[key], limit)))])

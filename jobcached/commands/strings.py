@@ -19,6 +19,7 @@ from jobcached.commands.registry import DENYOOM, FAST, READONLY, WRITE, command
 from jobcached.errors import CommandError, NotFloatError, SyntaxErr, WrongTypeError
 from jobcached.net.replies import OK
 from jobcached.net.session import Session
+from jobcached.notify import GENERIC, STRING, notify
 
 # SET / GETEX option bits (Redis' OBJ_SET_* flags)
 NX, XX, GET, KEEPTTL, PERSIST, EX, PX, EXAT, PXAT = (1 << i for i in range(9))
@@ -46,7 +47,7 @@ def get(s: Session, argv: list[bytes]) -> Any:
     Reply: bulk string, or nil when the key does not exist.
     Errors: `WRONGTYPE` when the key holds another type.
     """
-    value = s.server.keyspace.lookup_read(argv[1])
+    value = s.keyspace.lookup_read(argv[1])
     if value is None or type(value) is bytes:
         return value
     raise WrongTypeError()
@@ -103,7 +104,7 @@ def expire_at_ms(s: Session, raw: bytes, flags: int, name: str) -> int:
 def _set_generic(s: Session, key: bytes, value: bytes, flags: int, expire: bytes | None,
                  name: str) -> Any:
     """SET with options; returns the old value (GET), None (NX/XX refused) or True (set)."""
-    ks = s.server.keyspace
+    ks = s.keyspace
     at = None if expire is None else expire_at_ms(s, expire, flags, name)
     old = None
     if flags & GET:
@@ -114,15 +115,21 @@ def _set_generic(s: Session, key: bytes, value: bytes, flags: int, expire: bytes
     if (flags & NX and found) or (flags & XX and not found):
         return old if flags & GET else None
     ks.set(key, value, expire_at_ms=at, keepttl=bool(flags & KEEPTTL))
-    if at is not None and at <= s.server.clock.now_ms():  # already expired: the key is gone
+    server = s.server
+    if at is not None and at <= server.clock.now_ms():  # already expired: the key is gone
         if found:
-            s.server.propagate([b"DEL", key], (key,))
-    elif at is not None:
-        s.server.propagate([b"SET", key, value, b"PXAT", b"%d" % at], (key,))
+            server.propagate([b"DEL", key], (key,))
+            notify(server, GENERIC, b"del", key)
+        return old if flags & GET else True
+    if at is not None:
+        server.propagate([b"SET", key, value, b"PXAT", b"%d" % at], (key,))
     elif flags & KEEPTTL:
-        s.server.propagate([b"SET", key, value, b"KEEPTTL"], (key,))
+        server.propagate([b"SET", key, value, b"KEEPTTL"], (key,))
     else:
-        s.server.propagate([b"SET", key, value], (key,))
+        server.propagate([b"SET", key, value], (key,))
+    notify(server, STRING, b"set", key)
+    if at is not None:
+        notify(server, GENERIC, b"expire", key)
     return old if flags & GET else True
 
 
@@ -142,8 +149,11 @@ def set_(s: Session, argv: list[bytes]) -> Any:
     """
     if len(argv) == 3:  # the hot path: no options
         key = argv[1]
-        s.server.keyspace.set(key, argv[2])
-        s.server.propagate(argv, (key,))
+        s.keyspace.set(key, argv[2])
+        server = s.server
+        server.propagate(argv, (key,))
+        if server.notify_flags:  # notify() tests it too; this spares the hot path a call
+            notify(server, STRING, b"set", key)
         return OK
     flags, expire = parse_string_options(argv, 3, is_set=True)
     result = _set_generic(s, argv[1], argv[2], flags, expire, "set")
@@ -209,11 +219,12 @@ def getdel(s: Session, argv: list[bytes]) -> Any:
     Errors: `WRONGTYPE` when the key holds another type (nothing is deleted).
     """
     key = argv[1]
-    ks = s.server.keyspace
+    ks = s.keyspace
     value = ks.get_string(key)
     if value is not None:
         ks.delete(key)
         s.server.propagate([b"DEL", key], (key,))
+        notify(s.server, GENERIC, b"del", key)
     return value
 
 
@@ -231,7 +242,7 @@ def getex(s: Session, argv: list[bytes]) -> Any:
     """
     flags, expire = parse_string_options(argv, 2, is_set=False)
     key = argv[1]
-    ks = s.server.keyspace
+    ks = s.keyspace
     value = ks.get_string(key)
     if value is None:
         return None
@@ -240,11 +251,14 @@ def getex(s: Session, argv: list[bytes]) -> Any:
         if flags & (EXAT | PXAT) and at <= s.server.clock.now_ms():
             ks.delete(key)
             s.server.propagate([b"DEL", key], (key,))
+            notify(s.server, GENERIC, b"del", key)
         else:
             ks.expire_at(key, at)
             s.server.propagate([b"PEXPIREAT", key, b"%d" % at], (key,))
+            notify(s.server, GENERIC, b"expire", key)
     elif flags & PERSIST and ks.persist(key):
         s.server.propagate([b"PERSIST", key], (key,))
+        notify(s.server, GENERIC, b"persist", key)
     return value
 
 
@@ -259,7 +273,7 @@ def mget(s: Session, argv: list[bytes]) -> list[bytes | None]:
 
     Reply: array with one bulk string per key: nil for a missing key or one of another type.
     """
-    lookup = s.server.keyspace.lookup_read
+    lookup = s.keyspace.lookup_read
     values = []
     for key in argv[1:]:
         value = lookup(key)
@@ -270,13 +284,15 @@ def mget(s: Session, argv: list[bytes]) -> list[bytes | None]:
 def _mset(s: Session, argv: list[bytes], name: str) -> bool:
     if len(argv) % 2 == 0:
         raise CommandError(f"wrong number of arguments for '{name}' command")
-    ks = s.server.keyspace
+    ks = s.keyspace
     keys = argv[1::2]
     if name == "msetnx" and any(ks.lookup_write(key) is not None for key in keys):
         return False
+    server = s.server
     for i in range(1, len(argv), 2):
         ks.set(argv[i], argv[i + 1])
-    s.server.propagate([b"MSET", *argv[1:]], keys)
+        notify(server, STRING, b"set", argv[i])
+    server.propagate([b"MSET", *argv[1:]], keys)
     return True
 
 
@@ -318,7 +334,7 @@ def append(s: Session, argv: list[bytes]) -> int:
     Errors: `WRONGTYPE`; `string exceeds maximum allowed size (proto-max-bulk-len)`.
     """
     key, tail = argv[1], argv[2]
-    ks = s.server.keyspace
+    ks = s.keyspace
     old = ks.get_string(key, write=True)
     if old is None:
         value = tail
@@ -327,6 +343,7 @@ def append(s: Session, argv: list[bytes]) -> int:
         value = old + tail
     ks.set(key, value, keepttl=True)
     s.server.propagate([b"APPEND", key, tail], (key,))
+    notify(s.server, STRING, b"append", key)
     return len(value)
 
 
@@ -339,13 +356,13 @@ def strlen(s: Session, argv: list[bytes]) -> int:
     Reply: integer: the length, 0 when the key does not exist.
     Errors: `WRONGTYPE`.
     """
-    value = s.server.keyspace.get_string(argv[1])
+    value = s.keyspace.get_string(argv[1])
     return 0 if value is None else len(value)
 
 
 def _getrange(s: Session, argv: list[bytes]) -> bytes:
     start, end = to_int(argv[2]), to_int(argv[3])
-    value = s.server.keyspace.get_string(argv[1])
+    value = s.keyspace.get_string(argv[1])
     if value is None or (start < 0 and end < 0 and start > end):
         return b""
     n = len(value)
@@ -398,7 +415,7 @@ def setrange(s: Session, argv: list[bytes]) -> int:
     offset = to_int(argv[2])
     if offset < 0:
         raise CommandError("offset is out of range")
-    ks = s.server.keyspace
+    ks = s.keyspace
     old = ks.get_string(key, write=True)
     if not patch:
         return 0 if old is None else len(old)
@@ -409,6 +426,7 @@ def setrange(s: Session, argv: list[bytes]) -> int:
     value = old[:offset] + patch + old[offset + len(patch) :]
     ks.set(key, value, keepttl=True)
     s.server.propagate([b"SETRANGE", key, argv[2], patch], (key,))
+    notify(s.server, STRING, b"setrange", key)
     return len(value)
 
 
@@ -417,7 +435,7 @@ def setrange(s: Session, argv: list[bytes]) -> int:
 
 def _incr(s: Session, argv: list[bytes], delta: int) -> int:
     key = argv[1]
-    ks = s.server.keyspace
+    ks = s.keyspace
     old = ks.get_string(key, write=True)
     value = 0 if old is None else to_int(old)
     if (delta < 0 and value < 0 and delta < INT64_MIN - value) or (
@@ -426,6 +444,7 @@ def _incr(s: Session, argv: list[bytes], delta: int) -> int:
     value += delta
     ks.set(key, b"%d" % value, keepttl=True)
     s.server.propagate(argv, (key,))
+    notify(s.server, STRING, b"incrby", key)
     return value
 
 
@@ -494,7 +513,7 @@ def incrbyfloat(s: Session, argv: list[bytes]) -> bytes:
     Infinity`; `WRONGTYPE`.
     """
     key = argv[1]
-    ks = s.server.keyspace
+    ks = s.keyspace
     old = ks.get_string(key, write=True)
     current = longdouble.ZERO if old is None else longdouble.parse(old)
     increment = longdouble.parse(argv[2])
@@ -506,4 +525,5 @@ def incrbyfloat(s: Session, argv: list[bytes]) -> bytes:
     text = longdouble.format_human(total)
     ks.set(key, text, keepttl=True)
     s.server.propagate([b"SET", key, text, b"KEEPTTL"], (key,))
+    notify(s.server, STRING, b"incrbyfloat", key)
     return text

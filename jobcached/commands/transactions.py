@@ -68,8 +68,8 @@ def exec_(s: Session, argv: list[bytes]) -> Any:
     queued, aborted = s.multi, s.multi_error
     s.multi = None
     s.multi_error = False
-    for key in s.watched:
-        s.server.keyspace.exists(key)  # a key that expired meanwhile counts as changed
+    for db, key in s.watched:
+        s.server.dbs[db].exists(key)  # a key that expired meanwhile counts as changed
     dirty = s.watch_dirty
     s.unwatch()
     if aborted:
@@ -128,8 +128,9 @@ def watch(s: Session, argv: list[bytes]) -> Any:
     if s.multi is not None:
         raise CommandError("WATCH inside MULTI is not allowed")
     for key in argv[1:]:
-        s.watched.add(key)
-        s.server.watchers.setdefault(key, set()).add(s)
+        db_key = (s.db, key)
+        s.watched.add(db_key)
+        s.server.watchers.setdefault(db_key, set()).add(s)
     return OK
 
 

@@ -15,6 +15,7 @@ from jobcached.commands.registry import FAST, READONLY, WRITE, command
 from jobcached.commands.zsets import freed_bytes, pairs
 from jobcached.errors import CommandError, SyntaxErr
 from jobcached.net.session import Session
+from jobcached.notify import ZSET, notify, notify_if_gone
 
 # ------------------------------------------------------------------------------- ranges
 
@@ -81,7 +82,7 @@ def _zrange(s: Session, argv: list[bytes], rangetype: str | None = None,
         score_range = _score_range(lo, hi)
     else:
         lex_range = _lex_range(lo, hi)
-    zset = s.server.keyspace.get_zset(key)
+    zset = s.keyspace.get_zset(key)
     if zset is None:
         return []
     if rangetype == RANK:
@@ -185,7 +186,7 @@ def zcount(s: Session, argv: list[bytes]) -> int:
     Errors: `min or max is not a float`; `WRONGTYPE`.
     """
     score_range = _score_range(argv[2], argv[3])
-    zset = s.server.keyspace.get_zset(argv[1])
+    zset = s.keyspace.get_zset(argv[1])
     return 0 if zset is None else zset.count_by_score(*score_range)
 
 
@@ -199,11 +200,15 @@ def zlexcount(s: Session, argv: list[bytes]) -> int:
     Errors: `min or max not valid string range item`; `WRONGTYPE`.
     """
     lex_range = _lex_range(argv[2], argv[3])
-    zset = s.server.keyspace.get_zset(argv[1])
+    zset = s.keyspace.get_zset(argv[1])
     return 0 if zset is None else zset.count_by_lex(*lex_range)
 
 
 # ------------------------------------------------------------------------------- removing
+
+
+_REMOVE_EVENTS = {RANK: b"zremrangebyrank", SCORE: b"zremrangebyscore",
+                  LEX: b"zremrangebylex"}
 
 
 def _remove_range(s: Session, argv: list[bytes], rangetype: str) -> int:
@@ -214,7 +219,7 @@ def _remove_range(s: Session, argv: list[bytes], rangetype: str) -> int:
     else:
         lex_range = _lex_range(argv[2], argv[3])
     key = argv[1]
-    ks = s.server.keyspace
+    ks = s.keyspace
     zset = ks.get_zset(key, write=True)
     if zset is None:
         return 0
@@ -227,6 +232,8 @@ def _remove_range(s: Session, argv: list[bytes], rangetype: str) -> int:
     if removed:
         ks.notify_modified(key, freed_bytes(removed))
         s.server.propagate(argv, (key,))
+        notify(s.server, ZSET, _REMOVE_EVENTS[rangetype], key)
+        notify_if_gone(s.server, key, zset)
     return len(removed)
 
 

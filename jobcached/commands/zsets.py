@@ -35,6 +35,7 @@ from jobcached.errors import CommandError, SyntaxErr
 from jobcached.net.replies import NULL_ARRAY
 from jobcached.net.resp import format_double
 from jobcached.net.session import Session
+from jobcached.notify import ZSET, notify, notify_if_gone
 
 #: ZSCAN returns a sorted set this small whole, with cursor 0 (Redis' zset-max-listpack-entries).
 ZSCAN_WHOLE_MAX_MEMBERS = 128
@@ -104,7 +105,7 @@ def _zadd(s: Session, argv: list[bytes], incr: bool) -> Any:
     if incr and rest > 2:
         raise CommandError("INCR option supports a single increment-element pair")
     pairs = [(_score(argv[j]), argv[j + 1]) for j in range(i, len(argv), 2)]
-    ks = s.server.keyspace
+    ks = s.keyspace
     zset = ks.get_zset(key, write=True)
     created = zset is None
     if zset is None:
@@ -138,6 +139,7 @@ def _zadd(s: Session, argv: list[bytes], incr: bool) -> Any:
         else:
             ks.notify_modified(key, grown)
         s.server.propagate(argv, (key,))
+        notify(s.server, ZSET, b"zincr" if incr else b"zadd", key)
         if added:
             blocking.signal_key_ready(s.server, key)
     if incr:
@@ -187,7 +189,7 @@ def zrem(s: Session, argv: list[bytes]) -> int:
     Errors: `WRONGTYPE`.
     """
     key = argv[1]
-    ks = s.server.keyspace
+    ks = s.keyspace
     zset = ks.get_zset(key, write=True)
     if zset is None:
         return 0
@@ -200,6 +202,8 @@ def zrem(s: Session, argv: list[bytes]) -> int:
     if removed:
         ks.notify_modified(key, -freed)
         s.server.propagate(argv, (key,))
+        notify(s.server, ZSET, b"zrem", key)
+        notify_if_gone(s.server, key, zset)
     return removed
 
 
@@ -215,7 +219,7 @@ def zscore(s: Session, argv: list[bytes]) -> float | None:
     Reply: double (RESP2: bulk string), or nil when the member or key does not exist.
     Errors: `WRONGTYPE`.
     """
-    zset = s.server.keyspace.get_zset(argv[1])
+    zset = s.keyspace.get_zset(argv[1])
     return None if zset is None else zset.score(argv[2])
 
 
@@ -228,7 +232,7 @@ def zmscore(s: Session, argv: list[bytes]) -> list[float | None]:
     Reply: array of doubles, nil for a member (or key) that does not exist.
     Errors: `WRONGTYPE`.
     """
-    zset = s.server.keyspace.get_zset(argv[1])
+    zset = s.keyspace.get_zset(argv[1])
     if zset is None:
         return [None] * (len(argv) - 2)
     return [zset.score(m) for m in argv[2:]]
@@ -243,12 +247,12 @@ def zcard(s: Session, argv: list[bytes]) -> int:
     Reply: integer, 0 when the key does not exist.
     Errors: `WRONGTYPE`.
     """
-    zset = s.server.keyspace.get_zset(argv[1])
+    zset = s.keyspace.get_zset(argv[1])
     return 0 if zset is None else len(zset)
 
 
 def _rank(s: Session, argv: list[bytes], reverse: bool) -> int | None:
-    zset = s.server.keyspace.get_zset(argv[1])
+    zset = s.keyspace.get_zset(argv[1])
     return None if zset is None else zset.rank(argv[2], reverse)
 
 
@@ -283,11 +287,13 @@ def _pop(s: Session, key: bytes, zset: ZSet, highest: bool, count: int,
          count_given: bool) -> list[tuple[bytes, float]]:
     """Pop and propagate `ZPOPMIN key [n]` (what it did, deterministic)."""
     popped = zset.pop_max(count) if highest else zset.pop_min(count)
-    s.server.keyspace.notify_modified(key, freed_bytes(popped))
+    s.keyspace.notify_modified(key, freed_bytes(popped))
     effect = [b"ZPOPMAX" if highest else b"ZPOPMIN", key]
     if count_given:
         effect.append(b"%d" % len(popped))
     s.server.propagate(effect, (key,))
+    notify(s.server, ZSET, b"zpopmax" if highest else b"zpopmin", key)
+    notify_if_gone(s.server, key, zset)
     return popped
 
 
@@ -296,7 +302,7 @@ def _pop_command(s: Session, argv: list[bytes], highest: bool) -> list[Any]:
         raise SyntaxErr()
     count = to_count(argv[2]) if len(argv) == 3 else None
     key = argv[1]
-    zset = s.server.keyspace.get_zset(key, write=True)
+    zset = s.keyspace.get_zset(key, write=True)
     if zset is None or count == 0:
         return []
     popped = _pop(s, key, zset, highest, 1 if count is None else count, count is not None)
@@ -334,7 +340,7 @@ def zpopmax(s: Session, argv: list[bytes]) -> list[Any]:
 def _blocking_pop(s: Session, argv: list[bytes], highest: bool) -> Any:
     timeout = to_timeout_ms(argv[-1])
     keys = argv[1:-1]
-    ks = s.server.keyspace
+    ks = s.keyspace
 
     def pop_from(key: bytes, zset: ZSet) -> list[Any]:
         member, score = _pop(s, key, zset, highest, 1, False)[0]
@@ -394,7 +400,7 @@ def zscan(s: Session, argv: list[bytes]) -> list[Any]:
     Errors: `invalid cursor`; `syntax error` (also for COUNT < 1); not an integer; `WRONGTYPE`.
     """
     cursor = to_cursor(argv[2])
-    zset = s.server.keyspace.get_zset(argv[1])
+    zset = s.keyspace.get_zset(argv[1])
     if zset is None:
         return [b"0", []]
     count, pattern, _ = scan_options(argv, 3)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from jobcached.net.replies import Push
 
 if TYPE_CHECKING:
+    from jobcached.cache.keyspace import Keyspace
     from jobcached.state import ServerState
 
 
@@ -47,6 +48,9 @@ class Session:
     def __init__(self, server: ServerState, conn: Connection, addr: str, laddr: str,
                  is_local: bool) -> None:
         self.server = server
+        #: the selected database: its number, and its Keyspace (what cache handlers use)
+        self.db = 0
+        self.keyspace: Keyspace = server.dbs[0]
         self.conn = conn
         self.id = server.new_client_id()
         self.addr = addr
@@ -69,11 +73,13 @@ class Session:
         #: a command queued in MULTI was rejected: EXEC must abort (EXECABORT)
         self.multi_error = False
         #: WATCHed keys, and whether one of them changed since (EXEC then fails)
-        self.watched: set[bytes] = set()
+        self.watched: set[tuple[int, bytes]] = set()  # (db, key)
         self.watch_dirty = False
         #: pub/sub: channels and patterns subscribed to (ordered sets; see jobcached.pubsub)
         self.sub_channels: dict[bytes, None] = {}
         self.sub_patterns: dict[bytes, None] = {}
+        #: sharded pub/sub (SSUBSCRIBE): shard channels, a namespace of their own
+        self.sub_shard_channels: dict[bytes, None] = {}
 
     @property
     def subscriptions(self) -> int:
@@ -81,9 +87,14 @@ class Session:
         return len(self.sub_channels) + len(self.sub_patterns)
 
     @property
+    def subscribed(self) -> bool:
+        """Subscribed to anything, shard channels included (CLIENT LIST flag P)."""
+        return bool(self.sub_channels or self.sub_patterns or self.sub_shard_channels)
+
+    @property
     def resp2_subscribed(self) -> bool:
         """In RESP2 subscribe mode, where only a few commands are allowed."""
-        return not self.resp3 and bool(self.sub_channels or self.sub_patterns)
+        return not self.resp3 and self.subscribed
 
     def deliver(self, message: list[Any]) -> None:
         """A published message for this subscriber (called by the pub/sub registry)."""
@@ -92,7 +103,7 @@ class Session:
 
     def drop_subscriptions(self) -> None:
         """Leave every channel and pattern silently (disconnect, RESET)."""
-        if self.sub_channels or self.sub_patterns:
+        if self.subscribed:
             self.server.pubsub.drop(self)
 
     def unwatch(self) -> None:
@@ -107,8 +118,14 @@ class Session:
         self.watched.clear()
         self.watch_dirty = False
 
+    def select(self, db: int) -> None:
+        """SELECT: work in database `db` from now on (a valid index)."""
+        self.db = db
+        self.keyspace = self.server.dbs[db]
+
     def reset(self) -> None:
         """RESET: back to a fresh connection's state (keeps id and address)."""
+        self.select(0)
         self.multi = None
         self.multi_error = False
         self.unwatch()
@@ -130,8 +147,10 @@ class Session:
         fields = {
             "id": self.id, "addr": self.addr, "laddr": self.laddr, "fd": -1,
             "name": self.name.decode(errors="replace"), "age": self.age_seconds(),
-            "idle": self.idle_seconds(), "flags": "P" if self.subscriptions else "N", "db": 0,
-            "sub": len(self.sub_channels), "psub": len(self.sub_patterns), "ssub": 0,
+            "idle": self.idle_seconds(), "flags": "P" if self.subscribed else "N",
+            "db": self.db,
+            "sub": len(self.sub_channels), "psub": len(self.sub_patterns),
+            "ssub": len(self.sub_shard_channels),
             "multi": -1 if self.multi is None else len(self.multi),
             "qbuf": qbuf, "qbuf-free": 0,
             "argv-mem": 0, "multi-mem": 0, "rbs": 0, "rbp": 0, "obl": 0, "oll": 0,

@@ -83,7 +83,7 @@ def _clients(state: ServerState) -> list[tuple[str, object]]:
 
 
 def _memory(state: ServerState) -> list[tuple[str, object]]:
-    cache = state.keyspace.info()
+    cache = state.dbs.info()
     jobs = state.jobs_memory()
     used = cache["used_memory"] + jobs
     rss = rss_bytes()
@@ -134,7 +134,7 @@ def _one_line(text: str) -> str:
 
 def _stats(state: ServerState) -> list[tuple[str, object]]:
     s = state.stats
-    cache = state.keyspace.info()
+    cache = state.dbs.info()
     return [
         ("total_connections_received", s.total_connections_received),
         ("total_commands_processed", s.total_commands_processed),
@@ -249,10 +249,7 @@ def _jobs(state: ServerState) -> list[tuple[str, object]]:
 
 
 def _keyspace(state: ServerState) -> list[tuple[str, object]]:
-    cache = state.keyspace.info()
-    if not cache["keys"]:
-        return []
-    return [("db0", f"keys={cache['keys']},expires={cache['expires']},avg_ttl={cache['avg_ttl']}")]
+    return list(state.dbs.keyspace_lines())
 
 
 #: section name -> renderer, in INFO's order; DEFAULT are shown by a bare INFO (and by

@@ -204,7 +204,7 @@ class JobcachedCollector:
     # ---------------------------------------------------------------- cache
 
     def _cache(self) -> Iterator[Metric]:
-        info = self.state.keyspace.info()
+        info = self.state.dbs.info()
         keys = GaugeMetricFamily("jobcached_cache_keys", "Keys per keyspace shard.",
                                  labels=["shard"])
         for shard, count in enumerate(info["keys_per_shard"]):

@@ -11,6 +11,7 @@ class Sub:
     def __init__(self) -> None:
         self.sub_channels: dict[bytes, None] = {}
         self.sub_patterns: dict[bytes, None] = {}
+        self.sub_shard_channels: dict[bytes, None] = {}
         self.got: list[list[Any]] = []
 
     def deliver(self, message: list[Any]) -> None:
@@ -32,3 +33,17 @@ def test_active_flips_once_each_way() -> None:
     registry.psubscribe(a, b"*")
     registry.punsubscribe(a, b"*")
     assert flips == [True, False, True, False]
+
+
+def test_shard_channels_are_a_namespace_of_their_own() -> None:
+    registry = PubSub()
+    plain, shard = Sub(), Sub()
+    registry.subscribe(plain, b"orders")
+    registry.psubscribe(plain, b"*")
+    assert registry.ssubscribe(shard, b"orders") and not registry.ssubscribe(shard, b"orders")
+    assert registry.spublish(b"orders", b"x") == 1
+    assert shard.got == [[b"smessage", b"orders", b"x"]] and plain.got == []
+    assert registry.active_shard_channels(b"ord*") == [b"orders"]
+    assert registry.shard_numsub(b"orders") == 1 and registry.numsub(b"orders") == 1
+    registry.drop(shard)
+    assert registry.shard_channels == {} and registry.spublish(b"orders", b"y") == 0

@@ -1,9 +1,11 @@
-"""Connection URLs: `jobcached://[:password@]host[:port]`, `jobcached+unix:///path`, `unix:///path`.
+"""Connection URLs: `jobcached://[:password@]host[:port][/db]`, `jobcached+unix:///path`,
+`unix:///path`.
 
 redis-py understands `redis://`, `rediss://` and `unix://`; this maps jobcached's own schemes
 onto them (with jobcached's default port) and leaves every other URL to redis-py as it is.
 A password for a unix socket goes before the path (`jobcached+unix://:pw@/run/jc.sock`) or in
-the query (`jobcached+unix:///run/jc.sock?password=pw`).
+the query (`jobcached+unix:///run/jc.sock?password=pw`). The path of a TCP URL, or `?db=N`
+for a socket, is the cache database redis-py SELECTs on connect; jobs ignore it.
 """
 
 from __future__ import annotations

@@ -365,7 +365,7 @@ def test_ttl_changes_keep_memory_exact() -> None:
     local("COPY", "h", "h2")
     local("RENAME", "s", "s2")
     local("PERSIST", "h")
-    ks = local.state.keyspace
+    ks = local.state.dbs[0]
     total = sum(entry_size_check(k, e.value, e.expire_at != 0)
                 for shard in ks.shards for k, e in shard.data.items())
     assert ks.stats.used_memory == total

@@ -47,6 +47,7 @@ GROUPS = st.sampled_from([b"g1", b"g2"])
 CONSUMERS = st.sampled_from([b"c1", b"c2"])
 TRIMS = st.sampled_from([[], [b"MAXLEN", b"1"], [b"MAXLEN", b"~", b"0"], [b"MINID", b"2"],
                          [b"MAXLEN", b"=", b"x"], [b"MINID", b"~", b"3", b"LIMIT", b"1"]])
+DBS = st.sampled_from([b"0", b"1", b"2", b"16", b"-1", b"x"])
 LIMIT = st.tuples(st.sampled_from([b"0", b"1", b"-1"]), st.sampled_from([b"1", b"2", b"-1"]))
 
 EXAMPLES = 50  # sequences per protocol run (Hypothesis runs all of them: the space is vast)
@@ -156,6 +157,9 @@ COMMANDS = st.one_of(
         st.just(b"JUSTID")),
     cmd("XAUTOCLAIM", KEYS, GROUPS, CONSUMERS, st.just(b"0"), XIDS, st.just(b"COUNT"), INTS),
     cmd("XINFO", st.just(b"GROUPS"), KEYS),
+    # databases
+    cmd("SELECT", DBS), cmd("MOVE", KEYS, DBS), cmd("SWAPDB", DBS, DBS),
+    cmd("COPY", KEYS, KEYS, st.just(b"DB"), DBS), st.just([b"FLUSHDB"]),
 )
 
 
@@ -166,6 +170,7 @@ _HEALTH = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
 def check_sequence(pair: Pair, sequence: list[list[bytes]]) -> None:
     """Run one sequence on a clean pair of servers; every reply must match."""
     pair.flush()
+    pair.both("SELECT", "0")  # the connection outlives the sequence that selected another db
     for argv in sequence:
         pair.check(*argv, unordered=argv[0] in UNORDERED)
 

@@ -343,7 +343,7 @@ class Local:
 
     def memory_is_exact(self) -> None:
         """The running used_memory equals a full walk (the notify_modified contract)."""
-        ks = self.state.keyspace
+        ks = self.state.dbs[0]
         total = sum(entry_size_check(key, e.value, e.expire_at != 0)
                     for shard in ks.shards for key, e in shard.data.items())
         assert ks.stats.used_memory == total

@@ -342,3 +342,21 @@ def test_async_client_like_a_sync_one(server: ServerProcess) -> None:
             await twin.aclose()
     asyncio.run(main())
     sync.close()
+
+
+def test_jobcached_url_path_selects_the_cache_database_and_jobs_ignore_it(
+        server: ServerProcess) -> None:
+    """`jobcached://host/N` works in database N, as `redis://host/N` does; jobs are one
+    namespace, so a job pushed from database 3 is seen from database 0."""
+    in_three = Client.from_url(f"jobcached://127.0.0.1:{server.port}/3")
+    in_zero = Client.from_url(f"jobcached://127.0.0.1:{server.port}")
+    try:
+        in_three.set("url-db", "three")
+        assert in_zero.get("url-db") is None
+        assert int(in_three.client_info()["db"]) == 3
+        queue = unique("dbq")
+        job_id = in_three.jobs.push(queue, {"n": 1})
+        assert in_zero.jobs.get(job_id).payload == {"n": 1}
+    finally:
+        in_three.close()
+        in_zero.close()
