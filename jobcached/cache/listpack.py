@@ -61,13 +61,14 @@ def _lp_str(data: bytes) -> bytes:
 
 
 def _backlen(n: int) -> bytes:
-    """lpEncodeBacklen: the entry's length, 7 bits a byte, read backwards from its end."""
-    out = [n & 0x7F]
+    """lpEncodeBacklen: the entry's length, 7 bits a byte, most significant first; read
+    backwards from the entry's end, every byte but the last one read has its high bit set."""
+    groups = [n & 0x7F]
     n >>= 7
     while n:
-        out.append(0x80 | (n & 0x7F))
+        groups.append(n & 0x7F)
         n >>= 7
-    return bytes(reversed(out))
+    return bytes([groups[-1], *(0x80 | g for g in reversed(groups[:-1]))])
 
 
 def lp_entry(item: bytes | int) -> bytes:
