@@ -162,10 +162,14 @@ def migrate(s: Session, argv: list[bytes]) -> Any:
 async def _exchange(host: str, port: str, request: bytes, replies: int, timeout: float
                     ) -> list[bytes]:
     """Connect, send `request`, read one reply line per command. OSError when the connection
-    cannot be made in time; _TransferError afterwards."""
+    cannot be made (in time); _TransferError when it is refused, or fails afterwards."""
     try:
         reader, writer = await asyncio.wait_for(asyncio.open_connection(host, int(port)),
                                                 timeout)
+    except ConnectionRefusedError:
+        # Redis' non-blocking connect reports a refused connection as writable, and its
+        # first write fails: a refusal reads "writing", only a timeout "connecting"
+        raise _TransferError("writing") from None
     except (TimeoutError, ValueError) as exc:
         raise OSError(str(exc)) from None
     try:

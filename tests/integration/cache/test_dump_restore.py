@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from jobcached.cache.rdbformat import seal
 from tests.conftest import RedisServerProcess, ServerProcess
 from tests.integration.cache.differential import Pair, raw_call
+from tests.integration.cache.test_strings import Local, command_table_matches
 
 _rng = random.Random(16)
 _NOISE = bytes(_rng.randrange(256) for _ in range(5000))  # incompressible
@@ -171,6 +172,10 @@ def test_legacy_encodings_from_older_payloads(server: ServerProcess) -> None:
 # ---------------------------------------------------------------------------------- errors
 
 
+def test_command_table(pair: Pair) -> None:
+    command_table_matches(pair, ["DUMP", "RESTORE", "MIGRATE"])
+
+
 def test_errors_match_redis(pair: Pair) -> None:
     pair.check("SET", "src", "hello")
     payload = pair.theirs.execute_command("DUMP", "src")
@@ -235,6 +240,25 @@ def test_restore_notifies_and_wakes_blocked_clients(server: ServerProcess) -> No
         sub.close()
     assert client.lpop("dst") == b"a"
     client.close()
+
+
+def test_restore_propagates_an_absolute_ttl_and_accounts_memory() -> None:
+    local = Local()
+    now = local.clock.now_ms()
+    local("HSET", "h", "f", "v")
+    local("RPUSH", "l", *[b"x" * 30 for _ in range(400)])
+    local("XADD", "x", "1-1", "a", "b")
+    local("XGROUP", "CREATE", "x", "g", "0")
+    local("XREADGROUP", "GROUP", "g", "c", "STREAMS", "x", ">")
+    for key in (b"h", b"l", b"x"):
+        payload = local("DUMP", key)
+        assert local.effects("RESTORE", key + b"2", "5000", payload) == [
+            [b"RESTORE", key + b"2", b"%d" % (now + 5000), payload, b"ABSTTL"]]
+        assert local.effects("RESTORE", key + b"3", "0", payload, "IDLETIME", "9") == [
+            [b"RESTORE", key + b"3", b"0", payload, b"IDLETIME", b"9"]]
+        assert local.effects("RESTORE", key, "1", payload, "REPLACE", "ABSTTL") == [
+            [b"DEL", key]]
+        local.memory_is_exact()
 
 
 # ---------------------------------------------------------------------------------- fuzzing
