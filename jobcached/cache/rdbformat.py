@@ -15,7 +15,8 @@ fragment (src/rdb.c):
     32 bits written in binary (tags 0, 1, 2: 1, 2 or 4 bytes little-endian), or LZF data
     (tag 3: compressed length, plain length, data). Redis writes an integer whenever the
     string is one (rdbTryIntegerEncoding) and compresses strings over 20 bytes when LZF saves
-    at least 4 (rdbSaveLzfStringObject); `save_string` does the same, so the bytes agree;
+    at least 4 (rdbSaveLzfStringObject); `save_string` does the same, so the bytes agree
+    (up to LZF_MAX_BYTES: longer strings are written plain);
   - doubles are 8 bytes little-endian IEEE (ZSET_2), or, in old payloads (ZSET), a length
     byte and text (253 nan, 254 +inf, 255 -inf);
   - millisecond times are 8 bytes little-endian.
@@ -35,6 +36,9 @@ RDB_VERSION = 10
 FOOTER_BYTES = 10  # version (2) and CRC64 (8)
 ENC_INT8, ENC_INT16, ENC_INT32, ENC_LZF = 0, 1, 2, 3
 LZF_MIN_BYTES = 21  # rdbSaveRawString: only strings longer than 20 bytes are compressed
+#: Redis compresses strings of any size; our compressor is pure Python (~3 s per incompressible
+#: MB, on the event loop), so longer strings are written plain: valid, just not Redis' bytes
+LZF_MAX_BYTES = 32 * 1024
 INT_ENCODABLE_MAX_BYTES = 11  # "-2147483648": longer strings cannot be 32-bit integers
 
 _POLY = 0x95AC9329AC4BC9B5  # Jones' polynomial 0xad93d23594c935a9, bit-reflected
@@ -122,7 +126,7 @@ def save_string(data: bytes) -> bytes:
         encoded = _int_encoding(data)
         if encoded is not None:
             return encoded
-    if len(data) >= LZF_MIN_BYTES:
+    if LZF_MIN_BYTES <= len(data) <= LZF_MAX_BYTES:
         compressed = lzf_compress(data, len(data) - 4)
         if compressed is not None:
             return (bytes([0xC0 | ENC_LZF]) + save_len(len(compressed)) + save_len(len(data))

@@ -11,7 +11,8 @@ propagated and a `del` event, as Redis rewrites MIGRATE into DEL.
 Differences from Redis: no connection is cached between calls (Redis keeps one per target for
 10 s), so every MIGRATE sends SELECT and the retry-once-on-a-stale-socket path does not exist;
 other clients run while the transfer is in flight, so a key they change meanwhile is still
-deleted once the target has stored the snapshot.
+deleted once the target has stored the snapshot. Inside MULTI, EXEC's reply waits for the
+transfer (the commands after MIGRATE have run by then); scripts may not call MIGRATE.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import asyncio
 from typing import Any
 
 from jobcached.commands.args import to_int
+from jobcached.commands.blocking import may_block
 from jobcached.commands.dump import dump_payload
 from jobcached.commands.registry import WRITE, command
 from jobcached.errors import CommandError, SyntaxErr
@@ -118,7 +120,8 @@ def migrate(s: Session, argv: list[bytes]) -> Any:
     if auth is not None:
         prelude.append(_resp(b"AUTH", *auth))
     prelude.append(_resp(b"SELECT", b"%d" % dbid))
-    reply = Deferred(blocking=True)
+    # Inside EXEC the reply cannot block the connection: EXEC waits for it instead
+    reply = Deferred(blocking=may_block(s))
     db = s.db
     server = s.server
 

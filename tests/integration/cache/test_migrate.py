@@ -158,7 +158,7 @@ def test_other_clients_run_during_a_migrate(server: ServerProcess) -> None:
     try:
         source.set("k", "v")
         conn = source.connection_pool.get_connection()
-        conn.send_command("MIGRATE", "127.0.0.1", silent.getsockname()[1], "k", 0, 1500)
+        conn.send_command("MIGRATE", "127.0.0.1", silent.getsockname()[1], "k", 0, 700)
         assert other.ping()
         assert other.get("k") == b"v"
         with pytest.raises(redis.ResponseError, match="IOERR"):
@@ -168,3 +168,24 @@ def test_other_clients_run_during_a_migrate(server: ServerProcess) -> None:
         silent.close()
         source.close()
         other.close()
+
+
+def test_migrate_inside_multi_and_scripts(server: ServerProcess,
+                                          redis_server: RedisServerProcess) -> None:
+    """EXEC waits for the transfer; a script may not call MIGRATE (it cannot wait)."""
+    ours, theirs = server.client(), redis_server.client()
+    try:
+        ours.flushall()
+        theirs.flushall()
+        ours.set("k", "v")
+        pipe = ours.pipeline(transaction=True)
+        pipe.execute_command("MIGRATE", "127.0.0.1", redis_server.port, "k", 0, 2000)
+        pipe.exists("k")
+        assert pipe.execute() == [b"OK", 1]  # EXISTS ran before the transfer completed
+        assert ours.exists("k") == 0 and theirs.get("k") == b"v"
+        with pytest.raises(redis.ResponseError, match="not allowed from script"):
+            ours.eval("return redis.call('MIGRATE', ARGV[1], ARGV[2], 'k', 0, 1000)", 0,
+                      "127.0.0.1", redis_server.port)
+    finally:
+        ours.close()
+        theirs.close()
