@@ -63,6 +63,9 @@ DATA: dict[str, list[tuple[Any, ...]]] = {
     "x:nodes": [("XADD", "x:nodes", f"{i + 1}-0", "field", f"value-{i}", "n", str(i))
                 for i in range(250)],
     "x:empty": [("XADD", "x:empty", "1-1", "a", "b"), ("XDEL", "x:empty", "1-1")],
+    "x:mkstream": [("XGROUP", "CREATE", "x:mkstream", "g", "$", "MKSTREAM")],
+    "x:entries-read": [("XADD", "x:entries-read", "1-1", "a", "b"),
+                       ("XGROUP", "CREATE", "x:entries-read", "g", "0", "ENTRIESREAD", "1")],
     "hll:sparse": [("PFADD", "hll:sparse", "a", "b", "c")],
     "hll:dense": [("PFADD", "hll:dense", *[f"e{i}" for i in range(3000)])],
 }
