@@ -189,3 +189,24 @@ def test_migrate_inside_multi_and_scripts(server: ServerProcess,
     finally:
         ours.close()
         theirs.close()
+
+
+def test_auth_to_a_protected_target(start_server: object, server: ServerProcess,
+                                    redis_server: RedisServerProcess) -> None:
+    """AUTH and AUTH2 reach a jobcached that requires a password, from either server."""
+    protected: ServerProcess = start_server("--requirepass", "pw")  # type: ignore[operator]
+    target = protected.client(password="pw")
+    ours, theirs = server.client(), redis_server.client()
+    try:
+        for source, name in ((ours, "a"), (theirs, "b")):
+            source.set(name, name)
+            assert raw_call(source, "MIGRATE", "127.0.0.1", protected.port, name, 0, 2000,
+                            "AUTH", "wrong") == (
+                "error", "Target instance replied with error: WRONGPASS invalid "
+                         "username-password pair or user is disabled.")
+            assert raw_call(source, "MIGRATE", "127.0.0.1", protected.port, name, 0, 2000,
+                            "AUTH2", "default", "pw") == b"OK"
+            assert target.get(name) == name.encode() and source.exists(name) == 0
+    finally:
+        for client in (target, ours, theirs):
+            client.close()
