@@ -97,18 +97,16 @@ def test_partial_failure_moves_the_keys_the_target_took(directions: list[Directi
 def test_auth_errors_come_from_the_target(directions: list[Direction]) -> None:
     def run(d: Direction) -> list[object]:
         d.source.set("k", "v")
-        return [d.migrate("k", "AUTH", "secret"), d.source.exists("k")]
+        # AUTH2 sends `AUTH user password`: neither target knows such a user
+        return [d.migrate("k", "AUTH", "secret"), d.source.exists("k"),
+                d.migrate("k", "AUTH2", "user", "secret"), d.source.exists("k")]
 
     ours, theirs = replies(directions, run)
     assert ours == theirs
     assert isinstance(ours[0], tuple) and "Target instance replied with error" in ours[0][1]
-    # AUTH2 sends `AUTH user password`: redis-server knows no such user
-    to_redis = directions[0]
-    to_redis.source.set("k", "v")
-    assert to_redis.migrate("k", "AUTH2", "user", "secret") == (
-        "error", "Target instance replied with error: WRONGPASS invalid username-password "
-                 "pair or user is disabled.")
-    assert to_redis.source.exists("k") == 1
+    assert ours[2] == ("error", "Target instance replied with error: WRONGPASS invalid "
+                                "username-password pair or user is disabled.")
+    assert ours[1] == ours[3] == 1
 
 
 def test_syntax_and_argument_errors(directions: list[Direction]) -> None:
