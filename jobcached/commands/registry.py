@@ -226,6 +226,8 @@ def load_all() -> None:
         joblogs,
         jobs,
         keys,
+        lcs,
+        listpops,
         lists,
         pubsub,
         queues,
@@ -237,6 +239,7 @@ def load_all() -> None:
         streams,
         strings,
         transactions,
+        zalgebra,
         zranges,
         zsets,
     )
