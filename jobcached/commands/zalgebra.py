@@ -45,10 +45,11 @@ def _scores(source: Source) -> dict[bytes, float]:
     return source
 
 
-def _lookup(s: Session, key: bytes, write: bool) -> Source:
-    """A source key: a sorted set (its scores), a set, or None; WRONGTYPE for anything else."""
-    ks = s.keyspace
-    value = ks.lookup_write(key) if write else ks.lookup_read(key)
+def _lookup(s: Session, key: bytes) -> Source:
+    """A source key: a sorted set (its scores), a set, or None; WRONGTYPE for anything else.
+    A read lookup even for the STORE forms (a miss counts, and is a `keymiss` event), as in
+    Redis 7.0."""
+    value = s.keyspace.lookup_read(key)
     if value is None or isinstance(value, set):
         return value
     if isinstance(value, ZSet):
@@ -129,7 +130,7 @@ def _algebra(s: Session, argv: list[bytes], op: str, store: bool = False,
     if setnum > len(argv) - numkeys_at - 1:
         raise SyntaxErr()
     first = numkeys_at + 1
-    sources = [_lookup(s, key, store) for key in argv[first : first + setnum]]
+    sources = [_lookup(s, key) for key in argv[first : first + setnum]]
     weights = [1.0] * setnum
     how = _SUM
     withscores = False
