@@ -14,7 +14,7 @@ from typing import Any
 
 from jobcached.commands import blocking
 from jobcached.commands.args import mpop_args, to_timeout_ms
-from jobcached.commands.lists import LEFT, RIGHT, _pop, _popped
+from jobcached.commands.lists import LEFT, RIGHT, notify_popped, pop_values
 from jobcached.commands.registry import BLOCKING, WRITE, command
 from jobcached.net.replies import NULL_ARRAY
 from jobcached.net.session import Session
@@ -25,10 +25,10 @@ def _mpop_from(s: Session, key: bytes, side: bytes, count: int) -> Any:
     lst = s.keyspace.get_list(key, write=True)
     if not lst:
         return blocking.EMPTY
-    values = _pop(s, key, lst, side, count)
+    values = pop_values(s, key, lst, side, count)
     name = b"LPOP" if side == LEFT else b"RPOP"
     s.server.propagate([name, key, b"%d" % len(values)], (key,))
-    _popped(s, key, lst, side)
+    notify_popped(s, key, lst, side)
     return [key, values]
 
 
