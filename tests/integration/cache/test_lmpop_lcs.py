@@ -103,3 +103,19 @@ def test_lcs_random_strings_match_redis(pair: Pair) -> None:
         pair.check("LCS", "x", "y")
         pair.check("LCS", "x", "y", "IDX", "WITHMATCHLEN")
         pair.check("LCS", "y", "x", "IDX", "MINMATCHLEN", "2")
+
+
+def test_multi_pops_from_scripts_do_not_block(pair: Pair) -> None:
+    """Redis 7.0 lets scripts call BLMPOP and BZMPOP (no `noscript` flag, unlike BLPOP): they
+    answer at once, with data or as on a timeout."""
+    pair.check("RPUSH", "l", "a", "b", "c")
+    pair.check("ZADD", "z", "1.5", "m")
+    for call in ["redis.call('BLMPOP', 0, 1, 'nothing', 'LEFT')",
+                 "redis.call('BLMPOP', 0, 2, 'nothing', 'l', 'RIGHT', 'COUNT', 2)",
+                 "redis.call('BZMPOP', 0, 1, 'nothing', 'MIN')",
+                 "redis.call('BZMPOP', 0, 1, 'z', 'MAX')",
+                 "redis.call('LMPOP', 1, 'l', 'LEFT')", "redis.call('BLPOP', 'l', 0)",
+                 "redis.call('LCS', 'l', 'nothing')"]:
+        pair.check("EVAL", f"return {call}", "0")
+    pair.check("LRANGE", "l", "0", "-1")
+    pair.check("EXISTS", "z")
