@@ -227,6 +227,8 @@ def load_all() -> None:
         joblogs,
         jobs,
         keys,
+        lcs,
+        listpops,
         lists,
         migrate,
         pubsub,
@@ -239,6 +241,7 @@ def load_all() -> None:
         streams,
         strings,
         transactions,
+        zalgebra,
         zranges,
         zsets,
     )

@@ -6,7 +6,8 @@ connects it to the server:
 * `redis.call` runs our own command table through `dispatch.call`, as a client's command does,
   as a fake client (Redis' Lua client), after the checks Redis makes for scripts (unknown
   command, arity, commands not allowed from scripts, writes from read-only scripts). Blocking
-  commands are refused, as in Redis 7.0 (their `noscript` flag). Job commands are refused too
+  commands are refused, as in Redis 7.0 (their `noscript` flag), except BLMPOP and BZMPOP,
+  which 7.0 lets scripts call and which then do not block. Job commands are refused too
   for now: their replies wait for the WAL, and a script cannot wait in the middle.
 * Effects: while a script runs, the replication backlog is replaced by an `EffectBuffer`; when
   the script ends, what it wrote is logged as its commands' effects, wrapped in MULTI/EXEC when
@@ -57,6 +58,9 @@ NOSCRIPT_COMMANDS = frozenset({
     "SHUTDOWN", "SAVE", "WAIT", "MONITOR", "SYNC", "PSYNC", "REPLICAOF", "SLAVEOF",
     "MIGRATE",  # not in Redis' list: ours waits on the network, which a script cannot do
 })
+#: Blocking commands Redis 7.0 does not flag `noscript`: a script may call them, and they
+#: answer at once (scripts run atomically), with data or as on a timeout.
+SCRIPT_BLOCKING_ALLOWED = frozenset({"BLMPOP", "BZMPOP"})
 #: Command groups of the job server: refused from scripts (see the module docstring).
 JOB_GROUPS = frozenset({"job", "queue", "dlq", "cron", "batch"})
 
@@ -252,7 +256,8 @@ def _policy(cmd: Command) -> tuple[ErrorReply | None, bool]:
     """Whether a script may run `cmd` (Redis' `noscript` flag; blocking and job commands),
     and whether it writes."""
     top = cmd.parent or cmd
-    if top.name in NOSCRIPT_COMMANDS or cmd.flags & BLOCKING:
+    if top.name in NOSCRIPT_COMMANDS or (cmd.flags & BLOCKING
+                                         and top.name not in SCRIPT_BLOCKING_ALLOWED):
         return ErrorReply("ERR This Redis command is not allowed from script"), False
     if top.group in JOB_GROUPS:
         return ErrorReply("ERR Job commands cannot be called from scripts yet: their replies "

@@ -54,6 +54,12 @@ TRIMS = st.sampled_from([[], [b"MAXLEN", b"1"], [b"MAXLEN", b"~", b"0"], [b"MINI
                          [b"MAXLEN", b"=", b"x"], [b"MINID", b"~", b"3", b"LIMIT", b"1"]])
 DBS = st.sampled_from([b"0", b"1", b"2", b"16", b"-1", b"x"])
 LIMIT = st.tuples(st.sampled_from([b"0", b"1", b"-1"]), st.sampled_from([b"1", b"2", b"-1"]))
+NUMKEYS = st.sampled_from([b"2", b"2", b"1", b"0", b"-1", b"3", b"x"])
+WEIGHTS = st.sampled_from([[], [b"WEIGHTS", b"2", b"-1"], [b"WEIGHTS", b"inf", b"0"],
+                           [b"WEIGHTS", b"1"], [b"WEIGHTS", b"-inf", b"nan"]])
+AGGREGATES = st.sampled_from([[], [b"AGGREGATE", b"MIN"], [b"AGGREGATE", b"max"],
+                              [b"AGGREGATE", b"SUM"], [b"AGGREGATE", b"x"]])
+POP_COUNTS = st.sampled_from([[], [b"COUNT", b"2"], [b"COUNT", b"0"], [b"COUNT", b"100"]])
 
 
 
@@ -140,6 +146,28 @@ COMMANDS = st.one_of(
         lambda t: [b"ZRANGE", t[0], t[1], t[2], b"BYLEX", *t[3], b"LIMIT", *t[4]]),
     st.tuples(KEYS, INTS, INTS).map(lambda t: [b"ZRANGE", t[0], t[1], t[2], b"WITHSCORES"]),
     cmd("ZREMRANGEBYSCORE", KEYS, SCORES, SCORES),
+    # sorted-set algebra, stored ranges, multi-key pops (blocking ones time out at once), LCS
+    st.tuples(st.sampled_from([b"ZUNION", b"ZINTER", b"ZDIFF"]), NUMKEYS, KEYS, KEYS, WEIGHTS,
+              AGGREGATES, opt(b"WITHSCORES")).map(
+        lambda t: [t[0], t[1], t[2], t[3], *t[4], *t[5], *t[6]]),
+    st.tuples(st.sampled_from([b"ZUNIONSTORE", b"ZINTERSTORE", b"ZDIFFSTORE"]), KEYS, NUMKEYS,
+              KEYS, KEYS, WEIGHTS, AGGREGATES).map(
+        lambda t: [t[0], t[1], t[2], t[3], t[4], *t[5], *t[6]]),
+    cmd("ZINTERCARD", NUMKEYS, KEYS, KEYS, st.just(b"LIMIT"), INTS),
+    st.tuples(KEYS, KEYS, INTS, INTS).map(lambda t: [b"ZRANGESTORE", *t]),
+    st.tuples(KEYS, KEYS, SCORES, SCORES, st.sampled_from([[], [b"REV"]]), LIMIT).map(
+        lambda t: [b"ZRANGESTORE", t[0], t[1], t[2], t[3], b"BYSCORE", *t[4], b"LIMIT", *t[5]]),
+    st.tuples(NUMKEYS, KEYS, KEYS, st.sampled_from([b"MIN", b"MAX", b"LEFT"]), POP_COUNTS).map(
+        lambda t: [b"ZMPOP", t[0], t[1], t[2], t[3], *t[4]]),
+    st.tuples(NUMKEYS, KEYS, KEYS, st.sampled_from([b"LEFT", b"RIGHT", b"MIN"]),
+              POP_COUNTS).map(lambda t: [b"LMPOP", t[0], t[1], t[2], t[3], *t[4]]),
+    st.tuples(st.sampled_from([b"BZMPOP", b"BLMPOP"]), KEYS,
+              st.sampled_from([b"MIN", b"MAX", b"LEFT", b"RIGHT"])).map(
+        lambda t: [t[0], b"0.01", b"1", t[1], t[2]]),
+    st.tuples(KEYS, st.sampled_from([b"0", b"100", b"x"]), opt(b"WITHSCORES")).map(
+        lambda t: [b"ZRANDMEMBER", t[0], t[1], *t[2][:1]]),
+    st.tuples(KEYS, KEYS, opt(b"LEN", b"IDX", b"WITHMATCHLEN")).map(
+        lambda t: [b"LCS", t[0], t[1], *t[2]]),
     # bitmaps
     cmd("SETBIT", KEYS, BIT_OFFSETS, st.sampled_from([b"0", b"1", b"2"])),
     cmd("GETBIT", KEYS, BIT_OFFSETS), cmd("BITCOUNT", KEYS),
