@@ -137,6 +137,9 @@ class ServerState:
     #: at once (the script's own reply waits for all its job records, see
     #: commands/scripting.py) and the job archive is not read (a script cannot wait for it)
     in_script_job_call: bool = False
+    #: where FUNCTION LOAD / DELETE / FLUSH / RESTORE save the libraries (set by the app at
+    #: start; None: not saved, as in unit tests)
+    functions_path: str | None = None
 
     def __post_init__(self) -> None:
         self.started_ms = self.clock.now_ms()
