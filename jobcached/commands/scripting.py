@@ -186,13 +186,17 @@ class Scripting:
         self.session.resp3 = run.resp3
         if not job:
             return call(self.session, cmd, argv, may_oom)
-        run.durable = run.durable or writes
         server = self.server
+        durability = server.durability
+        logged = durability.records_in_log if durability is not None else 0
         server.in_script_job_call = True
         try:
             return call(self.session, cmd, argv, may_oom)
         finally:
             server.in_script_job_call = False
+            # It logged records (a refused write logged none): the reply waits for them.
+            if durability is not None and durability.records_in_log != logged:
+                run.durable = True
 
     # ------------------------------------------------------------------ one run
 

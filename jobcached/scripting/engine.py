@@ -100,7 +100,7 @@ class ScriptRun:
     deadline: float  # monotonic seconds of the next check that may suspend or stop the run
     resp3: bool = False  # the protocol chosen with redis.setresp for redis.call replies
     wrote: bool = False  # a write command ran: SCRIPT KILL is refused from then on
-    durable: bool = False  # a job write ran: the reply waits until its records are durable
+    durable: bool = False  # job records were logged: the reply waits until they are durable
     kill_reason: str | None = None
     suspended: bool = False
     reply: Any = None
