@@ -91,10 +91,12 @@ def function_load(s: Session, argv: list[bytes]) -> Any:
     with `redis.register_function` (only that, `redis.log` and the version exist while it
     loads, for at most 500 ms).
 
-    Reply: the library's name.
+    Reply: the library's name, once the libraries are saved to `functions.rdb` (they are
+    loaded again at start).
     Errors: `ERR Library '<name>' already exists` without REPLACE; `ERR Missing library
     metadata`; `ERR Error compiling function: ...`; `ERR Error registering functions: ...`;
-    `ERR No functions registered`; `ERR Function <name> already exists` (in another library).
+    `ERR No functions registered`; `ERR Function <name> already exists` (in another library);
+    `MISCONF ...` when the file cannot be written (the library is loaded, but not saved).
     """
     replace = False
     for option in argv[2:-1]:
@@ -117,8 +119,8 @@ def function_delete(s: Session, argv: list[bytes]) -> Any:
 
     Delete a library and its functions.
 
-    Reply: `OK`.
-    Errors: `ERR Library not found`.
+    Reply: `OK`, once saved (as FUNCTION LOAD).
+    Errors: `ERR Library not found`; `MISCONF ...` as FUNCTION LOAD.
     """
     libraries = scripting(s.server).libraries
     if argv[2] not in libraries.libraries:
@@ -135,8 +137,9 @@ def function_flush(s: Session, argv: list[bytes]) -> Any:
 
     Delete every library (both modes free them at once).
 
-    Reply: `OK`.
-    Errors: `ERR FUNCTION FLUSH only supports SYNC|ASYNC option`.
+    Reply: `OK`, once saved (as FUNCTION LOAD).
+    Errors: `ERR FUNCTION FLUSH only supports SYNC|ASYNC option`; `MISCONF ...` as FUNCTION
+    LOAD.
     """
     if len(argv) > 3:
         raise _subcommand_syntax(argv[1])
@@ -218,10 +221,11 @@ def function_restore(s: Session, argv: list[bytes]) -> Any:
     Load the libraries of a FUNCTION DUMP payload: APPEND (the default) fails on a library
     that exists, REPLACE replaces it, FLUSH deletes every library first. All or nothing.
 
-    Reply: `OK`.
+    Reply: `OK`, once saved (as FUNCTION LOAD).
     Errors: `ERR DUMP payload version or checksum are wrong`; `ERR Wrong restore policy
     given, value should be either FLUSH, APPEND or REPLACE.`; `ERR Library <name> already
-    exists`; `ERR Function <name> already exists`; a library's load error.
+    exists`; `ERR Function <name> already exists`; a library's load error; `MISCONF ...` as
+    FUNCTION LOAD.
     """
     if len(argv) > 4:
         raise _subcommand_syntax(argv[1])

@@ -349,9 +349,12 @@ def _eval(s: Session, argv: list[bytes], by_sha: bool, readonly: bool) -> Any:
 def eval_(s: Session, argv: list[bytes]) -> Any:
     """EVAL script numkeys [key [key ...]] [arg [arg ...]]
 
-    Run a Lua 5.1 script atomically; it sees the keys as KEYS and the rest as ARGV.
+    Run a Lua 5.1 script atomically; it sees the keys as KEYS and the rest as ARGV. Job
+    commands (JOB.*, QUEUE.*, CRON.*, BATCH.*, DLQ.*) run from `redis.call` too, in the same
+    atomic step as its cache commands.
 
-    Reply: the script's return value, converted as Redis 7.0 converts it.
+    Reply: the script's return value, converted as Redis 7.0 converts it; once the job
+    records the script wrote, if any, are as durable as `appendfsync` promises.
     Errors: `ERR Error compiling script ...`; `ERR <message> script: <sha>, on
     @user_script:<line>.` when it fails while running; `OOM ...` past `lua-max-memory`.
     """
