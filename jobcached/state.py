@@ -133,9 +133,8 @@ class ServerState:
     scripts: Scripting | None = None
     #: set while a script runs past busy-reply-threshold: dispatch then answers -BUSY
     busy_script: BusyScript | None = None
-    #: set while a script's `redis.call` runs a job command: `durable` hands the value back
-    #: at once (the script's own reply waits for all its job records, see
-    #: commands/scripting.py) and the job archive is not read (a script cannot wait for it)
+    #: set while a script's `redis.call` runs a job command: the job archive is not read (a
+    #: script cannot wait for SQLite; see commands/scripting.py)
     in_script_job_call: bool = False
     #: where FUNCTION LOAD / DELETE / FLUSH / RESTORE save the libraries (set by the app at
     #: start; None: not saved, as in unit tests)
@@ -230,9 +229,7 @@ class ServerState:
 
     def durable(self, value: Any) -> Any:
         """The reply `value`, held back until the job records written so far are durable."""
-        if self.durability is None or self.in_script_job_call:
-            return value
-        return self.durability.reply(value)
+        return self.durability.reply(value) if self.durability is not None else value
 
     def check_job_writes(self) -> None:
         """Raise the WAL's failure, if any, before a job command changes anything."""

@@ -9,13 +9,14 @@ connects it to the server:
   commands are refused, as in Redis 7.0 (their `noscript` flag); JOB.FETCH and JOB.LOGS only
   with BLOCK, as Redis refuses XREAD only with BLOCK.
 * Job commands: a script's job writes are applied and logged like a client's, but a script
-  cannot wait in the middle for the WAL; so while `redis.call` runs a job command,
-  `ServerState.durable` hands its value back at once, and the script's own reply is held
-  instead, once, until every job record it wrote is as durable as `appendfsync` promises (the
-  Deferred EXEC also uses). The job archive is not read from a script (SQLite answers later):
-  scripts see the jobs in memory. A job command refused because the WAL is failing returns
-  its -MISCONF like any error (pcall catches it); the script's earlier cache writes stand, as
-  every write before a failing command in Redis does.
+  cannot wait in the middle for the WAL; so `redis.call` takes the value of a job write's
+  held reply (`Deferred.pending`) at once, and the script's own reply is held instead, once,
+  until every job record it logged is as durable as `appendfsync` promises (as EXEC's is).
+  Only the script's own reply changes: a worker blocked in JOB.FETCH that a push inside the
+  script serves still hears back once its lease is durable. The job archive is not read from
+  a script (SQLite answers later): scripts see the jobs in memory. A job command refused
+  because the WAL is failing returns its -MISCONF like any error (pcall catches it); the
+  script's earlier cache writes stand, as every write before a failing command in Redis does.
 * Effects: while a script runs, the replication backlog is replaced by an `EffectBuffer`; when
   the script ends, what it wrote is logged as its commands' effects, wrapped in MULTI/EXEC when
   there are several (Redis 7's effects replication), never as the EVAL itself.
@@ -47,7 +48,7 @@ from jobcached.commands.registry import (
     subcommand,
 )
 from jobcached.errors import CommandError
-from jobcached.net.replies import OK, Deferred, ErrorReply
+from jobcached.net.replies import OK, UNKNOWN, Deferred, ErrorReply
 from jobcached.net.session import Session
 from jobcached.scripting.engine import Script, ScriptEngine, ScriptError, ScriptRun
 from jobcached.scripting.functions import Libraries
@@ -191,7 +192,11 @@ class Scripting:
         logged = durability.records_in_log if durability is not None else 0
         server.in_script_job_call = True
         try:
-            return call(self.session, cmd, argv, may_oom)
+            reply = call(self.session, cmd, argv, may_oom)
+            # The script's reply waits for the records instead (see `_finish`).
+            if type(reply) is Deferred and reply.pending is not UNKNOWN:
+                return reply.pending
+            return reply
         finally:
             server.in_script_job_call = False
             # It logged records (a refused write logged none): the reply waits for them.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ import pytest
 import redis
 
 from tests.conftest import RawClient, ServerProcess
-from tests.integration.scripting.test_busy import connected, wait_busy
+from tests.integration.scripting.test_busy import connected, in_background, wait_busy
 from tests.integration.test_jobs import as_map
 
 #: Set a cache key and enqueue the job that will refresh it, in one step (as the README).
@@ -85,6 +86,22 @@ def test_other_clients_never_see_half_a_script(always: ServerProcess) -> None:
         thread.join(10)
     assert seen and all(count == queued for count, queued in seen)
     assert seen[-1][0] <= 100
+
+
+def test_a_push_in_a_script_serves_a_blocked_worker_once_its_lease_is_durable(
+        always: ServerProcess) -> None:
+    worker, r = always.client(), always.client()
+    thread, result = in_background(lambda: worker.execute_command(
+        "JOB.FETCH", "BLOCK", "10000", "QUEUES", "wake"))
+    deadline = time.monotonic() + 10
+    while r.info("clients")["blocked_clients"] < 1:
+        assert time.monotonic() < deadline, "the worker never blocked"
+        time.sleep(0.01)
+    job_id = r.eval("return redis.call('JOB.PUSH', 'wake', 'work')", 0)
+    thread.join(10)
+    job = as_map(result[0][0])
+    assert (job[b"id"], job[b"payload"]) == (job_id, b"work")
+    assert job[b"token"] in wal_bytes(always.data_dir)  # the lease was synced before
 
 
 def test_job_replies_convert_to_lua(always: ServerProcess) -> None:
