@@ -141,4 +141,3 @@ class Deferred:
         if not self.done and self.on_cancel is not None:
             self.on_cancel()
         self.done = True
-
