@@ -176,14 +176,21 @@ def test_fetch_without_block_and_a_worker_named_block(always: ServerProcess) -> 
     assert r.eval("return redis.call('JOB.FETCH', 'QUEUES', 'nb')", 0) == []
 
 
-def test_a_restart_replays_what_scripts_pushed(start_server: Callable[..., ServerProcess]) -> None:
-    proc = start_server()
-    r = proc.client()
+def test_a_script_that_pushed_is_unkillable_and_a_restart_replays_what_scripts_pushed(
+        start_server: Callable[..., ServerProcess]) -> None:
+    proc = start_server("--busy-reply-threshold", "100")
+    r = connected(proc)
     ids = r.eval("local ids = {} for i = 1, 5 do "
                  "ids[i] = redis.call('JOB.PUSH', 'replay', 'p' .. i, 'PRIORITY', i) end "
                  "redis.call('QUEUE.PAUSE', 'replay') return ids", 0)
-    r.close()
-    assert proc.stop() == 0
+    runner = RawClient(proc.port)
+    script = b"redis.call('JOB.PUSH', 'k', 'x') while true do end"
+    runner.send(b"*3\r\n$4\r\nEVAL\r\n$%d\r\n%b\r\n$1\r\n0\r\n" % (len(script), script))
+    wait_busy(r)
+    with pytest.raises(redis.ResponseError, match="UNKILLABLE Sorry the script already"):
+        r.script_kill()  # a job write counts as a write
+    proc.stop(signal.SIGKILL)  # the script never ends (SHUTDOWN NOSAVE waits for it)
+    assert runner.recv_until_closed() == b""  # no reply: nothing was acknowledged
     again = ServerProcess(proc.data_dir).wait_ready()
     try:
         r = again.client()
@@ -194,16 +201,3 @@ def test_a_restart_replays_what_scripts_pushed(start_server: Callable[..., Serve
         r.close()
     finally:
         again.stop()
-
-
-def test_a_script_that_pushed_is_unkillable(start_server: Callable[..., ServerProcess]) -> None:
-    proc = start_server("--busy-reply-threshold", "100")
-    other = connected(proc)
-    runner = RawClient(proc.port)
-    script = b"redis.call('JOB.PUSH', 'k', 'x') while true do end"
-    runner.send(b"*3\r\n$4\r\nEVAL\r\n$%d\r\n%b\r\n$1\r\n0\r\n" % (len(script), script))
-    wait_busy(other)
-    with pytest.raises(redis.ResponseError, match="UNKILLABLE Sorry the script already"):
-        other.script_kill()
-    proc.stop(signal.SIGKILL)  # the script never ends (SHUTDOWN NOSAVE waits for it)
-    assert runner.recv_until_closed() == b""  # no reply: nothing was acknowledged
