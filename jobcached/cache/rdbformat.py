@@ -120,13 +120,16 @@ def _int_encoding(data: bytes) -> bytes | None:
     return None
 
 
-def save_string(data: bytes) -> bytes:
-    """rdbSaveRawString: an integer when it is one, LZF when that pays, else plain."""
+def save_string(data: bytes, compress_max: int = LZF_MAX_BYTES) -> bytes:
+    """rdbSaveRawString: an integer when it is one, LZF when that pays, else plain.
+
+    `compress_max` bounds what is compressed (see LZF_MAX_BYTES); FUNCTION DUMP lifts it,
+    since library code is text an administrator loaded and Redis' bytes are worth matching."""
     if len(data) <= INT_ENCODABLE_MAX_BYTES:
         encoded = _int_encoding(data)
         if encoded is not None:
             return encoded
-    if LZF_MIN_BYTES <= len(data) <= LZF_MAX_BYTES:
+    if LZF_MIN_BYTES <= len(data) <= compress_max:
         compressed = lzf_compress(data, len(data) - 4)
         if compressed is not None:
             return (bytes([0xC0 | ENC_LZF]) + save_len(len(compressed)) + save_len(len(data))

@@ -31,7 +31,7 @@ def dump(codes: list[bytes]) -> bytes:
     out = bytearray()
     for code in codes:
         out.append(OPCODE_FUNCTION2)
-        out += save_string(code)
+        out += save_string(code, compress_max=len(code))
     return seal(out)
 
 
