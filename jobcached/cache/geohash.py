@@ -18,6 +18,7 @@ the same C library calls as Redis', done in the same order, so the results are i
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 STEP_MAX = 26  # GEO_STEP_MAX: 26 bits per coordinate, 52 in a score
@@ -98,20 +99,49 @@ def decode_area(bits: int, step: int) -> Area:
                 LAT_MIN + ((ilato + 1) * 1.0 / div) * lat_scale)
 
 
-def decode_score(score: float) -> tuple[float, float]:
-    """(longitude, latitude) of a stored score: the centre of its cell, clamped to the ranges
-    (decodeGeohash: the double score is cast to a 64-bit integer first)."""
-    # (uint64_t)score as gcc does it on x86-64: truncation, two's complement below 0; from
-    # 2**64 up (inf too) the conversion gives 0, below -2**63 it gives 2**63
+def _even_bits_table() -> list[int]:
+    """For every 16-bit value, its 8 even-position bits packed (a fast deinterleave)."""
+    byte = [sum(((b >> (2 * i)) & 1) << i for i in range(4)) for b in range(256)]
+    return [byte[i & 0xFF] | byte[i >> 8] << 4 for i in range(1 << 16)]
+
+
+_EVEN16 = _even_bits_table()
+_CELLS26 = float(1 << STEP_MAX)
+_LAT_SCALE = LAT_MAX - LAT_MIN
+_LONG_SCALE = LONG_MAX - LONG_MIN
+
+
+def _to_uint64(score: float) -> int:
+    """`(uint64_t)score` as gcc compiles it for x86-64: truncation, two's complement below 0;
+    from 2**64 up (inf too) the conversion gives 0, below -2**63 it gives 2**63."""
     if -2.0**63 <= score < 2.0**64:
-        bits = int(score) & _M64
-    else:
-        bits = 0 if score > 0 else 1 << 63
-    area = decode_area(bits, STEP_MAX)
-    lon = (area.lon_min + area.lon_max) / 2
-    lon = min(max(lon, LONG_MIN), LONG_MAX)
-    lat = (area.lat_min + area.lat_max) / 2
-    lat = min(max(lat, LAT_MIN), LAT_MAX)
+        return int(score) & _M64
+    return 0 if score > 0 else 1 << 63
+
+
+def decode_score(score: float) -> tuple[float, float]:
+    """(longitude, latitude) of a stored score: the centre of its step-26 cell, clamped to the
+    ranges (decodeGeohash + geohashDecodeAreaToLongLat; the same arithmetic as decode_area,
+    unrolled: it runs for every candidate of a search)."""
+    bits = _to_uint64(score)
+    e = _EVEN16
+    ilato = (e[bits & 0xFFFF] | e[(bits >> 16) & 0xFFFF] << 8 | e[(bits >> 32) & 0xFFFF] << 16
+             | e[bits >> 48] << 24)
+    odd = bits >> 1
+    ilono = (e[odd & 0xFFFF] | e[(odd >> 16) & 0xFFFF] << 8 | e[(odd >> 32) & 0xFFFF] << 16
+             | e[odd >> 48] << 24)
+    lon = (LONG_MIN + (ilono * 1.0 / _CELLS26) * _LONG_SCALE
+           + (LONG_MIN + ((ilono + 1) * 1.0 / _CELLS26) * _LONG_SCALE)) / 2
+    lat = (LAT_MIN + (ilato * 1.0 / _CELLS26) * _LAT_SCALE
+           + (LAT_MIN + ((ilato + 1) * 1.0 / _CELLS26) * _LAT_SCALE)) / 2
+    if lon > LONG_MAX:
+        lon = LONG_MAX
+    elif lon < LONG_MIN:
+        lon = LONG_MIN
+    if lat > LAT_MAX:
+        lat = LAT_MAX
+    elif lat < LAT_MIN:
+        lat = LAT_MIN
     return lon, lat
 
 
@@ -165,19 +195,38 @@ class Shape:
     width: float = 0.0
     height: float = 0.0
 
-    def contains(self, lon: float, lat: float) -> float | None:
-        """The distance in meters from the centre when (lon, lat) is inside, else None
-        (geohashGetDistanceIfInRadiusWGS84 / geohashGetDistanceIfInRectangle, 7.0)."""
-        if self.radius is not None:
-            dist = distance(self.lon, self.lat, lon, lat)
-            return None if dist > self.radius * self.conversion else dist
-        width_m = self.width * self.conversion
-        height_m = self.height * self.conversion
-        lon_distance = distance(lon, lat, self.lon, lat)
-        lat_distance = distance(lon, lat, lon, self.lat)
-        if lon_distance > width_m / 2 or lat_distance > height_m / 2:
-            return None
-        return distance(self.lon, self.lat, lon, lat)
+    def distance_if_inside(self) -> Callable[[float, float], float | None]:
+        """A function of (lon, lat): the distance in meters from the centre when the point is
+        inside, else None (geohashGetDistanceIfInRadiusWGS84 / geohashGetDistanceIfInRectangle
+        of 7.0). The circle's test is `distance()` inlined, with the centre's terms computed
+        once: the same operations in the same order, so the same bits."""
+        if self.radius is None:
+            half_w = self.width * self.conversion / 2
+            half_h = self.height * self.conversion / 2
+            x1, y1 = self.lon, self.lat
+
+            def in_box(lon: float, lat: float) -> float | None:
+                if (distance(lon, lat, x1, lat) > half_w
+                        or distance(lon, lat, lon, y1) > half_h):
+                    return None
+                return distance(x1, y1, lon, lat)
+
+            return in_box
+        limit = self.radius * self.conversion
+        lat1r = self.lat * _D_R
+        lon1r = self.lon * _D_R
+        cos1 = math.cos(lat1r)
+        sin, cos, asin, sqrt = math.sin, math.cos, math.asin, math.sqrt
+        diameter = 2.0 * EARTH_RADIUS_IN_METERS
+
+        def in_circle(lon: float, lat: float) -> float | None:
+            lat2r = lat * _D_R
+            u = sin((lat2r - lat1r) / 2)
+            v = sin((lon * _D_R - lon1r) / 2)
+            dist = diameter * asin(sqrt(u * u + cos1 * cos(lat2r) * v * v))
+            return None if dist > limit else dist
+
+        return in_circle
 
     def bounding_box(self) -> tuple[float, float, float, float]:
         """(min lon, min lat, max lon, max lat) of the area (geohashBoundingBox)."""

@@ -201,19 +201,20 @@ def find(zset: ZSet, shape: Shape, limit: int) -> list[Point]:
     """The members inside `shape`, in the order Redis finds them: cell by cell, by score;
     with `limit` (COUNT ... ANY), stop once that many are found."""
     found: list[Point] = []
-    contains = shape.contains
+    inside = shape.distance_if_inside()
     decode = geohash.decode_score
+    append = found.append
     for cell in geohash.cells_to_scan(geohash.search_areas(shape)):
         if found and limit and len(found) >= limit:
             break
         lo, hi = geohash.score_range(cell)
         for score, member in zset.scan_score_range(float(lo), float(hi)):
             lon, lat = decode(score)
-            dist = contains(lon, lat)
+            dist = inside(lon, lat)
             if dist is not None:
-                found.append((dist, member, score, lon, lat))
-            if found and limit and len(found) >= limit:
-                break
+                append((dist, member, score, lon, lat))
+                if limit and len(found) >= limit:
+                    break
     return found
 
 
