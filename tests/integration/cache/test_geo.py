@@ -73,8 +73,8 @@ def test_extreme_positions(pair: Pair) -> None:
     pair.check("GEOSEARCH", "g", "FROMLONLAT", "0", "0", "BYBOX", "40000", "40000", "km", "ASC")
     # Scores written by ZADD need not be geohashes: GEOPOS decodes them all the same.
     pair.check("ZADD", "g", "-5", "neg", "1e300", "huge", "4503599627370496", "big", "0.5",
-               "half")
-    pair.check("GEOPOS", "g", "neg", "huge", "big", "half")
+               "half", "inf", "pinf", "-inf", "ninf", "-1e300", "nhuge")
+    pair.check("GEOPOS", "g", "neg", "huge", "big", "half", "pinf", "ninf", "nhuge")
     pair.check("GEOHASH", "g", "neg", "big", "half")
 
 
@@ -212,13 +212,17 @@ def test_search_many_points(pair: Pair) -> None:
     """A few hundred points around the world: every search shape and place agrees, including
     near the poles, across the antimeridian, and with COUNT ... ANY."""
     rng = random.Random(7)
-    args = []
+    args: list[str] = []
+
+    def place(name: str, lon: tuple[float, float], lat: tuple[float, float]) -> None:
+        args.extend([f"{rng.uniform(*lon):.6f}", f"{rng.uniform(*lat):.6f}", name])
+
     for i in range(400):
-        args += ["%.6f" % rng.uniform(-180, 180), "%.6f" % rng.uniform(-85, 85), f"p{i}"]
+        place(f"p{i}", (-180, 180), (-85, 85))
     for i in range(100):
-        args += ["%.6f" % rng.uniform(175, 180), "%.6f" % rng.uniform(-5, 5), f"am{i}"]
-        args += ["%.6f" % rng.uniform(-180, -175), "%.6f" % rng.uniform(-5, 5), f"bm{i}"]
-        args += ["%.6f" % rng.uniform(-180, 180), "%.6f" % rng.uniform(80, 85.05), f"n{i}"]
+        place(f"am{i}", (175, 180), (-5, 5))
+        place(f"bm{i}", (-180, -175), (-5, 5))
+        place(f"n{i}", (-180, 180), (80, 85.05))
     pair.check("GEOADD", "w", *args)
     for lon, lat in [("0", "0"), ("179.9", "0"), ("-179.9", "1"), ("10", "84"), ("-50", "-84.9"),
                      ("100", "45")]:
