@@ -7,8 +7,8 @@ After Redis 7.0's sort.c, step for step, because most of SORT's behaviour is in 
   named by replacing the first `*` with the element (`key*->field` reads a hash field); a
   missing weight counts as 0 (or sorts first with ALPHA). A BY pattern without `*` (`nosort`)
   skips sorting: lists and sorted sets keep their order (DESC reverses it), sets come in their
-  own order, except when the result is stored: then a set is sorted as by ALPHA, so the stored
-  list is the same on every server.
+  own order, except when the result is stored or the command runs in a script: then a set is
+  sorted as by ALPHA, so the stored list (or the script's effects) are the same everywhere.
 - `GET pattern` (repeatable) returns the named keys' values instead of the elements; `#` is the
   element itself; a missing value is nil (an empty string when stored).
 - LIMIT offset count applies after sorting; a negative count means "all the rest".
@@ -67,6 +67,12 @@ def _cstring(value: bytes) -> bytes:
     return value.split(b"\0", 1)[0]
 
 
+def _in_script(s: Session) -> bool:
+    """The command runs inside a Lua script (whose effects must not depend on set order)."""
+    scripts = s.server.scripts
+    return scripts is not None and s is scripts.session
+
+
 def _sort(s: Session, argv: list[bytes], readonly: bool) -> Any:
     desc = alpha = dontsort = False
     limit_start, limit_count = 0, -1
@@ -105,8 +111,8 @@ def _sort(s: Session, argv: list[bytes], readonly: bool) -> Any:
         raise WrongTypeError()
     if value is None:
         value = deque()
-    if dontsort and type(value) is set and store is not None:
-        dontsort, alpha, sortby = False, True, None  # a stored result must be deterministic
+    if dontsort and type(value) is set and (store is not None or _in_script(s)):
+        dontsort, alpha, sortby = False, True, None  # the result must be deterministic
     n = len(value)
     start = max(limit_start, 0)
     end = n - 1 if limit_count < 0 else start + limit_count - 1

@@ -69,6 +69,9 @@ def test_by_patterns(pair: Pair) -> None:
     pair.check("SORT", "s", "BY", "w_*", "DESC", "LIMIT", "2", "3")
     pair.check("SORT", "s", "BY", "nosort", unordered=True)
     pair.check("SORT", "s", "BY", "nosort", "DESC", unordered=True)
+    # In a script a set is sorted anyway (as ALPHA), so its effects do not depend on set order.
+    pair.check("EVAL", "return redis.call('SORT', KEYS[1], 'BY', 'nosort')", "1", "s")
+    pair.check("EVAL", "return redis.call('SORT_RO', KEYS[1], 'BY', 'nosort', 'DESC')", "1", "s")
 
 
 def test_get_patterns(pair: Pair) -> None:
