@@ -18,7 +18,7 @@ the same C library calls as Redis', done in the same order, so the results are i
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 STEP_MAX = 26  # GEO_STEP_MAX: 26 bits per coordinate, 52 in a score
@@ -28,6 +28,8 @@ LAT_MIN, LAT_MAX = -85.05112878, 85.05112878
 EARTH_RADIUS_IN_METERS = 6372797.560856
 MERCATOR_MAX = 20037726.37
 _D_R = math.pi / 180.0
+#: relative (and absolute, in meters) slack of the latitude pre-filter of searches
+_REACH_MARGIN = 1e-9
 #: Units of distance, as meters per unit (Redis' extractUnitOrReply, matched without case).
 UNITS = {b"m": 1.0, b"km": 1000.0, b"ft": 0.3048, b"mi": 1609.34}
 _GEOALPHABET = b"0123456789bcdefghjkmnpqrstuvwxyz"
@@ -47,17 +49,6 @@ def _interleave(xlo: int, ylo: int) -> int:
         x = (x | (x << shift)) & mask
         y = (y | (y << shift)) & mask
     return x | (y << 1)
-
-
-def _deinterleave(bits: int) -> tuple[int, int]:
-    """Redis' deinterleave64: (latitude part, longitude part)."""
-    b = (0x5555555555555555, 0x3333333333333333, 0x0F0F0F0F0F0F0F0F, 0x00FF00FF00FF00FF,
-         0x0000FFFF0000FFFF, 0x00000000FFFFFFFF)
-    x, y = bits & _M64, (bits & _M64) >> 1
-    for shift, mask in zip((0, 1, 2, 4, 8, 16), b, strict=True):
-        x = (x | (x >> shift)) & mask
-        y = (y | (y >> shift)) & mask
-    return x, y
 
 
 def encode(lon: float, lat: float, step: int = STEP_MAX, lat_min: float = LAT_MIN,
@@ -85,20 +76,6 @@ class Area:
     lat_max: float
 
 
-def decode_area(bits: int, step: int) -> Area:
-    """geohashDecode with the WGS84 ranges."""
-    ilato, ilono = _deinterleave(bits)
-    ilato &= 0xFFFFFFFF
-    ilono &= 0xFFFFFFFF
-    lat_scale = LAT_MAX - LAT_MIN
-    long_scale = LONG_MAX - LONG_MIN
-    div = float(1 << step)
-    return Area(LONG_MIN + (ilono * 1.0 / div) * long_scale,
-                LONG_MIN + ((ilono + 1) * 1.0 / div) * long_scale,
-                LAT_MIN + (ilato * 1.0 / div) * lat_scale,
-                LAT_MIN + ((ilato + 1) * 1.0 / div) * lat_scale)
-
-
 def _even_bits_table() -> list[int]:
     """For every 16-bit value, its 8 even-position bits packed (a fast deinterleave)."""
     byte = [sum(((b >> (2 * i)) & 1) << i for i in range(4)) for b in range(256)]
@@ -111,6 +88,26 @@ _LAT_SCALE = LAT_MAX - LAT_MIN
 _LONG_SCALE = LONG_MAX - LONG_MIN
 
 
+def _deinterleave(bits: int) -> tuple[int, int]:
+    """Redis' deinterleave64 (bits below 2**64): (latitude part, longitude part)."""
+    e = _EVEN16
+    odd = bits >> 1
+    return ((e[bits & 0xFFFF] | e[(bits >> 16) & 0xFFFF] << 8 | e[(bits >> 32) & 0xFFFF] << 16
+             | e[bits >> 48] << 24),
+            (e[odd & 0xFFFF] | e[(odd >> 16) & 0xFFFF] << 8 | e[(odd >> 32) & 0xFFFF] << 16
+             | e[odd >> 48] << 24))
+
+
+def decode_area(bits: int, step: int) -> Area:
+    """geohashDecode with the WGS84 ranges."""
+    ilato, ilono = _deinterleave(bits)
+    div = float(1 << step)
+    return Area(LONG_MIN + (ilono * 1.0 / div) * _LONG_SCALE,
+                LONG_MIN + ((ilono + 1) * 1.0 / div) * _LONG_SCALE,
+                LAT_MIN + (ilato * 1.0 / div) * _LAT_SCALE,
+                LAT_MIN + ((ilato + 1) * 1.0 / div) * _LAT_SCALE)
+
+
 def _to_uint64(score: float) -> int:
     """`(uint64_t)score` as gcc compiles it for x86-64: truncation, two's complement below 0;
     from 2**64 up (inf too) the conversion gives 0, below -2**63 it gives 2**63."""
@@ -121,15 +118,8 @@ def _to_uint64(score: float) -> int:
 
 def decode_score(score: float) -> tuple[float, float]:
     """(longitude, latitude) of a stored score: the centre of its step-26 cell, clamped to the
-    ranges (decodeGeohash + geohashDecodeAreaToLongLat; the same arithmetic as decode_area,
-    unrolled: it runs for every candidate of a search)."""
-    bits = _to_uint64(score)
-    e = _EVEN16
-    ilato = (e[bits & 0xFFFF] | e[(bits >> 16) & 0xFFFF] << 8 | e[(bits >> 32) & 0xFFFF] << 16
-             | e[bits >> 48] << 24)
-    odd = bits >> 1
-    ilono = (e[odd & 0xFFFF] | e[(odd >> 16) & 0xFFFF] << 8 | e[(odd >> 32) & 0xFFFF] << 16
-             | e[odd >> 48] << 24)
+    ranges (decodeGeohash + geohashDecodeAreaToLongLat)."""
+    ilato, ilono = _deinterleave(_to_uint64(score))
     lon = (LONG_MIN + (ilono * 1.0 / _CELLS26) * _LONG_SCALE
            + (LONG_MIN + ((ilono + 1) * 1.0 / _CELLS26) * _LONG_SCALE)) / 2
     lat = (LAT_MIN + (ilato * 1.0 / _CELLS26) * _LAT_SCALE
@@ -227,6 +217,15 @@ class Shape:
             return None if dist > limit else dist
 
         return in_circle
+
+    def lat_reach(self) -> float:
+        """Degrees of latitude beyond which no point can be inside, with a margin far above
+        rounding errors: a point's haversine distance is at least R * |delta latitude| (and the
+        box's latitude test measures exactly that), so skipping points past this reach before
+        computing their distance changes no result."""
+        half = self.radius if self.radius is not None else self.height / 2
+        meters = half * self.conversion * (1 + _REACH_MARGIN) + _REACH_MARGIN
+        return _rad_deg(meters / EARTH_RADIUS_IN_METERS)
 
     def bounding_box(self) -> tuple[float, float, float, float]:
         """(min lon, min lat, max lon, max lat) of the area (geohashBoundingBox)."""
@@ -346,3 +345,53 @@ def cells_to_scan(cells: list[Hash]) -> list[Hash]:
         out.append(cell)
         last = i
     return out
+
+
+# ------------------------------------------------------------------------------ searching
+
+Point = tuple[float, bytes, float, float, float]
+"""A match: (distance in meters, member, score, longitude, latitude)."""
+ScanRange = Callable[[float, float], Iterable[tuple[float, bytes]]]
+"""(lo, hi) -> the (score, member) pairs with lo <= score < hi, by score."""
+
+
+def search(scan: ScanRange, shape: Shape, limit: int) -> list[Point]:
+    """The members inside `shape`, in the order Redis finds them (membersOfAllNeighbors): cell
+    by cell, by score; with `limit` (COUNT ... ANY), stop once that many are found.
+
+    This loop is the cost of a search, so decode_score is inlined: scores inside a cell's
+    range are below 2**52, so the cast and the clamps cannot apply there."""
+    found: list[Point] = []
+    inside = shape.distance_if_inside()
+    append = found.append
+    e = _EVEN16
+    cells, lat_scale, long_scale = _CELLS26, _LAT_SCALE, _LONG_SCALE
+    reach = shape.lat_reach()
+    lat_lo, lat_hi = shape.lat - reach, shape.lat + reach
+    for cell in cells_to_scan(search_areas(shape)):
+        if found and limit and len(found) >= limit:
+            break
+        lo, hi = score_range(cell)
+        for score, member in scan(float(lo), float(hi)):
+            bits = int(score)
+            odd = bits >> 1
+            ilato = (e[bits & 0xFFFF] | e[(bits >> 16) & 0xFFFF] << 8
+                     | e[(bits >> 32) & 0xFFFF] << 16 | e[bits >> 48] << 24)
+            ilono = (e[odd & 0xFFFF] | e[(odd >> 16) & 0xFFFF] << 8
+                     | e[(odd >> 32) & 0xFFFF] << 16 | e[odd >> 48] << 24)
+            lat = (LAT_MIN + (ilato * 1.0 / cells) * lat_scale
+                   + (LAT_MIN + ((ilato + 1) * 1.0 / cells) * lat_scale)) / 2
+            if lat > LAT_MAX:
+                lat = LAT_MAX
+            elif lat < LAT_MIN:
+                lat = LAT_MIN
+            if not lat_lo <= lat <= lat_hi:
+                continue  # too far north or south: the exact test would say so too
+            lon = (LONG_MIN + (ilono * 1.0 / cells) * long_scale
+                   + (LONG_MIN + ((ilono + 1) * 1.0 / cells) * long_scale)) / 2
+            dist = inside(lon, lat)
+            if dist is not None:
+                append((dist, member, score, lon, lat))
+                if limit and len(found) >= limit:
+                    break
+    return found

@@ -193,31 +193,6 @@ def _box(w_raw: bytes, h_raw: bytes, unit: bytes) -> tuple[float, float, float]:
     return width, height, _unit(unit)
 
 
-Point = tuple[float, bytes, float, float, float]
-"""A match: (distance in meters, member, score, longitude, latitude)."""
-
-
-def find(zset: ZSet, shape: Shape, limit: int) -> list[Point]:
-    """The members inside `shape`, in the order Redis finds them: cell by cell, by score;
-    with `limit` (COUNT ... ANY), stop once that many are found."""
-    found: list[Point] = []
-    inside = shape.distance_if_inside()
-    decode = geohash.decode_score
-    append = found.append
-    for cell in geohash.cells_to_scan(geohash.search_areas(shape)):
-        if found and limit and len(found) >= limit:
-            break
-        lo, hi = geohash.score_range(cell)
-        for score, member in zset.scan_score_range(float(lo), float(hi)):
-            lon, lat = decode(score)
-            dist = inside(lon, lat)
-            if dist is not None:
-                append((dist, member, score, lon, lat))
-                if limit and len(found) >= limit:
-                    break
-    return found
-
-
 def _search(s: Session, argv: list[bytes], src: int, flags: int) -> Any:
     """georadiusGeneric: every GEORADIUS* and GEOSEARCH* command."""
     zset = s.keyspace.get_zset(argv[src])
@@ -312,7 +287,7 @@ def _search(s: Session, argv: list[bytes], src: int, flags: int) -> Any:
     if count and not sort and not any_:
         sort = _ASC
     shape = Shape(lon, lat, conversion, radius, width, height)
-    found = find(zset, shape, count if any_ else 0)
+    found = geohash.search(zset.scan_score_range, shape, count if any_ else 0)
     if sort:
         found.sort(key=lambda p: p[0], reverse=sort == _DESC)
     if count:

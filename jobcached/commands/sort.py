@@ -26,6 +26,7 @@ same data, which is why sets are sorted when stored); its event is `sortstore`.
 from __future__ import annotations
 
 from collections import deque
+from operator import itemgetter
 from typing import Any
 
 from jobcached.cache.keyspace import Keyspace
@@ -183,8 +184,28 @@ def _sorted(ks: Keyspace, vector: list[bytes], sortby: bytes | None, alpha: bool
         scored.append((score, e))
     if bad:
         raise CommandError("One or more scores can't be converted into double")
-    scored.sort(reverse=desc)
-    return [e for _, e in scored]
+    return _by_score_then_bytes(scored, desc)
+
+
+def _by_score_then_bytes(scored: list[tuple[float, bytes]], desc: bool) -> list[bytes]:
+    """The elements in (score, bytes) order, reversed by DESC. Sorting on the float alone is
+    several times faster than comparing tuples (CPython compares floats natively), so equal
+    scores, which are rare, are put in byte order afterwards, run by run."""
+    scored.sort(key=itemgetter(0), reverse=desc)
+    out = [e for _, e in scored]
+    n = len(scored)
+    if len({score for score, _ in scored}) == n:
+        return out  # no equal scores (the set scan runs at C speed)
+    i = 0
+    while i < n:
+        j = i + 1
+        score = scored[i][0]
+        while j < n and scored[j][0] == score:
+            j += 1
+        if j - i > 1:
+            out[i:j] = sorted(out[i:j], reverse=desc)
+        i = j
+    return out
 
 
 @command("SORT", arity=-2, flags=WRITE | DENYOOM, group="generic", keys=(1, 1, 1))
