@@ -355,17 +355,42 @@ ScanRange = Callable[[float, float], Iterable[tuple[float, bytes]]]
 """(lo, hi) -> the (score, member) pairs with lo <= score < hi, by score."""
 
 
+#: Bound of the memo of decoded positions (score -> (latitude, longitude)), about 20 MB when
+#: full; it is emptied when it reaches the bound. Decoding is a pure function of the score, so
+#: the memo never goes stale, whatever the sets do.
+POSITION_MEMO_MAX = 1 << 17
+_positions: dict[float, tuple[float, float]] = {}
+
+
+def _decode_cell_member(score: float) -> tuple[float, float]:
+    """(latitude, longitude) of a score below 2**52 (inside a cell's range, where the cast and
+    the longitude clamps of decode_score cannot apply), memoized: it is most of a search."""
+    bits = int(score)
+    odd = bits >> 1
+    e = _EVEN16
+    ilato = (e[bits & 0xFFFF] | e[(bits >> 16) & 0xFFFF] << 8 | e[(bits >> 32) & 0xFFFF] << 16
+             | e[bits >> 48] << 24)
+    ilono = (e[odd & 0xFFFF] | e[(odd >> 16) & 0xFFFF] << 8 | e[(odd >> 32) & 0xFFFF] << 16
+             | e[odd >> 48] << 24)
+    lat = (LAT_MIN + (ilato * 1.0 / _CELLS26) * _LAT_SCALE
+           + (LAT_MIN + ((ilato + 1) * 1.0 / _CELLS26) * _LAT_SCALE)) / 2
+    lat = min(max(lat, LAT_MIN), LAT_MAX)
+    lon = (LONG_MIN + (ilono * 1.0 / _CELLS26) * _LONG_SCALE
+           + (LONG_MIN + ((ilono + 1) * 1.0 / _CELLS26) * _LONG_SCALE)) / 2
+    if len(_positions) >= POSITION_MEMO_MAX:
+        _positions.clear()
+    position = _positions[score] = (lat, lon)
+    return position
+
+
 def search(scan: ScanRange, shape: Shape, limit: int) -> list[Point]:
     """The members inside `shape`, in the order Redis finds them (membersOfAllNeighbors): cell
-    by cell, by score; with `limit` (COUNT ... ANY), stop once that many are found.
-
-    This loop is the cost of a search, so decode_score is inlined: scores inside a cell's
-    range are below 2**52, so the cast and the clamps cannot apply there."""
+    by cell, by score; with `limit` (COUNT ... ANY), stop once that many are found. Members
+    past the shape's latitude reach are skipped before their distance is computed."""
     found: list[Point] = []
     inside = shape.distance_if_inside()
     append = found.append
-    e = _EVEN16
-    cells, lat_scale, long_scale = _CELLS26, _LAT_SCALE, _LONG_SCALE
+    memo = _positions.get
     reach = shape.lat_reach()
     lat_lo, lat_hi = shape.lat - reach, shape.lat + reach
     for cell in cells_to_scan(search_areas(shape)):
@@ -373,22 +398,9 @@ def search(scan: ScanRange, shape: Shape, limit: int) -> list[Point]:
             break
         lo, hi = score_range(cell)
         for score, member in scan(float(lo), float(hi)):
-            bits = int(score)
-            odd = bits >> 1
-            ilato = (e[bits & 0xFFFF] | e[(bits >> 16) & 0xFFFF] << 8
-                     | e[(bits >> 32) & 0xFFFF] << 16 | e[bits >> 48] << 24)
-            ilono = (e[odd & 0xFFFF] | e[(odd >> 16) & 0xFFFF] << 8
-                     | e[(odd >> 32) & 0xFFFF] << 16 | e[odd >> 48] << 24)
-            lat = (LAT_MIN + (ilato * 1.0 / cells) * lat_scale
-                   + (LAT_MIN + ((ilato + 1) * 1.0 / cells) * lat_scale)) / 2
-            if lat > LAT_MAX:
-                lat = LAT_MAX
-            elif lat < LAT_MIN:
-                lat = LAT_MIN
+            lat, lon = memo(score) or _decode_cell_member(score)
             if not lat_lo <= lat <= lat_hi:
-                continue  # too far north or south: the exact test would say so too
-            lon = (LONG_MIN + (ilono * 1.0 / cells) * long_scale
-                   + (LONG_MIN + ((ilono + 1) * 1.0 / cells) * long_scale)) / 2
+                continue
             dist = inside(lon, lat)
             if dist is not None:
                 append((dist, member, score, lon, lat))

@@ -202,14 +202,14 @@ def to_range_double(raw: bytes) -> float | None:
 
 
 #: Digit strings up to this long are exact doubles: float() reads them as strtod does.
-_EXACT_DIGITS = 15
+EXACT_DIGITS = 15
 
 
 def to_weight(raw: bytes) -> float | None:
     """A SORT weight as Redis 7.0 reads it: strtod over the C string (it ends at a NUL byte),
     leading spaces skipped, the empty string is 0; None when bytes are left over, the value is
     NaN, or strtod reports ERANGE (overflow, or underflow to zero)."""
-    if raw.isdigit() and len(raw) <= _EXACT_DIGITS:
+    if raw.isdigit() and len(raw) <= EXACT_DIGITS:
         return float(raw)  # most weights: exact, read by float() as strtod reads them
     raw = raw.split(b"\0", 1)[0]
     if not raw:

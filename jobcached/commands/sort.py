@@ -25,6 +25,7 @@ same data, which is why sets are sorted when stored); its event is `sortstore`.
 
 from __future__ import annotations
 
+import heapq
 from collections import deque
 from operator import itemgetter
 from typing import Any
@@ -32,7 +33,7 @@ from typing import Any
 from jobcached.cache.keyspace import Keyspace
 from jobcached.cache.zset import ZSet
 from jobcached.commands import blocking
-from jobcached.commands.args import to_int, to_weight
+from jobcached.commands.args import EXACT_DIGITS, to_int, to_weight
 from jobcached.commands.registry import DENYOOM, READONLY, WRITE, command
 from jobcached.errors import CommandError, SyntaxErr, WrongTypeError
 from jobcached.net.session import Session
@@ -125,7 +126,7 @@ def _sort(s: Session, argv: list[bytes], readonly: bool) -> Any:
         end -= start
         start = 0
     elif not dontsort:
-        vector = _sorted(ks, vector, sortby, alpha, desc, store is not None)
+        vector = _sorted(ks, vector, sortby, alpha, desc, store is not None, end + 1)
     picked = vector[start : end + 1] if end >= start else []
     if store is None:
         if not gets:
@@ -162,8 +163,9 @@ def _load(value: Any, dontsort: bool, desc: bool, start: int, end: int) -> list[
 
 
 def _sorted(ks: Keyspace, vector: list[bytes], sortby: bytes | None, alpha: bool, desc: bool,
-            storing: bool) -> list[bytes]:
-    """sortCompare's order: numbers (ties by bytes), or strings with ALPHA; stable."""
+            storing: bool, upto: int) -> list[bytes]:
+    """sortCompare's order: numbers (ties by bytes), or strings with ALPHA; stable. At least
+    the first `upto` elements are in place (LIMIT needs no more)."""
     if alpha:
         if sortby is None:
             key = (lambda e: e) if storing else _cstring
@@ -174,28 +176,47 @@ def _sorted(ks: Keyspace, vector: list[bytes], sortby: bytes | None, alpha: bool
             weights.append((0, b"") if w is None else (1, w if storing else _cstring(w)))
         order = sorted(range(len(vector)), key=weights.__getitem__, reverse=desc)
         return [vector[i] for i in order]
-    scored: list[tuple[float, bytes]] = []
-    bad = False
-    for e in vector:
-        raw = e if sortby is None else lookup_by_pattern(ks, sortby, e)
+    raws = vector if sortby is None else [lookup_by_pattern(ks, sortby, e) for e in vector]
+    scores = _weights(raws)
+    if scores is None:
+        raise CommandError("One or more scores can't be converted into double")
+    return _by_score_then_bytes(scores, vector, desc, upto)
+
+
+def _weights(raws: list[bytes] | list[bytes | None]) -> list[float] | None:
+    """The weights (a missing one is 0), or None when one is not a number. A list of plain
+    digit strings short enough to be exact doubles, the usual case, is checked and read by
+    float() (which then reads them as strtod does) in C-level passes."""
+    if (raws and None not in raws and all(map(bytes.isdigit, raws))  # type: ignore[arg-type]
+            and max(map(len, raws)) <= EXACT_DIGITS):  # type: ignore[arg-type]
+        return list(map(float, raws))  # type: ignore[arg-type]
+    scores = []
+    for raw in raws:
         score = 0.0 if raw is None else to_weight(raw)
         if score is None:
-            bad, score = True, 0.0
-        scored.append((score, e))
-    if bad:
-        raise CommandError("One or more scores can't be converted into double")
-    return _by_score_then_bytes(scored, desc)
+            return None
+        scores.append(score)
+    return scores
 
 
-def _by_score_then_bytes(scored: list[tuple[float, bytes]], desc: bool) -> list[bytes]:
-    """The elements in (score, bytes) order, reversed by DESC. Sorting on the float alone is
-    several times faster than comparing tuples (CPython compares floats natively), so equal
-    scores, which are rare, are put in byte order afterwards, run by run."""
-    scored.sort(key=itemgetter(0), reverse=desc)
-    out = [e for _, e in scored]
+def _by_score_then_bytes(scores: list[float], elements: list[bytes], desc: bool,
+                         upto: int) -> list[bytes]:
+    """The elements in (score, bytes) order, reversed by DESC; only the first `upto` are
+    needed. Sorting on the float alone is several times faster than comparing tuples (CPython
+    compares floats natively); when no two scores are equal (checked at C speed with a set)
+    that is the whole order, and a short prefix is taken with a heap instead of a full sort.
+    Otherwise equal scores are put in byte order afterwards, run by run."""
+    scored = list(zip(scores, elements, strict=True))
     n = len(scored)
-    if len({score for score, _ in scored}) == n:
-        return out  # no equal scores (the set scan runs at C speed)
+    key = itemgetter(0)
+    if len(set(scores)) == n:
+        if upto * 8 < n:
+            pick = heapq.nlargest if desc else heapq.nsmallest
+            return [e for _, e in pick(upto, scored, key=key)]
+        scored.sort(key=key, reverse=desc)
+        return [e for _, e in scored]
+    scored.sort(key=key, reverse=desc)
+    out = [e for _, e in scored]
     i = 0
     while i < n:
         j = i + 1

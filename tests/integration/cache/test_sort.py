@@ -139,3 +139,16 @@ def test_errors(pair: Pair) -> None:
     # Redis 7.0 leaves strtod's ERANGE in errno and never clears it before the next SORT (a
     # redis-server bug: later sorts fail until some other call resets errno); a ZADD does.
     pair.check("ZADD", "errno-reset", "1", "x")
+
+
+def test_short_limits_of_long_lists(pair: Pair) -> None:
+    """A LIMIT window much shorter than the list (taken with a heap when no weights are equal)
+    and lists with equal weights (byte order among them), both directions."""
+    distinct = [str((i * 7919) % 1000) for i in range(300)]
+    pair.check("RPUSH", "big", *distinct)
+    pair.check("RPUSH", "ties", *[str(i % 7) for i in range(200)], "-0", "0.0", "00", "1e0")
+    for key in ["big", "ties"]:
+        for opts in [("LIMIT", "0", "5"), ("LIMIT", "3", "4", "DESC"), ("LIMIT", "290", "20"),
+                     ("LIMIT", "0", "1", "DESC"), ("LIMIT", "10", "0")]:
+            pair.check("SORT", key, *opts)
+    pair.check("SORT", "big", "BY", "big", "LIMIT", "0", "3", "DESC")
