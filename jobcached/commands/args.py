@@ -201,6 +201,26 @@ def to_range_double(raw: bytes) -> float | None:
     return parsed[0]
 
 
+#: Digit strings up to this long are exact doubles: float() reads them as strtod does.
+EXACT_DIGITS = 15
+
+
+def to_weight(raw: bytes) -> float | None:
+    """A SORT weight as Redis 7.0 reads it: strtod over the C string (it ends at a NUL byte),
+    leading spaces skipped, the empty string is 0; None when bytes are left over, the value is
+    NaN, or strtod reports ERANGE (overflow, or underflow to zero)."""
+    if raw.isdigit() and len(raw) <= EXACT_DIGITS:
+        return float(raw)  # most weights: exact, read by float() as strtod reads them
+    raw = raw.split(b"\0", 1)[0]
+    if not raw:
+        return 0.0
+    stripped = raw.lstrip(_C_SPACE)
+    parsed = _strtod(stripped) if stripped else None
+    if parsed is None or parsed[1] or math.isnan(parsed[0]):
+        return None
+    return parsed[0]
+
+
 def to_timeout_ms(raw: bytes) -> int:
     """A blocking command's timeout in seconds, as milliseconds: Redis 7.0's
     getTimeoutFromObjectOrReply(UNIT_SECONDS), quirks included. The number is a long double

@@ -85,7 +85,7 @@ def freed_bytes(items: Iterable[tuple[bytes, float]]) -> int:
 # ------------------------------------------------------------------------------- adding
 
 
-def _zadd(s: Session, argv: list[bytes], incr: bool) -> Any:
+def zadd_generic(s: Session, argv: list[bytes], incr: bool) -> Any:
     """ZADD and ZINCRBY (Redis parses both with the same code, options included)."""
     key = argv[1]
     options = 0
@@ -167,7 +167,7 @@ def zadd(s: Session, argv: list[bytes]) -> Any:
     increment-element pair`; `value is not a valid float`; `resulting score is not a number
     (NaN)`; `WRONGTYPE`.
     """
-    return _zadd(s, argv, incr=False)
+    return zadd_generic(s, argv, incr=False)
 
 
 @command("ZINCRBY", arity=4, flags=WRITE | DENYOOM | FAST, group="sorted-set", keys=(1, 1, 1))
@@ -180,7 +180,7 @@ def zincrby(s: Session, argv: list[bytes]) -> Any:
     Errors: `value is not a valid float`; `resulting score is not a number (NaN)` (inf + -inf);
     `WRONGTYPE`.
     """
-    return _zadd(s, argv, incr=True)
+    return zadd_generic(s, argv, incr=True)
 
 
 @command("ZREM", arity=-3, flags=WRITE | FAST, group="sorted-set", keys=(1, 1, 1))

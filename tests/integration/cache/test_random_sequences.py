@@ -53,6 +53,22 @@ CONSUMERS = st.sampled_from([b"c1", b"c2"])
 TRIMS = st.sampled_from([[], [b"MAXLEN", b"1"], [b"MAXLEN", b"~", b"0"], [b"MINID", b"2"],
                          [b"MAXLEN", b"=", b"x"], [b"MINID", b"~", b"3", b"LIMIT", b"1"]])
 DBS = st.sampled_from([b"0", b"1", b"2", b"16", b"-1", b"x"])
+LONLATS = st.sampled_from([[b"13.36", b"38.11"], [b"15.08", b"37.5"], [b"0", b"0"],
+                           [b"-180", b"85.05112878"], [b"179.9", b"-0.1"], [b"181", b"0"],
+                           [b"x", b"1"]])
+GEO_AREAS = st.sampled_from([[b"BYRADIUS", b"200", b"km"], [b"BYRADIUS", b"0", b"m"],
+                             [b"BYBOX", b"400", b"300", b"km"], [b"BYRADIUS", b"-1", b"mi"],
+                             [b"BYBOX", b"1", b"1", b"yd"]])
+GEO_OPTIONS = st.lists(st.sampled_from(
+    [[b"ASC"], [b"DESC"], [b"WITHDIST"], [b"WITHCOORD"], [b"WITHHASH"], [b"COUNT", b"2"],
+     [b"COUNT", b"1", b"ANY"], [b"COUNT", b"0"]]), max_size=3).map(
+    lambda opts: [arg for o in opts for arg in o])
+#: SORT options (no ALPHA with BY: equal weights leave sets in hash order, unspecified)
+SORT_OPTIONS = st.lists(st.sampled_from(
+    [[b"DESC"], [b"ALPHA"], [b"LIMIT", b"1", b"2"], [b"LIMIT", b"0", b"-1"], [b"GET", b"#"],
+     [b"GET", b"k*"], [b"GET", b"k*->f1"], [b"BY", b"k*"], [b"BY", b"{t}*->f2"]]),
+    max_size=3).map(lambda opts: [arg for o in opts for arg in o]).filter(
+    lambda args: not (b"ALPHA" in args and b"BY" in args))
 LIMIT = st.tuples(st.sampled_from([b"0", b"1", b"-1"]), st.sampled_from([b"1", b"2", b"-1"]))
 NUMKEYS = st.sampled_from([b"2", b"2", b"1", b"0", b"-1", b"3", b"x"])
 WEIGHTS = st.sampled_from([[], [b"WEIGHTS", b"2", b"-1"], [b"WEIGHTS", b"inf", b"0"],
@@ -206,6 +222,24 @@ COMMANDS = st.one_of(
         st.just(b"JUSTID")),
     cmd("XAUTOCLAIM", KEYS, GROUPS, CONSUMERS, st.just(b"0"), XIDS, st.just(b"COUNT"), INTS),
     cmd("XINFO", st.just(b"GROUPS"), KEYS),
+    # geo
+    st.tuples(KEYS, opt(b"NX", b"XX", b"CH"), LONLATS, VALUES).map(
+        lambda t: [b"GEOADD", t[0], *t[1], *t[2], t[3]]),
+    cmd("GEOPOS", KEYS, VALUES, VALUES), cmd("GEOHASH", KEYS, VALUES),
+    cmd("GEODIST", KEYS, VALUES, VALUES, st.sampled_from([b"m", b"km", b"ft", b"x"])),
+    st.tuples(KEYS, LONLATS, GEO_AREAS, GEO_OPTIONS).map(
+        lambda t: [b"GEOSEARCH", t[0], b"FROMLONLAT", *t[1], *t[2], *t[3]]),
+    st.tuples(KEYS, VALUES, GEO_AREAS, GEO_OPTIONS).map(
+        lambda t: [b"GEOSEARCH", t[0], b"FROMMEMBER", t[1], *t[2], *t[3]]),
+    st.tuples(KEYS, KEYS, VALUES, GEO_AREAS, opt(b"STOREDIST", b"DESC")).map(
+        lambda t: [b"GEOSEARCHSTORE", t[0], t[1], b"FROMMEMBER", t[2], *t[3], *t[4]]),
+    st.tuples(KEYS, LONLATS, st.sampled_from([b"STORE", b"STOREDIST"]), KEYS).map(
+        lambda t: [b"GEORADIUS", t[0], *t[1], b"500", b"km", t[2], t[3]]),
+    cmd("GEORADIUSBYMEMBER_RO", KEYS, VALUES, st.just(b"300"), st.just(b"km")),
+    # sort
+    st.tuples(KEYS, SORT_OPTIONS).map(lambda t: [b"SORT", t[0], *t[1]]),
+    st.tuples(KEYS, SORT_OPTIONS).map(lambda t: [b"SORT_RO", t[0], *t[1]]),
+    st.tuples(KEYS, SORT_OPTIONS, KEYS).map(lambda t: [b"SORT", t[0], *t[1], b"STORE", t[2]]),
     # databases
     cmd("SELECT", DBS), cmd("MOVE", KEYS, DBS), cmd("SWAPDB", DBS, DBS),
     cmd("COPY", KEYS, KEYS, st.just(b"DB"), DBS), st.just([b"FLUSHDB"]),
