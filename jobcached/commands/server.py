@@ -1,14 +1,12 @@
-"""Server commands: COMMAND, INFO, CONFIG, TIME, DBSIZE, FLUSHALL, FLUSHDB, BGREWRITEAOF,
+"""Server commands: INFO, CONFIG, TIME, DBSIZE, FLUSHALL, FLUSHDB, BGREWRITEAOF,
 SHUTDOWN."""
 
 from __future__ import annotations
 
-import fnmatch
 import time
 from typing import Any
 
 from jobcached.commands.args import Args
-from jobcached.commands.docs import command_docs, command_info
 from jobcached.commands.registry import (
     ADMIN,
     FAST,
@@ -17,11 +15,9 @@ from jobcached.commands.registry import (
     READONLY,
     STALE,
     WRITE,
-    Command,
     all_commands,
     command,
     container,
-    lookup,
     subcommand,
 )
 from jobcached.config import Config
@@ -31,104 +27,6 @@ from jobcached.net.session import Session
 from jobcached.observability.info import render_info
 from jobcached.state import Stats
 from jobcached.tasks import spawn
-
-# ------------------------------------------------------------------------------- COMMAND
-
-
-def _named(names: list[bytes]) -> list[Command | None]:
-    """Commands for COMMAND INFO / DOCS arguments; `client|id` names a subcommand."""
-    found: list[Command | None] = []
-    for raw in names:
-        parent, _, child = raw.partition(b"|")
-        cmd = lookup(parent)
-        if cmd is not None and child:
-            cmd = cmd.subcommands.get(child.upper())
-        found.append(cmd)
-    return found
-
-
-def _command_all(s: Session, argv: list[bytes]) -> Any:
-    """COMMAND
-
-    Describe every command (COMMAND INFO for all of them).
-
-    Reply: array of COMMAND INFO entries.
-    """
-    return [command_info(cmd) for cmd in all_commands()]
-
-
-container("COMMAND", group="server", summary="Introspect the command table.",
-          flags=LOADING | STALE)
-lookup(b"COMMAND").arity = -1  # type: ignore[union-attr]  # bare COMMAND lists everything
-lookup(b"COMMAND").handler = _command_all  # type: ignore[union-attr]
-
-
-@subcommand("COMMAND", "COUNT", arity=2)
-def command_count(s: Session, argv: list[bytes]) -> int:
-    """COMMAND COUNT
-
-    The number of top-level commands.
-
-    Reply: integer.
-    """
-    return sum(1 for _ in all_commands())
-
-
-@subcommand("COMMAND", "LIST", arity=-2)
-def command_list(s: Session, argv: list[bytes]) -> Any:
-    """COMMAND LIST [FILTERBY <MODULE module-name | ACLCAT category | PATTERN pattern>]
-
-    The names of all commands, optionally filtered.
-
-    Reply: array of bulk strings.
-    """
-    names = [cmd.fullname for cmd in all_commands()]
-    args = Args(argv, 2)
-    if args:
-        if args.next_upper() != b"FILTERBY":
-            raise SyntaxErr()
-        kind = args.next_upper()
-        value = args.next()
-        args.finish()
-        if kind == b"MODULE":
-            names = []
-        elif kind == b"ACLCAT":
-            names = [c.fullname for c in all_commands() if c.group.encode() == value.lower()]
-        elif kind == b"PATTERN":
-            names = [n for n in names
-                     if fnmatch.fnmatchcase(n, value.lower().decode(errors="replace"))]
-        else:
-            raise SyntaxErr()
-    return [name.encode() for name in names]
-
-
-@subcommand("COMMAND", "INFO", arity=-2)
-def command_info_(s: Session, argv: list[bytes]) -> Any:
-    """COMMAND INFO [command-name [command-name ...]]
-
-    Describe the named commands (all when none is named).
-
-    Reply: array with one entry per name, nil for unknown names.
-    """
-    if len(argv) == 2:
-        return _command_all(s, argv)
-    return [command_info(c) if c else None for c in _named(argv[2:])]
-
-
-@subcommand("COMMAND", "DOCS", arity=-2)
-def command_docs_(s: Session, argv: list[bytes]) -> Any:
-    """COMMAND DOCS [command-name [command-name ...]]
-
-    Documentation of the named commands (all when none is named), as redis-cli reads it.
-
-    Reply: map of command name to its documentation map; unknown names are left out.
-    """
-    if len(argv) == 2:
-        cmds: list[Command | None] = list(all_commands())
-    else:
-        cmds = _named(argv[2:])
-    return {c.fullname.encode(): command_docs(c) for c in cmds if c is not None}
-
 
 # ------------------------------------------------------------------------------- INFO
 
