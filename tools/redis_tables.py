@@ -88,8 +88,8 @@ def start_redis(binary: str, data_dir: str) -> tuple[subprocess.Popen[bytes], in
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                             "--appendonly", "no", "--dir", data_dir, "--daemonize", "no"],
+    # no other option: CONFIG GET * must show Redis' built-in defaults
+    proc = subprocess.Popen([binary, "--port", str(port)], cwd=data_dir,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     for _ in range(100):
         try:
@@ -154,7 +154,9 @@ def _probe(conn: Conn, name: str, default: str) -> dict[str, Any]:
     if error == "argument must be 'yes' or 'no'":
         return {"type": "bool"}
     if error.startswith(_ONE_OF):
-        return {"type": "enum", "choices": error[len(_ONE_OF):].split(", ")}
+        choices = error[len(_ONE_OF):].split(", ")
+        several = _try_set(conn, name, " ".join(choices[-2:]), default) is None
+        return {"type": "enum", "choices": choices, "several": several}
     if error in ("argument couldn't be parsed into an integer", "argument must be a memory value",
                  "argument must be a memory or percent value"):
         kind = {"argument couldn't be parsed into an integer": "int",
@@ -177,6 +179,7 @@ def main() -> None:
             conn = Conn(port)
             commands = command_table(conn)
             config = config_table(conn)
+            config["dir"]["default"] = ""  # the scratch directory this run happened to use
         finally:
             proc.terminate()
             proc.wait(10)

@@ -225,6 +225,7 @@ def load_all() -> None:
         batches,
         bitmaps,
         commandinfo,
+        configure,
         connection,
         cron,
         databases,

@@ -1,4 +1,4 @@
-"""Server commands: INFO, CONFIG, TIME, DBSIZE, FLUSHALL, FLUSHDB, BGREWRITEAOF,
+"""Server commands: INFO, TIME, DBSIZE, FLUSHALL, FLUSHDB, BGREWRITEAOF,
 SHUTDOWN."""
 
 from __future__ import annotations
@@ -15,17 +15,12 @@ from jobcached.commands.registry import (
     READONLY,
     STALE,
     WRITE,
-    all_commands,
     command,
-    container,
-    subcommand,
 )
-from jobcached.config import Config
-from jobcached.errors import CommandError, ConfigError, SyntaxErr
+from jobcached.errors import CommandError, SyntaxErr
 from jobcached.net.replies import NO_REPLY, OK, Simple, Verbatim
 from jobcached.net.session import Session
 from jobcached.observability.info import render_info
-from jobcached.state import Stats
 from jobcached.tasks import spawn
 
 # ------------------------------------------------------------------------------- INFO
@@ -40,76 +35,6 @@ def info(s: Session, argv: list[bytes]) -> Any:
     Reply: verbatim string (a bulk string under RESP2).
     """
     return Verbatim(render_info(s.server, [a.decode(errors="replace") for a in argv[1:]]))
-
-
-# ------------------------------------------------------------------------------- CONFIG
-
-container("CONFIG", group="server", summary="Read and change the configuration.",
-          flags=ADMIN | LOADING | STALE)
-
-
-@subcommand("CONFIG", "GET", arity=-3)
-def config_get(s: Session, argv: list[bytes]) -> Any:
-    """CONFIG GET parameter [parameter ...]
-
-    The values of the configuration keys matching the glob patterns.
-
-    Reply: map of key to value (a flat array under RESP2).
-    """
-    config = s.server.config
-    reply: dict[bytes, bytes] = {}
-    for pattern in argv[2:]:
-        for name in config.matching(pattern.decode(errors="replace")):
-            reply[name.encode()] = config.render(name).encode()
-    return reply
-
-
-@subcommand("CONFIG", "SET", arity=-4)
-def config_set(s: Session, argv: list[bytes]) -> Any:
-    """CONFIG SET parameter value [parameter value ...]
-
-    Change configuration keys at runtime; all of them or none.
-
-    Reply: `OK`.
-    Errors: an unknown key, a key that is only read at startup, or a value that does not parse.
-    """
-    if len(argv) % 2:
-        raise CommandError("wrong number of arguments for 'config|set' command")
-    config = s.server.config
-    trial = Config(**{f: getattr(config, f) for f in config.__dataclass_fields__})
-    for i in range(2, len(argv), 2):
-        name = argv[i].decode(errors="replace")
-        if name.lower() not in Config.names():
-            raise CommandError(f"Unknown option or number of arguments for CONFIG SET - '{name}'")
-        try:
-            trial.set(name, argv[i + 1].decode(errors="replace"), runtime=True)
-        except ConfigError as exc:
-            raise CommandError(
-                f"CONFIG SET failed (possibly related to argument '{name}') - {exc}") from None
-    for field_name in config.__dataclass_fields__:
-        setattr(config, field_name, getattr(trial, field_name))
-    s.server.apply_config()
-    return OK
-
-
-@subcommand("CONFIG", "RESETSTAT", arity=2)
-def config_resetstat(s: Session, argv: list[bytes]) -> Any:
-    """CONFIG RESETSTAT
-
-    Reset the counters INFO stats, commandstats, errorstats and latencystats show, and the
-    slow log.
-
-    Reply: `OK`.
-    """
-    server = s.server
-    server.stats = Stats()
-    server.errorstats.clear()
-    server.command_latency.clear()
-    server.slowlog.reset()
-    for cmd in all_commands():
-        for c in [cmd, *cmd.subcommands.values()]:
-            c.calls = c.usec = c.failed_calls = c.rejected_calls = 0
-    return OK
 
 
 # ------------------------------------------------------------------------------- misc
