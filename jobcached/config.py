@@ -269,7 +269,7 @@ class Config:
 
     @staticmethod
     def is_ours(name: str) -> bool:
-        return _attr(name) in _KEYS
+        return _attr(resolve(name)) in _KEYS
 
     def copy(self) -> Config:
         """An independent copy (CONFIG SET tries its changes on one)."""
@@ -278,11 +278,11 @@ class Config:
         return clone
 
     def get(self, name: str) -> Any:
-        return getattr(self, _attr(name))
+        return getattr(self, _attr(resolve(name)))
 
     def check_settable(self, name: str) -> None:
         """Raise ConfigError when CONFIG SET may not change `name` at all."""
-        spec = _KEYS.get(_attr(name))
+        spec = _KEYS.get(_attr(resolve(name)))
         if spec is None:
             redisconfig.check_settable(name)
         elif not spec.metadata["mutable"]:
@@ -294,7 +294,7 @@ class Config:
         At runtime (CONFIG SET) a name Redis also has is first validated as Redis does, so
         the error texts are Redis'; files and flags keep our own, wider notations.
         """
-        spec = _KEYS.get(_attr(name))
+        spec = _KEYS.get(_attr(resolve(name)))
         if spec is None:
             if not redisconfig.known(name):
                 raise ConfigError(f"unknown config key '{name}'")
@@ -390,6 +390,11 @@ def sample_config() -> str:
                                    initial_indent="# ", subsequent_indent="# "))
         lines.append(f"# {name} {shlex.quote(defaults.render(name))}")
     return "\n".join(lines) + "\n"
+
+
+def resolve(name: str) -> str:
+    """The parameter a name stands for: Redis' aliases (`lua-time-limit`) fold onto theirs."""
+    return redisconfig.canonical(name) if redisconfig.known(name) else name
 
 
 def _attr(name: str) -> str:

@@ -15,7 +15,6 @@ from jobcached.cache.glob import glob_match
 from jobcached.commands.registry import (
     ADMIN,
     LOADING,
-    NO_MULTI,
     STALE,
     all_commands,
     container,
@@ -103,7 +102,7 @@ def config_set(s: Session, argv: list[bytes]) -> Any:
     return OK
 
 
-@subcommand("CONFIG", "REWRITE", arity=2, flags=NO_MULTI)
+@subcommand("CONFIG", "REWRITE", arity=2)
 def config_rewrite(s: Session, argv: list[bytes]) -> Any:
     """CONFIG REWRITE
 

@@ -125,7 +125,10 @@ CATEGORY_ORDER = ("keyspace", "read", "write", "set", "sortedset", "list", "hash
 
 
 def declared_flags(cmd: Command) -> set[str]:
-    """Our declared flags under Redis' names."""
+    """Our declared flags under Redis' names. A container's flags are only defaults for its
+    subcommands: as in Redis, it has none of its own."""
+    if cmd.handler is None:
+        return set()
     return {"no_auth" if name == "noauth" else name for name in cmd.flag_names()}
 
 

@@ -170,7 +170,10 @@ def container(name: str, *, group: str, summary: str, flags: Flag = NO_FLAGS) ->
         return [line.encode() for line in lines]
 
     show_help.__doc__ = f"{cmd.name} HELP\n\nShow the subcommands of {cmd.name}, one per line."
-    subcommand(cmd.name, "HELP", arity=2, flags=Flag.FAST)(show_help)
+    subcommand(cmd.name, "HELP", arity=2)(show_help)
+    help_cmd = cmd.subcommands[b"HELP"]
+    help_cmd.flags = Flag.LOADING | Flag.STALE  # as Redis: not the container's (admin...)
+    help_cmd.refresh_flags()
     return cmd
 
 

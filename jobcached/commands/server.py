@@ -9,6 +9,7 @@ from typing import Any
 from jobcached.commands.args import Args
 from jobcached.commands.registry import (
     ADMIN,
+    ALLOW_BUSY,
     FAST,
     LOADING,
     NO_MULTI,
@@ -26,7 +27,8 @@ from jobcached.tasks import spawn
 # ------------------------------------------------------------------------------- INFO
 
 
-@command("INFO", arity=-1, flags=LOADING | STALE, group="server")
+@command("INFO", arity=-1, flags=LOADING | STALE,
+         group="server")
 def info(s: Session, argv: list[bytes]) -> Any:
     """INFO [section [section ...]]
 
@@ -40,7 +42,8 @@ def info(s: Session, argv: list[bytes]) -> Any:
 # ------------------------------------------------------------------------------- misc
 
 
-@command("TIME", arity=1, flags=FAST | LOADING | STALE, group="server")
+@command("TIME", arity=1, flags=FAST | LOADING | STALE,
+         group="server")
 def time_(s: Session, argv: list[bytes]) -> Any:
     """TIME
 
@@ -52,7 +55,8 @@ def time_(s: Session, argv: list[bytes]) -> Any:
     return [str(now_us // 1_000_000).encode(), str(now_us % 1_000_000).encode()]
 
 
-@command("DBSIZE", arity=1, flags=READONLY | FAST, group="server")
+@command("DBSIZE", arity=1, flags=READONLY | FAST,
+         group="server")
 def dbsize(s: Session, argv: list[bytes]) -> int:
     """DBSIZE
 
@@ -72,7 +76,8 @@ def _flush_mode(argv: list[bytes]) -> None:
         args.finish()
 
 
-@command("FLUSHALL", arity=-1, flags=WRITE, group="server")
+@command("FLUSHALL", arity=-1, flags=WRITE,
+         group="server")
 def flushall(s: Session, argv: list[bytes]) -> Any:
     """FLUSHALL [ASYNC | SYNC]
 
@@ -89,7 +94,8 @@ def flushall(s: Session, argv: list[bytes]) -> Any:
     return OK
 
 
-@command("FLUSHDB", arity=-1, flags=WRITE, group="server")
+@command("FLUSHDB", arity=-1, flags=WRITE,
+         group="server")
 def flushdb(s: Session, argv: list[bytes]) -> Any:
     """FLUSHDB [ASYNC | SYNC]
 
@@ -104,7 +110,8 @@ def flushdb(s: Session, argv: list[bytes]) -> Any:
     return OK
 
 
-@command("BGREWRITEAOF", arity=1, flags=ADMIN | NO_MULTI, group="server")
+@command("BGREWRITEAOF", arity=1, flags=ADMIN | NO_MULTI,
+         group="server")
 def bgrewriteaof(s: Session, argv: list[bytes]) -> Any:
     """BGREWRITEAOF
 
@@ -127,7 +134,8 @@ def bgrewriteaof(s: Session, argv: list[bytes]) -> Any:
     return Simple(b"Background append only file rewriting started")
 
 
-@command("SHUTDOWN", arity=-1, flags=ADMIN | NO_MULTI | LOADING | STALE, group="server")
+@command("SHUTDOWN", arity=-1, flags=ADMIN | LOADING | STALE | NO_MULTI | ALLOW_BUSY,
+         group="server")
 def shutdown(s: Session, argv: list[bytes]) -> Any:
     """SHUTDOWN [NOSAVE | SAVE] [NOW] [FORCE] [ABORT]
 
