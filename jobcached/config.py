@@ -286,6 +286,8 @@ class Config:
         if spec is None:
             redisconfig.check_settable(name)
         elif not spec.metadata["mutable"]:
+            if redisconfig.known(name):  # Redis' own refusal for this one, if it has one
+                redisconfig.check_settable(name)
             raise ConfigError(redisconfig.IMMUTABLE)
 
     def set(self, name: str, raw: str, *, runtime: bool = False) -> None:

@@ -22,7 +22,7 @@ from jobcached.commands.registry import (
 )
 from jobcached.config import Config
 from jobcached.configrewrite import rewrite_file
-from jobcached.errors import CommandError, ConfigError
+from jobcached.errors import CommandError, ConfigError, SyntaxErr
 from jobcached.net.replies import OK
 from jobcached.net.session import Session
 from jobcached.state import Stats
@@ -75,7 +75,7 @@ def config_set(s: Session, argv: list[bytes]) -> Any:
     (`argument must be 'yes' or 'no'`, `argument must be between 0 and 65535 inclusive`...).
     """
     if len(argv) % 2:
-        raise CommandError("wrong number of arguments for 'config|set' command")
+        raise SyntaxErr()
     config = s.server.config
     pairs = [(argv[i].decode(errors="replace"), argv[i + 1].decode(errors="replace"))
              for i in range(2, len(argv), 2)]
