@@ -384,7 +384,7 @@ def render_info(state: ServerState, wanted: Iterable[str]) -> bytes:
     if not requested:
         names = list(DEFAULT)
     blocks = []
-    for name in dict.fromkeys(names):
+    for name in (n for n in SECTIONS if n in names):  # Redis' order, whatever was asked
         lines = [f"# {_HEADINGS.get(name, name.capitalize())}"]
         lines.extend(f"{key}:{value}" for key, value in SECTIONS[name](state))
         blocks.append("\r\n".join(lines) + "\r\n")

@@ -68,7 +68,7 @@ def test_config_set_changes_and_validates(server: ServerProcess) -> None:
         r.config_set("maxclients", "lots")
     with pytest.raises(redis.ResponseError, match="Unknown option"):
         r.config_set("no-such-key", "1")
-    with pytest.raises(redis.ResponseError, match="can.t set immutable config"):
+    with pytest.raises(redis.ResponseError, match=r"can.t set immutable config"):
         r.config_set("port", "1")
     assert r.config_get("maxclients") == {"maxclients": "10000"}
     r.close()
