@@ -27,7 +27,7 @@ TABLE_PATH = Path(__file__).with_name("redis_config_table.json")
 #: Redis renamed these words in 5.0 and 7.0 and kept the old names as aliases
 _ALIAS_WORDS = (("slaveof", "replicaof"), ("lua-time-limit", "busy-reply-threshold"),
                 ("slave", "replica"), ("ziplist", "listpack"))
-_INT_RE = re.compile(r"-?(0|[1-9][0-9]*)")
+_INT_RE = re.compile(r"0|-?[1-9][0-9]*")  # Redis' string2ll: no sign on 0, no leading 0s
 _MEMORY_RE = re.compile(r"([0-9]+)(|b|k|kb|m|mb|g|gb)", re.IGNORECASE)
 _MEMORY_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1024, "m": 1000**2, "mb": 1024**2,
                  "g": 1000**3, "gb": 1024**3}
@@ -93,6 +93,8 @@ def validate(name: str, raw: str) -> str:
         if kind == "memory-or-percent" and raw.endswith("%") and _INT_RE.fullmatch(raw[:-1]):
             if int(raw[:-1]) < 0:
                 raise ConfigError("argument must be a memory or percent value")
+            if int(raw[:-1]) > 100:
+                raise ConfigError("percentage argument must be less or equal to 100")
             return raw
         value = parse_memory(raw)
         if value is None:
