@@ -1,8 +1,14 @@
 """COMMAND INFO and COMMAND DOCS replies, derived from the command table.
 
-COMMAND DOCS needs each command's arguments as Redis' nested argument specs (redis-cli builds its
-hints and help from them). We derive them from the syntax line of the handler's docstring, which
-uses the notation of the Redis documentation:
+For a command Redis has, what only describes it (ACL categories, tips, key specifications,
+flags such as noscript or movablekeys, and the documentation) comes from Redis 7.0's own table
+(redis_table.py); arity, the flags dispatch acts on and first/last/step keys come from our
+declaration (a test checks both agree). Job commands describe themselves: key specs and ACL
+categories declared with `@command`, categories implied by their flags as Redis derives them.
+
+For job commands, COMMAND DOCS needs each command's arguments as Redis' nested argument specs
+(redis-cli builds its hints and help from them). We derive them from the syntax line of the
+handler's docstring, which uses the notation of the Redis documentation:
 
     SET key value [NX | XX] [GET] [EX seconds | PX milliseconds] [KEEPTTL]
 
