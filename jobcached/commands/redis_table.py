@@ -30,16 +30,6 @@ def _table() -> dict[str, Any]:
     return data
 
 
-def redis_count() -> int:
-    """COMMAND COUNT of the redis-server the table was made from."""
-    return int(_table()["count"])
-
-
-def redis_names() -> list[str]:
-    """Every command and subcommand Redis has, as `get` and `client|id`."""
-    return list(_table()["commands"])
-
-
 def entry(fullname: str) -> dict[str, Any] | None:
     """{"info": COMMAND INFO fields 0..8, "docs": COMMAND DOCS map} for one command."""
     found: dict[str, Any] | None = _table()["commands"].get(fullname)
