@@ -133,6 +133,12 @@ class ServerState:
     scripts: Scripting | None = None
     #: set while a script runs past busy-reply-threshold: dispatch then answers -BUSY
     busy_script: BusyScript | None = None
+    #: set while a script's `redis.call` runs a job command: the job archive is not read (a
+    #: script cannot wait for SQLite; see commands/scripting.py)
+    in_script_job_call: bool = False
+    #: where FUNCTION LOAD / DELETE / FLUSH / RESTORE save the libraries (set by the app at
+    #: start; None: not saved, as in unit tests)
+    functions_path: str | None = None
 
     def __post_init__(self) -> None:
         self.started_ms = self.clock.now_ms()

@@ -257,6 +257,29 @@ def to_long_in(raw: bytes, low: int, high: int, message: str | None = None) -> i
     return value
 
 
+def mpop_args(argv: list[bytes], numkeys_at: int,
+              ends: tuple[bytes, bytes]) -> tuple[list[bytes], bytes, int]:
+    """(keys, end, count) of `numkeys key [key ...] END [COUNT count]` at argv[numkeys_at:], as
+    Redis 7.0 parses LMPOP (ends LEFT / RIGHT) and ZMPOP (MIN / MAX); `end` comes upper-cased,
+    count defaults to 1."""
+    numkeys = to_long_in(argv[numkeys_at], 1, INT64_MAX, "numkeys should be greater than 0")
+    end_at = numkeys_at + numkeys + 1
+    if end_at >= len(argv):
+        raise SyntaxErr()
+    end = argv[end_at].upper()
+    if end not in ends:
+        raise SyntaxErr()
+    count = None
+    j = end_at + 1
+    while j < len(argv):
+        if count is None and argv[j].upper() == b"COUNT" and j + 1 < len(argv):
+            count = to_long_in(argv[j + 1], 1, INT64_MAX, "count should be greater than 0")
+            j += 2
+        else:
+            raise SyntaxErr()
+    return argv[numkeys_at + 1 : end_at], end, 1 if count is None else count
+
+
 def to_count(raw: bytes, message: str = "value is out of range, must be positive") -> int:
     """A non-negative count, as Redis' getPositiveLongFromObjectOrReply (LPOP, SPOP, ZPOPMIN)."""
     return to_long_in(raw, 0, INT64_MAX, message)

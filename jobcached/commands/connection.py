@@ -61,11 +61,12 @@ def echo(s: Session, argv: list[bytes]) -> bytes:
 def _check_password(s: Session, username: bytes, password: bytes) -> None:
     """Authenticate s as the default user, or raise the error Redis gives."""
     required = s.server.config.requirepass
-    if not required:
-        if username == b"default" and password == b"":
+    if not required:  # the default user is `nopass`: any password is accepted, as in Redis
+        if username == b"default":
             s.authenticated = True
             return
-        raise CommandError(NO_PASSWORD_CONFIGURED)
+        s.server.stats.auth_failures += 1
+        raise CommandError(WRONGPASS, code="WRONGPASS")
     if username != b"default" or not hmac.compare_digest(password, required.encode()):
         s.server.stats.auth_failures += 1
         raise CommandError(WRONGPASS, code="WRONGPASS")
@@ -79,7 +80,8 @@ def auth(s: Session, argv: list[bytes]) -> Any:
     Authenticate the connection (the only user is `default`).
 
     Reply: `OK`.
-    Errors: `WRONGPASS` for a wrong password; an `ERR` when no password is configured.
+    Errors: `WRONGPASS` for a wrong password or another user; with no password configured,
+    `default` takes any password and the one-argument form is an `ERR`, as in Redis.
     """
     if len(argv) > 3:
         raise SyntaxErr()

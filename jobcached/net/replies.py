@@ -92,6 +92,10 @@ NULL_ARRAY = _NullArray()
 NO_REPLY = NoReply()
 
 
+#: `Deferred.pending` of a reply whose value is not known before it resolves.
+UNKNOWN: Any = object()
+
+
 class Deferred:
     """A reply not known yet: a blocked command (BLOCK, WAIT), or a write waiting until it is
     as durable as `appendfsync` promises.
@@ -103,12 +107,16 @@ class Deferred:
     engines can create and resolve these freely.
     """
 
-    __slots__ = ("_callbacks", "blocking", "done", "on_cancel", "value")
+    __slots__ = ("_callbacks", "blocking", "done", "on_cancel", "pending", "value")
 
-    def __init__(self, blocking: bool = False) -> None:
+    def __init__(self, blocking: bool = False, pending: Any = UNKNOWN) -> None:
         self.blocking = blocking
         self.done = False
         self.value: Any = None
+        #: the value it will resolve with, when that is known from the start (a write
+        #: waiting to be durable): a script, which cannot wait in the middle, takes it at
+        #: once and waits once, at its end (commands/scripting.py)
+        self.pending = pending
         self.on_cancel: Callable[[], None] | None = None
         self._callbacks: list[Callable[[Deferred], None]] = []
 

@@ -92,6 +92,8 @@ def test_command_docs_of_redis_commands(pair: Pair) -> None:
 GETKEYS = [
     ("get", "k"), ("set", "k", "v"), ("set", "k", "v", "GET"), ("mset", "a", "1", "b", "2"),
     ("del", "a", "b", "c"), ("sintercard", "2", "a", "b", "LIMIT", "1"),
+    ("zunionstore", "d", "2", "a", "b", "WEIGHTS", "1", "2"), ("zunionstore", "d", "3", "a"),
+    ("lmpop", "2", "a", "b", "LEFT"), ("zinter", "1", "z"),
     ("sintercard", "3", "a"), ("eval", "return 1", "2", "x", "y", "z"),
     ("eval", "return 1", "0"), ("xread", "COUNT", "2", "STREAMS", "s1", "s2", "0", "0"),
     ("xreadgroup", "GROUP", "g", "c", "STREAMS", "s", ">"), ("bitfield", "k", "GET", "u8", "0"),
