@@ -11,7 +11,17 @@ from typing import Any
 
 from jobcached import REDIS_COMPAT_VERSION, __version__
 from jobcached.commands.args import Args, to_int
-from jobcached.commands.registry import FAST, NOAUTH, STALE, command, container, subcommand
+from jobcached.commands.registry import (
+    ADMIN,
+    ALLOW_BUSY,
+    FAST,
+    LOADING,
+    NOAUTH,
+    STALE,
+    command,
+    container,
+    subcommand,
+)
 from jobcached.errors import CommandError, SyntaxErr
 from jobcached.net.replies import NO_REPLY, OK, PONG, Simple, Verbatim
 from jobcached.net.session import Session
@@ -37,7 +47,7 @@ def ping(s: Session, argv: list[bytes]) -> Any:
     return PONG if len(argv) == 1 else argv[1]
 
 
-@command("ECHO", arity=2, flags=FAST, group="connection")
+@command("ECHO", arity=2, flags=LOADING | STALE | FAST, group="connection")
 def echo(s: Session, argv: list[bytes]) -> bytes:
     """ECHO message
 
@@ -63,7 +73,7 @@ def _check_password(s: Session, username: bytes, password: bytes) -> None:
     s.authenticated = True
 
 
-@command("AUTH", arity=-2, flags=NOAUTH | FAST | STALE, group="connection")
+@command("AUTH", arity=-2, flags=NOAUTH | LOADING | STALE | FAST | ALLOW_BUSY, group="connection")
 def auth(s: Session, argv: list[bytes]) -> Any:
     """AUTH [username] password
 
@@ -82,7 +92,7 @@ def auth(s: Session, argv: list[bytes]) -> Any:
     return OK
 
 
-@command("HELLO", arity=-1, flags=NOAUTH | FAST | STALE, group="connection")
+@command("HELLO", arity=-1, flags=NOAUTH | LOADING | STALE | FAST | ALLOW_BUSY, group="connection")
 def hello(s: Session, argv: list[bytes]) -> Any:
     """HELLO [protover [AUTH username password] [SETNAME clientname]]
 
@@ -131,7 +141,7 @@ def hello(s: Session, argv: list[bytes]) -> Any:
     }
 
 
-@command("QUIT", arity=-1, flags=NOAUTH | FAST | STALE, group="connection")
+@command("QUIT", arity=-1, flags=NOAUTH | LOADING | STALE | FAST | ALLOW_BUSY, group="connection")
 def quit_(s: Session, argv: list[bytes]) -> Any:
     """QUIT
 
@@ -143,7 +153,7 @@ def quit_(s: Session, argv: list[bytes]) -> Any:
     return OK
 
 
-@command("RESET", arity=1, flags=NOAUTH | FAST | STALE, group="connection")
+@command("RESET", arity=1, flags=NOAUTH | LOADING | STALE | FAST | ALLOW_BUSY, group="connection")
 def reset(s: Session, argv: list[bytes]) -> Any:
     """RESET
 
@@ -167,7 +177,7 @@ def _set_name(s: Session, name: bytes) -> None:
     s.name = name
 
 
-@subcommand("CLIENT", "ID", arity=2, flags=FAST)
+@subcommand("CLIENT", "ID", arity=2, flags=LOADING | STALE)
 def client_id(s: Session, argv: list[bytes]) -> int:
     """CLIENT ID
 
@@ -178,7 +188,7 @@ def client_id(s: Session, argv: list[bytes]) -> int:
     return s.id
 
 
-@subcommand("CLIENT", "SETNAME", arity=3, flags=FAST)
+@subcommand("CLIENT", "SETNAME", arity=3, flags=LOADING | STALE)
 def client_setname(s: Session, argv: list[bytes]) -> Any:
     """CLIENT SETNAME connection-name
 
@@ -190,7 +200,7 @@ def client_setname(s: Session, argv: list[bytes]) -> Any:
     return OK
 
 
-@subcommand("CLIENT", "GETNAME", arity=2, flags=FAST)
+@subcommand("CLIENT", "GETNAME", arity=2, flags=LOADING | STALE)
 def client_getname(s: Session, argv: list[bytes]) -> Any:
     """CLIENT GETNAME
 
@@ -222,7 +232,7 @@ def client_setinfo(s: Session, argv: list[bytes]) -> Any:
     return OK
 
 
-@subcommand("CLIENT", "INFO", arity=2)
+@subcommand("CLIENT", "INFO", arity=2, flags=LOADING | STALE)
 def client_info(s: Session, argv: list[bytes]) -> Any:
     """CLIENT INFO
 
@@ -233,7 +243,7 @@ def client_info(s: Session, argv: list[bytes]) -> Any:
     return Verbatim((s.describe() + "\n").encode())
 
 
-@subcommand("CLIENT", "LIST", arity=-2)
+@subcommand("CLIENT", "LIST", arity=-2, flags=ADMIN | LOADING | STALE)
 def client_list(s: Session, argv: list[bytes]) -> Any:
     """CLIENT LIST [TYPE <NORMAL | MASTER | REPLICA | PUBSUB>] [ID client-id [client-id ...]]
 
@@ -265,7 +275,7 @@ def client_list(s: Session, argv: list[bytes]) -> Any:
     return Verbatim("".join(c.describe() + "\n" for c in sessions).encode())
 
 
-@subcommand("CLIENT", "KILL", arity=-3)
+@subcommand("CLIENT", "KILL", arity=-3, flags=ADMIN | LOADING | STALE)
 def client_kill(s: Session, argv: list[bytes]) -> Any:
     """CLIENT KILL <ip:port | <[ID client-id] | [ADDR ip:port] | [LADDR ip:port]
     | [USER username] | [SKIPME <YES | NO>]> [...]>
@@ -324,7 +334,7 @@ def _kill(s: Session, victims: list[Session]) -> None:
             victim.conn.abort()
 
 
-@subcommand("CLIENT", "REPLY", arity=3, flags=FAST)
+@subcommand("CLIENT", "REPLY", arity=3, flags=LOADING | STALE)
 def client_reply(s: Session, argv: list[bytes]) -> Any:
     """CLIENT REPLY <ON | OFF | SKIP>
 

@@ -22,7 +22,16 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from jobcached.cache.glob import glob_match
-from jobcached.commands.registry import ALLOW_BUSY, DENYOOM, WRITE, command, container, subcommand
+from jobcached.commands.registry import (
+    ALLOW_BUSY,
+    DENYOOM,
+    READONLY,
+    STALE,
+    WRITE,
+    command,
+    container,
+    subcommand,
+)
 from jobcached.commands.scripting import BUSY, UNKILLABLE, numkeys, scripting
 from jobcached.errors import CommandError
 from jobcached.net.replies import OK, Encoded
@@ -53,7 +62,7 @@ def _fcall(s: Session, argv: list[bytes], readonly: bool) -> Any:
                          argv)
 
 
-@command("FCALL", arity=-3, group="scripting")
+@command("FCALL", arity=-3, flags=STALE, group="scripting")
 def fcall(s: Session, argv: list[bytes]) -> Any:
     """FCALL function numkeys [key [key ...]] [arg [arg ...]]
 
@@ -67,7 +76,7 @@ def fcall(s: Session, argv: list[bytes]) -> Any:
     return _fcall(s, argv, readonly=False)
 
 
-@command("FCALL_RO", arity=-3, group="scripting")
+@command("FCALL_RO", arity=-3, flags=READONLY | STALE, group="scripting")
 def fcall_ro(s: Session, argv: list[bytes]) -> Any:
     """FCALL_RO function numkeys [key [key ...]] [arg [arg ...]]
 

@@ -42,6 +42,8 @@ from jobcached.commands.registry import (
     ALLOW_BUSY,
     BLOCKING,
     COMMANDS,
+    READONLY,
+    STALE,
     WRITE,
     Command,
     command,
@@ -355,7 +357,7 @@ def _eval(s: Session, argv: list[bytes], by_sha: bool, readonly: bool) -> Any:
     return state.execute(s, script, argv[3:3 + count], argv[3 + count:], readonly, argv)
 
 
-@command("EVAL", arity=-3, group="scripting")
+@command("EVAL", arity=-3, flags=STALE, group="scripting")
 def eval_(s: Session, argv: list[bytes]) -> Any:
     """EVAL script numkeys [key [key ...]] [arg [arg ...]]
 
@@ -371,7 +373,7 @@ def eval_(s: Session, argv: list[bytes]) -> Any:
     return _eval(s, argv, by_sha=False, readonly=False)
 
 
-@command("EVALSHA", arity=-3, group="scripting")
+@command("EVALSHA", arity=-3, flags=STALE, group="scripting")
 def evalsha(s: Session, argv: list[bytes]) -> Any:
     """EVALSHA sha1 numkeys [key [key ...]] [arg [arg ...]]
 
@@ -383,7 +385,7 @@ def evalsha(s: Session, argv: list[bytes]) -> Any:
     return _eval(s, argv, by_sha=True, readonly=False)
 
 
-@command("EVAL_RO", arity=-3, group="scripting")
+@command("EVAL_RO", arity=-3, flags=READONLY | STALE, group="scripting")
 def eval_ro(s: Session, argv: list[bytes]) -> Any:
     """EVAL_RO script numkeys [key [key ...]] [arg [arg ...]]
 
@@ -397,7 +399,7 @@ def eval_ro(s: Session, argv: list[bytes]) -> Any:
     return _eval(s, argv, by_sha=False, readonly=True)
 
 
-@command("EVALSHA_RO", arity=-3, group="scripting")
+@command("EVALSHA_RO", arity=-3, flags=READONLY | STALE, group="scripting")
 def evalsha_ro(s: Session, argv: list[bytes]) -> Any:
     """EVALSHA_RO sha1 numkeys [key [key ...]] [arg [arg ...]]
 
@@ -412,7 +414,7 @@ def evalsha_ro(s: Session, argv: list[bytes]) -> Any:
 container("SCRIPT", group="scripting", summary="Manage the script cache.")
 
 
-@subcommand("SCRIPT", "LOAD", arity=3)
+@subcommand("SCRIPT", "LOAD", arity=3, flags=STALE)
 def script_load(s: Session, argv: list[bytes]) -> Any:
     """SCRIPT LOAD script
 

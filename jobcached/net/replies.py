@@ -57,6 +57,14 @@ class Verbatim:
 
 
 @dataclass(frozen=True, slots=True)
+class SetOf:
+    """A RESP3 set whose members need not be hashable (COMMAND INFO's key specs are maps);
+    an array under RESP2. Plain `set` stays the reply for sets of scalars."""
+
+    items: list[Any]
+
+
+@dataclass(frozen=True, slots=True)
 class Push:
     """An out-of-band message (pub/sub): `>` under RESP3, a plain array under RESP2."""
 
