@@ -11,7 +11,7 @@ from typing import Any
 
 from jobcached import REDIS_COMPAT_VERSION, __version__
 from jobcached.commands.args import Args, to_int
-from jobcached.commands.registry import FAST, NOAUTH, STALE, command, container, subcommand
+from jobcached.commands.registry import ADMIN, FAST, NOAUTH, STALE, command, container, subcommand
 from jobcached.errors import CommandError, SyntaxErr
 from jobcached.net.replies import NO_REPLY, OK, PONG, Simple, Verbatim
 from jobcached.net.session import Session
@@ -231,7 +231,7 @@ def client_info(s: Session, argv: list[bytes]) -> Any:
     return Verbatim((s.describe() + "\n").encode())
 
 
-@subcommand("CLIENT", "LIST", arity=-2)
+@subcommand("CLIENT", "LIST", arity=-2, flags=ADMIN)
 def client_list(s: Session, argv: list[bytes]) -> Any:
     """CLIENT LIST [TYPE <NORMAL | MASTER | REPLICA | PUBSUB>] [ID client-id [client-id ...]]
 
@@ -263,7 +263,7 @@ def client_list(s: Session, argv: list[bytes]) -> Any:
     return Verbatim("".join(c.describe() + "\n" for c in sessions).encode())
 
 
-@subcommand("CLIENT", "KILL", arity=-3)
+@subcommand("CLIENT", "KILL", arity=-3, flags=ADMIN)
 def client_kill(s: Session, argv: list[bytes]) -> Any:
     """CLIENT KILL <ip:port | <[ID client-id] | [ADDR ip:port] | [LADDR ip:port]
     | [USER username] | [SKIPME <YES | NO>]> [...]>

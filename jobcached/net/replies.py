@@ -82,6 +82,8 @@ PONG = Simple(b"PONG")
 QUEUED = Simple(b"QUEUED")
 NULL_ARRAY = _NullArray()
 NO_REPLY = NoReply()
+#: `Deferred.timeout_reply` of a wait CLIENT UNBLOCK may not end (a script, a durable write)
+UNBLOCKABLE = object()
 
 
 class Deferred:
@@ -95,13 +97,16 @@ class Deferred:
     engines can create and resolve these freely.
     """
 
-    __slots__ = ("_callbacks", "blocking", "done", "on_cancel", "value")
+    __slots__ = ("_callbacks", "blocking", "done", "on_cancel", "timeout_reply", "value")
 
     def __init__(self, blocking: bool = False) -> None:
         self.blocking = blocking
         self.done = False
         self.value: Any = None
         self.on_cancel: Callable[[], None] | None = None
+        #: what the command answers when its timeout fires: CLIENT UNBLOCK ... TIMEOUT
+        #: answers it early; UNBLOCKABLE for a wait CLIENT UNBLOCK may not end
+        self.timeout_reply: Any = UNBLOCKABLE
         self._callbacks: list[Callable[[Deferred], None]] = []
 
     def resolve(self, value: Any) -> None:
@@ -126,6 +131,14 @@ class Deferred:
             value.add_callback(lambda done: self.resolve(done.value))
         else:
             self.resolve(value)
+
+    def interrupt(self, value: Any) -> None:
+        """CLIENT UNBLOCK: stop waiting (the owner unregisters through `on_cancel`) and
+        answer `value` now."""
+        on_cancel, self.on_cancel = self.on_cancel, None
+        if not self.done and on_cancel is not None:
+            on_cancel()
+        self.resolve(value)
 
     def cancel(self) -> None:
         """The client went away: forget the callbacks, tell the owner."""
