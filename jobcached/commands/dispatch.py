@@ -84,6 +84,7 @@ def execute(s: Session, argv: list[bytes]) -> Any:
     if (cmd is not None and cmd.min_argc <= len(argv) <= cmd.max_argc and s.authenticated
             and not server.gated and s.multi is None and not s.sub_channels and not s.sub_patterns
             and not s.sub_shard_channels):
+        s.last_command = cmd.fullname
         return call(s, cmd, argv)
     return _execute_checked(s, argv)
 
@@ -99,6 +100,7 @@ def _execute_checked(s: Session, argv: list[bytes]) -> Any:
             s.multi_error = True
         return cmd
     assert isinstance(cmd, Command)
+    s.last_command = cmd.fullname  # CLIENT LIST `cmd`: what the client sent, not what EXEC ran
     if not s.authenticated and cmd.needs_auth:
         cmd.rejected_calls += 1
         stats.total_error_replies += 1
@@ -163,7 +165,6 @@ def call(s: Session, cmd: Command, argv: list[bytes], may_oom: bool = False) -> 
             server.stats.total_error_replies += 1
             server.count_error(exc.code)
             return ErrorReply(exc.wire)
-    s.last_command = cmd.fullname
     handler = cmd.handler
     assert handler is not None
     monitors = server.monitors
