@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
+
 from tests.conftest import RawClient, RedisServerProcess, ServerProcess, require_tool
 
 #: `+<secs>.<usecs> [<db> <origin>] <args>`
