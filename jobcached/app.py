@@ -267,9 +267,20 @@ class App:
             await asyncio.sleep(CRON_INTERVAL_SECONDS)
             self._close_idle_clients()
             self._expire_cycle()
+            self._drain_slow_fsyncs()
             if self.state.gc is not None:
                 self.state.gc.step(self.state.stats.total_commands_processed)
             await self._maybe_compact()
+
+    def _drain_slow_fsyncs(self) -> None:
+        """Move the WAL writer's slow fsyncs into the latency monitor ("wal-fsync"), and
+        tell the writer the threshold in force."""
+        latency = self.state.latency
+        slow = self.fs.slow
+        while slow:
+            at, ms = slow.popleft()
+            latency.add("wal-fsync", ms, at)
+        self.fs.slow_threshold_ms = latency.threshold_ms
 
     def _expire_cycle(self) -> None:
         """Active expiry, unless DEBUG SET-ACTIVE-EXPIRE 0 or a CLIENT PAUSE stops it; its
