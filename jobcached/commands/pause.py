@@ -9,8 +9,10 @@ run through the dispatcher as if it had just arrived.
 Which commands wait (Redis 7.0's processCommand): under ALL, every command; under WRITE, those
 that may change data or be replicated: write commands (job commands that write included), EVAL,
 EVALSHA, FCALL, PUBLISH, SPUBLISH, PFCOUNT, and EXEC when a queued command is one of those.
-Monitoring clients are replicas for Redis and never wait. While paused, active expiry stops
-(the cron checks `ServerState.pause`) and so does eviction, which only writes trigger.
+Monitoring clients are replicas for Redis and never wait. While paused the dataset does not
+change by itself either: active expiry stops (the cron checks `ServerState.pause`), reads see
+a key past its TTL as gone without deleting it (`Keyspace.keep_expired`), and eviction, which
+only writes trigger, waits with them.
 """
 
 from __future__ import annotations
@@ -80,6 +82,7 @@ class ClientPause:
     def start(self) -> None:
         self.server.pause = self
         self.server.refresh_gate()
+        self.server.dbs.keep_expired(True)
         self._schedule()
 
     def _schedule(self) -> None:
@@ -98,6 +101,7 @@ class ClientPause:
             self.timer = None
         server.pause = None
         server.refresh_gate()
+        server.dbs.keep_expired(False)
         while self.held and server.pause is None:
             s, argv, reply = self.held.popleft()
             if s.closing:

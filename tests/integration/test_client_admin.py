@@ -108,6 +108,24 @@ def test_pause_write_holds_exec_with_writes_and_eval(server: ServerProcess) -> N
     assert read_reply(script) == b":1\r\n"
 
 
+def test_keys_do_not_expire_away_during_a_pause(server: ServerProcess) -> None:
+    admin = server.client()
+    admin.flushall()
+    admin.set("fleeting", "v", px=50)
+    admin.execute_command("CLIENT", "PAUSE", 20_000, "WRITE")
+    try:
+        time.sleep(0.3)  # past its TTL, and three active-expiry cycles
+        assert admin.get("fleeting") is None
+        assert admin.exists("fleeting") == 0
+        assert admin.dbsize() == 1  # answered as gone, still stored
+    finally:
+        admin.execute_command("CLIENT", "UNPAUSE")
+    deadline = time.monotonic() + 5
+    while admin.dbsize():
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+
+
 def unblock_transcript(port: int, blocking: list[bytes], mode: list[bytes]) -> tuple[int, bytes]:
     """(CLIENT UNBLOCK's reply, what the blocked client then got)."""
     admin = redis.Redis(port=port, socket_timeout=10)
