@@ -178,8 +178,6 @@ class Session:
             letters += "b"
         if self.watch_dirty:
             letters += "d"
-        if self.closing:
-            letters += "c"
         if self.unix:
             letters += "U"
         if self.no_evict:

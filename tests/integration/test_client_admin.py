@@ -91,21 +91,25 @@ def test_pause_all_holds_reads_too(server: ServerProcess) -> None:
     assert read_reply(reader) == b"$-1\r\n"  # released by the timeout
 
 
-def test_pause_write_holds_exec_with_writes_and_eval(server: ServerProcess) -> None:
+def test_pause_write_holds_exec_with_writes_eval_and_job_writes(server: ServerProcess) -> None:
     admin = server.client()
-    tx, script = RawClient(server.port), RawClient(server.port)
+    tx, script, job = RawClient(server.port), RawClient(server.port), RawClient(server.port)
     tx.send(command_bytes([b"MULTI"]) + command_bytes([b"SET", b"tx-key", b"1"]))
     assert read_reply(tx) == b"+OK\r\n" and read_reply(tx) == b"+QUEUED\r\n"
     admin.execute_command("CLIENT", "PAUSE", 20_000, "WRITE")
     try:
         tx.send(command_bytes([b"EXEC"]))
         script.send(command_bytes([b"EVAL", b"return 1", b"0"]))
+        job.send(command_bytes([b"JOB.PUSH", b"paused-q", b"payload"]))
         assert_held(tx)
         assert_held(script)
+        assert_held(job)
+        assert isinstance(admin.execute_command("QUEUE.LIST"), list)  # job reads still run
     finally:
         admin.execute_command("CLIENT", "UNPAUSE")
     assert read_reply(tx) == b"*1\r\n+OK\r\n"
     assert read_reply(script) == b":1\r\n"
+    assert read_reply(job).startswith(b"$")  # the new job's id
 
 
 def test_keys_do_not_expire_away_during_a_pause(server: ServerProcess) -> None:
