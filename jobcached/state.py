@@ -144,6 +144,9 @@ class ServerState:
     gated: bool = False
     #: events past latency-monitor-threshold (LATENCY LATEST, HISTORY...)
     latency: LatencyMonitor = field(default_factory=LatencyMonitor)
+    #: the lower of the slow log's and the latency monitor's thresholds (us): dispatch
+    #: compares each call's duration with this one figure, and only past it with both
+    notable_us: int = 0
     #: DEBUG SET-ACTIVE-EXPIRE: whether the cron expires keys actively
     active_expire: bool = True
     #: unix ms of the last WAL compaction (our snapshot), or of the start: LASTSAVE
@@ -174,6 +177,7 @@ class ServerState:
                            self._key_missed if flags & notify.KEY_MISS else None)
         self.slowlog.configure(self.config.slowlog_log_slower_than, self.config.slowlog_max_len)
         self.latency.configure(self.config.latency_monitor_threshold)
+        self.notable_us = min(self.slowlog.threshold_us, self.latency.threshold_us)
 
     def refresh_gate(self) -> None:
         """Recompute `gated` after a monitor or a pause came or went."""

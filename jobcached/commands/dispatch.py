@@ -142,6 +142,17 @@ def _gate(s: Session, cmd: Command, argv: list[bytes]) -> Any:
     return None
 
 
+def _record_slow(s: Session, cmd: Command, argv: list[bytes], usec: int) -> None:
+    """A call that reached the slow log's threshold or the latency monitor's (or both)."""
+    server = s.server
+    now_s = server.clock.now_ms() // 1000
+    if usec >= server.slowlog.threshold_us:
+        server.slowlog.record(cmd.fullname, argv, usec, now_s, s.addr, s.name)
+    if usec >= server.latency.threshold_us:
+        server.latency.add("fast-command" if cmd.flags & Flag.FAST else "command", usec // 1000,
+                           now_s)
+
+
 def call(s: Session, cmd: Command, argv: list[bytes], may_oom: bool = False) -> Any:
     """Run a resolved, permitted command (EXEC runs its queue through here too).
 
@@ -192,12 +203,8 @@ def call(s: Session, cmd: Command, argv: list[bytes], may_oom: bool = False) -> 
     histogram = server.command_latency[cmd]
     histogram[usec.bit_length()] += 1
     histogram[-1] += usec
-    if usec >= server.slowlog.threshold_us:
-        server.slowlog.record(cmd.fullname, argv, usec, server.clock.now_ms() // 1000, s.addr,
-                              s.name)
-    if usec >= server.latency.threshold_us:
-        server.latency.add("fast-command" if cmd.flags & Flag.FAST else "command", usec // 1000,
-                           server.clock.now_ms() // 1000)
+    if usec >= server.notable_us:
+        _record_slow(s, cmd, argv, usec)
     if monitors and cmd.name not in FEED_FIRST:
         feed(s, cmd, argv)
     return reply
