@@ -249,3 +249,19 @@ def test_omem_grows_when_a_client_does_not_read_a_big_reply(server: ServerProces
     finally:
         sock.close()
         admin.delete("huge")
+
+
+def test_client_list_type_separates_subscribers(server: ServerProcess) -> None:
+    admin = server.client()
+    subscriber = RawClient(server.port)
+    sub_id = client_id(subscriber)
+    subscriber.send(command_bytes([b"SUBSCRIBE", b"news"]))
+    read_reply(subscriber)
+
+    def ids(kind: str) -> set[int]:
+        text = admin.execute_command("CLIENT", "LIST", "TYPE", kind).decode()
+        return {int(fields(line)["id"]) for line in text.splitlines()}
+
+    assert sub_id in ids("pubsub") and sub_id not in ids("normal")
+    assert client_id(RawClient(server.port)) in ids("normal")
+    assert ids("replica") == set()
