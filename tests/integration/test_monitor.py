@@ -52,6 +52,15 @@ SEQUENCE: list[list[bytes]] = [
 ]
 
 
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """The module's server, listening on a unix socket too."""
+    data = tmp_path_factory.mktemp("monitor")
+    proc = ServerProcess(data, "--unixsocket", str(data / "j.sock")).wait_ready()
+    yield proc
+    proc.stop()
+
+
 def command_bytes(argv: list[bytes]) -> bytes:
     return b"*%d\r\n" % len(argv) + b"".join(b"$%d\r\n%b\r\n" % (len(a), a) for a in argv)
 
@@ -136,17 +145,9 @@ def test_second_monitor_gets_no_reply_and_flag_o(server: ServerProcess) -> None:
     assert b" flags=O " in info  # the second MONITOR answered nothing: this is CLIENT INFO's
 
 
-@pytest.fixture(scope="module")
-def unix_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    data = tmp_path_factory.mktemp("unix")
-    proc = ServerProcess(data, "--unixsocket", str(data / "j.sock")).wait_ready()
-    yield proc
-    proc.stop()
-
-
-def test_unix_socket_client_shows_as_unix_path(unix_server: ServerProcess) -> None:
-    path = unix_server.data_dir / "j.sock"
-    monitor = start_monitor(unix_server.port)
+def test_unix_socket_client_shows_as_unix_path(server: ServerProcess) -> None:
+    path = server.data_dir / "j.sock"
+    monitor = start_monitor(server.port)
     with socket.socket(socket.AF_UNIX) as sock:
         sock.settimeout(10)
         sock.connect(str(path))
