@@ -4,7 +4,8 @@ Start: the data directory and its lock (one server per directory, see startup.py
 unix sockets are bound but do not listen yet, so a taken port or a foreign address fails in
 milliseconds, before anything is read; the HTTP endpoints (/healthz answers at once, /readyz
 says 503 `loading`); the WAL replay, in chunks that yield to the event loop so those endpoints
-answer during a long replay; then the RESP sockets listen (clients see "connection refused"
+answer during a long replay; the saved function libraries (functions.rdb); then the RESP
+sockets listen (clients see "connection refused"
 until the job state is complete, never a half-replayed one) and the cron and timer tasks
 start. A step that fails undoes the ones before it, threads included, so the process exits.
 Stop (SIGTERM, SIGINT or SHUTDOWN), in uvicorn's order: /readyz turns 503, close the listeners
@@ -32,6 +33,7 @@ import uvloop
 from jobcached import __version__
 from jobcached.archiving import ARCHIVE_INTERVAL_SECONDS, Archiver
 from jobcached.clock import Clock, SystemClock
+from jobcached.commands.functions import restore_functions
 from jobcached.commands.registry import load_all
 from jobcached.config import Config
 from jobcached.durability import Durability
@@ -42,6 +44,7 @@ from jobcached.jobs.wal import Wal
 from jobcached.net.protocol import RespProtocol
 from jobcached.observability.http import HttpServer
 from jobcached.observability.metrics import FsyncTimer, build_registry
+from jobcached.scripting import persisted
 from jobcached.startup import (
     DataDirLock,
     bind_error,
@@ -160,6 +163,7 @@ class App:
         self.state.loading = True
         await self._start_http()
         await self._open_jobs(loop)
+        restore_functions(self.state, str(Path(config.dir) / persisted.FILE_NAME))
         self.state.loading = False
         self.state.request_shutdown = self.request_stop
 

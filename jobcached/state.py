@@ -151,6 +151,12 @@ class ServerState:
     active_expire: bool = True
     #: unix ms of the last WAL compaction (our snapshot), or of the start: LASTSAVE
     last_save_ms: int = 0
+    #: set while a script's `redis.call` runs a job command: the job archive is not read (a
+    #: script cannot wait for SQLite; see commands/scripting.py)
+    in_script_job_call: bool = False
+    #: where FUNCTION LOAD / DELETE / FLUSH / RESTORE save the libraries (set by the app at
+    #: start; None: not saved, as in unit tests)
+    functions_path: str | None = None
 
     def __post_init__(self) -> None:
         self.started_ms = self.last_save_ms = self.clock.now_ms()

@@ -513,6 +513,18 @@ class Keyspace:
         e = self._find(key)[1]
         return None if e is None else e.size
 
+    def set_access(self, key: bytes, idle_s: int | None, freq: int | None) -> None:
+        """RESTORE's IDLETIME / FREQ (Redis' objectSetLRUOrLFU): only the figure the policy
+        tracks is applied, the other is ignored, as in Redis."""
+        e = self._find(key)[1]
+        if e is None:
+            return
+        if self._lfu:
+            if freq is not None:
+                e.access = (self.lfu_minutes << 8) | freq
+        elif idle_s is not None:
+            e.access = self.lru_clock - idle_s * 1000
+
     def object_freq(self, key: bytes) -> int | None:
         return iteration.object_freq(self, self._find(key)[1])
 

@@ -57,6 +57,14 @@ class Verbatim:
 
 
 @dataclass(frozen=True, slots=True)
+class SetOf:
+    """A RESP3 set whose members need not be hashable (COMMAND INFO's key specs are maps);
+    an array under RESP2. Plain `set` stays the reply for sets of scalars."""
+
+    items: list[Any]
+
+
+@dataclass(frozen=True, slots=True)
 class Push:
     """An out-of-band message (pub/sub): `>` under RESP3, a plain array under RESP2."""
 
@@ -86,6 +94,10 @@ NO_REPLY = NoReply()
 UNBLOCKABLE = object()
 
 
+#: `Deferred.pending` of a reply whose value is not known before it resolves.
+UNKNOWN: Any = object()
+
+
 class Deferred:
     """A reply not known yet: a blocked command (BLOCK, WAIT), or a write waiting until it is
     as durable as `appendfsync` promises.
@@ -97,12 +109,17 @@ class Deferred:
     engines can create and resolve these freely.
     """
 
-    __slots__ = ("_callbacks", "blocking", "done", "on_cancel", "timeout_reply", "value")
+    __slots__ = ("_callbacks", "blocking", "done", "on_cancel", "pending", "timeout_reply",
+                 "value")
 
-    def __init__(self, blocking: bool = False) -> None:
+    def __init__(self, blocking: bool = False, pending: Any = UNKNOWN) -> None:
         self.blocking = blocking
         self.done = False
         self.value: Any = None
+        #: the value it will resolve with, when that is known from the start (a write
+        #: waiting to be durable): a script, which cannot wait in the middle, takes it at
+        #: once and waits once, at its end (commands/scripting.py)
+        self.pending = pending
         self.on_cancel: Callable[[], None] | None = None
         #: what the command answers when its timeout fires: CLIENT UNBLOCK ... TIMEOUT
         #: answers it early; UNBLOCKABLE for a wait CLIENT UNBLOCK may not end
