@@ -17,7 +17,7 @@ from typing import Any
 
 from jobcached import REDIS_COMPAT_VERSION, __version__
 from jobcached.commands.args import to_int
-from jobcached.commands.registry import ADMIN, FAST, LOADING, NO_MULTI, READONLY, STALE, command
+from jobcached.commands.registry import ADMIN, FAST, LOADING, READONLY, STALE, command
 from jobcached.errors import CommandError
 from jobcached.net.replies import OK, Simple, Verbatim
 from jobcached.net.session import Session
@@ -101,7 +101,7 @@ def debug_allowed(s: Session) -> bool:
     return setting == "yes" or (setting == "local" and s.is_local)
 
 
-@command("DEBUG", arity=-2, flags=ADMIN | NO_MULTI | LOADING | STALE, group="server")
+@command("DEBUG", arity=-2, flags=ADMIN | LOADING | STALE, group="server")
 def debug(s: Session, argv: list[bytes]) -> Any:
     """DEBUG subcommand [argument ...]
 
