@@ -33,8 +33,9 @@ def as_map(reply: Any) -> dict[bytes, Any]:
 
 @pytest.fixture(scope="module")
 def debug_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    """A server with DEBUG enabled and the latency monitor at 1 ms."""
-    proc = ServerProcess(tmp_path_factory.mktemp("debug"), "--enable-debug-command", "yes",
+    """A server with DEBUG enabled for local clients (the tests' loopback ones) and the
+    latency monitor at 1 ms."""
+    proc = ServerProcess(tmp_path_factory.mktemp("debug"), "--enable-debug-command", "local",
                          "--latency-monitor-threshold", "1").wait_ready()
     yield proc
     proc.stop()
