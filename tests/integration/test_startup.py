@@ -25,10 +25,11 @@ from jobcached.config import Config
 from jobcached.startup import DataDirLock, bind_tcp
 from tests.conftest import ServerProcess, free_port
 
-#: A refused start must end within this (seconds). Almost all of it is the interpreter
-#: starting and importing jobcached (about half a second on an idle machine); the bound is
-#: loose because the test machine is shared, while the fault it guards against was a hang.
-EXIT_WITHIN_SECONDS = 3.0
+#: A refused start must end within this (seconds of wall time). Almost all of it is the
+#: interpreter starting and importing jobcached (about half a second of CPU on an idle
+#: machine); the bound is loose because CI shares two cores with other tests' servers (a load
+#: of 7 made it 6 s), while the fault it guards against was a hang or a retry loop.
+EXIT_WITHIN_SECONDS = 12.0
 #: Hard stop for a server that does not exit (the failure this file guards against).
 HANG_TIMEOUT_SECONDS = 20.0
 
