@@ -3,6 +3,7 @@
 One module per family: `cache.py` (redis-benchmark against redis-server), `bits.py` (bitmap and
 HyperLogLog commands, custom redis-benchmark commands), `streams.py` (XADD / XREADGROUP / XACK
 per entry), `memory.py` (RSS holding the same keys), `metrics.py` (the cost of /metrics),
+`scripting.py` (EVALSHA of a 3-command script, redis-py's Lock cycle),
 `jobs.py` (jobcached as a job server, against beanstalkd; load generators in
 `bench/jobload.py`), `workers.py` (no-op jobs through jobcached's Worker, RQ and Celery).
 """
@@ -13,6 +14,7 @@ from bench.suites import (  # noqa: F401  (register on import)
     jobs,
     memory,
     metrics,
+    scripting,
     streams,
     workers,
 )
