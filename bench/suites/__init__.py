@@ -1,7 +1,8 @@
 """Built-in suites: importing this package registers them, in the order RESULTS.md lists them.
 
 One module per family: `cache.py` (redis-benchmark against redis-server), `bits.py` (bitmap and
-HyperLogLog commands, custom redis-benchmark commands), `streams.py` (XADD / XREADGROUP / XACK
+HyperLogLog commands, custom redis-benchmark commands), `geosort.py` (GEOSEARCH and SORT over
+large values, custom commands too), `streams.py` (XADD / XREADGROUP / XACK
 per entry), `memory.py` (RSS holding the same keys), `metrics.py` (the cost of /metrics),
 `scripting.py` (EVALSHA of a 3-command script, redis-py's Lock cycle),
 `jobs.py` (jobcached as a job server, against beanstalkd; load generators in
@@ -11,6 +12,7 @@ per entry), `memory.py` (RSS holding the same keys), `metrics.py` (the cost of /
 from bench.suites import (  # noqa: F401  (register on import)
     bits,
     cache,
+    geosort,
     jobs,
     memory,
     metrics,
