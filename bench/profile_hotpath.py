@@ -1,4 +1,5 @@
-"""Profile the request hot path in-process: `python -m bench.profile_hotpath [set|get|ping]`.
+"""Profile the request hot path in-process:
+`python -m bench.profile_hotpath [set|get|ping|evalsha]`.
 
 Feeds one RespProtocol (with a fake transport: no sockets, no event loop) the same bytes a
 redis-benchmark client sends, 16 commands per read (-P 16) and one per read, and prints the CPU
@@ -15,6 +16,7 @@ import sys
 import time
 from typing import Any
 
+from bench.suites.scripting import SCRIPT_SHA, THREE_COMMAND_SCRIPT
 from jobcached.clock import SystemClock
 from jobcached.commands.registry import load_all
 from jobcached.config import Config
@@ -55,7 +57,11 @@ REQUESTS = {
     "set": request(b"SET", b"key:__rand_int__", b"xxx"),
     "get": request(b"GET", b"key:__rand_int__"),
     "ping": request(b"PING"),
+    # the cache-scripts row: a script of GET, INCR and EXPIRE (loaded first, see SETUP)
+    "evalsha": request(b"EVALSHA", SCRIPT_SHA.encode(), b"1", b"counter:__rand_int__", b"60"),
 }
+#: what a kind needs sent once before it is measured
+SETUP = {"evalsha": request(b"SCRIPT", b"LOAD", THREE_COMMAND_SCRIPT.encode())}
 
 
 def best_us_per_command(protocol: RespProtocol, data: bytes, commands: int, batches: int) -> float:
@@ -72,6 +78,7 @@ def main(kind: str) -> None:
     load_all()
     protocol = RespProtocol(ServerState(Config(), SystemClock()))
     protocol.connection_made(NullTransport())  # type: ignore[arg-type]
+    protocol.data_received(SETUP.get(kind, b""))
     one = REQUESTS[kind]
     p16 = best_us_per_command(protocol, one * 16, 16, BATCHES)
     p1 = best_us_per_command(protocol, one, 1, BATCHES * 4)

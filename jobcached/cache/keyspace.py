@@ -239,9 +239,11 @@ class Keyspace:
         else:
             shard = self._by_slot[crc_hqx(key, 0) & 0x3FFF]
         e = shard.data.get(key)
-        if (e is not None and expire_at_ms is None and not e.expire_at and type(value) is bytes
-                and type(e.value) is bytes and len(e.value) == len(value)):
-            # A string replaced by one of the same length (counters, fixed-size values): its
+        if (e is not None and expire_at_ms is None and type(value) is bytes
+                and type(e.value) is bytes and len(e.value) == len(value)
+                and (not e.expire_at or (keepttl and e.expire_at > self.clock.now_ms()))):
+            # A string replaced by one of the same length (counters, fixed-size values), its
+            # TTL unchanged (none, or a live one kept: INCR of a counter with a TTL): its
             # size estimate cannot change, so skip the accounting below.
             e.value = value
             if self._lfu:

@@ -115,17 +115,16 @@ def _expire_flags(argv: list[bytes]) -> int:
 
 def _expire(s: Session, argv: list[bytes], seconds: bool, relative: bool, name: str) -> int:
     """expireGenericCommand: parse, convert to absolute ms, apply the conditions, set or delete."""
-    flags = _expire_flags(argv)
+    flags = _expire_flags(argv) if len(argv) > 3 else 0
     when = to_int(argv[2])
-    invalid = f"invalid expire time in '{name}' command"
     if seconds:
         if when > INT64_MAX // 1000 or when < _LLONG_MIN_DIV_1000:
-            raise CommandError(invalid)
+            raise CommandError(f"invalid expire time in '{name}' command")
         when *= 1000
     now = s.server.clock.now_ms()
     if relative:
         if when > INT64_MAX - now:
-            raise CommandError(invalid)
+            raise CommandError(f"invalid expire time in '{name}' command")
         when += now
     key = argv[1]
     ks = s.keyspace

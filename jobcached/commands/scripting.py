@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from asyncio import _get_running_loop
 from typing import TYPE_CHECKING, Any
 
 from jobcached import REDIS_COMPAT_VERSION
@@ -162,6 +163,8 @@ class Scripting:
         #: command -> (its refusal from scripts or None, is it a write): flag tests cost a
         #: Python-level call each, and redis.call is the hot path of a script
         self._policies: dict[Command, tuple[ErrorReply | None, bool]] = {}
+        #: the blocked-keys registry, looked up once: every run enters and leaves it
+        self._blocked = blocking.registry(server)
 
     def _call(self, argv: list[bytes], run: ScriptRun) -> Any:
         """`redis.call`: Redis' checks for scripts (scriptCall), then the dispatcher's call."""
@@ -224,9 +227,10 @@ class Scripting:
                 server.dbs.ensure_memory()
             except CommandError as exc:
                 return ErrorReply(exc.wire)
-        loop = _running_loop()
-        yieldable = loop is not None and blocking.may_block(s)
-        blocking.registry(server).atomic_depth += 1
+        loop = _get_running_loop()  # None without an event loop (unit tests): no slices
+        blocked = self._blocked
+        yieldable = loop is not None and s.multi is None and not blocked.atomic_depth
+        blocked.atomic_depth += 1  # (`blocking.may_block`, inlined, and `blocking.atomic`)
         server.backlog = EffectBuffer(server.backlog)  # type: ignore[assignment]
         run = self.engine.start(script, keys, args, readonly=readonly, caller_resp3=s.resp3,
                                 yieldable=yieldable)
@@ -262,10 +266,10 @@ class Scripting:
             backlog.append([b"EXEC"])
         elif records:
             backlog.append(records[0])
-        reg = blocking.registry(server)
-        reg.atomic_depth -= 1
-        if not reg.atomic_depth:
-            reg.serve_ready()
+        blocked = self._blocked
+        blocked.atomic_depth -= 1
+        if not blocked.atomic_depth:
+            blocked.serve_ready()
         return server.durable(run.reply) if run.durable else run.reply
 
 
@@ -316,13 +320,6 @@ def scripting(server: ServerState) -> Scripting:
     if server.scripts is None:
         server.scripts = Scripting(server)
     return server.scripts
-
-
-def _running_loop() -> asyncio.AbstractEventLoop | None:
-    try:
-        return asyncio.get_running_loop()
-    except RuntimeError:  # called without an event loop (unit tests): no slices, no -BUSY
-        return None
 
 
 def numkeys(argv: list[bytes]) -> int:

@@ -97,6 +97,25 @@ def test_keepttl_on_expired_key_starts_fresh(ks: Keyspace, clock: ManualClock) -
     assert ks.lookup_read(b"k") == b"new"
 
 
+def test_keepttl_same_length_counter_keeps_ttl_and_size(ks: Keyspace, clock: ManualClock
+                                                         ) -> None:
+    """INCR of a counter with a TTL (the short path: same length, TTL kept) changes only the
+    value; once the TTL has passed, the same write starts a key without one."""
+    at = clock.now_ms() + 100
+    ks.set(b"n", b"10", expire_at_ms=at)
+    used = ks.stats.used_memory
+    ks.set(b"n", b"11", keepttl=True)
+    assert ks.lookup_read(b"n") == b"11"
+    assert ks.expire_time_ms(b"n") == at
+    assert ks.stats.used_memory == used
+    clock.advance(100)
+    ks.set(b"n", b"12", keepttl=True)
+    assert ks.lookup_read(b"n") == b"12"
+    assert ks.ttl_ms(b"n") == -1
+    assert ks.info()["expires"] == 0
+    assert ks.stats.used_memory < used  # no volatile overhead any more
+
+
 def test_expire_persist_ttl(ks: Keyspace, clock: ManualClock) -> None:
     assert ks.expire_at(b"nope", clock.now_ms() + 10) is False
     ks.set(b"k", b"v")
