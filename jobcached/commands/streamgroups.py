@@ -38,6 +38,7 @@ from jobcached.commands.streams import XREAD_BLOCKED_DEFAULT_COUNT, parse_timeou
 from jobcached.errors import CommandError, SyntaxErr
 from jobcached.net.replies import NULL_ARRAY, Deferred, ErrorReply
 from jobcached.net.session import Session
+from jobcached.notify import STREAM, notify
 
 #: XAUTOCLAIM visits at most COUNT * this many PEL entries per call (Redis' attempts_factor).
 AUTOCLAIM_ATTEMPTS_FACTOR = 10
@@ -78,12 +79,22 @@ def account(s: Session, key: bytes) -> None:
 # ------------------------------------------------------------------------------- delivering
 
 
+def member(s: Session, key: bytes, g: Group, cname: bytes, now: int) -> tuple[Consumer, bool]:
+    """The named consumer and whether it is new: created when missing, which Redis reports as
+    `xgroup-createconsumer` (XREADGROUP, XCLAIM and XAUTOCLAIM create consumers)."""
+    consumer = g.consumers.get(cname)
+    if consumer is not None:
+        return consumer, False
+    consumer = g.consumers[cname] = Consumer(cname, now)
+    notify(s.server, STREAM, b"xgroup-createconsumer", key)
+    return consumer, True
+
+
 def reader(s: Session, key: bytes, gname: bytes, g: Group, cname: bytes, now: int) -> Consumer:
     """The reading consumer, seen now; a new one is propagated as XGROUP CREATECONSUMER (Redis'
     streamPropagateConsumerCreation), so followers have it even when it gets nothing pending."""
-    consumer = g.consumers.get(cname)
-    if consumer is None:
-        consumer = g.consumers[cname] = Consumer(cname, now)
+    consumer, created = member(s, key, g, cname, now)
+    if created:
         s.server.propagate([b"XGROUP", b"CREATECONSUMER", key, gname, cname], (key,))
     consumer.seen_ms = now
     return consumer
@@ -338,11 +349,9 @@ def xpending(s: Session, argv: list[bytes]) -> Any:
 # ------------------------------------------------------------------------------- claiming
 
 
-def claim_one(g: Group, consumer_name: bytes, sid: int, nack: Nack, now: int, when: int,
-              retrycount: int, justid: bool) -> Nack:
-    """Move a pending entry to the consumer (created if needed) and update its counters."""
-    consumer = g.consumer(consumer_name, now)
-    assert consumer is not None
+def claim_one(consumer: Consumer, sid: int, nack: Nack, now: int, when: int, retrycount: int,
+              justid: bool) -> Nack:
+    """Move a pending entry to the consumer and update its counters."""
     consumer.seen_ms = now
     if nack.consumer is not consumer:
         nack.consumer.pel.pop(sid, None)
@@ -439,12 +448,11 @@ def xclaim(s: Session, argv: list[bytes]) -> Any:
         if nack is None:
             if not force:
                 continue
-            consumer = g.consumer(cname, now)
-            assert consumer is not None
+            consumer = member(s, key, g, cname, now)[0]
             nack = g.pel[sid] = consumer.pel[sid] = Nack(consumer, now, 1)
         elif minidle and now - nack.delivery_ms < minidle:
             continue
-        claim_one(g, cname, sid, nack, now, when, retrycount, justid)
+        claim_one(member(s, key, g, cname, now)[0], sid, nack, now, when, retrycount, justid)
         out.append(format_id(sid) if justid else [format_id(sid), list(stream.entries[sid])])
         propagate_claim(s, key, gname, g, sid, nack)
         moved_last = False
@@ -518,7 +526,7 @@ def xautoclaim(s: Session, argv: list[bytes]) -> Any:
             continue
         if minidle and now - nack.delivery_ms < minidle:
             continue
-        claim_one(g, cname, sid, nack, now, now, -1, justid)
+        claim_one(member(s, key, g, cname, now)[0], sid, nack, now, now, -1, justid)
         claimed.append(format_id(sid) if justid else [format_id(sid), list(stream.entries[sid])])
         count -= 1
         propagate_claim(s, key, gname, g, sid, nack)

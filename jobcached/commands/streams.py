@@ -33,6 +33,7 @@ from jobcached.commands.streamargs import (
 from jobcached.errors import CommandError, SyntaxErr
 from jobcached.net.replies import NULL_ARRAY, OK
 from jobcached.net.session import Session
+from jobcached.notify import STREAM, notify
 
 #: Entries removed by one approximate trim without LIMIT: 100 * stream-node-max-entries.
 APPROX_TRIM_DEFAULT_LIMIT = 10_000
@@ -201,9 +202,11 @@ def xadd(s: Session, argv: list[bytes]) -> Any:
             "The ID specified in XADD is equal or smaller than the target stream top item")
     fields = tuple(argv[field_pos:])
     stream.add(sid, fields)
-    if a.trims:
-        apply_trim(s, key, stream, a)
+    trimmed = a.trims and apply_trim(s, key, stream, a)
     _store(s, key, stream, created)
+    notify(s.server, STREAM, b"xadd", key)
+    if trimmed:
+        notify(s.server, STREAM, b"xtrim", key)
     out = [b"XADD", key]
     if a.nomkstream:
         out.append(b"NOMKSTREAM")
@@ -311,6 +314,7 @@ def xdel(s: Session, argv: list[bytes]) -> int:
     if deleted:
         s.keyspace.notify_modified(key, 0)
         s.server.propagate(argv, (key,))
+        notify(s.server, STREAM, b"xdel", key)
     return deleted
 
 
@@ -335,6 +339,7 @@ def xtrim(s: Session, argv: list[bytes]) -> int:
     if deleted:
         s.keyspace.notify_modified(key, 0)
         s.server.propagate([b"XTRIM", key, *exact_trim_argv(stream, a)], (key,))
+        notify(s.server, STREAM, b"xtrim", key)
     return deleted
 
 
@@ -386,6 +391,7 @@ def xsetid(s: Session, argv: list[bytes]) -> Any:
     if max_deleted:
         stream.max_deleted_id = max_deleted
     s.server.propagate(argv, (key,))
+    notify(s.server, STREAM, b"xsetid", key)
     return OK
 
 
