@@ -239,7 +239,8 @@ def watch_deletion(s: Session, keys: list[bytes], reply: Deferred) -> None:
     """Wake the waiter when one of its streams is deleted (DEL, overwrite, expiry, eviction,
     FLUSHALL), as Redis' signalDeletedKeyAsReady does: a weak reference to each stream object
     fires when the keyspace drops the last reference to it. Streams hold no reference cycles,
-    so that happens at once, after the keyspace has finished removing the key."""
+    so that happens at once, after the keyspace has finished removing the key. RENAME and MOVE
+    keep the object alive under another name: they signal the old name themselves."""
     server, db = s.server, s.db
     refs = []
     for key in keys:
