@@ -203,8 +203,8 @@ def _stream_of(s: Session, key: bytes) -> Stream:
 def _edge(stream: Stream, last: bool) -> Any:
     if not len(stream):
         return None
-    sid = stream.ids[-1 if last else 0]
-    return [format_id(sid), list(stream.entries[sid])]
+    sid = stream.last_entry_id() if last else stream.first_id()
+    return [format_id(sid), list(stream.get(sid) or ())]
 
 
 def _read_counter(g: Group) -> int | None:

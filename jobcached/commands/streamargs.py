@@ -208,7 +208,7 @@ def prev_id(sid: int) -> int | None:
 
 def last_valid_id(stream: Stream) -> int:
     """streamLastValidID: the id of the last entry still present (0 when empty)."""
-    return stream.ids[-1] if stream.ids else 0
+    return stream.last_entry_id()
 
 
 __all__ = ["INVALID_ID", "SEQ_MASK", "XREAD_BLOCKED_DEFAULT_COUNT", "ReadArgs", "entries_reply",

@@ -136,7 +136,7 @@ def deliver_history(s: Session, key: bytes, gname: bytes, stream: Stream, g: Gro
         nack = consumer.pel[sid]
         nack.delivery_ms = now
         nack.count += 1
-        fields = stream.entries.get(sid)
+        fields = stream.get(sid)
         out.append([format_id(sid), None if fields is None else list(fields)])
         propagate_claim(s, key, gname, g, sid, nack)
     account(s, key)
@@ -400,7 +400,8 @@ def xclaim(s: Session, argv: list[bytes]) -> Any:
     changed = moved_last
     for sid in ids:
         nack = g.pel.get(sid)
-        if sid not in stream.entries:
+        fields = stream.get(sid)
+        if fields is None:
             if nack is not None:
                 propagate_claim(s, key, gname, g, sid, nack)
                 moved_last = False
@@ -415,7 +416,7 @@ def xclaim(s: Session, argv: list[bytes]) -> Any:
         elif minidle and now - nack.delivery_ms < minidle:
             continue
         claim_one(member(s, key, g, cname, now)[0], sid, nack, now, when, retrycount, justid)
-        out.append(format_id(sid) if justid else [format_id(sid), list(stream.entries[sid])])
+        out.append(format_id(sid) if justid else [format_id(sid), list(fields)])
         propagate_claim(s, key, gname, g, sid, nack)
         moved_last = False
         changed = True
@@ -475,7 +476,8 @@ def xautoclaim(s: Session, argv: list[bytes]) -> Any:
         attempts -= 1
         last_seen = sid
         nack: Nack = g.pel[sid]
-        if sid not in stream.entries:
+        fields = stream.get(sid)
+        if fields is None:
             propagate_claim(s, key, gname, g, sid, nack)
             g.ack(sid)
             deleted.append(format_id(sid))
@@ -484,7 +486,7 @@ def xautoclaim(s: Session, argv: list[bytes]) -> Any:
         if minidle and now - nack.delivery_ms < minidle:
             continue
         claim_one(member(s, key, g, cname, now)[0], sid, nack, now, now, -1, justid)
-        claimed.append(format_id(sid) if justid else [format_id(sid), list(stream.entries[sid])])
+        claimed.append(format_id(sid) if justid else [format_id(sid), list(fields)])
         count -= 1
         propagate_claim(s, key, gname, g, sid, nack)
     following = next(iter(g.pel.irange(last_seen + 1, MAX_ID)), None) if last_seen < MAX_ID \

@@ -128,7 +128,7 @@ _AUTO_ID_ARGS.id_given = False
 
 def apply_trim(s: Session, key: bytes, stream: Stream, a: TrimArgs) -> int:
     """Trim as parsed; returns how many entries went."""
-    return len(stream.trim(a.maxlen, a.minid, a.approx, a.limit))
+    return stream.trim(a.maxlen, a.minid, a.approx, a.limit)
 
 
 def exact_trim_argv(stream: Stream, a: TrimArgs) -> list[bytes]:
@@ -298,7 +298,7 @@ def xdel(s: Session, argv: list[bytes]) -> int:
     if stream is None:
         return 0
     ids = [strict_id(raw) for raw in argv[2:]]
-    deleted = sum(1 for sid in ids if stream.delete(sid) is not None)
+    deleted = sum(1 for sid in ids if stream.delete(sid))
     if deleted:
         s.keyspace.notify_modified(key, 0)
         s.server.propagate(argv, (key,))
