@@ -9,16 +9,19 @@ nodes (first id -> `_Node`), and a node holds up to `stream-node-max-entries` (1
 
   - `ms`, `seq`: two arrays of unsigned 64-bit ints, the ids of its live entries, in order;
   - `offsets`: an array of where each live entry starts in `data`;
-  - `data`: every entry's fields, encoded one after the other (a bytearray while the node is the
-    tail, frozen to bytes when the next node starts);
+  - `data`: one bytes object, every entry's fields encoded one after the other: a flag, the
+    item lengths (one byte each, or 4 when an item reaches 256 bytes), the items;
   - `names`: the field names of the node's first entry (Redis' master entry). An entry with the
     same names stores only its values; another stores its names too.
 
-An entry costs its 20 bytes of arrays plus its encoding (1 flag byte, then per item a length,
-one byte below 128, and the bytes): about 43 bytes for two fields of 10 bytes, where a dict of
-tuples of bytes objects cost ten times that. Reads find the node by bisection in the SortedDict
-and the entry by bisection in the node's ids, then walk on: O(log n + k) for XRANGE, XREAD and
-trims; point lookups (XCLAIM, the PEL's entries) are O(log n).
+An entry costs its 20 bytes of arrays plus its encoding: 43 bytes for two fields of 10 bytes,
+where a dict of tuples of bytes objects cost six times that. The tail node's data is replaced
+by a new bytes object on each append (a copy bounded by the node's ~4 KB), so every node's data
+is exact-size and a read slices values out of it without decoding lengths byte by byte.
+
+Reads find the node by bisection in the SortedDict and the entry by bisection in the node's ids,
+then walk on: O(log n + k) for XRANGE, XREAD and trims; point lookups (XCLAIM, the PEL's
+entries) are O(log n).
 
 A deleted entry (XDEL, an exact trim inside a node) leaves the arrays; its bytes stay in `data`
 until the node goes, as a deleted listpack entry stays in Redis. A node with no live entry left
@@ -44,9 +47,11 @@ errors that are part of Redis' replies are raised by the command layer.
 
 from __future__ import annotations
 
+import struct as _struct
 from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterator
+from typing import Any
 
 from sortedcontainers import SortedDict
 
@@ -69,11 +74,12 @@ GROUP_BYTES = 400  # a Group with its PEL SortedDict and consumers dict
 CONSUMER_BYTES = 300  # a Consumer with its PEL SortedDict
 NACK_BYTES = 160  # a Nack object and its slots in the group's and the consumer's PEL
 
-_OWN_NAMES = 1  # entry flag: names stored with the entry (no master, or other names)
-_LENGTH_BYTE = [bytes((n,)) for n in range(128)]
+# Entry flags: values only (the node's master names) or names and values, with one-byte or
+# 4-byte item lengths.
+_MASTER_SHORT, _OWN_SHORT, _MASTER_LONG, _OWN_LONG = 0, 1, 2, 3
 
-Fields = tuple[bytes, ...]
-Entry = tuple[int, Fields]
+Fields = tuple[bytes, ...]  # an entry as added: f1, v1, f2, v2 ...
+Entry = tuple[int, list[bytes]]  # an entry as read: a fresh list, ready to be a reply
 
 
 def make_id(ms: int, seq: int) -> int:
@@ -102,40 +108,20 @@ def _lp_elements(items: Fields) -> int:
     return sum(map(_lp_element, items))
 
 
-def _length(n: int) -> bytes:
-    """An item's length prefix: one byte below 128, else a little-endian base-128 varint."""
-    if n < 128:
-        return _LENGTH_BYTE[n]
-    out = bytearray()
-    while n >= 128:
-        out.append((n & 127) | 128)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
-
-
-def _encode(items: Fields, own: bool) -> list[bytes]:
-    """An entry's encoding, as parts to join: a flag, then (own names) the item count, then
-    each item (values only, or names and values) with its length."""
-    parts = [_LENGTH_BYTE[_OWN_NAMES]] if own else [_LENGTH_BYTE[0]]
-    if own:
-        parts.append(_length(len(items)))
-    for item in items:
-        parts.append(_length(len(item)))
-        parts.append(item)
-    return parts
-
-
-def _read_length(data: bytes | bytearray, pos: int) -> tuple[int, int]:
-    """The varint at `pos` (see `_length`) and the position after it."""
-    n = shift = 0
-    while True:
-        byte = data[pos]
-        pos += 1
-        n |= (byte & 127) << shift
-        if byte < 128:
-            return n, pos
-        shift += 7
+def _encode(fields: Fields, names: Fields | None) -> bytes:
+    """An entry's encoding (see the module docstring): values only when its names are the
+    node's master `names`, else names and values; one length byte per item when every item
+    is shorter than 256 bytes (the usual case), else 4-byte lengths."""
+    items = fields[1::2] if names is not None and fields[::2] == names else fields
+    own = items is fields
+    lengths = list(map(len, items))
+    if max(lengths, default=0) < 256 and len(items) < 256:
+        head = bytes((_OWN_SHORT, len(items), *lengths)) if own else bytes((_MASTER_SHORT,
+                                                                            *lengths))
+    else:
+        head = _struct.pack(f"<BI{len(items)}I", _OWN_LONG if own else _MASTER_LONG, len(items),
+                            *lengths)
+    return b"".join((head, *items))
 
 
 class _Node:
@@ -152,7 +138,7 @@ class _Node:
         self.ms = array("Q")
         self.seq = array("Q")
         self.offsets = array("I")
-        self.data: bytes | bytearray = bytearray()
+        self.data = b""
 
     @property
     def live(self) -> int:
@@ -162,37 +148,58 @@ class _Node:
         return (self.ms[i] << ID_BITS) | self.seq[i]
 
     def lower(self, sid: int) -> int:
-        """Index of the first live entry with an id >= sid."""
-        return bisect_left(range(len(self.offsets)), sid, key=self.id_at)
+        """Index of the first live entry with an id >= sid: by ms, then by seq among the
+        entries of that ms (C-level bisections over the arrays)."""
+        ms = self.ms
+        target = sid >> ID_BITS
+        i = bisect_left(ms, target)
+        j = bisect_right(ms, target, i)
+        return bisect_left(self.seq, sid & SEQ_MASK, i, j) if i < j else i
 
     def upper(self, sid: int) -> int:
         """Index of the first live entry with an id > sid."""
-        return bisect_right(range(len(self.offsets)), sid, key=self.id_at)
+        ms = self.ms
+        target = sid >> ID_BITS
+        i = bisect_left(ms, target)
+        j = bisect_right(ms, target, i)
+        return bisect_right(self.seq, sid & SEQ_MASK, i, j) if i < j else i
 
-    def fields_at(self, i: int) -> Fields:
-        """Decode the i-th live entry."""
+    def fields_at(self, i: int) -> list[bytes]:
+        """Decode the i-th live entry (the hot path of every read: kept to one tight loop)."""
         data = self.data
         pos = self.offsets[i]
-        names = self.names
-        if data[pos] == _OWN_NAMES:
-            count, pos = _read_length(data, pos + 1)
-            names = None
-        else:
-            pos += 1
-            assert names is not None
-            count = len(names)
+        flag = data[pos]
         out: list[bytes] = []
-        for k in range(count):
-            n = data[pos]
-            if n < 128:
-                pos += 1
-            else:
-                n, pos = _read_length(data, pos)
-            if names is not None:
-                out.append(names[k])
-            out.append(bytes(data[pos:pos + n]))
-            pos += n
-        return tuple(out)
+        add = out.append
+        if flag == _MASTER_SHORT:
+            names = self.names
+            assert names is not None
+            at = pos + 1 + len(names)
+            for name, n in zip(names, data[pos + 1:at], strict=True):
+                add(name)
+                add(data[at:at + n])
+                at += n
+            return out
+        if flag == _OWN_SHORT:
+            count = data[pos + 1]
+            at = pos + 2 + count
+            lengths: Any = data[pos + 2:at]
+        else:
+            count = _struct.unpack_from("<I", data, pos + 1)[0]
+            at = pos + 5 + 4 * count
+            lengths = _struct.unpack_from(f"<{count}I", data, pos + 5)
+        if flag == _MASTER_LONG:
+            names = self.names
+            assert names is not None
+            for name, n in zip(names, lengths, strict=True):
+                add(name)
+                add(data[at:at + n])
+                at += n
+            return out
+        for n in lengths:
+            add(data[at:at + n])
+            at += n
+        return out
 
     def remove(self, lo: int, hi: int) -> None:
         """Drop live entries lo..hi-1 (their bytes stay in `data`)."""
@@ -205,7 +212,7 @@ class _Node:
         dup.last, dup.total = self.last, self.total
         dup.ms, dup.seq, dup.offsets = array("Q", self.ms), array("Q", self.seq), array(
             "I", self.offsets)
-        dup.data = self.data if type(self.data) is bytes else bytearray(self.data)
+        dup.data = self.data
         return dup
 
 
@@ -312,7 +319,7 @@ class Stream:
         i = nodes.bisect_right(sid) - 1
         return None if i < 0 else nodes.peekitem(i)[1]  # type: ignore[no-any-return]
 
-    def get(self, sid: int) -> Fields | None:
+    def get(self, sid: int) -> list[bytes] | None:
         """The fields of entry `sid`, None if there is none."""
         node = self._node_of(sid)
         if node is None:
@@ -334,34 +341,35 @@ class Stream:
         if lo > hi or not self._len:
             return out
         nodes = self.nodes
+        values = nodes.values()
         if reverse:
-            keys = nodes.irange(maximum=hi, reverse=True)
-        else:
-            at = max(nodes.bisect_right(lo) - 1, 0)
-            keys = nodes.irange(minimum=nodes.peekitem(at)[0])
-        for key in keys:
-            node: _Node = nodes[key]
-            if reverse:
-                i = node.upper(hi) - 1
-                while i >= 0:
-                    sid = node.id_at(i)
-                    if sid < lo:
-                        return out
-                    out.append((sid, node.fields_at(i)))
-                    if len(out) == count:
-                        return out
-                    i -= 1
-            else:
-                live = node.live
-                i = node.lower(lo)
-                while i < live:
-                    sid = node.id_at(i)
-                    if sid > hi:
-                        return out
-                    out.append((sid, node.fields_at(i)))
-                    if len(out) == count:
-                        return out
-                    i += 1
+            at = nodes.bisect_right(hi) - 1
+            while at >= 0:
+                node: _Node = values[at]
+                at -= 1
+                end = node.upper(hi)
+                start = node.lower(lo)
+                if count:
+                    start = max(start, end - (count - len(out)))
+                ms, seq, fields_at = node.ms, node.seq, node.fields_at
+                out += [((ms[k] << ID_BITS) | seq[k], fields_at(k))
+                        for k in range(end - 1, start - 1, -1)]
+                if start or len(out) == count:  # reached lo, or count
+                    break
+            return out
+        at = max(nodes.bisect_right(lo) - 1, 0)
+        last = len(nodes)
+        while at < last:
+            node = values[at]
+            at += 1
+            start = node.lower(lo)
+            end = node.upper(hi)
+            if count:
+                end = min(end, start + count - len(out))
+            ms, seq, fields_at = node.ms, node.seq, node.fields_at
+            out += [((ms[k] << ID_BITS) | seq[k], fields_at(k)) for k in range(start, end)]
+            if end < node.live or len(out) == count:  # reached hi, or count
+                break
         return out
 
     def after(self, sid: int, count: int = 0) -> list[Entry]:
@@ -378,9 +386,6 @@ class Stream:
         if shared is None and len(masters) < SHARED_NAMES_MAX:
             shared = masters[names] = names
             self._nbytes += 56 + 8 * len(names) + sum(map(item_size, names))
-        tail = self._tail
-        if tail is not None:
-            tail.data = bytes(tail.data)  # frozen: no more appends, no over-allocation
         node = self.nodes[sid] = self._tail = _Node(
             sid, LISTPACK_HEADER_BYTES + _lp_elements(names) + 4, shared)
         self._nbytes += NODE_BYTES
@@ -393,16 +398,11 @@ class Stream:
         if (node is None or node.total >= NODE_MAX_ENTRIES
                 or node.nbytes + size >= NODE_MAX_BYTES):
             node = self._new_node(sid, fields[::2])
-        names = node.names
-        if names is not None and fields[::2] == names:
-            parts = _encode(fields[1::2], own=False)
-        else:
-            parts = _encode(fields, own=True)
-        data = node.data
-        assert type(data) is bytearray
-        node.offsets.append(len(data))
-        before = len(data)
-        data += b"".join(parts)
+        encoded = _encode(fields, node.names)
+        # A new bytes object per append: a copy of at most ~4 KB (the node's byte limit), which
+        # keeps every node's data an exact-size bytes object that reads slice without a copy.
+        node.offsets.append(len(node.data))
+        node.data += encoded
         node.ms.append(sid >> ID_BITS)
         node.seq.append(sid & SEQ_MASK)
         node.last = sid
@@ -411,7 +411,7 @@ class Stream:
         self._len += 1
         self.last_id = sid
         self.entries_added += 1
-        self._nbytes += ENTRY_SLOT_BYTES + len(data) - before
+        self._nbytes += ENTRY_SLOT_BYTES + len(encoded)
 
     def _drop_node(self, node: _Node) -> None:
         del self.nodes[node.first]

@@ -204,7 +204,7 @@ def _edge(stream: Stream, last: bool) -> Any:
     if not len(stream):
         return None
     sid = stream.last_entry_id() if last else stream.first_id()
-    return [format_id(sid), list(stream.get(sid) or ())]
+    return [format_id(sid), stream.get(sid)]
 
 
 def _read_counter(g: Group) -> int | None:

@@ -28,7 +28,7 @@ _U64 = 1 << 64
 _STRTOULL = re.compile(rb"[ \t\n\v\f\r]*([+-]?)([0-9]+)")
 _STRING2LL = re.compile(rb"-?[1-9][0-9]*|0")
 
-Entry = tuple[int, tuple[bytes, ...]]
+Entry = tuple[int, list[bytes]]  # as Stream reads it: the fields list is the entry's own
 
 
 def _u64(raw: bytes) -> int | None:
@@ -181,12 +181,8 @@ def parse_read(argv: list[bytes], with_group: bool) -> ReadArgs:
     return a
 
 
-def entry_reply(entry: Entry) -> list[Any]:
-    return [format_id(entry[0]), list(entry[1])]
-
-
 def entries_reply(entries: list[Entry]) -> list[Any]:
-    return [[format_id(sid), list(fields)] for sid, fields in entries]
+    return [[format_id(sid), fields] for sid, fields in entries]
 
 
 def keyed(s: Session, pairs: list[tuple[bytes, Any]]) -> Any:
@@ -212,6 +208,6 @@ def last_valid_id(stream: Stream) -> int:
 
 
 __all__ = ["INVALID_ID", "SEQ_MASK", "XREAD_BLOCKED_DEFAULT_COUNT", "ReadArgs", "entries_reply",
-           "entry_reply", "interval_id", "keyed", "last_valid_id", "next_id", "parse_id",
+           "interval_id", "keyed", "last_valid_id", "next_id", "parse_id",
            "parse_read", "parse_timeout_ms", "prev_id", "range_end", "range_start", "strict_id",
            "to_longlong"]

@@ -137,7 +137,7 @@ def deliver_history(s: Session, key: bytes, gname: bytes, stream: Stream, g: Gro
         nack.delivery_ms = now
         nack.count += 1
         fields = stream.get(sid)
-        out.append([format_id(sid), None if fields is None else list(fields)])
+        out.append([format_id(sid), fields])
         propagate_claim(s, key, gname, g, sid, nack)
     account(s, key)
     return out
@@ -416,7 +416,7 @@ def xclaim(s: Session, argv: list[bytes]) -> Any:
         elif minidle and now - nack.delivery_ms < minidle:
             continue
         claim_one(member(s, key, g, cname, now)[0], sid, nack, now, when, retrycount, justid)
-        out.append(format_id(sid) if justid else [format_id(sid), list(fields)])
+        out.append(format_id(sid) if justid else [format_id(sid), fields])
         propagate_claim(s, key, gname, g, sid, nack)
         moved_last = False
         changed = True
@@ -486,7 +486,7 @@ def xautoclaim(s: Session, argv: list[bytes]) -> Any:
         if minidle and now - nack.delivery_ms < minidle:
             continue
         claim_one(member(s, key, g, cname, now)[0], sid, nack, now, now, -1, justid)
-        claimed.append(format_id(sid) if justid else [format_id(sid), list(fields)])
+        claimed.append(format_id(sid) if justid else [format_id(sid), fields])
         count -= 1
         propagate_claim(s, key, gname, g, sid, nack)
     following = next(iter(g.pel.irange(last_seen + 1, MAX_ID)), None) if last_seen < MAX_ID \
