@@ -68,6 +68,7 @@ INVALID_READ = -1  # SCG_INVALID_ENTRIES_READ: a group's read counter that is un
 SHARED_NAMES_MAX = 256  # distinct field-name tuples a stream shares between its nodes
 
 ENTRY_SLOT_BYTES = 20  # per live entry: ms (8) and seq (8) array items, its offset (4)
+NAME_TUPLE_BYTES = 56  # a shared name tuple's header and table slot; 8 more per name
 NODE_BYTES = 480  # a _Node, its three arrays and data object, its SortedDict key and slots
 STREAM_BASE_BYTES = 400  # Stream, its node SortedDict and name table with their first tables
 GROUP_BYTES = 400  # a Group with its PEL SortedDict and consumers dict
@@ -348,13 +349,6 @@ class Stream:
         i = node.lower(sid)
         return node.fields_at(i) if i < node.live and node.id_at(i) == sid else None
 
-    def __contains__(self, sid: int) -> bool:
-        node = self._node_of(sid)
-        if node is None:
-            return False
-        i = node.lower(sid)
-        return i < node.live and node.id_at(i) == sid
-
     def range(self, lo: int, hi: int, count: int = 0, reverse: bool = False) -> list[Entry]:
         """Entries with lo <= id <= hi in id order (reverse: from hi down), at most `count`
         (0: all)."""
@@ -403,7 +397,7 @@ class Stream:
         shared = masters.get(names)
         if shared is None and len(masters) < SHARED_NAMES_MAX:
             shared = masters[names] = names
-            self._nbytes += 56 + 8 * len(names) + sum(map(item_size, names))
+            self._nbytes += NAME_TUPLE_BYTES + 8 * len(names) + sum(map(item_size, names))
         node = self.nodes[sid] = self._tail = _Node(
             sid, LISTPACK_HEADER_BYTES + _lp_elements(names) + 4, shared)
         self._nbytes += NODE_BYTES
