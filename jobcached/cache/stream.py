@@ -50,7 +50,6 @@ from __future__ import annotations
 import struct as _struct
 from array import array
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterator
 from typing import Any
 
 from sortedcontainers import SortedDict
@@ -321,19 +320,23 @@ class Stream:
         # A stream key exists while empty (XDEL, XTRIM never delete it), so it is always true.
         return True
 
-    def _live_nodes(self, reverse: bool = False) -> Iterator[_Node]:
-        return (n for n in (reversed(self.nodes.values()) if reverse else self.nodes.values())
-                if n.live)
-
     def first_id(self) -> int:
         """The first live entry's id, 0 when empty."""
-        node = next(self._live_nodes(), None)
-        return 0 if node is None else node.id_at(0)
+        if not self._len:
+            return 0
+        node: _Node = self.nodes.peekitem(0)[1]
+        if not node.live:  # left empty by a trim inside it
+            node = next(n for n in self.nodes.values() if n.live)
+        return node.id_at(0)
 
     def last_entry_id(self) -> int:
         """The last live entry's id (streamLastValidID), 0 when empty."""
-        node = next(self._live_nodes(reverse=True), None)
-        return 0 if node is None else node.id_at(node.live - 1)
+        if not self._len:
+            return 0
+        node = self._tail
+        if node is None or not node.live:
+            node = next(n for n in reversed(self.nodes.values()) if n.live)
+        return node.id_at(node.live - 1)
 
     def _node_of(self, sid: int) -> _Node | None:
         """The node whose id span may hold `sid`."""
@@ -370,19 +373,23 @@ class Stream:
                 if start or len(out) == count:  # reached lo, or count
                     break
             return out
-        at = max(nodes.bisect_right(lo) - 1, 0)
-        last = len(nodes)
-        while at < last:
+        last = len(nodes) - 1
+        tail = self._tail
+        if tail is not None and lo >= tail.first:  # XREAD / XREADGROUP `>`: new entries
+            at, node = last, tail
+        else:
+            at = max(nodes.bisect_right(lo) - 1, 0)
             node = values[at]
-            at += 1
+        while True:
             start = node.lower(lo)
             end = node.upper(hi)
             if count:
                 end = min(end, start + count - len(out))
             out += node.read(range(start, end))
-            if end < node.live or len(out) == count:  # reached hi, or count
-                break
-        return out
+            if end < node.live or len(out) == count or at == last:  # hi, count, or the end
+                return out
+            at += 1
+            node = values[at]
 
     def after(self, sid: int, count: int = 0) -> list[Entry]:
         """Entries with an id greater than `sid` (XREAD, XREADGROUP `>`)."""
