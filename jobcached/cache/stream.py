@@ -112,7 +112,7 @@ def _encode(fields: Fields, names: Fields | None) -> bytes:
     """An entry's encoding (see the module docstring): values only when its names are the
     node's master `names`, else names and values; one length byte per item when every item
     is shorter than 256 bytes (the usual case), else 4-byte lengths."""
-    items = fields[1::2] if names is not None and fields[::2] == names else fields
+    items = fields[1::2] if names is not None and tuple(fields[::2]) == names else fields
     own = items is fields
     lengths = list(map(len, items))
     if max(lengths, default=0) < 256 and len(items) < 256:
@@ -416,7 +416,7 @@ class Stream:
         node = self._tail
         if (node is None or node.total >= NODE_MAX_ENTRIES
                 or node.nbytes + size >= NODE_MAX_BYTES):
-            node = self._new_node(sid, fields[::2])
+            node = self._new_node(sid, tuple(fields[::2]))
         encoded = _encode(fields, node.names)
         # A new bytes object per append: a copy of at most ~4 KB (the node's byte limit), which
         # keeps every node's data an exact-size bytes object that reads slice without a copy.
