@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PORT   ?= 7380
 
-.PHONY: install run test fuzz lint bench bench-quick spec clean
+.PHONY: install run test fuzz lint bench bench-quick spec redis-tables clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,11 @@ lint: install
 
 spec: install
 	$(BIN)/python -m jobcached.commands.spec > protocol/SPEC.md
+
+# Redis 7.0's command and CONFIG tables, regenerated from a real redis-server 7.0.
+REDIS_SERVER ?= redis-server
+redis-tables: install
+	$(BIN)/python -m tools.redis_tables $(REDIS_SERVER)
 
 bench: install
 	$(BIN)/pip install --quiet --disable-pip-version-check -r bench/requirements.txt

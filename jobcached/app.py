@@ -4,7 +4,8 @@ Start: the data directory and its lock (one server per directory, see startup.py
 unix sockets are bound but do not listen yet, so a taken port or a foreign address fails in
 milliseconds, before anything is read; the HTTP endpoints (/healthz answers at once, /readyz
 says 503 `loading`); the WAL replay, in chunks that yield to the event loop so those endpoints
-answer during a long replay; then the RESP sockets listen (clients see "connection refused"
+answer during a long replay; the saved function libraries (functions.rdb); then the RESP
+sockets listen (clients see "connection refused"
 until the job state is complete, never a half-replayed one) and the cron and timer tasks
 start. A step that fails undoes the ones before it, threads included, so the process exits.
 Stop (SIGTERM, SIGINT or SHUTDOWN), in uvicorn's order: /readyz turns 503, close the listeners
@@ -24,6 +25,7 @@ import logging
 import os
 import signal
 import socket
+import time
 from pathlib import Path
 
 import uvloop
@@ -31,6 +33,7 @@ import uvloop
 from jobcached import __version__
 from jobcached.archiving import ARCHIVE_INTERVAL_SECONDS, Archiver
 from jobcached.clock import Clock, SystemClock
+from jobcached.commands.functions import restore_functions
 from jobcached.commands.registry import load_all
 from jobcached.config import Config
 from jobcached.durability import Durability
@@ -41,6 +44,7 @@ from jobcached.jobs.wal import Wal
 from jobcached.net.protocol import RespProtocol
 from jobcached.observability.http import HttpServer
 from jobcached.observability.metrics import FsyncTimer, build_registry
+from jobcached.scripting import persisted
 from jobcached.startup import (
     DataDirLock,
     bind_error,
@@ -159,6 +163,7 @@ class App:
         self.state.loading = True
         await self._start_http()
         await self._open_jobs(loop)
+        restore_functions(self.state, str(Path(config.dir) / persisted.FILE_NAME))
         self.state.loading = False
         self.state.request_shutdown = self.request_stop
 
@@ -265,10 +270,32 @@ class App:
         while True:
             await asyncio.sleep(CRON_INTERVAL_SECONDS)
             self._close_idle_clients()
-            self.state.dbs.active_expire_cycle(budget_ms=self.config.active_expire_budget)
+            self._expire_cycle()
+            self._drain_slow_fsyncs()
             if self.state.gc is not None:
                 self.state.gc.step(self.state.stats.total_commands_processed)
             await self._maybe_compact()
+
+    def _drain_slow_fsyncs(self) -> None:
+        """Move the WAL writer's slow fsyncs into the latency monitor ("wal-fsync"), and
+        tell the writer the threshold in force."""
+        latency = self.state.latency
+        slow = self.fs.slow
+        while slow:
+            at, ms = slow.popleft()
+            latency.add("wal-fsync", ms, at)
+        self.fs.slow_threshold_ms = latency.threshold_ms
+
+    def _expire_cycle(self) -> None:
+        """Active expiry, unless DEBUG SET-ACTIVE-EXPIRE 0 or a CLIENT PAUSE stops it; its
+        duration feeds the latency monitor's "expire-cycle" event."""
+        state = self.state
+        if not state.active_expire or state.pause is not None:
+            return
+        started = time.perf_counter_ns()
+        state.dbs.active_expire_cycle(budget_ms=self.config.active_expire_budget)
+        state.latency.add("expire-cycle", (time.perf_counter_ns() - started) // 1_000_000,
+                          state.clock.now_ms() // 1000)
 
     async def _run_archiver(self) -> None:
         """Move finished jobs to the SQLite archive and purge old rows (see archiving.py)."""
@@ -312,8 +339,9 @@ class App:
             if now - self._last_recovery >= WAL_RECOVERY_INTERVAL_SECONDS:
                 self._last_recovery = now
                 await durability.recover()
-        elif durability.should_compact(len(engine.jobs)):
-            await durability.compact(engine.snapshot)
+        elif (durability.should_compact(len(engine.jobs))
+              and await durability.compact(engine.snapshot)):
+            self.state.last_save_ms = self.state.clock.now_ms()  # LASTSAVE
 
     def _close_idle_clients(self) -> None:
         timeout = self.config.timeout

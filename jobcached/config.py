@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from jobcached import redisconfig
 from jobcached.errors import ConfigError
 from jobcached.notify import canonical, valid_notify_flags
 
@@ -232,6 +233,14 @@ class Config:
         "command, -1 disables).", parse_int_or_minus_one, mutable=True)
     slowlog_max_len: int = setting(128, "Entries SLOWLOG keeps; the oldest are dropped.",
                                    parse_int, mutable=True)
+    latency_monitor_threshold: int = setting(
+        0, "Record in LATENCY LATEST/HISTORY every event (a command, an expiry or eviction "
+        "cycle, a WAL fsync) that lasts at least this many milliseconds (0 = off).",
+        parse_int, mutable=True)
+    enable_debug_command: str = setting(
+        "no", "Allow the DEBUG command: no, yes, or local (only from loopback and unix socket "
+        "clients). It can stall the server (DEBUG SLEEP) or change how keys expire.",
+        one_of("no", "yes", "local"))
 
     busy_reply_threshold: int = setting(
         5000, "Milliseconds a script runs before other clients get -BUSY and SCRIPT KILL may "
@@ -242,22 +251,73 @@ class Config:
         "a script that needs more fails with -OOM instead of growing the process.",
         parse_memory)
 
+    # `internal` fields are state of the object, not keys: no wire name, not in CONFIG GET
+    #: Redis parameters that are not keys of ours (redisconfig.py), as set: canonical name ->
+    #: value as CONFIG GET shows it; the others read Redis' default
+    redis_params: dict[str, str] = field(default_factory=dict, metadata={"internal": True})
+    #: the file the server was started with ('' = none): CONFIG REWRITE writes it
+    config_file: str = field(default="", compare=False, metadata={"internal": True})
+
     # ----------------------------------------------------------------- access by wire name
 
     @staticmethod
     def names() -> list[str]:
-        return [f.name.replace("_", "-") for f in fields(Config)]
+        """Our own keys."""
+        return [f.name.replace("_", "-") for f in fields(Config) if "internal" not in f.metadata]
+
+    @staticmethod
+    def all_names() -> list[str]:
+        """Every name CONFIG GET and SET know: ours, then Redis' others (aliases included)."""
+        ours = Config.names()
+        return ours + [n for n in redisconfig.names() if n not in set(ours)]
+
+    @staticmethod
+    def known(name: str) -> bool:
+        return _attr(name) in _KEYS or redisconfig.known(name)
+
+    @staticmethod
+    def is_ours(name: str) -> bool:
+        return _attr(resolve(name)) in _KEYS
+
+    def copy(self) -> Config:
+        """An independent copy (CONFIG SET tries its changes on one)."""
+        clone = Config(**{f.name: getattr(self, f.name) for f in fields(Config)})
+        clone.redis_params = dict(self.redis_params)
+        return clone
 
     def get(self, name: str) -> Any:
-        return getattr(self, _attr(name))
+        return getattr(self, _attr(resolve(name)))
+
+    def check_settable(self, name: str) -> None:
+        """Raise ConfigError when CONFIG SET may not change `name` at all."""
+        spec = _KEYS.get(_attr(resolve(name)))
+        if spec is None:
+            redisconfig.check_settable(name)
+        elif not spec.metadata["mutable"]:
+            if redisconfig.known(name):  # Redis' own refusal for this one, if it has one
+                redisconfig.check_settable(name)
+            raise ConfigError(redisconfig.IMMUTABLE)
 
     def set(self, name: str, raw: str, *, runtime: bool = False) -> None:
-        """Parse and set one key; ConfigError names the key and the reason."""
-        spec = _FIELDS.get(_attr(name))
+        """Parse and set one key; ConfigError names the key and the reason.
+
+        At runtime (CONFIG SET) a name Redis also has is first validated as Redis does, so
+        the error texts are Redis'; files and flags keep our own, wider notations.
+        """
+        spec = _KEYS.get(_attr(resolve(name)))
         if spec is None:
-            raise ConfigError(f"unknown config key '{name}'")
-        if runtime and not spec.metadata["mutable"]:
-            raise ConfigError(f"'{name}' can only be set at startup")
+            if not redisconfig.known(name):
+                raise ConfigError(f"unknown config key '{name}'")
+            try:
+                value = redisconfig.validate(name, raw)
+            except ConfigError as exc:
+                raise ConfigError(str(exc) if runtime else f"{name}: {exc}") from None
+            self.redis_params[redisconfig.canonical(name)] = value
+            return
+        if runtime:
+            self.check_settable(name)
+            if redisconfig.known(name):
+                redisconfig.validate(name, raw)
         try:
             value = spec.metadata["parse"](raw)
         except ValueError as exc:
@@ -267,6 +327,9 @@ class Config:
 
     def render(self, name: str) -> str:
         """A key's value as text, the way CONFIG GET and the sample config show it."""
+        if not self.is_ours(name):
+            key = redisconfig.canonical(name)
+            return self.redis_params.get(key, redisconfig.default(key))
         value = self.get(name)
         if isinstance(value, bool):
             return "yes" if value else "no"
@@ -277,10 +340,10 @@ class Config:
         return str(value)
 
     def matching(self, pattern: str) -> list[str]:
-        return [n for n in self.names() if fnmatch.fnmatchcase(n, pattern.lower())]
+        return [n for n in self.all_names() if fnmatch.fnmatchcase(n, pattern.lower())]
 
     def help(self, name: str) -> str:
-        return str(_FIELDS[_attr(name)].metadata["help"])
+        return str(_KEYS[_attr(name)].metadata["help"])
 
     def validate(self) -> None:
         """Cross-key checks that single parsers cannot make."""
@@ -308,7 +371,8 @@ class Config:
             raise ConfigError("job-hot-retention and job-archive-retention: must not be negative")
 
 
-_FIELDS = {f.name: f for f in fields(Config)}
+#: the fields that are keys (not internal state)
+_KEYS = {f.name: f for f in fields(Config) if "internal" not in f.metadata}
 
 #: Width the sample config's comments are wrapped to.
 SAMPLE_CONFIG_COLUMNS = 78
@@ -338,6 +402,11 @@ def sample_config() -> str:
     return "\n".join(lines) + "\n"
 
 
+def resolve(name: str) -> str:
+    """The parameter a name stands for: Redis' aliases (`lua-time-limit`) fold onto theirs."""
+    return redisconfig.canonical(name) if redisconfig.known(name) else name
+
+
 def _attr(name: str) -> str:
     return name.lower().replace("-", "_")
 
@@ -357,9 +426,10 @@ def read_config_file(path: str | Path) -> list[tuple[str, str]]:
             words = shlex.split(line)
         except ValueError as exc:
             raise ConfigError(f"{path}:{number}: {exc}") from None
-        if len(words) != 2:
+        if len(words) < 2:
             raise ConfigError(f"{path}:{number}: expected 'name value', got {line!r}")
-        pairs.append((words[0], words[1]))
+        # Redis' several-word values (`save 3600 1 300 100`) are one value, space-separated
+        pairs.append((words[0], " ".join(words[1:])))
     return pairs
 
 
@@ -374,7 +444,7 @@ def load_config(flags: Mapping[str, str], environ: Mapping[str, str],
     env_pairs = [(key[len(env_prefix):].replace("_", "-").lower(), value)
                  for key, value in environ.items()
                  if key.startswith(env_prefix) and key != "JOBCACHED_CONFIG"
-                 and key[len(env_prefix):].lower() in _FIELDS]
+                 and key[len(env_prefix):].lower() in _KEYS]
     layers.append(("environment", env_pairs))
     layers.append(("command line", flags.items()))
     for source, pairs in layers:
@@ -384,6 +454,8 @@ def load_config(flags: Mapping[str, str], environ: Mapping[str, str],
             except ConfigError as exc:
                 raise ConfigError(f"{source}: {exc}") from None
     config.validate()
+    if config_file:
+        config.config_file = str(Path(config_file).resolve())
     return config
 
 

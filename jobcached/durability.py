@@ -137,7 +137,7 @@ class Durability:
         batch = self._open if self._open.bodies else self._newest_unwritten()
         if batch is None:
             return value
-        deferred = Deferred()
+        deferred = Deferred(pending=value)
         batch.waiters.append((deferred, value))
         return deferred
 

@@ -1,7 +1,8 @@
 """Built-in suites: importing this package registers them, in the order RESULTS.md lists them.
 
 One module per family: `cache.py` (redis-benchmark against redis-server), `bits.py` (bitmap and
-HyperLogLog commands, custom redis-benchmark commands), `streams.py` (XADD / XREADGROUP / XACK
+HyperLogLog commands, custom redis-benchmark commands), `geosort.py` (GEOSEARCH and SORT over
+large values, custom commands too), `streams.py` (XADD / XREADGROUP / XACK
 per entry), `memory.py` (RSS holding the same keys), `metrics.py` (the cost of /metrics),
 `jobs.py` (jobcached as a job server, against beanstalkd; load generators in
 `bench/jobload.py`), `workers.py` (no-op jobs through jobcached's Worker, RQ and Celery).
@@ -10,6 +11,7 @@ per entry), `memory.py` (RSS holding the same keys), `metrics.py` (the cost of /
 from bench.suites import (  # noqa: F401  (register on import)
     bits,
     cache,
+    geosort,
     jobs,
     memory,
     metrics,

@@ -2,6 +2,8 @@
 
 Command handlers use `Keyspace` (keyspace.py) and `memory.item_size` for in-place container
 writes; `ZSet` is the sorted-set value; `glob_match` / `compile_glob` implement MATCH patterns.
+DUMP / RESTORE payloads: rdbvalue.py and rdbstream.py (one encoding per type) over listpack.py
+(Redis' compact blobs), rdbformat.py (lengths, strings, CRC64, the footer) and lzf.py.
 """
 
 from jobcached.cache.eviction import POLICIES

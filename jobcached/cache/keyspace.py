@@ -92,6 +92,9 @@ class Keyspace:
         #: bytes `maxmemory` must also hold besides the cache: the job engine's, which is
         #: never evicted (the app wires it; see `ensure_memory`)
         self.other_memory: Callable[[], int] = _nothing
+        #: set during CLIENT PAUSE: reads see a key past its TTL as gone but leave it stored,
+        #: as Redis does, so the dataset does not change while clients are paused
+        self.keep_expired = False
         self._evictor = Evictor(self)
         self._expiry = expiry.ExpiryCursor()
         self.set_policy(policy)
@@ -140,7 +143,8 @@ class Keyspace:
             shard = self._by_slot[crc_hqx(key, 0) & 0x3FFF]
         e = shard.data.get(key)
         if e is not None and e.expire_at and e.expire_at <= self.clock.now_ms():
-            self.reap(shard, key, e, evicted=False)
+            if not self.keep_expired:
+                self.reap(shard, key, e, evicted=False)
             return shard, None
         return shard, e
 
@@ -159,7 +163,8 @@ class Keyspace:
                 self.on_miss(key)
             return None
         if e.expire_at and e.expire_at <= self.clock.now_ms():
-            self.reap(shard, key, e, evicted=False)
+            if not self.keep_expired:
+                self.reap(shard, key, e, evicted=False)
             self.stats.keyspace_misses += 1
             if self.on_miss is not None:
                 self.on_miss(key)
@@ -507,6 +512,18 @@ class Keyspace:
         """MEMORY USAGE: the key's estimated bytes (memory.py), None if it does not exist."""
         e = self._find(key)[1]
         return None if e is None else e.size
+
+    def set_access(self, key: bytes, idle_s: int | None, freq: int | None) -> None:
+        """RESTORE's IDLETIME / FREQ (Redis' objectSetLRUOrLFU): only the figure the policy
+        tracks is applied, the other is ignored, as in Redis."""
+        e = self._find(key)[1]
+        if e is None:
+            return
+        if self._lfu:
+            if freq is not None:
+                e.access = (self.lfu_minutes << 8) | freq
+        elif idle_s is not None:
+            e.access = self.lru_clock - idle_s * 1000
 
     def object_freq(self, key: bytes) -> int | None:
         return iteration.object_freq(self, self._find(key)[1])

@@ -241,6 +241,12 @@ class ZSet:
         i, j = self._score_span(lo, hi, lo_excl, hi_excl)
         return self._slice(i, j, reverse, offset, count)
 
+    def scan_score_range(self, lo: float, hi: float) -> Iterator[tuple[float, bytes]]:
+        """(score, member) for lo <= score < hi in rank order, lazily: GEO searches walk a
+        geohash cell's score range and may stop early (COUNT ... ANY)."""
+        sl = self._sl
+        return sl.islice(sl.bisect_left((lo,)), sl.bisect_left((hi,)))  # type: ignore[no-any-return]
+
     def count_by_score(
         self, lo: float, hi: float, lo_excl: bool = False, hi_excl: bool = False
     ) -> int:

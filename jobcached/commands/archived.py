@@ -4,7 +4,8 @@ Finished jobs leave memory after `job-hot-retention` (see `archiving.py`), but J
 JOB.LIST, JOB.WAIT, JOB.LOGS, JOB.RETRY and the DLQ commands still find them. Memory is
 checked first and answers synchronously; only a miss asks the archive, which runs in
 aiosqlite's worker thread, so the command replies later through a `Deferred` (replies stay in
-request order) and the event loop keeps serving everyone else meanwhile.
+request order) and the event loop keeps serving everyone else meanwhile. A job command run by a
+script sees memory only: the script must finish in one go, atomically.
 """
 
 from __future__ import annotations
@@ -25,6 +26,10 @@ log = logging.getLogger("jobcached.archive")
 
 
 def archive_of(s: Session) -> Archive | None:
+    """The archive to read, or None: none configured or usable, or inside a script, which
+    runs atomically and cannot wait for SQLite, so it sees the jobs in memory only."""
+    if s.server.in_script_job_call:
+        return None
     archiver = s.server.archiver
     return archiver.archive if archiver is not None else None
 

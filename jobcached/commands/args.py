@@ -201,6 +201,26 @@ def to_range_double(raw: bytes) -> float | None:
     return parsed[0]
 
 
+#: Digit strings up to this long are exact doubles: float() reads them as strtod does.
+EXACT_DIGITS = 15
+
+
+def to_weight(raw: bytes) -> float | None:
+    """A SORT weight as Redis 7.0 reads it: strtod over the C string (it ends at a NUL byte),
+    leading spaces skipped, the empty string is 0; None when bytes are left over, the value is
+    NaN, or strtod reports ERANGE (overflow, or underflow to zero)."""
+    if raw.isdigit() and len(raw) <= EXACT_DIGITS:
+        return float(raw)  # most weights: exact, read by float() as strtod reads them
+    raw = raw.split(b"\0", 1)[0]
+    if not raw:
+        return 0.0
+    stripped = raw.lstrip(_C_SPACE)
+    parsed = _strtod(stripped) if stripped else None
+    if parsed is None or parsed[1] or math.isnan(parsed[0]):
+        return None
+    return parsed[0]
+
+
 def to_timeout_ms(raw: bytes) -> int:
     """A blocking command's timeout in seconds, as milliseconds: Redis 7.0's
     getTimeoutFromObjectOrReply(UNIT_SECONDS), quirks included. The number is a long double
@@ -255,6 +275,29 @@ def to_long_in(raw: bytes, low: int, high: int, message: str | None = None) -> i
         raise CommandError(message or f"value is out of range, value must between {low} and "
                                       f"{high}")
     return value
+
+
+def mpop_args(argv: list[bytes], numkeys_at: int,
+              ends: tuple[bytes, bytes]) -> tuple[list[bytes], bytes, int]:
+    """(keys, end, count) of `numkeys key [key ...] END [COUNT count]` at argv[numkeys_at:], as
+    Redis 7.0 parses LMPOP (ends LEFT / RIGHT) and ZMPOP (MIN / MAX); `end` comes upper-cased,
+    count defaults to 1."""
+    numkeys = to_long_in(argv[numkeys_at], 1, INT64_MAX, "numkeys should be greater than 0")
+    end_at = numkeys_at + numkeys + 1
+    if end_at >= len(argv):
+        raise SyntaxErr()
+    end = argv[end_at].upper()
+    if end not in ends:
+        raise SyntaxErr()
+    count = None
+    j = end_at + 1
+    while j < len(argv):
+        if count is None and argv[j].upper() == b"COUNT" and j + 1 < len(argv):
+            count = to_long_in(argv[j + 1], 1, INT64_MAX, "count should be greater than 0")
+            j += 2
+        else:
+            raise SyntaxErr()
+    return argv[numkeys_at + 1 : end_at], end, 1 if count is None else count
 
 
 def to_count(raw: bytes, message: str = "value is out of range, must be positive") -> int:

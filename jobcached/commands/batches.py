@@ -6,6 +6,7 @@ from typing import Any
 
 from jobcached.commands.args import Args
 from jobcached.commands.jobs import check_size, engine_of, text
+from jobcached.commands.keyspec import after_keyword
 from jobcached.commands.registry import FAST, READONLY, WRITE, command
 from jobcached.errors import SyntaxErr
 from jobcached.jobs.batches import COMPLETE, SUCCESS
@@ -13,7 +14,9 @@ from jobcached.net.replies import OK
 from jobcached.net.session import Session
 
 
-@command("BATCH.NEW", arity=-1, flags=WRITE | FAST, group="batch")
+@command("BATCH.NEW", arity=-1, flags=WRITE | FAST, group="batch",
+         key_specs=(*after_keyword("ONSUCCESS", "RW", "insert"),
+                    *after_keyword("ONCOMPLETE", "RW", "insert")), acl=("job-produce",))
 def batch_new(s: Session, argv: list[bytes]) -> Any:
     """BATCH.NEW [ONSUCCESS queue payload] [ONCOMPLETE queue payload]
 
@@ -41,7 +44,7 @@ def batch_new(s: Session, argv: list[bytes]) -> Any:
     return s.server.durable(batch_id.encode())
 
 
-@command("BATCH.COMMIT", arity=2, flags=WRITE | FAST, group="batch")
+@command("BATCH.COMMIT", arity=2, flags=WRITE | FAST, group="batch", acl=("job-produce",))
 def batch_commit(s: Session, argv: list[bytes]) -> Any:
     """BATCH.COMMIT id
 
@@ -59,7 +62,7 @@ def batch_commit(s: Session, argv: list[bytes]) -> Any:
     return s.server.durable(OK)
 
 
-@command("BATCH.GET", arity=2, flags=READONLY | FAST, group="batch")
+@command("BATCH.GET", arity=2, flags=READONLY | FAST, group="batch", acl=("job-produce",))
 def batch_get(s: Session, argv: list[bytes]) -> Any:
     """BATCH.GET id
 

@@ -11,7 +11,17 @@ from typing import Any
 
 from jobcached import REDIS_COMPAT_VERSION, __version__
 from jobcached.commands.args import Args, to_int
-from jobcached.commands.registry import FAST, NOAUTH, STALE, command, container, subcommand
+from jobcached.commands.registry import (
+    ADMIN,
+    ALLOW_BUSY,
+    FAST,
+    LOADING,
+    NOAUTH,
+    STALE,
+    command,
+    container,
+    subcommand,
+)
 from jobcached.errors import CommandError, SyntaxErr
 from jobcached.net.replies import NO_REPLY, OK, PONG, Simple, Verbatim
 from jobcached.net.session import Session
@@ -37,7 +47,7 @@ def ping(s: Session, argv: list[bytes]) -> Any:
     return PONG if len(argv) == 1 else argv[1]
 
 
-@command("ECHO", arity=2, flags=FAST, group="connection")
+@command("ECHO", arity=2, flags=LOADING | STALE | FAST, group="connection")
 def echo(s: Session, argv: list[bytes]) -> bytes:
     """ECHO message
 
@@ -51,25 +61,27 @@ def echo(s: Session, argv: list[bytes]) -> bytes:
 def _check_password(s: Session, username: bytes, password: bytes) -> None:
     """Authenticate s as the default user, or raise the error Redis gives."""
     required = s.server.config.requirepass
-    if not required:
-        if username == b"default" and password == b"":
+    if not required:  # the default user is `nopass`: any password is accepted, as in Redis
+        if username == b"default":
             s.authenticated = True
             return
-        raise CommandError(NO_PASSWORD_CONFIGURED)
+        s.server.stats.auth_failures += 1
+        raise CommandError(WRONGPASS, code="WRONGPASS")
     if username != b"default" or not hmac.compare_digest(password, required.encode()):
         s.server.stats.auth_failures += 1
         raise CommandError(WRONGPASS, code="WRONGPASS")
     s.authenticated = True
 
 
-@command("AUTH", arity=-2, flags=NOAUTH | FAST | STALE, group="connection")
+@command("AUTH", arity=-2, flags=NOAUTH | LOADING | STALE | FAST | ALLOW_BUSY, group="connection")
 def auth(s: Session, argv: list[bytes]) -> Any:
     """AUTH [username] password
 
     Authenticate the connection (the only user is `default`).
 
     Reply: `OK`.
-    Errors: `WRONGPASS` for a wrong password; an `ERR` when no password is configured.
+    Errors: `WRONGPASS` for a wrong password or another user; with no password configured,
+    `default` takes any password and the one-argument form is an `ERR`, as in Redis.
     """
     if len(argv) > 3:
         raise SyntaxErr()
@@ -80,7 +92,7 @@ def auth(s: Session, argv: list[bytes]) -> Any:
     return OK
 
 
-@command("HELLO", arity=-1, flags=NOAUTH | FAST | STALE, group="connection")
+@command("HELLO", arity=-1, flags=NOAUTH | LOADING | STALE | FAST | ALLOW_BUSY, group="connection")
 def hello(s: Session, argv: list[bytes]) -> Any:
     """HELLO [protover [AUTH username password] [SETNAME clientname]]
 
@@ -129,7 +141,7 @@ def hello(s: Session, argv: list[bytes]) -> Any:
     }
 
 
-@command("QUIT", arity=-1, flags=NOAUTH | FAST | STALE, group="connection")
+@command("QUIT", arity=-1, flags=NOAUTH | LOADING | STALE | FAST | ALLOW_BUSY, group="connection")
 def quit_(s: Session, argv: list[bytes]) -> Any:
     """QUIT
 
@@ -141,7 +153,7 @@ def quit_(s: Session, argv: list[bytes]) -> Any:
     return OK
 
 
-@command("RESET", arity=1, flags=NOAUTH | FAST | STALE, group="connection")
+@command("RESET", arity=1, flags=NOAUTH | LOADING | STALE | FAST | ALLOW_BUSY, group="connection")
 def reset(s: Session, argv: list[bytes]) -> Any:
     """RESET
 
@@ -165,7 +177,7 @@ def _set_name(s: Session, name: bytes) -> None:
     s.name = name
 
 
-@subcommand("CLIENT", "ID", arity=2, flags=FAST)
+@subcommand("CLIENT", "ID", arity=2, flags=LOADING | STALE)
 def client_id(s: Session, argv: list[bytes]) -> int:
     """CLIENT ID
 
@@ -176,7 +188,7 @@ def client_id(s: Session, argv: list[bytes]) -> int:
     return s.id
 
 
-@subcommand("CLIENT", "SETNAME", arity=3, flags=FAST)
+@subcommand("CLIENT", "SETNAME", arity=3, flags=LOADING | STALE)
 def client_setname(s: Session, argv: list[bytes]) -> Any:
     """CLIENT SETNAME connection-name
 
@@ -188,7 +200,7 @@ def client_setname(s: Session, argv: list[bytes]) -> Any:
     return OK
 
 
-@subcommand("CLIENT", "GETNAME", arity=2, flags=FAST)
+@subcommand("CLIENT", "GETNAME", arity=2, flags=LOADING | STALE)
 def client_getname(s: Session, argv: list[bytes]) -> Any:
     """CLIENT GETNAME
 
@@ -220,7 +232,7 @@ def client_setinfo(s: Session, argv: list[bytes]) -> Any:
     return OK
 
 
-@subcommand("CLIENT", "INFO", arity=2)
+@subcommand("CLIENT", "INFO", arity=2, flags=LOADING | STALE)
 def client_info(s: Session, argv: list[bytes]) -> Any:
     """CLIENT INFO
 
@@ -231,7 +243,7 @@ def client_info(s: Session, argv: list[bytes]) -> Any:
     return Verbatim((s.describe() + "\n").encode())
 
 
-@subcommand("CLIENT", "LIST", arity=-2)
+@subcommand("CLIENT", "LIST", arity=-2, flags=ADMIN | LOADING | STALE)
 def client_list(s: Session, argv: list[bytes]) -> Any:
     """CLIENT LIST [TYPE <NORMAL | MASTER | REPLICA | PUBSUB>] [ID client-id [client-id ...]]
 
@@ -247,7 +259,7 @@ def client_list(s: Session, argv: list[bytes]) -> Any:
             kind = args.next_upper()
             if kind not in (b"NORMAL", b"MASTER", b"REPLICA", b"SLAVE", b"PUBSUB"):
                 raise CommandError(f"Unknown client type '{kind.decode(errors='replace')}'")
-            sessions = sessions if kind == b"NORMAL" else []
+            sessions = [c for c in sessions if _client_type(c) == kind]
         elif option == b"ID":
             wanted = set()
             for raw in args.rest():
@@ -263,7 +275,7 @@ def client_list(s: Session, argv: list[bytes]) -> Any:
     return Verbatim("".join(c.describe() + "\n" for c in sessions).encode())
 
 
-@subcommand("CLIENT", "KILL", arity=-3)
+@subcommand("CLIENT", "KILL", arity=-3, flags=ADMIN | LOADING | STALE)
 def client_kill(s: Session, argv: list[bytes]) -> Any:
     """CLIENT KILL <ip:port | <[ID client-id] | [ADDR ip:port] | [LADDR ip:port]
     | [USER username] | [SKIPME <YES | NO>]> [...]>
@@ -301,7 +313,7 @@ def client_kill(s: Session, argv: list[bytes]) -> Any:
         elif option == b"USER":
             clients = clients if value == b"default" else []
         elif option == b"TYPE":
-            clients = clients if value.upper() == b"NORMAL" else []
+            clients = [c for c in clients if _client_type(c) == value.upper()]
         elif option == b"SKIPME":
             if value.upper() not in (b"YES", b"NO"):
                 raise SyntaxErr()
@@ -314,6 +326,12 @@ def client_kill(s: Session, argv: list[bytes]) -> Any:
     return len(clients)
 
 
+def _client_type(c: Session) -> bytes:
+    """Redis' getClientType as CLIENT LIST / KILL TYPE name it: PUBSUB while subscribed,
+    NORMAL otherwise (monitors included, as in Redis; we have no replica or master links)."""
+    return b"PUBSUB" if c.subscribed else b"NORMAL"
+
+
 def _kill(s: Session, victims: list[Session]) -> None:
     for victim in victims:
         if victim is s:
@@ -322,7 +340,7 @@ def _kill(s: Session, victims: list[Session]) -> None:
             victim.conn.abort()
 
 
-@subcommand("CLIENT", "REPLY", arity=3, flags=FAST)
+@subcommand("CLIENT", "REPLY", arity=3, flags=LOADING | STALE)
 def client_reply(s: Session, argv: list[bytes]) -> Any:
     """CLIENT REPLY <ON | OFF | SKIP>
 

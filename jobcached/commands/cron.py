@@ -12,6 +12,7 @@ from jobcached.commands.jobs import (
     parse_push_options,
     text,
 )
+from jobcached.commands.keyspec import at_index
 from jobcached.commands.registry import READONLY, WRITE, command
 from jobcached.errors import CommandError
 from jobcached.jobs.cron import MISSED_POLICIES, CronEntry
@@ -20,7 +21,8 @@ from jobcached.net.replies import OK
 from jobcached.net.session import Session
 
 
-@command("CRON.SET", arity=-5, flags=WRITE, group="cron")
+@command("CRON.SET", arity=-5, flags=WRITE, group="cron", keys=(3, 3, 1),
+         key_specs=at_index(3, "RW", "insert"), acl=("job-admin",))
 def cron_set(s: Session, argv: list[bytes]) -> Any:
     """CRON.SET name expression queue payload [TZ zone] [MISSED skip|once] [TYPE type]
     [PRIORITY priority] [RETRIES retries] [BACKOFF base-ms [max-ms]] [TIMEOUT ms]
@@ -68,7 +70,7 @@ def cron_set(s: Session, argv: list[bytes]) -> Any:
     return s.server.durable(OK)
 
 
-@command("CRON.DEL", arity=2, flags=WRITE, group="cron")
+@command("CRON.DEL", arity=2, flags=WRITE, group="cron", acl=("job-admin",))
 def cron_del(s: Session, argv: list[bytes]) -> Any:
     """CRON.DEL name
 
@@ -99,7 +101,7 @@ def entry_reply(entry: CronEntry) -> dict[bytes, Any]:
     }
 
 
-@command("CRON.GET", arity=2, flags=READONLY, group="cron")
+@command("CRON.GET", arity=2, flags=READONLY, group="cron", acl=("job-admin",))
 def cron_get(s: Session, argv: list[bytes]) -> Any:
     """CRON.GET name
 
@@ -117,7 +119,7 @@ def cron_get(s: Session, argv: list[bytes]) -> Any:
     return None if entry is None else entry_reply(entry)
 
 
-@command("CRON.LIST", arity=1, flags=READONLY, group="cron")
+@command("CRON.LIST", arity=1, flags=READONLY, group="cron", acl=("job-admin",))
 def cron_list(s: Session, argv: list[bytes]) -> Any:
     """CRON.LIST
 
@@ -131,7 +133,7 @@ def cron_list(s: Session, argv: list[bytes]) -> Any:
     return [entry_reply(crons[name]) for name in sorted(crons)]
 
 
-@command("CRON.PAUSE", arity=2, flags=WRITE, group="cron")
+@command("CRON.PAUSE", arity=2, flags=WRITE, group="cron", acl=("job-admin",))
 def cron_pause(s: Session, argv: list[bytes]) -> Any:
     """CRON.PAUSE name
 
@@ -149,7 +151,7 @@ def cron_pause(s: Session, argv: list[bytes]) -> Any:
     return s.server.durable(OK)
 
 
-@command("CRON.RESUME", arity=2, flags=WRITE, group="cron")
+@command("CRON.RESUME", arity=2, flags=WRITE, group="cron", acl=("job-admin",))
 def cron_resume(s: Session, argv: list[bytes]) -> Any:
     """CRON.RESUME name
 

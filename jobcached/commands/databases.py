@@ -11,7 +11,13 @@ from typing import Any
 
 from jobcached.commands.args import to_c_int
 from jobcached.commands.blocking import signal_db_ready, signal_key_ready
-from jobcached.commands.registry import FAST, STALE, WRITE, command
+from jobcached.commands.registry import (
+    FAST,
+    LOADING,
+    STALE,
+    WRITE,
+    command,
+)
 from jobcached.errors import CommandError
 from jobcached.net.replies import OK
 from jobcached.net.session import Session
@@ -28,7 +34,7 @@ def db_index(s: Session, raw: bytes, error: str | None = None) -> int:
     return index
 
 
-@command("SELECT", arity=2, flags=FAST | STALE, group="connection")
+@command("SELECT", arity=2, flags=LOADING | STALE | FAST, group="connection")
 def select(s: Session, argv: list[bytes]) -> Any:
     """SELECT index
 

@@ -7,23 +7,43 @@ errors (`script: <function>, on @user_function:<line>.`) and FUNCTION KILL to st
 
 Effects: FUNCTION LOAD, DELETE, FLUSH and RESTORE change the dataset, so they are propagated
 as themselves (a replica loads the same code); FCALL propagates the effects of the commands
-the function ran, never the call. The cache keeps no files: functions are lost on restart
-unless they are loaded again (Redis without RDB or AOF loses them too).
+the function ran, never the call.
+
+Persistence: each of those changes rewrites `functions.rdb` in the data directory before it
+replies (scripting/persisted.py), and `restore_functions` loads it at start, before the
+server accepts commands, so functions survive a restart as Redis' do in its RDB and AOF. A
+library that no longer loads (a newer file, a changed sandbox) is logged and skipped; it
+never stops the start.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+from typing import TYPE_CHECKING, Any
 
 from jobcached.cache.glob import glob_match
-from jobcached.commands.registry import ALLOW_BUSY, DENYOOM, WRITE, command, container, subcommand
+from jobcached.commands.registry import (
+    ALLOW_BUSY,
+    DENYOOM,
+    READONLY,
+    STALE,
+    WRITE,
+    command,
+    container,
+    subcommand,
+)
 from jobcached.commands.scripting import BUSY, UNKILLABLE, numkeys, scripting
 from jobcached.errors import CommandError
 from jobcached.net.replies import OK, Encoded
 from jobcached.net.session import Session
-from jobcached.scripting import rdbdump
+from jobcached.scripting import persisted, rdbdump
 from jobcached.scripting.engine import ScriptError
 from jobcached.scripting.functions import Libraries, Library, load_library
+
+if TYPE_CHECKING:
+    from jobcached.state import ServerState
+
+log = logging.getLogger("jobcached.scripts")
 
 
 def _fcall(s: Session, argv: list[bytes], readonly: bool) -> Any:
@@ -42,7 +62,7 @@ def _fcall(s: Session, argv: list[bytes], readonly: bool) -> Any:
                          argv)
 
 
-@command("FCALL", arity=-3, group="scripting")
+@command("FCALL", arity=-3, flags=STALE, group="scripting")
 def fcall(s: Session, argv: list[bytes]) -> Any:
     """FCALL function numkeys [key [key ...]] [arg [arg ...]]
 
@@ -56,7 +76,7 @@ def fcall(s: Session, argv: list[bytes]) -> Any:
     return _fcall(s, argv, readonly=False)
 
 
-@command("FCALL_RO", arity=-3, group="scripting")
+@command("FCALL_RO", arity=-3, flags=READONLY | STALE, group="scripting")
 def fcall_ro(s: Session, argv: list[bytes]) -> Any:
     """FCALL_RO function numkeys [key [key ...]] [arg [arg ...]]
 
@@ -80,10 +100,12 @@ def function_load(s: Session, argv: list[bytes]) -> Any:
     with `redis.register_function` (only that, `redis.log` and the version exist while it
     loads, for at most 500 ms).
 
-    Reply: the library's name.
+    Reply: the library's name, once the libraries are saved to `functions.rdb` (they are
+    loaded again at start).
     Errors: `ERR Library '<name>' already exists` without REPLACE; `ERR Missing library
     metadata`; `ERR Error compiling function: ...`; `ERR Error registering functions: ...`;
-    `ERR No functions registered`; `ERR Function <name> already exists` (in another library).
+    `ERR No functions registered`; `ERR Function <name> already exists` (in another library);
+    `MISCONF ...` when the file cannot be written (the library is loaded, but not saved).
     """
     replace = False
     for option in argv[2:-1]:
@@ -96,6 +118,7 @@ def function_load(s: Session, argv: list[bytes]) -> Any:
     except ScriptError as exc:
         raise CommandError(str(exc)) from None
     s.server.propagate(argv)
+    _save(s.server)
     return library.name
 
 
@@ -105,14 +128,15 @@ def function_delete(s: Session, argv: list[bytes]) -> Any:
 
     Delete a library and its functions.
 
-    Reply: `OK`.
-    Errors: `ERR Library not found`.
+    Reply: `OK`, once saved (as FUNCTION LOAD).
+    Errors: `ERR Library not found`; `MISCONF ...` as FUNCTION LOAD.
     """
     libraries = scripting(s.server).libraries
     if argv[2] not in libraries.libraries:
         raise CommandError("Library not found")
     libraries.remove(argv[2])
     s.server.propagate(argv)
+    _save(s.server)
     return OK
 
 
@@ -122,8 +146,9 @@ def function_flush(s: Session, argv: list[bytes]) -> Any:
 
     Delete every library (both modes free them at once).
 
-    Reply: `OK`.
-    Errors: `ERR FUNCTION FLUSH only supports SYNC|ASYNC option`.
+    Reply: `OK`, once saved (as FUNCTION LOAD).
+    Errors: `ERR FUNCTION FLUSH only supports SYNC|ASYNC option`; `MISCONF ...` as FUNCTION
+    LOAD.
     """
     if len(argv) > 3:
         raise _subcommand_syntax(argv[1])
@@ -131,6 +156,7 @@ def function_flush(s: Session, argv: list[bytes]) -> Any:
         raise CommandError("FUNCTION FLUSH only supports SYNC|ASYNC option")
     scripting(s.server).libraries.clear()
     s.server.propagate(argv)
+    _save(s.server)
     return OK
 
 
@@ -204,10 +230,11 @@ def function_restore(s: Session, argv: list[bytes]) -> Any:
     Load the libraries of a FUNCTION DUMP payload: APPEND (the default) fails on a library
     that exists, REPLACE replaces it, FLUSH deletes every library first. All or nothing.
 
-    Reply: `OK`.
+    Reply: `OK`, once saved (as FUNCTION LOAD).
     Errors: `ERR DUMP payload version or checksum are wrong`; `ERR Wrong restore policy
     given, value should be either FLUSH, APPEND or REPLACE.`; `ERR Library <name> already
-    exists`; `ERR Function <name> already exists`; a library's load error.
+    exists`; `ERR Function <name> already exists`; a library's load error; `MISCONF ...` as
+    FUNCTION LOAD.
     """
     if len(argv) > 4:
         raise _subcommand_syntax(argv[1])
@@ -228,7 +255,48 @@ def function_restore(s: Session, argv: list[bytes]) -> Any:
     except (rdbdump.PayloadError, ScriptError) as exc:
         raise CommandError(str(exc)) from None
     s.server.propagate(argv)
+    _save(s.server)
     return OK
+
+
+def _save(server: ServerState) -> None:
+    """Rewrite the durable copy after a change (see the module docstring). If the disk
+    refuses, the change stays in memory and the client gets the error: the libraries are
+    saved whole, so the next change that can be saved saves this one too."""
+    path = server.functions_path
+    if path is None:
+        return
+    codes = [library.code for library in scripting(server).libraries.libraries.values()]
+    try:
+        persisted.save(path, codes)
+    except OSError as exc:
+        log.error("could not save the function libraries", extra={"error": str(exc)})
+        raise CommandError(f"the functions changed in memory but could not be saved to "
+                           f"{persisted.FILE_NAME} ({exc}): a restart would lose the change",
+                           code="MISCONF") from None
+
+
+def restore_functions(server: ServerState, path: str) -> int:
+    """Load the libraries saved at `path` (at start, before commands are accepted) and save
+    later changes there; the number loaded. Nothing here stops a start: a damaged file or a
+    library that fails to load is logged and left out."""
+    server.functions_path = path
+    try:
+        codes = persisted.load(path)
+    except (OSError, rdbdump.PayloadError) as exc:
+        log.error("could not read the saved function libraries: starting without them",
+                  extra={"path": path, "error": str(exc)})
+        return 0
+    if not codes:
+        return 0
+    state = scripting(server)
+    for code in codes:
+        try:
+            load_library(state.libraries, state.engine, code, replace=False)
+        except ScriptError as exc:
+            log.error("a saved function library failed to load: skipped",
+                      extra={"error": str(exc), "code": code[:80].decode("utf-8", "replace")})
+    return len(state.libraries.libraries)
 
 
 def _join(target: Libraries, source: Libraries, replace: bool) -> None:

@@ -23,7 +23,7 @@ from jobcached.net.session import Session
 DEFAULT_LOG_COUNT = 1000
 
 
-@command("JOB.LOG", arity=-4, flags=WRITE | FAST, group="job")
+@command("JOB.LOG", arity=-4, flags=WRITE | FAST, group="job", acl=("job-work",))
 def job_log(s: Session, argv: list[bytes]) -> Any:
     """JOB.LOG id token line [line ...]
 
@@ -44,7 +44,7 @@ def job_log(s: Session, argv: list[bytes]) -> Any:
     return s.server.durable(engine.log(text(argv[1]), text(argv[2]), lines))
 
 
-@command("JOB.LOGS", arity=-2, flags=READONLY | BLOCKING, group="job")
+@command("JOB.LOGS", arity=-2, flags=READONLY | BLOCKING, group="job", acl=("job-produce",))
 def job_logs(s: Session, argv: list[bytes]) -> Any:
     """JOB.LOGS id [FROM n] [COUNT count] [BLOCK ms]
 

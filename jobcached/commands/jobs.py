@@ -12,6 +12,7 @@ from typing import Any
 
 from jobcached.commands.archived import drop_restored, from_archive, merge_pages, parse_state
 from jobcached.commands.args import Args, to_int
+from jobcached.commands.keyspec import after_keyword, at_index
 from jobcached.commands.registry import BLOCKING, DENYOOM, FAST, READONLY, WRITE, command
 from jobcached.errors import CommandError, SyntaxErr
 from jobcached.jobs.engine import JobEngine, PushOptions
@@ -184,7 +185,8 @@ def parse_push_options(args: Args, opts: PushOptions, *,
         opts.retry = retry_policy(DEFAULT_RETRIES if retries is None else retries, backoff)
 
 
-@command("JOB.PUSH", arity=-3, flags=WRITE | DENYOOM | FAST, group="job")
+@command("JOB.PUSH", arity=-3, flags=WRITE | DENYOOM | FAST, group="job", keys=(1, 1, 1),
+         key_specs=at_index(1, "RW", "insert"), acl=("job-produce",))
 def job_push(s: Session, argv: list[bytes]) -> Any:
     """JOB.PUSH queue payload [TYPE type] [PRIORITY priority] [DELAY ms | AT unix-ms]
     [RETRIES retries] [BACKOFF base-ms [max-ms]] [TIMEOUT ms] [KEY idempotency-key]
@@ -231,7 +233,9 @@ def job_push(s: Session, argv: list[bytes]) -> Any:
     return from_archive(s, lambda archive: archive.get_many(missing), push, {})
 
 
-@command("JOB.FETCH", arity=-3, flags=WRITE | BLOCKING, group="job")
+@command("JOB.FETCH", arity=-3, flags=WRITE | BLOCKING, group="job",
+         key_specs=after_keyword("QUEUES", "RW", "access", "delete", lastkey=-1),
+         acl=("job-work",))
 def job_fetch(s: Session, argv: list[bytes]) -> Any:
     """JOB.FETCH [COUNT count] [BLOCK ms] [LEASE ms] [WORKER worker-id] QUEUES queue
     [queue ...]
@@ -285,10 +289,11 @@ def job_fetch(s: Session, argv: list[bytes]) -> Any:
 
     waiter = engine.waiters.for_jobs(queues, count, lease, worker, block, deliver)
     reply.on_cancel = lambda: engine.waiters.cancel(waiter)
+    reply.timeout_reply = []  # what a BLOCK that runs out answers (CLIENT UNBLOCK TIMEOUT)
     return reply
 
 
-@command("JOB.ACK", arity=-3, flags=WRITE | FAST, group="job")
+@command("JOB.ACK", arity=-3, flags=WRITE | FAST, group="job", acl=("job-work",))
 def job_ack(s: Session, argv: list[bytes]) -> Any:
     """JOB.ACK id token [RESULT result]
 
@@ -312,7 +317,7 @@ def job_ack(s: Session, argv: list[bytes]) -> Any:
     return s.server.durable(OK)
 
 
-@command("JOB.FAIL", arity=-4, flags=WRITE | FAST, group="job")
+@command("JOB.FAIL", arity=-4, flags=WRITE | FAST, group="job", acl=("job-work",))
 def job_fail(s: Session, argv: list[bytes]) -> Any:
     """JOB.FAIL id token message [ERRTYPE type] [TRACE trace] [RETRYIN ms | NORETRY]
 
@@ -343,7 +348,7 @@ def job_fail(s: Session, argv: list[bytes]) -> Any:
     return s.server.durable(Simple(state.value.encode()))
 
 
-@command("JOB.BEAT", arity=-3, flags=WRITE | FAST, group="job")
+@command("JOB.BEAT", arity=-3, flags=WRITE | FAST, group="job", acl=("job-work",))
 def job_beat(s: Session, argv: list[bytes]) -> Any:
     """JOB.BEAT id token [EXTEND ms]
 
@@ -365,7 +370,7 @@ def job_beat(s: Session, argv: list[bytes]) -> Any:
     return Simple(b"canceled") if deadline is None else s.server.durable(deadline)
 
 
-@command("JOB.CANCEL", arity=2, flags=WRITE | FAST, group="job")
+@command("JOB.CANCEL", arity=2, flags=WRITE | FAST, group="job", acl=("job-admin",))
 def job_cancel(s: Session, argv: list[bytes]) -> Any:
     """JOB.CANCEL id
 
@@ -380,7 +385,7 @@ def job_cancel(s: Session, argv: list[bytes]) -> Any:
     return s.server.durable(OK)
 
 
-@command("JOB.GET", arity=2, flags=READONLY | FAST, group="job")
+@command("JOB.GET", arity=2, flags=READONLY | FAST, group="job", acl=("job-produce",))
 def job_get(s: Session, argv: list[bytes]) -> Any:
     """JOB.GET id
 
@@ -401,7 +406,7 @@ def job_get(s: Session, argv: list[bytes]) -> Any:
                         None)
 
 
-@command("JOB.WAIT", arity=-2, flags=READONLY | BLOCKING, group="job")
+@command("JOB.WAIT", arity=-2, flags=READONLY | BLOCKING, group="job", acl=("job-produce",))
 def job_wait(s: Session, argv: list[bytes]) -> Any:
     """JOB.WAIT id [TIMEOUT ms]
 
@@ -428,6 +433,7 @@ def job_wait(s: Session, argv: list[bytes]) -> Any:
     waiter = engine.waiters.for_end(job.id, timeout, lambda done: reply.resolve(
         None if done is None else job_reply(done)))
     reply.on_cancel = lambda: engine.waiters.cancel(waiter)
+    reply.timeout_reply = None
     return reply
 
 
@@ -437,7 +443,7 @@ def finished_or_unknown(job: Job | None) -> Any:
     return job_reply(job)
 
 
-@command("JOB.RETRY", arity=2, flags=WRITE | DENYOOM | FAST, group="job")
+@command("JOB.RETRY", arity=2, flags=WRITE | DENYOOM | FAST, group="job", acl=("job-admin",))
 def job_retry(s: Session, argv: list[bytes]) -> Any:
     """JOB.RETRY id
 
@@ -465,7 +471,8 @@ def job_retry(s: Session, argv: list[bytes]) -> Any:
     return from_archive(s, lambda archive: archive.get(job_id), restore, None)
 
 
-@command("JOB.LIST", arity=-1, flags=READONLY, group="job")
+@command("JOB.LIST", arity=-1, flags=READONLY, group="job",
+         key_specs=after_keyword("QUEUE", "RO", "access"), acl=("job-admin",))
 def job_list(s: Session, argv: list[bytes]) -> Any:
     """JOB.LIST [QUEUE queue] [STATE state] [CURSOR cursor] [COUNT count]
 

@@ -33,7 +33,7 @@ def _side(raw: bytes) -> bytes:
     return side
 
 
-def _pop(s: Session, key: bytes, lst: deque[bytes], side: bytes, count: int) -> list[bytes]:
+def pop_values(s: Session, key: bytes, lst: deque[bytes], side: bytes, count: int) -> list[bytes]:
     """Pop up to `count` elements from one end, account for them; no propagation."""
     take = lst.popleft if side == LEFT else lst.pop
     values = [take() for _ in range(min(count, len(lst)))]
@@ -41,7 +41,7 @@ def _pop(s: Session, key: bytes, lst: deque[bytes], side: bytes, count: int) -> 
     return values
 
 
-def _popped(s: Session, key: bytes, lst: deque[bytes], side: bytes) -> None:
+def notify_popped(s: Session, key: bytes, lst: deque[bytes], side: bytes) -> None:
     """Keyspace events of a pop: lpop / rpop, and del when the list is gone."""
     notify(s.server, LIST, b"lpop" if side == LEFT else b"rpop", key)
     notify_if_gone(s.server, key, lst)
@@ -136,14 +136,14 @@ def _pop_command(s: Session, argv: list[bytes], side: bytes) -> Any:
         return None if count is None else NULL_ARRAY
     if count == 0:
         return []
-    values = _pop(s, key, lst, side, 1 if count is None else count)
+    values = pop_values(s, key, lst, side, 1 if count is None else count)
     name = b"LPOP" if side == LEFT else b"RPOP"
     if count is None:
         s.server.propagate([name, key], (key,))
-        _popped(s, key, lst, side)
+        notify_popped(s, key, lst, side)
         return values[0]
     s.server.propagate([name, key, b"%d" % len(values)], (key,))
-    _popped(s, key, lst, side)
+    notify_popped(s, key, lst, side)
     return values
 
 
@@ -454,11 +454,11 @@ def _move(s: Session, src: bytes, dst: bytes, src_list: deque[bytes], wherefrom:
         ks.notify_modified(src)  # the deque may have gained or freed a block
     else:
         dst_list = ks.get_list(dst, write=True)
-        value = _pop(s, src, src_list, wherefrom, 1)[0]
+        value = pop_values(s, src, src_list, wherefrom, 1)[0]
         _push(s, dst, dst_list, whereto, [value])
     s.server.propagate([b"LMOVE", src, dst, wherefrom, whereto], (src, dst))
     notify(s.server, LIST, b"lpush" if whereto == LEFT else b"rpush", dst)
-    _popped(s, src, src_list, wherefrom)
+    notify_popped(s, src, src_list, wherefrom)
     blocking.signal_key_ready(s.server, dst)
     return value
 
@@ -508,9 +508,9 @@ def _blocking_pop(s: Session, argv: list[bytes], side: bytes) -> Any:
     name = b"LPOP" if side == LEFT else b"RPOP"
 
     def pop_from(key: bytes, lst: deque[bytes]) -> list[bytes]:
-        value = _pop(s, key, lst, side, 1)[0]
+        value = pop_values(s, key, lst, side, 1)[0]
         s.server.propagate([name, key], (key,))
-        _popped(s, key, lst, side)
+        notify_popped(s, key, lst, side)
         return [key, value]
 
     def take(key: bytes) -> Any:

@@ -233,7 +233,7 @@ def pubsub_numsub(s: Session, argv: list[bytes]) -> Any:
     return reply
 
 
-@subcommand("PUBSUB", "NUMPAT", arity=2, flags=PUBSUB | LOADING | STALE | FAST)
+@subcommand("PUBSUB", "NUMPAT", arity=2, flags=PUBSUB | LOADING | STALE)
 def pubsub_numpat(s: Session, argv: list[bytes]) -> Any:
     """PUBSUB NUMPAT
 

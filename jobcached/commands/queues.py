@@ -16,6 +16,7 @@ from jobcached.commands.archived import drop_restored, from_archive
 from jobcached.commands.args import Args
 from jobcached.commands.blocking import may_block
 from jobcached.commands.jobs import MAX_COUNT, engine_of, job_reply, non_negative, positive, text
+from jobcached.commands.keyspec import after_keyword, at_index
 from jobcached.commands.registry import DENYOOM, READONLY, WRITE, command
 from jobcached.errors import CommandError, SyntaxErr
 from jobcached.jobs import purge as purges
@@ -33,7 +34,7 @@ REQUEUE_FROM_ARCHIVE = 10_000
 PURGE_BATCH = 5_000
 
 
-@command("QUEUE.LIST", arity=1, flags=READONLY, group="queue")
+@command("QUEUE.LIST", arity=1, flags=READONLY, group="queue", acl=("job-admin",))
 def queue_list(s: Session, argv: list[bytes]) -> Any:
     """QUEUE.LIST
 
@@ -44,7 +45,8 @@ def queue_list(s: Session, argv: list[bytes]) -> Any:
     return [name.encode() for name in sorted(engine_of(s).queues)]
 
 
-@command("QUEUE.STATS", arity=2, flags=READONLY, group="queue")
+@command("QUEUE.STATS", arity=2, flags=READONLY, group="queue", keys=(1, 1, 1),
+         key_specs=at_index(1, "RO", "access"), acl=("job-admin",))
 def queue_stats(s: Session, argv: list[bytes]) -> Any:
     """QUEUE.STATS queue
 
@@ -74,7 +76,8 @@ def queue_stats(s: Session, argv: list[bytes]) -> Any:
     return reply
 
 
-@command("QUEUE.PAUSE", arity=2, flags=WRITE, group="queue")
+@command("QUEUE.PAUSE", arity=2, flags=WRITE, group="queue", keys=(1, 1, 1),
+         key_specs=at_index(1, "RW", "update"), acl=("job-admin",))
 def queue_pause(s: Session, argv: list[bytes]) -> Any:
     """QUEUE.PAUSE queue
 
@@ -87,7 +90,8 @@ def queue_pause(s: Session, argv: list[bytes]) -> Any:
     return s.server.durable(OK)
 
 
-@command("QUEUE.RESUME", arity=2, flags=WRITE, group="queue")
+@command("QUEUE.RESUME", arity=2, flags=WRITE, group="queue", keys=(1, 1, 1),
+         key_specs=at_index(1, "RW", "update"), acl=("job-admin",))
 def queue_resume(s: Session, argv: list[bytes]) -> Any:
     """QUEUE.RESUME queue
 
@@ -100,7 +104,8 @@ def queue_resume(s: Session, argv: list[bytes]) -> Any:
     return s.server.durable(OK)
 
 
-@command("QUEUE.PURGE", arity=2, flags=WRITE, group="queue")
+@command("QUEUE.PURGE", arity=2, flags=WRITE, group="queue", keys=(1, 1, 1),
+         key_specs=at_index(1, "RW", "delete"), acl=("job-admin",))
 def queue_purge(s: Session, argv: list[bytes]) -> Any:
     """QUEUE.PURGE queue
 
@@ -144,7 +149,8 @@ def in_slices(s: Session, purge: purges.Purge, then: Callable[[int], Any]) -> An
     return reply
 
 
-@command("DLQ.LIST", arity=-1, flags=READONLY, group="dlq")
+@command("DLQ.LIST", arity=-1, flags=READONLY, group="dlq",
+         key_specs=after_keyword("QUEUE", "RO", "access"), acl=("job-admin",))
 def dlq_list(s: Session, argv: list[bytes]) -> Any:
     """DLQ.LIST [QUEUE queue] [COUNT count]
 
@@ -174,7 +180,8 @@ def dlq_list(s: Session, argv: list[bytes]) -> Any:
                         listing, [])
 
 
-@command("DLQ.REQUEUE", arity=-2, flags=WRITE | DENYOOM, group="dlq")
+@command("DLQ.REQUEUE", arity=-2, flags=WRITE | DENYOOM, group="dlq",
+         key_specs=after_keyword("QUEUE", "RW", "insert"), acl=("job-admin",))
 def dlq_requeue(s: Session, argv: list[bytes]) -> Any:
     """DLQ.REQUEUE <id | ALL> [QUEUE queue]
 
@@ -224,7 +231,8 @@ def dlq_requeue(s: Session, argv: list[bytes]) -> Any:
     return from_archive(s, lookup, requeue, [])
 
 
-@command("DLQ.PURGE", arity=-1, flags=WRITE, group="dlq")
+@command("DLQ.PURGE", arity=-1, flags=WRITE, group="dlq",
+         key_specs=after_keyword("QUEUE", "RW", "delete"), acl=("job-admin",))
 def dlq_purge(s: Session, argv: list[bytes]) -> Any:
     """DLQ.PURGE [QUEUE queue] [OLDER ms]
 

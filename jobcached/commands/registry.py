@@ -30,6 +30,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from jobcached.commands.keyspec import KeySpec
+
 if TYPE_CHECKING:
     from jobcached.net.session import Session
 
@@ -74,6 +76,10 @@ class Command:
     summary: str
     doc: str
     keys: tuple[int, int, int] = (0, 0, 0)
+    #: Redis 7 key specs (keyspec.py); Redis commands take theirs from Redis' table instead
+    key_specs: tuple[KeySpec, ...] = ()
+    #: ACL categories of our own (`job-work`); Redis commands take Redis' categories
+    acl: tuple[str, ...] = ()
     since: str = "0.1.0"
     parent: Command | None = None
     subcommands: dict[bytes, Command] = field(default_factory=dict)
@@ -137,12 +143,14 @@ def _parse_doc(handler: Callable[..., Any], name: str) -> tuple[str, str, str]:
 
 
 def command(name: str, *, arity: int, flags: Flag = NO_FLAGS, group: str,
-            keys: tuple[int, int, int] = (0, 0, 0)) -> Callable[[Handler], Handler]:
+            keys: tuple[int, int, int] = (0, 0, 0), key_specs: tuple[KeySpec, ...] = (),
+            acl: tuple[str, ...] = ()) -> Callable[[Handler], Handler]:
     """Register a top-level command handled by the decorated function."""
 
     def register(handler: Handler) -> Handler:
         syntax, summary, doc = _parse_doc(handler, name)
-        _add(Command(name.upper(), arity, flags, group, handler, syntax, summary, doc, keys))
+        _add(Command(name.upper(), arity, flags, group, handler, syntax, summary, doc, keys,
+                     key_specs, acl))
         return handler
 
     return register
@@ -162,7 +170,10 @@ def container(name: str, *, group: str, summary: str, flags: Flag = NO_FLAGS) ->
         return [line.encode() for line in lines]
 
     show_help.__doc__ = f"{cmd.name} HELP\n\nShow the subcommands of {cmd.name}, one per line."
-    subcommand(cmd.name, "HELP", arity=2, flags=Flag.FAST)(show_help)
+    subcommand(cmd.name, "HELP", arity=2)(show_help)
+    help_cmd = cmd.subcommands[b"HELP"]
+    help_cmd.flags = Flag.LOADING | Flag.STALE  # as Redis: not the container's (admin...)
+    help_cmd.refresh_flags()
     return cmd
 
 
@@ -175,7 +186,7 @@ def subcommand(parent: str, name: str, *, arity: int, flags: Flag = NO_FLAGS,
         full = f"{owner.name} {name.upper()}"
         syntax, summary, doc = _parse_doc(handler, full)
         sub = Command(name.upper(), arity, flags | owner.flags, owner.group, handler,
-                      syntax, summary, doc, keys, parent=owner)
+                      syntax, summary, doc, keys, (), owner.acl, parent=owner)
         owner.subcommands[name.upper().encode()] = sub
         owner.min_argc, owner.max_argc = 1, 0  # dispatch must resolve the subcommand first
         return handler
@@ -216,27 +227,40 @@ def load_all() -> None:
     from jobcached.commands import (  # noqa: F401
         batches,
         bitmaps,
+        commandinfo,
+        configure,
         connection,
         cron,
         databases,
+        debug,
+        dump,
         functions,
+        geo,
         hashes,
         hyperloglog,
         introspection,
         joblogs,
         jobs,
         keys,
+        lcs,
+        listpops,
         lists,
+        memory,
+        migrate,
+        monitor,
+        pause,
         pubsub,
         queues,
         scripting,
         server,
         sets,
+        sort,
         streamadmin,
         streamgroups,
         streams,
         strings,
         transactions,
+        zalgebra,
         zranges,
         zsets,
     )

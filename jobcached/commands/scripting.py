@@ -6,8 +6,18 @@ connects it to the server:
 * `redis.call` runs our own command table through `dispatch.call`, as a client's command does,
   as a fake client (Redis' Lua client), after the checks Redis makes for scripts (unknown
   command, arity, commands not allowed from scripts, writes from read-only scripts). Blocking
-  commands are refused, as in Redis 7.0 (their `noscript` flag). Job commands are refused too
-  for now: their replies wait for the WAL, and a script cannot wait in the middle.
+  commands are refused, as in Redis 7.0 (their `noscript` flag), except BLMPOP and BZMPOP,
+  which 7.0 lets scripts call and which then do not block; JOB.FETCH and JOB.LOGS are refused
+  only with BLOCK, as Redis refuses XREAD only with BLOCK.
+* Job commands: a script's job writes are applied and logged like a client's, but a script
+  cannot wait in the middle for the WAL; so `redis.call` takes the value of a job write's
+  held reply (`Deferred.pending`) at once, and the script's own reply is held instead, once,
+  until every job record it logged is as durable as `appendfsync` promises (as EXEC's is).
+  Only the script's own reply changes: a worker blocked in JOB.FETCH that a push inside the
+  script serves still hears back once its lease is durable. The job archive is not read from
+  a script (SQLite answers later): scripts see the jobs in memory. A job command refused
+  because the WAL is failing returns its -MISCONF like any error (pcall catches it); the
+  script's earlier cache writes stand, as every write before a failing command in Redis does.
 * Effects: while a script runs, the replication backlog is replaced by an `EffectBuffer`; when
   the script ends, what it wrote is logged as its commands' effects, wrapped in MULTI/EXEC when
   there are several (Redis 7's effects replication), never as the EVAL itself.
@@ -32,6 +42,8 @@ from jobcached.commands.registry import (
     ALLOW_BUSY,
     BLOCKING,
     COMMANDS,
+    READONLY,
+    STALE,
     WRITE,
     Command,
     command,
@@ -39,7 +51,7 @@ from jobcached.commands.registry import (
     subcommand,
 )
 from jobcached.errors import CommandError
-from jobcached.net.replies import OK, Deferred, ErrorReply
+from jobcached.net.replies import OK, UNKNOWN, Deferred, ErrorReply
 from jobcached.net.session import Session
 from jobcached.scripting.engine import Script, ScriptEngine, ScriptError, ScriptRun
 from jobcached.scripting.functions import Libraries
@@ -55,9 +67,16 @@ NOSCRIPT_COMMANDS = frozenset({
     "SUBSCRIBE", "PSUBSCRIBE", "UNSUBSCRIBE", "PUNSUBSCRIBE", "SSUBSCRIBE", "SUNSUBSCRIBE",
     "EVAL", "EVALSHA", "EVAL_RO", "EVALSHA_RO", "SCRIPT", "FCALL", "FCALL_RO", "FUNCTION",
     "SHUTDOWN", "SAVE", "WAIT", "MONITOR", "SYNC", "PSYNC", "REPLICAOF", "SLAVEOF",
+    "MIGRATE",  # not in Redis' list: ours waits on the network, which a script cannot do
 })
-#: Command groups of the job server: refused from scripts (see the module docstring).
+#: Blocking commands Redis 7.0 does not flag `noscript`: a script may call them, and they
+#: answer at once (scripts run atomically), with data or as on a timeout.
+SCRIPT_BLOCKING_ALLOWED = frozenset({"BLMPOP", "BZMPOP"})
+#: Command groups of the job server: their replies wait for the WAL (see the module docstring).
 JOB_GROUPS = frozenset({"job", "queue", "dlq", "cron", "batch"})
+#: Blocking job commands a script may run without their BLOCK option, by name: the index of
+#: their first option (options are name-value pairs).
+BLOCK_OPTION_COMMANDS = {"JOB.FETCH": 1, "JOB.LOGS": 2}
 
 BUSY = ErrorReply("BUSY Redis is busy running a script. You can only call SCRIPT KILL or "
                   "SHUTDOWN NOSAVE.")
@@ -156,9 +175,13 @@ class Scripting:
         policy = self._policies.get(cmd)
         if policy is None:
             policy = self._policies[cmd] = _policy(cmd)
-        refusal, writes = policy
+        refusal, writes, job = policy
         if refusal is not None:
             return refusal
+        first_option = BLOCK_OPTION_COMMANDS.get(cmd.name)
+        if first_option is not None and _blocks(argv, first_option):
+            return ErrorReply(f"ERR {cmd.fullname} command is not allowed with BLOCK option "
+                              f"from scripts")
         may_oom = run.wrote  # Redis checks maxmemory at a script's first write only
         if writes:
             if run.readonly:
@@ -168,7 +191,23 @@ class Scripting:
             flags = run.script.flags
             may_oom = flags is not None and "allow-oom" in flags
         self.session.resp3 = run.resp3
-        return call(self.session, cmd, argv, may_oom)
+        if not job:
+            return call(self.session, cmd, argv, may_oom)
+        server = self.server
+        durability = server.durability
+        logged = durability.records_in_log if durability is not None else 0
+        server.in_script_job_call = True
+        try:
+            reply = call(self.session, cmd, argv, may_oom)
+            # The script's reply waits for the records instead (see `_finish`).
+            if type(reply) is Deferred and reply.pending is not UNKNOWN:
+                return reply.pending
+            return reply
+        finally:
+            server.in_script_job_call = False
+            # It logged records (a refused write logged none): the reply waits for them.
+            if durability is not None and durability.records_in_log != logged:
+                run.durable = True
 
     # ------------------------------------------------------------------ one run
 
@@ -205,11 +244,12 @@ class Scripting:
             loop.call_soon(self._resume, loop, run, reply)
             return
         self.server.busy_script = None
-        reply.resolve(self._finish(run))
+        reply.resolve_with(self._finish(run))
 
     def _finish(self, run: ScriptRun) -> Any:
         """The script ended: log its effects (MULTI/EXEC around several), then let clients
-        blocked on keys it filled be served."""
+        blocked on keys it filled be served. Its reply, held until its job records (if it
+        wrote any) are durable."""
         server = self.server
         buffer = server.backlog
         assert isinstance(buffer, EffectBuffer)
@@ -226,7 +266,7 @@ class Scripting:
         reg.atomic_depth -= 1
         if not reg.atomic_depth:
             reg.serve_ready()
-        return run.reply
+        return server.durable(run.reply) if run.durable else run.reply
 
 
 class EffectBuffer:
@@ -247,16 +287,28 @@ class EffectBuffer:
         return getattr(self.backlog, name)
 
 
-def _policy(cmd: Command) -> tuple[ErrorReply | None, bool]:
-    """Whether a script may run `cmd` (Redis' `noscript` flag; blocking and job commands),
-    and whether it writes."""
+def _policy(cmd: Command) -> tuple[ErrorReply | None, bool, bool]:
+    """Whether a script may run `cmd` (Redis' `noscript` flag; blocking commands), whether
+    it writes, and whether it is a job command."""
     top = cmd.parent or cmd
-    if top.name in NOSCRIPT_COMMANDS or cmd.flags & BLOCKING:
-        return ErrorReply("ERR This Redis command is not allowed from script"), False
-    if top.group in JOB_GROUPS:
-        return ErrorReply("ERR Job commands cannot be called from scripts yet: their replies "
-                          "wait for the write-ahead log"), False
-    return None, bool(cmd.flags & WRITE)
+    if top.name in NOSCRIPT_COMMANDS or (cmd.flags & BLOCKING
+                                         and top.name not in SCRIPT_BLOCKING_ALLOWED
+                                         and cmd.name not in BLOCK_OPTION_COMMANDS):
+        return ErrorReply("ERR This Redis command is not allowed from script"), False, False
+    return None, bool(cmd.flags & WRITE), top.group in JOB_GROUPS
+
+
+def _blocks(argv: list[bytes], first_option: int) -> bool:
+    """Whether a JOB.FETCH or JOB.LOGS command line has BLOCK among its options (name-value
+    pairs from `first_option`, up to JOB.FETCH's QUEUES): a value is never taken for a name,
+    so `WORKER block` does not count."""
+    for i in range(first_option, len(argv), 2):
+        name = argv[i].upper()
+        if name == b"BLOCK":
+            return True
+        if name == b"QUEUES":
+            return False
+    return False
 
 
 def scripting(server: ServerState) -> Scripting:
@@ -305,20 +357,23 @@ def _eval(s: Session, argv: list[bytes], by_sha: bool, readonly: bool) -> Any:
     return state.execute(s, script, argv[3:3 + count], argv[3 + count:], readonly, argv)
 
 
-@command("EVAL", arity=-3, group="scripting")
+@command("EVAL", arity=-3, flags=STALE, group="scripting")
 def eval_(s: Session, argv: list[bytes]) -> Any:
     """EVAL script numkeys [key [key ...]] [arg [arg ...]]
 
-    Run a Lua 5.1 script atomically; it sees the keys as KEYS and the rest as ARGV.
+    Run a Lua 5.1 script atomically; it sees the keys as KEYS and the rest as ARGV. Job
+    commands (JOB.*, QUEUE.*, CRON.*, BATCH.*, DLQ.*) run from `redis.call` too, in the same
+    atomic step as its cache commands.
 
-    Reply: the script's return value, converted as Redis 7.0 converts it.
+    Reply: the script's return value, converted as Redis 7.0 converts it; once the job
+    records the script wrote, if any, are as durable as `appendfsync` promises.
     Errors: `ERR Error compiling script ...`; `ERR <message> script: <sha>, on
     @user_script:<line>.` when it fails while running; `OOM ...` past `lua-max-memory`.
     """
     return _eval(s, argv, by_sha=False, readonly=False)
 
 
-@command("EVALSHA", arity=-3, group="scripting")
+@command("EVALSHA", arity=-3, flags=STALE, group="scripting")
 def evalsha(s: Session, argv: list[bytes]) -> Any:
     """EVALSHA sha1 numkeys [key [key ...]] [arg [arg ...]]
 
@@ -330,7 +385,7 @@ def evalsha(s: Session, argv: list[bytes]) -> Any:
     return _eval(s, argv, by_sha=True, readonly=False)
 
 
-@command("EVAL_RO", arity=-3, group="scripting")
+@command("EVAL_RO", arity=-3, flags=READONLY | STALE, group="scripting")
 def eval_ro(s: Session, argv: list[bytes]) -> Any:
     """EVAL_RO script numkeys [key [key ...]] [arg [arg ...]]
 
@@ -344,7 +399,7 @@ def eval_ro(s: Session, argv: list[bytes]) -> Any:
     return _eval(s, argv, by_sha=False, readonly=True)
 
 
-@command("EVALSHA_RO", arity=-3, group="scripting")
+@command("EVALSHA_RO", arity=-3, flags=READONLY | STALE, group="scripting")
 def evalsha_ro(s: Session, argv: list[bytes]) -> Any:
     """EVALSHA_RO sha1 numkeys [key [key ...]] [arg [arg ...]]
 
@@ -359,7 +414,7 @@ def evalsha_ro(s: Session, argv: list[bytes]) -> Any:
 container("SCRIPT", group="scripting", summary="Manage the script cache.")
 
 
-@subcommand("SCRIPT", "LOAD", arity=3)
+@subcommand("SCRIPT", "LOAD", arity=3, flags=STALE)
 def script_load(s: Session, argv: list[bytes]) -> Any:
     """SCRIPT LOAD script
 

@@ -1,139 +1,34 @@
-"""Server commands: COMMAND, INFO, CONFIG, TIME, DBSIZE, FLUSHALL, FLUSHDB, BGREWRITEAOF,
+"""Server commands: INFO, TIME, DBSIZE, FLUSHALL, FLUSHDB, BGREWRITEAOF,
 SHUTDOWN."""
 
 from __future__ import annotations
 
-import fnmatch
 import time
 from typing import Any
 
 from jobcached.commands.args import Args
-from jobcached.commands.docs import command_docs, command_info
 from jobcached.commands.registry import (
     ADMIN,
+    ALLOW_BUSY,
     FAST,
     LOADING,
     NO_MULTI,
     READONLY,
     STALE,
     WRITE,
-    Command,
-    all_commands,
     command,
-    container,
-    lookup,
-    subcommand,
 )
-from jobcached.config import Config
-from jobcached.errors import CommandError, ConfigError, SyntaxErr
+from jobcached.errors import CommandError, SyntaxErr
 from jobcached.net.replies import NO_REPLY, OK, Simple, Verbatim
 from jobcached.net.session import Session
 from jobcached.observability.info import render_info
-from jobcached.state import Stats
 from jobcached.tasks import spawn
-
-# ------------------------------------------------------------------------------- COMMAND
-
-
-def _named(names: list[bytes]) -> list[Command | None]:
-    """Commands for COMMAND INFO / DOCS arguments; `client|id` names a subcommand."""
-    found: list[Command | None] = []
-    for raw in names:
-        parent, _, child = raw.partition(b"|")
-        cmd = lookup(parent)
-        if cmd is not None and child:
-            cmd = cmd.subcommands.get(child.upper())
-        found.append(cmd)
-    return found
-
-
-def _command_all(s: Session, argv: list[bytes]) -> Any:
-    """COMMAND
-
-    Describe every command (COMMAND INFO for all of them).
-
-    Reply: array of COMMAND INFO entries.
-    """
-    return [command_info(cmd) for cmd in all_commands()]
-
-
-container("COMMAND", group="server", summary="Introspect the command table.",
-          flags=LOADING | STALE)
-lookup(b"COMMAND").arity = -1  # type: ignore[union-attr]  # bare COMMAND lists everything
-lookup(b"COMMAND").handler = _command_all  # type: ignore[union-attr]
-
-
-@subcommand("COMMAND", "COUNT", arity=2)
-def command_count(s: Session, argv: list[bytes]) -> int:
-    """COMMAND COUNT
-
-    The number of top-level commands.
-
-    Reply: integer.
-    """
-    return sum(1 for _ in all_commands())
-
-
-@subcommand("COMMAND", "LIST", arity=-2)
-def command_list(s: Session, argv: list[bytes]) -> Any:
-    """COMMAND LIST [FILTERBY <MODULE module-name | ACLCAT category | PATTERN pattern>]
-
-    The names of all commands, optionally filtered.
-
-    Reply: array of bulk strings.
-    """
-    names = [cmd.fullname for cmd in all_commands()]
-    args = Args(argv, 2)
-    if args:
-        if args.next_upper() != b"FILTERBY":
-            raise SyntaxErr()
-        kind = args.next_upper()
-        value = args.next()
-        args.finish()
-        if kind == b"MODULE":
-            names = []
-        elif kind == b"ACLCAT":
-            names = [c.fullname for c in all_commands() if c.group.encode() == value.lower()]
-        elif kind == b"PATTERN":
-            names = [n for n in names
-                     if fnmatch.fnmatchcase(n, value.lower().decode(errors="replace"))]
-        else:
-            raise SyntaxErr()
-    return [name.encode() for name in names]
-
-
-@subcommand("COMMAND", "INFO", arity=-2)
-def command_info_(s: Session, argv: list[bytes]) -> Any:
-    """COMMAND INFO [command-name [command-name ...]]
-
-    Describe the named commands (all when none is named).
-
-    Reply: array with one entry per name, nil for unknown names.
-    """
-    if len(argv) == 2:
-        return _command_all(s, argv)
-    return [command_info(c) if c else None for c in _named(argv[2:])]
-
-
-@subcommand("COMMAND", "DOCS", arity=-2)
-def command_docs_(s: Session, argv: list[bytes]) -> Any:
-    """COMMAND DOCS [command-name [command-name ...]]
-
-    Documentation of the named commands (all when none is named), as redis-cli reads it.
-
-    Reply: map of command name to its documentation map; unknown names are left out.
-    """
-    if len(argv) == 2:
-        cmds: list[Command | None] = list(all_commands())
-    else:
-        cmds = _named(argv[2:])
-    return {c.fullname.encode(): command_docs(c) for c in cmds if c is not None}
-
 
 # ------------------------------------------------------------------------------- INFO
 
 
-@command("INFO", arity=-1, flags=LOADING | STALE, group="server")
+@command("INFO", arity=-1, flags=LOADING | STALE,
+         group="server")
 def info(s: Session, argv: list[bytes]) -> Any:
     """INFO [section [section ...]]
 
@@ -144,80 +39,11 @@ def info(s: Session, argv: list[bytes]) -> Any:
     return Verbatim(render_info(s.server, [a.decode(errors="replace") for a in argv[1:]]))
 
 
-# ------------------------------------------------------------------------------- CONFIG
-
-container("CONFIG", group="server", summary="Read and change the configuration.",
-          flags=ADMIN | LOADING | STALE)
-
-
-@subcommand("CONFIG", "GET", arity=-3)
-def config_get(s: Session, argv: list[bytes]) -> Any:
-    """CONFIG GET parameter [parameter ...]
-
-    The values of the configuration keys matching the glob patterns.
-
-    Reply: map of key to value (a flat array under RESP2).
-    """
-    config = s.server.config
-    reply: dict[bytes, bytes] = {}
-    for pattern in argv[2:]:
-        for name in config.matching(pattern.decode(errors="replace")):
-            reply[name.encode()] = config.render(name).encode()
-    return reply
-
-
-@subcommand("CONFIG", "SET", arity=-4)
-def config_set(s: Session, argv: list[bytes]) -> Any:
-    """CONFIG SET parameter value [parameter value ...]
-
-    Change configuration keys at runtime; all of them or none.
-
-    Reply: `OK`.
-    Errors: an unknown key, a key that is only read at startup, or a value that does not parse.
-    """
-    if len(argv) % 2:
-        raise CommandError("wrong number of arguments for 'config|set' command")
-    config = s.server.config
-    trial = Config(**{f: getattr(config, f) for f in config.__dataclass_fields__})
-    for i in range(2, len(argv), 2):
-        name = argv[i].decode(errors="replace")
-        if name.lower() not in Config.names():
-            raise CommandError(f"Unknown option or number of arguments for CONFIG SET - '{name}'")
-        try:
-            trial.set(name, argv[i + 1].decode(errors="replace"), runtime=True)
-        except ConfigError as exc:
-            raise CommandError(
-                f"CONFIG SET failed (possibly related to argument '{name}') - {exc}") from None
-    for field_name in config.__dataclass_fields__:
-        setattr(config, field_name, getattr(trial, field_name))
-    s.server.apply_config()
-    return OK
-
-
-@subcommand("CONFIG", "RESETSTAT", arity=2)
-def config_resetstat(s: Session, argv: list[bytes]) -> Any:
-    """CONFIG RESETSTAT
-
-    Reset the counters INFO stats, commandstats, errorstats and latencystats show, and the
-    slow log.
-
-    Reply: `OK`.
-    """
-    server = s.server
-    server.stats = Stats()
-    server.errorstats.clear()
-    server.command_latency.clear()
-    server.slowlog.reset()
-    for cmd in all_commands():
-        for c in [cmd, *cmd.subcommands.values()]:
-            c.calls = c.usec = c.failed_calls = c.rejected_calls = 0
-    return OK
-
-
 # ------------------------------------------------------------------------------- misc
 
 
-@command("TIME", arity=1, flags=FAST | LOADING | STALE, group="server")
+@command("TIME", arity=1, flags=FAST | LOADING | STALE,
+         group="server")
 def time_(s: Session, argv: list[bytes]) -> Any:
     """TIME
 
@@ -229,7 +55,8 @@ def time_(s: Session, argv: list[bytes]) -> Any:
     return [str(now_us // 1_000_000).encode(), str(now_us % 1_000_000).encode()]
 
 
-@command("DBSIZE", arity=1, flags=READONLY | FAST, group="server")
+@command("DBSIZE", arity=1, flags=READONLY | FAST,
+         group="server")
 def dbsize(s: Session, argv: list[bytes]) -> int:
     """DBSIZE
 
@@ -249,7 +76,8 @@ def _flush_mode(argv: list[bytes]) -> None:
         args.finish()
 
 
-@command("FLUSHALL", arity=-1, flags=WRITE, group="server")
+@command("FLUSHALL", arity=-1, flags=WRITE,
+         group="server")
 def flushall(s: Session, argv: list[bytes]) -> Any:
     """FLUSHALL [ASYNC | SYNC]
 
@@ -266,7 +94,8 @@ def flushall(s: Session, argv: list[bytes]) -> Any:
     return OK
 
 
-@command("FLUSHDB", arity=-1, flags=WRITE, group="server")
+@command("FLUSHDB", arity=-1, flags=WRITE,
+         group="server")
 def flushdb(s: Session, argv: list[bytes]) -> Any:
     """FLUSHDB [ASYNC | SYNC]
 
@@ -281,7 +110,8 @@ def flushdb(s: Session, argv: list[bytes]) -> Any:
     return OK
 
 
-@command("BGREWRITEAOF", arity=1, flags=ADMIN | NO_MULTI, group="server")
+@command("BGREWRITEAOF", arity=1, flags=ADMIN | NO_MULTI,
+         group="server")
 def bgrewriteaof(s: Session, argv: list[bytes]) -> Any:
     """BGREWRITEAOF
 
@@ -304,7 +134,8 @@ def bgrewriteaof(s: Session, argv: list[bytes]) -> Any:
     return Simple(b"Background append only file rewriting started")
 
 
-@command("SHUTDOWN", arity=-1, flags=ADMIN | NO_MULTI | LOADING | STALE, group="server")
+@command("SHUTDOWN", arity=-1, flags=ADMIN | LOADING | STALE | NO_MULTI | ALLOW_BUSY,
+         group="server")
 def shutdown(s: Session, argv: list[bytes]) -> Any:
     """SHUTDOWN [NOSAVE | SAVE] [NOW] [FORCE] [ABORT]
 

@@ -14,13 +14,22 @@ from typing import Any
 
 from jobcached.commands import blocking
 from jobcached.commands.dispatch import call, resolve
-from jobcached.commands.registry import FAST, LOADING, NO_MULTI, STALE, Command, command
+from jobcached.commands.registry import (
+    ALLOW_BUSY,
+    FAST,
+    LOADING,
+    NO_MULTI,
+    STALE,
+    Command,
+    command,
+)
 from jobcached.errors import CommandError
 from jobcached.net.replies import NULL_ARRAY, OK, Deferred, ErrorReply
 from jobcached.net.session import Session
 
 
-@command("MULTI", arity=1, flags=FAST | LOADING | STALE | NO_MULTI, group="transactions")
+@command("MULTI", arity=1, flags=LOADING | STALE | FAST | NO_MULTI | ALLOW_BUSY,
+         group="transactions")
 def multi(s: Session, argv: list[bytes]) -> Any:
     """MULTI
 
@@ -36,7 +45,8 @@ def multi(s: Session, argv: list[bytes]) -> Any:
     return OK
 
 
-@command("DISCARD", arity=1, flags=FAST | LOADING | STALE | NO_MULTI, group="transactions")
+@command("DISCARD", arity=1, flags=LOADING | STALE | FAST | NO_MULTI | ALLOW_BUSY,
+         group="transactions")
 def discard(s: Session, argv: list[bytes]) -> Any:
     """DISCARD
 
@@ -53,7 +63,8 @@ def discard(s: Session, argv: list[bytes]) -> Any:
     return OK
 
 
-@command("EXEC", arity=1, flags=LOADING | STALE | NO_MULTI, group="transactions")
+@command("EXEC", arity=1, flags=LOADING | STALE | NO_MULTI,
+         group="transactions")
 def exec_(s: Session, argv: list[bytes]) -> Any:
     """EXEC
 
@@ -115,7 +126,8 @@ def _when_resolved(replies: list[Any]) -> Any:
     return whole
 
 
-@command("WATCH", arity=-2, flags=FAST | LOADING | STALE | NO_MULTI, group="transactions",
+@command("WATCH", arity=-2, flags=LOADING | STALE | FAST | NO_MULTI | ALLOW_BUSY,
+         group="transactions",
          keys=(1, -1, 1))
 def watch(s: Session, argv: list[bytes]) -> Any:
     """WATCH key [key ...]
@@ -134,7 +146,8 @@ def watch(s: Session, argv: list[bytes]) -> Any:
     return OK
 
 
-@command("UNWATCH", arity=1, flags=FAST | LOADING | STALE, group="transactions")
+@command("UNWATCH", arity=1, flags=LOADING | STALE | FAST | ALLOW_BUSY,
+         group="transactions")
 def unwatch(s: Session, argv: list[bytes]) -> Any:
     """UNWATCH
 

@@ -1,4 +1,5 @@
-"""Sorted-set range commands: the ZRANGE family, ZCOUNT, ZLEXCOUNT and ZREMRANGEBY*.
+"""Sorted-set range commands: the ZRANGE family, ZRANGESTORE, ZCOUNT, ZLEXCOUNT and
+ZREMRANGEBY*.
 
 Split from zsets.py (which holds the shared conventions: score parsing, reply shapes) because
 ranges are a family of their own: one generic `_zrange` serves all six range readers, as
@@ -9,13 +10,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from jobcached.cache.zset import LexBound, lex_bound
+from jobcached.cache.zset import LexBound, ZSet, lex_bound
+from jobcached.commands import blocking
 from jobcached.commands.args import to_int, to_range_double
-from jobcached.commands.registry import FAST, READONLY, WRITE, command
+from jobcached.commands.registry import DENYOOM, FAST, READONLY, WRITE, command
 from jobcached.commands.zsets import freed_bytes, pairs
 from jobcached.errors import CommandError, SyntaxErr
 from jobcached.net.session import Session
-from jobcached.notify import ZSET, notify, notify_if_gone
+from jobcached.notify import GENERIC, ZSET, notify, notify_if_gone
 
 # ------------------------------------------------------------------------------- ranges
 
@@ -43,17 +45,19 @@ def _lex_range(lo: bytes, hi: bytes) -> tuple[LexBound, LexBound]:
 
 
 def _zrange(s: Session, argv: list[bytes], rangetype: str | None = None,
-            reverse: bool | None = None) -> list[Any]:
-    """The ZRANGE family, parsed as Redis' zrangeGenericCommand: the old commands preset the
-    range type and direction, and then REV / BYSCORE / BYLEX are syntax errors."""
-    key, lo, hi = argv[1], argv[2], argv[3]
+            reverse: bool | None = None, store: bool = False) -> Any:
+    """The ZRANGE family and ZRANGESTORE, parsed as Redis' zrangeGenericCommand: the old
+    commands preset the range type and direction, and then REV / BYSCORE / BYLEX are syntax
+    errors; ZRANGESTORE's arguments start one later and take no WITHSCORES."""
+    first = 2 if store else 1
+    key, lo, hi = argv[first], argv[first + 1], argv[first + 2]
     withscores = False
     offset, limit = 0, -1
-    i = 4
+    i = first + 3
     while i < len(argv):
         option = argv[i].upper()
         left = len(argv) - i - 1
-        if option == b"WITHSCORES":
+        if option == b"WITHSCORES" and not store:
             withscores = True
         elif option == b"LIMIT" and left >= 2:
             offset, limit = to_int(argv[i + 1]), to_int(argv[i + 2])
@@ -84,13 +88,15 @@ def _zrange(s: Session, argv: list[bytes], rangetype: str | None = None,
         lex_range = _lex_range(lo, hi)
     zset = s.keyspace.get_zset(key)
     if zset is None:
-        return []
-    if rangetype == RANK:
+        items = []
+    elif rangetype == RANK:
         items = zset.range_by_rank(start, stop, reverse)
     elif rangetype == SCORE:
         items = zset.range_by_score(*score_range, reverse=reverse, offset=offset, count=limit)
     else:
         items = zset.range_by_lex(*lex_range, reverse=reverse, offset=offset, count=limit)
+    if store:
+        return _store_range(s, argv, items)
     if withscores:
         return pairs(s, items)
     return [m for m, _ in items]
@@ -114,6 +120,35 @@ def zrange(s: Session, argv: list[bytes]) -> list[Any]:
     `WRONGTYPE`.
     """
     return _zrange(s, argv)
+
+
+def _store_range(s: Session, argv: list[bytes], items: list[tuple[bytes, float]]) -> int:
+    """ZRANGESTORE's write: the range replaces destination (whatever its type, TTL cleared), an
+    empty range deletes it; the command propagates itself (deterministic given the source)."""
+    dst = argv[1]
+    ks = s.keyspace
+    if items:
+        ks.set(dst, ZSet(dict(items)))
+        s.server.propagate(argv, (dst,))
+        notify(s.server, ZSET, b"zrangestore", dst)
+        blocking.signal_key_ready(s.server, dst)
+    elif ks.delete(dst):
+        s.server.propagate(argv, (dst,))
+        notify(s.server, GENERIC, b"del", dst)
+    return len(items)
+
+
+@command("ZRANGESTORE", arity=-5, flags=WRITE | DENYOOM, group="sorted-set", keys=(1, 2, 1))
+def zrangestore(s: Session, argv: list[bytes]) -> int:
+    """ZRANGESTORE dst src min max [BYSCORE | BYLEX] [REV] [LIMIT offset count]
+
+    Store a range of src (chosen as ZRANGE chooses it) at dst, overwriting it whatever its
+    type; an empty range (or a missing src) deletes dst.
+
+    Reply: integer: how many members were stored.
+    Errors: as ZRANGE (WITHSCORES is a syntax error); `WRONGTYPE` (src).
+    """
+    return _zrange(s, argv, store=True)
 
 
 @command("ZREVRANGE", arity=-4, flags=READONLY, group="sorted-set", keys=(1, 1, 1))

@@ -1,5 +1,5 @@
-"""Sorted-set commands: ZADD and friends, pops (blocking too) and ZSCAN; the ZRANGE family and
-removals by range are in zranges.py.
+"""Sorted-set commands: ZADD and friends, pops (blocking too, ZMPOP too), ZRANDMEMBER and ZSCAN;
+the ZRANGE family and removals by range are in zranges.py, ZUNION and friends in zalgebra.py.
 
 The value is a `cache.zset.ZSet`; handlers parse, call it, and shape replies. They follow Redis
 7.0's t_zset.c in the order they check things. Number parsing is Redis' own: scores go through
@@ -24,10 +24,14 @@ from jobcached.cache.memory import item_size
 from jobcached.cache.zset import ADDED, UPDATED, ZSet
 from jobcached.commands import blocking
 from jobcached.commands.args import (
+    INT64_MAX,
+    check_reply_size,
+    mpop_args,
     scan_options,
     to_count,
     to_cursor,
     to_double,
+    to_long_in,
     to_timeout_ms,
 )
 from jobcached.commands.registry import BLOCKING, DENYOOM, FAST, READONLY, WRITE, command
@@ -81,7 +85,7 @@ def freed_bytes(items: Iterable[tuple[bytes, float]]) -> int:
 # ------------------------------------------------------------------------------- adding
 
 
-def _zadd(s: Session, argv: list[bytes], incr: bool) -> Any:
+def zadd_generic(s: Session, argv: list[bytes], incr: bool) -> Any:
     """ZADD and ZINCRBY (Redis parses both with the same code, options included)."""
     key = argv[1]
     options = 0
@@ -163,7 +167,7 @@ def zadd(s: Session, argv: list[bytes]) -> Any:
     increment-element pair`; `value is not a valid float`; `resulting score is not a number
     (NaN)`; `WRONGTYPE`.
     """
-    return _zadd(s, argv, incr=False)
+    return zadd_generic(s, argv, incr=False)
 
 
 @command("ZINCRBY", arity=4, flags=WRITE | DENYOOM | FAST, group="sorted-set", keys=(1, 1, 1))
@@ -176,7 +180,7 @@ def zincrby(s: Session, argv: list[bytes]) -> Any:
     Errors: `value is not a valid float`; `resulting score is not a number (NaN)` (inf + -inf);
     `WRONGTYPE`.
     """
-    return _zadd(s, argv, incr=True)
+    return zadd_generic(s, argv, incr=True)
 
 
 @command("ZREM", arity=-3, flags=WRITE | FAST, group="sorted-set", keys=(1, 1, 1))
@@ -379,6 +383,96 @@ def bzpopmax(s: Session, argv: list[bytes]) -> Any:
     Errors: as BZPOPMIN.
     """
     return _blocking_pop(s, argv, highest=True)
+
+
+def _mpop(s: Session, keys: list[bytes], highest: bool, count: int) -> Any:
+    """ZMPOP's work on the first existing key (a later key's type is not checked): [key,
+    [[member, score], ...]], nested in RESP2 too; None when no key exists."""
+    for key in keys:
+        zset = s.keyspace.get_zset(key, write=True)
+        if zset is not None:
+            return [key, [[m, score] for m, score in _pop(s, key, zset, highest, count, True)]]
+    return None
+
+
+@command("ZMPOP", arity=-4, flags=WRITE, group="sorted-set")
+def zmpop(s: Session, argv: list[bytes]) -> Any:
+    """ZMPOP numkeys key [key ...] MIN | MAX [COUNT count]
+
+    Pop up to `count` (default 1) members with the lowest (MIN) or highest (MAX) scores from
+    the first of the keys that exists. It propagates as ZPOPMIN / ZPOPMAX with a count.
+
+    Reply: [key, [[member, score], ...]] (nested in RESP2 too), or a null array when none of
+    the keys exists.
+    Errors: `numkeys should be greater than 0`; `count should be greater than 0`; `syntax
+    error` (also when numkeys exceeds the keys given); `WRONGTYPE`.
+    """
+    keys, where, count = mpop_args(argv, 1, (b"MIN", b"MAX"))
+    popped = _mpop(s, keys, where == b"MAX", count)
+    return NULL_ARRAY if popped is None else popped
+
+
+@command("BZMPOP", arity=-5, flags=WRITE | BLOCKING, group="sorted-set")
+def bzmpop(s: Session, argv: list[bytes]) -> Any:
+    """BZMPOP timeout numkeys key [key ...] MIN | MAX [COUNT count]
+
+    ZMPOP; when none of the keys holds a sorted set, wait until one does or `timeout` seconds
+    pass (a double; 0 waits forever), as BZPOPMIN waits. Inside MULTI it does not wait.
+
+    Reply: as ZMPOP; a null array on timeout.
+    Errors: `timeout is not a float or out of range`; `timeout is negative`; as ZMPOP.
+    """
+    timeout = to_timeout_ms(argv[1])
+    keys, where, count = mpop_args(argv, 2, (b"MIN", b"MAX"))
+    highest = where == b"MAX"
+
+    def take(key: bytes) -> Any:
+        popped = _mpop(s, [key], highest, count)
+        return blocking.EMPTY if popped is None else popped
+
+    return blocking.pop_or_block(s, keys, timeout, take, NULL_ARRAY)
+
+
+# ------------------------------------------------------------------------------- random
+
+
+@command("ZRANDMEMBER", arity=-2, flags=READONLY, group="sorted-set", keys=(1, 1, 1))
+def zrandmember(s: Session, argv: list[bytes]) -> Any:
+    """ZRANDMEMBER key [count [WITHSCORES]]
+
+    Random members. Without count, one member; a positive count gives that many distinct
+    members (all of them, highest score first, when the set is not larger), a negative count
+    that many picks with repetition, in random order.
+
+    Reply: a bulk string (nil when the key does not exist); with count, an array (empty when
+    the key does not exist), with WITHSCORES as ZRANGE ... WITHSCORES.
+    Errors: `value is out of range, value must between -9223372036854775807 and
+    9223372036854775807`; `value is out of range` (beyond half of that with WITHSCORES);
+    `syntax error`; `WRONGTYPE`.
+    """
+    ks = s.keyspace
+    rng = ks.rng
+    if len(argv) == 2:
+        zset = ks.get_zset(argv[1])
+        return None if zset is None else zset.at(rng.randrange(len(zset)))[0]
+    count = to_long_in(argv[2], -INT64_MAX, INT64_MAX)
+    if len(argv) > 4 or (len(argv) == 4 and argv[3].upper() != b"WITHSCORES"):
+        raise SyntaxErr()
+    withscores = len(argv) == 4
+    if withscores and not -(INT64_MAX // 2) <= count <= INT64_MAX // 2:
+        raise CommandError("value is out of range")
+    zset = ks.get_zset(argv[1])
+    if zset is None or count == 0:
+        return []
+    n = len(zset)
+    if count < 0 or count == 1:
+        check_reply_size(-count)
+        items = [zset.at(rng.randrange(n)) for _ in range(abs(count))]
+    elif count >= n:
+        items = list(zset.items(reverse=True))  # the whole set, highest first, as Redis
+    else:
+        items = [zset.at(i) for i in rng.sample(range(n), count)]
+    return pairs(s, items) if withscores else [m for m, _ in items]
 
 
 # ------------------------------------------------------------------------------- scan

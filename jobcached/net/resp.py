@@ -31,6 +31,7 @@ from jobcached.net.replies import (
     ErrorReply,
     NoReply,
     Push,
+    SetOf,
     Simple,
     Verbatim,
     _NullArray,
@@ -456,6 +457,10 @@ def _encode_into(reply: Any, out: list[bytes], resp3: bool) -> None:
     elif kind is set or kind is frozenset:
         out.append((b"~%d\r\n" if resp3 else b"*%d\r\n") % len(reply))
         for item in reply:
+            _encode_into(item, out, resp3)
+    elif kind is SetOf:
+        out.append((b"~%d\r\n" if resp3 else b"*%d\r\n") % len(reply.items))
+        for item in reply.items:
             _encode_into(item, out, resp3)
     elif kind is Verbatim:
         if resp3:

@@ -31,6 +31,7 @@ from jobcached.commands.blocking import blocked_clients
 from jobcached.commands.registry import walk
 from jobcached.jobs.model import State
 from jobcached.jobs.ready import ReadyQueue
+from jobcached.observability.rates import rates
 from jobcached.state import LATENCY_SLOTS, ServerState
 
 #: Queues listed in INFO jobs; QUEUE.LIST and QUEUE.STATS reach the others.
@@ -39,6 +40,8 @@ INFO_MAX_QUEUES = 1000
 LATENCY_PERCENTILES = (50.0, 99.0, 99.9)
 
 _PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
+#: Redis' LRU clock: seconds, 24 bits (LRU_CLOCK_MAX)
+LRU_CLOCK_MAX = (1 << 24) - 1
 
 Section = Callable[[ServerState], list[tuple[str, object]]]
 
@@ -64,21 +67,29 @@ def _server(state: ServerState) -> list[tuple[str, object]]:
     uptime = (now_ms - state.started_ms) // 1000
     return [
         ("redis_version", REDIS_COMPAT_VERSION), ("jobcached_version", __version__),
+        ("redis_git_sha1", "00000000"), ("redis_git_dirty", 0), ("redis_build_id", "0"),
         ("redis_mode", "standalone"), ("os", f"{platform.system()} {platform.release()} "
                                              f"{platform.machine()}"),
-        ("arch_bits", 64 if sys.maxsize > 2**32 else 32), ("multiplexing_api", "uvloop"),
+        ("arch_bits", 64 if sys.maxsize > 2**32 else 32),
+        ("monotonic_clock", "POSIX clock_gettime"), ("multiplexing_api", "uvloop"),
+        ("atomicvar_api", "none"), ("gcc_version", "0.0.0"),
         ("python_version", platform.python_version()), ("process_id", state.pid),
-        ("run_id", state.run_id), ("tcp_port", state.tcp_port),
+        ("process_supervised", "no"), ("run_id", state.run_id), ("tcp_port", state.tcp_port),
         ("server_time_usec", time.time_ns() // 1000), ("uptime_in_seconds", uptime),
-        ("uptime_in_days", uptime // 86400), ("hz", 10), ("executable", sys.argv[0]),
+        ("uptime_in_days", uptime // 86400), ("hz", 10), ("configured_hz", 10),
+        ("lru_clock", (now_ms // 1000) & LRU_CLOCK_MAX), ("executable", sys.argv[0]),
+        ("config_file", state.config.config_file), ("io_threads_active", 0),
     ]
 
 
 def _clients(state: ServerState) -> list[tuple[str, object]]:
     return [
-        ("connected_clients", len(state.clients)), ("maxclients", state.config.maxclients),
+        ("connected_clients", len(state.clients)), ("cluster_connections", 0),
+        ("maxclients", state.config.maxclients),
+        ("client_recent_max_input_buffer", 0), ("client_recent_max_output_buffer", 0),
         ("blocked_clients", blocked_clients(state)
          + (state.jobs.waiters.blocked if state.jobs else 0)),
+        ("tracking_clients", 0), ("clients_in_timeout_table", 0),
     ]
 
 
@@ -87,32 +98,69 @@ def _memory(state: ServerState) -> list[tuple[str, object]]:
     jobs = state.jobs_memory()
     used = cache["used_memory"] + jobs
     rss = rss_bytes()
+    sampled = rates(state)
+    peak = sampled.memory_peak = max(sampled.memory_peak, used)
+    scripts = len(state.scripts.scripts) if state.scripts else 0
+    system = os.sysconf("SC_PHYS_PAGES") * _PAGE_BYTES
     return [
         ("used_memory", used), ("used_memory_human", human_bytes(used)),
         ("used_memory_cache", cache["used_memory"]),
         ("used_memory_jobs", jobs), ("used_memory_jobs_human", human_bytes(jobs)),
         ("used_memory_rss", rss), ("used_memory_rss_human", human_bytes(rss)),
+        ("used_memory_peak", peak), ("used_memory_peak_human", human_bytes(peak)),
+        ("used_memory_peak_perc", _percent(used, peak)),
+        ("used_memory_overhead", 0), ("used_memory_startup", 0),
+        ("used_memory_dataset", used), ("used_memory_dataset_perc", _percent(used, used)),
+        ("allocator_allocated", used), ("allocator_active", rss), ("allocator_resident", rss),
+        ("total_system_memory", system), ("total_system_memory_human", human_bytes(system)),
+        ("used_memory_lua", 0), ("used_memory_vm_eval", 0), ("used_memory_lua_human", "0B"),
+        ("used_memory_scripts_eval", 0), ("number_of_cached_scripts", scripts),
+        ("number_of_functions", 0), ("number_of_libraries", 0),
+        ("used_memory_vm_functions", 0), ("used_memory_vm_total", 0),
+        ("used_memory_vm_total_human", "0B"), ("used_memory_functions", 0),
+        ("used_memory_scripts", 0), ("used_memory_scripts_human", "0B"),
         ("maxmemory", cache["maxmemory"]), ("maxmemory_human", human_bytes(cache["maxmemory"])),
-        ("maxmemory_policy", cache["maxmemory_policy"]), ("mem_allocator", "pymalloc"),
+        ("maxmemory_policy", cache["maxmemory_policy"]),
+        ("allocator_frag_ratio", _ratio(rss, used)), ("allocator_frag_bytes", rss - used),
+        ("allocator_rss_ratio", "1.00"), ("allocator_rss_bytes", 0),
+        ("rss_overhead_ratio", "1.00"), ("rss_overhead_bytes", 0),
+        ("mem_fragmentation_ratio", _ratio(rss, used)), ("mem_fragmentation_bytes", rss - used),
+        ("mem_not_counted_for_evict", 0), ("mem_replication_backlog", state.backlog.max_bytes),
+        ("mem_total_replication_buffers", 0), ("mem_clients_slaves", 0),
+        ("mem_clients_normal", 0), ("mem_cluster_links", 0), ("mem_aof_buffer", 0),
+        ("mem_allocator", "pymalloc"), ("active_defrag_running", 0),
+        ("lazyfree_pending_objects", 0), ("lazyfreed_objects", 0),
     ]
+
+
+def _percent(part: int, whole: int) -> str:
+    return f"{100 * part / whole:.2f}%" if whole else "0.00%"
+
+
+def _ratio(a: int, b: int) -> str:
+    return f"{a / b:.2f}" if b else "0.00"
 
 
 def _persistence(state: ServerState) -> list[tuple[str, object]]:
     durability = state.durability
     rows: list[tuple[str, object]] = [
         ("loading", int(state.loading)), ("async_loading", 0),
+        ("current_cow_peak", 0), ("current_cow_size", 0), ("current_cow_size_age", 0),
+        ("current_fork_perc", "0.00"), ("current_save_keys_processed", 0),
+        ("current_save_keys_total", 0),
         ("rdb_changes_since_last_save", 0), ("rdb_bgsave_in_progress", 0),
-        ("rdb_last_bgsave_status", "ok"),
+        ("rdb_last_save_time", state.last_save_ms // 1000), ("rdb_last_bgsave_status", "ok"),
+        ("rdb_last_bgsave_time_sec", -1), ("rdb_current_bgsave_time_sec", -1),
+        ("rdb_saves", 0), ("rdb_last_cow_size", 0), ("rdb_last_load_keys_expired", 0),
+        ("rdb_last_load_keys_loaded", 0),
     ]
     if durability is None:
-        return [*rows, ("aof_enabled", 0), ("wal_enabled", 0)]
+        return [*rows, *_aof(0, 0, "ok", "ok", 0), ("wal_enabled", 0)]
     wal = durability.wal.stats
     status = "err" if durability.failure is not None else "ok"
     rows += [
-        ("aof_enabled", 1), ("aof_rewrite_in_progress", int(durability.compacting)),
-        ("aof_last_bgrewrite_status", "ok" if durability.last_compaction_ok else "err"),
-        ("aof_last_write_status", status),
-        ("aof_rewrites", wal.compactions),
+        *_aof(1, int(durability.compacting), "ok" if durability.last_compaction_ok else "err",
+              status, wal.compactions),
         ("wal_enabled", 1), ("appendfsync", state.config.appendfsync),
         ("wal_bytes", wal.bytes_written), ("wal_records_written", wal.records_written),
         ("wal_records", durability.records_in_log), ("wal_segments", wal.segments),
@@ -128,6 +176,19 @@ def _persistence(state: ServerState) -> list[tuple[str, object]]:
     return rows
 
 
+def _aof(enabled: int, rewriting: int, rewrite_status: str, write_status: str,
+         rewrites: int) -> list[tuple[str, object]]:
+    """Redis' AOF fields: the WAL is our append-only file (for jobs)."""
+    return [
+        ("aof_enabled", enabled), ("aof_rewrite_in_progress", rewriting),
+        ("aof_rewrite_scheduled", 0), ("aof_last_rewrite_time_sec", -1),
+        ("aof_current_rewrite_time_sec", -1), ("aof_last_bgrewrite_status", rewrite_status),
+        ("aof_rewrites", rewrites), ("aof_rewrites_consecutive_failures", 0),
+        ("aof_last_write_status", write_status), ("aof_last_cow_size", 0),
+        ("module_fork_in_progress", 0), ("module_fork_last_cow_size", 0),
+    ]
+
+
 def _one_line(text: str) -> str:
     return " ".join(text.split())[:200]
 
@@ -135,15 +196,41 @@ def _one_line(text: str) -> str:
 def _stats(state: ServerState) -> list[tuple[str, object]]:
     s = state.stats
     cache = state.dbs.info()
+    sampled = rates(state)
+    sampled.sample(state)
+    pubsub = state.pubsub
     return [
         ("total_connections_received", s.total_connections_received),
         ("total_commands_processed", s.total_commands_processed),
+        ("instantaneous_ops_per_sec", sampled.ops_per_sec),
         ("total_net_input_bytes", s.total_net_input_bytes),
         ("total_net_output_bytes", s.total_net_output_bytes),
+        ("total_net_repl_input_bytes", 0), ("total_net_repl_output_bytes", 0),
+        ("instantaneous_input_kbps", f"{sampled.input_kbps:.2f}"),
+        ("instantaneous_output_kbps", f"{sampled.output_kbps:.2f}"),
+        ("instantaneous_input_repl_kbps", "0.00"), ("instantaneous_output_repl_kbps", "0.00"),
         ("rejected_connections", s.rejected_connections),
-        ("expired_keys", cache["expired_keys"]), ("evicted_keys", cache["evicted_keys"]),
+        ("sync_full", 0), ("sync_partial_ok", 0), ("sync_partial_err", 0),
+        ("expired_keys", cache["expired_keys"]), ("expired_stale_perc", "0.00"),
+        ("expired_time_cap_reached_count", 0), ("expire_cycle_cpu_milliseconds", 0),
+        ("evicted_keys", cache["evicted_keys"]), ("evicted_clients", 0),
+        ("total_eviction_exceeded_time", 0), ("current_eviction_exceeded_time", 0),
         ("keyspace_hits", cache["keyspace_hits"]), ("keyspace_misses", cache["keyspace_misses"]),
+        ("pubsub_channels", len(pubsub.active_channels())), ("pubsub_patterns", pubsub.numpat()),
+        ("pubsubshard_channels", len(pubsub.active_shard_channels())),
+        ("latest_fork_usec", 0), ("total_forks", 0), ("migrate_cached_sockets", 0),
+        ("slave_expires_tracked_keys", 0), ("active_defrag_hits", 0),
+        ("active_defrag_misses", 0), ("active_defrag_key_hits", 0),
+        ("active_defrag_key_misses", 0), ("total_active_defrag_time", 0),
+        ("current_active_defrag_time", 0), ("tracking_total_keys", 0),
+        ("tracking_total_items", 0), ("tracking_total_prefixes", 0),
+        ("unexpected_error_replies", s.unexpected_error_replies),
         ("total_error_replies", s.total_error_replies),
+        ("dump_payload_sanitizations", 0),
+        ("total_reads_processed", s.total_commands_processed),
+        ("total_writes_processed", s.total_commands_processed),
+        ("io_threaded_reads_processed", 0), ("io_threaded_writes_processed", 0),
+        ("reply_buffer_shrinks", 0), ("reply_buffer_expands", 0),
         ("client_query_buffer_limit_disconnections", s.client_query_buffer_limit_disconnections),
         ("client_output_buffer_limit_disconnections",
          s.client_output_buffer_limit_disconnections),
@@ -156,8 +243,10 @@ def _stats(state: ServerState) -> list[tuple[str, object]]:
 def _replication(state: ServerState) -> list[tuple[str, object]]:
     backlog = state.backlog
     first = backlog.first_offset
-    return [("role", "master"), ("connected_slaves", 0), ("master_replid", state.run_id),
-            ("master_repl_offset", backlog.next_offset),
+    return [("role", "master"), ("connected_slaves", 0),
+            ("master_failover_state", "no-failover"), ("master_replid", state.run_id),
+            ("master_replid2", "0" * 40), ("master_repl_offset", backlog.next_offset),
+            ("second_repl_offset", -1),
             ("repl_backlog_active", int(backlog.active)),
             ("repl_backlog_size", backlog.max_bytes),
             ("repl_backlog_first_byte_offset", first),
@@ -166,7 +255,21 @@ def _replication(state: ServerState) -> list[tuple[str, object]]:
 
 def _cpu(state: ServerState) -> list[tuple[str, object]]:
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    return [("used_cpu_sys", f"{usage.ru_stime:.6f}"), ("used_cpu_user", f"{usage.ru_utime:.6f}")]
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    main = resource.getrusage(resource.RUSAGE_THREAD)
+    return [("used_cpu_sys", f"{usage.ru_stime:.6f}"), ("used_cpu_user", f"{usage.ru_utime:.6f}"),
+            ("used_cpu_sys_children", f"{children.ru_stime:.6f}"),
+            ("used_cpu_user_children", f"{children.ru_utime:.6f}"),
+            ("used_cpu_sys_main_thread", f"{main.ru_stime:.6f}"),
+            ("used_cpu_user_main_thread", f"{main.ru_utime:.6f}")]
+
+
+def _modules(state: ServerState) -> list[tuple[str, object]]:
+    return []  # no modules here
+
+
+def _cluster(state: ServerState) -> list[tuple[str, object]]:
+    return [("cluster_enabled", 0)]
 
 
 def _commandstats(state: ServerState) -> list[tuple[str, object]]:
@@ -256,12 +359,14 @@ def _keyspace(state: ServerState) -> list[tuple[str, object]]:
 #: `default`), every section by `all` and `everything` (we have no modules)
 SECTIONS: dict[str, Section] = {
     "server": _server, "clients": _clients, "memory": _memory, "persistence": _persistence,
-    "stats": _stats, "replication": _replication, "cpu": _cpu, "commandstats": _commandstats,
-    "errorstats": _errorstats, "latencystats": _latencystats, "jobs": _jobs,
-    "keyspace": _keyspace,
+    "stats": _stats, "replication": _replication, "cpu": _cpu, "modules": _modules,
+    "commandstats": _commandstats, "errorstats": _errorstats, "latencystats": _latencystats,
+    "cluster": _cluster, "jobs": _jobs, "keyspace": _keyspace,
 }
 DEFAULT = ("server", "clients", "memory", "persistence", "stats", "replication", "cpu",
-           "errorstats", "jobs", "keyspace")
+           "modules", "errorstats", "cluster", "jobs", "keyspace")
+#: headings Redis does not spell as the capitalized section name
+_HEADINGS = {"cpu": "CPU"}
 
 
 def render_info(state: ServerState, wanted: Iterable[str]) -> bytes:
@@ -279,8 +384,8 @@ def render_info(state: ServerState, wanted: Iterable[str]) -> bytes:
     if not requested:
         names = list(DEFAULT)
     blocks = []
-    for name in dict.fromkeys(names):
-        lines = [f"# {name.capitalize()}"]
+    for name in (n for n in SECTIONS if n in names):  # Redis' order, whatever was asked
+        lines = [f"# {_HEADINGS.get(name, name.capitalize())}"]
         lines.extend(f"{key}:{value}" for key, value in SECTIONS[name](state))
         blocks.append("\r\n".join(lines) + "\r\n")
     return "\r\n".join(blocks).encode()

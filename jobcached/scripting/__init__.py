@@ -7,5 +7,5 @@ libraries Redis loads (cjson, bit, cmsgpack, struct). No sockets and no command 
     convert.py  reply <-> Lua value conversions (RESP2 and RESP3 rules of Redis 7.0)
     libs.py     cjson, bit, cmsgpack, struct as Python bridges
     functions.py  Redis 7 function libraries: metadata, loading rules, the function index
-    rdbdump.py  FUNCTION DUMP / RESTORE payloads in Redis' RDB format (CRC64, LZF)
+    rdbdump.py  FUNCTION DUMP / RESTORE payloads (RDB primitives in cache/rdbformat.py)
 """

@@ -22,7 +22,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from jobcached.net.replies import NULL_ARRAY, Deferred, ErrorReply, Simple, Verbatim
+import hiredis
+
+from jobcached.net.replies import NULL_ARRAY, Deferred, Encoded, ErrorReply, Simple, Verbatim
 from jobcached.net.resp import format_double
 
 LuaTable = Any  # lupa's _LuaTable
@@ -90,6 +92,10 @@ class Converter:
             return reply.text
         if kind is Deferred and reply.done:
             return self.to_lua(reply.value, resp3)
+        if kind is Encoded:  # pre-encoded arrays and maps of bulks and integers (JOB.FETCH)
+            reader = hiredis.Reader()
+            reader.feed(reply.data)
+            return self.to_lua(reader.gets(), resp3)
         raise TypeError(f"a script cannot receive a {kind.__name__} reply")
 
     def error_table(self, text: str) -> LuaTable:

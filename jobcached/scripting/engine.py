@@ -40,6 +40,7 @@ from lupa import lua51
 from jobcached.net.replies import ErrorReply
 from jobcached.scripting.convert import Converter
 from jobcached.scripting.libs import Libraries, LuaCallError, format_number
+from jobcached.scripting.rand48 import Rand48
 from jobcached.scripting.sandbox import HOOK_INSTRUCTIONS, PRELUDE, SCRIPT_CHUNK_NAME
 
 log = logging.getLogger("jobcached.scripts")
@@ -99,6 +100,7 @@ class ScriptRun:
     deadline: float  # monotonic seconds of the next check that may suspend or stop the run
     resp3: bool = False  # the protocol chosen with redis.setresp for redis.call replies
     wrote: bool = False  # a write command ran: SCRIPT KILL is refused from then on
+    durable: bool = False  # job records were logged: the reply waits until they are durable
     kill_reason: str | None = None
     suspended: bool = False
     reply: Any = None
@@ -137,11 +139,13 @@ class ScriptEngine:
         self.convert = Converter(self.table, lua_type)
         null = self.runtime.eval("newproxy(false)")
         libs = Libraries(self.table, lua_type, null)
+        rand = Rand48(lua_type)
         major, minor, patch = (int(p) for p in version.split("."))
         bridge = dict(libs.functions(), call=self._lua_call, pcall=self._lua_pcall,
                       unwrap=_unwrap, hook=self._on_hook, stopping=self._stopping,
                       sha1hex=_sha1hex, log=_log,
                       setresp=self._setresp, set_repl=_set_repl, cjson_null=null,
+                      math_random=rand.random, math_randomseed=rand.randomseed,
                       chunk_name=SCRIPT_CHUNK_NAME.encode(), version=version.encode(),
                       version_num=(major << 16) | (minor << 8) | patch)
         prelude = self.runtime.compile(PRELUDE)

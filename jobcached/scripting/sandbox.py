@@ -104,9 +104,15 @@ env.load = function(reader, name)
 end
 
 getmetatable_('').__metatable = false  -- scripts cannot reach (and change) the string table
-for _, name in ipairs_({'string', 'table', 'math'}) do
+for _, name in ipairs_({'string', 'table'}) do
   env[name] = protect(real[name])
 end
+
+-- math.random and math.randomseed are Redis' (rand48.py): the same numbers as redis-server.
+local math_ = {}
+for k, v in pairs_(real.math) do math_[k] = v end
+math_.random, math_.randomseed = bridge.math_random, bridge.math_randomseed
+env.math = protect(math_)
 
 -- The count hook (see engine.py): the time limit and SCRIPT KILL. A Lua hook function is
 -- kept per thread, so every coroutine a script creates gets it too, or a loop inside a

@@ -68,7 +68,7 @@ def test_config_set_changes_and_validates(server: ServerProcess) -> None:
         r.config_set("maxclients", "lots")
     with pytest.raises(redis.ResponseError, match="Unknown option"):
         r.config_set("no-such-key", "1")
-    with pytest.raises(redis.ResponseError, match="only be set at startup"):
+    with pytest.raises(redis.ResponseError, match=r"can.t set immutable config"):
         r.config_set("port", "1")
     assert r.config_get("maxclients") == {"maxclients": "10000"}
     r.close()
@@ -89,7 +89,7 @@ def test_command_introspection(server: ServerProcess) -> None:
     entry = docs[b"set"]
     if isinstance(entry, list):
         entry = dict(zip(entry[::2], entry[1::2], strict=True))
-    assert entry[b"summary"].startswith(b"Set a key")
+    assert entry[b"summary"] == b"Set the string value of a key"  # Redis' own docs
     r.connection_pool.release(conn)
     r.close()
 
@@ -115,7 +115,7 @@ def test_redis_cli_one_shot_commands(server: ServerProcess) -> None:
 
 def test_redis_cli_reads_command_docs_without_error(server: ServerProcess) -> None:
     out = redis_cli(server, "COMMAND", "DOCS", "client")
-    assert "Inspect and control client connections." in out
+    assert "A container for client connection commands" in out
 
 
 def test_interactive_redis_cli_shows_hints(server: ServerProcess) -> None:

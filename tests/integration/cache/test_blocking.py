@@ -1,4 +1,5 @@
-"""Blocking pops (BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, BZPOPMIN, BZPOPMAX) with real clients.
+"""Blocking pops (BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, BZPOPMIN, BZPOPMAX, BZMPOP, BLMPOP) with real
+clients.
 
 Every scenario runs against jobcached and against redis-server 7.0 with the same assertions:
 clients block in threads, and the test waits until the server lists them as having run their
@@ -284,3 +285,77 @@ def test_rename_onto_a_blocked_key_serves_the_client(server: ServerProcess) -> N
         assert waiting.result(WAIT_SECONDS) == (b"dst", b"moved")
     finally:
         target.close()
+
+
+# ------------------------------------------------------------------------------- BZMPOP, BLMPOP
+
+
+def test_bzmpop_is_woken_by_a_zadd(target: Target) -> None:
+    admin = target.clients[0]
+    waiting = target.start(
+        "w", lambda r: r.execute_command("BZMPOP", 0, 2, "z1", "z2", "MAX", "COUNT", 2))
+    assert not waiting.done()
+    admin.zadd("z2", {"a": 1, "b": 2, "c": 3})
+    assert waiting.result(WAIT_SECONDS) == [b"z2", [[b"c", b"3"], [b"b", b"2"]]]
+    assert admin.zrange("z2", 0, -1) == [b"a"]
+
+
+def test_blmpop_is_woken_by_a_push(target: Target) -> None:
+    admin = target.clients[0]
+    waiting = target.start(
+        "w", lambda r: r.execute_command("BLMPOP", 0, 2, "l1", "l2", "RIGHT", "COUNT", 5))
+    admin.lpush("l1", "x", "y")
+    assert waiting.result(WAIT_SECONDS) == [b"l1", [b"x", b"y"]]
+    assert admin.exists("l1") == 0
+
+
+def test_waiters_are_served_first_come_first_served(target: Target) -> None:
+    admin = target.clients[0]
+    first = target.start("first", lambda r: r.execute_command("BLMPOP", 0, 1, "q", "LEFT"))
+    second = target.start(
+        "second", lambda r: r.execute_command("BLMPOP", 0, 1, "q", "LEFT", "COUNT", 2))
+    admin.rpush("q", "a")
+    assert first.result(WAIT_SECONDS) == [b"q", [b"a"]]
+    assert not second.done()
+    admin.rpush("q", "b", "c", "d")
+    assert second.result(WAIT_SECONDS) == [b"q", [b"b", b"c"]]
+    zfirst = target.start("zfirst", lambda r: r.execute_command("BZMPOP", 0, 1, "z", "MIN"))
+    zsecond = target.start("zsecond", lambda r: r.execute_command("BZMPOP", 0, 1, "z", "MIN"))
+    admin.zadd("z", {"m": 1, "n": 2})
+    assert zfirst.result(WAIT_SECONDS) == [b"z", [[b"m", b"1"]]]
+    assert zsecond.result(WAIT_SECONDS) == [b"z", [[b"n", b"2"]]]
+
+
+def test_a_store_wakes_bzmpop(target: Target) -> None:
+    admin = target.clients[0]
+    admin.zadd("src", {"a": 1, "b": 2})
+    union = target.start("union", lambda r: r.execute_command("BZMPOP", 0, 1, "u", "MIN"))
+    ranged = target.start("ranged", lambda r: r.execute_command("BZMPOP", 0, 1, "r", "MAX"))
+    assert admin.execute_command("ZUNIONSTORE", "u", 1, "src", "WEIGHTS", 3) == 2
+    assert union.result(WAIT_SECONDS) == [b"u", [[b"a", b"3"]]]
+    assert admin.execute_command("ZRANGESTORE", "r", "src", 0, 0) == 1
+    assert ranged.result(WAIT_SECONDS) == [b"r", [[b"a", b"1"]]]
+    assert admin.exists("r") == 0
+
+
+def test_timeout_returns_a_null_array(target: Target) -> None:
+    r = target.client()
+    started = time.monotonic()
+    assert r.execute_command("BZMPOP", 0.1, 1, "nothing", "MIN") is None
+    assert r.execute_command("BLMPOP", 0.1, 2, "nothing", "nada", "LEFT") is None
+    assert time.monotonic() - started >= 0.19
+    for resp3 in (False, True):
+        replies = raw_replies(target.port, [("BZMPOP", "0.05", "1", "n", "MAX"),
+                                            ("BLMPOP", "0.05", "1", "n", "RIGHT")], resp3)
+        assert replies == [b"_\r\n" if resp3 else b"*-1\r\n"] * 2
+
+
+def test_waiter_skips_a_key_of_another_type(target: Target) -> None:
+    admin = target.clients[0]
+    waiting = target.start("w", lambda r: r.execute_command("BLMPOP", 0, 1, "k", "LEFT"))
+    admin.zadd("k", {"m": 1})
+    time.sleep(0.05)
+    assert not waiting.done()
+    admin.delete("k")
+    admin.rpush("k", "v")
+    assert waiting.result(WAIT_SECONDS) == [b"k", [b"v"]]

@@ -18,12 +18,17 @@ sequences, many more of them, keeps failures in the local example database and s
 
 from __future__ import annotations
 
+from collections import deque
 from datetime import timedelta
 
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
+from jobcached.cache.rdbformat import seal
+from jobcached.cache.rdbvalue import dump_value
+from jobcached.cache.stream import Stream, make_id
+from jobcached.cache.zset import ZSet
 from tests.integration.cache.differential import Pair
 
 KEYS = st.sampled_from([b"k1", b"k2", b"k3", b"{t}a", b"{t}b"])
@@ -48,8 +53,44 @@ CONSUMERS = st.sampled_from([b"c1", b"c2"])
 TRIMS = st.sampled_from([[], [b"MAXLEN", b"1"], [b"MAXLEN", b"~", b"0"], [b"MINID", b"2"],
                          [b"MAXLEN", b"=", b"x"], [b"MINID", b"~", b"3", b"LIMIT", b"1"]])
 DBS = st.sampled_from([b"0", b"1", b"2", b"16", b"-1", b"x"])
+LONLATS = st.sampled_from([[b"13.36", b"38.11"], [b"15.08", b"37.5"], [b"0", b"0"],
+                           [b"-180", b"85.05112878"], [b"179.9", b"-0.1"], [b"181", b"0"],
+                           [b"x", b"1"]])
+GEO_AREAS = st.sampled_from([[b"BYRADIUS", b"200", b"km"], [b"BYRADIUS", b"0", b"m"],
+                             [b"BYBOX", b"400", b"300", b"km"], [b"BYRADIUS", b"-1", b"mi"],
+                             [b"BYBOX", b"1", b"1", b"yd"]])
+GEO_OPTIONS = st.lists(st.sampled_from(
+    [[b"ASC"], [b"DESC"], [b"WITHDIST"], [b"WITHCOORD"], [b"WITHHASH"], [b"COUNT", b"2"],
+     [b"COUNT", b"1", b"ANY"], [b"COUNT", b"0"]]), max_size=3).map(
+    lambda opts: [arg for o in opts for arg in o])
+#: SORT options (no ALPHA with BY: equal weights leave sets in hash order, unspecified)
+SORT_OPTIONS = st.lists(st.sampled_from(
+    [[b"DESC"], [b"ALPHA"], [b"LIMIT", b"1", b"2"], [b"LIMIT", b"0", b"-1"], [b"GET", b"#"],
+     [b"GET", b"k*"], [b"GET", b"k*->f1"], [b"BY", b"k*"], [b"BY", b"{t}*->f2"]]),
+    max_size=3).map(lambda opts: [arg for o in opts for arg in o]).filter(
+    lambda args: not (b"ALPHA" in args and b"BY" in args))
 LIMIT = st.tuples(st.sampled_from([b"0", b"1", b"-1"]), st.sampled_from([b"1", b"2", b"-1"]))
+NUMKEYS = st.sampled_from([b"2", b"2", b"1", b"0", b"-1", b"3", b"x"])
+WEIGHTS = st.sampled_from([[], [b"WEIGHTS", b"2", b"-1"], [b"WEIGHTS", b"inf", b"0"],
+                           [b"WEIGHTS", b"1"], [b"WEIGHTS", b"-inf", b"nan"]])
+AGGREGATES = st.sampled_from([[], [b"AGGREGATE", b"MIN"], [b"AGGREGATE", b"max"],
+                              [b"AGGREGATE", b"SUM"], [b"AGGREGATE", b"x"]])
+POP_COUNTS = st.sampled_from([[], [b"COUNT", b"2"], [b"COUNT", b"0"], [b"COUNT", b"100"]])
 
+
+
+def _stream_value() -> Stream:
+    stream = Stream()
+    stream.add(make_id(1, 1), (b"f1", b"v"))
+    return stream
+
+
+#: DUMP payloads of one small value of each type (byte-identical to redis-server's), and a
+#: corrupt one: RESTORE them (DUMP itself is not compared: hash-table orders differ)
+PAYLOADS = st.sampled_from([
+    seal(dump_value(value)) for value in (
+        b"v", b"10", deque([b"a", b"10"]), {b"1", b"2"}, {b"f1": b"v"}, ZSet({b"a": 1.5}),
+        _stream_value())] + [seal(b"\x00\x05ab")])
 EXAMPLES = 50  # sequences per protocol run (Hypothesis runs all of them: the space is vast)
 MIN_COMMANDS = 40  # per sequence, so each run sends at least 50 x 40 = 2,000 commands
 #: One sequence takes ~40 ms on an idle machine; the margin absorbs a loaded CI runner, and
@@ -84,6 +125,8 @@ COMMANDS = st.one_of(
     cmd("EXPIRE", KEYS, st.sampled_from([b"100000", b"-1", b"0", b"x"])), cmd("PERSIST", KEYS),
     cmd("RENAME", KEYS, KEYS), cmd("RENAMENX", KEYS, KEYS), cmd("COPY", KEYS, KEYS),
     cmd("TOUCH", KEYS), cmd("UNLINK", KEYS), st.just([b"KEYS", b"*"]), st.just([b"DBSIZE"]),
+    st.tuples(KEYS, st.sampled_from([b"0", b"100000", b"-1"]), PAYLOADS,
+              opt(b"REPLACE", b"ABSTTL")).map(lambda t: [b"RESTORE", t[0], t[1], t[2], *t[3]]),
     # hashes
     cmd("HSET", KEYS, FIELDS, VALUES), cmd("HGET", KEYS, FIELDS), cmd("HDEL", KEYS, FIELDS),
     cmd("HINCRBY", KEYS, FIELDS, INTS), cmd("HINCRBYFLOAT", KEYS, FIELDS, VALUES),
@@ -119,6 +162,28 @@ COMMANDS = st.one_of(
         lambda t: [b"ZRANGE", t[0], t[1], t[2], b"BYLEX", *t[3], b"LIMIT", *t[4]]),
     st.tuples(KEYS, INTS, INTS).map(lambda t: [b"ZRANGE", t[0], t[1], t[2], b"WITHSCORES"]),
     cmd("ZREMRANGEBYSCORE", KEYS, SCORES, SCORES),
+    # sorted-set algebra, stored ranges, multi-key pops (blocking ones time out at once), LCS
+    st.tuples(st.sampled_from([b"ZUNION", b"ZINTER", b"ZDIFF"]), NUMKEYS, KEYS, KEYS, WEIGHTS,
+              AGGREGATES, opt(b"WITHSCORES")).map(
+        lambda t: [t[0], t[1], t[2], t[3], *t[4], *t[5], *t[6]]),
+    st.tuples(st.sampled_from([b"ZUNIONSTORE", b"ZINTERSTORE", b"ZDIFFSTORE"]), KEYS, NUMKEYS,
+              KEYS, KEYS, WEIGHTS, AGGREGATES).map(
+        lambda t: [t[0], t[1], t[2], t[3], t[4], *t[5], *t[6]]),
+    cmd("ZINTERCARD", NUMKEYS, KEYS, KEYS, st.just(b"LIMIT"), INTS),
+    st.tuples(KEYS, KEYS, INTS, INTS).map(lambda t: [b"ZRANGESTORE", *t]),
+    st.tuples(KEYS, KEYS, SCORES, SCORES, st.sampled_from([[], [b"REV"]]), LIMIT).map(
+        lambda t: [b"ZRANGESTORE", t[0], t[1], t[2], t[3], b"BYSCORE", *t[4], b"LIMIT", *t[5]]),
+    st.tuples(NUMKEYS, KEYS, KEYS, st.sampled_from([b"MIN", b"MAX", b"LEFT"]), POP_COUNTS).map(
+        lambda t: [b"ZMPOP", t[0], t[1], t[2], t[3], *t[4]]),
+    st.tuples(NUMKEYS, KEYS, KEYS, st.sampled_from([b"LEFT", b"RIGHT", b"MIN"]),
+              POP_COUNTS).map(lambda t: [b"LMPOP", t[0], t[1], t[2], t[3], *t[4]]),
+    st.tuples(st.sampled_from([b"BZMPOP", b"BLMPOP"]), KEYS,
+              st.sampled_from([b"MIN", b"MAX", b"LEFT", b"RIGHT"])).map(
+        lambda t: [t[0], b"0.01", b"1", t[1], t[2]]),
+    st.tuples(KEYS, st.sampled_from([b"0", b"100", b"x"]), opt(b"WITHSCORES")).map(
+        lambda t: [b"ZRANDMEMBER", t[0], t[1], *t[2][:1]]),
+    st.tuples(KEYS, KEYS, opt(b"LEN", b"IDX", b"WITHMATCHLEN")).map(
+        lambda t: [b"LCS", t[0], t[1], *t[2]]),
     # bitmaps
     cmd("SETBIT", KEYS, BIT_OFFSETS, st.sampled_from([b"0", b"1", b"2"])),
     cmd("GETBIT", KEYS, BIT_OFFSETS), cmd("BITCOUNT", KEYS),
@@ -157,6 +222,24 @@ COMMANDS = st.one_of(
         st.just(b"JUSTID")),
     cmd("XAUTOCLAIM", KEYS, GROUPS, CONSUMERS, st.just(b"0"), XIDS, st.just(b"COUNT"), INTS),
     cmd("XINFO", st.just(b"GROUPS"), KEYS),
+    # geo
+    st.tuples(KEYS, opt(b"NX", b"XX", b"CH"), LONLATS, VALUES).map(
+        lambda t: [b"GEOADD", t[0], *t[1], *t[2], t[3]]),
+    cmd("GEOPOS", KEYS, VALUES, VALUES), cmd("GEOHASH", KEYS, VALUES),
+    cmd("GEODIST", KEYS, VALUES, VALUES, st.sampled_from([b"m", b"km", b"ft", b"x"])),
+    st.tuples(KEYS, LONLATS, GEO_AREAS, GEO_OPTIONS).map(
+        lambda t: [b"GEOSEARCH", t[0], b"FROMLONLAT", *t[1], *t[2], *t[3]]),
+    st.tuples(KEYS, VALUES, GEO_AREAS, GEO_OPTIONS).map(
+        lambda t: [b"GEOSEARCH", t[0], b"FROMMEMBER", t[1], *t[2], *t[3]]),
+    st.tuples(KEYS, KEYS, VALUES, GEO_AREAS, opt(b"STOREDIST", b"DESC")).map(
+        lambda t: [b"GEOSEARCHSTORE", t[0], t[1], b"FROMMEMBER", t[2], *t[3], *t[4]]),
+    st.tuples(KEYS, LONLATS, st.sampled_from([b"STORE", b"STOREDIST"]), KEYS).map(
+        lambda t: [b"GEORADIUS", t[0], *t[1], b"500", b"km", t[2], t[3]]),
+    cmd("GEORADIUSBYMEMBER_RO", KEYS, VALUES, st.just(b"300"), st.just(b"km")),
+    # sort
+    st.tuples(KEYS, SORT_OPTIONS).map(lambda t: [b"SORT", t[0], *t[1]]),
+    st.tuples(KEYS, SORT_OPTIONS).map(lambda t: [b"SORT_RO", t[0], *t[1]]),
+    st.tuples(KEYS, SORT_OPTIONS, KEYS).map(lambda t: [b"SORT", t[0], *t[1], b"STORE", t[2]]),
     # databases
     cmd("SELECT", DBS), cmd("MOVE", KEYS, DBS), cmd("SWAPDB", DBS, DBS),
     cmd("COPY", KEYS, KEYS, st.just(b"DB"), DBS), st.just([b"FLUSHDB"]),

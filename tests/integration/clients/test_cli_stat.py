@@ -101,7 +101,7 @@ def test_json_info_is_sections_of_fields(server: ServerProcess) -> None:
         assert info["Server"]["tcp_port"] == server.port
         assert info["Keyspace"]["db0"]["keys"] >= 1
         assert info["Jobs"][f"queue_{queue}"]["queued"] == 1
-        assert isinstance(info["Cpu"]["used_cpu_sys"], float)
+        assert isinstance(info["CPU"]["used_cpu_sys"], float)
         assert {"Clients", "Memory", "Persistence", "Stats"} <= set(info)
     only = json.loads(cli("-p", str(server.port), "--json", "INFO", "keyspace").stdout)
     assert list(only) == ["Keyspace"]
