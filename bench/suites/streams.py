@@ -1,4 +1,5 @@
-"""Streams suite: XADD, XREADGROUP and XACK per entry, jobcached vs redis-server.
+"""Streams suites: XADD, XREADGROUP and XACK per entry (`cache-streams`), and the RSS of a
+stream of small entries (`cache-stream-memory`), jobcached vs redis-server.
 
 redis-benchmark has no built-in stream tests, so each row runs a custom command line. The three
 rows run in this order on a fresh server, so each finds the state it needs:
@@ -17,6 +18,8 @@ server (the rows change state, so they cannot be repeated on the same data).
 
 from __future__ import annotations
 
+import socket
+import threading
 import time
 from typing import Any
 
@@ -30,7 +33,7 @@ from bench.redisbench import (
     comparison_row,
     run_test,
 )
-from bench.suite import Row, Suite, register
+from bench.suite import Column, Row, Suite, register
 
 PREFILL_BATCH = 1000  # XADDs per write while prefilling
 FIELD_VALUE = "0123456789"  # 10 bytes, as in the issue's memory target
@@ -97,3 +100,65 @@ class StreamsSuite(Suite):
 
 
 register(StreamsSuite())
+
+
+def fill_stream(port: int, key: bytes, entries: int) -> None:
+    """XADD key 1-1 .. entries-1 with the two 10-byte fields, pipelined over a raw socket."""
+    value = FIELD_VALUE.encode()
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        def drain() -> None:
+            replies = 0
+            while replies < entries:  # each reply is a bulk string: two CRLFs
+                chunk = sock.recv(1 << 20)
+                if not chunk:
+                    raise RuntimeError("server closed the connection while filling")
+                replies += chunk.count(b"\r\n") // 2
+
+        reader = threading.Thread(target=drain)
+        reader.start()
+        for start in range(1, entries + 1, PREFILL_BATCH):
+            batch = []
+            for n in range(start, min(entries + 1, start + PREFILL_BATCH)):
+                sid = b"%d-1" % n
+                batch.append(b"*7\r\n$4\r\nXADD\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n"
+                             b"$2\r\nf1\r\n$10\r\n%b\r\n$2\r\nf2\r\n$10\r\n%b\r\n"
+                             % (len(key), key, len(sid), sid, value, value))
+            sock.sendall(b"".join(batch))
+        reader.join()
+
+
+class StreamMemorySuite(Suite):
+    name = "cache-stream-memory"
+    description = ("RSS of each server holding one stream of N entries of 2 fields x 10 bytes "
+                   "(pipelined XADDs); target: jobcached at most 2.5x redis-server for "
+                   "1,000,000 entries.")
+    columns = (
+        Column("server", "Server"), Column("entries", "Entries", "int"),
+        Column("rss_before", "RSS empty", "bytes"), Column("rss_after", "RSS full", "bytes"),
+        Column("bytes_per_entry", "Bytes/entry (growth)", "int"),
+        Column("ratio", "RSS ratio vs redis", "ratio"),
+    )
+    required_binaries = ("redis-server",)
+
+    def parameters(self, quick: bool) -> dict[str, Any]:
+        return {"entries": 200_000 if quick else 1_000_000, "fields": 2,
+                "field_bytes": len(FIELD_VALUE)}
+
+    def run(self, ctx: Context) -> list[Row]:
+        entries = self.parameters(ctx.quick)["entries"]
+        rows: list[Row] = []
+        for name, start in (("redis-server", ctx.start_redis), ("jobcached", ctx.start_jobcached)):
+            server: Server = start()
+            before = ctx.rss_bytes(server.pid)
+            fill_stream(server.port, b"bench:mem", entries)
+            after = ctx.rss_bytes(server.pid)
+            rows.append({"server": name, "entries": entries, "rss_before": before,
+                         "rss_after": after, "bytes_per_entry": (after - before) // entries})
+            ctx.stop(server)
+        redis_rss = rows[0]["rss_after"]
+        for row in rows:
+            row["ratio"] = row["rss_after"] / redis_rss if redis_rss else None
+        return rows
+
+
+register(StreamMemorySuite())

@@ -49,7 +49,7 @@ def _save_id(sid: int) -> bytes:
 
 
 # ---- writing ------------------------------------------------------------------------------------
-def _node_listpack(master: int, entries: list[tuple[int, tuple[bytes, ...]]]) -> bytes:
+def _node_listpack(master: int, entries: list[tuple[int, list[bytes]]]) -> bytes:
     names = entries[0][1][::2]
     out = [lp_entry(len(entries)), lp_entry(0), lp_entry(len(names))]
     out += [lp_entry(name) for name in names]
@@ -162,12 +162,12 @@ def load_stream(r: Reader, version_2: bool) -> Stream:
     for _ in range(r.length()):
         master = _raw_id_of(r.string())
         for sid, fields in _node_entries(master, lp_decode(r.string())):
-            if sid <= s.last_id and s.entries:
+            if sid <= s.last_id and len(s):
                 raise RdbError("stream entries out of order")
             s.add(sid, fields)
     length = r.length()
     last_id = _read_id(r)
-    if length != len(s) or (s.entries and last_id < s.last_id):
+    if length != len(s) or (len(s) and last_id < s.last_id):
         raise RdbError("stream length or last id mismatch")
     s.last_id = last_id
     if version_2:

@@ -21,6 +21,7 @@ from jobcached.commands.args import INT64_MAX, to_int
 from jobcached.commands.registry import DENYOOM, FAST, READONLY, WRITE, command
 from jobcached.errors import CommandError, SyntaxErr
 from jobcached.net.session import Session
+from jobcached.notify import GENERIC, STRING, notify
 
 OFFSET_ERROR = "bit offset is not an integer or out of range"
 BIT_ERROR = "bit is not an integer or out of range"
@@ -100,6 +101,7 @@ def setbit(s: Session, argv: list[bytes]) -> int:
     buf, _ = _grown(s, key, offset)
     buf[byte] = buf[byte] | mask if on else buf[byte] & ~mask
     _store(s, key, buf, argv)
+    notify(s.server, STRING, b"setbit", key)
     return previous
 
 
@@ -226,6 +228,7 @@ def bitop(s: Session, argv: list[bytes]) -> int:
     if size == 0:
         if ks.delete(dest):
             s.server.propagate([b"DEL", dest], (dest,))
+            notify(s.server, GENERIC, b"del", dest)
         return 0
     if op == b"NOT":
         result = sources[0].translate(_NOT_TABLE)
@@ -242,6 +245,7 @@ def bitop(s: Session, argv: list[bytes]) -> int:
         result = acc.to_bytes(size, "big")
     ks.set(dest, result)
     s.server.propagate(argv, (dest,))
+    notify(s.server, STRING, b"set", dest)
     return size
 
 
@@ -305,6 +309,7 @@ def _bitfield(s: Session, argv: list[bytes], readonly: bool) -> list[Any]:
     buf, dirty = _grown(s, key, max(op[3] + op[2] - 1 for op in writes))
     replies: list[Any] = []
     changed = dirty
+    reported = False  # Redis reports `setbit` for an op that did not fail and changed a bit
     for name, signed, bits, off, arg, kind in ops:
         old = bitfield.get_field(buf, off, bits, signed)
         if name == b"GET":
@@ -321,9 +326,12 @@ def _bitfield(s: Session, argv: list[bytes], readonly: bool) -> list[Any]:
             continue
         replies.append(reply)
         bitfield.set_field(buf, off, bits, new)
-        changed = changed or new != old
+        if dirty or new != old:
+            changed = reported = True
     if changed:
         _store(s, key, buf, argv)
+    if reported:
+        notify(s.server, STRING, b"setbit", key)
     return replies
 
 

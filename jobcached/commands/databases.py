@@ -69,6 +69,7 @@ def move(s: Session, argv: list[bytes]) -> int:
     notify(server, GENERIC, b"move_from", key)
     notify(server, GENERIC, b"move_to", key, target)
     signal_key_ready(server, key, target)
+    signal_key_ready(server, key)  # gone here: a blocked XREADGROUP gets UNBLOCKED, as in Redis
     return 1
 
 

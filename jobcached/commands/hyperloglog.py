@@ -22,6 +22,7 @@ from jobcached.commands.registry import ADMIN, DENYOOM, FAST, READONLY, WRITE, c
 from jobcached.errors import CommandError
 from jobcached.net.replies import OK, Simple
 from jobcached.net.session import Session
+from jobcached.notify import STRING, notify
 
 
 class NotHllError(CommandError):
@@ -81,6 +82,7 @@ def pfadd(s: Session, argv: list[bytes]) -> int:
         hll.invalidate(buf)
         ks.set(key, bytes(buf), keepttl=True)
         s.server.propagate(argv, (key,))
+        notify(s.server, STRING, b"pfadd", key)
         return 1
     buf = bytearray(hll.EMPTY_SPARSE if old is None else old)
     updated = old is None
@@ -95,6 +97,8 @@ def pfadd(s: Session, argv: list[bytes]) -> int:
             hll.invalidate(buf)
             ks.set(key, bytes(buf), keepttl=True)
             s.server.propagate(argv, (key,))
+    if updated:  # not after an error: Redis replies with it before notifying
+        notify(s.server, STRING, b"pfadd", key)
     return 1 if updated else 0
 
 
@@ -148,6 +152,7 @@ def pfmerge(s: Session, argv: list[bytes]) -> bytes:
         raise CorruptHllError() from None
     ks.set(dest, bytes(buf), keepttl=True)
     s.server.propagate(argv, (dest,))
+    notify(s.server, STRING, b"pfadd", dest)  # Redis names PFMERGE's event `pfadd` too
     return OK
 
 

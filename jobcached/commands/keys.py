@@ -347,7 +347,9 @@ def renamenx(s: Session, argv: list[bytes]) -> int:
 
 def _renamed(s: Session, src: bytes, dst: bytes) -> None:
     """The effects of a rename (RENAME and RENAMENX: Redis propagates both as RENAME); a key
-    renamed to itself changes nothing, so nothing is propagated or notified."""
+    renamed to itself changes nothing, so nothing is propagated or notified. Clients blocked on
+    `dst` are served from the value it now holds; those blocked on `src` learn it is gone (an
+    XREADGROUP there gets UNBLOCKED), in that order, as Redis' dbAdd then dbDelete signal."""
     if src == dst:
         return
     server = s.server
@@ -355,6 +357,7 @@ def _renamed(s: Session, src: bytes, dst: bytes) -> None:
     notify(server, GENERIC, b"rename_from", src)
     notify(server, GENERIC, b"rename_to", dst)
     signal_key_ready(server, dst)
+    signal_key_ready(server, src)
 
 
 @command("COPY", arity=-3, flags=WRITE | DENYOOM, group="generic", keys=(1, 2, 1))

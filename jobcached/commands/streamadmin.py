@@ -19,6 +19,7 @@ from jobcached.commands.streamgroups import account
 from jobcached.errors import CommandError
 from jobcached.net.replies import OK
 from jobcached.net.session import Session
+from jobcached.notify import STREAM, notify
 
 XINFO_FULL_DEFAULT_COUNT = 10  # entries and PEL items per group/consumer in XINFO STREAM FULL
 
@@ -96,6 +97,7 @@ def xgroup_create(s: Session, argv: list[bytes]) -> Any:
         account(s, key)
     s.server.propagate([*argv[:4], format_id(sid), b"ENTRIESREAD", b"%d" % entries_read],
                        (key,))
+    notify(s.server, STREAM, b"xgroup-create", key)
     return OK
 
 
@@ -122,6 +124,7 @@ def xgroup_setid(s: Session, argv: list[bytes]) -> Any:
     g.entries_read = entries_read
     s.server.propagate([*argv[:4], format_id(g.last_id), b"ENTRIESREAD", b"%d" % entries_read],
                        (argv[2],))
+    notify(s.server, STREAM, b"xgroup-setid", argv[2])
     return OK
 
 
@@ -141,6 +144,7 @@ def xgroup_destroy(s: Session, argv: list[bytes]) -> int:
     del stream.groups[argv[3]]
     account(s, argv[2])
     s.server.propagate(argv, (argv[2],))
+    notify(s.server, STREAM, b"xgroup-destroy", argv[2])
     blocking.signal_key_ready(s.server, argv[2])
     return 1
 
@@ -162,6 +166,7 @@ def xgroup_createconsumer(s: Session, argv: list[bytes]) -> int:
     g.consumer(argv[4], s.server.clock.now_ms())
     account(s, argv[2])
     s.server.propagate(argv, (argv[2],))
+    notify(s.server, STREAM, b"xgroup-createconsumer", argv[2])
     return 1
 
 
@@ -180,6 +185,7 @@ def xgroup_delconsumer(s: Session, argv: list[bytes]) -> int:
     pending = g.delete_consumer(argv[4])
     if pending is not None:
         account(s, argv[2])
+        notify(s.server, STREAM, b"xgroup-delconsumer", argv[2])
     s.server.propagate(argv, (argv[2],))
     return pending or 0
 
@@ -197,8 +203,8 @@ def _stream_of(s: Session, key: bytes) -> Stream:
 def _edge(stream: Stream, last: bool) -> Any:
     if not len(stream):
         return None
-    sid = stream.ids[-1 if last else 0]
-    return [format_id(sid), list(stream.entries[sid])]
+    sid = stream.last_entry_id() if last else stream.first_id()
+    return [format_id(sid), stream.get(sid)]
 
 
 def _read_counter(g: Group) -> int | None:

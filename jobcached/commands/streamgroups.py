@@ -25,24 +25,25 @@ from jobcached.cache.stream import MAX_ID, Consumer, Group, Nack, Stream, format
 from jobcached.commands import blocking
 from jobcached.commands.registry import BLOCKING, FAST, READONLY, WRITE, command
 from jobcached.commands.streamargs import (
+    XREAD_BLOCKED_DEFAULT_COUNT,
     entries_reply,
-    interval_id,
     keyed,
     last_valid_id,
     next_id,
-    prev_id,
+    parse_read,
+    range_end,
+    range_start,
     strict_id,
     to_longlong,
 )
-from jobcached.commands.streams import XREAD_BLOCKED_DEFAULT_COUNT, parse_timeout_ms
 from jobcached.errors import CommandError, SyntaxErr
 from jobcached.net.replies import NULL_ARRAY, Deferred, ErrorReply
 from jobcached.net.session import Session
+from jobcached.notify import STREAM, notify
 
 #: XAUTOCLAIM visits at most COUNT * this many PEL entries per call (Redis' attempts_factor).
 AUTOCLAIM_ATTEMPTS_FACTOR = 10
 AUTOCLAIM_DEFAULT_COUNT = 100
-_SEQ_MAX = (1 << 64) - 1
 _LONG_MAX = 2**63 - 1
 
 
@@ -78,12 +79,22 @@ def account(s: Session, key: bytes) -> None:
 # ------------------------------------------------------------------------------- delivering
 
 
+def member(s: Session, key: bytes, g: Group, cname: bytes, now: int) -> tuple[Consumer, bool]:
+    """The named consumer and whether it is new: created when missing, which Redis reports as
+    `xgroup-createconsumer` (XREADGROUP, XCLAIM and XAUTOCLAIM create consumers)."""
+    consumer = g.consumers.get(cname)
+    if consumer is not None:
+        return consumer, False
+    consumer = g.consumers[cname] = Consumer(cname, now)
+    notify(s.server, STREAM, b"xgroup-createconsumer", key)
+    return consumer, True
+
+
 def reader(s: Session, key: bytes, gname: bytes, g: Group, cname: bytes, now: int) -> Consumer:
     """The reading consumer, seen now; a new one is propagated as XGROUP CREATECONSUMER (Redis'
     streamPropagateConsumerCreation), so followers have it even when it gets nothing pending."""
-    consumer = g.consumers.get(cname)
-    if consumer is None:
-        consumer = g.consumers[cname] = Consumer(cname, now)
+    consumer, created = member(s, key, g, cname, now)
+    if created:
         s.server.propagate([b"XGROUP", b"CREATECONSUMER", key, gname, cname], (key,))
     consumer.seen_ms = now
     return consumer
@@ -125,8 +136,8 @@ def deliver_history(s: Session, key: bytes, gname: bytes, stream: Stream, g: Gro
         nack = consumer.pel[sid]
         nack.delivery_ms = now
         nack.count += 1
-        fields = stream.entries.get(sid)
-        out.append([format_id(sid), None if fields is None else list(fields)])
+        fields = stream.get(sid)
+        out.append([format_id(sid), fields])
         propagate_claim(s, key, gname, g, sid, nack)
     account(s, key)
     return out
@@ -144,45 +155,16 @@ def xreadgroup(s: Session, argv: list[bytes]) -> Any:
     Reply: RESP2 an array of [key, entries], RESP3 a map; a null array when nothing came.
     Errors: `NOGROUP No such key ... or consumer group ... in XREADGROUP with GROUP option`;
     `Missing GROUP option for XREADGROUP`; `The $ ID is meaningless in the context of
-    XREADGROUP ...`; `Unbalanced XREADGROUP list of streams ...`; `WRONGTYPE`; a blocked client
-    gets `NOGROUP the consumer group this client was blocked on no longer exists` when the group
-    is destroyed, `UNBLOCKED the stream key no longer exists` when the key is deleted.
+    XREADGROUP ...`; `Unbalanced XREAD list of streams ...` (XREAD's words, as in Redis);
+    `WRONGTYPE`; a blocked client gets `NOGROUP the consumer group this client was blocked on
+    no longer exists` when the group is destroyed, `UNBLOCKED the stream key no longer exists`
+    when the key is deleted, renamed or moved.
     """
-    timeout, count, noack = -1, 0, False
-    gname = cname = None
-    streams_at = 0
-    i = 1
-    while i < len(argv):
-        more = len(argv) - i - 1
-        opt = argv[i].upper()
-        if opt == b"BLOCK" and more:
-            timeout = parse_timeout_ms(argv[i + 1])
-            i += 2
-        elif opt == b"COUNT" and more:
-            count = max(to_longlong(argv[i + 1]), 0)
-            i += 2
-        elif opt == b"STREAMS" and more:
-            streams_at = i + 1
-            if (len(argv) - streams_at) % 2:
-                raise CommandError("Unbalanced XREADGROUP list of streams: for each stream key "
-                                   "an ID or '>' must be specified.")
-            break
-        elif opt == b"GROUP" and more >= 2:
-            gname, cname = argv[i + 1], argv[i + 2]
-            i += 3
-        elif opt == b"NOACK":
-            noack = True
-            i += 1
-        else:
-            raise SyntaxErr()
-    if not streams_at:
-        raise SyntaxErr()
-    if gname is None or cname is None:
-        raise CommandError("Missing GROUP option for XREADGROUP")
-    n = (len(argv) - streams_at) // 2
-    keys = argv[streams_at:streams_at + n]
+    a = parse_read(argv, with_group=True)
+    gname, cname, keys, count, noack = a.group, a.consumer, a.keys, a.count, a.noack
+    assert gname is not None and cname is not None  # parse_read requires GROUP
     targets: list[tuple[Stream, Group, int | None]] = []  # start None: `>`
-    for key, raw in zip(keys, argv[streams_at + n:], strict=True):
+    for key, raw in zip(keys, a.ids, strict=True):
         stream, g = group_of(s, key, gname, write=False)
         if stream is None or g is None:
             raise nogroup(key, gname, " in XREADGROUP with GROUP option")
@@ -202,7 +184,7 @@ def xreadgroup(s: Session, argv: list[bytes]) -> Any:
             found.append((key, deliver_new(s, key, gname, stream, g, cname, count, noack)))
     if found:
         return keyed(s, found)
-    if timeout < 0 or not blocking.may_block(s):
+    if a.timeout < 0 or not blocking.may_block(s):
         return NULL_ARRAY
     limit = count or XREAD_BLOCKED_DEFAULT_COUNT
 
@@ -219,7 +201,7 @@ def xreadgroup(s: Session, argv: list[bytes]) -> Any:
             return blocking.SKIP
         return keyed(s, [(key, deliver_new(s, key, gname, value, g, cname, limit, noack))])
 
-    reply = blocking.block(s, keys, timeout, serve, NULL_ARRAY)
+    reply = blocking.block(s, keys, a.timeout, serve, NULL_ARRAY)
     watch_deletion(s, keys, reply)
     return reply
 
@@ -228,7 +210,8 @@ def watch_deletion(s: Session, keys: list[bytes], reply: Deferred) -> None:
     """Wake the waiter when one of its streams is deleted (DEL, overwrite, expiry, eviction,
     FLUSHALL), as Redis' signalDeletedKeyAsReady does: a weak reference to each stream object
     fires when the keyspace drops the last reference to it. Streams hold no reference cycles,
-    so that happens at once, after the keyspace has finished removing the key."""
+    so that happens at once, after the keyspace has finished removing the key. RENAME and MOVE
+    keep the object alive under another name: they signal the old name themselves."""
     server, db = s.server, s.db
     refs = []
     for key in keys:
@@ -291,18 +274,8 @@ def xpending(s: Session, argv: list[bytes]) -> Any:
                 raise SyntaxErr()
             at = 5
         count = max(to_longlong(argv[at + 2]), 0)
-        start, ex = interval_id(argv[at], 0)
-        if ex:
-            bumped = next_id(start)
-            if bumped is None:
-                raise CommandError("invalid start ID for the interval")
-            start = bumped
-        end, ex = interval_id(argv[at + 1], _SEQ_MAX)
-        if ex:
-            lowered = prev_id(end)
-            if lowered is None:
-                raise CommandError("invalid end ID for the interval")
-            end = lowered
+        start = range_start(argv[at])
+        end = range_end(argv[at + 1])
         if at + 3 < argc:
             consumer_name = argv[at + 3]
     _, g = group_of(s, argv[1], argv[2], write=False)
@@ -338,11 +311,9 @@ def xpending(s: Session, argv: list[bytes]) -> Any:
 # ------------------------------------------------------------------------------- claiming
 
 
-def claim_one(g: Group, consumer_name: bytes, sid: int, nack: Nack, now: int, when: int,
-              retrycount: int, justid: bool) -> Nack:
-    """Move a pending entry to the consumer (created if needed) and update its counters."""
-    consumer = g.consumer(consumer_name, now)
-    assert consumer is not None
+def claim_one(consumer: Consumer, sid: int, nack: Nack, now: int, when: int, retrycount: int,
+              justid: bool) -> Nack:
+    """Move a pending entry to the consumer and update its counters."""
     consumer.seen_ms = now
     if nack.consumer is not consumer:
         nack.consumer.pel.pop(sid, None)
@@ -429,7 +400,8 @@ def xclaim(s: Session, argv: list[bytes]) -> Any:
     changed = moved_last
     for sid in ids:
         nack = g.pel.get(sid)
-        if sid not in stream.entries:
+        fields = stream.get(sid)
+        if fields is None:
             if nack is not None:
                 propagate_claim(s, key, gname, g, sid, nack)
                 moved_last = False
@@ -439,13 +411,12 @@ def xclaim(s: Session, argv: list[bytes]) -> Any:
         if nack is None:
             if not force:
                 continue
-            consumer = g.consumer(cname, now)
-            assert consumer is not None
+            consumer = member(s, key, g, cname, now)[0]
             nack = g.pel[sid] = consumer.pel[sid] = Nack(consumer, now, 1)
         elif minidle and now - nack.delivery_ms < minidle:
             continue
-        claim_one(g, cname, sid, nack, now, when, retrycount, justid)
-        out.append(format_id(sid) if justid else [format_id(sid), list(stream.entries[sid])])
+        claim_one(member(s, key, g, cname, now)[0], sid, nack, now, when, retrycount, justid)
+        out.append(format_id(sid) if justid else [format_id(sid), fields])
         propagate_claim(s, key, gname, g, sid, nack)
         moved_last = False
         changed = True
@@ -473,12 +444,7 @@ def xautoclaim(s: Session, argv: list[bytes]) -> Any:
         minidle = max(to_longlong(argv[4]), 0)
     except CommandError:
         raise CommandError("Invalid min-idle-time argument for XAUTOCLAIM") from None
-    start, ex = interval_id(argv[5], 0)
-    if ex:
-        bumped = next_id(start)
-        if bumped is None:
-            raise CommandError("invalid start ID for the interval")
-        start = bumped
+    start = range_start(argv[5])
     count, justid = AUTOCLAIM_DEFAULT_COUNT, False
     j = 6
     while j < len(argv):
@@ -510,7 +476,8 @@ def xautoclaim(s: Session, argv: list[bytes]) -> Any:
         attempts -= 1
         last_seen = sid
         nack: Nack = g.pel[sid]
-        if sid not in stream.entries:
+        fields = stream.get(sid)
+        if fields is None:
             propagate_claim(s, key, gname, g, sid, nack)
             g.ack(sid)
             deleted.append(format_id(sid))
@@ -518,8 +485,8 @@ def xautoclaim(s: Session, argv: list[bytes]) -> Any:
             continue
         if minidle and now - nack.delivery_ms < minidle:
             continue
-        claim_one(g, cname, sid, nack, now, now, -1, justid)
-        claimed.append(format_id(sid) if justid else [format_id(sid), list(stream.entries[sid])])
+        claim_one(member(s, key, g, cname, now)[0], sid, nack, now, now, -1, justid)
+        claimed.append(format_id(sid) if justid else [format_id(sid), fields])
         count -= 1
         propagate_claim(s, key, gname, g, sid, nack)
     following = next(iter(g.pel.irange(last_seen + 1, MAX_ID)), None) if last_seen < MAX_ID \

@@ -16,29 +16,28 @@ from __future__ import annotations
 
 from typing import Any
 
-from jobcached.cache.stream import MAX_ID, Stream, format_id, id_ms, make_id
+from jobcached.cache.stream import MAX_ID, SEQ_MASK, Stream, format_id, id_ms, make_id
 from jobcached.commands import blocking
 from jobcached.commands.registry import BLOCKING, DENYOOM, FAST, READONLY, WRITE, command
 from jobcached.commands.streamargs import (
+    XREAD_BLOCKED_DEFAULT_COUNT,
     entries_reply,
-    interval_id,
     keyed,
     last_valid_id,
-    next_id,
     parse_id,
-    prev_id,
+    parse_read,
+    range_end,
+    range_start,
     strict_id,
     to_longlong,
 )
 from jobcached.errors import CommandError, SyntaxErr
 from jobcached.net.replies import NULL_ARRAY, OK
 from jobcached.net.session import Session
+from jobcached.notify import STREAM, notify
 
 #: Entries removed by one approximate trim without LIMIT: 100 * stream-node-max-entries.
 APPROX_TRIM_DEFAULT_LIMIT = 10_000
-#: Entries a blocked XREAD without COUNT gets at once (Redis' XREAD_BLOCKED_DEFAULT_COUNT).
-XREAD_BLOCKED_DEFAULT_COUNT = 1000
-_SEQ_MAX = (1 << 64) - 1
 
 
 class TrimArgs:
@@ -129,7 +128,7 @@ _AUTO_ID_ARGS.id_given = False
 
 def apply_trim(s: Session, key: bytes, stream: Stream, a: TrimArgs) -> int:
     """Trim as parsed; returns how many entries went."""
-    return len(stream.trim(a.maxlen, a.minid, a.approx, a.limit))
+    return stream.trim(a.maxlen, a.minid, a.approx, a.limit)
 
 
 def exact_trim_argv(stream: Stream, a: TrimArgs) -> list[bytes]:
@@ -190,7 +189,7 @@ def xadd(s: Session, argv: list[bytes]) -> Any:
         now = s.server.clock.now_ms()
         sid = make_id(now, 0) if now > id_ms(last) else last + 1
     elif not a.seq_given and id_ms(a.id) == id_ms(last):
-        if last & _SEQ_MAX == _SEQ_MAX:
+        if last & SEQ_MASK == SEQ_MASK:
             raise CommandError("The ID specified in XADD is equal or smaller than the target "
                                "stream top item")
         sid = last + 1
@@ -201,9 +200,11 @@ def xadd(s: Session, argv: list[bytes]) -> Any:
             "The ID specified in XADD is equal or smaller than the target stream top item")
     fields = tuple(argv[field_pos:])
     stream.add(sid, fields)
-    if a.trims:
-        apply_trim(s, key, stream, a)
+    trimmed = a.trims and apply_trim(s, key, stream, a)
     _store(s, key, stream, created)
+    notify(s.server, STREAM, b"xadd", key)
+    if trimmed:
+        notify(s.server, STREAM, b"xtrim", key)
     out = [b"XADD", key]
     if a.nomkstream:
         out.append(b"NOMKSTREAM")
@@ -220,18 +221,8 @@ def xadd(s: Session, argv: list[bytes]) -> Any:
 
 def _range(s: Session, argv: list[bytes], rev: bool) -> Any:
     start_raw, end_raw = (argv[3], argv[2]) if rev else (argv[2], argv[3])
-    start, start_ex = interval_id(start_raw, 0)
-    if start_ex:
-        bumped = next_id(start)
-        if bumped is None:
-            raise CommandError("invalid start ID for the interval")
-        start = bumped
-    end, end_ex = interval_id(end_raw, _SEQ_MAX)
-    if end_ex:
-        lowered = prev_id(end)
-        if lowered is None:
-            raise CommandError("invalid end ID for the interval")
-        end = lowered
+    start = range_start(start_raw)
+    end = range_end(end_raw)
     count = -1
     j = 4
     while j < len(argv):
@@ -307,10 +298,11 @@ def xdel(s: Session, argv: list[bytes]) -> int:
     if stream is None:
         return 0
     ids = [strict_id(raw) for raw in argv[2:]]
-    deleted = sum(1 for sid in ids if stream.delete(sid) is not None)
+    deleted = sum(1 for sid in ids if stream.delete(sid))
     if deleted:
         s.keyspace.notify_modified(key, 0)
         s.server.propagate(argv, (key,))
+        notify(s.server, STREAM, b"xdel", key)
     return deleted
 
 
@@ -335,6 +327,7 @@ def xtrim(s: Session, argv: list[bytes]) -> int:
     if deleted:
         s.keyspace.notify_modified(key, 0)
         s.server.propagate([b"XTRIM", key, *exact_trim_argv(stream, a)], (key,))
+        notify(s.server, STREAM, b"xtrim", key)
     return deleted
 
 
@@ -386,21 +379,11 @@ def xsetid(s: Session, argv: list[bytes]) -> Any:
     if max_deleted:
         stream.max_deleted_id = max_deleted
     s.server.propagate(argv, (key,))
+    notify(s.server, STREAM, b"xsetid", key)
     return OK
 
 
 # ------------------------------------------------------------------------------- XREAD
-
-
-def parse_timeout_ms(raw: bytes) -> int:
-    """BLOCK's milliseconds, as getTimeoutFromObjectOrReply(UNIT_MILLISECONDS)."""
-    try:
-        ms = to_longlong(raw)
-    except CommandError:
-        raise CommandError("timeout is not an integer or out of range") from None
-    if ms < 0:
-        raise CommandError("timeout is negative")
-    return ms
 
 
 @command("XREAD", arity=-4, flags=READONLY | BLOCKING, group="stream", keys=(0, 0, 0))
@@ -418,40 +401,11 @@ def xread(s: Session, argv: list[bytes]) -> Any:
     is only supported by XREADGROUP. You called XREAD instead.`; `timeout is negative`;
     `syntax error`; `WRONGTYPE`.
     """
-    timeout = -1
-    count = 0
-    streams_at = 0
-    i = 1
-    while i < len(argv):
-        more = len(argv) - i - 1
-        opt = argv[i].upper()
-        if opt == b"BLOCK" and more:
-            timeout = parse_timeout_ms(argv[i + 1])
-            i += 2
-        elif opt == b"COUNT" and more:
-            count = max(to_longlong(argv[i + 1]), 0)
-            i += 2
-        elif opt == b"STREAMS" and more:
-            streams_at = i + 1
-            if (len(argv) - streams_at) % 2:
-                raise CommandError("Unbalanced XREAD list of streams: for each stream key an "
-                                   "ID or '$' must be specified.")
-            break
-        elif opt == b"GROUP" and more >= 2:
-            raise CommandError(
-                "The GROUP option is only supported by XREADGROUP. You called XREAD instead.")
-        elif opt == b"NOACK":
-            raise CommandError(
-                "The NOACK option is only supported by XREADGROUP. You called XREAD instead.")
-        else:
-            raise SyntaxErr()
-    if not streams_at:
-        raise SyntaxErr()
-    n = (len(argv) - streams_at) // 2
-    keys = argv[streams_at:streams_at + n]
+    a = parse_read(argv, with_group=False)
+    keys, count = a.keys, a.count
     ks = s.keyspace
     after: dict[bytes, int] = {}
-    for key, raw in zip(keys, argv[streams_at + n:], strict=True):
+    for key, raw in zip(keys, a.ids, strict=True):
         stream = ks.get_stream(key)
         if raw == b"$":
             sid = stream.last_id if stream is not None else 0
@@ -468,7 +422,7 @@ def xread(s: Session, argv: list[bytes]) -> Any:
             found.append((key, entries_reply(stream.after(after[key], count))))
     if found:
         return keyed(s, found)
-    if timeout < 0 or not blocking.may_block(s):
+    if a.timeout < 0 or not blocking.may_block(s):
         return NULL_ARRAY
     limit = count or XREAD_BLOCKED_DEFAULT_COUNT
 
@@ -478,4 +432,4 @@ def xread(s: Session, argv: list[bytes]) -> Any:
             return blocking.SKIP
         return keyed(s, [(key, entries_reply(value.after(after[key], limit)))])
 
-    return blocking.block(s, keys, timeout, serve, NULL_ARRAY)
+    return blocking.block(s, keys, a.timeout, serve, NULL_ARRAY)

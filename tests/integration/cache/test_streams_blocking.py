@@ -169,3 +169,44 @@ def test_xreadgroup_waiter_is_unblocked_when_the_key_goes(target: StreamTarget, 
     admin.delete("s")
     admin.xadd("s", {"f": "1"}, id="1-0")
     assert plain_reader.result(WAIT_SECONDS) == [[b"s", [(b"1-0", {b"f": b"1"})]]]
+
+
+def test_rename_onto_a_waited_name_serves_xread(target: StreamTarget) -> None:
+    admin = target.clients[0]
+    waiting = target.start("w", lambda r: r.xread({"dst": "$"}, block=0))
+    admin.xadd("src", {"f": "1"}, id="1-0")
+    assert admin.rename("src", "dst")
+    assert waiting.result(WAIT_SECONDS) == [[b"dst", [(b"1-0", {b"f": b"1"})]]]
+
+
+@pytest.mark.parametrize("source_group", ["g", "other"])
+def test_rename_over_a_waited_stream_serves_xreadgroup_from_the_new_value(
+        target: StreamTarget, source_group: str) -> None:
+    admin = target.clients[0]
+    admin.xgroup_create("dst", "g", id="$", mkstream=True)
+    admin.xadd("src", {"f": "1"}, id="1-0")
+    admin.xgroup_create("src", source_group, id="0")
+    waiting = target.start("w", caught(lambda r: r.xreadgroup("g", "c", {"dst": ">"}, block=0)))
+    assert admin.rename("src", "dst")
+    expected: Any = [[b"dst", [(b"1-0", {b"f": b"1"})]]] if source_group == "g" else (
+        "NOGROUP the consumer group this client was blocked on no longer exists")
+    assert waiting.result(WAIT_SECONDS) == expected
+
+
+@pytest.mark.parametrize("how", ["RENAME", "MOVE"])
+def test_xreadgroup_waiter_is_unblocked_when_its_key_is_renamed_or_moved_away(
+        target: StreamTarget, how: str) -> None:
+    admin = target.clients[0]
+    admin.xgroup_create("s", "g", id="$", mkstream=True)
+    group_reader = target.start(
+        "w", caught(lambda r: r.xreadgroup("g", "c", {"s": ">"}, block=0)))
+    plain_reader = target.start("p", lambda r: r.xread({"s": "$"}, block=0))
+    if how == "RENAME":
+        assert admin.rename("s", "elsewhere")
+    else:
+        assert admin.move("s", 1)
+    assert group_reader.result(WAIT_SECONDS) == "UNBLOCKED the stream key no longer exists"
+    time.sleep(0.1)
+    assert not plain_reader.done()  # XREAD keeps waiting for the name, as in Redis 7.0
+    admin.xadd("s", {"f": "1"}, id="1-0")
+    assert plain_reader.result(WAIT_SECONDS) == [[b"s", [(b"1-0", {b"f": b"1"})]]]

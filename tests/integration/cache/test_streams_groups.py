@@ -193,3 +193,19 @@ def test_xclaim_and_xautoclaim(pair: Pair) -> None:
     pair.check("XAUTOCLAIM", "s", "nog", "dave", "0", "0")
     pair.check("XPENDING", "s", "g")
     check_stable(pair, "XINFO", "STREAM", "s", "FULL")
+
+
+def test_xreadgroup_option_errors(pair: Pair) -> None:
+    pair.check("XGROUP", "CREATE", "s", "g", "$", "MKSTREAM")
+    for args in (["GROUP", "g", "c", "STREAMS", "s"], ["GROUP", "g", "c", "STREAMS", "s", "t",
+                                                     ">"],
+                 ["STREAMS", "s", ">"], ["COUNT", "2", "STREAMS", "s", ">"],
+                 ["GROUP", "g", "c", "STREAMS", "s", "$"], ["GROUP", "g", "c", "s", ">"],
+                 ["GROUP", "g", "c", "BLOCK", "-1", "STREAMS", "s", ">"],
+                 ["GROUP", "g", "c", "BLOCK", "x", "STREAMS", "s", ">"],
+                 ["GROUP", "g", "c", "COUNT", "x", "STREAMS", "s", ">"],
+                 ["GROUP", "g", "c", "FOO", "STREAMS", "s", ">"],
+                 ["GROUP", "g", "STREAMS", "s", ">"], ["GROUP", "g", "c", "STREAMS", "s", "bad"],
+                 ["GROUP", "nog", "c", "STREAMS", "s", ">"],
+                 ["NOACK", "GROUP", "g", "c", "COUNT", "-5", "STREAMS", "s", ">"]):
+        pair.check("XREADGROUP", *args)

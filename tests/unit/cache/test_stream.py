@@ -6,13 +6,14 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jobcached.cache.memory import item_size
 from jobcached.cache.stream import (
+    ENTRY_SLOT_BYTES,
     INVALID_READ,
     MAX_ID,
+    NODE_BYTES,
     NODE_MAX_ENTRIES,
-    SHARED_NAME_SLOT_BYTES,
     SHARED_NAMES_MAX,
+    STREAM_BASE_BYTES,
     Group,
     Nack,
     Stream,
@@ -34,6 +35,10 @@ ops = st.lists(st.one_of(
 def grow(s: Stream, n: int) -> None:
     for _ in range(n):
         s.add(s.last_id + 1 + (len(s) % 3) * (1 << 64), FIELDS)
+
+
+def ids(s: Stream) -> list[int]:
+    return [sid for sid, _ in s.range(0, MAX_ID)]
 
 
 def test_ids_pack_ms_and_seq_in_order() -> None:
@@ -59,21 +64,20 @@ def test_range_and_after() -> None:
 def test_nodes_split_every_hundred_entries_counting_deleted_ones() -> None:
     s = Stream()
     grow(s, NODE_MAX_ENTRIES)
-    s.delete(s.ids[5])
+    assert s.delete(ids(s)[5])
     grow(s, 1)
     assert len(s.nodes) == 2  # the first node is full although one of its entries is deleted
-    for sid in list(s.ids)[-1:]:
-        s.delete(sid)
+    assert s.delete(ids(s)[-1])
     assert len(s.nodes) == 1  # a node whose entries are all deleted goes
 
 
 def test_approximate_trim_removes_whole_nodes_only() -> None:
     s = Stream()
     grow(s, 250)
-    assert len(s.trim(maxlen=120, minid=None, approx=True, limit=10_000)) == 100
+    assert s.trim(maxlen=120, minid=None, approx=True, limit=10_000) == 100
     assert len(s) == 150
-    assert len(s.trim(maxlen=120, minid=None, approx=False, limit=0)) == 30
-    assert len(s.trim(maxlen=0, minid=None, approx=True, limit=50)) == 0  # LIMIT < a node
+    assert s.trim(maxlen=120, minid=None, approx=False, limit=0) == 30
+    assert s.trim(maxlen=0, minid=None, approx=True, limit=50) == 0  # LIMIT < a node
 
 
 @settings(max_examples=150, derandomize=True, database=None)
@@ -89,22 +93,34 @@ def test_entries_match_a_list_model(operations: list[tuple]) -> None:  # type: i
                 model.append(sid)
         elif op[0] == "del" and model:
             sid = model[op[1] % len(model)]
-            assert s.delete(sid) == FIELDS
+            assert s.get(sid) == list(FIELDS)
+            assert s.delete(sid)
+            assert not s.delete(sid) and s.get(sid) is None
             model.remove(sid)
         elif op[0] == "maxlen":
             removed = s.trim(op[1], None, op[2], op[3] if op[2] else 0)
-            model = model[len(removed):]
+            model = model[removed:]
             if not op[2]:
                 assert len(model) <= op[1]
         elif op[0] == "minid" and model:
             minid = model[op[1] % len(model)]
             removed = s.trim(None, minid, op[2], op[3] if op[2] else 0)
-            model = model[len(removed):]
+            model = model[removed:]
             if not op[2]:
                 assert not model or model[0] >= minid
-        assert list(s.ids) == model
-        assert set(s.entries) == set(model)
-        assert sum(n.live for n in s.nodes.values()) == len(model)
+        assert len(s) == sum(n.live for n in s.nodes.values()) == len(model)
+        assert s.first_id() == (model[0] if model else 0)
+        assert s.last_entry_id() == (model[-1] if model else 0)
+    assert ids(s) == model
+    assert [sid for sid, _ in s.range(0, MAX_ID, reverse=True)] == model[::-1]
+    if model:
+        lo, hi = model[len(model) // 3], model[2 * len(model) // 3]
+        assert [sid for sid, _ in s.range(lo, hi, count=7)] == [
+            m for m in model if lo <= m <= hi][:7]
+        assert [sid for sid, _ in s.range(lo + 1, hi - 1, reverse=True)] == [
+            m for m in model if lo < m < hi][::-1]
+        assert [sid for sid, _ in s.range(lo, MAX_ID, count=150, reverse=True)] == [
+            m for m in model if lo <= m][::-1][:150]
 
 
 def test_lag_and_read_counter_follow_redis() -> None:
@@ -128,33 +144,60 @@ def test_lag_and_read_counter_follow_redis() -> None:
 def test_copy_is_independent_and_keeps_groups() -> None:
     s = Stream()
     grow(s, 3)
-    g = s.groups[b"g"] = Group(s.ids[0], 1)
+    first = s.first_id()
+    g = s.groups[b"g"] = Group(first, 1)
     c = g.consumer(b"c", 10)
     assert c is not None
-    g.pel[s.ids[0]] = c.pel[s.ids[0]] = Nack(c, 10, 2)
+    g.pel[first] = c.pel[first] = Nack(c, 10, 2)
     dup = s.copy()
-    s.delete(s.ids[1])
-    g.ack(s.ids[0])
-    assert len(dup) == 3 and list(dup.groups[b"g"].pel) == [dup.ids[0]]
-    nack = dup.groups[b"g"].pel[dup.ids[0]]
+    before = ids(s)
+    s.delete(ids(s)[1])
+    g.ack(first)
+    grow(s, 1)  # the tail node's data is not shared either
+    assert len(dup) == 3 and list(dup.groups[b"g"].pel) == [dup.first_id()]
+    assert ids(dup) == before and dup.get(before[2]) == list(FIELDS)
+    nack = dup.groups[b"g"].pel[dup.first_id()]
     assert nack.consumer is dup.groups[b"g"].consumers[b"c"] and nack.count == 2
     assert dup.struct_size() > s.struct_size()
 
 
-def test_field_names_are_shared_and_memory_stays_exact() -> None:
+def test_field_names_are_shared_and_memory_is_counted_exactly() -> None:
     s = Stream()
-    for n in range(1, SHARED_NAMES_MAX + 50):
-        name = b"name%d" % (n % (SHARED_NAMES_MAX + 20))  # more names than the table keeps
+    empty = s.struct_size()
+    assert empty == STREAM_BASE_BYTES
+    for n in range(1, 3 * NODE_MAX_ENTRIES):
         fresh = bytes(bytearray(b"common"))  # a new object each time, as the parser gives
-        s.add(make_id(n, 0), (name, b"v%d" % n, fresh, b"x"))
-    a, b = s.entries[make_id(1, 0)], s.entries[make_id(2, 0)]
-    assert a[2] is b[2]  # one `common` object for every entry
-    for sid in list(s.ids)[::3]:
+        fields = (fresh, b"v%d" % n) if n % 7 else (b"odd", b"x" * 300, fresh, b"y")
+        s.add(make_id(n, 0), fields)
+    common = [node.names for node in s.nodes.values() if node.names == (b"common",)]
+    assert len(common) > 1 and len(set(map(id, common))) == 1  # one shared name tuple
+    assert s.get(make_id(7, 0)) == [b"odd", b"x" * 300, b"common", b"y"]
+    assert s.get(make_id(8, 0)) == [b"common", b"v8"]
+    names_cost = s.struct_size() - empty - sum(
+        NODE_BYTES + len(node.data) + ENTRY_SLOT_BYTES * node.live for node in s.nodes.values())
+    assert names_cost > 0  # the shared tuple, counted once
+    for sid in ids(s)[::3]:
         s.delete(sid)
     s.trim(maxlen=40, minid=None, approx=False, limit=0)
-    table = sum(item_size(k) + SHARED_NAME_SLOT_BYTES for k in s._names)
-    entries = 0
-    for fields in s.entries.values():
-        own_names = [f for f in fields[::2] if s._names.get(f) is not f]
-        entries += sum(map(item_size, own_names)) + sum(map(item_size, fields[1::2]))
-    assert s._nbytes == table + entries
+    assert s.struct_size() == empty + names_cost + sum(
+        NODE_BYTES + len(node.data) + ENTRY_SLOT_BYTES * node.live for node in s.nodes.values())
+    s.trim(maxlen=0, minid=None, approx=False, limit=0)
+    assert s.struct_size() == empty + names_cost  # every node gone, the name table stays
+
+
+def test_name_tuples_past_the_limit_are_stored_with_each_entry() -> None:
+    s = Stream()
+    for n in range(SHARED_NAMES_MAX + 5):
+        for k in range(NODE_MAX_ENTRIES):  # one node per name
+            s.add(make_id(n, k), (b"name%d" % n, b"v"))
+    assert len(s._masters) == SHARED_NAMES_MAX
+    assert s.nodes.peekitem(-1)[1].names is None
+    assert s.get(make_id(SHARED_NAMES_MAX + 4, 3)) == [b"name%d" % (SHARED_NAMES_MAX + 4), b"v"]
+
+
+def test_long_values_round_trip() -> None:
+    s = Stream()
+    values = [b"", b"a" * 127, b"b" * 128, b"c" * 20_000, bytes(range(256))]
+    for n, value in enumerate(values, 1):
+        s.add(make_id(n, 0), (b"f", value, b"g" * 200, value))
+    assert [f for _, f in s.range(0, MAX_ID)] == [[b"f", v, b"g" * 200, v] for v in values]
