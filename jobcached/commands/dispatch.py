@@ -12,11 +12,15 @@ from time import perf_counter_ns
 from typing import Any
 
 from jobcached.commands.registry import COMMANDS, Command, Flag
+from jobcached.commands.tracking import remember_read
 from jobcached.errors import CommandError, NoAuthError
 from jobcached.net.replies import QUEUED, ErrorReply
 from jobcached.net.session import Session
 
 log = logging.getLogger("jobcached.dispatch")
+
+#: CLIENT: its subcommands (CLIENT CACHING among them) keep the CLIENT CACHING flag
+_CLIENT = COMMANDS[b"CLIENT"]
 
 #: Commands that run at once even inside MULTI (Redis' list in processCommand: UNWATCH is
 #: queued, so it cannot rescue a transaction whose watched key already changed).
@@ -128,6 +132,23 @@ def call(s: Session, cmd: Command, argv: list[bytes], may_oom: bool = False) -> 
     """
     server = s.server
     server.db = s.db
+    caller = server.current_client
+    server.current_client = s
+    try:
+        reply = _call(s, cmd, argv, may_oom)
+    finally:
+        server.current_client = caller
+    tracking = s.tracking
+    if tracking is not None:
+        remember_read(s, cmd, argv)
+        # CLIENT CACHING lasts one command, or one transaction (Redis' resetClient).
+        if caller is None and s.multi is None and cmd.parent is not _CLIENT:
+            tracking.caching = False
+    return reply
+
+
+def _call(s: Session, cmd: Command, argv: list[bytes], may_oom: bool) -> Any:
+    server = s.server
     if cmd.denyoom and server.dbs.maxmemory and not may_oom:
         try:
             server.dbs.ensure_memory()

@@ -255,6 +255,7 @@ def load_all() -> None:
         streamgroups,
         streams,
         strings,
+        tracking,
         transactions,
         zalgebra,
         zranges,

@@ -15,6 +15,7 @@ from jobcached.net.replies import Push
 if TYPE_CHECKING:
     from jobcached.cache.keyspace import Keyspace
     from jobcached.state import ServerState
+    from jobcached.tracking import ClientTracking
 
 
 class Connection(Protocol):
@@ -31,6 +32,11 @@ class Connection(Protocol):
     def push(self, value: Any) -> None:
         """Write an out-of-band reply (a pub/sub message or confirmation) in this client's
         protocol, after the replies already queued (before a blocked command's reply)."""
+        ...
+
+    def push_after_reply(self, value: Any) -> None:
+        """Like `push`, but when this client's own command caused it, after that command's
+        reply (a tracking invalidation for a key the client itself changed, as Redis)."""
         ...
 
     def query_buffer_bytes(self) -> int:
@@ -80,6 +86,8 @@ class Session:
         self.sub_patterns: dict[bytes, None] = {}
         #: sharded pub/sub (SSUBSCRIBE): shard channels, a namespace of their own
         self.sub_shard_channels: dict[bytes, None] = {}
+        #: CLIENT TRACKING state (jobcached.tracking), None until tracking is first turned on
+        self.tracking: ClientTracking | None = None
 
     @property
     def subscriptions(self) -> int:
@@ -130,6 +138,7 @@ class Session:
         self.multi_error = False
         self.unwatch()
         self.drop_subscriptions()
+        self.server.tracking.disable(self)
         self.name = b""
         self.resp3 = False
         self.authenticated = not self.server.config.requirepass
@@ -144,10 +153,11 @@ class Session:
     def describe(self) -> str:
         """One CLIENT LIST / CLIENT INFO line, with Redis' field names."""
         qbuf, omem = self.conn.query_buffer_bytes(), self.conn.output_buffer_bytes()
+        tracking = self.tracking
         fields = {
             "id": self.id, "addr": self.addr, "laddr": self.laddr, "fd": -1,
             "name": self.name.decode(errors="replace"), "age": self.age_seconds(),
-            "idle": self.idle_seconds(), "flags": "P" if self.subscribed else "N",
+            "idle": self.idle_seconds(), "flags": self._flags(),
             "db": self.db,
             "sub": len(self.sub_channels), "psub": len(self.sub_patterns),
             "ssub": len(self.sub_shard_channels),
@@ -155,9 +165,23 @@ class Session:
             "qbuf": qbuf, "qbuf-free": 0,
             "argv-mem": 0, "multi-mem": 0, "rbs": 0, "rbp": 0, "obl": 0, "oll": 0,
             "omem": omem, "tot-mem": qbuf + omem, "events": "r",
-            "cmd": self.last_command.lower(), "user": "default", "redir": -1,
+            "cmd": self.last_command.lower(), "user": "default",
+            "redir": tracking.redirect if tracking is not None and tracking.on else -1,
             "resp": 3 if self.resp3 else 2,
             "lib-name": self.lib_name.decode(errors="replace"),
             "lib-ver": self.lib_ver.decode(errors="replace"),
         }
         return " ".join(f"{k}={v}" for k, v in fields.items())
+
+    def _flags(self) -> str:
+        """CLIENT LIST's flags: P subscribed, t tracking, R broken redirect, B broadcast
+        tracking; N for none."""
+        flags = "P" if self.subscribed else ""
+        tracking = self.tracking
+        if tracking is not None and tracking.on:
+            flags += "t"
+            if tracking.broken_redirect:
+                flags += "R"
+            if tracking.bcast:
+                flags += "B"
+        return flags or "N"
