@@ -106,8 +106,9 @@ class ServerState:
     backlog: Backlog = field(init=False)
     #: clients blocked on keys (BLPOP, BZPOPMIN...); created by commands/blocking.py on first use
     blocked_keys: BlockedKeys | None = None
-    #: the client whose command runs now (Redis' current_client; set by dispatch.call),
-    #: None between commands: tracking's NOLOOP and reply order depend on it
+    #: the client whose command runs now (Redis' current_client; set by dispatch.call: the
+    #: client that sent EXEC or EVAL during their commands), None between commands:
+    #: tracking's NOLOOP and reply order depend on it
     current_client: Session | None = None
     #: CLIENT TRACKING: the invalidation table and broadcast prefixes
     tracking: Tracking = field(init=False)

@@ -132,18 +132,23 @@ def call(s: Session, cmd: Command, argv: list[bytes], may_oom: bool = False) -> 
     """
     server = s.server
     server.db = s.db
-    caller = server.current_client
-    server.current_client = s
-    try:
+    caller = server.current_client  # None unless a transaction or script runs this
+    if caller is None:
+        server.current_client = s
+        try:
+            reply = _call(s, cmd, argv, may_oom)
+        finally:
+            server.current_client = None
+    else:
         reply = _call(s, cmd, argv, may_oom)
-    finally:
-        server.current_client = caller
-    tracking = s.tracking
-    if tracking is not None:
-        remember_read(s, cmd, argv)
+    # Tracking remembers what a command read for the client that sent it: the script's
+    # caller for the commands of a script (Redis' script_caller).
+    tracked = s if s.tracking is not None else caller
+    if tracked is not None and tracked.tracking is not None:
+        remember_read(tracked, cmd, argv, caller or s)
         # CLIENT CACHING lasts one command, or one transaction (Redis' resetClient).
         if caller is None and s.multi is None and cmd.parent is not _CLIENT:
-            tracking.caching = False
+            tracked.tracking.caching = False
     return reply
 
 

@@ -30,8 +30,10 @@ CACHING_NEEDS_OPT = ("CLIENT CACHING can be called only when the client is in tr
                      "with OPTIN or OPTOUT mode enabled")
 
 
-def remember_read(s: Session, cmd: Command, argv: list[bytes]) -> None:
-    """After a command of tracking client s: remember the keys it read (default mode)."""
+def remember_read(s: Session, cmd: Command, argv: list[bytes], current: Session) -> None:
+    """After a command of tracking client s: remember the keys it read (default mode).
+    `current` sent the command being run (s, or the client running a transaction or script
+    s's command belongs to)."""
     t = s.tracking
     assert t is not None
     if (not t.on or t.bcast or not cmd.flags & READONLY or cmd.flags & PUBSUB
@@ -42,7 +44,7 @@ def remember_read(s: Session, cmd: Command, argv: list[bytes]) -> None:
         if "not_key" not in spec.flags:
             keys.extend(argv[i] for i in spec.find(argv) or ())
     if keys:
-        s.server.tracking.remember(s, keys, s.server.current_client)
+        s.server.tracking.remember(s, keys, current)
 
 
 @subcommand("CLIENT", "TRACKING", arity=-3, flags=LOADING | STALE)

@@ -203,6 +203,28 @@ def test_default_mode_resp3_invalidations_equal_redis(
 
 
 @pytest.mark.usefixtures("clean")
+def test_swapdb_flushdb_and_scripts_equal_redis(
+        server: ServerProcess, redis_server: RedisServerProcess) -> None:
+    """Tracking keys are not per database; a script's reads are tracked for its caller."""
+    script = [
+        ("t", ("CLIENT", "TRACKING", "ON")), ("w", ("SET", "a", "1")), ("t", ("GET", "a")),
+        ("w", ("SWAPDB", "0", "1")), ("t", ("GET", "a")), ("w", ("SELECT", "1")),
+        ("w", ("SET", "a", "2")), ("t", ("GET", "a")), ("t", ("FLUSHDB",)),
+        ("w", ("SELECT", "0")),
+        ("t", ("EVAL", "return redis.call('GET', KEYS[1])", "1", "s")),
+        ("w", ("SET", "s", "1")),
+        ("t", ("EVAL_RO", "return redis.call('GET', KEYS[1])", "1", "s2")),
+        ("w", ("SET", "s2", "1")), ("t", ("GET", "x")),
+        ("w", ("EVAL", "redis.call('SET', KEYS[1], 1)", "1", "x")), ("t", ("GET", "x")),
+        ("w", ("COPY", "x", "y")), ("t", ("GET", "y")), ("w", ("COPY", "x", "y", "REPLACE")),
+        ("t", ("EVAL", "return redis.call('SET', KEYS[1], 2)", "1", "y")),
+    ]
+    seen = differential(server, redis_server, {"t": True, "w": False}, script)
+    assert seen["t"][8] == b"+OK\r\n>2\r\n$10\r\ninvalidate\r\n_\r\n"
+    assert seen["t"][11] == b">2\r\n$10\r\ninvalidate\r\n*1\r\n$1\r\ns\r\n"
+
+
+@pytest.mark.usefixtures("clean")
 def test_resp2_redirect_equal_redis(server: ServerProcess,
                                     redis_server: RedisServerProcess) -> None:
     script = [
