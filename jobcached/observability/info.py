@@ -100,7 +100,7 @@ def _memory(state: ServerState) -> list[tuple[str, object]]:
     rss = rss_bytes()
     sampled = rates(state)
     peak = sampled.memory_peak = max(sampled.memory_peak, used)
-    scripts = len(state.scripts.scripts) if state.scripts else 0
+    scripts = len(state.scripts.engine.scripts) if state.scripts else 0
     system = os.sysconf("SC_PHYS_PAGES") * _PAGE_BYTES
     return [
         ("used_memory", used), ("used_memory_human", human_bytes(used)),

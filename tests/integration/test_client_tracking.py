@@ -318,9 +318,11 @@ def test_table_is_bounded_and_evicted_keys_invalidated(server: ServerProcess) ->
         invalidated = set(re.findall(rb"invalidate\r\n\*1\r\n\$\d+\r\n(bound:\d+)", received))
         assert len(invalidated) == 900
         assert invalidated == {k.encode() for k in keys[:900]}
-        tracker.raw.close()
-        time.sleep(0.05)  # the disconnect takes the client out of the table
-        assert admin.info("stats")["tracking_total_items"] == 0
+        tracker.raw.close()  # the disconnect takes the client out of the table
+        deadline = time.monotonic() + 5
+        while admin.info("stats")["tracking_total_items"]:
+            assert time.monotonic() < deadline, "the closed client stayed in the table"
+            time.sleep(0.01)
     finally:
         admin.config_set("tracking-table-max-keys", 1_000_000)
         admin.close()
@@ -360,3 +362,57 @@ def test_redis_py_client_side_cache(server: ServerProcess,
     assert get_calls() - before == 2
     cached.close()
     writer.close()
+
+
+# ---------------------------------------------------------------------- engine and limits
+
+@pytest.mark.usefixtures("clean")
+def test_eviction_invalidates(server: ServerProcess) -> None:
+    admin = server.client()
+    keys = [f"ev:{i}" for i in range(200)]
+    admin.mset({k: "x" * 1000 for k in keys})
+    tracker = Peer(server.port, resp3=True)
+    tracker.raw.send(command("CLIENT", "TRACKING", "ON"))
+    tracker.raw.send(b"".join(command("GET", k) for k in keys))
+    tracker.sync()
+    used = int(admin.info("memory")["used_memory"])
+    admin.config_set("maxmemory-policy", "allkeys-random")
+    try:
+        admin.config_set("maxmemory", used - 50_000)
+        admin.set("trigger", "1")  # a write makes room first: it evicts
+        evicted = [k for k in keys if not admin.exists(k)]
+        assert evicted
+        received = tracker.sync()
+        told = re.findall(rb"invalidate\r\n\*1\r\n\$\d+\r\n(ev:\d+)", received)
+        assert sorted(told) == sorted(k.encode() for k in evicted)
+    finally:
+        admin.config_set("maxmemory", 0)
+        admin.config_set("maxmemory-policy", "noeviction")
+        tracker.raw.close()
+        admin.close()
+
+
+@pytest.mark.usefixtures("clean")
+def test_invalidations_count_against_the_output_limit(server: ServerProcess) -> None:
+    """A redirect target that never reads is closed by the pubsub class's limit, like a
+    subscriber flooded with messages."""
+    admin = server.client()
+    admin.config_set("client-output-buffer-limit-pubsub", "256kb")
+    try:
+        target = RawClient(server.port)
+        target.send(command("CLIENT", "ID"))
+        target_id = int(target.recv_line()[1:])
+        target.send(command("SUBSCRIBE", "__redis__:invalidate"))
+        tracker = Peer(server.port, resp3=False)
+        tracker.raw.send(command("CLIENT", "TRACKING", "ON", "REDIRECT", target_id))
+        keys = [b"flood:%d:" % i + b"k" * 2000 for i in range(4000)]
+        tracker.raw.send(b"".join(command("GET", k) for k in keys))
+        tracker.sync()
+        before = admin.info("stats")["client_output_buffer_limit_disconnections"]
+        admin.mset(dict.fromkeys(keys, b"v"))
+        assert admin.info("stats")["client_output_buffer_limit_disconnections"] == before + 1
+        assert f"id={target_id} " not in admin.execute_command("CLIENT", "LIST").decode()
+        tracker.raw.close()
+    finally:
+        admin.config_set("client-output-buffer-limit-pubsub", "32mb")
+        admin.close()
