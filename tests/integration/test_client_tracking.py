@@ -241,6 +241,25 @@ def test_resp2_redirect_equal_redis(server: ServerProcess,
 
 
 @pytest.mark.usefixtures("clean")
+def test_redirect_to_resp3_noloop_and_reset_equal_redis(
+        server: ServerProcess, redis_server: RedisServerProcess) -> None:
+    """A RESP3 target gets pushes without subscribing; a RESP2 tracker without redirect gets
+    nothing; NOLOOP skips own writes; RESET turns tracking off."""
+    script = [
+        ("t2", ("CLIENT", "TRACKING", "ON", "REDIRECT", "{r3}")),
+        ("plain", ("CLIENT", "TRACKING", "ON")), ("n", ("CLIENT", "TRACKING", "ON", "NOLOOP")),
+        ("t2", ("GET", "k")), ("plain", ("GET", "k")), ("n", ("GET", "k")),
+        ("n", ("SET", "k", "1")), ("t2", ("GET", "k")), ("n", ("GET", "k")),
+        ("w", ("SET", "k", "2")), ("n", ("RESET",)), ("n", ("GET", "k")),
+        ("w", ("SET", "k", "3")), ("n", ("CLIENT", "TRACKINGINFO")),
+    ]
+    peers = {"r3": True, "t2": False, "plain": False, "n": True, "w": False}
+    seen = differential(server, redis_server, peers, script)
+    assert seen["r3"][6] == b">2\r\n$10\r\ninvalidate\r\n*1\r\n$1\r\nk\r\n"
+    assert seen["n"][6] == b"+OK\r\n"
+
+
+@pytest.mark.usefixtures("clean")
 def test_broken_redirect_equal_redis(server: ServerProcess,
                                      redis_server: RedisServerProcess) -> None:
     script = [
