@@ -166,6 +166,7 @@ class App:
         restore_functions(self.state, str(Path(config.dir) / persisted.FILE_NAME))
         self.state.loading = False
         self.state.request_shutdown = self.request_stop
+        self.state.tracking.call_soon = loop.call_soon  # BCAST invalidations: once per iteration
 
         def factory() -> RespProtocol:
             return RespProtocol(self.state)

@@ -246,6 +246,10 @@ class Config:
         5000, "Milliseconds a script runs before other clients get -BUSY and SCRIPT KILL may "
         "stop it (Redis' busy-reply-threshold, formerly lua-time-limit).", parse_int,
         mutable=True)
+    tracking_table_max_keys: int = setting(
+        1_000_000, "Keys the CLIENT TRACKING invalidation table may hold (0 = no bound); past "
+        "it the oldest entries are dropped and their clients told to invalidate them.",
+        parse_int, mutable=True)
     lua_max_memory: int = setting(
         256 * 1024**2, "Memory the Lua runtime may use for all scripts together (e.g. 256mb); "
         "a script that needs more fails with -OOM instead of growing the process.",

@@ -29,6 +29,7 @@ from jobcached.observability.latency import LatencyMonitor
 from jobcached.observability.slowlog import SlowLog
 from jobcached.pubsub import PubSub
 from jobcached.replication.backlog import Backlog
+from jobcached.tracking import Tracking
 
 if TYPE_CHECKING:
     from jobcached.archiving import Archiver
@@ -107,6 +108,12 @@ class ServerState:
     backlog: Backlog = field(init=False)
     #: clients blocked on keys (BLPOP, BZPOPMIN...); created by commands/blocking.py on first use
     blocked_keys: BlockedKeys | None = None
+    #: the client whose command runs now (Redis' current_client; set by dispatch.call: the
+    #: client that sent EXEC or EVAL during their commands), None between commands:
+    #: tracking's NOLOOP and reply order depend on it
+    current_client: Session | None = None
+    #: CLIENT TRACKING: the invalidation table and broadcast prefixes
+    tracking: Tracking = field(init=False)
     #: (db, key) -> sessions WATCHing it (MULTI/EXEC optimistic locking)
     watchers: dict[tuple[int, bytes], set[Session]] = field(default_factory=dict)
     parser_limits: ParserLimits = field(default_factory=ParserLimits)
@@ -165,6 +172,7 @@ class ServerState:
                              on_removed=self._key_removed)
         self.dbs.other_memory = self.jobs_memory  # jobs count against maxmemory too
         self.backlog = Backlog(config.repl_backlog_size)
+        self.tracking = Tracking(self.clients)
         self.timers = TimerWheel(start_ms=self.clock.now_ms(), tick_ms=config.timer_tick)
         self.apply_config()
 
@@ -182,6 +190,7 @@ class ServerState:
         self.dbs.set_hooks(self._key_created if flags & notify.NEW else None,
                            self._key_missed if flags & notify.KEY_MISS else None)
         self.slowlog.configure(self.config.slowlog_log_slower_than, self.config.slowlog_max_len)
+        self.tracking.max_keys = config.tracking_table_max_keys
         self.latency.configure(self.config.latency_monitor_threshold)
         self.notable_us = min(self.slowlog.threshold_us, self.latency.threshold_us)
 
@@ -207,25 +216,30 @@ class ServerState:
                   db: int | None = None) -> None:
         """The one choke point for cache mutations (Redis' propagateNow): record the effect
         (absolute times only) for replication, preceded by a SELECT when it happens in another
-        database than the last one recorded, and invalidate WATCHes on the keys it touched.
-        `db` defaults to the running command's database."""
+        database than the last one recorded, and invalidate WATCHes and client-side caches
+        (CLIENT TRACKING) of the keys it touched. `db` defaults to the running command's
+        database."""
         if db is None:
             db = self.db
         if db != self.propagated_db:
             self.backlog.append([b"SELECT", str(db).encode()])
             self.propagated_db = db
         self.backlog.append(argv)
-        if self.watchers:
+        if self.watchers or self.tracking.tracking_clients:
             for key in keys:
                 self.touch(key, db)
 
-    def touch(self, key: bytes, db: int | None = None) -> None:
+    def touch(self, key: bytes, db: int | None = None, by_engine: bool = False) -> None:
         """A key changed (in `db`, default the running command's): transactions WATCHing it
-        must fail."""
+        must fail, clients caching it are told (Redis' signalModifiedKey). `by_engine`: no
+        client changed it (expiry, eviction)."""
         sessions = self.watchers.get((self.db if db is None else db, key))
         if sessions:
             for session in sessions:
                 session.watch_dirty = True
+        if self.tracking.tracking_clients:
+            current = self.current_client
+            self.tracking.invalidate(key, None if by_engine else current, current)
 
     def touch_db(self, db: int, replaced_with: int | None = None) -> None:
         """Database `db` is emptied (FLUSHDB), or gets the contents of `replaced_with`
@@ -241,7 +255,8 @@ class ServerState:
     def _key_removed(self, db: int, key: bytes, why: str) -> None:
         """The engine expired or evicted a key: replicas get a DEL, watchers and keyspace
         notification subscribers are told."""
-        self.propagate([b"DEL", key], (key,), db)
+        self.propagate([b"DEL", key], (), db)
+        self.touch(key, db, by_engine=True)
         kind = notify.EVICTED if why == "evicted" else notify.EXPIRED
         notify.notify(self, kind, why.encode(), key, db)
 

@@ -13,11 +13,15 @@ from typing import Any
 
 from jobcached.commands.monitor import FEED_FIRST, feed, refuse_in_monitor_mode
 from jobcached.commands.registry import COMMANDS, Command, Flag
+from jobcached.commands.tracking import remember_read
 from jobcached.errors import CommandError, NoAuthError
 from jobcached.net.replies import QUEUED, ErrorReply
 from jobcached.net.session import Session
 
 log = logging.getLogger("jobcached.dispatch")
+
+#: CLIENT: its subcommands (CLIENT CACHING among them) keep the CLIENT CACHING flag
+_CLIENT = COMMANDS[b"CLIENT"]
 
 #: Commands that run at once even inside MULTI (Redis' list in processCommand: UNWATCH is
 #: queued, so it cannot rescue a transaction whose watched key already changed).
@@ -165,6 +169,28 @@ def call(s: Session, cmd: Command, argv: list[bytes], may_oom: bool = False) -> 
     """
     server = s.server
     server.db = s.db
+    caller = server.current_client  # None unless a transaction or script runs this
+    if caller is None:
+        server.current_client = s
+        try:
+            reply = _call(s, cmd, argv, may_oom)
+        finally:
+            server.current_client = None
+    else:
+        reply = _call(s, cmd, argv, may_oom)
+    # Tracking remembers what a command read for the client that sent it: the script's
+    # caller for the commands of a script (Redis' script_caller).
+    tracked = s if s.tracking is not None else caller
+    if tracked is not None and tracked.tracking is not None:
+        remember_read(tracked, cmd, argv, caller or s)
+        # CLIENT CACHING lasts one command, or one transaction (Redis' resetClient).
+        if caller is None and s.multi is None and cmd.parent is not _CLIENT:
+            tracked.tracking.caching = False
+    return reply
+
+
+def _call(s: Session, cmd: Command, argv: list[bytes], may_oom: bool) -> Any:
+    server = s.server
     if cmd.denyoom and server.dbs.maxmemory and not may_oom:
         try:
             evicting = perf_counter_ns()

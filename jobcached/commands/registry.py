@@ -259,6 +259,7 @@ def load_all() -> None:
         streamgroups,
         streams,
         strings,
+        tracking,
         transactions,
         zalgebra,
         zranges,

@@ -101,6 +101,9 @@ class _NoConnection:
     def push(self, value: Any, pubsub: bool = False) -> None:
         """Pushes to the script client go nowhere (it subscribes to nothing)."""
 
+    def push_after_reply(self, value: Any) -> None:
+        """Nor do tracking invalidations (it never turns tracking on)."""
+
     def query_buffer_bytes(self) -> int:
         return 0
 

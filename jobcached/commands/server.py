@@ -89,6 +89,7 @@ def flushall(s: Session, argv: list[bytes]) -> Any:
     server = s.server
     for db in range(len(server.dbs)):
         server.touch_db(db)
+    server.tracking.invalidate_all(s)
     server.dbs.flushall()
     server.propagate([b"FLUSHALL"])
     return OK
@@ -105,6 +106,7 @@ def flushdb(s: Session, argv: list[bytes]) -> Any:
     """
     _flush_mode(argv)
     s.server.touch_db(s.db)
+    s.server.tracking.invalidate_all(s)
     s.keyspace.flush()
     s.server.propagate([b"FLUSHDB"])
     return OK

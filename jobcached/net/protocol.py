@@ -86,6 +86,9 @@ class RespProtocol(asyncio.Protocol):
         self._waiting_on: Deferred | None = None
         #: while a batch of commands runs: pushes they caused, sent before their reply
         self._pushes: list[bytes] | None = None
+        #: while a batch of commands runs: pushes sent after the reply of the command that
+        #: caused them (tracking invalidations of the client's own writes)
+        self._late_pushes: list[bytes] = []
 
     # ------------------------------------------------------------------ asyncio callbacks
 
@@ -151,6 +154,7 @@ class RespProtocol(asyncio.Protocol):
             self.session.drop_subscriptions()
             self.session.stop_monitoring()
             self.session.blocked_on = None
+            self.server.tracking.forget(self.session)
 
     def pause_writing(self) -> None:
         self._writing_paused = True
@@ -182,8 +186,13 @@ class RespProtocol(asyncio.Protocol):
         self._backlogged = False
         session.last_interaction_ms = self.server.clock.monotonic_ms()
         self._pushes = pushes = []
+        late = self._late_pushes
         gets = parser.gets
         while not self._closing and self._blocked_on is None:
+            if late:  # after the previous command's reply, whatever became of it
+                out.extend(late)
+                out_bytes += sum(map(len, late))
+                late.clear()
             try:
                 argv = gets()
             except ProtocolError as exc:
@@ -221,6 +230,9 @@ class RespProtocol(asyncio.Protocol):
                 self._backlogged = True  # let the client read before we run more
                 break
         self._pushes = None
+        if late:
+            out.extend(late)
+            late.clear()
         if self._held:
             if out:
                 self._park(b"".join(out))
@@ -385,6 +397,12 @@ class RespProtocol(asyncio.Protocol):
             self._park(data)
         self._flush_held()
         self._enforce_output_limit()
+
+    def push_after_reply(self, value: Any) -> None:
+        if self._pushes is None or self._closing or self.session is None:
+            self.push(value)
+            return
+        self._late_pushes.append(encode(value, self.session.resp3))
 
     def query_buffer_bytes(self) -> int:
         return self.parser.buffered_bytes() if self.parser else 0

@@ -15,6 +15,7 @@ from jobcached.net.replies import Deferred, Push
 if TYPE_CHECKING:
     from jobcached.cache.keyspace import Keyspace
     from jobcached.state import ServerState
+    from jobcached.tracking import ClientTracking
 
 
 #: Redis' PROTO_REPLY_CHUNK_BYTES: the size of a client's static reply buffer (CLIENT LIST
@@ -36,6 +37,11 @@ class Connection(Protocol):
     def push(self, value: Any) -> None:
         """Write an out-of-band reply (a pub/sub message or confirmation) in this client's
         protocol, after the replies already queued (before a blocked command's reply)."""
+        ...
+
+    def push_after_reply(self, value: Any) -> None:
+        """Like `push`, but when this client's own command caused it, after that command's
+        reply (a tracking invalidation for a key the client itself changed, as Redis)."""
         ...
 
     def query_buffer_bytes(self) -> int:
@@ -89,6 +95,8 @@ class Session:
         self.sub_patterns: dict[bytes, None] = {}
         #: sharded pub/sub (SSUBSCRIBE): shard channels, a namespace of their own
         self.sub_shard_channels: dict[bytes, None] = {}
+        #: CLIENT TRACKING state (jobcached.tracking), None until tracking is first turned on
+        self.tracking: ClientTracking | None = None
         #: in MONITOR mode (commands/monitor.py): receives every command the server runs
         self.monitoring = False
         #: CLIENT NO-EVICT ON (flag e); kept for CLIENT LIST, as client eviction is not ours
@@ -154,6 +162,7 @@ class Session:
         self.multi_error = False
         self.unwatch()
         self.drop_subscriptions()
+        self.server.tracking.disable(self)
         self.name = b""
         self.resp3 = False
         self.authenticated = not self.server.config.requirepass
@@ -176,6 +185,9 @@ class Session:
             letters += "x"
         if self.blocked_on is not None:
             letters += "b"
+        tracking = self.tracking
+        if tracking is not None and tracking.on:  # tracking, broken redirect, broadcast
+            letters += "t" + "R" * tracking.broken_redirect + "B" * tracking.bcast
         if self.watch_dirty:
             letters += "d"
         if self.unix:
@@ -196,6 +208,7 @@ class Session:
         obl = min(pending, REPLY_CHUNK_BYTES)
         omem = pending - obl
         multi_mem = sum(len(arg) for argv in self.multi for arg in argv) if self.multi else 0
+        tracking = self.tracking
         fields = {
             "id": self.id, "addr": self.addr, "laddr": self.laddr, "fd": self.fd,
             "name": self.name.decode(errors="replace"), "age": self.age_seconds(),
@@ -207,6 +220,9 @@ class Session:
             "rbs": 0, "rbp": 0, "obl": obl, "oll": -(-omem // REPLY_CHUNK_BYTES),
             "omem": omem, "tot-mem": qbuf + pending + multi_mem,
             "events": "rw" if pending else "r", "cmd": self.last_command.lower(),
-            "user": "default", "redir": -1, "resp": 3 if self.resp3 else 2,
+            "user": "default",
+            "redir": tracking.redirect if tracking is not None and tracking.on else -1,
+            "resp": 3 if self.resp3 else 2,
         }
         return " ".join(f"{k}={v}" for k, v in fields.items())
+

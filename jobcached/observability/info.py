@@ -89,7 +89,7 @@ def _clients(state: ServerState) -> list[tuple[str, object]]:
         ("client_recent_max_input_buffer", 0), ("client_recent_max_output_buffer", 0),
         ("blocked_clients", blocked_clients(state)
          + (state.jobs.waiters.blocked if state.jobs else 0)),
-        ("tracking_clients", 0), ("clients_in_timeout_table", 0),
+        ("tracking_clients", state.tracking.tracking_clients), ("clients_in_timeout_table", 0),
     ]
 
 
@@ -100,7 +100,7 @@ def _memory(state: ServerState) -> list[tuple[str, object]]:
     rss = rss_bytes()
     sampled = rates(state)
     peak = sampled.memory_peak = max(sampled.memory_peak, used)
-    scripts = len(state.scripts.scripts) if state.scripts else 0
+    scripts = len(state.scripts.engine.scripts) if state.scripts else 0
     system = os.sysconf("SC_PHYS_PAGES") * _PAGE_BYTES
     return [
         ("used_memory", used), ("used_memory_human", human_bytes(used)),
@@ -222,8 +222,7 @@ def _stats(state: ServerState) -> list[tuple[str, object]]:
         ("slave_expires_tracked_keys", 0), ("active_defrag_hits", 0),
         ("active_defrag_misses", 0), ("active_defrag_key_hits", 0),
         ("active_defrag_key_misses", 0), ("total_active_defrag_time", 0),
-        ("current_active_defrag_time", 0), ("tracking_total_keys", 0),
-        ("tracking_total_items", 0), ("tracking_total_prefixes", 0),
+        ("current_active_defrag_time", 0), *state.tracking.info().items(),
         ("unexpected_error_replies", s.unexpected_error_replies),
         ("total_error_replies", s.total_error_replies),
         ("dump_payload_sanitizations", 0),
