@@ -247,6 +247,7 @@ def load_all() -> None:
         migrate,
         pubsub,
         queues,
+        ratelimit,
         scripting,
         server,
         sets,
