@@ -229,6 +229,11 @@ class AsyncQueues:
     async def resume(self, queue: str) -> None:
         await self._client.run(cmd.queue_resume(queue))
 
+    async def limit(self, queue: str, *, concurrency: int | None = None, rate: int | None = None,
+                    per: Duration | None = None) -> dict[str, int]:
+        return await self._client.run(cmd.queue_limit(queue, concurrency=concurrency, rate=rate,
+                                                      per=per))
+
     async def purge(self, queue: str) -> int:
         return await self._client.run(cmd.queue_purge(queue))
 

@@ -244,6 +244,13 @@ class Queues:
     def resume(self, queue: str) -> None:
         self._client.run(cmd.queue_resume(queue))
 
+    def limit(self, queue: str, *, concurrency: int | None = None, rate: int | None = None,
+              per: Duration | None = None) -> dict[str, int]:
+        """Throttle a queue (QUEUE.LIMIT): at most `concurrency` of its jobs running at once,
+        at most `rate` leased per `per` (seconds or timedelta); 0 removes a limit, None leaves
+        it. Returns the limits in force: concurrency, rate, rate_per_ms (0: none)."""
+        return self._client.run(cmd.queue_limit(queue, concurrency=concurrency, rate=rate, per=per))
+
     def purge(self, queue: str) -> int:
         """Delete the jobs waiting to run; how many."""
         return self._client.run(cmd.queue_purge(queue))

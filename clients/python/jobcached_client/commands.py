@@ -27,6 +27,7 @@ from jobcached_client.model import (
     LogPage,
     QueueStats,
     State,
+    as_map,
     is_ok,
     jobs_from,
     moment,
@@ -295,6 +296,19 @@ def queue_pause(queue: str) -> Call:
 
 def queue_resume(queue: str) -> Call:
     return Call(("QUEUE.RESUME", queue), _none)
+
+
+def queue_limit(queue: str, *, concurrency: int | None = None, rate: int | None = None,
+                per: Duration | None = None) -> Call:
+    """QUEUE.LIMIT: 0 removes a limit, None leaves it as it is; `rate` jobs per `per`."""
+    args: list[Any] = ["QUEUE.LIMIT", queue]
+    if concurrency is not None:
+        args += ["CONCURRENCY", concurrency]
+    if rate is not None:
+        if rate and per is None:
+            raise ValueError("a rate needs `per`, the window it counts over")
+        args += ["RATE", "NONE"] if not rate else ["RATE", rate, "PER", ms(per or 0, "per")]
+    return Call(tuple(args), lambda reply: {k: int(v) for k, v in as_map(reply).items()})
 
 
 def queue_purge(queue: str) -> Call:
