@@ -216,6 +216,10 @@ class Config:
         "for a time that grows with the number of jobs and keys held; they also run when the "
         "server has been idle for a second (at most once a minute). 0 leaves them to Python "
         "(after every quarter of growth: during bursts).", parse_int)
+    lease_ttl: int = setting(
+        10_000, "Milliseconds a GETL fill lease lasts: the one reader that got it has this long "
+        "to SETL the value before another reader of the miss gets a lease of its own.",
+        parse_int, mutable=True)
     timer_tick: int = setting(10, "Timer wheel tick in ms: how precisely delays, retries and "
                               "lease expiries fire.", parse_int)
     shutdown_timeout: int = setting(10, "Seconds a graceful shutdown waits for replies to "
@@ -355,6 +359,8 @@ class Config:
             raise ConfigError("maxmemory-samples: must be at least 1")
         if self.timer_tick < 1:
             raise ConfigError("timer-tick: must be at least 1 ms")
+        if self.lease_ttl < 1:
+            raise ConfigError("lease-ttl: must be at least 1 ms")
         if self.job_default_timeout < 1:
             raise ConfigError("job-default-timeout: must be at least 1 ms")
         if self.job_log_max_lines < 1 or self.job_log_max_bytes < 1:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from jobcached import notify
 from jobcached.cache.databases import Databases
+from jobcached.cache.leases import Leases
 from jobcached.clock import Clock, SystemClock
 from jobcached.config import Config
 from jobcached.jobs.model import State
@@ -107,6 +108,8 @@ class ServerState:
     blocked_keys: BlockedKeys | None = None
     #: (db, key) -> sessions WATCHing it (MULTI/EXEC optimistic locking)
     watchers: dict[tuple[int, bytes], set[Session]] = field(default_factory=dict)
+    #: GETL fill leases; every propagated change to a key drops its lease (cache/leases.py)
+    leases: Leases = field(init=False)
     parser_limits: ParserLimits = field(default_factory=ParserLimits)
     #: the job engine and the WAL behind it, once the app has replayed the log
     jobs: JobEngine | None = None
@@ -147,6 +150,7 @@ class ServerState:
                              on_removed=self._key_removed)
         self.dbs.other_memory = self.jobs_memory  # jobs count against maxmemory too
         self.backlog = Backlog(config.repl_backlog_size)
+        self.leases = Leases(self.clock)
         self.timers = TimerWheel(start_ms=self.clock.now_ms(), tick_ms=config.timer_tick)
         self.apply_config()
 
@@ -194,6 +198,9 @@ class ServerState:
         if self.watchers:
             for key in keys:
                 self.touch(key, db)
+        if self.leases:
+            for key in keys:
+                self.leases.invalidate(db, key)
 
     def touch(self, key: bytes, db: int | None = None) -> None:
         """A key changed (in `db`, default the running command's): transactions WATCHing it
@@ -205,7 +212,9 @@ class ServerState:
 
     def touch_db(self, db: int, replaced_with: int | None = None) -> None:
         """Database `db` is emptied (FLUSHDB), or gets the contents of `replaced_with`
-        (SWAPDB): WATCHes on its keys that exist in either fail (touchAllWatchedKeysInDb)."""
+        (SWAPDB): WATCHes on its keys that exist in either fail (touchAllWatchedKeysInDb),
+        and its GETL leases are dropped."""
+        self.leases.invalidate_db(db)
         emptied = self.dbs[db]
         other = None if replaced_with is None else self.dbs[replaced_with]
         for (watched_db, key), sessions in self.watchers.items():

@@ -242,6 +242,7 @@ def load_all() -> None:
         jobs,
         keys,
         lcs,
+        leases,
         listpops,
         lists,
         migrate,

@@ -17,7 +17,8 @@ Arguments and replies are built and parsed in `commands.py`, shared with `AsyncC
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import Any, Literal
 
@@ -80,6 +81,28 @@ class Client(redis.Redis):
         if call.block_ms is None:
             return call.parse(self.execute_command(*call.args))
         return call.parse(self._execute_blocking(call))
+
+    def get_or_compute(self, key: Any, fn: Callable[[], Any], ttl: Duration | None = None, *,
+                       lease: Duration | None = None) -> Any:
+        """The cached value of `key`, or `fn()` stored there (for `ttl` seconds) by exactly
+        one of the callers that missed at once (GETL / SETL leases, against stampedes).
+
+        The caller that gets the lease computes; the others wait and read again until the
+        value is there or the lease runs out (after `lease` seconds, default the server's
+        lease-ttl), when one of them gets the next lease. The value stored is what `fn`
+        returned, as redis-py encodes it (bytes, str, int or float); a hit returns it as the
+        server holds it (bytes, unless the client decodes responses). If a write or delete of
+        the key invalidated the lease meanwhile, the computed value is returned but not
+        stored: it may already be stale."""
+        while True:
+            kind, detail = self.run(cmd.getl(key, lease))
+            if kind == "hit":
+                return detail
+            if kind == "lease":
+                value = fn()
+                self.run(cmd.setl(key, detail, value, ttl))
+                return value
+            time.sleep(cmd.lease_wait(detail))
 
     def events(self, job_id: str | None = None, queue: str | None = None, *,
                timeout: Duration | None = None) -> JobEvents:
