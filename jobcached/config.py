@@ -216,6 +216,9 @@ class Config:
         "for a time that grows with the number of jobs and keys held; they also run when the "
         "server has been idle for a second (at most once a minute). 0 leaves them to Python "
         "(after every quarter of growth: during bursts).", parse_int)
+    hotkey_top_k: int = setting(
+        0, "How many hot keys HOTKEYS GET reports; key lookups are then sampled (about one in "
+        "8) into a Space-Saving summary. 0 disables the sampling.", parse_int, mutable=True)
     lease_ttl: int = setting(
         10_000, "Milliseconds a GETL fill lease lasts: the one reader that got it has this long "
         "to SETL the value before another reader of the miss gets a lease of its own.",
@@ -359,6 +362,8 @@ class Config:
             raise ConfigError("maxmemory-samples: must be at least 1")
         if self.timer_tick < 1:
             raise ConfigError("timer-tick: must be at least 1 ms")
+        if not 0 <= self.hotkey_top_k <= 10_000:
+            raise ConfigError("hotkey-top-k: must be within 0..10000")
         if self.lease_ttl < 1:
             raise ConfigError("lease-ttl: must be at least 1 ms")
         if self.job_default_timeout < 1:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from jobcached import notify
 from jobcached.cache.databases import Databases
+from jobcached.cache.hotkeys import HotKeys
 from jobcached.cache.leases import Leases
 from jobcached.clock import Clock, SystemClock
 from jobcached.config import Config
@@ -110,6 +111,8 @@ class ServerState:
     watchers: dict[tuple[int, bytes], set[Session]] = field(default_factory=dict)
     #: GETL fill leases; every propagated change to a key drops its lease (cache/leases.py)
     leases: Leases = field(init=False)
+    #: sampled hot-key summary, while `hotkey-top-k` is above 0 (cache/hotkeys.py)
+    hot_keys: HotKeys | None = None
     parser_limits: ParserLimits = field(default_factory=ParserLimits)
     #: the job engine and the WAL behind it, once the app has replayed the log
     jobs: JobEngine | None = None
@@ -168,6 +171,14 @@ class ServerState:
         self.dbs.set_hooks(self._key_created if flags & notify.NEW else None,
                            self._key_missed if flags & notify.KEY_MISS else None)
         self.slowlog.configure(self.config.slowlog_log_slower_than, self.config.slowlog_max_len)
+        top_k = config.hotkey_top_k
+        if not top_k:
+            self.hot_keys = None
+        elif self.hot_keys is None:
+            self.hot_keys = HotKeys(self.clock, top_k)
+        else:
+            self.hot_keys.top_k = top_k
+        self.dbs.set_hot_keys(self.hot_keys)
 
     def jobs_memory(self) -> int:
         """Estimated bytes of the jobs in memory (jobs/memory.py): part of `used_memory`."""

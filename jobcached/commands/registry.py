@@ -236,6 +236,7 @@ def load_all() -> None:
         functions,
         geo,
         hashes,
+        hotkeys,
         hyperloglog,
         introspection,
         joblogs,
