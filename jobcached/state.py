@@ -209,7 +209,7 @@ class ServerState:
         if self.watchers:
             for key in keys:
                 self.touch(key, db)
-        if self.leases:
+        if self.leases.table:
             for key in keys:
                 self.leases.invalidate(db, key)
 

@@ -4,6 +4,7 @@ One module per family: `cache.py` (redis-benchmark against redis-server), `bits.
 HyperLogLog commands, custom redis-benchmark commands), `geosort.py` (GEOSEARCH and SORT over
 large values, custom commands too), `streams.py` (XADD / XREADGROUP / XACK
 per entry), `memory.py` (RSS holding the same keys), `metrics.py` (the cost of /metrics),
+`hotkeys.py` (the cost of hot-key sampling),
 `jobs.py` (jobcached as a job server, against beanstalkd; load generators in
 `bench/jobload.py`), `workers.py` (no-op jobs through jobcached's Worker, RQ and Celery).
 """
@@ -12,6 +13,7 @@ from bench.suites import (  # noqa: F401  (register on import)
     bits,
     cache,
     geosort,
+    hotkeys,
     jobs,
     memory,
     metrics,

@@ -7,10 +7,11 @@ accessed more than N / capacity times in N samples is guaranteed to hold a count
 skewed (Zipf) traffic the top of the summary is close to exact. The counters live in the
 "stream summary" layout: buckets by count, so an increment and a replacement are O(1).
 
-Sampling keeps the cost off the request path: a countdown picks on average one access in
-`sample_every` (each gap drawn at random, so a periodic access pattern cannot alias with it);
-the others cost one decrement. Estimated counts are the sampled counts times `sample_every`.
-Accesses are key lookups (a multi-key command counts each key it looks up), as Valkey does.
+Sampling keeps the cost off the request path: a countdown in the keyspace picks on average
+one lookup in `sample_every` (each gap drawn at random, so a periodic access pattern cannot
+alias with it); the others cost one decrement and no call. Estimated counts are the sampled
+counts times `sample_every`. Accesses are key lookups (a multi-key command counts each key it
+looks up), as Valkey does.
 """
 
 from __future__ import annotations
@@ -44,13 +45,14 @@ class SpaceSaving:
         count = counts.get(item)
         if count is None:
             if len(counts) < self.capacity:
-                count = 0
-                self._min = 0
+                count = self._min = 0
             else:  # replace an item with the smallest count; the newcomer inherits it
                 count = self._min
                 low = buckets[count]
-                victim = next(iter(low))
-                del low[victim], counts[victim]
+                # any item of the smallest count will do; popitem (the newest) is O(1),
+                # where the oldest (next(iter)) walks the slots its deleted fellows left
+                victim = low.popitem()[0]
+                del counts[victim]
                 if not low:
                     del buckets[count]
         else:
@@ -58,10 +60,14 @@ class SpaceSaving:
             del bucket[item]
             if not bucket:
                 del buckets[count]
-        counts[item] = count + 1
-        buckets.setdefault(count + 1, {})[item] = None
+        counts[item] = up = count + 1
+        bucket = buckets.get(up)
+        if bucket is None:
+            buckets[up] = {item: None}
+        else:
+            bucket[item] = None
         if self._min == count and count not in buckets:  # the smallest bucket emptied
-            self._min = count + 1
+            self._min = up
 
     def top(self, n: int) -> list[tuple[tuple[int, bytes], int]]:
         """The n items with the highest counts, highest first."""
@@ -82,20 +88,17 @@ class HotKeys:
     def reset(self) -> None:
         self.summary = SpaceSaving(max(MIN_CAPACITY, self.top_k * CAPACITY_FACTOR))
         self.since_ms = self.clock.now_ms()
-        self._left = self._gap()
 
-    def _gap(self) -> int:
-        every = self.sample_every
-        return 1 if every <= 1 else int(self.rng.random() * (2 * every - 1)) + 1
+    def recorder(self, db: int) -> Callable[[bytes], int]:
+        """The sampling hook of database `db` (Keyspace.on_access): records the sampled
+        lookup of `key` and returns how many lookups to skip before the next sample."""
+        span = 2 * self.sample_every - 1
+        rand = self.rng.random
 
-    def recorder(self, db: int) -> Callable[[bytes], None]:
-        """The access hook of database `db` (Keyspace.on_access)."""
-        def accessed(key: bytes) -> None:
-            self._left -= 1
-            if self._left <= 0:
-                self._left = self._gap()
-                self.summary.add((db, key))
-        return accessed
+        def sampled(key: bytes) -> int:
+            self.summary.add((db, key))
+            return int(rand() * span) + 1
+        return sampled
 
     def top(self, count: int | None = None) -> list[tuple[bytes, int, float]]:
         """(key, db, estimated accesses per second) of the hottest keys, at most `count`

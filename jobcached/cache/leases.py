@@ -36,47 +36,43 @@ class Leases:
 
     def __init__(self, clock: Clock) -> None:
         self.clock = clock
-        self._table: dict[tuple[int, bytes], Lease] = {}
+        #: (db, key) -> its lease; callers on hot paths test it is non-empty before calling
+        #: `invalidate` (a dict's truth costs no Python call)
+        self.table: dict[tuple[int, bytes], Lease] = {}
         self._sweep_at = SWEEP_MIN
-
-    def __len__(self) -> int:
-        return len(self._table)
-
-    def __bool__(self) -> bool:
-        return bool(self._table)
 
     def acquire(self, db: int, key: bytes, ttl_ms: int) -> tuple[bytes | None, int]:
         """(a new token, ttl_ms) for the first asker; (None, ms the current lease has left)
         while another asker's lease is live."""
         now = self.clock.now_ms()
-        lease = self._table.get((db, key))
+        lease = self.table.get((db, key))
         if lease is not None and lease.expires_ms > now:
             return None, lease.expires_ms - now
-        if len(self._table) >= self._sweep_at:
+        if len(self.table) >= self._sweep_at:
             self._sweep(now)
         token = secrets.token_hex(8).encode()
-        self._table[(db, key)] = Lease(token, now + ttl_ms)
+        self.table[(db, key)] = Lease(token, now + ttl_ms)
         return token, ttl_ms
 
     def redeem(self, db: int, key: bytes, token: bytes) -> bool:
         """Whether `token` is the live lease on the key; the lease is used up either way if it
         matched (one fill per lease)."""
-        lease = self._table.get((db, key))
+        lease = self.table.get((db, key))
         if lease is None or lease.token != token or lease.expires_ms <= self.clock.now_ms():
             return False
-        del self._table[(db, key)]
+        del self.table[(db, key)]
         return True
 
     def invalidate(self, db: int, key: bytes) -> None:
         """The key changed: a fill computed before the change must not land."""
-        self._table.pop((db, key), None)
+        self.table.pop((db, key), None)
 
     def invalidate_db(self, db: int) -> None:
         """The database was flushed or swapped."""
-        for entry in [entry for entry in self._table if entry[0] == db]:
-            del self._table[entry]
+        for entry in [entry for entry in self.table if entry[0] == db]:
+            del self.table[entry]
 
     def _sweep(self, now: int) -> None:
-        for entry in [e for e, lease in self._table.items() if lease.expires_ms <= now]:
-            del self._table[entry]
-        self._sweep_at = max(SWEEP_MIN, 2 * len(self._table))
+        for entry in [e for e, lease in self.table.items() if lease.expires_ms <= now]:
+            del self.table[entry]
+        self._sweep_at = max(SWEEP_MIN, 2 * len(self.table))

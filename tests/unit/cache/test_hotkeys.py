@@ -1,5 +1,5 @@
 """The sampled Space-Saving summary: exact on small streams, >= 9 of the true top 10 of a
-Zipf(1.1) workload over 100k keys, bounded memory."""
+Zipf(1.1) workload over 100k keys looked up in a keyspace, bounded memory."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import random
 from itertools import accumulate
 
 from jobcached.cache.hotkeys import MIN_CAPACITY, HotKeys, SpaceSaving
+from jobcached.cache.keyspace import Keyspace
 from jobcached.clock import ManualClock
 
 
@@ -38,9 +39,11 @@ def test_zipf_top_10_over_100k_keys() -> None:
     keys, draws = zipf_keys(100_000, 100_000, seed=5)
     clock = ManualClock()
     hot = HotKeys(clock, 10, rng=random.Random(3))
-    record = hot.recorder(0)
+    keyspace = Keyspace(clock)
+    keyspace.on_access = hot.recorder(0)
     for key in draws:
-        record(key)
+        keyspace.lookup_read(key)  # misses are lookups too
+    assert 100_000 / 16 < hot.summary.total < 100_000 / 4  # about one lookup in 8 sampled
     clock.advance(2000)
     top = hot.top()
     assert len(top) == 10 and all(db == 0 for _, db, _ in top)

@@ -32,7 +32,7 @@ def test_invalidation_drops_the_lease() -> None:
     token, _ = leases.acquire(3, b"k", 1000)
     assert token is not None
     leases.invalidate_db(3)
-    assert not leases and not leases.redeem(3, b"k", token)
+    assert not leases.table and not leases.redeem(3, b"k", token)
 
 
 def test_expired_leases_are_swept() -> None:
@@ -42,4 +42,4 @@ def test_expired_leases_are_swept() -> None:
         leases.acquire(0, b"%d" % i, 10)
     clock.advance(10)
     leases.acquire(0, b"fresh", 10)  # the table reached the sweep size: expired ones go
-    assert len(leases) == 1
+    assert len(leases.table) == 1
