@@ -51,16 +51,19 @@ def test_disabled_by_default(server: ServerProcess) -> None:
     assert str(raised.value) == "hot key detection is disabled (CONFIG SET hotkey-top-k <n>)"
 
 
-def test_redis_cli_hotkeys_under_allkeys_lfu(start_server: Callable[..., ServerProcess]) -> None:
+def test_redis_cli_hotkeys_under_allkeys_lfu(server: ServerProcess) -> None:
     cli = require_tool("redis-cli")
-    server = start_server("--maxmemory-policy", "allkeys-lfu")
     r = server.client()
-    for i in range(50):
-        r.set(f"cold:{i}", "x")
-    r.set("hot:one", "x")
-    for _ in range(300):
-        r.get("hot:one")
-    out = subprocess.run([cli, "-p", str(server.port), "--hotkeys"], capture_output=True,
-                         text=True, timeout=60, check=True).stdout
+    r.config_set("maxmemory-policy", "allkeys-lfu")
+    try:
+        for i in range(50):
+            r.set(f"cold:{i}", "x")
+        r.set("hot:one", "x")
+        for _ in range(300):
+            r.get("hot:one")
+        out = subprocess.run([cli, "-p", str(server.port), "--hotkeys"], capture_output=True,
+                             text=True, timeout=60, check=True).stdout
+    finally:
+        r.config_set("maxmemory-policy", "noeviction")
     found = [line for line in out.split("summary")[1].splitlines() if "hot key found" in line]
     assert 'keyname: "hot:one"' in found[0]  # the hottest, listed first
