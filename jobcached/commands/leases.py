@@ -13,6 +13,7 @@ from typing import Any
 
 from jobcached.commands.args import Args
 from jobcached.commands.jobs import positive
+from jobcached.commands.keyspec import at_index
 from jobcached.commands.registry import DENYOOM, FAST, READONLY, WRITE, command
 from jobcached.commands.strings import PX, expire_at_ms
 from jobcached.errors import SyntaxErr
@@ -21,7 +22,8 @@ from jobcached.net.session import Session
 from jobcached.notify import GENERIC, STRING, notify
 
 
-@command("GETL", arity=-2, flags=READONLY | FAST, group="string", keys=(1, 1, 1))
+@command("GETL", arity=-2, flags=READONLY | FAST, group="string", keys=(1, 1, 1),
+         key_specs=at_index(1, "RO", "access"))
 def getl(s: Session, argv: list[bytes]) -> Any:
     """GETL key [TTL ms]
 
@@ -48,7 +50,8 @@ def getl(s: Session, argv: list[bytes]) -> Any:
     return [b"lease", token] if token is not None else [b"wait", left_ms]
 
 
-@command("SETL", arity=-4, flags=WRITE | DENYOOM, group="string", keys=(1, 1, 1))
+@command("SETL", arity=-4, flags=WRITE | DENYOOM, group="string", keys=(1, 1, 1),
+         key_specs=at_index(1, "OW", "update"))
 def setl(s: Session, argv: list[bytes]) -> Any:
     """SETL key token value [PX milliseconds]
 

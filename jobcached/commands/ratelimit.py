@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 
 from jobcached.cache.gcra import NS_PER_MS, ThrottleError, throttle
+from jobcached.commands.keyspec import at_index
 from jobcached.commands.registry import DENYOOM, WRITE, command
 from jobcached.errors import CommandError, WrongTypeError
 from jobcached.net.session import Session
@@ -48,7 +49,8 @@ def _stored_tat(s: Session, key: bytes) -> int | None:
     return int(value)
 
 
-@command("CL.THROTTLE", arity=-1, flags=WRITE | DENYOOM, group="ratelimit", keys=(1, 1, 1))
+@command("CL.THROTTLE", arity=-1, flags=WRITE | DENYOOM, group="ratelimit", keys=(1, 1, 1),
+         key_specs=at_index(1, "RW", "access", "update"))
 def cl_throttle(s: Session, argv: list[bytes]) -> list[int]:
     """CL.THROTTLE key max_burst count period [quantity]
 

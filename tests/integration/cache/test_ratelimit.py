@@ -39,6 +39,13 @@ def test_resp3_reply_is_the_same_array(server: ServerProcess) -> None:
     assert r.execute_command("CL.THROTTLE", "limiter:resp3", 1, 1, 1) == [0, 2, 1, -1, 1]
 
 
+def test_key_is_declared_for_cluster_aware_clients(server: ServerProcess) -> None:
+    raw = RawClient(server.port)
+    raw.transcript(b"COMMAND GETKEYSANDFLAGS CL.THROTTLE k 1 2 3\r\n",
+                   b"*1\r\n*2\r\n$1\r\nk\r\n*3\r\n+RW\r\n+access\r\n+update\r\n")
+    raw.transcript(b"COMMAND GETKEYS GETL k\r\n", b"*1\r\n$1\r\nk\r\n")
+
+
 @pytest.mark.parametrize(("args", "error"), [
     (("k", "x", 1, 1), "Cell error: Couldn't parse as integer: x"),
     (("k", 1, 1, "1.5"), "Cell error: Couldn't parse as integer: 1.5"),
