@@ -11,6 +11,7 @@ import redis
 from jobcached_client import AsyncClient, Client
 
 from tests.conftest import ServerProcess
+from tests.integration.cache.test_strings import Local
 
 
 def test_stampede_of_200_readers_computes_once(server: ServerProcess) -> None:
@@ -101,3 +102,15 @@ def test_errors(server: ServerProcess) -> None:
         with pytest.raises(redis.ResponseError) as raised:
             r.execute_command(*args)
         assert str(raised.value) == error
+
+
+def test_effects_are_plain_sets_and_leases_are_not_replicated() -> None:
+    local = Local()
+    now = local.clock.now_ms()
+    before = local.state.backlog.next_offset
+    kind, token = local("GETL", "k")
+    assert kind == b"lease" and local.state.backlog.next_offset == before  # nothing propagated
+    assert local.effects("SETL", "k", token, "v", "PX", "500") == [
+        [b"SET", b"k", b"v", b"PXAT", b"%d" % (now + 500)]]
+    local.clock.advance(500)  # the value expires: the next reader gets a new lease
+    assert local("GETL", "k")[0] == b"lease"

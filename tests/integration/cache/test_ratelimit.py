@@ -8,6 +8,7 @@ import pytest
 import redis
 
 from tests.conftest import RawClient, ServerProcess
+from tests.integration.cache.test_strings import Local
 
 
 def test_readme_example_and_burst(server: ServerProcess) -> None:
@@ -76,3 +77,31 @@ def test_wire_bytes(server: ServerProcess) -> None:
                    b"*5\r\n:0\r\n:1\r\n:1\r\n:-1\r\n:0\r\n")
     raw.transcript(b"CL.THROTTLE limiter:wire 0 0 1\r\n",
                    b"-Cell error: Zero rates are not supported\r\n")
+
+
+def test_redis_cell_sequence_through_the_command_and_its_effects() -> None:
+    """redis-cell's own case table (limit 5, 1 token/s) on a manual clock, through the
+    command: replies in whole seconds, and the effects a replica gets carry absolute times."""
+    local = Local()
+    start = local.clock.now_ms()
+    # (offset ms, quantity, reply)
+    cases = [(0, 6, [1, 5, 5, -1, 0]), (0, 1, [0, 5, 4, -1, 1]), (0, 1, [0, 5, 3, -1, 2]),
+             (0, 1, [0, 5, 2, -1, 3]), (0, 1, [0, 5, 1, -1, 4]), (0, 1, [0, 5, 0, -1, 5]),
+             (0, 1, [1, 5, 0, 1, 5]), (3000, 1, [0, 5, 2, -1, 3]), (3100, 1, [0, 5, 1, -1, 4]),
+             (4000, 1, [0, 5, 1, -1, 4]), (8000, 1, [0, 5, 4, -1, 1]),
+             (9500, 1, [0, 5, 4, -1, 1]), (9500, 0, [0, 5, 4, -1, 1]),
+             (9500, 2, [0, 5, 2, -1, 3]), (9500, 5, [1, 5, 2, 3, 3])]
+    for offset, quantity, reply in cases:
+        local.clock.advance(start + offset - local.clock.now_ms())
+        before = local.state.backlog.next_offset
+        assert local("CL.THROTTLE", "cell", "4", "1", "1", str(quantity)) == reply, offset
+        effects = local.state.backlog.last(local.state.backlog.next_offset - before) if (
+            local.state.backlog.next_offset > before) else []
+        if reply[0]:
+            assert effects == []  # a refused request changes nothing
+        else:
+            tat = int(local("GET", "cell"))  # unix ns; the key lives until then (in ms)
+            # an expired TAT key is reaped (and its DEL propagated) before the new one is set
+            assert effects[-1] == [b"SET", b"cell", b"%d" % tat, b"PXAT",
+                                   b"%d" % (tat // 1_000_000)]
+            assert effects[:-1] in ([], [[b"DEL", b"cell"]])
