@@ -25,6 +25,7 @@ import logging
 import os
 import signal
 import socket
+import time
 from pathlib import Path
 
 import uvloop
@@ -269,10 +270,32 @@ class App:
         while True:
             await asyncio.sleep(CRON_INTERVAL_SECONDS)
             self._close_idle_clients()
-            self.state.dbs.active_expire_cycle(budget_ms=self.config.active_expire_budget)
+            self._expire_cycle()
+            self._drain_slow_fsyncs()
             if self.state.gc is not None:
                 self.state.gc.step(self.state.stats.total_commands_processed)
             await self._maybe_compact()
+
+    def _drain_slow_fsyncs(self) -> None:
+        """Move the WAL writer's slow fsyncs into the latency monitor ("wal-fsync"), and
+        tell the writer the threshold in force."""
+        latency = self.state.latency
+        slow = self.fs.slow
+        while slow:
+            at, ms = slow.popleft()
+            latency.add("wal-fsync", ms, at)
+        self.fs.slow_threshold_ms = latency.threshold_ms
+
+    def _expire_cycle(self) -> None:
+        """Active expiry, unless DEBUG SET-ACTIVE-EXPIRE 0 or a CLIENT PAUSE stops it; its
+        duration feeds the latency monitor's "expire-cycle" event."""
+        state = self.state
+        if not state.active_expire or state.pause is not None:
+            return
+        started = time.perf_counter_ns()
+        state.dbs.active_expire_cycle(budget_ms=self.config.active_expire_budget)
+        state.latency.add("expire-cycle", (time.perf_counter_ns() - started) // 1_000_000,
+                          state.clock.now_ms() // 1000)
 
     async def _run_archiver(self) -> None:
         """Move finished jobs to the SQLite archive and purge old rows (see archiving.py)."""
@@ -316,8 +339,9 @@ class App:
             if now - self._last_recovery >= WAL_RECOVERY_INTERVAL_SECONDS:
                 self._last_recovery = now
                 await durability.recover()
-        elif durability.should_compact(len(engine.jobs)):
-            await durability.compact(engine.snapshot)
+        elif (durability.should_compact(len(engine.jobs))
+              and await durability.compact(engine.snapshot)):
+            self.state.last_save_ms = self.state.clock.now_ms()  # LASTSAVE
 
     def _close_idle_clients(self) -> None:
         timeout = self.config.timeout

@@ -240,6 +240,14 @@ class Config:
         "command, -1 disables).", parse_int_or_minus_one, mutable=True)
     slowlog_max_len: int = setting(128, "Entries SLOWLOG keeps; the oldest are dropped.",
                                    parse_int, mutable=True)
+    latency_monitor_threshold: int = setting(
+        0, "Record in LATENCY LATEST/HISTORY every event (a command, an expiry or eviction "
+        "cycle, a WAL fsync) that lasts at least this many milliseconds (0 = off).",
+        parse_int, mutable=True)
+    enable_debug_command: str = setting(
+        "no", "Allow the DEBUG command: no, yes, or local (only from loopback and unix socket "
+        "clients). It can stall the server (DEBUG SLEEP) or change how keys expire.",
+        one_of("no", "yes", "local"))
 
     busy_reply_threshold: int = setting(
         5000, "Milliseconds a script runs before other clients get -BUSY and SCRIPT KILL may "

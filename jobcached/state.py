@@ -27,6 +27,7 @@ from jobcached.jobs.model import State
 from jobcached.jobs.timerwheel import TimerWheel
 from jobcached.net.resp import ParserLimits
 from jobcached.notify import parse_flags
+from jobcached.observability.latency import LatencyMonitor
 from jobcached.observability.slowlog import SlowLog
 from jobcached.pubsub import PubSub
 from jobcached.replication.backlog import Backlog
@@ -34,6 +35,7 @@ from jobcached.replication.backlog import Backlog
 if TYPE_CHECKING:
     from jobcached.archiving import Archiver
     from jobcached.commands.blocking import BlockedKeys
+    from jobcached.commands.pause import ClientPause
     from jobcached.commands.registry import Command
     from jobcached.commands.scripting import BusyScript, Scripting
     from jobcached.durability import Durability
@@ -139,6 +141,22 @@ class ServerState:
     scripts: Scripting | None = None
     #: set while a script runs past busy-reply-threshold: dispatch then answers -BUSY
     busy_script: BusyScript | None = None
+    #: sessions in MONITOR mode, in the order they started (an ordered set)
+    monitors: dict[Session, None] = field(default_factory=dict)
+    #: the CLIENT PAUSE in force, or None (commands/pause.py)
+    pause: ClientPause | None = None
+    #: True while a pause is in force or a client monitors: every command then takes
+    #: dispatch's checked path, so neither costs the common path more than this one test
+    gated: bool = False
+    #: events past latency-monitor-threshold (LATENCY LATEST, HISTORY...)
+    latency: LatencyMonitor = field(default_factory=LatencyMonitor)
+    #: the lower of the slow log's and the latency monitor's thresholds (us): dispatch
+    #: compares each call's duration with this one figure, and only past it with both
+    notable_us: int = 0
+    #: DEBUG SET-ACTIVE-EXPIRE: whether the cron expires keys actively
+    active_expire: bool = True
+    #: unix ms of the last WAL compaction (our snapshot), or of the start: LASTSAVE
+    last_save_ms: int = 0
     #: set while a script's `redis.call` runs a job command: the job archive is not read (a
     #: script cannot wait for SQLite; see commands/scripting.py)
     in_script_job_call: bool = False
@@ -147,7 +165,7 @@ class ServerState:
     functions_path: str | None = None
 
     def __post_init__(self) -> None:
-        self.started_ms = self.clock.now_ms()
+        self.started_ms = self.last_save_ms = self.clock.now_ms()
         config = self.config
         self.dbs = Databases(self.clock, count=config.databases, shards=config.shards,
                              on_removed=self._key_removed)
@@ -171,6 +189,8 @@ class ServerState:
         self.dbs.set_hooks(self._key_created if flags & notify.NEW else None,
                            self._key_missed if flags & notify.KEY_MISS else None)
         self.slowlog.configure(self.config.slowlog_log_slower_than, self.config.slowlog_max_len)
+        self.latency.configure(self.config.latency_monitor_threshold)
+        self.notable_us = min(self.slowlog.threshold_us, self.latency.threshold_us)
         top_k = config.hotkey_top_k
         if not top_k:
             self.hot_keys = None
@@ -179,6 +199,10 @@ class ServerState:
         else:
             self.hot_keys.top_k = top_k
         self.dbs.set_hot_keys(self.hot_keys)
+
+    def refresh_gate(self) -> None:
+        """Recompute `gated` after a monitor or a pause came or went."""
+        self.gated = bool(self.monitors) or self.pause is not None
 
     def jobs_memory(self) -> int:
         """Estimated bytes of the jobs in memory (jobs/memory.py): part of `used_memory`."""

@@ -19,6 +19,12 @@ from pathlib import Path
 
 import pytest
 import redis
+from hypothesis import settings
+
+#: Property tests are judged by their examples, never by their speed: CI shares two cores with
+#: servers started by other tests, and Hypothesis' default 200 ms deadline fails under that load.
+settings.register_profile("jobcached", deadline=None)
+settings.load_profile("jobcached")
 
 #: How long a starting server may take to answer PING before the test fails.
 STARTUP_TIMEOUT_SECONDS = 15.0

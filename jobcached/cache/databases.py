@@ -116,6 +116,11 @@ class Databases:
             ks.lfu_decay_time = lfu_decay_time
             ks.set_policy(policy)
 
+    def keep_expired(self, keep: bool) -> None:
+        """CLIENT PAUSE: stop (or resume) deleting keys found past their TTL by reads."""
+        for ks in self.dbs:
+            ks.keep_expired = keep
+
     def update_clock(self) -> None:
         for ks in self.dbs:
             ks.update_clock()

@@ -114,7 +114,7 @@ def scan(
         if matcher is None or matcher.match(key):
             out.append(key)
     for shard, key, e in dead:
-        if shard.data.get(key) is e:
+        if shard.data.get(key) is e and not ks.keep_expired:
             ks.reap(shard, key, e, evicted=False)
     return next_cursor, out
 
@@ -149,7 +149,8 @@ def random_key(ks: Keyspace) -> bytes | None:
         e = shard.data[key]
         if not (e.expire_at and e.expire_at <= now):
             return key
-        ks.reap(shard, key, e, evicted=False)
+        if not ks.keep_expired:
+            ks.reap(shard, key, e, evicted=False)
     return None
 
 

@@ -98,6 +98,9 @@ class Keyspace:
         #: bytes `maxmemory` must also hold besides the cache: the job engine's, which is
         #: never evicted (the app wires it; see `ensure_memory`)
         self.other_memory: Callable[[], int] = _nothing
+        #: set during CLIENT PAUSE: reads see a key past its TTL as gone but leave it stored,
+        #: as Redis does, so the dataset does not change while clients are paused
+        self.keep_expired = False
         self._evictor = Evictor(self)
         self._expiry = expiry.ExpiryCursor()
         self.set_policy(policy)
@@ -146,7 +149,8 @@ class Keyspace:
             shard = self._by_slot[crc_hqx(key, 0) & 0x3FFF]
         e = shard.data.get(key)
         if e is not None and e.expire_at and e.expire_at <= self.clock.now_ms():
-            self.reap(shard, key, e, evicted=False)
+            if not self.keep_expired:
+                self.reap(shard, key, e, evicted=False)
             return shard, None
         return shard, e
 
@@ -169,7 +173,8 @@ class Keyspace:
                 self.on_miss(key)
             return None
         if e.expire_at and e.expire_at <= self.clock.now_ms():
-            self.reap(shard, key, e, evicted=False)
+            if not self.keep_expired:
+                self.reap(shard, key, e, evicted=False)
             self.stats.keyspace_misses += 1
             if self.on_miss is not None:
                 self.on_miss(key)

@@ -182,6 +182,7 @@ def block(s: Session, keys: Sequence[bytes], timeout_ms: int, serve: Serve,
     server = s.server
     reg = registry(server)
     reply = Deferred(blocking=True)
+    reply.timeout_reply = timeout_reply
     waiter = Waiter(s.db, tuple(dict.fromkeys(keys)), reply, serve)
     reg.add(waiter)
     if 0 < timeout_ms <= MAX_TIMEOUT_MS:

@@ -259,7 +259,7 @@ def client_list(s: Session, argv: list[bytes]) -> Any:
             kind = args.next_upper()
             if kind not in (b"NORMAL", b"MASTER", b"REPLICA", b"SLAVE", b"PUBSUB"):
                 raise CommandError(f"Unknown client type '{kind.decode(errors='replace')}'")
-            sessions = sessions if kind == b"NORMAL" else []
+            sessions = [c for c in sessions if _client_type(c) == kind]
         elif option == b"ID":
             wanted = set()
             for raw in args.rest():
@@ -313,7 +313,7 @@ def client_kill(s: Session, argv: list[bytes]) -> Any:
         elif option == b"USER":
             clients = clients if value == b"default" else []
         elif option == b"TYPE":
-            clients = clients if value.upper() == b"NORMAL" else []
+            clients = [c for c in clients if _client_type(c) == value.upper()]
         elif option == b"SKIPME":
             if value.upper() not in (b"YES", b"NO"):
                 raise SyntaxErr()
@@ -324,6 +324,12 @@ def client_kill(s: Session, argv: list[bytes]) -> Any:
         clients = [c for c in clients if c is not s]
     _kill(s, clients)
     return len(clients)
+
+
+def _client_type(c: Session) -> bytes:
+    """Redis' getClientType as CLIENT LIST / KILL TYPE name it: PUBSUB while subscribed,
+    NORMAL otherwise (monitors included, as in Redis; we have no replica or master links)."""
+    return b"PUBSUB" if c.subscribed else b"NORMAL"
 
 
 def _kill(s: Session, victims: list[Session]) -> None:

@@ -11,6 +11,7 @@ import logging
 from time import perf_counter_ns
 from typing import Any
 
+from jobcached.commands.monitor import FEED_FIRST, feed, refuse_in_monitor_mode
 from jobcached.commands.registry import COMMANDS, Command, Flag
 from jobcached.errors import CommandError, NoAuthError
 from jobcached.net.replies import QUEUED, ErrorReply
@@ -67,8 +68,9 @@ def execute(s: Session, argv: list[bytes]) -> Any:
     """Run argv for session s and return its reply value (never raises CommandError).
 
     The common case, a known command with a valid argument count from an authenticated client
-    outside MULTI and subscribe mode, passes every check below by definition, so it goes
-    straight to `call`; anything else takes `_execute_checked`, which finds the right error.
+    outside MULTI and subscribe mode, with no CLIENT PAUSE or MONITOR in force (`gated`),
+    passes every check below by definition, so it goes straight to `call`; anything else
+    takes `_execute_checked`, which finds the right error.
     """
     server = s.server
     server.stats.total_commands_processed += 1
@@ -80,8 +82,9 @@ def execute(s: Session, argv: list[bytes]) -> Any:
             return refused
     cmd = COMMANDS.get(argv[0])
     if (cmd is not None and cmd.min_argc <= len(argv) <= cmd.max_argc and s.authenticated
-            and s.multi is None and not s.sub_channels and not s.sub_patterns
+            and not server.gated and s.multi is None and not s.sub_channels and not s.sub_patterns
             and not s.sub_shard_channels):
+        s.last_command = cmd.fullname
         return call(s, cmd, argv)
     return _execute_checked(s, argv)
 
@@ -97,6 +100,7 @@ def _execute_checked(s: Session, argv: list[bytes]) -> Any:
             s.multi_error = True
         return cmd
     assert isinstance(cmd, Command)
+    s.last_command = cmd.fullname  # CLIENT LIST `cmd`: what the client sent, not what EXEC ran
     if not s.authenticated and cmd.needs_auth:
         cmd.rejected_calls += 1
         stats.total_error_replies += 1
@@ -109,6 +113,10 @@ def _execute_checked(s: Session, argv: list[bytes]) -> Any:
         s.server.count_error("ERR")
         return ErrorReply(f"ERR Can't execute '{cmd.fullname}': only (P|S)SUBSCRIBE / "
                           "(P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context")
+    if s.server.gated:
+        gate = _gate(s, cmd, argv)
+        if gate is not None:
+            return gate
     if s.multi is not None and (cmd.parent is not None or cmd.name not in TRANSACTION_CONTROL):
         if cmd.flags & Flag.NO_MULTI:
             s.multi_error = True
@@ -118,27 +126,61 @@ def _execute_checked(s: Session, argv: list[bytes]) -> Any:
     return call(s, cmd, argv)
 
 
+def _gate(s: Session, cmd: Command, argv: list[bytes]) -> Any:
+    """A monitoring client's refusal, or a command held by CLIENT PAUSE; None to go on."""
+    if s.monitoring:  # a replica for Redis: never paused, kept off the keyspace
+        refusal = refuse_in_monitor_mode(cmd)
+        if refusal is None:
+            return None
+        cmd.rejected_calls += 1
+        s.server.stats.total_error_replies += 1
+        s.server.count_error(refusal.code)
+        return ErrorReply(refusal.wire)
+    pause = s.server.pause
+    if pause is not None and pause.holds(s, cmd):
+        return pause.hold(s, argv)
+    return None
+
+
+def _record_slow(s: Session, cmd: Command, argv: list[bytes], usec: int) -> None:
+    """A call that reached the slow log's threshold or the latency monitor's (or both)."""
+    server = s.server
+    now_s = server.clock.now_ms() // 1000
+    if usec >= server.slowlog.threshold_us:
+        server.slowlog.record(cmd.fullname, argv, usec, now_s, s.addr, s.name)
+    if usec >= server.latency.threshold_us:
+        server.latency.add("fast-command" if cmd.flags & Flag.FAST else "command", usec // 1000,
+                           now_s)
+
+
 def call(s: Session, cmd: Command, argv: list[bytes], may_oom: bool = False) -> Any:
     """Run a resolved, permitted command (EXEC runs its queue through here too).
 
     Every call is timed once; the duration feeds INFO commandstats, the command's latency
-    histogram (metrics, LATENCY HISTOGRAM: one list increment, see state.LATENCY_SLOTS) and,
-    past `slowlog-log-slower-than`, the slow log. `may_oom` skips the maxmemory check: a
-    script flagged `allow-oom`, or one that wrote already (it cannot stop halfway).
+    histogram (metrics, LATENCY HISTOGRAM: one list increment, see state.LATENCY_SLOTS),
+    past `slowlog-log-slower-than` the slow log, and past `latency-monitor-threshold` the
+    latency monitor; then the monitors, if any, see it (commands/monitor.py). `may_oom`
+    skips the maxmemory check: a script flagged `allow-oom`, or one that wrote already (it
+    cannot stop halfway).
     """
     server = s.server
     server.db = s.db
     if cmd.denyoom and server.dbs.maxmemory and not may_oom:
         try:
-            server.dbs.ensure_memory()
+            evicting = perf_counter_ns()
+            if server.dbs.ensure_memory():
+                server.latency.add("eviction-cycle", (perf_counter_ns() - evicting) // 1_000_000,
+                                   server.clock.now_ms() // 1000)
         except CommandError as exc:
             cmd.rejected_calls += 1
             server.stats.total_error_replies += 1
             server.count_error(exc.code)
             return ErrorReply(exc.wire)
-    s.last_command = cmd.fullname
     handler = cmd.handler
     assert handler is not None
+    monitors = server.monitors
+    if monitors and cmd.name in FEED_FIRST:
+        feed(s, cmd, argv)
     started = perf_counter_ns()
     try:
         reply = handler(s, argv)
@@ -161,7 +203,8 @@ def call(s: Session, cmd: Command, argv: list[bytes], may_oom: bool = False) -> 
     histogram = server.command_latency[cmd]
     histogram[usec.bit_length()] += 1
     histogram[-1] += usec
-    if usec >= server.slowlog.threshold_us:
-        server.slowlog.record(cmd.fullname, argv, usec, server.clock.now_ms() // 1000, s.addr,
-                              s.name)
+    if usec >= server.notable_us:
+        _record_slow(s, cmd, argv, usec)
+    if monitors and cmd.name not in FEED_FIRST:
+        feed(s, cmd, argv)
     return reply

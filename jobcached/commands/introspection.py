@@ -1,8 +1,9 @@
 """Introspection commands for operators: SLOWLOG and LATENCY.
 
 Both read what `dispatch.call()` records for every command: the slow log (observability/
-slowlog.py) and the per-command latency histograms (log2 slots in microseconds, see
-state.LATENCY_SLOTS), with Redis 7's reply shapes so redis-cli and monitoring tools read them.
+slowlog.py), the per-command latency histograms (log2 slots in microseconds, see
+state.LATENCY_SLOTS) and the latency monitor's events (observability/latency.py), with Redis 7's
+reply shapes so redis-cli and monitoring tools read them.
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ from jobcached.commands.registry import (
     walk,
 )
 from jobcached.errors import CommandError, NotIntegerError
-from jobcached.net.replies import OK
+from jobcached.net.replies import OK, Verbatim
 from jobcached.net.session import Session
+from jobcached.observability import latency
 from jobcached.state import LATENCY_SLOTS
 
 #: SLOWLOG GET without a count returns this many entries (Redis' default).
@@ -140,3 +142,70 @@ def latency_histogram(s: Session, argv: list[bytes]) -> Any:
         if histogram is not None:
             reply[cmd.fullname.encode()] = _histogram_reply(histogram)
     return reply
+
+
+@subcommand("LATENCY", "LATEST", arity=2)
+def latency_latest(s: Session, argv: list[bytes]) -> list[list[Any]]:
+    """LATENCY LATEST
+
+    The latest spike of each event class recorded since `latency-monitor-threshold` was set:
+    "command" and "fast-command" (a command that ran that long), "expire-cycle",
+    "eviction-cycle".
+
+    Reply: array of arrays: event name, unix time of its latest sample, that sample's duration
+    in milliseconds, the largest duration recorded.
+    """
+    return [[name.encode(), series.samples[-1][0], series.samples[-1][1], series.max_ms]
+            for name, series in s.server.latency.events.items()]
+
+
+@subcommand("LATENCY", "HISTORY", arity=3)
+def latency_history(s: Session, argv: list[bytes]) -> list[list[int]]:
+    """LATENCY HISTORY event
+
+    The samples of one event class, oldest first: at most 160, one per second at most (the
+    worst of that second).
+
+    Reply: array of [unix time, milliseconds] pairs; empty for an event never recorded.
+    """
+    series = s.server.latency.events.get(argv[2].decode("utf-8", "surrogateescape"))
+    return [] if series is None else [list(sample) for sample in series.samples]
+
+
+@subcommand("LATENCY", "RESET", arity=-2)
+def latency_reset(s: Session, argv: list[bytes]) -> int:
+    """LATENCY RESET [event ...]
+
+    Forget the samples of the named event classes, or of all of them.
+
+    Reply: integer, the number of event classes forgotten.
+    """
+    return s.server.latency.reset([raw.decode("utf-8", "surrogateescape") for raw in argv[2:]])
+
+
+@subcommand("LATENCY", "GRAPH", arity=3)
+def latency_graph(s: Session, argv: list[bytes]) -> Verbatim:
+    """LATENCY GRAPH event
+
+    An ASCII graph of one event class' samples, with each column's age underneath.
+
+    Reply: verbatim string (a bulk string under RESP2).
+    Errors: `ERR No samples available for event '<event>'`.
+    """
+    name = argv[2].decode("utf-8", "surrogateescape")
+    series = s.server.latency.events.get(name)
+    if series is None or not series.samples:
+        raise CommandError(f"No samples available for event '{name}'")
+    return Verbatim(latency.graph(name, series, s.server.clock.now_ms() // 1000).encode())
+
+
+@subcommand("LATENCY", "DOCTOR", arity=2)
+def latency_doctor(s: Session, argv: list[bytes]) -> Verbatim:
+    """LATENCY DOCTOR
+
+    A short human report on the latency spikes recorded.
+
+    Reply: verbatim string (a bulk string under RESP2).
+    """
+    report = latency.doctor(s.server.latency, s.server.config.latency_monitor_threshold)
+    return Verbatim(report.encode())

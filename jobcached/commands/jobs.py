@@ -289,6 +289,7 @@ def job_fetch(s: Session, argv: list[bytes]) -> Any:
 
     waiter = engine.waiters.for_jobs(queues, count, lease, worker, block, deliver)
     reply.on_cancel = lambda: engine.waiters.cancel(waiter)
+    reply.timeout_reply = []  # what a BLOCK that runs out answers (CLIENT UNBLOCK TIMEOUT)
     return reply
 
 
@@ -432,6 +433,7 @@ def job_wait(s: Session, argv: list[bytes]) -> Any:
     waiter = engine.waiters.for_end(job.id, timeout, lambda done: reply.resolve(
         None if done is None else job_reply(done)))
     reply.on_cancel = lambda: engine.waiters.cancel(waiter)
+    reply.timeout_reply = None
     return reply
 
 

@@ -103,9 +103,12 @@ class RespProtocol(asyncio.Protocol):
             return
         server.stats.total_connections_received += 1
         is_unix = not isinstance(peer, tuple)
-        session = Session(server, self, _format_addr(peer, "/unixsocket"),
-                          _format_addr(transport.get_extra_info("sockname"), "/unixsocket"),
-                          is_local_address(peer))
+        laddr = _format_addr(transport.get_extra_info("sockname"), "/unixsocket")
+        session = Session(server, self, laddr if is_unix else _format_addr(peer, ""), laddr,
+                          is_local_address(peer), unix=is_unix)
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            session.fd = sock.fileno()
         if (config.protected_mode and not config.requirepass and not session.is_local
                 and not is_unix):
             server.stats.rejected_connections += 1
@@ -146,6 +149,8 @@ class RespProtocol(asyncio.Protocol):
             self.session.closing = True
             self.session.unwatch()
             self.session.drop_subscriptions()
+            self.session.stop_monitoring()
+            self.session.blocked_on = None
 
     def pause_writing(self) -> None:
         self._writing_paused = True
@@ -246,6 +251,8 @@ class RespProtocol(asyncio.Protocol):
         self._held.append(deferred)
         if deferred.blocking:
             self._blocked_on = deferred
+            if self.session is not None:
+                self.session.blocked_on = deferred
             deferred.add_callback(self._on_resolved)
         elif self._waiting_on is None:
             self._waiting_on = deferred
@@ -259,6 +266,8 @@ class RespProtocol(asyncio.Protocol):
         self._flush_held()
         if deferred is self._blocked_on:
             self._blocked_on = None
+            if self.session is not None:
+                self.session.blocked_on = None
             if self.parser is not None and self.parser.buffered_bytes():
                 self._run_commands()
 

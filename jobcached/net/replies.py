@@ -90,6 +90,8 @@ PONG = Simple(b"PONG")
 QUEUED = Simple(b"QUEUED")
 NULL_ARRAY = _NullArray()
 NO_REPLY = NoReply()
+#: `Deferred.timeout_reply` of a wait CLIENT UNBLOCK may not end (a script, a durable write)
+UNBLOCKABLE = object()
 
 
 #: `Deferred.pending` of a reply whose value is not known before it resolves.
@@ -107,7 +109,8 @@ class Deferred:
     engines can create and resolve these freely.
     """
 
-    __slots__ = ("_callbacks", "blocking", "done", "on_cancel", "pending", "value")
+    __slots__ = ("_callbacks", "blocking", "done", "on_cancel", "pending", "timeout_reply",
+                 "value")
 
     def __init__(self, blocking: bool = False, pending: Any = UNKNOWN) -> None:
         self.blocking = blocking
@@ -118,6 +121,9 @@ class Deferred:
         #: once and waits once, at its end (commands/scripting.py)
         self.pending = pending
         self.on_cancel: Callable[[], None] | None = None
+        #: what the command answers when its timeout fires: CLIENT UNBLOCK ... TIMEOUT
+        #: answers it early; UNBLOCKABLE for a wait CLIENT UNBLOCK may not end
+        self.timeout_reply: Any = UNBLOCKABLE
         self._callbacks: list[Callable[[Deferred], None]] = []
 
     def resolve(self, value: Any) -> None:
@@ -142,6 +148,14 @@ class Deferred:
             value.add_callback(lambda done: self.resolve(done.value))
         else:
             self.resolve(value)
+
+    def interrupt(self, value: Any) -> None:
+        """CLIENT UNBLOCK: stop waiting (the owner unregisters through `on_cancel`) and
+        answer `value` now."""
+        on_cancel, self.on_cancel = self.on_cancel, None
+        if not self.done and on_cancel is not None:
+            on_cancel()
+        self.resolve(value)
 
     def cancel(self) -> None:
         """The client went away: forget the callbacks, tell the owner."""

@@ -10,11 +10,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Protocol
 
-from jobcached.net.replies import Push
+from jobcached.net.replies import Deferred, Push
 
 if TYPE_CHECKING:
     from jobcached.cache.keyspace import Keyspace
     from jobcached.state import ServerState
+
+
+#: Redis' PROTO_REPLY_CHUNK_BYTES: the size of a client's static reply buffer (CLIENT LIST
+#: `obl`) and of the reply blocks counted in `oll`.
+REPLY_CHUNK_BYTES = 16 * 1024
 
 
 class Connection(Protocol):
@@ -46,7 +51,7 @@ class Session:
     """One client's state; see the module docstring."""
 
     def __init__(self, server: ServerState, conn: Connection, addr: str, laddr: str,
-                 is_local: bool) -> None:
+                 is_local: bool, unix: bool = False) -> None:
         self.server = server
         #: the selected database: its number, and its Keyspace (what cache handlers use)
         self.db = 0
@@ -57,6 +62,10 @@ class Session:
         self.laddr = laddr
         #: loopback or unix socket: allowed when protected mode is on and no password is set
         self.is_local = is_local
+        #: connected through the unix socket (CLIENT LIST flag U, MONITOR's `unix:<path>`)
+        self.unix = unix
+        #: the file descriptor of its socket (CLIENT LIST `fd`; -1 when it has none)
+        self.fd = -1
         self.name = b""
         self.lib_name = b""
         self.lib_ver = b""
@@ -80,6 +89,13 @@ class Session:
         self.sub_patterns: dict[bytes, None] = {}
         #: sharded pub/sub (SSUBSCRIBE): shard channels, a namespace of their own
         self.sub_shard_channels: dict[bytes, None] = {}
+        #: in MONITOR mode (commands/monitor.py): receives every command the server runs
+        self.monitoring = False
+        #: CLIENT NO-EVICT ON (flag e); kept for CLIENT LIST, as client eviction is not ours
+        self.no_evict = False
+        #: the reply this client waits for while blocked (BLPOP, JOB.FETCH BLOCK, a command
+        #: held by CLIENT PAUSE): set by the connection, read by CLIENT UNBLOCK and flag b
+        self.blocked_on: Deferred | None = None
 
     @property
     def subscriptions(self) -> int:
@@ -123,8 +139,16 @@ class Session:
         self.db = db
         self.keyspace = self.server.dbs[db]
 
+    def stop_monitoring(self) -> None:
+        """Leave MONITOR mode (RESET, disconnect)."""
+        if self.monitoring:
+            self.monitoring = False
+            self.server.monitors.pop(self, None)
+            self.server.refresh_gate()
+
     def reset(self) -> None:
         """RESET: back to a fresh connection's state (keeps id and address)."""
+        self.stop_monitoring()
         self.select(0)
         self.multi = None
         self.multi_error = False
@@ -141,23 +165,48 @@ class Session:
     def idle_seconds(self) -> int:
         return (self.server.clock.monotonic_ms() - self.last_interaction_ms) // 1000
 
+    def flag_letters(self) -> str:
+        """CLIENT LIST `flags`: Redis' letters for the states we have, N for none."""
+        letters = ""
+        if self.monitoring:
+            letters += "O"
+        if self.subscribed:
+            letters += "P"
+        if self.multi is not None:
+            letters += "x"
+        if self.blocked_on is not None:
+            letters += "b"
+        if self.watch_dirty:
+            letters += "d"
+        if self.unix:
+            letters += "U"
+        if self.no_evict:
+            letters += "e"
+        return letters or "N"
+
     def describe(self) -> str:
-        """One CLIENT LIST / CLIENT INFO line, with Redis' field names."""
-        qbuf, omem = self.conn.query_buffer_bytes(), self.conn.output_buffer_bytes()
+        """One CLIENT LIST / CLIENT INFO line, with Redis 7.0's fields in its order.
+
+        Buffers are ours, measured: `qbuf` is the input received and not yet run, the output
+        is split as Redis splits it, the first REPLY_CHUNK_BYTES pending in `obl` (its static
+        buffer), the rest in `omem`, counted in `oll` chunks of that size. `argv-mem` and
+        `multi-mem` are the sizes of the arguments queued by MULTI.
+        """
+        qbuf, pending = self.conn.query_buffer_bytes(), self.conn.output_buffer_bytes()
+        obl = min(pending, REPLY_CHUNK_BYTES)
+        omem = pending - obl
+        multi_mem = sum(len(arg) for argv in self.multi for arg in argv) if self.multi else 0
         fields = {
-            "id": self.id, "addr": self.addr, "laddr": self.laddr, "fd": -1,
+            "id": self.id, "addr": self.addr, "laddr": self.laddr, "fd": self.fd,
             "name": self.name.decode(errors="replace"), "age": self.age_seconds(),
-            "idle": self.idle_seconds(), "flags": "P" if self.subscribed else "N",
-            "db": self.db,
+            "idle": self.idle_seconds(), "flags": self.flag_letters(), "db": self.db,
             "sub": len(self.sub_channels), "psub": len(self.sub_patterns),
             "ssub": len(self.sub_shard_channels),
             "multi": -1 if self.multi is None else len(self.multi),
-            "qbuf": qbuf, "qbuf-free": 0,
-            "argv-mem": 0, "multi-mem": 0, "rbs": 0, "rbp": 0, "obl": 0, "oll": 0,
-            "omem": omem, "tot-mem": qbuf + omem, "events": "r",
-            "cmd": self.last_command.lower(), "user": "default", "redir": -1,
-            "resp": 3 if self.resp3 else 2,
-            "lib-name": self.lib_name.decode(errors="replace"),
-            "lib-ver": self.lib_ver.decode(errors="replace"),
+            "qbuf": qbuf, "qbuf-free": 0, "argv-mem": 0, "multi-mem": multi_mem,
+            "rbs": 0, "rbp": 0, "obl": obl, "oll": -(-omem // REPLY_CHUNK_BYTES),
+            "omem": omem, "tot-mem": qbuf + pending + multi_mem,
+            "events": "rw" if pending else "r", "cmd": self.last_command.lower(),
+            "user": "default", "redir": -1, "resp": 3 if self.resp3 else 2,
         }
         return " ".join(f"{k}={v}" for k, v in fields.items())

@@ -20,6 +20,7 @@ name order, are left out and counted in jobcached_metrics_queues_omitted).
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
@@ -37,6 +38,7 @@ from jobcached import REDIS_COMPAT_VERSION, __version__
 from jobcached.commands.registry import walk
 from jobcached.jobs.model import State
 from jobcached.jobs.wal import RealFs
+from jobcached.observability.latency import DISABLED, HISTORY_LEN
 from jobcached.state import LATENCY_SLOTS, new_latency_histogram
 
 if TYPE_CHECKING:
@@ -91,6 +93,10 @@ class FsyncTimer(RealFs):
 
     def __init__(self) -> None:
         self.fsync_us = new_latency_histogram()
+        #: fsyncs of at least `slow_threshold_ms` as (unix seconds, ms), for the latency
+        #: monitor's "wal-fsync" event: the loop drains it (a deque append is thread-safe)
+        self.slow: deque[tuple[int, int]] = deque(maxlen=HISTORY_LEN)
+        self.slow_threshold_ms = DISABLED
         self.last_fsync_ok = True
         self.last_fsync_error = ""
         self.fsync_errors = 0
@@ -108,6 +114,8 @@ class FsyncTimer(RealFs):
             usec = (time.perf_counter_ns() - started) // 1000
             self.fsync_us[min(usec.bit_length(), LATENCY_SLOTS - 1)] += 1
             self.fsync_us[-1] += usec
+            if usec // 1000 >= self.slow_threshold_ms:
+                self.slow.append((int(time.time()), usec // 1000))
         self.last_fsync_ok = True
 
 
