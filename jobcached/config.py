@@ -218,7 +218,7 @@ class Config:
         "(after every quarter of growth: during bursts).", parse_int)
     hotkey_top_k: int = setting(
         0, "How many hot keys HOTKEYS GET reports; key lookups are then sampled (about one in "
-        "8) into a Space-Saving summary. 0 disables the sampling.", parse_int, mutable=True)
+        "16) into a Space-Saving summary. 0 disables the sampling.", parse_int, mutable=True)
     lease_ttl: int = setting(
         10_000, "Milliseconds a GETL fill lease lasts: the one reader that got it has this long "
         "to SETL the value before another reader of the miss gets a lease of its own.",

@@ -1,5 +1,5 @@
 """Hot-key sampling overhead: jobcached's server CPU per request with `hotkey-top-k 0` (off)
-and `hotkey-top-k 10` (about one key lookup in 8 sampled into the Space-Saving summary),
+and `hotkey-top-k 10` (about one key lookup in 16 sampled into the Space-Saving summary),
 under the same redis-benchmark load over 100k random keys in one run.
 
 Uniformly random keys are the summary's worst case: nearly every sampled key is new to it and

@@ -26,7 +26,7 @@ from jobcached.clock import Clock
 CAPACITY_FACTOR = 16
 MIN_CAPACITY = 256
 #: one access in this many is counted, on average
-DEFAULT_SAMPLE_EVERY = 8
+DEFAULT_SAMPLE_EVERY = 16
 
 
 class SpaceSaving:

@@ -31,7 +31,7 @@ def hotkeys_get(s: Session, argv: list[bytes]) -> Any:
     """HOTKEYS GET [COUNT count]
 
     The hottest keys, hottest first: at most COUNT (default `hotkey-top-k`) of them, estimated
-    from a sample of about one key lookup in 8 since the last HOTKEYS RESET.
+    from a sample of about one key lookup in 16 since the last HOTKEYS RESET.
 
     Reply: array of maps: key, db, qps (estimated lookups per second, an integer).
     Errors: `hot key detection is disabled ...` while `hotkey-top-k` is 0; `syntax error`.

@@ -19,7 +19,7 @@ def test_hotkeys_get_finds_the_zipf_top_10(start_server: Callable[..., ServerPro
     metrics_port = free_port()
     server = start_server("--hotkey-top-k", "10", "--metrics-port", str(metrics_port))
     r = server.client()
-    keys, draws = zipf_keys(100_000, 100_000, seed=5)
+    keys, draws = zipf_keys(100_000, 200_000, seed=5)
     # GETs of missing keys (misses are lookups too), pipelined as raw bytes: redis-py's
     # pipeline would spend seconds packing and parsing 100k commands
     payload = b"".join(b"*2\r\n$3\r\nGET\r\n$%d\r\n%s\r\n" % (len(k), k) for k in draws)
