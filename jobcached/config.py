@@ -216,6 +216,13 @@ class Config:
         "for a time that grows with the number of jobs and keys held; they also run when the "
         "server has been idle for a second (at most once a minute). 0 leaves them to Python "
         "(after every quarter of growth: during bursts).", parse_int)
+    hotkey_top_k: int = setting(
+        0, "How many hot keys HOTKEYS GET reports; key lookups are then sampled (about one in "
+        "16) into a Space-Saving summary. 0 disables the sampling.", parse_int, mutable=True)
+    lease_ttl: int = setting(
+        10_000, "Milliseconds a GETL fill lease lasts: the one reader that got it has this long "
+        "to SETL the value before another reader of the miss gets a lease of its own.",
+        parse_int, mutable=True)
     timer_tick: int = setting(10, "Timer wheel tick in ms: how precisely delays, retries and "
                               "lease expiries fire.", parse_int)
     shutdown_timeout: int = setting(10, "Seconds a graceful shutdown waits for replies to "
@@ -367,6 +374,10 @@ class Config:
             raise ConfigError("maxmemory-samples: must be at least 1")
         if self.timer_tick < 1:
             raise ConfigError("timer-tick: must be at least 1 ms")
+        if not 0 <= self.hotkey_top_k <= 10_000:
+            raise ConfigError("hotkey-top-k: must be within 0..10000")
+        if self.lease_ttl < 1:
+            raise ConfigError("lease-ttl: must be at least 1 ms")
         if self.job_default_timeout < 1:
             raise ConfigError("job-default-timeout: must be at least 1 ms")
         if self.job_log_max_lines < 1 or self.job_log_max_bytes < 1:

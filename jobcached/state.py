@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 from jobcached import notify
 from jobcached.cache.databases import Databases
+from jobcached.cache.hotkeys import HotKeys
+from jobcached.cache.leases import Leases
 from jobcached.clock import Clock, SystemClock
 from jobcached.config import Config
 from jobcached.jobs.model import State
@@ -116,6 +118,10 @@ class ServerState:
     tracking: Tracking = field(init=False)
     #: (db, key) -> sessions WATCHing it (MULTI/EXEC optimistic locking)
     watchers: dict[tuple[int, bytes], set[Session]] = field(default_factory=dict)
+    #: GETL fill leases; every propagated change to a key drops its lease (cache/leases.py)
+    leases: Leases = field(init=False)
+    #: sampled hot-key summary, while `hotkey-top-k` is above 0 (cache/hotkeys.py)
+    hot_keys: HotKeys | None = None
     parser_limits: ParserLimits = field(default_factory=ParserLimits)
     #: the job engine and the WAL behind it, once the app has replayed the log
     jobs: JobEngine | None = None
@@ -173,6 +179,7 @@ class ServerState:
         self.dbs.other_memory = self.jobs_memory  # jobs count against maxmemory too
         self.backlog = Backlog(config.repl_backlog_size)
         self.tracking = Tracking(self.clients)
+        self.leases = Leases(self.clock)
         self.timers = TimerWheel(start_ms=self.clock.now_ms(), tick_ms=config.timer_tick)
         self.apply_config()
 
@@ -193,6 +200,14 @@ class ServerState:
         self.tracking.max_keys = config.tracking_table_max_keys
         self.latency.configure(self.config.latency_monitor_threshold)
         self.notable_us = min(self.slowlog.threshold_us, self.latency.threshold_us)
+        top_k = config.hotkey_top_k
+        if not top_k:
+            self.hot_keys = None
+        elif self.hot_keys is None:
+            self.hot_keys = HotKeys(self.clock, top_k)
+        else:
+            self.hot_keys.top_k = top_k
+        self.dbs.set_hot_keys(self.hot_keys)
 
     def refresh_gate(self) -> None:
         """Recompute `gated` after a monitor or a pause came or went."""
@@ -228,6 +243,9 @@ class ServerState:
         if self.watchers or self.tracking.tracking_clients:
             for key in keys:
                 self.touch(key, db)
+        if self.leases.table:
+            for key in keys:
+                self.leases.invalidate(db, key)
 
     def touch(self, key: bytes, db: int | None = None, by_engine: bool = False) -> None:
         """A key changed (in `db`, default the running command's): transactions WATCHing it
@@ -243,7 +261,9 @@ class ServerState:
 
     def touch_db(self, db: int, replaced_with: int | None = None) -> None:
         """Database `db` is emptied (FLUSHDB), or gets the contents of `replaced_with`
-        (SWAPDB): WATCHes on its keys that exist in either fail (touchAllWatchedKeysInDb)."""
+        (SWAPDB): WATCHes on its keys that exist in either fail (touchAllWatchedKeysInDb),
+        and its GETL leases are dropped."""
+        self.leases.invalidate_db(db)
         emptied = self.dbs[db]
         other = None if replaced_with is None else self.dbs[replaced_with]
         for (watched_db, key), sessions in self.watchers.items():

@@ -5,6 +5,7 @@ HyperLogLog commands, custom redis-benchmark commands), `geosort.py` (GEOSEARCH 
 large values, custom commands too), `streams.py` (XADD / XREADGROUP / XACK
 per entry), `memory.py` (RSS holding the same keys), `metrics.py` (the cost of /metrics),
 `scripting.py` (EVALSHA of a 3-command script, redis-py's Lock cycle),
+`hotkeys.py` (the cost of hot-key sampling),
 `jobs.py` (jobcached as a job server, against beanstalkd; load generators in
 `bench/jobload.py`), `workers.py` (no-op jobs through jobcached's Worker, RQ and Celery).
 """
@@ -13,6 +14,7 @@ from bench.suites import (  # noqa: F401  (register on import)
     bits,
     cache,
     geosort,
+    hotkeys,
     jobs,
     memory,
     metrics,

@@ -28,6 +28,7 @@ from typing import Any
 
 from jobcached.cache import expiry
 from jobcached.cache.eviction import EVICTION_CLOCK_CHECK_EVERY, EVICTION_TIME_BUDGET_MS
+from jobcached.cache.hotkeys import HotKeys
 from jobcached.cache.keyspace import Keyspace
 from jobcached.cache.shard import CacheStats
 from jobcached.clock import Clock
@@ -73,6 +74,11 @@ class Databases:
             if self.on_removed is not None:
                 self.on_removed(index, key, why)
         return removed
+
+    def set_hot_keys(self, hot: HotKeys | None) -> None:
+        """Sample every database's key lookups into `hot` (None: stop sampling)."""
+        for index, keyspace in enumerate(self.dbs):
+            keyspace.on_access = None if hot is None else hot.recorder(index)
 
     def set_hooks(self, on_new: Callable[[int, bytes], None] | None,
                   on_miss: Callable[[int, bytes], None] | None) -> None:

@@ -89,6 +89,12 @@ class Keyspace:
         #: (so the paths below pay one None test): a key was created; a read found nothing
         self.on_new: Callable[[bytes], None] | None = None
         self.on_miss: Callable[[bytes], None] | None = None
+        #: hot-key sampling (cache/hotkeys.py), None unless `hotkey-top-k` is set: key
+        #: lookups (hits and misses, reads and writes) count down `sample_left`, and the one
+        #: that reaches 0 is recorded; the hook returns the next gap (a countdown here costs
+        #: a fraction of a call per lookup)
+        self.on_access: Callable[[bytes], int] | None = None
+        self.sample_left = 0
         #: bytes `maxmemory` must also hold besides the cache: the job engine's, which is
         #: never evicted (the app wires it; see `ensure_memory`)
         self.other_memory: Callable[[], int] = _nothing
@@ -151,6 +157,10 @@ class Keyspace:
     # ---- lookups ------------------------------------------------------------------------------
     def lookup_read(self, key: bytes) -> Any:
         """The value for a read command (counts hits/misses, updates LRU/LFU), or None."""
+        if self.on_access is not None:
+            self.sample_left -= 1
+            if self.sample_left <= 0:
+                self.sample_left = self.on_access(key)
         # The hot path: literals (0x7B is `{`, 0x3FFF the slot mask) load faster than globals.
         if 0x7B in key:
             shard = self._by_slot[key_slot(key)]
@@ -178,6 +188,10 @@ class Keyspace:
 
     def lookup_write(self, key: bytes) -> Any:
         """The value for a write command (updates LRU/LFU, no hit/miss stats), or None."""
+        if self.on_access is not None:
+            self.sample_left -= 1
+            if self.sample_left <= 0:
+                self.sample_left = self.on_access(key)
         # Every write to a container or counter starts here: _find and _touch, inlined.
         if 0x7B in key:
             shard = self._by_slot[key_slot(key)]

@@ -36,6 +36,10 @@ def del_(s: Session, argv: list[bytes]) -> int:
     """
     keyspace = s.keyspace
     deleted = [key for key in argv[1:] if keyspace.delete(key)]
+    leases = s.server.leases
+    if leases.table:  # a delete says the source changed: even of a missing key, it voids a fill
+        for key in argv[1:]:
+            leases.invalidate(s.db, key)
     if deleted:
         s.server.propagate([b"DEL", *deleted], deleted)
         for key in deleted:

@@ -1,4 +1,5 @@
-"""Queue and dead-letter commands: QUEUE.LIST/STATS/PAUSE/RESUME/PURGE, DLQ.LIST/REQUEUE/PURGE.
+"""Queue and dead-letter commands: QUEUE.LIST/STATS/PAUSE/RESUME/LIMIT/PURGE,
+DLQ.LIST/REQUEUE/PURGE.
 
 Every one of them reads the per-queue index (`ReadyQueue.by_state`), never every job. The purges
 run in slices, one per event loop turn, and reply when the last slice is done (see
@@ -21,6 +22,7 @@ from jobcached.commands.registry import DENYOOM, READONLY, WRITE, command
 from jobcached.errors import CommandError, SyntaxErr
 from jobcached.jobs import purge as purges
 from jobcached.jobs.archive import Archive
+from jobcached.jobs.limits import QueueLimit
 from jobcached.jobs.model import Job, State
 from jobcached.net.replies import OK, Deferred, ErrorReply
 from jobcached.net.session import Session
@@ -55,12 +57,14 @@ def queue_stats(s: Session, argv: list[bytes]) -> Any:
     attempts failed, and whether it is paused.
 
     Reply: a map: pending, queued, running, retrying, succeeded, dead, canceled,
-    oldest_queued_age_ms, processed, failed, paused (0 or 1).
+    oldest_queued_age_ms, processed, failed, paused (0 or 1), and the QUEUE.LIMIT limits
+    concurrency, rate and rate_per_ms (0 when there is none).
     """
     engine = engine_of(s)
     queue = engine.queues.get(text(argv[1]))
     reply: dict[bytes, Any] = {state.value.encode(): 0 for state in State}
     reply.update({b"oldest_queued_age_ms": 0, b"processed": 0, b"failed": 0, b"paused": 0})
+    reply.update(QueueLimit().reply())
     if queue is not None:
         for state, count in queue.counts.items():
             reply[state.value.encode()] = count
@@ -70,6 +74,8 @@ def queue_stats(s: Session, argv: list[bytes]) -> Any:
         reply[b"processed"] = queue.processed
         reply[b"failed"] = queue.failed
         reply[b"paused"] = int(queue.paused)
+        if queue.limit is not None:
+            reply.update(queue.limit.reply())
     if s.server.archiver is not None:
         for state, count in s.server.archiver.counts(text(argv[1])).items():
             reply[state.value.encode()] += count
@@ -102,6 +108,53 @@ def queue_resume(s: Session, argv: list[bytes]) -> Any:
     s.server.check_job_writes()
     engine_of(s).set_paused(text(argv[1]), False)
     return s.server.durable(OK)
+
+
+@command("QUEUE.LIMIT", arity=-2, flags=WRITE, group="queue", keys=(1, 1, 1),
+         key_specs=at_index(1, "RW", "update"), acl=("job-admin",))
+def queue_limit(s: Session, argv: list[bytes]) -> Any:
+    """QUEUE.LIMIT queue [CONCURRENCY <n | NONE>] [RATE <n PER ms | NONE>]
+
+    Throttle a queue: CONCURRENCY caps how many of its jobs run (are leased) at once across
+    all workers; RATE caps how many are leased in any window of `ms` milliseconds. A fetch
+    beyond a limit gets fewer jobs or none; a blocked fetch waits, and is served when a
+    running job ends or the window moves on. 0 or NONE removes a limit; a limit not named
+    stays as it is. Limits are durable (logged and replayed). With no option, only shows them.
+
+    Reply: the limits in force, a map: concurrency, rate, rate_per_ms (0 when there is none);
+    once durable when they changed.
+    Errors: `syntax error`; `CONCURRENCY must not be negative`, `RATE must not be negative`,
+    `PER must be positive`.
+    """
+    engine = engine_of(s)
+    name = text(argv[1])
+    concurrency: int | None = None
+    rate: tuple[int, int] | None = None
+    args = Args(argv, 2)
+    while args:
+        option = args.next_upper()
+        if option == b"CONCURRENCY":
+            value = args.next()
+            concurrency = 0 if value.upper() == b"NONE" else non_negative(value, "CONCURRENCY")
+        elif option == b"RATE":
+            value = args.next()
+            if value.upper() == b"NONE":
+                rate = (0, 0)
+            else:
+                count = non_negative(value, "RATE")
+                if args.next_upper() != b"PER":
+                    raise SyntaxErr()
+                per_ms = positive(args.next(), "PER")
+                rate = (count, per_ms) if count else (0, 0)
+        else:
+            raise SyntaxErr()
+    if concurrency is None and rate is None:
+        queue = engine.queues.get(name)
+        limit = queue.limit if queue is not None else None
+        return (limit or QueueLimit()).reply()
+    s.server.check_job_writes()
+    limit = engine.set_limit(name, concurrency, rate)
+    return s.server.durable((limit or QueueLimit()).reply())
 
 
 @command("QUEUE.PURGE", arity=2, flags=WRITE, group="queue", keys=(1, 1, 1),

@@ -20,7 +20,8 @@ GROUPS = {
     "connection": "Connection", "server": "Server", "string": "Strings", "bitmap": "Bitmaps",
     "hyperloglog": "HyperLogLog", "generic": "Keys",
     "hash": "Hashes", "list": "Lists", "set": "Sets", "sorted-set": "Sorted sets",
-    "transactions": "Transactions", "scripting": "Scripting", "pubsub": "Pub/sub",
+    "ratelimit": "Rate limiting", "transactions": "Transactions", "scripting": "Scripting",
+    "pubsub": "Pub/sub",
     "job": "Jobs", "queue": "Queues",
     "dlq": "Dead letters", "cron": "Cron", "batch": "Batches", "replication": "Replication",
 }

@@ -50,6 +50,7 @@ from jobcached.jobs.jobstate import (
     encoded,
     put_record,
 )
+from jobcached.jobs.limits import QueueLimit
 from jobcached.jobs.model import (
     TERMINAL,
     Job,
@@ -85,6 +86,7 @@ class JobEngine(JobState):
         self.waiters = Waiters(clock, self.timers)
         self.batches = BatchTable(clock, self.ids.new, self._commit, self.push)
         self.crons = CronTable(clock, self.timers, self._commit, self.push, cron_grace_ms)
+        self.on_slot_freed = self._serve_waiters
 
     def snapshot(self) -> Iterator[Record | list[Any]]:
         """Records that rebuild the current state from nothing (for WAL compaction)."""
@@ -95,6 +97,8 @@ class JobEngine(JobState):
         for queue in self.queues.values():
             if queue.paused:
                 yield {"op": "pause", "queue": queue.name}
+            if queue.limit is not None:
+                yield queue.limit.record(queue.name)
         yield from self.keys.snapshot(self.clock.now_ms())
 
     # ------------------------------------------------------------------ producers
@@ -186,7 +190,12 @@ class JobEngine(JobState):
             queue = self.queues.get(name)
             if queue is None or queue.paused:
                 continue
-            while len(jobs) < count:
+            limit = queue.limit
+            wanted = count
+            if limit is not None:
+                wanted = len(jobs) + min(count - len(jobs),
+                                         limit.allowance(queue.tally[RUNNING], now))
+            while len(jobs) < wanted:
                 job = queue.pop()
                 if job is None:
                     break
@@ -195,6 +204,12 @@ class JobEngine(JobState):
                     continue
                 self._lease(job, lease_ms, worker, now)
                 jobs.append(job)
+                if limit is not None:
+                    limit.leased(now)
+            if limit is not None and limit.timer is None:
+                frees_at = limit.window_frees_at()
+                if frees_at is not None:  # serve blocked fetchers when the window moves on
+                    limit.timer = self.timers.schedule(frees_at, ("limit", name))
             if len(jobs) >= count:
                 break
         return jobs
@@ -390,6 +405,20 @@ class JobEngine(JobState):
 
     # ------------------------------------------------------------------ queues and DLQ
 
+    def set_limit(self, queue: str, concurrency: int | None = None,
+                  rate: tuple[int, int] | None = None) -> QueueLimit | None:
+        """Change a queue's QUEUE.LIMIT: `concurrency` (0: none) and `rate` as (jobs, per ms)
+        ((0, 0): none); None leaves that limit as it is. Returns the limits now in force.
+        Blocked fetchers are served at once, in case the limits loosened."""
+        current = self._queue(queue).limit or QueueLimit()
+        new = QueueLimit(current.concurrency if concurrency is None else concurrency,
+                         *(rate if rate is not None else (current.rate, current.per_ms)))
+        if (new.concurrency, new.rate, new.per_ms) != (
+                current.concurrency, current.rate, current.per_ms):
+            self._commit(new.record(queue))
+        self._serve_waiters(queue)
+        return self.queues[queue].limit
+
     def set_paused(self, queue: str, paused: bool) -> None:
         if self._queue(queue).paused != paused:
             self._commit({"op": "pause" if paused else "resume", "queue": queue})
@@ -496,6 +525,11 @@ class JobEngine(JobState):
                     self._fail(job, "LeaseExpired",
                                f"lease expired at {job.deadline_ms} without ack or heartbeat",
                                "", None, False, expired=True)
+            elif kind == "limit":  # a queue's rate window has room again
+                queue = self.queues.get(target)
+                if queue is not None and queue.limit is not None:
+                    queue.limit.timer = None
+                    self._serve_waiters(target)
             elif kind == "fetch-timeout" or kind == "wait-timeout":
                 self.waiters.timed_out(target)
 

@@ -35,6 +35,7 @@ from jobcached.clock import Clock
 from jobcached.errors import CommandError
 from jobcached.jobs import purge as purges
 from jobcached.jobs.keys import IdempotencyKeys
+from jobcached.jobs.limits import QueueLimit
 from jobcached.jobs.memory import bytes_size, error_added, job_bytes, log_size
 from jobcached.jobs.model import TERMINAL, Event, IdGenerator, Job, State, next_state
 from jobcached.jobs.ready import ReadyQueue
@@ -125,6 +126,9 @@ class JobState:
         #: state change (a push is None -> its first state); never during replay. The app wires
         #: it to pub/sub (status events); the engine knows nothing about who listens.
         self.on_transition: Callable[[Job, State | None, State, int], None] | None = None
+        #: called with a queue's name when one of its running jobs stops running and the
+        #: queue has a QUEUE.LIMIT (a concurrency slot may have freed); never during replay
+        self.on_slot_freed: Callable[[str], None] | None = None
 
     def _commit(self, record: Record) -> None:
         """Apply and log a record that moves no job through its lifecycle (queues, batches,
@@ -145,6 +149,9 @@ class JobState:
         hook = self.on_transition
         if hook is not None and job.state is not old:
             hook(job, old, job.state, record["now"])
+        if (old is RUNNING and job.state is not RUNNING and self.on_slot_freed is not None
+                and self.queues[job.queue].limit is not None):
+            self.on_slot_freed(job.queue)
 
     def replay(self, records: Iterable[Record | Sequence[Any]]) -> int:
         """Rebuild state from logged records (crash recovery); returns how many were applied.
@@ -197,6 +204,8 @@ class JobState:
             self._apply_to_job(op, self.jobs[r["id"]], r)
         elif op in ("pause", "resume"):
             self._queue(r["queue"]).paused = op == "pause"
+        elif op == "limit":
+            self._apply_limit(r)
         elif op == "delete":
             for job_id in r["ids"]:
                 self._forget(self.jobs[job_id])
@@ -335,6 +344,17 @@ class JobState:
         if new in TERMINAL:
             job.finished_ms = now_ms
             self._finished_order.append((now_ms, job.id))
+
+    def _apply_limit(self, r: Record) -> None:
+        """Set a queue's QUEUE.LIMIT; the rate window of leases made so far carries over."""
+        queue = self._queue(r["queue"])
+        limit = QueueLimit(r["concurrency"], r["rate"], r["per_ms"])
+        old = queue.limit
+        if old is not None:
+            limit.window = old.window
+            if old.timer is not None:
+                self.timers.cancel(old.timer)
+        queue.limit = None if limit.empty else limit
 
     def _forget(self, job: Job, *, archived: bool = False) -> None:
         """Drop a job from memory: deleted (purged), or moved to the archive, where a batch

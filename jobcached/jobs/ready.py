@@ -32,6 +32,7 @@ import bisect
 from collections import deque
 from dataclasses import dataclass, field
 
+from jobcached.jobs.limits import QueueLimit
 from jobcached.jobs.model import Job, State
 
 #: Slots of a duration histogram: a duration of v ms is counted in slot v.bit_length() (so
@@ -62,6 +63,8 @@ class ReadyQueue:
 
     name: str
     paused: bool = False
+    #: QUEUE.LIMIT's concurrency and rate limits (jobs/limits.py); None when it has none
+    limit: QueueLimit | None = None
     processed: int = 0  # acked
     failed: int = 0  # failed attempts, lease expiries included
     #: the index: indexed state -> {job id: Job} of this queue's jobs (module docstring)

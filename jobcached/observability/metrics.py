@@ -225,6 +225,12 @@ class JobcachedCollector:
                                 value=info["used_memory"])
         yield GaugeMetricFamily("jobcached_cache_maxmemory_bytes",
                                 "The maxmemory limit (0 = none).", value=info["maxmemory"])
+        hot = self.state.hot_keys
+        if hot is not None:
+            yield GaugeMetricFamily("jobcached_cache_hotkeys_top_share",
+                                    "Share of sampled key lookups that went to the "
+                                    "hotkey-top-k hottest keys (HOTKEYS GET).",
+                                    value=hot.top_share())
         for name, field, doc in (
                 ("hits", "keyspace_hits", "Key lookups that found the key."),
                 ("misses", "keyspace_misses", "Key lookups that did not."),

@@ -12,7 +12,7 @@ Commands are built and parsed by `commands.py`, exactly as for the sync client.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any, Literal
 
@@ -87,6 +87,20 @@ class AsyncClient(aioredis.Redis):
         if call.block_ms is None:
             return call.parse(await self.execute_command(*call.args))
         return call.parse(await self._execute_blocking(call))
+
+    async def get_or_compute(self, key: Any, fn: Callable[[], Awaitable[Any]],
+                             ttl: Duration | None = None, *,
+                             lease: Duration | None = None) -> Any:
+        """As `Client.get_or_compute`, with `fn` a coroutine function."""
+        while True:
+            kind, detail = await self.run(cmd.getl(key, lease))
+            if kind == "hit":
+                return detail
+            if kind == "lease":
+                value = await fn()
+                await self.run(cmd.setl(key, detail, value, ttl))
+                return value
+            await asyncio.sleep(cmd.lease_wait(detail))
 
     def events(self, job_id: str | None = None, queue: str | None = None, *,
                timeout: Duration | None = None) -> AsyncJobEvents:
@@ -228,6 +242,11 @@ class AsyncQueues:
 
     async def resume(self, queue: str) -> None:
         await self._client.run(cmd.queue_resume(queue))
+
+    async def limit(self, queue: str, *, concurrency: int | None = None, rate: int | None = None,
+                    per: Duration | None = None) -> dict[str, int]:
+        return await self._client.run(cmd.queue_limit(queue, concurrency=concurrency, rate=rate,
+                                                      per=per))
 
     async def purge(self, queue: str) -> int:
         return await self._client.run(cmd.queue_purge(queue))

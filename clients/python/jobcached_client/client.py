@@ -17,7 +17,8 @@ Arguments and replies are built and parsed in `commands.py`, shared with `AsyncC
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import Any, Literal
 
@@ -80,6 +81,28 @@ class Client(redis.Redis):
         if call.block_ms is None:
             return call.parse(self.execute_command(*call.args))
         return call.parse(self._execute_blocking(call))
+
+    def get_or_compute(self, key: Any, fn: Callable[[], Any], ttl: Duration | None = None, *,
+                       lease: Duration | None = None) -> Any:
+        """The cached value of `key`, or `fn()` stored there (for `ttl` seconds) by exactly
+        one of the callers that missed at once (GETL / SETL leases, against stampedes).
+
+        The caller that gets the lease computes; the others wait and read again until the
+        value is there or the lease runs out (after `lease` seconds, default the server's
+        lease-ttl), when one of them gets the next lease. The value stored is what `fn`
+        returned, as redis-py encodes it (bytes, str, int or float); a hit returns it as the
+        server holds it (bytes, unless the client decodes responses). If a write or delete of
+        the key invalidated the lease meanwhile, the computed value is returned but not
+        stored: it may already be stale."""
+        while True:
+            kind, detail = self.run(cmd.getl(key, lease))
+            if kind == "hit":
+                return detail
+            if kind == "lease":
+                value = fn()
+                self.run(cmd.setl(key, detail, value, ttl))
+                return value
+            time.sleep(cmd.lease_wait(detail))
 
     def events(self, job_id: str | None = None, queue: str | None = None, *,
                timeout: Duration | None = None) -> JobEvents:
@@ -243,6 +266,13 @@ class Queues:
 
     def resume(self, queue: str) -> None:
         self._client.run(cmd.queue_resume(queue))
+
+    def limit(self, queue: str, *, concurrency: int | None = None, rate: int | None = None,
+              per: Duration | None = None) -> dict[str, int]:
+        """Throttle a queue (QUEUE.LIMIT): at most `concurrency` of its jobs running at once,
+        at most `rate` leased per `per` (seconds or timedelta); 0 removes a limit, None leaves
+        it. Returns the limits in force: concurrency, rate, rate_per_ms (0: none)."""
+        return self._client.run(cmd.queue_limit(queue, concurrency=concurrency, rate=rate, per=per))
 
     def purge(self, queue: str) -> int:
         """Delete the jobs waiting to run; how many."""

@@ -27,6 +27,7 @@ from jobcached_client.model import (
     LogPage,
     QueueStats,
     State,
+    as_map,
     is_ok,
     jobs_from,
     moment,
@@ -297,8 +298,54 @@ def queue_resume(queue: str) -> Call:
     return Call(("QUEUE.RESUME", queue), _none)
 
 
+def queue_limit(queue: str, *, concurrency: int | None = None, rate: int | None = None,
+                per: Duration | None = None) -> Call:
+    """QUEUE.LIMIT: 0 removes a limit, None leaves it as it is; `rate` jobs per `per`."""
+    args: list[Any] = ["QUEUE.LIMIT", queue]
+    if concurrency is not None:
+        args += ["CONCURRENCY", concurrency]
+    if rate is not None:
+        if rate and per is None:
+            raise ValueError("a rate needs `per`, the window it counts over")
+        args += ["RATE", "NONE"] if not rate else ["RATE", rate, "PER", ms(per or 0, "per")]
+    return Call(tuple(args), lambda reply: {k: int(v) for k, v in as_map(reply).items()})
+
+
 def queue_purge(queue: str) -> Call:
     return Call(("QUEUE.PURGE", queue), int)
+
+
+# --- fill leases (GETL / SETL) ----------------------------------------------------------
+
+#: How long a reader told to wait sleeps before it reads again, at most (seconds).
+LEASE_POLL_SECONDS = 0.02
+
+
+def getl(key: Any, lease: Duration | None = None) -> Call:
+    """GETL: ("hit", value), ("lease", token) or ("wait", seconds the lease has left)."""
+    args: tuple[Any, ...] = ("GETL", key) if lease is None else ("GETL", key, "TTL",
+                                                                   ms(lease, "lease"))
+
+    def parse(reply: Any) -> tuple[str, Any]:
+        if not isinstance(reply, list):
+            return "hit", reply
+        kind, detail = text(reply[0]), reply[1]
+        return kind, detail if kind == "lease" else int(detail) / 1000
+
+    return Call(args, parse)
+
+
+def setl(key: Any, token: bytes, value: Any, ttl: Duration | None = None) -> Call:
+    """SETL: True if the value was stored, False if the lease was no longer valid."""
+    args: tuple[Any, ...] = ("SETL", key, token, value)
+    if ttl is not None:
+        args += ("PX", ms(ttl, "ttl"))
+    return Call(args, lambda reply: reply is not None)
+
+
+def lease_wait(seconds_left: float) -> float:
+    """How long a reader told to wait sleeps before reading again."""
+    return max(0.001, min(LEASE_POLL_SECONDS, seconds_left))
 
 
 # --- dead letters ------------------------------------------------------------------------

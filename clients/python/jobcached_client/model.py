@@ -192,6 +192,10 @@ class QueueStats:
     processed: int = 0
     failed: int = 0
     paused: bool = False
+    #: QUEUE.LIMIT's limits (0: none)
+    concurrency: int = 0
+    rate: int = 0
+    rate_per_ms: int = 0
 
     @property
     def waiting(self) -> int:
