@@ -230,6 +230,8 @@ class Scripting:
                 server.dbs.ensure_memory()
             except CommandError as exc:
                 return ErrorReply(exc.wire)
+        if self.session.db != s.db:  # the script works in its caller's database, as in Redis
+            self.session.select(s.db)
         loop = _get_running_loop()  # None without an event loop (unit tests): no slices
         blocked = self._blocked
         yieldable = loop is not None and s.multi is None and not blocked.atomic_depth

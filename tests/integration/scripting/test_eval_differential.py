@@ -220,3 +220,26 @@ def test_many_keys_and_args_match(pair: Pair) -> None:
     args = [str(i) for i in range(20_000)]
     same(pair, "EVAL", "return {#KEYS, #ARGV, KEYS[1], ARGV[#ARGV]}", 100, *args)
     same(pair, "EVAL", "return {unpack(ARGV)}", 0, *args)
+
+
+def test_scripts_work_in_the_callers_database(pair: Pair) -> None:
+    """A script starts in its caller's database; a SELECT inside it does not move the caller."""
+    same(pair, "SELECT", "1")
+    same(pair, "EVAL", "return redis.call('SET', KEYS[1], 'one')", "1", "k")
+    same(pair, "EXISTS", "k")
+    same(pair, "FUNCTION", "LOAD", "REPLACE",
+         "#!lua name=dbs\nredis.register_function('getk', function(k) "
+         "return redis.call('GET', k[1]) end)")
+    same(pair, "FCALL", "getk", "1", "k")
+    same(pair, "EVAL", "redis.call('SELECT', 2) return redis.call('SET', KEYS[1], 'two')",
+         "1", "k")
+    same(pair, "GET", "k")
+    same(pair, "SELECT", "2")
+    same(pair, "GET", "k")
+    same(pair, "SELECT", "0")
+    same(pair, "EXISTS", "k")
+    same(pair, "FUNCTION", "DELETE", "dbs")
+    for db in ("1", "2"):
+        same(pair, "SELECT", db)
+        same(pair, "FLUSHDB")
+    same(pair, "SELECT", "0")
