@@ -87,7 +87,7 @@ def test_formatting_of_every_shape(server: ServerProcess, fixed: dict[str, str])
     assert cli(*port, "JOB.FETCH", "QUEUES", "none").stdout == b"(empty array)\n"
     assert cli(*port, "NOSUCH").stdout.startswith(b"(error) ERR unknown command 'NOSUCH'")
     nested = cli(*port, "COMMAND", "DOCS", "get").stdout.decode()
-    assert '8) 1) 1) "name"\n         2) "key"\n' in nested
+    assert '10) 1) 1) "name"\n          2) "key"\n' in nested
     resp3 = cli(*port, "--resp3", "QUEUE.STATS", fixed["queue"]).stdout.decode()
     assert resp3.startswith(' 1# "pending" => (integer) 0\n 2# "queued"')
 
