@@ -1,0 +1,474 @@
+"""Redis 7.0 ACL users: who may run which commands, on which keys and channels.
+
+Why a model of its own: users outlive connections (a session points at its user, and ACL
+SETUSER changes what every connection of that user may do next), and the rule language
+(`on`, `>pass`, `+@read`, `%R~cache:*`, `&news`...) must parse, fail and print exactly as Redis
+7.0's does, because aclfiles and client libraries read ACL LIST / GETUSER back. Commands are
+held as the set of `Command` rows (subcommands included) a user may run, the same rows dispatch
+resolves, so the permission test is one set membership. ACL GETUSER's command string is rebuilt
+from that set the way Redis 7.0's ACLDescribeUserCommandRules does (+@all or -@all, the
+categories that cover more than they miss, then single commands).
+
+Key patterns are the queue names for job commands: `~builds-*` grants the queues named
+`builds-*` (commands/aclcheck.py). Selectors `(...)` are not implemented.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from jobcached.cache.glob import glob_match
+
+if TYPE_CHECKING:
+    from jobcached.commands.registry import Command
+
+READ, WRITE = 1, 2
+RW = READ | WRITE
+
+#: Redis' ACLCommandCategories in its order, then ours
+CATEGORIES = ("keyspace", "read", "write", "set", "sortedset", "list", "hash", "string",
+              "bitmap", "hyperloglog", "geo", "stream", "pubsub", "admin", "fast", "slow",
+              "blocking", "dangerous", "connection", "transaction", "scripting",
+              "job-produce", "job-work", "job-admin")
+
+HASH_ERROR = ("The password hash must be exactly 64 characters and contain only lowercase "
+              "hexadecimal characters")
+NO_SUCH_PASSWORD = "The password you are trying to remove from the user does not exist"
+UNKNOWN_NAME = "Unknown command or category name in ACL"
+KEYS_AFTER_ALL = ("Adding a pattern after the * pattern (or the 'allkeys' flag) is not valid and "
+                  "does not have any effect. Try 'resetkeys' to start with an empty list of "
+                  "patterns")
+CHANNELS_AFTER_ALL = ("Adding a pattern after the * pattern (or the 'allchannels' flag) is not "
+                      "valid and does not have any effect. Try 'resetchannels' to start with an "
+                      "empty list of channels")
+
+
+class RuleError(Exception):
+    """A rule Redis refuses; `str()` is the reason after "modifier '...': "."""
+
+
+def password_hash(password: bytes) -> str:
+    return hashlib.sha256(password).hexdigest()
+
+
+class _Universe:
+    """Every command and subcommand, and the members of each category, computed once the
+    command table is complete (first use, after registry.load_all)."""
+
+    def __init__(self) -> None:
+        from jobcached.commands.docs import categories
+        from jobcached.commands.registry import all_commands, load_all, walk
+
+        load_all()  # the whole table, whoever asks first
+        self.top = list(all_commands())
+        self.every = frozenset(walk())
+        self.members: dict[str, frozenset[Command]] = {name: frozenset() for name in CATEGORIES}
+        for cmd in self.every:
+            for name in categories(cmd):
+                self.members[name] = self.members.get(name, frozenset()) | {cmd}
+
+
+_universe: _Universe | None = None
+
+
+def universe() -> _Universe:
+    global _universe
+    if _universe is None:
+        _universe = _Universe()
+    return _universe
+
+
+@dataclass(slots=True)
+class KeyPattern:
+    pattern: bytes
+    perms: int
+
+    def describe(self) -> str:
+        prefix = {RW: "~", READ: "%R~", WRITE: "%W~"}[self.perms]
+        return prefix + self.pattern.decode("utf-8", "surrogateescape")
+
+
+class User:
+    """One user and its rules (Redis' user with its root selector)."""
+
+    def __init__(self, name: bytes) -> None:
+        self.name = name
+        self.enabled = False
+        self.nopass = False
+        self.skip_sanitize = False
+        self.passwords: list[str] = []
+        self.commands: set[Command] = set()
+        #: Redis' reserved "future commands" bit: set by +@all, cleared only by -@all
+        self.future = False
+        self.allkeys = False
+        self.keys: list[KeyPattern] = []
+        self.allchannels = False
+        self.channels: list[bytes] = []
+        #: may run anything on anything: dispatch skips every check for its sessions
+        self.unrestricted = False
+
+    def copy(self) -> User:
+        other = User(self.name)
+        other.enabled, other.nopass, other.skip_sanitize = (self.enabled, self.nopass,
+                                                            self.skip_sanitize)
+        other.passwords, other.commands, other.future = (list(self.passwords),
+                                                         set(self.commands), self.future)
+        other.allkeys, other.keys = self.allkeys, [KeyPattern(k.pattern, k.perms)
+                                                   for k in self.keys]
+        other.allchannels, other.channels = self.allchannels, list(self.channels)
+        other.refresh()
+        return other
+
+    def refresh(self) -> None:
+        self.unrestricted = (self.allkeys and self.allchannels
+                             and len(self.commands) == len(universe().every))
+
+    # ------------------------------------------------------------------ rules
+
+    def apply(self, rules: Iterable[bytes]) -> None:
+        for rule in rules:
+            self.apply_one(rule)
+        self.refresh()
+
+    def apply_one(self, rule: bytes) -> None:
+        """One ACL SETUSER modifier; raises RuleError with Redis' reason."""
+        lower = rule.lower()
+        simple = _SIMPLE.get(lower)
+        if simple is not None:
+            simple(self)
+            return
+        first = rule[:1]
+        if first == b">":
+            self._add_hash(password_hash(rule[1:]))
+        elif first == b"<":
+            self._remove_hash(password_hash(rule[1:]))
+        elif first == b"#":
+            self._add_hash(_checked_hash(rule[1:]))
+        elif first == b"!":
+            self._remove_hash(_checked_hash(rule[1:]))
+        elif first in (b"~", b"%"):
+            self._add_key_pattern(rule)
+        elif first == b"&":
+            self._add_channel(rule[1:])
+        elif first in (b"+", b"-") and len(rule) > 1:
+            self._change_commands(rule[1:], first == b"+")
+        else:
+            raise RuleError("Syntax error")
+
+    def _add_hash(self, digest: str) -> None:
+        if digest not in self.passwords:
+            self.passwords.append(digest)
+        self.nopass = False
+
+    def _remove_hash(self, digest: str) -> None:
+        if digest not in self.passwords:
+            raise RuleError(NO_SUCH_PASSWORD)
+        self.passwords.remove(digest)
+        self.nopass = False
+
+    def _add_key_pattern(self, rule: bytes) -> None:
+        if rule[:1] == b"%":
+            flags, tilde, pattern = rule[1:].partition(b"~")
+            perms = 0
+            for c in flags.upper():
+                if c == ord("R"):
+                    perms |= READ
+                elif c == ord("W"):
+                    perms |= WRITE
+                else:
+                    raise RuleError("Syntax error")
+            if not tilde or not perms:
+                raise RuleError("Syntax error")
+        else:
+            perms, pattern = RW, rule[1:]
+        if self.allkeys:
+            raise RuleError(KEYS_AFTER_ALL)
+        if pattern == b"*" and perms == RW:
+            self.allkeys, self.keys = True, []
+            return
+        for existing in self.keys:
+            if existing.pattern == pattern:
+                existing.perms |= perms
+                return
+        self.keys.append(KeyPattern(pattern, perms))
+
+    def _add_channel(self, pattern: bytes) -> None:
+        if self.allchannels:
+            raise RuleError(CHANNELS_AFTER_ALL)
+        if pattern == b"*":
+            self.allchannels, self.channels = True, []
+        elif pattern not in self.channels:
+            self.channels.append(pattern)
+
+    def _change_commands(self, name: bytes, allow: bool) -> None:
+        found = _commands_named(name)
+        if found is None:
+            raise RuleError(UNKNOWN_NAME)
+        if name.lower() == b"@all":
+            self.future = allow
+        if allow:
+            self.commands |= found
+        else:
+            self.commands -= found
+
+    # --------------------------------------------------------------- checks
+
+    def password_ok(self, password: bytes) -> bool:
+        if self.nopass:
+            return True
+        digest = password_hash(password)
+        return any(hmac.compare_digest(digest, h) for h in self.passwords)
+
+    def key_allowed(self, key: bytes, needed: int) -> bool:
+        if self.allkeys:
+            return True
+        return any(p.perms & needed == needed and glob_match(p.pattern, key) for p in self.keys)
+
+    def channel_allowed(self, channel: bytes, is_pattern: bool) -> bool:
+        if self.allchannels:
+            return True
+        if is_pattern:
+            return channel in self.channels
+        return any(glob_match(p, channel) for p in self.channels)
+
+    # ------------------------------------------------------------- describe
+
+    def flags(self) -> list[str]:
+        out = ["on" if self.enabled else "off"]
+        if self.nopass:
+            out.append("nopass")
+        if self.skip_sanitize:
+            out.append("skip-sanitize-payload")
+        return out
+
+    def describe_keys(self) -> str:
+        if self.allkeys:
+            return "~*"
+        return " ".join(p.describe() for p in self.keys)
+
+    def describe_channels(self) -> str:
+        if self.allchannels:
+            return "&*"
+        return " ".join("&" + c.decode("utf-8", "surrogateescape") for c in self.channels)
+
+    def describe_commands(self) -> str:
+        """Redis 7.0's ACLDescribeUserCommandRules (single commands in name order: Redis
+        emits them in its hash table's order, which changes from run to run)."""
+        table = universe()
+        additive = not self.future
+        rules = ["-@all" if additive else "+@all"]
+        fake: set[Command] = set() if additive else set(table.every)
+        for name in CATEGORIES:
+            members = table.members.get(name, frozenset())
+            on = len(members & self.commands)
+            off = len(members) - on
+            if additive and on > off:
+                rules.append("+@" + name)
+                fake |= members
+            elif not additive and off > on:
+                rules.append("-@" + name)
+                fake -= members
+        for cmd in table.top:
+            _describe_single(cmd, self.commands, fake, rules)
+            for sub in sorted(cmd.subcommands.values(), key=lambda c: c.name):
+                _describe_single(sub, self.commands, fake, rules)
+        return " ".join(rules)
+
+    def describe(self) -> str:
+        """One ACL LIST line (and aclfile line)."""
+        parts = ["user", self.name.decode("utf-8", "surrogateescape"), *self.flags()]
+        parts += ["#" + h for h in self.passwords]
+        keys = self.describe_keys()
+        if keys:
+            parts.append(keys)
+        if self.allchannels:
+            parts.append("&*")
+        else:
+            parts.append("resetchannels")
+            if self.channels:
+                parts.append(self.describe_channels())
+        parts.append(self.describe_commands())
+        return " ".join(parts)
+
+
+def _describe_single(cmd: Command, allowed: set[Command], fake: set[Command],
+                     rules: list[str]) -> None:
+    userbit = cmd in allowed
+    if userbit != (cmd in fake):
+        rules.append(("+" if userbit else "-") + cmd.fullname)
+        changed = {cmd, *cmd.subcommands.values()}
+        if userbit:
+            fake |= changed
+        else:
+            fake -= changed
+
+
+def _checked_hash(raw: bytes) -> str:
+    text = raw.decode("latin-1")
+    if len(text) != 64 or any(c not in "0123456789abcdef" for c in text):
+        raise RuleError(HASH_ERROR)
+    return text
+
+
+def _commands_named(name: bytes) -> frozenset[Command] | None:
+    """The rows `+name` / `-name` change: a category's members, a command with its
+    subcommands, or one subcommand (`client|id`); None for an unknown name."""
+    from jobcached.commands.registry import lookup
+
+    table = universe()
+    lower = name.lower().decode("latin-1")
+    if lower.startswith("@"):
+        if lower == "@all":
+            return table.every
+        members = table.members.get(lower[1:])
+        return members if lower[1:] in table.members else None
+    parent_name, bar, child = name.partition(b"|")
+    cmd = lookup(parent_name)
+    if cmd is None:
+        return None
+    if bar:
+        sub = cmd.subcommands.get(child.upper())
+        return None if sub is None else frozenset({sub})
+    return frozenset({cmd, *cmd.subcommands.values()})
+
+
+def _set_on(u: User) -> None:
+    u.enabled = True
+
+
+def _set_off(u: User) -> None:
+    u.enabled = False
+
+
+def _nopass(u: User) -> None:
+    u.nopass, u.passwords = True, []
+
+
+def _resetpass(u: User) -> None:
+    u.nopass, u.passwords = False, []
+
+
+def _allkeys(u: User) -> None:
+    u.allkeys, u.keys = True, []
+
+
+def _resetkeys(u: User) -> None:
+    u.allkeys, u.keys = False, []
+
+
+def _allchannels(u: User) -> None:
+    u.allchannels, u.channels = True, []
+
+
+def _resetchannels(u: User) -> None:
+    u.allchannels, u.channels = False, []
+
+
+def _allcommands(u: User) -> None:
+    u.commands, u.future = set(universe().every), True
+
+
+def _nocommands(u: User) -> None:
+    u.commands, u.future = set(), False
+
+
+def _reset(u: User) -> None:
+    for step in (_resetpass, _resetkeys, _resetchannels, _set_off, _nocommands):
+        step(u)
+    u.skip_sanitize = False
+
+
+def _skip_sanitize(u: User) -> None:
+    u.skip_sanitize = True
+
+
+def _sanitize(u: User) -> None:
+    u.skip_sanitize = False
+
+
+_SIMPLE = {b"on": _set_on, b"off": _set_off, b"nopass": _nopass, b"resetpass": _resetpass,
+           b"allkeys": _allkeys, b"resetkeys": _resetkeys, b"allchannels": _allchannels,
+           b"resetchannels": _resetchannels, b"allcommands": _allcommands,
+           b"nocommands": _nocommands, b"reset": _reset,
+           b"skip-sanitize-payload": _skip_sanitize, b"sanitize-payload": _sanitize}
+
+
+class Users:
+    """The users of a server, `default` first; requirepass is the default user's password."""
+
+    def __init__(self) -> None:
+        self.users: dict[bytes, User] = {}
+        self.requirepass: str | None = None
+        self.log = AclLog()
+        self.reset_default()
+
+    def reset_default(self) -> None:
+        default = User(b"default")
+        default.apply([b"on", b"nopass", b"~*", b"&*", b"+@all"])
+        self.users = {b"default": default}
+        self.requirepass = None
+
+    @property
+    def default(self) -> User:
+        return self.users[b"default"]
+
+    def set_requirepass(self, password: str) -> bool:
+        """CONFIG SET requirepass (and startup): the default user's password; True when it
+        changed."""
+        if password == self.requirepass:
+            return False
+        self.requirepass = password
+        rule = b">" + password.encode() if password else b"nopass"
+        self.default.apply([b"resetpass", rule])
+        return True
+
+    def authenticate(self, name: bytes, password: bytes) -> User | None:
+        user = self.users.get(name)
+        if user is None or not user.enabled or not user.password_ok(password):
+            return None
+        return user
+
+    def open_to_new_connections(self) -> bool:
+        """New connections start authenticated as `default` (Redis: nopass and on)."""
+        default = self.default
+        return default.nopass and default.enabled
+
+
+#: Redis' acllog-max-len default; entries alike within this many ms are merged (Redis' 60 s)
+LOG_MAX_LEN = 128
+LOG_MERGE_MS = 60_000
+
+
+@dataclass(slots=True)
+class LogEntry:
+    """One ACL LOG entry: a refusal, counted again while it repeats."""
+
+    reason: str
+    context: str
+    object: bytes
+    username: bytes
+    created_ms: int
+    client_info: str
+    count: int = 1
+
+
+class AclLog:
+    """ACL LOG: newest first, alike entries merged as Redis' addACLLogEntry does."""
+
+    def __init__(self) -> None:
+        self.entries: list[LogEntry] = []
+
+    def add(self, entry: LogEntry) -> None:
+        for i, old in enumerate(self.entries):
+            if (old.reason, old.context, old.object, old.username) == (
+                    entry.reason, entry.context, entry.object, entry.username) and (
+                    entry.created_ms - old.created_ms < LOG_MERGE_MS):
+                entry.count = old.count + 1
+                del self.entries[i]
+                break
+        self.entries.insert(0, entry)
+        del self.entries[LOG_MAX_LEN:]

@@ -1,0 +1,122 @@
+"""ACL enforcement: may this session's user run this command line? (Redis' ACLCheckAllPerm.)
+
+Why here and not in acl.py: the answer needs the command table's key specs
+(commandinfo.keys_and_flags) and, for job commands that name a job by id, the job engine: the
+job's queue is the key those commands are checked against, so a worker limited to `~builds-*`
+cannot ACK, CANCEL or RETRY a job of another queue. A queue name is checked as a key: `~builds-*`
+grants the queues named `builds-*`.
+
+Order and texts follow Redis 7.0: the command first, then each key with the access its key spec
+declares (`access` needs read, `insert` / `update` / `delete` need write: `%R~` alone allows only
+reads), then pub/sub channels; each refusal goes to ACL LOG.
+"""
+
+from __future__ import annotations
+
+from jobcached.acl import READ, WRITE, LogEntry, User
+from jobcached.commands.commandinfo import keys_and_flags
+from jobcached.commands.registry import Command
+from jobcached.net.replies import ErrorReply
+from jobcached.net.session import Session
+
+#: job commands that take a job id: the id's position and the access they need on its queue
+JOB_ID_COMMANDS = {"JOB.ACK": (1, READ | WRITE), "JOB.FAIL": (1, READ | WRITE),
+                   "JOB.BEAT": (1, READ | WRITE), "JOB.LOG": (1, READ | WRITE),
+                   "JOB.CANCEL": (1, WRITE), "JOB.RETRY": (1, WRITE),
+                   "JOB.GET": (1, READ), "JOB.WAIT": (1, READ), "JOB.LOGS": (1, READ)}
+
+#: command -> (first channel index, every argument after it too, the names are patterns)
+CHANNEL_COMMANDS = {"PUBLISH": (1, False, False), "SPUBLISH": (1, False, False),
+                    "SUBSCRIBE": (1, True, False), "SSUBSCRIBE": (1, True, False),
+                    "PSUBSCRIBE": (1, True, True)}
+
+_KEY_WRITES = frozenset({"insert", "update", "delete"})
+
+#: a refusal: (reason, the object refused: command name, key or channel)
+Denial = tuple[str, bytes]
+
+
+def denial(s: Session, user: User, cmd: Command, argv: list[bytes]) -> Denial | None:
+    """Why `user` may not run argv, or None when it may."""
+    if cmd not in user.commands:
+        return "command", cmd.fullname.encode()
+    if not user.allkeys:
+        for index, flags in keys_and_flags(cmd, argv) or ():
+            needed = (READ if "access" in flags else 0) | (
+                WRITE if _KEY_WRITES.intersection(flags) else 0)
+            if not user.key_allowed(argv[index], needed):
+                return "key", argv[index]
+        job_id = JOB_ID_COMMANDS.get(cmd.name)
+        if job_id is not None:
+            queue = _queue_of(s, argv, job_id[0])
+            if queue is not None and not user.key_allowed(queue, job_id[1]):
+                return "key", queue
+    if not user.allchannels:
+        channels = CHANNEL_COMMANDS.get(cmd.name)
+        if channels is not None and cmd.parent is None:
+            first, many, patterns = channels
+            for channel in argv[first:] if many else argv[first:first + 1]:
+                if not user.channel_allowed(channel, patterns):
+                    return "channel", channel
+    return None
+
+
+def _queue_of(s: Session, argv: list[bytes], index: int) -> bytes | None:
+    """The queue of the job argv names (None when there is no such job: the command then
+    answers for itself)."""
+    engine = s.server.jobs
+    if engine is None or index >= len(argv):
+        return None
+    job = engine.get(argv[index].decode("utf-8", "surrogateescape"))
+    return None if job is None else job.queue.encode()
+
+
+def refusal_text(reason: str, cmd: Command) -> str:
+    """The -NOPERM error of dispatch and EXEC (Redis 7.0's processCommand)."""
+    if reason == "command":
+        return f"NOPERM this user has no permissions to run the '{cmd.fullname}' command"
+    if reason == "key":
+        return "NOPERM this user has no permissions to access one of the keys used as arguments"
+    return "NOPERM this user has no permissions to access one of the channels used as arguments"
+
+
+#: what a script's redis.call says instead (Redis 7.0's scriptCall)
+SCRIPT_TEXTS = {
+    "command": "The user executing the script can't run this command or subcommand",
+    "key": "The user executing the script can't access at least one of the keys mentioned "
+           "in the command arguments",
+    "channel": "The user executing the script can't publish to the channel mentioned in the "
+               "command",
+}
+
+
+def log_denial(s: Session, reason: str, context: str, obj: bytes,
+               username: bytes | None = None) -> None:
+    """Add an ACL LOG entry for a refusal (or a failed AUTH, reason `auth`)."""
+    server = s.server
+    server.acl.log.add(LogEntry(reason, context, obj,
+                                s.user.name if username is None else username,
+                                server.clock.now_ms(), s.describe()))
+
+
+def check(s: Session, cmd: Command, argv: list[bytes], context: str) -> ErrorReply | None:
+    """dispatch / EXEC: the -NOPERM reply for a refused command (logged), or None."""
+    found = denial(s, s.user, cmd, argv)
+    if found is None:
+        return None
+    reason, obj = found
+    log_denial(s, reason, context, obj)
+    cmd.rejected_calls += 1
+    s.server.stats.total_error_replies += 1
+    s.server.count_error("NOPERM")
+    return ErrorReply(refusal_text(reason, cmd))
+
+
+def script_check(s: Session, cmd: Command, argv: list[bytes]) -> ErrorReply | None:
+    """redis.call run by session s's script: the error for a refused command (logged, context
+    lua), or None."""
+    found = denial(s, s.user, cmd, argv)
+    if found is None:
+        return None
+    log_denial(s, found[0], "lua", found[1])
+    return ErrorReply("ERR " + SCRIPT_TEXTS[found[0]])
