@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -66,10 +67,14 @@ class _Universe:
         load_all()  # the whole table, whoever asks first
         self.top = list(all_commands())
         self.every = frozenset(walk())
-        self.members: dict[str, frozenset[Command]] = {name: frozenset() for name in CATEGORIES}
-        for cmd in self.every:
-            for name in categories(cmd):
-                self.members[name] = self.members.get(name, frozenset()) | {cmd}
+        #: the commands a category names (what ACL CAT lists and counts), and what `+@cat`
+        #: changes: those commands with their subcommands (Redis' ACLChangeSelectorPerm)
+        self.members: dict[str, frozenset[Command]] = {}
+        self.effective: dict[str, frozenset[Command]] = {}
+        for name in CATEGORIES:
+            found = frozenset(cmd for cmd in self.every if name in categories(cmd))
+            self.members[name] = found
+            self.effective[name] = found.union(*(cmd.subcommands.values() for cmd in found))
 
 
 _universe: _Universe | None = None
@@ -99,7 +104,8 @@ class User:
         self.name = name
         self.enabled = False
         self.nopass = False
-        self.skip_sanitize = False
+        #: "", "sanitize-payload" or "skip-sanitize-payload": shown once a rule set it
+        self.sanitize = ""
         self.passwords: list[str] = []
         self.commands: set[Command] = set()
         #: Redis' reserved "future commands" bit: set by +@all, cleared only by -@all
@@ -113,8 +119,7 @@ class User:
 
     def copy(self) -> User:
         other = User(self.name)
-        other.enabled, other.nopass, other.skip_sanitize = (self.enabled, self.nopass,
-                                                            self.skip_sanitize)
+        other.enabled, other.nopass, other.sanitize = self.enabled, self.nopass, self.sanitize
         other.passwords, other.commands, other.future = (list(self.passwords),
                                                          set(self.commands), self.future)
         other.allkeys, other.keys = self.allkeys, [KeyPattern(k.pattern, k.perms)
@@ -241,8 +246,8 @@ class User:
         out = ["on" if self.enabled else "off"]
         if self.nopass:
             out.append("nopass")
-        if self.skip_sanitize:
-            out.append("skip-sanitize-payload")
+        if self.sanitize:
+            out.append(self.sanitize)
         return out
 
     def describe_keys(self) -> str:
@@ -262,16 +267,32 @@ class User:
         additive = not self.future
         rules = ["-@all" if additive else "+@all"]
         fake: set[Command] = set() if additive else set(table.every)
-        for name in CATEGORIES:
-            members = table.members.get(name, frozenset())
-            on = len(members & self.commands)
-            off = len(members) - on
-            if additive and on > off:
-                rules.append("+@" + name)
-                fake |= members
-            elif not additive and off > on:
-                rules.append("-@" + name)
-                fake -= members
+        # Redis 7.0's greedy fit: the category with the fewest differences (then the most in
+        # common) among those with more in common than different, until none is left.
+        temp = set(self.commands)
+        applied: set[str] = set()
+        while True:
+            best, mindiff, maxsame = "", sys.maxsize, 0
+            for name in CATEGORIES:
+                if name in applied:
+                    continue
+                members = table.members[name]
+                on = len(members & temp)
+                off = len(members) - on
+                diff, same = (off, on) if additive else (on, off)
+                if same > diff and (diff < mindiff or (diff == mindiff and same > maxsame)):
+                    best, mindiff, maxsame = name, diff, same
+            if not best:
+                break
+            changed = table.effective[best]
+            if additive:
+                fake |= changed
+                temp -= changed
+            else:
+                fake -= changed
+                temp |= changed
+            rules.append(("+@" if additive else "-@") + best)
+            applied.add(best)
         for cmd in table.top:
             _describe_single(cmd, self.commands, fake, rules)
             for sub in sorted(cmd.subcommands.values(), key=lambda c: c.name):
@@ -324,8 +345,7 @@ def _commands_named(name: bytes) -> frozenset[Command] | None:
     if lower.startswith("@"):
         if lower == "@all":
             return table.every
-        members = table.members.get(lower[1:])
-        return members if lower[1:] in table.members else None
+        return table.effective.get(lower[1:])
     parent_name, bar, child = name.partition(b"|")
     cmd = lookup(parent_name)
     if cmd is None:
@@ -379,15 +399,15 @@ def _nocommands(u: User) -> None:
 def _reset(u: User) -> None:
     for step in (_resetpass, _resetkeys, _resetchannels, _set_off, _nocommands):
         step(u)
-    u.skip_sanitize = False
+    u.sanitize = "sanitize-payload"
 
 
 def _skip_sanitize(u: User) -> None:
-    u.skip_sanitize = True
+    u.sanitize = "skip-sanitize-payload"
 
 
 def _sanitize(u: User) -> None:
-    u.skip_sanitize = False
+    u.sanitize = "sanitize-payload"
 
 
 _SIMPLE = {b"on": _set_on, b"off": _set_off, b"nopass": _nopass, b"resetpass": _resetpass,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import secrets
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jobcached import redisconfig
 from jobcached.acl import CATEGORIES, RuleError, User, universe
@@ -28,6 +28,9 @@ from jobcached.commands.registry import (
 from jobcached.errors import CommandError
 from jobcached.net.replies import OK, SetOf
 from jobcached.net.session import Session
+
+if TYPE_CHECKING:
+    from jobcached.state import ServerState
 
 container("ACL", group="server", summary="Manage ACL users and inspect their permissions.")
 
@@ -302,6 +305,33 @@ def load_users(lines: list[str], path: str) -> dict[bytes, User]:
     return users
 
 
+def read_aclfile(path: str) -> dict[bytes, User]:
+    """The users of the aclfile at `path`, `default` always among them (Redis creates it as
+    `on nopass ~* &* +@all` when the file has none)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except OSError as exc:
+        raise CommandError(f"Error loading ACLs, opening file '{path}': {exc.strerror}") from None
+    users = load_users(lines, path)
+    if b"default" not in users:
+        default = User(b"default")
+        default.apply([b"on", b"nopass", b"~*", b"&*", b"+@all"])
+        users[b"default"] = default
+    return users
+
+
+def load_at_start(server: ServerState) -> None:
+    """Startup: the users of the aclfile, when one is configured (as Redis, a bad file stops
+    the server)."""
+    path = server.config.redis_params.get("aclfile", redisconfig.default("aclfile"))
+    if path:
+        try:
+            server.acl.users = read_aclfile(path)
+        except CommandError as exc:
+            raise SystemExit(f"aclfile: {exc}") from None
+
+
 @subcommand("ACL", "LOAD", arity=2, flags=ADMIN | LOADING | STALE)
 def acl_load(s: Session, argv: list[bytes]) -> Any:
     """ACL LOAD
@@ -313,19 +343,10 @@ def acl_load(s: Session, argv: list[bytes]) -> Any:
     Errors: `ERR This Redis instance is not configured to use an ACL file...`, or the first
     error in the file.
     """
-    path = aclfile(s)
-    try:
-        with open(path, encoding="utf-8") as f:
-            lines = f.read().splitlines()
-    except OSError as exc:
-        raise CommandError(f"Error loading ACLs, opening file '{path}': {exc.strerror}") from None
-    users = load_users(lines, path)
+    users = read_aclfile(aclfile(s))
     acl = s.server.acl
     old = acl.users
-    default = users.pop(b"default", None)
-    if default is None:
-        default = User(b"default")
-        default.apply([b"on", b"nopass", b"~*", b"&*", b"+@all"])
+    default = users.pop(b"default")
     acl.users = {b"default": old[b"default"], **users}
     install(s, default)
     for name, user in old.items():
