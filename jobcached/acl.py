@@ -10,7 +10,8 @@ from that set the way Redis 7.0's ACLDescribeUserCommandRules does (+@all or -@a
 categories that cover more than they miss, then single commands).
 
 Key patterns are the queue names for job commands: `~builds-*` grants the queues named
-`builds-*` (commands/aclcheck.py). Selectors `(...)` are not implemented.
+`builds-*` (commands/aclcheck.py). A user has a root selector and optionally more (Redis 7.0's
+`(...)`): a command is allowed when one selector allows all of it.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from jobcached.acllog import AclLog
 from jobcached.cache.glob import glob_match
 
 if TYPE_CHECKING:
@@ -97,16 +99,11 @@ class KeyPattern:
         return prefix + self.pattern.decode("utf-8", "surrogateescape")
 
 
-class User:
-    """One user and its rules (Redis' user with its root selector)."""
+class Selector:
+    """Commands, key patterns and channel patterns: a user's root permissions, or one of its
+    Redis 7.0 selectors `(...)` (a command is allowed when any of them allows all of it)."""
 
-    def __init__(self, name: bytes) -> None:
-        self.name = name
-        self.enabled = False
-        self.nopass = False
-        #: "", "sanitize-payload" or "skip-sanitize-payload": shown once a rule set it
-        self.sanitize = ""
-        self.passwords: list[str] = []
+    def __init__(self) -> None:
         self.commands: set[Command] = set()
         #: Redis' reserved "future commands" bit: set by +@all, cleared only by -@all
         self.future = False
@@ -114,48 +111,28 @@ class User:
         self.keys: list[KeyPattern] = []
         self.allchannels = False
         self.channels: list[bytes] = []
-        #: may run anything on anything: dispatch skips every check for its sessions
-        self.unrestricted = False
 
-    def copy(self) -> User:
-        other = User(self.name)
-        other.enabled, other.nopass, other.sanitize = self.enabled, self.nopass, self.sanitize
-        other.passwords, other.commands, other.future = (list(self.passwords),
-                                                         set(self.commands), self.future)
-        other.allkeys, other.keys = self.allkeys, [KeyPattern(k.pattern, k.perms)
-                                                   for k in self.keys]
+    def copy(self) -> Selector:
+        other = Selector()
+        other.commands, other.future = set(self.commands), self.future
+        other.allkeys = self.allkeys
+        other.keys = [KeyPattern(k.pattern, k.perms) for k in self.keys]
         other.allchannels, other.channels = self.allchannels, list(self.channels)
-        other.refresh()
         return other
 
-    def refresh(self) -> None:
-        self.unrestricted = (self.allkeys and self.allchannels
-                             and len(self.commands) == len(universe().every))
-
-    # ------------------------------------------------------------------ rules
-
-    def apply(self, rules: Iterable[bytes]) -> None:
-        for rule in rules:
-            self.apply_one(rule)
-        self.refresh()
+    @property
+    def unrestricted(self) -> bool:
+        return (self.allkeys and self.allchannels
+                and len(self.commands) == len(universe().every))
 
     def apply_one(self, rule: bytes) -> None:
-        """One ACL SETUSER modifier; raises RuleError with Redis' reason."""
-        lower = rule.lower()
-        simple = _SIMPLE.get(lower)
+        """One selector rule (Redis' ACLSetSelector); raises RuleError with Redis' reason."""
+        simple = _SELECTOR_RULES.get(rule.lower())
         if simple is not None:
             simple(self)
             return
         first = rule[:1]
-        if first == b">":
-            self._add_hash(password_hash(rule[1:]))
-        elif first == b"<":
-            self._remove_hash(password_hash(rule[1:]))
-        elif first == b"#":
-            self._add_hash(_checked_hash(rule[1:]))
-        elif first == b"!":
-            self._remove_hash(_checked_hash(rule[1:]))
-        elif first in (b"~", b"%"):
+        if first in (b"~", b"%"):
             self._add_key_pattern(rule)
         elif first == b"&":
             self._add_channel(rule[1:])
@@ -163,17 +140,6 @@ class User:
             self._change_commands(rule[1:], first == b"+")
         else:
             raise RuleError("Syntax error")
-
-    def _add_hash(self, digest: str) -> None:
-        if digest not in self.passwords:
-            self.passwords.append(digest)
-        self.nopass = False
-
-    def _remove_hash(self, digest: str) -> None:
-        if digest not in self.passwords:
-            raise RuleError(NO_SUCH_PASSWORD)
-        self.passwords.remove(digest)
-        self.nopass = False
 
     def _add_key_pattern(self, rule: bytes) -> None:
         if rule[:1] == b"%":
@@ -222,12 +188,6 @@ class User:
 
     # --------------------------------------------------------------- checks
 
-    def password_ok(self, password: bytes) -> bool:
-        if self.nopass:
-            return True
-        digest = password_hash(password)
-        return any(hmac.compare_digest(digest, h) for h in self.passwords)
-
     def key_allowed(self, key: bytes, needed: int) -> bool:
         if self.allkeys:
             return True
@@ -242,14 +202,6 @@ class User:
 
     # ------------------------------------------------------------- describe
 
-    def flags(self) -> list[str]:
-        out = ["on" if self.enabled else "off"]
-        if self.nopass:
-            out.append("nopass")
-        if self.sanitize:
-            out.append(self.sanitize)
-        return out
-
     def describe_keys(self) -> str:
         if self.allkeys:
             return "~*"
@@ -261,7 +213,7 @@ class User:
         return " ".join("&" + c.decode("utf-8", "surrogateescape") for c in self.channels)
 
     def describe_commands(self) -> str:
-        """Redis 7.0's ACLDescribeUserCommandRules (single commands in name order: Redis
+        """Redis 7.0's ACLDescribeSelectorCommandRules (single commands in name order: Redis
         emits them in its hash table's order, which changes from run to run)."""
         table = universe()
         additive = not self.future
@@ -300,9 +252,8 @@ class User:
         return " ".join(rules)
 
     def describe(self) -> str:
-        """One ACL LIST line (and aclfile line)."""
-        parts = ["user", self.name.decode("utf-8", "surrogateescape"), *self.flags()]
-        parts += ["#" + h for h in self.passwords]
+        """Keys, channels and commands, as in an ACL LIST line."""
+        parts = []
         keys = self.describe_keys()
         if keys:
             parts.append(keys)
@@ -314,6 +265,127 @@ class User:
                 parts.append(self.describe_channels())
         parts.append(self.describe_commands())
         return " ".join(parts)
+
+
+class User:
+    """One user: flags, passwords, its root selector and its other selectors."""
+
+    def __init__(self, name: bytes) -> None:
+        self.name = name
+        self.enabled = False
+        self.nopass = False
+        #: "", "sanitize-payload" or "skip-sanitize-payload": shown once a rule set it
+        self.sanitize = ""
+        self.passwords: list[str] = []
+        self.root = Selector()
+        self.selectors: list[Selector] = []
+        #: may run anything on anything: dispatch skips every check for its sessions
+        self.unrestricted = False
+
+    def copy(self) -> User:
+        other = User(self.name)
+        other.enabled, other.nopass, other.sanitize = self.enabled, self.nopass, self.sanitize
+        other.passwords = list(self.passwords)
+        other.root = self.root.copy()
+        other.selectors = [s.copy() for s in self.selectors]
+        other.refresh()
+        return other
+
+    def refresh(self) -> None:
+        self.unrestricted = any(s.unrestricted for s in self.all_selectors())
+
+    def all_selectors(self) -> list[Selector]:
+        """The root first, then the selectors in the order they were added (Redis' order)."""
+        return [self.root, *self.selectors]
+
+    # ------------------------------------------------------------------ rules
+
+    def apply(self, rules: Iterable[bytes]) -> None:
+        for rule in rules:
+            self.apply_one(rule)
+        self.refresh()
+
+    def apply_one(self, rule: bytes) -> None:
+        """One ACL SETUSER modifier, a whole `(...)` selector included; raises RuleError with
+        Redis' reason."""
+        simple = _USER_RULES.get(rule.lower())
+        if simple is not None:
+            simple(self)
+            return
+        first = rule[:1]
+        if first == b">":
+            self._add_hash(password_hash(rule[1:]))
+        elif first == b"<":
+            self._remove_hash(password_hash(rule[1:]))
+        elif first == b"#":
+            self._add_hash(_checked_hash(rule[1:]))
+        elif first == b"!":
+            self._remove_hash(_checked_hash(rule[1:]))
+        elif first == b"(" and rule.endswith(b")"):
+            selector = Selector()
+            for op in rule[1:-1].split(b" "):
+                if op:
+                    selector.apply_one(op)
+            self.selectors.append(selector)
+        else:
+            self.root.apply_one(rule)
+
+    def _add_hash(self, digest: str) -> None:
+        if digest not in self.passwords:
+            self.passwords.append(digest)
+        self.nopass = False
+
+    def _remove_hash(self, digest: str) -> None:
+        if digest not in self.passwords:
+            raise RuleError(NO_SUCH_PASSWORD)
+        self.passwords.remove(digest)
+        self.nopass = False
+
+    def password_ok(self, password: bytes) -> bool:
+        if self.nopass:
+            return True
+        digest = password_hash(password)
+        return any(hmac.compare_digest(digest, h) for h in self.passwords)
+
+    # ------------------------------------------------------------- describe
+
+    def flags(self) -> list[str]:
+        out = ["on" if self.enabled else "off"]
+        if self.nopass:
+            out.append("nopass")
+        if self.sanitize:
+            out.append(self.sanitize)
+        return out
+
+    def describe(self) -> str:
+        """One ACL LIST line (and aclfile line)."""
+        parts = ["user", self.name.decode("utf-8", "surrogateescape"), *self.flags()]
+        parts += ["#" + h for h in self.passwords]
+        parts.append(self.root.describe())
+        parts += [f"({s.describe()})" for s in self.selectors]
+        return " ".join(parts)
+
+
+def merge_selector_arguments(args: list[bytes]) -> list[bytes]:
+    """ACL SETUSER's arguments with each `(...)` selector spread over several joined into one
+    (Redis' ACLMergeSelectorArguments); RuleError names an unclosed one."""
+    merged: list[bytes] = []
+    opened: bytes | None = None
+    parts: list[bytes] = []
+    for arg in args:
+        if opened is None and arg[:1] == b"(" and arg[-1:] != b")":
+            opened, parts = arg, [arg]
+        elif opened is not None:
+            parts.append(arg)
+            if arg[-1:] == b")":
+                merged.append(b" ".join(parts))
+                opened = None
+        else:
+            merged.append(arg)
+    if opened is not None:
+        raise RuleError(f"Unmatched parenthesis in acl selector starting at "
+                        f"'{opened.decode('utf-8', 'surrogateescape')}'.")
+    return merged
 
 
 def _describe_single(cmd: Command, allowed: set[Command], fake: set[Command],
@@ -372,33 +444,39 @@ def _resetpass(u: User) -> None:
     u.nopass, u.passwords = False, []
 
 
-def _allkeys(u: User) -> None:
-    u.allkeys, u.keys = True, []
+def _allkeys(s: Selector) -> None:
+    s.allkeys, s.keys = True, []
 
 
-def _resetkeys(u: User) -> None:
-    u.allkeys, u.keys = False, []
+def _resetkeys(s: Selector) -> None:
+    s.allkeys, s.keys = False, []
 
 
-def _allchannels(u: User) -> None:
-    u.allchannels, u.channels = True, []
+def _allchannels(s: Selector) -> None:
+    s.allchannels, s.channels = True, []
 
 
-def _resetchannels(u: User) -> None:
-    u.allchannels, u.channels = False, []
+def _resetchannels(s: Selector) -> None:
+    s.allchannels, s.channels = False, []
 
 
-def _allcommands(u: User) -> None:
-    u.commands, u.future = set(universe().every), True
+def _allcommands(s: Selector) -> None:
+    s.commands, s.future = set(universe().every), True
 
 
-def _nocommands(u: User) -> None:
-    u.commands, u.future = set(), False
+def _nocommands(s: Selector) -> None:
+    s.commands, s.future = set(), False
+
+
+def _clearselectors(u: User) -> None:
+    u.selectors = []
 
 
 def _reset(u: User) -> None:
-    for step in (_resetpass, _resetkeys, _resetchannels, _set_off, _nocommands):
-        step(u)
+    _resetpass(u)
+    _set_off(u)
+    u.root = Selector()
+    u.selectors = []
     u.sanitize = "sanitize-payload"
 
 
@@ -410,11 +488,12 @@ def _sanitize(u: User) -> None:
     u.sanitize = "sanitize-payload"
 
 
-_SIMPLE = {b"on": _set_on, b"off": _set_off, b"nopass": _nopass, b"resetpass": _resetpass,
-           b"allkeys": _allkeys, b"resetkeys": _resetkeys, b"allchannels": _allchannels,
-           b"resetchannels": _resetchannels, b"allcommands": _allcommands,
-           b"nocommands": _nocommands, b"reset": _reset,
-           b"skip-sanitize-payload": _skip_sanitize, b"sanitize-payload": _sanitize}
+_SELECTOR_RULES = {b"allkeys": _allkeys, b"resetkeys": _resetkeys,
+                   b"allchannels": _allchannels, b"resetchannels": _resetchannels,
+                   b"allcommands": _allcommands, b"nocommands": _nocommands}
+_USER_RULES = {b"on": _set_on, b"off": _set_off, b"nopass": _nopass, b"resetpass": _resetpass,
+               b"reset": _reset, b"clearselectors": _clearselectors,
+               b"skip-sanitize-payload": _skip_sanitize, b"sanitize-payload": _sanitize}
 
 
 class Users:
@@ -456,39 +535,3 @@ class Users:
         """New connections start authenticated as `default` (Redis: nopass and on)."""
         default = self.default
         return default.nopass and default.enabled
-
-
-#: Redis' acllog-max-len default; entries alike within this many ms are merged (Redis' 60 s)
-LOG_MAX_LEN = 128
-LOG_MERGE_MS = 60_000
-
-
-@dataclass(slots=True)
-class LogEntry:
-    """One ACL LOG entry: a refusal, counted again while it repeats."""
-
-    reason: str
-    context: str
-    object: bytes
-    username: bytes
-    created_ms: int
-    client_info: str
-    count: int = 1
-
-
-class AclLog:
-    """ACL LOG: newest first, alike entries merged as Redis' addACLLogEntry does."""
-
-    def __init__(self) -> None:
-        self.entries: list[LogEntry] = []
-
-    def add(self, entry: LogEntry) -> None:
-        for i, old in enumerate(self.entries):
-            if (old.reason, old.context, old.object, old.username) == (
-                    entry.reason, entry.context, entry.object, entry.username) and (
-                    entry.created_ms - old.created_ms < LOG_MERGE_MS):
-                entry.count = old.count + 1
-                del self.entries[i]
-                break
-        self.entries.insert(0, entry)
-        del self.entries[LOG_MAX_LEN:]

@@ -13,7 +13,7 @@ import secrets
 from typing import TYPE_CHECKING, Any
 
 from jobcached import redisconfig
-from jobcached.acl import CATEGORIES, RuleError, User, universe
+from jobcached.acl import CATEGORIES, RuleError, User, merge_selector_arguments, universe
 from jobcached.commands.aclcheck import denial
 from jobcached.commands.args import to_int
 from jobcached.commands.registry import (
@@ -47,6 +47,10 @@ def _text(raw: bytes) -> str:
 def parse_user(base: User, rules: list[bytes]) -> User:
     """`base` with the rules applied, on a copy (ACL SETUSER is all or nothing)."""
     user = base.copy()
+    try:
+        rules = merge_selector_arguments(rules)
+    except RuleError as exc:
+        raise CommandError(str(exc)) from None
     for rule in rules:
         try:
             user.apply_one(rule)
@@ -86,7 +90,9 @@ def acl_setuser(s: Session, argv: list[bytes]) -> Any:
     Create a user, or change one, by applying the rules from left to right (on, off, >password,
     <password, #hash, !hash, nopass, resetpass, +command, -command, +@category, -@category,
     allcommands, nocommands, ~pattern, %R~pattern, %W~pattern, allkeys, resetkeys, &channel,
-    allchannels, resetchannels, reset). A new user starts off, with no permissions.
+    allchannels, resetchannels, reset), `(...)` to add a selector (command, key and channel
+    rules that may allow a command on their own) and clearselectors. A new user starts off,
+    with no permissions.
 
     Reply: `OK`.
     Errors: `ERR Error in ACL SETUSER modifier '...': ...` (nothing is changed).
@@ -104,18 +110,23 @@ def acl_getuser(s: Session, argv: list[bytes]) -> Any:
     """ACL GETUSER username
 
     The rules of a user: flags, password hashes, command rules, key and channel patterns and
-    selectors (always empty here).
+    its selectors (each with its command rules, key and channel patterns).
 
     Reply: map; nil for an unknown user.
     """
     user = s.server.acl.users.get(argv[2])
     if user is None:
         return None
+    root = user.root
     return {b"flags": SetOf([f.encode() for f in user.flags()]),
             b"passwords": [h.encode() for h in user.passwords],
-            b"commands": user.describe_commands().encode(),
-            b"keys": user.describe_keys().encode(),
-            b"channels": user.describe_channels().encode(), b"selectors": []}
+            b"commands": root.describe_commands().encode(),
+            b"keys": root.describe_keys().encode(),
+            b"channels": root.describe_channels().encode(),
+            b"selectors": [{b"commands": sel.describe_commands().encode(),
+                            b"keys": sel.describe_keys().encode(),
+                            b"channels": sel.describe_channels().encode()}
+                           for sel in user.selectors]}
 
 
 @subcommand("ACL", "DELUSER", arity=-3, flags=ADMIN | LOADING | STALE)
@@ -298,7 +309,7 @@ def load_users(lines: list[str], path: str) -> dict[bytes, User]:
             raise CommandError(f"{path}:{number}: Duplicate user '{words[1]}' found")
         try:
             user = User(name)
-            user.apply(w.encode() for w in words[2:])
+            user.apply(merge_selector_arguments([w.encode() for w in words[2:]]))
         except RuleError as exc:
             raise CommandError(f"{path}:{number}: {exc}. ") from None
         users[name] = user

@@ -13,7 +13,8 @@ reads), then pub/sub channels; each refusal goes to ACL LOG.
 
 from __future__ import annotations
 
-from jobcached.acl import READ, WRITE, LogEntry, User
+from jobcached.acl import READ, WRITE, Selector, User
+from jobcached.acllog import LogEntry
 from jobcached.commands.commandinfo import keys_and_flags
 from jobcached.commands.registry import Command
 from jobcached.net.replies import ErrorReply
@@ -37,27 +38,48 @@ Denial = tuple[str, bytes]
 
 
 def denial(s: Session, user: User, cmd: Command, argv: list[bytes]) -> Denial | None:
-    """Why `user` may not run argv, or None when it may."""
-    if cmd not in user.commands:
-        return "command", cmd.fullname.encode()
-    if not user.allkeys:
+    """Why `user` may not run argv, or None when one of its selectors allows it all. Of the
+    selectors' refusals, Redis reports the most relevant: a channel before a key before the
+    command, and among equals the one at the later argument."""
+    worst: tuple[int, int, Denial] | None = None
+    for selector in user.all_selectors():
+        found = _selector_denial(s, selector, cmd, argv)
+        if found is None:
+            return None
+        if worst is None or found[:2] > worst[:2]:
+            worst = found
+    assert worst is not None
+    return worst[2]
+
+
+#: Redis' ACL_DENIED_* ranks, for picking the most relevant refusal
+_RANK = {"command": 1, "key": 2, "channel": 4}
+
+
+def _selector_denial(s: Session, selector: Selector, cmd: Command,
+                     argv: list[bytes]) -> tuple[int, int, Denial] | None:
+    """(rank, argument index, denial) of what the selector refuses, or None."""
+    if cmd not in selector.commands:
+        return _RANK["command"], 0, ("command", cmd.fullname.encode())
+    if not selector.allkeys:
         for index, flags in keys_and_flags(cmd, argv) or ():
             needed = (READ if "access" in flags else 0) | (
                 WRITE if _KEY_WRITES.intersection(flags) else 0)
-            if not user.key_allowed(argv[index], needed):
-                return "key", argv[index]
+            if not selector.key_allowed(argv[index], needed):
+                return _RANK["key"], index, ("key", argv[index])
         job_id = JOB_ID_COMMANDS.get(cmd.name)
         if job_id is not None:
             queue = _queue_of(s, argv, job_id[0])
-            if queue is not None and not user.key_allowed(queue, job_id[1]):
-                return "key", queue
-    if not user.allchannels:
+            if queue is not None and not selector.key_allowed(queue, job_id[1]):
+                return _RANK["key"], job_id[0], ("key", queue)
+    if not selector.allchannels:
         channels = CHANNEL_COMMANDS.get(cmd.name)
         if channels is not None and cmd.parent is None:
             first, many, patterns = channels
-            for channel in argv[first:] if many else argv[first:first + 1]:
-                if not user.channel_allowed(channel, patterns):
-                    return "channel", channel
+            last = len(argv) if many else first + 1
+            for index in range(first, last):
+                if not selector.channel_allowed(argv[index], patterns):
+                    return _RANK["channel"], index, ("channel", argv[index])
     return None
 
 

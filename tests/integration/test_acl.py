@@ -26,13 +26,16 @@ SETUSER_SEQUENCES = [
     ["+get", "+set", "-get", "+@hash", "-hget", "+config|get", "%W~w*", "%RW~rw*"],
     ["on", "#" + "a" * 64, ">x", "<x", "nopass", "reset", "on", "+@read", "resetkeys", "~k"],
     ["allcommands", "-@write", "+set", "nocommands", "+ping", "&*"],
+    ["on", "+get", "~a*", "(+set ~b* &c*)", "(", "+@hash", "%R~h*", ")", "()"],
+    ["(+get ~x)", "clearselectors", "(+@read %W~w)"],
 ]
 
 CATEGORIES = ("keyspace", "read", "write", "set", "sortedset", "list", "hash", "string",
               "bitmap", "hyperloglog", "geo", "stream", "pubsub", "admin", "fast", "slow",
               "blocking", "dangerous", "connection", "transaction", "scripting")
 
-BAD_RULES = ["foo", "+nosuch", "+@nosuch", "%X~a", "%~a", "#abc", "!" + "b" * 64, "<never",
+BAD_RULES = ["(+get", "(on)", "(+get) (x", "( +get", "(+nosuch)",
+             "foo", "+nosuch", "+@nosuch", "%X~a", "%~a", "#abc", "!" + "b" * 64, "<never",
              "-get|foo", "+client|foo", "~*", "allkeys ~x"]
 
 
@@ -43,12 +46,18 @@ def rules(text: bytes | str) -> tuple[list[str], list[str]]:
     return cats, sorted(w for w in words if w[1:2] != "@")
 
 
+def as_map(reply: Any) -> dict[Any, Any]:
+    if isinstance(reply, list):
+        return dict(zip(reply[::2], reply[1::2], strict=True))
+    return dict(reply)
+
+
 def getuser(reply: Any) -> dict[Any, Any]:
     """GETUSER as a dict whatever the protocol, its command rules made comparable."""
-    if isinstance(reply, list):
-        reply = dict(zip(reply[::2], reply[1::2], strict=True))
-    out = {k: (rules(v) if k == b"commands" else v) for k, v in reply.items()}
+    out = {k: (rules(v) if k == b"commands" else v) for k, v in as_map(reply).items()}
     out[b"flags"] = sorted(out[b"flags"])
+    out[b"selectors"] = [{k: (rules(v) if k == b"commands" else v)
+                          for k, v in as_map(sel).items()} for sel in out[b"selectors"]]
     return out
 
 
@@ -137,6 +146,13 @@ def test_dryrun_matches_redis(pair: Pair) -> None:
                  ["client", "list"], ["nosuch"], ["get"], ["client", "nosuch"]):
         pair.check("ACL", "DRYRUN", "w", *argv)
     pair.check("ACL", "DRYRUN", "nobody", "get", "a")
+    # selectors: any one may allow the whole command; else the most relevant refusal
+    pair.check("ACL", "SETUSER", "sel", "on", "+get", "+publish", "~a*", "(+set ~b* &c*)",
+               "(+@hash %R~h*)", "(+get ~x &*)")
+    for argv in (["set", "a", "1"], ["set", "b", "1"], ["get", "b"], ["get", "x"],
+                 ["hget", "a", "f"], ["hget", "h", "f"], ["hset", "h", "f", "v"],
+                 ["publish", "c1", "m"], ["publish", "d", "m"], ["lpush", "a", "1"]):
+        pair.check("ACL", "DRYRUN", "sel", *argv)
 
 
 def test_noperm_errors_and_acl_log_match_redis(pair: Pair, server: ServerProcess,
