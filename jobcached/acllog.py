@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-#: Redis' acllog-max-len default; entries alike within this many ms are merged (Redis' 60 s)
-LOG_MAX_LEN = 128
+#: entries alike within this many ms are merged (Redis' 60 s)
 LOG_MERGE_MS = 60_000
 
 
@@ -32,7 +31,8 @@ class AclLog:
     def __init__(self) -> None:
         self.entries: list[LogEntry] = []
 
-    def add(self, entry: LogEntry) -> None:
+    def add(self, entry: LogEntry, max_len: int) -> None:
+        """Log a refusal, keeping the newest `max_len` (Redis' acllog-max-len)."""
         for i, old in enumerate(self.entries):
             if (old.reason, old.context, old.object, old.username) == (
                     entry.reason, entry.context, entry.object, entry.username) and (
@@ -41,4 +41,4 @@ class AclLog:
                 del self.entries[i]
                 break
         self.entries.insert(0, entry)
-        del self.entries[LOG_MAX_LEN:]
+        del self.entries[max_len:]

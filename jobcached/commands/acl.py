@@ -66,10 +66,32 @@ def install(s: Session, user: User) -> None:
     old = server.acl.users.get(user.name)
     server.acl.users[user.name] = user
     if old is not None:
-        for client in server.clients.values():
-            if client.user is old:
-                client.user = user
-                client.refresh_permissions()
+        for client in list(server.clients.values()):
+            if client.user is not old:
+                continue
+            client.user = user
+            client.refresh_permissions()
+            if client.subscribed and not _may_stay_subscribed(client, user):
+                _close(s, client)
+
+
+def _may_stay_subscribed(client: Session, user: User) -> bool:
+    """Whether the new rules still allow every channel and pattern the client listens to
+    (Redis 7.0 disconnects it otherwise: ACLKillPubsubClientsIfNeeded)."""
+    selectors = user.all_selectors()
+    if any(sel.allchannels for sel in selectors):
+        return True
+    channels = [*client.sub_channels, *client.sub_shard_channels]
+    return (all(any(sel.channel_allowed(c, False) for sel in selectors) for c in channels)
+            and all(any(sel.channel_allowed(p, True) for sel in selectors)
+                    for p in client.sub_patterns))
+
+
+def _close(s: Session, client: Session) -> None:
+    if client is s:
+        client.conn.close_after_reply()
+    else:
+        client.conn.abort()
 
 
 def kill_clients_of(s: Session, user: User) -> None:
@@ -77,10 +99,7 @@ def kill_clients_of(s: Session, user: User) -> None:
     for client in list(s.server.clients.values()):
         if client.user is user:
             client.login(s.server.acl.default, False)
-            if client is s:
-                client.conn.close_after_reply()
-            else:
-                client.conn.abort()
+            _close(s, client)
 
 
 @subcommand("ACL", "SETUSER", arity=-3, flags=ADMIN | LOADING | STALE)

@@ -13,6 +13,7 @@ reads), then pub/sub channels; each refusal goes to ACL LOG.
 
 from __future__ import annotations
 
+from jobcached import redisconfig
 from jobcached.acl import READ, WRITE, Selector, User
 from jobcached.acllog import LogEntry
 from jobcached.commands.commandinfo import keys_and_flags
@@ -116,9 +117,11 @@ def log_denial(s: Session, reason: str, context: str, obj: bytes,
                username: bytes | None = None) -> None:
     """Add an ACL LOG entry for a refusal (or a failed AUTH, reason `auth`)."""
     server = s.server
+    max_len = int(server.config.redis_params.get("acllog-max-len",
+                                                 redisconfig.default("acllog-max-len")))
     server.acl.log.add(LogEntry(reason, context, obj,
                                 s.user.name if username is None else username,
-                                server.clock.now_ms(), s.describe()))
+                                server.clock.now_ms(), s.describe()), max_len)
 
 
 def check(s: Session, cmd: Command, argv: list[bytes], context: str) -> ErrorReply | None:

@@ -199,6 +199,19 @@ def test_channel_refusals_match_redis(pair: Pair, server: ServerProcess,
         assert ours.recv_line() == theirs.recv_line(), line
 
 
+def test_revoking_a_channel_disconnects_its_subscribers(server: ServerProcess) -> None:
+    admin = server.client()
+    admin.acl_setuser("listener", enabled=True, passwords=["+pw"], commands=["+@pubsub"],
+                      channels=["news", "sport"])
+    raw = RawClient(server.port)
+    raw.transcript(b"AUTH listener pw\r\nSUBSCRIBE news\r\n",
+                   b"+OK\r\n*3\r\n$9\r\nsubscribe\r\n$4\r\nnews\r\n:1\r\n")
+    admin.execute_command("ACL", "SETUSER", "listener", "resetchannels", "&sport")
+    assert raw.recv_until_closed() == b""
+    admin.acl_deluser("listener")
+    admin.close()
+
+
 def test_auth_and_hello_auth_with_users_match_redis(pair: Pair, server: ServerProcess,
                                                     redis_server: RedisServerProcess) -> None:
     pair.check("ACL", "SETUSER", "u", "on", ">secret", "+@all", "~*")
