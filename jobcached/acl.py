@@ -20,11 +20,11 @@ import hashlib
 import hmac
 import sys
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from jobcached.acllog import AclLog
-from jobcached.cache.glob import glob_match
+from jobcached.cache.glob import Glob, compile_glob, glob_match
 
 if TYPE_CHECKING:
     from jobcached.commands.registry import Command
@@ -93,6 +93,11 @@ def universe() -> _Universe:
 class KeyPattern:
     pattern: bytes
     perms: int
+    #: compiled once: every checked command of the user matches its keys against it
+    glob: Glob = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.glob = compile_glob(self.pattern)
 
     def describe(self) -> str:
         prefix = {RW: "~", READ: "%R~", WRITE: "%W~"}[self.perms]
@@ -191,7 +196,7 @@ class Selector:
     def key_allowed(self, key: bytes, needed: int) -> bool:
         if self.allkeys:
             return True
-        return any(p.perms & needed == needed and glob_match(p.pattern, key) for p in self.keys)
+        return any(p.perms & needed == needed and p.glob.match(key) for p in self.keys)
 
     def channel_allowed(self, channel: bytes, is_pattern: bool) -> bool:
         if self.allchannels:

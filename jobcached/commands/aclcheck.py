@@ -16,7 +16,9 @@ from __future__ import annotations
 from jobcached import redisconfig
 from jobcached.acl import READ, WRITE, Selector, User
 from jobcached.acllog import LogEntry
-from jobcached.commands.commandinfo import keys_and_flags
+from jobcached.commands.commandinfo import variable_flags
+from jobcached.commands.docs import key_specs
+from jobcached.commands.keyspec import KeySpec
 from jobcached.commands.registry import Command
 from jobcached.net.replies import ErrorReply
 from jobcached.net.session import Session
@@ -42,14 +44,15 @@ def denial(s: Session, user: User, cmd: Command, argv: list[bytes]) -> Denial | 
     """Why `user` may not run argv, or None when one of its selectors allows it all. Of the
     selectors' refusals, Redis reports the most relevant: a channel before a key before the
     command, and among equals the one at the later argument."""
-    worst: tuple[int, int, Denial] | None = None
-    for selector in user.all_selectors():
+    worst = _selector_denial(s, user.root, cmd, argv)
+    if worst is None:
+        return None
+    for selector in user.selectors:
         found = _selector_denial(s, selector, cmd, argv)
         if found is None:
             return None
-        if worst is None or found[:2] > worst[:2]:
+        if found[:2] > worst[:2]:
             worst = found
-    assert worst is not None
     return worst[2]
 
 
@@ -63,11 +66,15 @@ def _selector_denial(s: Session, selector: Selector, cmd: Command,
     if cmd not in selector.commands:
         return _RANK["command"], 0, ("command", cmd.fullname.encode())
     if not selector.allkeys:
-        for index, flags in keys_and_flags(cmd, argv) or ():
-            needed = (READ if "access" in flags else 0) | (
-                WRITE if _KEY_WRITES.intersection(flags) else 0)
-            if not selector.key_allowed(argv[index], needed):
-                return _RANK["key"], index, ("key", argv[index])
+        for spec, needed in _key_plan(cmd):
+            indexes = spec.find(argv)
+            if indexes is None:  # arguments the command itself will refuse: no keys
+                break
+            if needed is None:
+                needed = _needed(variable_flags(cmd, argv) or spec.flags)
+            for index in indexes:
+                if not selector.key_allowed(argv[index], needed):
+                    return _RANK["key"], index, ("key", argv[index])
         job_id = JOB_ID_COMMANDS.get(cmd.name)
         if job_id is not None:
             queue = _queue_of(s, argv, job_id[0])
@@ -82,6 +89,27 @@ def _selector_denial(s: Session, selector: Selector, cmd: Command,
                 if not selector.channel_allowed(argv[index], patterns):
                     return _RANK["channel"], index, ("channel", argv[index])
     return None
+
+
+#: command -> its key specs with the access each needs (None: it depends on the arguments)
+_PLANS: dict[Command, tuple[tuple[KeySpec, int | None], ...]] = {}
+
+
+def _key_plan(cmd: Command) -> tuple[tuple[KeySpec, int | None], ...]:
+    """The command's key specs, read once (Redis' table is JSON: parsing it per call would
+    cost more than the check)."""
+    plan = _PLANS.get(cmd)
+    if plan is None:
+        plan = _PLANS[cmd] = tuple(
+            (spec, None if "variable_flags" in spec.flags else _needed(spec.flags))
+            for spec in key_specs(cmd) if "not_key" not in spec.flags)
+    return plan
+
+
+def _needed(flags: tuple[str, ...]) -> int:
+    """The access key-spec flags ask for: `access` reads, `insert` / `update` / `delete`
+    write."""
+    return (READ if "access" in flags else 0) | (WRITE if _KEY_WRITES.intersection(flags) else 0)
 
 
 def _queue_of(s: Session, argv: list[bytes], index: int) -> bytes | None:
