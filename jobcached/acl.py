@@ -116,10 +116,14 @@ class Selector:
         self.keys: list[KeyPattern] = []
         self.allchannels = False
         self.channels: list[bytes] = []
+        #: Redis' first-arg rules (`+select|0`): a command not allowed as a whole, allowed
+        #: with one of these first arguments (compared without case)
+        self.firstargs: dict[Command, list[bytes]] = {}
 
     def copy(self) -> Selector:
         other = Selector()
         other.commands, other.future = set(self.commands), self.future
+        other.firstargs = {cmd: list(args) for cmd, args in self.firstargs.items()}
         other.allkeys = self.allkeys
         other.keys = [KeyPattern(k.pattern, k.perms) for k in self.keys]
         other.allchannels, other.channels = self.allchannels, list(self.channels)
@@ -181,15 +185,42 @@ class Selector:
             self.channels.append(pattern)
 
     def _change_commands(self, name: bytes, allow: bool) -> None:
+        parent_name, bar, first_arg = name.partition(b"|")
+        if bar and first_arg and allow:
+            cmd = lookup(parent_name)
+            if cmd is not None and not cmd.subcommands:
+                self._allow_first_arg(cmd, first_arg)
+                return
+        if bar and not first_arg:
+            raise RuleError("Syntax error")
         found = _commands_named(name)
         if found is None:
             raise RuleError(UNKNOWN_NAME)
         if name.lower() == b"@all":
             self.future = allow
+            self.firstargs.clear()
+        else:
+            for cmd in found:
+                self.firstargs.pop(cmd, None)
         if allow:
             self.commands |= found
         else:
             self.commands -= found
+
+    def _allow_first_arg(self, cmd: Command, first_arg: bytes) -> None:
+        """`+select|0`: nothing to add when the whole command is allowed already."""
+        if cmd in self.commands:
+            return
+        args = self.firstargs.setdefault(cmd, [])
+        if first_arg.lower() not in (a.lower() for a in args):
+            args.append(first_arg)
+
+    def command_allowed(self, cmd: Command, argv: list[bytes]) -> bool:
+        if cmd in self.commands:
+            return True
+        args = self.firstargs.get(cmd)
+        return (args is not None and len(argv) >= 2
+                and argv[1].lower() in (a.lower() for a in args))
 
     # --------------------------------------------------------------- checks
 
@@ -254,6 +285,9 @@ class Selector:
             _describe_single(cmd, self.commands, fake, rules)
             for sub in sorted(cmd.subcommands.values(), key=lambda c: c.name):
                 _describe_single(sub, self.commands, fake, rules)
+            if cmd not in self.commands:
+                rules += [f"+{cmd.fullname}|{a.decode('utf-8', 'surrogateescape')}"
+                          for a in self.firstargs.get(cmd, ())]
         return " ".join(rules)
 
     def describe(self) -> str:
@@ -412,11 +446,15 @@ def _checked_hash(raw: bytes) -> str:
     return text
 
 
+def lookup(name: bytes) -> Command | None:
+    from jobcached.commands.registry import lookup as registry_lookup
+
+    return registry_lookup(name)
+
+
 def _commands_named(name: bytes) -> frozenset[Command] | None:
     """The rows `+name` / `-name` change: a category's members, a command with its
     subcommands, or one subcommand (`client|id`); None for an unknown name."""
-    from jobcached.commands.registry import lookup
-
     table = universe()
     lower = name.lower().decode("latin-1")
     if lower.startswith("@"):
@@ -467,10 +505,12 @@ def _resetchannels(s: Selector) -> None:
 
 def _allcommands(s: Selector) -> None:
     s.commands, s.future = set(universe().every), True
+    s.firstargs.clear()
 
 
 def _nocommands(s: Selector) -> None:
     s.commands, s.future = set(), False
+    s.firstargs.clear()
 
 
 def _clearselectors(u: User) -> None:

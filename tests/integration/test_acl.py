@@ -28,13 +28,16 @@ SETUSER_SEQUENCES = [
     ["allcommands", "-@write", "+set", "nocommands", "+ping", "&*"],
     ["on", "+get", "~a*", "(+set ~b* &c*)", "(", "+@hash", "%R~h*", ")", "()"],
     ["(+get ~x)", "clearselectors", "(+@read %W~w)"],
+    ["+select|0", "+select|1", "+debug|object", "+select|A", "(+select|3)"],
+    ["+@all", "+select|0", "-select", "+select|0", "+@keyspace"],
+    ["+select|0", "+select"],
 ]
 
 CATEGORIES = ("keyspace", "read", "write", "set", "sortedset", "list", "hash", "string",
               "bitmap", "hyperloglog", "geo", "stream", "pubsub", "admin", "fast", "slow",
               "blocking", "dangerous", "connection", "transaction", "scripting")
 
-BAD_RULES = ["(+get", "(on)", "(+get) (x", "( +get", "(+nosuch)",
+BAD_RULES = ["(+get", "(on)", "(+get) (x", "( +get", "(+nosuch)", "+get|", "-select|0",
              "foo", "+nosuch", "+@nosuch", "%X~a", "%~a", "#abc", "!" + "b" * 64, "<never",
              "-get|foo", "+client|foo", "~*", "allkeys ~x"]
 
@@ -153,6 +156,9 @@ def test_dryrun_matches_redis(pair: Pair) -> None:
                  ["hget", "a", "f"], ["hget", "h", "f"], ["hset", "h", "f", "v"],
                  ["publish", "c1", "m"], ["publish", "d", "m"], ["lpush", "a", "1"]):
         pair.check("ACL", "DRYRUN", "sel", *argv)
+    pair.check("ACL", "SETUSER", "first", "on", "+select|0", "+select|A")
+    for argv in (["select", "0"], ["select", "a"], ["select", "2"]):
+        pair.check("ACL", "DRYRUN", "first", *argv)
 
 
 def test_noperm_errors_and_acl_log_match_redis(pair: Pair, server: ServerProcess,
