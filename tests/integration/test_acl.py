@@ -161,6 +161,25 @@ def test_dryrun_matches_redis(pair: Pair) -> None:
         pair.check("ACL", "DRYRUN", "first", *argv)
 
 
+#: one command line from each corner of the table, for the category x command matrix
+MATRIX_COMMANDS = [["get", "k"], ["set", "k", "v"], ["del", "k"], ["hget", "h", "f"],
+                   ["lpush", "l", "x"], ["sadd", "s", "m"], ["zadd", "z", "1", "m"],
+                   ["xadd", "x", "*", "f", "v"], ["setbit", "b", "1", "1"], ["pfadd", "p", "e"],
+                   ["geoadd", "g", "1", "1", "m"], ["publish", "c", "m"], ["blpop", "l", "0"],
+                   ["flushall"], ["config", "get", "x"], ["client", "id"], ["multi"],
+                   ["eval", "return 1", "0"], ["keys", "*"], ["ping"], ["debug", "object", "k"]]
+
+
+def test_category_matrix_matches_redis(pair: Pair) -> None:
+    for category in CATEGORIES:
+        pair.check("ACL", "SETUSER", "m", "reset", "on", "~*", "&*", f"+@{category}")
+        for argv in MATRIX_COMMANDS:
+            pair.check("ACL", "DRYRUN", "m", *argv)
+        pair.check("ACL", "SETUSER", "m", "reset", "on", "~*", "&*", "+@all", f"-@{category}")
+        for argv in MATRIX_COMMANDS:
+            pair.check("ACL", "DRYRUN", "m", *argv)
+
+
 def test_noperm_errors_and_acl_log_match_redis(pair: Pair, server: ServerProcess,
                                                redis_server: RedisServerProcess) -> None:
     pair.check("ACL", "SETUSER", "w", "on", ">p", "+get", "+set", "+publish", "+multi",
