@@ -63,7 +63,8 @@ _RANK = {"command": 1, "key": 2, "channel": 4}
 def _selector_denial(s: Session, selector: Selector, cmd: Command,
                      argv: list[bytes]) -> tuple[int, int, Denial] | None:
     """(rank, argument index, denial) of what the selector refuses, or None."""
-    if not selector.command_allowed(cmd, argv):
+    # Commands allowed before AUTH (AUTH, HELLO, QUIT, RESET) are never refused, as Redis.
+    if cmd.needs_auth and not selector.command_allowed(cmd, argv):
         return _RANK["command"], 0, ("command", cmd.fullname.encode())
     if not selector.allkeys:
         for spec, needed in _key_plan(cmd):

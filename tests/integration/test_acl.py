@@ -149,6 +149,8 @@ def test_dryrun_matches_redis(pair: Pair) -> None:
                  ["client", "list"], ["nosuch"], ["get"], ["client", "nosuch"]):
         pair.check("ACL", "DRYRUN", "w", *argv)
     pair.check("ACL", "DRYRUN", "nobody", "get", "a")
+    for argv in (["hello", "3"], ["auth", "a", "b"], ["quit"], ["reset"], ["ping"]):
+        pair.check("ACL", "DRYRUN", "w", *argv)
     # selectors: any one may allow the whole command; else the most relevant refusal
     pair.check("ACL", "SETUSER", "sel", "on", "+get", "+publish", "~a*", "(+set ~b* &c*)",
                "(+@hash %R~h*)", "(+get ~x &*)")
