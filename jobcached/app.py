@@ -33,6 +33,7 @@ import uvloop
 from jobcached import __version__
 from jobcached.archiving import ARCHIVE_INTERVAL_SECONDS, Archiver
 from jobcached.clock import Clock, SystemClock
+from jobcached.commands.acl import load_at_start
 from jobcached.commands.functions import restore_functions
 from jobcached.commands.registry import load_all
 from jobcached.config import Config
@@ -164,6 +165,7 @@ class App:
         await self._start_http()
         await self._open_jobs(loop)
         restore_functions(self.state, str(Path(config.dir) / persisted.FILE_NAME))
+        load_at_start(self.state)
         self.state.loading = False
         self.state.request_shutdown = self.request_stop
         self.state.tracking.call_soon = loop.call_soon  # BCAST invalidations: once per iteration

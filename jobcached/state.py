@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from jobcached import notify
+from jobcached.acl import Users
 from jobcached.cache.databases import Databases
 from jobcached.cache.hotkeys import HotKeys
 from jobcached.cache.leases import Leases
@@ -170,6 +171,8 @@ class ServerState:
     #: where FUNCTION LOAD / DELETE / FLUSH / RESTORE save the libraries (set by the app at
     #: start; None: not saved, as in unit tests)
     functions_path: str | None = None
+    #: ACL users (requirepass is the default user's password) and ACL LOG
+    acl: Users = field(default_factory=Users)
 
     def __post_init__(self) -> None:
         self.started_ms = self.last_save_ms = self.clock.now_ms()
@@ -200,6 +203,9 @@ class ServerState:
         self.tracking.max_keys = config.tracking_table_max_keys
         self.latency.configure(self.config.latency_monitor_threshold)
         self.notable_us = min(self.slowlog.threshold_us, self.latency.threshold_us)
+        if self.acl.set_requirepass(config.requirepass):
+            for client in self.clients.values():
+                client.refresh_permissions()
         top_k = config.hotkey_top_k
         if not top_k:
             self.hot_keys = None

@@ -141,7 +141,7 @@ def _target(argv: list[bytes]) -> Command:
     return cmd
 
 
-def _variable_flags(cmd: Command, argv: list[bytes]) -> tuple[str, ...] | None:
+def variable_flags(cmd: Command, argv: list[bytes]) -> tuple[str, ...] | None:
     """Key flags of the commands whose spec says `variable_flags`: they depend on options
     (Redis' setGetKeys and bitfieldGetKeys)."""
     if cmd.fullname == "set":
@@ -177,7 +177,7 @@ def keys_and_flags(cmd: Command, argv: list[bytes]) -> list[tuple[int, tuple[str
         indexes = spec.find(argv)
         if indexes is None:
             return None
-        flags = _variable_flags(cmd, argv) if "variable_flags" in spec.flags else None
+        flags = variable_flags(cmd, argv) if "variable_flags" in spec.flags else None
         found.extend((i, flags or spec.flags) for i in indexes)
     return found
 

@@ -6,10 +6,10 @@ These change or describe the calling connection only; their replies and errors f
 
 from __future__ import annotations
 
-import hmac
 from typing import Any
 
 from jobcached import REDIS_COMPAT_VERSION, __version__
+from jobcached.commands.aclcheck import log_denial
 from jobcached.commands.args import Args, to_int
 from jobcached.commands.registry import (
     ADMIN,
@@ -59,34 +59,29 @@ def echo(s: Session, argv: list[bytes]) -> bytes:
 
 
 def _check_password(s: Session, username: bytes, password: bytes) -> None:
-    """Authenticate s as the default user, or raise the error Redis gives."""
-    required = s.server.config.requirepass
-    if not required:  # the default user is `nopass`: any password is accepted, as in Redis
-        if username == b"default":
-            s.authenticated = True
-            return
+    """Authenticate s as `username`, or raise the error Redis gives (and log it in ACL LOG)."""
+    user = s.server.acl.authenticate(username, password)
+    if user is None:
         s.server.stats.auth_failures += 1
+        log_denial(s, "auth", "toplevel", b"AUTH", username)
         raise CommandError(WRONGPASS, code="WRONGPASS")
-    if username != b"default" or not hmac.compare_digest(password, required.encode()):
-        s.server.stats.auth_failures += 1
-        raise CommandError(WRONGPASS, code="WRONGPASS")
-    s.authenticated = True
+    s.login(user)
 
 
 @command("AUTH", arity=-2, flags=NOAUTH | LOADING | STALE | FAST | ALLOW_BUSY, group="connection")
 def auth(s: Session, argv: list[bytes]) -> Any:
     """AUTH [username] password
 
-    Authenticate the connection (the only user is `default`).
+    Authenticate the connection as an ACL user (`default` when no username is given).
 
     Reply: `OK`.
-    Errors: `WRONGPASS` for a wrong password or another user; with no password configured,
-    `default` takes any password and the one-argument form is an `ERR`, as in Redis.
+    Errors: `WRONGPASS` for an unknown or disabled user or a wrong password; when the default
+    user is `nopass`, the one-argument form is an `ERR`, as in Redis.
     """
     if len(argv) > 3:
         raise SyntaxErr()
     username = argv[1] if len(argv) == 3 else b"default"
-    if len(argv) == 2 and not s.server.config.requirepass:
+    if len(argv) == 2 and s.server.acl.default.nopass:
         raise CommandError(NO_PASSWORD_CONFIGURED)
     _check_password(s, username, argv[-1])
     return OK
@@ -311,7 +306,9 @@ def client_kill(s: Session, argv: list[bytes]) -> Any:
         elif option == b"LADDR":
             clients = [c for c in clients if c.laddr.encode() == value]
         elif option == b"USER":
-            clients = clients if value == b"default" else []
+            if value not in s.server.acl.users:
+                raise CommandError(f"No such user '{value.decode(errors='replace')}'")
+            clients = [c for c in clients if c.user.name == value]
         elif option == b"TYPE":
             clients = [c for c in clients if _client_type(c) == value.upper()]
         elif option == b"SKIPME":

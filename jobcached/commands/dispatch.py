@@ -1,8 +1,9 @@
 """Run one command: look it up, apply the table's policy, call the handler, count it.
 
 The checks happen in Redis' `processCommand` order, with Redis 7's exact error texts: unknown
-command or subcommand, then arity, then authentication. Handlers raise `CommandError`; this is
-where an exception becomes an `ErrorReply` value, so handlers never build error bytes.
+command or subcommand, then arity, then authentication, then ACL permissions (aclcheck.py).
+Handlers raise `CommandError`; this is where an exception becomes an `ErrorReply` value, so
+handlers never build error bytes.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import logging
 from time import perf_counter_ns
 from typing import Any
 
+from jobcached.commands.aclcheck import check as acl_check
 from jobcached.commands.monitor import FEED_FIRST, feed, refuse_in_monitor_mode
 from jobcached.commands.registry import COMMANDS, Command, Flag
 from jobcached.commands.tracking import remember_read
@@ -71,7 +73,8 @@ def resolve(argv: list[bytes]) -> Command | ErrorReply:
 def execute(s: Session, argv: list[bytes]) -> Any:
     """Run argv for session s and return its reply value (never raises CommandError).
 
-    The common case, a known command with a valid argument count from an authenticated client
+    The common case, a known command with a valid argument count from a client authenticated
+    as a user that may run anything (`unchecked`: the default user, unless ACL rules limit it),
     outside MULTI and subscribe mode, with no CLIENT PAUSE or MONITOR in force (`gated`),
     passes every check below by definition, so it goes straight to `call`; anything else
     takes `_execute_checked`, which finds the right error.
@@ -85,7 +88,7 @@ def execute(s: Session, argv: list[bytes]) -> Any:
             server.count_error("BUSY")
             return refused
     cmd = COMMANDS.get(argv[0])
-    if (cmd is not None and cmd.min_argc <= len(argv) <= cmd.max_argc and s.authenticated
+    if (cmd is not None and cmd.min_argc <= len(argv) <= cmd.max_argc and s.unchecked
             and not server.gated and s.multi is None and not s.sub_channels and not s.sub_patterns
             and not s.sub_shard_channels):
         s.last_command = cmd.fullname
@@ -110,6 +113,12 @@ def _execute_checked(s: Session, argv: list[bytes]) -> Any:
         stats.total_error_replies += 1
         s.server.count_error(NoAuthError.code)
         return ErrorReply(NoAuthError().wire)
+    if not s.unchecked and s.authenticated:
+        refused = acl_check(s, cmd, argv, "multi" if s.multi is not None else "toplevel")
+        if refused is not None:
+            if s.multi is not None:
+                s.multi_error = True
+            return refused
     if (s.subscribed and not s.resp3
             and (cmd.parent is not None or cmd.name not in SUBSCRIBE_MODE_COMMANDS)):
         cmd.rejected_calls += 1

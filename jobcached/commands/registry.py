@@ -225,6 +225,7 @@ def lookup(name: bytes) -> Command | None:
 def load_all() -> None:
     """Import every command module so that their decorators fill the table."""
     from jobcached.commands import (  # noqa: F401
+        acl,
         batches,
         bitmaps,
         commandinfo,

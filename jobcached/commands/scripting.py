@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 from jobcached import REDIS_COMPAT_VERSION
 from jobcached.commands import blocking
+from jobcached.commands.aclcheck import script_check
 from jobcached.commands.dispatch import call
 from jobcached.commands.registry import (
     ALLOW_BUSY,
@@ -184,6 +185,11 @@ class Scripting:
         refusal, writes, job = policy
         if refusal is not None:
             return refusal
+        caller = self.server.current_client
+        if caller is not None and not caller.unchecked:
+            refused = script_check(caller, cmd, argv)
+            if refused is not None:
+                return refused
         first_option = BLOCK_OPTION_COMMANDS.get(cmd.name)
         if first_option is not None and _blocks(argv, first_option):
             return ErrorReply(f"ERR {cmd.fullname} command is not allowed with BLOCK option "

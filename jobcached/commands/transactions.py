@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from jobcached.commands import blocking
+from jobcached.commands.aclcheck import check as acl_check
 from jobcached.commands.dispatch import call, resolve
 from jobcached.commands.registry import (
     ALLOW_BUSY,
@@ -20,7 +21,6 @@ from jobcached.commands.registry import (
     LOADING,
     NO_MULTI,
     STALE,
-    Command,
     command,
 )
 from jobcached.errors import CommandError
@@ -93,18 +93,18 @@ def exec_(s: Session, argv: list[bytes]) -> Any:
     with blocking.atomic(s.server):
         for queued_argv in queued:
             cmd = resolve(queued_argv)
-            reply = cmd if isinstance(cmd, ErrorReply) else call(s, _as_command(cmd),
-                                                                 queued_argv)
+            if isinstance(cmd, ErrorReply):
+                reply = cmd
+            else:
+                # The user's rules may have changed since the command was queued (Redis
+                # checks again at EXEC).
+                refused = None if s.unchecked else acl_check(s, cmd, queued_argv, "multi")
+                reply = refused if refused is not None else call(s, cmd, queued_argv)
             if isinstance(reply, Deferred) and reply.blocking:
                 reply.cancel()  # a blocking job command (JOB.FETCH BLOCK) does not block here
                 reply = NULL_ARRAY
             replies.append(reply)
     return _when_resolved(replies)
-
-
-def _as_command(cmd: Command | ErrorReply) -> Command:
-    assert isinstance(cmd, Command)
-    return cmd
 
 
 def _when_resolved(replies: list[Any]) -> Any:

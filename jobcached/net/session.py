@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from jobcached.net.replies import Deferred, Push
 
 if TYPE_CHECKING:
+    from jobcached.acl import User
     from jobcached.cache.keyspace import Keyspace
     from jobcached.state import ServerState
     from jobcached.tracking import ClientTracking
@@ -76,7 +77,11 @@ class Session:
         self.lib_name = b""
         self.lib_ver = b""
         self.resp3 = False
-        self.authenticated = not server.config.requirepass
+        #: the ACL user (jobcached/acl.py) and whether it authenticated; `unchecked`: both
+        #: true and the user may run anything, so dispatch's fast path skips every check
+        self.user: User = server.acl.default
+        self.authenticated = server.acl.open_to_new_connections()
+        self.unchecked = self.authenticated and self.user.unrestricted
         self.created_ms = server.clock.monotonic_ms()
         self.last_interaction_ms = self.created_ms
         #: "on", "off", or "skip" (skip the next reply only), as CLIENT REPLY sets it
@@ -165,8 +170,18 @@ class Session:
         self.server.tracking.disable(self)
         self.name = b""
         self.resp3 = False
-        self.authenticated = not self.server.config.requirepass
+        self.login(self.server.acl.default, self.server.acl.open_to_new_connections())
         self.reply_mode = "on"
+
+    def login(self, user: User, authenticated: bool = True) -> None:
+        """AUTH / HELLO AUTH succeeded (or RESET): act as `user` from now on."""
+        self.user = user
+        self.authenticated = authenticated
+        self.refresh_permissions()
+
+    def refresh_permissions(self) -> None:
+        """The user's rules changed (ACL SETUSER, CONFIG SET requirepass)."""
+        self.unchecked = self.authenticated and self.user.unrestricted
 
     def age_seconds(self) -> int:
         return (self.server.clock.monotonic_ms() - self.created_ms) // 1000
@@ -220,7 +235,7 @@ class Session:
             "rbs": 0, "rbp": 0, "obl": obl, "oll": -(-omem // REPLY_CHUNK_BYTES),
             "omem": omem, "tot-mem": qbuf + pending + multi_mem,
             "events": "rw" if pending else "r", "cmd": self.last_command.lower(),
-            "user": "default",
+            "user": self.user.name.decode(errors="replace"),
             "redir": tracking.redirect if tracking is not None and tracking.on else -1,
             "resp": 3 if self.resp3 else 2,
         }

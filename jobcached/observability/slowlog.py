@@ -3,8 +3,8 @@
 Redis' SLOWLOG, with its reply shape and its bounds: at most `slowlog-max-len` entries (the
 oldest are dropped), and each entry keeps a bounded copy of the arguments (32 of them, each cut
 to 128 bytes with a note saying how much was cut), so a slow `SET` of a 500 MB value costs a few
-hundred bytes here. Passwords are never kept: AUTH, HELLO ... AUTH and CONFIG SET requirepass
-log `(redacted)` in their place.
+hundred bytes here. Passwords are never kept: AUTH, HELLO ... AUTH, ACL SETUSER and CONFIG SET
+requirepass log `(redacted)` in their place.
 
 The dispatcher checks `duration_us >= threshold_us` on every call (one comparison); this module
 runs only for the commands that pass it.
@@ -59,6 +59,8 @@ def redacted(fullname: str, argv: list[bytes]) -> list[bytes]:
     """argv with secrets replaced by REDACTED."""
     if fullname == "auth":
         return [argv[0], *[REDACTED] * (len(argv) - 1)]
+    if fullname == "acl|setuser":  # the user name and every rule, as Redis 7.0
+        return [*argv[:2], *[REDACTED] * (len(argv) - 2)]
     if fullname == "hello":
         out = list(argv)
         for i, arg in enumerate(argv):

@@ -21,6 +21,8 @@ def test_arguments_are_bounded_as_redis_does() -> None:
 
 def test_passwords_are_redacted() -> None:
     assert redacted("auth", [b"AUTH", b"user", b"pw"]) == [b"AUTH", b"(redacted)", b"(redacted)"]
+    assert redacted("acl|setuser", [b"ACL", b"SETUSER", b"u", b">pw"]) == [
+        b"ACL", b"SETUSER", b"(redacted)", b"(redacted)"]
     assert redacted("hello", [b"HELLO", b"3", b"AUTH", b"u", b"pw", b"SETNAME", b"n"]) == [
         b"HELLO", b"3", b"AUTH", b"(redacted)", b"(redacted)", b"SETNAME", b"n"]
     assert redacted("config|set", [b"CONFIG", b"SET", b"requirepass", b"pw", b"timeout",
