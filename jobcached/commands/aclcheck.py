@@ -19,7 +19,7 @@ from jobcached.acllog import LogEntry
 from jobcached.commands.commandinfo import variable_flags
 from jobcached.commands.docs import key_specs
 from jobcached.commands.keyspec import KeySpec
-from jobcached.commands.registry import Command
+from jobcached.commands.registry import Command, lookup
 from jobcached.net.replies import ErrorReply
 from jobcached.net.session import Session
 
@@ -40,15 +40,17 @@ _KEY_WRITES = frozenset({"insert", "update", "delete"})
 Denial = tuple[str, bytes]
 
 
-def denial(s: Session, user: User, cmd: Command, argv: list[bytes]) -> Denial | None:
+def denial(s: Session, user: User, cmd: Command, argv: list[bytes],
+           archived_queue: bytes | None = None) -> Denial | None:
     """Why `user` may not run argv, or None when one of its selectors allows it all. Of the
     selectors' refusals, Redis reports the most relevant: a channel before a key before the
-    command, and among equals the one at the later argument."""
-    worst = _selector_denial(s, user.root, cmd, argv)
+    command, and among equals the one at the later argument. `archived_queue`: the queue of
+    the job argv names when only the archive knows it (see `archived_job_refusal`)."""
+    worst = _selector_denial(s, user.root, cmd, argv, archived_queue)
     if worst is None:
         return None
     for selector in user.selectors:
-        found = _selector_denial(s, selector, cmd, argv)
+        found = _selector_denial(s, selector, cmd, argv, archived_queue)
         if found is None:
             return None
         if found[:2] > worst[:2]:
@@ -60,8 +62,8 @@ def denial(s: Session, user: User, cmd: Command, argv: list[bytes]) -> Denial | 
 _RANK = {"command": 1, "key": 2, "channel": 4}
 
 
-def _selector_denial(s: Session, selector: Selector, cmd: Command,
-                     argv: list[bytes]) -> tuple[int, int, Denial] | None:
+def _selector_denial(s: Session, selector: Selector, cmd: Command, argv: list[bytes],
+                     archived_queue: bytes | None) -> tuple[int, int, Denial] | None:
     """(rank, argument index, denial) of what the selector refuses, or None."""
     # Commands allowed before AUTH (AUTH, HELLO, QUIT, RESET) are never refused, as Redis.
     if cmd.needs_auth and not selector.command_allowed(cmd, argv):
@@ -78,7 +80,7 @@ def _selector_denial(s: Session, selector: Selector, cmd: Command,
                     return _RANK["key"], index, ("key", argv[index])
         job_id = JOB_ID_COMMANDS.get(cmd.name)
         if job_id is not None:
-            queue = _queue_of(s, argv, job_id[0])
+            queue = _queue_of(s, argv, job_id[0]) or archived_queue
             if queue is not None and not selector.key_allowed(queue, job_id[1]):
                 return _RANK["key"], job_id[0], ("key", queue)
     if not selector.allchannels:
@@ -164,6 +166,23 @@ def check(s: Session, cmd: Command, argv: list[bytes], context: str) -> ErrorRep
     s.server.stats.total_error_replies += 1
     s.server.count_error("NOPERM")
     return ErrorReply(refusal_text(reason, cmd))
+
+
+def archived_job_refusal(s: Session, argv: list[bytes], queue: str) -> ErrorReply | None:
+    """A job command whose job only the archive holds: dispatch could not see its queue, so
+    the check runs again with it once the archive has answered (otherwise a user limited to
+    `~builds-*` could read another queue's finished jobs). The -NOPERM reply, or None."""
+    if s.unchecked:
+        return None
+    cmd = lookup(argv[0])
+    if cmd is None:
+        return None
+    found = denial(s, s.user, cmd, argv, queue.encode())
+    if found is None:
+        return None
+    log_denial(s, found[0], "toplevel", found[1])
+    s.server.count_error("NOPERM")
+    return ErrorReply(refusal_text(found[0], cmd))
 
 
 def script_check(s: Session, cmd: Command, argv: list[bytes]) -> ErrorReply | None:

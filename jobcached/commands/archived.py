@@ -14,6 +14,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+from jobcached.commands.aclcheck import archived_job_refusal
 from jobcached.errors import CommandError
 from jobcached.jobs.archive import Archive
 from jobcached.jobs.model import Job, State
@@ -35,11 +36,12 @@ def archive_of(s: Session) -> Archive | None:
 
 
 def from_archive(s: Session, lookup: Callable[[Archive], Awaitable[T]],
-                 then: Callable[[T], Any], default: T) -> Any:
+                 then: Callable[[T], Any], default: T, argv: list[bytes] | None = None) -> Any:
     """`then(await lookup(archive))` as a reply: a Deferred that resolves when the archive has
     answered, or `then(default)` at once when there is no archive to ask. `then` may raise
     CommandError (an error reply) or return a Deferred itself (a write waiting to be
-    durable), which is chained."""
+    durable), which is chained. With `argv` (a command naming one job by id), a job found
+    in the archive is checked against the user's ACL for its queue first."""
     archive = archive_of(s)
     if archive is None:
         return then(default)
@@ -47,7 +49,10 @@ def from_archive(s: Session, lookup: Callable[[Archive], Awaitable[T]],
 
     async def run() -> None:
         try:
-            value = then(await lookup(archive))
+            found = await lookup(archive)
+            refused = (archived_job_refusal(s, argv, found.queue)
+                       if argv is not None and isinstance(found, Job) else None)
+            value = refused if refused is not None else then(found)
         except CommandError as exc:
             value = ErrorReply.from_exc(exc)
         except Exception as exc:  # SQLite failed: say so, the connection stays healthy

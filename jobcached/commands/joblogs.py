@@ -85,7 +85,7 @@ def job_logs(s: Session, argv: list[bytes]) -> Any:
 
     job = engine.get(job_id)
     if job is None:
-        return from_archive(s, lambda archive: archive.get(job_id), page, None)
+        return from_archive(s, lambda archive: archive.get(job_id), page, None, argv)
     reply = page(job)
     if reply[b"lines"] or block is None or job.state in TERMINAL:
         return reply

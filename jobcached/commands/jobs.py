@@ -403,7 +403,7 @@ def job_get(s: Session, argv: list[bytes]) -> Any:
         return job_reply(job)
     return from_archive(s, lambda archive: archive.get(job_id),
                         lambda found: None if found is None else job_reply(found),
-                        None)
+                        None, argv)
 
 
 @command("JOB.WAIT", arity=-2, flags=READONLY | BLOCKING, group="job", acl=("job-produce",))
@@ -426,7 +426,8 @@ def job_wait(s: Session, argv: list[bytes]) -> Any:
     job_id = text(argv[1])
     job = engine.get(job_id)
     if job is None:  # unknown, or finished long ago and archived
-        return from_archive(s, lambda archive: archive.get(job_id), finished_or_unknown, None)
+        return from_archive(s, lambda archive: archive.get(job_id), finished_or_unknown, None,
+                            argv)
     if job.state in TERMINAL:
         return job_reply(job)
     reply = Deferred(blocking=True)
@@ -468,7 +469,7 @@ def job_retry(s: Session, argv: list[bytes]) -> Any:
         engine.retry(job_id)
         return drop_restored(s, [job_id], s.server.durable(OK))
 
-    return from_archive(s, lambda archive: archive.get(job_id), restore, None)
+    return from_archive(s, lambda archive: archive.get(job_id), restore, None, argv)
 
 
 @command("JOB.LIST", arity=-1, flags=READONLY, group="job",

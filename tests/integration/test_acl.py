@@ -9,6 +9,7 @@ one run to the next); `rules()` sorts that last part before comparing.
 from __future__ import annotations
 
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -360,3 +361,30 @@ def test_worker_limited_to_build_queues(server: ServerProcess) -> None:
     admin.acl_deluser("runner", "ops")
     for c in (admin, runner, ops):
         c.close()
+
+
+def test_archived_jobs_are_checked_against_their_queue(start_server: Any) -> None:
+    """A finished job that moved to the archive keeps its queue's permissions: dispatch
+    cannot see its queue, so the check runs again once the archive has answered."""
+    proc: ServerProcess = start_server("--job-hot-retention", "0")
+    admin = proc.client(protocol=3)
+    admin.acl_setuser("ops", enabled=True, passwords=["+pw"],
+                      commands=["+@job-admin", "+@job-produce"], keys=["builds-*"])
+    ids = {}
+    for queue in ("builds-linux", "deploy-prod"):
+        ids[queue] = admin.execute_command("JOB.PUSH", queue, "x", "RETRIES", "0")
+        [job] = admin.execute_command("JOB.FETCH", "QUEUES", queue)
+        admin.execute_command("JOB.ACK", job[b"id"], job[b"token"])
+    deadline = time.monotonic() + 10
+    while admin.info("jobs")["archive_moved"] < 2:
+        assert time.monotonic() < deadline, "jobs never reached the archive"
+        time.sleep(0.02)
+    ops = proc.client(username="ops", password="pw")
+    assert ops.execute_command("JOB.GET", ids["builds-linux"]) is not None
+    for command in (("JOB.GET",), ("JOB.WAIT",), ("JOB.LOGS",), ("JOB.RETRY",)):
+        with pytest.raises(redis.exceptions.NoPermissionError, match="one of the keys"):
+            ops.execute_command(*command, ids["deploy-prod"])
+    log = admin.acl_log(1)[0]
+    assert (log["reason"], log["object"]) == ("key", "deploy-prod")
+    admin.close()
+    ops.close()
