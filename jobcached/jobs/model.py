@@ -219,9 +219,11 @@ class Job:
         lines.extend(taken)
         return start + len(taken), lines
 
-    #: to_record(): everything durable about the job, in the order of `records.JOB`
-    #: (generated from it; not annotated, so that the dataclass takes it for a method)
-    to_record = dump_job
+    def to_record(self) -> list[Any]:
+        """Everything durable about the job, in the order of `records.JOB` (the function is
+        generated from that declaration). Snapshots, restores and the archive use it; a push
+        builds its record with `records.job_record` instead, and the job from that."""
+        return dump_job(self)
 
     @classmethod
     def from_record(cls, r: list[Any]) -> Job:
