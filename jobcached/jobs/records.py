@@ -68,7 +68,8 @@ class Kind:
     version: int
     fields: tuple[Field, ...]
     names: tuple[str, ...] = field(init=False)
-    values: Callable[[dict[str, Any]], Any] = field(init=False, repr=False)
+    #: a record dict's field values, as a tuple in `names` order
+    values: Callable[[dict[str, Any]], tuple[Any, ...]] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         names = tuple(f.name for f in self.fields)
@@ -172,9 +173,26 @@ def put_record(job_fields: Sequence[Any]) -> list[Any]:
 _pack: Callable[[Any], bytes] = msgpack.Packer(use_bin_type=True).pack
 #: msgpack's C function itself through `partial` (also C): no Python frame per record
 _unpack_tuples: Callable[[bytes], Any] = functools.partial(msgpack.unpackb, use_list=False)
-_PUT_WIDTH = len(JOB) + 2
-#: (kind, current version) -> the length of such a record
-_CURRENT = {(kind.name, kind.version): len(kind.names) + 2 for kind in KINDS.values()}
+
+
+def _decoding(kind: Kind) -> tuple[int, int, tuple[str, ...] | None]:
+    """(current version, record length, keys) for `decode_record`. The keys zip with the
+    whole record, kind and version included: the version's key is the first field's, whose
+    value the field itself then replaces, so one `dict(zip(...))` builds the record with no
+    slicing (None for put, which stays an array)."""
+    keys = None if kind.name == PUT else ("op", kind.names[0], *kind.names)
+    return kind.version, len(kind.names) + 2, keys
+
+
+_DECODING = {kind.name: _decoding(kind) for kind in KINDS.values()}
+
+
+def _encoding(kind: Kind) -> tuple[tuple[str, int], Callable[[dict[str, Any]], tuple[Any, ...]]]:
+    """((kind, version), the getter of a record's fields in order) for `encode_record`."""
+    return (kind.name, kind.version), kind.values
+
+
+_ENCODING = {kind.name: _encoding(kind) for kind in KINDS.values()}
 
 
 def encode_record(record: dict[str, Any] | Sequence[Any]) -> bytes:
@@ -182,8 +200,8 @@ def encode_record(record: dict[str, Any] | Sequence[Any]) -> bytes:
     record's fields are taken in declared order (a missing one is a KeyError: a bug)."""
     if type(record) is not dict:
         return _pack(record)
-    kind = KINDS[record["op"]]
-    return _pack((kind.name, kind.version, *kind.values(record)))
+    head, values = _ENCODING[record["op"]]
+    return _pack(head + values(record))
 
 
 def decode_record(body: bytes) -> dict[str, Any] | tuple[Any, ...]:
@@ -191,22 +209,19 @@ def decode_record(body: bytes) -> dict[str, Any] | tuple[Any, ...]:
     current version. Arrays decode as tuples (about a tenth faster than lists; records are
     only read). Raises WalVersionError for a record this build cannot read.
 
-    Replay calls this once per record: a current put is one tuple lookup and a length test."""
+    Replay calls this once per record: a current record costs one lookup and two tests."""
     r = _unpack_tuples(body)
-    if type(r) is tuple and len(r) == _PUT_WIDTH and r[0] == PUT and r[1] == PUT_VERSION:
-        return r
     try:
-        current = type(r) is tuple and _CURRENT.get(r[:2]) == len(r)
-    except TypeError:  # an unhashable version: no build wrote that
+        version, width, keys = _DECODING[r[0]]
+        current = r[1] == version and len(r) == width and type(r) is tuple
+    except (LookupError, TypeError):  # a version-1 map (r[0] is no key of it), or junk
         current = False
     if not current:
         r = _current_form(r)
-    if r[0] == PUT:
-        return r
-    kind = KINDS[r[0]]
-    record = dict(zip(kind.names, r[2:]))  # noqa: B905 (the length is checked)
-    record["op"] = kind.name
-    return record
+        version, width, keys = _DECODING[r[0]]
+    if keys is None:
+        return r  # type: ignore[no-any-return]
+    return dict(zip(keys, r))  # noqa: B905 (the length is checked above)
 
 
 def _current_form(r: Any) -> tuple[Any, ...]:

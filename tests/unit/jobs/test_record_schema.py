@@ -108,8 +108,8 @@ def test_a_version_bump_decodes_older_records_through_its_upgrade(
 
     monkeypatch.setitem(records.KINDS, "due", due3)
     monkeypatch.setitem(records.UPGRADES, ("due", 2), upgrade_due_v2_to_v3)
-    monkeypatch.setattr(records, "_CURRENT", {**records._CURRENT, ("due", 3): 5})
-    monkeypatch.delitem(records._CURRENT, ("due", 2))
+    monkeypatch.setitem(records._DECODING, "due", records._decoding(due3))
+    monkeypatch.setitem(records._ENCODING, "due", records._encoding(due3))
     expected = {"op": "due", "id": "j", "now": 7, "why": "timer"}
     assert decode_record(msgpack.packb(["due", 2, "j", 7])) == expected
     assert decode_record(msgpack.packb({"op": "due", "id": "j", "now": 7})) == expected
