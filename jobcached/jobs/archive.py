@@ -6,8 +6,10 @@ The engine keeps finished jobs in memory for a retention, then hands them here i
 
 Layout: one table, keyed by job id (ULIDs sort by creation time, so `ORDER BY id` is a stable
 cursor), with the columns the listings filter on copied out of the record. The record itself is
-`Job.to_record()` as msgpack, so new Job fields need no schema change. `PRAGMA user_version` holds
-SCHEMA_VERSION; a layout change bumps it and adds a migration step to `open()`.
+`Job.to_record()` as msgpack: the job layout of `jobs/records.py` (JOB), without a version of its
+own, so a change of that layout (a new put/restore record version there) needs a migration here
+too. `PRAGMA user_version` holds SCHEMA_VERSION; a layout change bumps it and adds a migration
+step to `open()`.
 
 The database runs in WAL mode with `synchronous=FULL`: readers never block the writer, and a
 commit is on disk before the job log records that the jobs left memory (one fsync per batch of

@@ -48,20 +48,19 @@ from jobcached.jobs.jobstate import (
     JobState,
     Record,
     encoded,
-    put_record,
 )
 from jobcached.jobs.limits import QueueLimit
 from jobcached.jobs.model import (
+    DEFAULT_RETRIES,
     TERMINAL,
     Job,
     PushOptions,
     State,
     clip_text,
     next_state,
-    pushed_record,
-    queued_record,
 )
 from jobcached.jobs.ready import observe_ms
+from jobcached.jobs.records import job_record, put_record
 from jobcached.jobs.waiting import Waiters
 
 log = logging.getLogger("jobcached.jobs")
@@ -114,10 +113,14 @@ class JobEngine(JobState):
         canceled, as it would have been had it been pushed earlier.
 
         Without options (most pushes) nothing can fail and the job is queued at once: its
-        record is built first and the job from it (`queued_record`), skipping every option."""
+        record is built first and the job from it (as replay does: about 30% fewer steps than
+        constructing the job, 34 fields, and then listing them), skipping every option."""
         now = self.clock.now_ms()
         if opts is None:
-            record = queued_record(self.ids.new(now), queue, payload, self.default_lease_ms, now)
+            record = job_record(id=self.ids.new(now), queue=queue, type=queue, payload=payload,
+                                state="queued", retries=DEFAULT_RETRIES,
+                                timeout=self.default_lease_ms, run_at=now, created=now,
+                                enqueued=now)
             return self._put_new(Job.from_record(record), record, now), True
         if opts.batch is not None:
             self.batches.check_open(opts.batch)
@@ -133,9 +136,18 @@ class JobEngine(JobState):
                 return existing_id, False
         run_at = opts.at_ms if opts.at_ms is not None else now + (opts.delay_ms or 0)
         state = PENDING if run_at > now or waiting else QUEUED
-        record = pushed_record(self.ids.new(now), queue, payload, opts, state=state,
-                               timeout_ms=opts.timeout_ms or self.default_lease_ms,
-                               run_at_ms=run_at, now_ms=now, canceled_by=failed_parent or "")
+        # A job whose parent already failed is created canceled (it was queued, or pending,
+        # for no time at all), with the parent's failure as its reason.
+        backoff = opts.retry.backoff_ms
+        record = job_record(
+            id=self.ids.new(now), queue=queue, type=opts.type or queue, payload=payload,
+            state="canceled" if failed_parent else state._value_, priority=opts.priority,
+            retries=opts.retry.retries, backoff=list(backoff) if backoff else None,
+            timeout=opts.timeout_ms or self.default_lease_ms, run_at=run_at, created=now,
+            enqueued=now if state is QUEUED else 0, finished=now if failed_parent else 0,
+            key=opts.key, key_expires=now + opts.key_ttl_ms if opts.key else 0, meta=opts.meta,
+            reason=failed_parent or "", parents=opts.after, batch=opts.batch or "",
+            expire=opts.expire_ms or 0)
         return self._put_new(Job.from_record(record), record, now), True
 
     def _put_new(self, job: Job, record: list[Any], now: int) -> str:

@@ -12,9 +12,9 @@ very same `_apply` on the records read back from the log, so replay reproduces t
 construction, and a record never depends on when it is replayed. A record that names a job the
 log never added (a log damaged or written by a buggy version) is skipped, counted in
 `skipped_records` and reported once, rather than stopping the server from starting. The one
-record that is not a dict is a new job's: the array `["put", *Job.to_record()]` (see
-`put_record`), because puts are most of any log and an array decodes about a third faster than
-a map.
+record that is not a dict is a new job's: the array `["put", version, *Job.to_record()]` (see
+`records.put_record`), because puts are most of any log. How records are written and read, and
+how old versions are upgraded, is `jobs/records.py`'s business.
 
 The apply path also keeps what is derived from the jobs: the per-queue index and counts
 (`ReadyQueue`), the timers of delays, leases and EXPIREs, the estimated memory, batch counts,
@@ -47,7 +47,6 @@ if TYPE_CHECKING:
     from jobcached.jobs.cron import CronTable
 
 Record = dict[str, Any]
-PUT = "put"
 
 log = logging.getLogger("jobcached.jobs")
 
@@ -70,11 +69,6 @@ FAIL_RETRY, FAIL_DEAD, CANCEL, RETRY = (Event.FAIL_RETRY, Event.FAIL_DEAD, Event
 WAITING = frozenset({PENDING, QUEUED, RETRYING})
 #: Record ops about one existing job (its id in "id"), applied by `_apply_to_job`.
 _JOB_OPS = frozenset({"lease", "ack", "due", "beat", "fail", "cancel", "retry", "log"})
-
-
-def put_record(job_record: list[Any]) -> list[Any]:
-    """The log record that adds (or replaces) a job: its tag, then `Job.to_record()`."""
-    return [PUT, *job_record]
 
 
 def encoded(record: Record | list[Any]) -> bytes:
@@ -156,14 +150,15 @@ class JobState:
     def replay(self, records: Iterable[Record | Sequence[Any]]) -> int:
         """Rebuild state from logged records (crash recovery); returns how many were applied.
 
-        Puts, most of any log, are arrays (see `put_record`) that go straight to
-        `_apply_put`; every other record is a dict for `_apply` (which also reads the
-        `{"op": "put", "job": ...}` puts of logs written before puts were arrays)."""
+        Puts, most of any log, are arrays (`["put", version, *job fields]`, see
+        `records.put_record`) that go straight to `_apply_put`; every other record is a dict
+        for `_apply`. Records read from disk come through `records.decode_record`, which has
+        upgraded them to the current version."""
         count = 0
         apply, apply_put, from_record = self._apply, self._apply_put, Job.from_record
         for record in records:
             if type(record) is not dict:
-                apply_put(from_record(record[1:]))
+                apply_put(from_record(record[2:]))
             else:
                 record = self._known_part(record)
                 if record is not None:
@@ -214,8 +209,6 @@ class JobState:
                 self._forget(self.jobs[job_id], archived=True)
         elif op == "restore":
             self._apply_put(Job.from_record(r["job"]), restored=True)
-        elif op == PUT:  # a put as logs wrote it before puts were arrays (see `replay`)
-            self._apply_put(Job.from_record(r["job"]))
         elif op == "keys":  # archived jobs' idempotency keys, from a snapshot
             self.keys.apply_snapshot(r["keys"])
         elif op.startswith("batch"):

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from jobcached.errors import CommandError
+from jobcached.jobs.records import dump_job
 
 #: Jobs leased without a TIMEOUT get this lease (Faktory's reserve_for default is 30 min; a
 #: shorter default notices dead workers sooner, and workers heartbeat anyway).
@@ -219,26 +220,15 @@ class Job:
         return start + len(taken), lines
 
     def to_record(self) -> list[Any]:
-        """Everything durable about the job, positionally (RECORD_FIELDS order). The state is
-        read as `_value_`: `.value` is a Python-level enum property, and this runs per push.
-
-        A list, not a dict: a million of these are decoded at every restart, and msgpack
-        decodes an array several times faster than a map of 24 string keys.
-        """
-        backoff = self.retry.backoff_ms
-        return [
-            self.id, self.queue, self.type, self.payload, self.state._value_, self.priority,
-            self.attempt, self.retry.retries, list(backoff) if backoff else None,
-            self.timeout_ms, self.run_at_ms, self.created_ms, self.enqueued_ms, self.started_ms,
-            self.finished_ms, list(self.errors), self.result, self.key, self.key_expires_ms,
-            dict(self.meta),
-            self.token, self.deadline_ms, self.worker, self.reason, self.retry_base,
-            list(self.parents), self.batch, self.expire_ms, list(self.logs), self.log_base,
-        ]
+        """Everything durable about the job, in the order of `records.JOB` (the function is
+        generated from that declaration). Snapshots, restores and the archive use it; a push
+        builds its record with `records.job_record` instead, and the job from that."""
+        return dump_job(self)
 
     @classmethod
     def from_record(cls, r: list[Any]) -> Job:
-        """The job `to_record()` described.
+        """The job `to_record()` described (`records.JOB`'s fields, in its order: the
+        round-trip tests check that this unpacking matches it).
 
         Crash recovery calls this once per job, a million times for a big log, so it skips
         `__init__` (34 arguments, defaults and factories) and unpacks the record straight into
@@ -246,8 +236,6 @@ class Job:
         one dict lookup, and the usually empty containers are the shared empty tuple (a non-empty
         one is copied: the job must not share it with `r`).
         """
-        if len(r) < _RECORD_LEN:  # written before the later fields existed
-            r = [*r, *_LATER_FIELD_DEFAULTS[len(r) - _RECORD_LEN:]]
         job = _new_object(cls)
         (job.id, job.queue, job.type, job.payload, state, job.priority, job.attempt, retries,
          backoff, job.timeout_ms, job.run_at_ms, job.created_ms, job.enqueued_ms,
@@ -267,43 +255,6 @@ class Job:
         return job
 
 
-def queued_record(job_id: str, queue: str, payload: bytes, timeout_ms: int,
-                  now_ms: int) -> list[Any]:
-    """The record of a job pushed without options (what `to_record` gives for the job that
-    `JOB.PUSH queue payload` makes): queued now, default retry policy, the rest empty. The
-    engine builds the job from it with `from_record`, as replay does: about 30% fewer steps
-    than constructing the job (34 fields) and then listing them. It lives here because it
-    spells out the RECORD_FIELDS order."""
-    return [job_id, queue, queue, payload, "queued", 0, 0, DEFAULT_RETRIES, None, timeout_ms,
-            now_ms, now_ms, now_ms, 0, 0, [], None, None, 0, {}, "", 0, "", "", 0, [], "", 0,
-            [], 0]
-
-
-def pushed_record(job_id: str, queue: str, payload: bytes, opts: PushOptions, *,
-                  state: State, timeout_ms: int, run_at_ms: int, now_ms: int,
-                  canceled_by: str = "") -> list[Any]:
-    """The record of a job pushed with `opts` (what `to_record` gives for it), built directly
-    for the same reason as `queued_record`. `state` is where the job starts, pending or
-    queued; `canceled_by` is the reason when a parent already failed, and the job is created
-    canceled instead (it was queued, or pending, for no time at all)."""
-    backoff = opts.retry.backoff_ms
-    return [job_id, queue, opts.type or queue, payload,
-            "canceled" if canceled_by else state._value_, opts.priority, 0, opts.retry.retries,
-            list(backoff) if backoff else None, timeout_ms, run_at_ms, now_ms,
-            now_ms if state is State.QUEUED else 0, 0, now_ms if canceled_by else 0, [], None,
-            opts.key, now_ms + opts.key_ttl_ms if opts.key else 0, opts.meta, "", 0, "",
-            canceled_by, 0, opts.after, opts.batch or "", opts.expire_ms or 0, [], 0]
-
-
-#: The order of Job.to_record(); change it only with a WAL record version bump.
-RECORD_FIELDS = ("id", "queue", "type", "payload", "state", "priority", "attempt", "retries",
-                 "backoff", "timeout", "run_at", "created", "enqueued", "started", "finished",
-                 "errors", "result", "key", "key_expires", "meta", "token", "deadline",
-                 "worker", "reason", "retry_base", "parents", "batch", "expire", "logs",
-                 "log_base")
-#: Defaults of the fields appended after the first layout (25 fields), so older records load.
-_LATER_FIELD_DEFAULTS: list[Any] = [[], "", 0, [], 0]
-_RECORD_LEN = len(RECORD_FIELDS)
 _new_object = object.__new__
 _STATES = {state.value: state for state in State}
 _POLICIES: dict[tuple[int, tuple[int, int] | None], RetryPolicy] = {}

@@ -17,11 +17,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+import msgpack
 import pytest
 
 from jobcached import __version__
 from jobcached.app import App
 from jobcached.config import Config
+from jobcached.jobs.wal import Wal
 from jobcached.startup import DataDirLock, bind_tcp
 from tests.conftest import ServerProcess, free_port
 
@@ -132,6 +134,18 @@ def test_dir_that_is_a_file_is_one_line_and_exit_1(tmp_path: Path) -> None:
     path.write_text("x")
     assert_refused(["--port", str(free_port()), "--metrics-port", "0", "--dir", str(path)],
                    f"dir {path} is not a directory")
+
+
+def test_a_wal_record_from_a_newer_build_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    """A record of a version this build does not know: refuse to start, never misread it."""
+    wal = Wal(str(tmp_path / "wal"))
+    list(wal.replay())
+    wal.open_for_append()
+    wal.write_batch([msgpack.packb(["lease", 3, "01HF7YAT00CX0PM1Q9NE2T1F61", 1])])
+    wal.close()
+    assert_refused(["--port", str(free_port()), "--metrics-port", "0", "--dir", str(tmp_path)],
+                   "cannot start", "WAL record lease is version 3; this build reads versions "
+                   "up to 2: refusing to start")
 
 
 @pytest.mark.parametrize("args", [["--version"], ["serve", "--version"], ["version"]])

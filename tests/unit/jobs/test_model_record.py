@@ -3,16 +3,12 @@ per job. `from_record` skips `__init__`, so these tests check that it still sets
 
 from __future__ import annotations
 
-from jobcached.jobs.model import (
-    RECORD_FIELDS,
-    Job,
-    PushOptions,
-    RetryPolicy,
-    State,
-    pushed_record,
-    queued_record,
-    retry_policy,
-)
+import random
+
+from jobcached.clock import ManualClock
+from jobcached.jobs.engine import JobEngine
+from jobcached.jobs.model import Job, PushOptions, RetryPolicy, State, retry_policy
+from jobcached.jobs.records import JOB_NAMES
 
 
 def full_job() -> Job:
@@ -40,55 +36,49 @@ def test_containers_are_not_shared_with_the_record() -> None:
     job = Job.from_record(record)
     job.add_error({"type": "F"})
     job.add_log_lines([b"more"], 100, 1000)
-    assert record[RECORD_FIELDS.index("errors")] == [{"type": "E"}]
-    assert record[RECORD_FIELDS.index("logs")] == [b"one", b"three"]
-    assert job.meta is not record[RECORD_FIELDS.index("meta")]
-    assert job.parents is not record[RECORD_FIELDS.index("parents")]
+    assert record[JOB_NAMES.index("errors")] == [{"type": "E"}]
+    assert record[JOB_NAMES.index("logs")] == [b"one", b"three"]
+    assert job.meta is not record[JOB_NAMES.index("meta")]
+    assert job.parents is not record[JOB_NAMES.index("parents")]
 
 
 def test_policies_are_shared_and_match() -> None:
     record = full_job().to_record()
     assert Job.from_record(record).retry == RetryPolicy(5, (100, 1000))
-    record[RECORD_FIELDS.index("backoff")] = None
+    record[JOB_NAMES.index("backoff")] = None
     assert Job.from_record(record).retry is retry_policy(5, None)
 
 
-def test_records_of_the_first_layout_still_load() -> None:
-    old = full_job().to_record()[:25]  # before parents, batch, expire, logs and log_base
-    job = Job.from_record(old)
-    assert (job.parents, job.batch, job.expire_ms, job.logs, job.log_base) == ((), "", 0, (), 0)
+def test_a_plain_push_records_what_to_record_gives() -> None:
+    """JOB.PUSH without options builds the job from its record (`records.job_record`): it
+    must be what `to_record` gives for the job the constructor describes."""
+    engine = JobEngine(ManualClock(5), rng=random.Random(1), default_lease_ms=60_000)
+    job_id, _ = engine.push("q", b"p")
+    job = Job(id=job_id, queue="q", type="q", payload=b"p", state=State.QUEUED,
+              timeout_ms=60_000, run_at_ms=5, created_ms=5, enqueued_ms=5)
+    pushed = engine.jobs[job_id]
+    assert pushed.to_record() == job.to_record() and pushed.retry == job.retry
 
 
-def test_queued_record_is_what_a_plain_job_records() -> None:
-    """`queued_record` spells the record out by hand: it must stay what `to_record` gives for
-    the job a JOB.PUSH without options makes."""
-    job = Job(id="01M82DF4FN4C1CWW7BDR92DG4S", queue="q", type="q", payload=b"p",
-              state=State.QUEUED, timeout_ms=60_000, run_at_ms=5, created_ms=5,
-              enqueued_ms=5)
-    assert queued_record(job.id, "q", b"p", 60_000, 5) == job.to_record()
-    rebuilt = Job.from_record(queued_record(job.id, "q", b"p", 60_000, 5))
-    assert rebuilt.to_record() == job.to_record() and rebuilt.retry == job.retry
-
-
-def test_pushed_record_is_what_a_job_with_options_records() -> None:
-    """`pushed_record` spells the record out too: it must stay what `to_record` gives for the
-    job JOB.PUSH makes with options, pending, queued, or canceled by a failed parent."""
-    opts = PushOptions(type="send", priority=7, delay_ms=500, retry=RetryPolicy(3, (10, 90)),
-                       timeout_ms=900, key="k", key_ttl_ms=1000, meta={"traceparent": "t"},
-                       after=["01M82DF4FN4C1CWW7BDR92DG4T"], batch="b", expire_ms=9_000)
-    for state, canceled_by in ((State.PENDING, ""), (State.QUEUED, ""),
-                               (State.QUEUED, "parent x is dead")):
-        job = Job(id="01M82DF4FN4C1CWW7BDR92DG4S", queue="q", type="send", payload=b"p",
-                  state=State.CANCELED if canceled_by else state, priority=7,
-                  retry=RetryPolicy(3, (10, 90)), timeout_ms=900, run_at_ms=505,
+def test_a_push_with_options_records_what_to_record_gives() -> None:
+    """The same for JOB.PUSH with options: pending, queued, or canceled by a failed parent."""
+    for delay, parent_fails in ((500, False), (0, False), (0, True)):
+        engine = JobEngine(ManualClock(5), rng=random.Random(1))
+        parent, _ = engine.push("p", b"parent")
+        if parent_fails:
+            engine.cancel(parent)
+        opts = PushOptions(type="send", priority=7, delay_ms=delay,
+                           retry=RetryPolicy(3, (10, 90)), timeout_ms=900, key="k",
+                           key_ttl_ms=1000, meta={"traceparent": "t"}, after=[parent],
+                           batch=None, expire_ms=9_000)
+        job_id, _ = engine.push("q", b"p", opts)
+        state = State.PENDING if delay or not parent_fails else State.QUEUED
+        reason = f"parent {parent} is canceled" if parent_fails else ""
+        job = Job(id=job_id, queue="q", type="send", payload=b"p",
+                  state=State.CANCELED if reason else state, priority=7,
+                  retry=RetryPolicy(3, (10, 90)), timeout_ms=900, run_at_ms=5 + delay,
                   created_ms=5, enqueued_ms=5 if state is State.QUEUED else 0,
-                  finished_ms=5 if canceled_by else 0, key="k", key_expires_ms=1005,
-                  meta={"traceparent": "t"}, reason=canceled_by,
-                  parents=["01M82DF4FN4C1CWW7BDR92DG4T"], batch="b", expire_ms=9_000)
-        record = pushed_record(job.id, "q", b"p", opts, state=state, timeout_ms=900,
-                               run_at_ms=505, now_ms=5, canceled_by=canceled_by)
-        assert record == job.to_record()
-        assert Job.from_record(record).to_record() == job.to_record()
-    plain = pushed_record("01M82DF4FN4C1CWW7BDR92DG4S", "q", b"p", PushOptions(),
-                          state=State.QUEUED, timeout_ms=60_000, run_at_ms=5, now_ms=5)
-    assert plain == queued_record("01M82DF4FN4C1CWW7BDR92DG4S", "q", b"p", 60_000, 5)
+                  finished_ms=5 if reason else 0, key="k", key_expires_ms=1005,
+                  meta={"traceparent": "t"}, reason=reason, parents=[parent],
+                  expire_ms=9_000)
+        assert engine.jobs[job_id].to_record() == job.to_record()

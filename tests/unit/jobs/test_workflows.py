@@ -9,10 +9,11 @@ from __future__ import annotations
 import random
 from datetime import UTC, datetime
 
+import msgpack
 import pytest
 
 from jobcached.clock import ManualClock
-from jobcached.errors import CommandError, NotUniqueError
+from jobcached.errors import CommandError, NotUniqueError, WalVersionError
 from jobcached.jobs import purge as purges
 from jobcached.jobs.batches import COMPLETE, SUCCESS
 from jobcached.jobs.cron import MISSED_GRACE_MS, CronEntry
@@ -435,14 +436,15 @@ def test_purged_parent_cancels_its_dependents() -> None:
     assert engine.get(grandchild).reason == f"parent {child} is canceled"  # type: ignore
 
 
-def test_puts_are_arrays_and_the_older_map_form_still_replays() -> None:
-    """A push logs `["put", *fields]`; a log written when puts were `{"op": "put", ...}` maps
-    replays to the same state."""
+def test_puts_are_versioned_arrays_and_the_development_map_form_is_refused() -> None:
+    """A push logs `["put", version, *fields]`. The `{"op": "put", "job": ...}` maps of the
+    first development builds (never released) are refused, not guessed at."""
     engine, clock, records = make_engine()
     job_id = engine.push("q", b"payload", PushOptions(priority=3, meta={"k": "v"}))[0]
     engine.fetch(["q"])
-    assert records[0][0] == "put" and records[0][1] == job_id
-    older = [{"op": "put", "job": list(r[1:])} if type(r) is not dict else r for r in records]
-    for log in (records, older):
-        again = restart(clock, list(log))
-        assert again.jobs[job_id].to_record() == engine.jobs[job_id].to_record()
+    assert records[0][:3] == ("put", 2, job_id)
+    again = restart(clock, list(records))
+    assert again.jobs[job_id].to_record() == engine.jobs[job_id].to_record()
+    with pytest.raises(WalVersionError, match="'put'"):
+        decode_record(msgpack.packb({"op": "put", "job": list(records[0][2:])},
+                                    use_bin_type=True))
