@@ -102,8 +102,8 @@ class Config:
     unixsocketperm: int = setting(0o770, "File mode of the unix socket (octal).", parse_octal)
     dir: str = setting("./var", "Data directory: WAL segments, job archive.")
     tls_port: int = setting(
-        0, "TCP port for TLS connections, on the same bind address (0 = no TLS); with port 0 "
-        "the server speaks TLS only. Needs tls-cert-file and tls-key-file.", parse_int)
+        0, "TCP port for TLS connections, on the same bind address (0 = no TLS); with `port "
+        "0` the server speaks TLS only. Needs tls-cert-file and tls-key-file.", parse_int)
     tls_cert_file: str = setting(
         "", "The server certificate (PEM), intermediates after it. CONFIG SET or SIGHUP "
         "reloads it for new connections; open ones keep theirs.", mutable=True)

@@ -30,6 +30,12 @@ log = logging.getLogger("jobcached.tls")
 #: Redis' reply when CONFIG SET tls-* cannot build a working context (the reason is logged).
 UPDATE_FAILED = "Unable to update TLS configuration. Check server logs."
 
+#: How long closing a TLS connection waits for the client's close_notify before it drops the
+#: connection. Replies are flushed before ours is sent, so waiting longer only delays a
+#: shutdown: an idle client does not read, and the default (30 s) would outlast
+#: shutdown-timeout.
+SHUTDOWN_SECONDS = 0.5
+
 _VERSIONS = {"tlsv1": ssl.TLSVersion.TLSv1, "tlsv1.1": ssl.TLSVersion.TLSv1_1,
              "tlsv1.2": ssl.TLSVersion.TLSv1_2, "tlsv1.3": ssl.TLSVersion.TLSv1_3}
 _VERIFY = {"yes": ssl.CERT_REQUIRED, "optional": ssl.CERT_OPTIONAL, "no": ssl.CERT_NONE}
@@ -104,7 +110,8 @@ class TlsListener:
         old, self._servers = self._servers, []
         for sock in self.sockets:
             self._servers.append(await loop.create_server(
-                self._factory, sock=sock.dup(), ssl=self.context, backlog=self._backlog))
+                self._factory, sock=sock.dup(), ssl=self.context, backlog=self._backlog,
+                ssl_shutdown_timeout=SHUTDOWN_SECONDS))
         for server in old:
             server.close()
 

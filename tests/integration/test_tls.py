@@ -22,6 +22,8 @@ import pytest
 import redis
 from cryptography import x509
 from jobcached_client import Client, State, Worker
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from tests.conftest import ServerProcess, free_port, require_tool
 from tests.integration.clients.conftest import running, unique
@@ -29,6 +31,9 @@ from tests.integration.tlscerts import Authority, Issued
 
 #: How long a SIGHUP reload may take to show (it is handled on the server's next loop turn).
 RELOAD_WAIT_SECONDS = 10.0
+#: A stop with an idle TLS client connected (the client never answers close_notify); the
+#: default wait for it was 30 s, longer than shutdown-timeout.
+STOP_WITHIN_SECONDS = 8.0
 
 
 class Certs:
@@ -67,7 +72,8 @@ class TlsServer:
     def redis(self, **kwargs: object) -> redis.Redis:
         settings: dict[str, object] = {
             "ssl_ca_certs": str(self.certs.ca.cert), "ssl_certfile": str(self.certs.client.cert),
-            "ssl_keyfile": str(self.certs.client.key)}
+            "ssl_keyfile": str(self.certs.client.key),
+            "retry": Retry(NoBackoff(), 0)}  # a refusal is the answer: no retries, no waits
         settings.update(kwargs)
         return redis.Redis(port=self.tls_port, ssl=True, socket_timeout=10,
                            **settings)  # type: ignore[arg-type]
@@ -242,6 +248,10 @@ def test_tls_only_with_port_0(start_server: object, certs: Certs, tmp_path: Path
         assert info["tcp_port"] == port  # as Redis: tcp_port is the TLS port then
         with pytest.raises(ConnectionRefusedError):
             socket.create_connection(("127.0.0.1", proc.port), timeout=5)
+        started = time.monotonic()
+        assert proc.stop() == 0  # an idle TLS client does not hold the shutdown up
+        assert time.monotonic() - started < STOP_WITHIN_SECONDS
+        client.close()
     finally:
         proc.stop()
 
