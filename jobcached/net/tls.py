@@ -79,8 +79,10 @@ def build_context(config: Config) -> ssl.SSLContext:
             context.set_ciphers(config.tls_ciphers)
         except ssl.SSLError:
             raise ConfigError(f"tls-ciphers: no usable cipher in '{config.tls_ciphers}'") from None
-    if config.tls_prefer_server_ciphers:
+    if config.tls_prefer_server_ciphers:  # Python turns it on by default; Redis' is off
         context.options |= ssl.OP_CIPHER_SERVER_PREFERENCE
+    else:
+        context.options &= ~ssl.OP_CIPHER_SERVER_PREFERENCE
     return context
 
 
