@@ -27,7 +27,7 @@ from redis.retry import Retry
 
 from tests.conftest import ServerProcess, free_port, require_tool
 from tests.integration.clients.conftest import running, unique
-from tests.integration.tlscerts import Authority, Issued
+from tools.tlscerts import Authority, Issued
 
 #: How long a SIGHUP reload may take to show (it is handled on the server's next loop turn).
 RELOAD_WAIT_SECONDS = 10.0

@@ -11,7 +11,7 @@ import pytest
 from jobcached.config import Config
 from jobcached.errors import ConfigError
 from jobcached.net.tls import build_context
-from tests.integration.tlscerts import Authority
+from tools.tlscerts import Authority
 
 
 def config_for(tmp_path: Path, **overrides: object) -> Config:

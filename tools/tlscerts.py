@@ -1,4 +1,5 @@
-"""Test certificates made on the fly with `cryptography`: a CA, server and client certs.
+"""Certificates made on the fly with `cryptography`: a CA, server and client certificates
+for the TLS tests and the TLS benchmark (cryptography is a development requirement).
 
 Why here and not committed files: committed certificates expire and leak keys into the
 repository; making them takes a few milliseconds with EC keys. Every certificate gets a
