@@ -84,16 +84,18 @@ def _error_line(stdout: str, stderr: str) -> str | None:
 
 def run_test(
     ctx: Context, server: Server, test: str, *, requests: int, clients: int, pipeline: int,
-    command: tuple[str, ...] = (),
+    command: tuple[str, ...] = (), connect: tuple[str, ...] = (),
 ) -> TestResult:
     """Run one redis-benchmark test against `server` and measure the server's CPU around it.
 
     `command`, when given, replaces `-t test` with redis-benchmark's own custom-command form
     (options such as `-r N` first, then the command words), for commands it has no test for.
+    `connect` are more connection options (`--tls --cacert ...`).
     """
     if not server.alive():
         return TestResult(ok=False, error=f"server exited with code {server.proc.returncode}")
     argv = [require_binary("redis-benchmark"), "-h", "127.0.0.1", "-p", str(server.port),
+            *connect,
             *(() if command else ("-t", test)), "-n", str(requests), "-c", str(clients),
             "-P", str(pipeline), "--csv", *command]
     timeout_s = BASE_TIMEOUT_S + requests / MIN_EXPECTED_RPS
@@ -197,12 +199,16 @@ class RedisBenchmarkSuite(Suite):
             "custom_commands": {name: " ".join(cmd) for name, cmd in self.commands.items()},
         }
 
+    def start(self, ctx: Context) -> tuple[list[Server], tuple[str, ...]]:
+        """The two servers (jobcached first), and redis-benchmark's options to reach them."""
+        return [ctx.start_jobcached(), ctx.start_redis()], ()
+
     def run(self, ctx: Context) -> list[Row]:
         params = self.parameters(ctx.quick)
-        servers = [ctx.start_jobcached(), ctx.start_redis()]
+        servers, connect = self.start(ctx)
         for server in servers:
             run_test(ctx, server, "ping_mbulk", requests=WARMUP_REQUESTS, clients=self.clients,
-                     pipeline=1)
+                     pipeline=1, connect=connect)
             if self.preload is not None:
                 self.preload(server)
         rows = []
@@ -211,7 +217,8 @@ class RedisBenchmarkSuite(Suite):
                 started = time.monotonic()
                 pairs = [tuple(run_test(ctx, server, test, requests=params["requests"],
                                         clients=self.clients, pipeline=pipeline,
-                                        command=self.commands.get(test, ()))
+                                        command=self.commands.get(test, ()),
+                                        connect=connect)
                                for server in servers) for _ in range(params["repeats"])]
                 row = comparison_row(test, pipeline, _median(p[0] for p in pairs),
                                      _median(p[1] for p in pairs))

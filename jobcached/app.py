@@ -38,11 +38,13 @@ from jobcached.commands.functions import restore_functions
 from jobcached.commands.registry import load_all
 from jobcached.config import Config
 from jobcached.durability import Durability
+from jobcached.errors import ConfigError, StartupError
 from jobcached.gcpolicy import FullCollections
 from jobcached.jobs.engine import JobEngine
 from jobcached.jobs.records import decode_record
 from jobcached.jobs.wal import Wal
 from jobcached.net.protocol import RespProtocol
+from jobcached.net.tls import TlsListener, build_context
 from jobcached.observability.http import HttpServer
 from jobcached.observability.metrics import FsyncTimer, build_registry
 from jobcached.scripting import persisted
@@ -88,6 +90,7 @@ class App:
         self._bound: list[socket.socket] = []
         self._wal: Wal | None = None  # until Durability owns it
         self._unix_path: str | None = None  # the unix socket file we created, removed at stop
+        self.tls: TlsListener | None = None
 
     async def _open_jobs(self, loop: asyncio.AbstractEventLoop) -> None:
         """Replay the WAL into a fresh job engine, then open it for appending.
@@ -160,6 +163,8 @@ class App:
         if config.unixsocket:
             self._bound.append(bind_unix(config.unixsocket, config.unixsocketperm))
             self._unix_path = config.unixsocket
+        if config.tls_port:
+            self._bind_tls()
         loop = asyncio.get_running_loop()
         self.state.loading = True
         await self._start_http()
@@ -188,13 +193,45 @@ class App:
             self._servers.append(server)
             if sock.family != socket.AF_UNIX and not self.state.tcp_port:
                 self.state.tcp_port = server.sockets[0].getsockname()[1]
+        if self.tls is not None:
+            await self.tls.serve()
+            self.state.tcp_port = self.state.tcp_port or config.tls_port  # INFO, as Redis
+            self.state.tls_reload = self.tls.reload
         self._tasks = [asyncio.create_task(self._run_cron()),
                        asyncio.create_task(self._run_timers()),
                        asyncio.create_task(self._run_archiver())]
         log.info("ready to accept connections", extra={
             "version": __version__, "bind": config.bind, "port": self.state.tcp_port,
+            "tls_port": config.tls_port or None,
             "unixsocket": config.unixsocket or None, "dir": config.dir, "pid": os.getpid(),
             "metrics_port": self.http.port if self.http else None})
+
+    def _bind_tls(self) -> None:
+        """Bind the TLS port and load its certificates: a bad path or a certificate that
+        does not match its key stops the start, as a taken port does."""
+        config = self.config
+        sockets = bind_tcp(config.bind, config.tls_port)
+        try:
+            context = build_context(config)
+        except ConfigError as exc:
+            for sock in sockets:
+                sock.close()
+            raise StartupError(str(exc)) from None
+        warn_if_exposed(sockets, config.requirepass, config.protected_mode)
+        self.tls = TlsListener(sockets, context, lambda: RespProtocol(self.state),
+                               config.tcp_backlog)
+
+    def reload_tls(self) -> None:
+        """SIGHUP: load the certificate files again (renewed in place by certbot and the
+        like); a failure is logged and the certificates in force stay."""
+        if self.tls is None:
+            log.info("SIGHUP ignored: no tls-port")
+            return
+        try:
+            self.tls.reload(self.config)
+        except ConfigError as exc:
+            log.error("TLS reload failed, the previous certificates stay",
+                      extra={"reason": str(exc)})
 
     async def _start_http(self) -> None:
         """Open /metrics, /healthz and /readyz. They have no authentication, hence loopback
@@ -225,6 +262,8 @@ class App:
         self.state.shutting_down = True
         for server in self._servers:
             server.close()
+        if self.tls is not None:
+            self.tls.close()
         for session in list(self.state.clients.values()):
             session.conn.close_after_reply()
         deadline = asyncio.get_running_loop().time() + self.config.shutdown_timeout
@@ -254,6 +293,8 @@ class App:
         for sock in self._bound:
             sock.close()
         self._bound = []
+        if self.tls is not None:
+            self.tls.close()
         if self.state.archiver is not None:
             await self.state.archiver.close()
         if self.state.durability is not None:
@@ -375,6 +416,7 @@ def run(config: Config, repair: bool = False) -> int:
 
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, on_signal, signum)
+        loop.add_signal_handler(signal.SIGHUP, app.reload_tls)
         await app.start()
         await app.wait_stopped()
 

@@ -101,6 +101,35 @@ class Config:
     unixsocket: str = setting("", "Path of a unix socket to listen on too ('' = none).")
     unixsocketperm: int = setting(0o770, "File mode of the unix socket (octal).", parse_octal)
     dir: str = setting("./var", "Data directory: WAL segments, job archive.")
+    tls_port: int = setting(
+        0, "TCP port for TLS connections, on the same bind address (0 = no TLS); with `port "
+        "0` the server speaks TLS only. Needs tls-cert-file and tls-key-file.", parse_int)
+    tls_cert_file: str = setting(
+        "", "The server certificate (PEM), intermediates after it. CONFIG SET or SIGHUP "
+        "reloads it for new connections; open ones keep theirs.", mutable=True)
+    tls_key_file: str = setting("", "The private key of tls-cert-file (PEM).", mutable=True)
+    tls_key_file_pass: str = setting("", "Password of an encrypted tls-key-file.",
+                                     mutable=True)
+    tls_ca_cert_file: str = setting(
+        "", "CA certificates (PEM) that client certificates must chain to.", mutable=True)
+    tls_ca_cert_dir: str = setting(
+        "", "A directory of CA certificates (c_rehash layout), as tls-ca-cert-file.",
+        mutable=True)
+    tls_auth_clients: str = setting(
+        "yes", "Client certificates: yes (required), optional (checked when one is sent) or "
+        "no (not asked for). yes and optional need tls-ca-cert-file or tls-ca-cert-dir.",
+        one_of("yes", "optional", "no"), mutable=True)
+    tls_protocols: str = setting(
+        "", "TLS versions accepted, e.g. \"TLSv1.2 TLSv1.3\" ('' = TLSv1.2 and TLSv1.3); the "
+        "lowest and highest named bound the range.", mutable=True)
+    tls_ciphers: str = setting("", "OpenSSL cipher list for TLSv1.2 and below ('' = "
+                               "OpenSSL's defaults).", mutable=True)
+    tls_ciphersuites: str = setting(
+        "", "TLSv1.3 cipher suites: stored and reported, but Python's ssl module cannot "
+        "restrict them, so OpenSSL's defaults apply.", mutable=True)
+    tls_prefer_server_ciphers: bool = setting(
+        False, "Choose the cipher by the server's order rather than the client's.", parse_bool,
+        mutable=True)
     requirepass: str = setting("", "Password clients must AUTH with ('' = none).",
                                mutable=True)
     protected_mode: bool = setting(
@@ -358,10 +387,11 @@ class Config:
 
     def validate(self) -> None:
         """Cross-key checks that single parsers cannot make."""
-        if self.port == 0 and not self.unixsocket:
-            raise ConfigError("port is 0 and no unixsocket is set: nothing to listen on")
-        if self.port > 65535:
-            raise ConfigError(f"port: {self.port} is not a TCP port")
+        if self.port == 0 and not self.unixsocket and not self.tls_port:
+            raise ConfigError("port is 0 and no unixsocket or tls-port is set: nothing to "
+                              "listen on")
+        if self.port > 65535 or self.tls_port > 65535:
+            raise ConfigError(f"port: {max(self.port, self.tls_port)} is not a TCP port")
         if self.metrics_port > 65535:
             raise ConfigError(f"metrics-port: {self.metrics_port} is not a TCP port")
         if not 0 < self.job_max_payload <= 48 * 1024**2:

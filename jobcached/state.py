@@ -133,6 +133,9 @@ class ServerState:
     gc: FullCollections | None = None
     #: installed by the app: starts a graceful shutdown
     request_shutdown: Callable[[], None] = field(default=lambda: None)
+    #: check the tls-* files of a Config and switch new TLS connections to them (ConfigError,
+    #: nothing changed, when they do not make a context); None when there is no tls-port
+    tls_reload: Callable[[Config], None] | None = None
     #: lifecycle, for /readyz and INFO: replaying the WAL (and how far), stopping
     loading: bool = False
     loading_records: int = 0

@@ -5,7 +5,8 @@ HyperLogLog commands, custom redis-benchmark commands), `geosort.py` (GEOSEARCH 
 large values, custom commands too), `streams.py` (XADD / XREADGROUP / XACK
 per entry), `memory.py` (RSS holding the same keys), `metrics.py` (the cost of /metrics),
 `scripting.py` (EVALSHA of a 3-command script, redis-py's Lock cycle),
-`hotkeys.py` (the cost of hot-key sampling),
+`hotkeys.py` (the cost of hot-key sampling), `tls.py` (SET/GET over TLS against redis-server
+over TLS),
 `jobs.py` (jobcached as a job server, against beanstalkd; load generators in
 `bench/jobload.py`), `workers.py` (no-op jobs through jobcached's Worker, RQ and Celery).
 """
@@ -20,5 +21,6 @@ from bench.suites import (  # noqa: F401  (register on import)
     metrics,
     scripting,
     streams,
+    tls,
     workers,
 )

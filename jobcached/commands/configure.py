@@ -9,6 +9,7 @@ all of them or none; CONFIG REWRITE writes the file the server was started with.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from jobcached.cache.glob import glob_match
@@ -20,12 +21,15 @@ from jobcached.commands.registry import (
     container,
     subcommand,
 )
-from jobcached.config import Config
+from jobcached.config import Config, resolve
 from jobcached.configrewrite import rewrite_file
 from jobcached.errors import CommandError, ConfigError, SyntaxErr
 from jobcached.net.replies import OK
 from jobcached.net.session import Session
+from jobcached.net.tls import UPDATE_FAILED
 from jobcached.state import Stats
+
+log = logging.getLogger("jobcached.config")
 
 container("CONFIG", group="server", summary="Read and change the configuration.",
           flags=ADMIN | LOADING | STALE)
@@ -66,13 +70,15 @@ def config_set(s: Session, argv: list[bytes]) -> Any:
     """CONFIG SET parameter value [parameter value ...]
 
     Change parameters at runtime, all of them or none. Redis parameters jobcached has no use
-    for are stored and reported by CONFIG GET without effect.
+    for are stored and reported by CONFIG GET without effect. Changing tls-* files reloads the
+    TLS certificates for new connections (set tls-cert-file and tls-key-file in one call).
 
     Reply: `OK`.
     Errors: `Unknown option or number of arguments for CONFIG SET - 'name'`; `CONFIG SET failed
     (possibly related to argument 'name') - ` then `can't set immutable config`, `can't set
     protected config`, `duplicate parameter`, or the value's problem as Redis words it
-    (`argument must be 'yes' or 'no'`, `argument must be between 0 and 65535 inclusive`...).
+    (`argument must be 'yes' or 'no'`, `argument must be between 0 and 65535 inclusive`...);
+    `Unable to update TLS configuration. Check server logs.` when the tls-* files do not load.
     """
     if len(argv) % 2:
         raise SyntaxErr()
@@ -96,10 +102,25 @@ def config_set(s: Session, argv: list[bytes]) -> Any:
             trial.set(name, value, runtime=True)
         except ConfigError as exc:
             raise _failed(name, str(exc)) from None
+    _reload_tls(s, trial, [name for name, _ in pairs if resolve(name).startswith("tls-")])
     for field_name in config.__dataclass_fields__:
         setattr(config, field_name, getattr(trial, field_name))
     s.server.apply_config()
     return OK
+
+
+def _reload_tls(s: Session, trial: Config, names: list[str]) -> None:
+    """Build the TLS context the changed tls-* settings describe before any of them is in
+    force: a file that is missing or does not match its key gets Redis' reply (the reason
+    goes to the log, as Redis') and the certificates in force stay."""
+    reload = s.server.tls_reload
+    if not names or reload is None:
+        return
+    try:
+        reload(trial)
+    except ConfigError as exc:
+        log.warning("TLS configuration not changed", extra={"reason": str(exc)})
+        raise _failed(names[0], UPDATE_FAILED) from None
 
 
 @subcommand("CONFIG", "REWRITE", arity=2)

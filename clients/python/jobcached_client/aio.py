@@ -39,7 +39,11 @@ from jobcached_client.urls import DEFAULT_PORT, DEFAULT_PROTOCOL, redis_url
 #: Connection settings a sync client's pool holds that mean the same for an async one.
 PORTABLE_SETTINGS = ("host", "port", "path", "db", "username", "password", "socket_timeout",
                      "socket_connect_timeout", "socket_keepalive", "client_name", "protocol",
-                     "encoding", "encoding_errors", "decode_responses", "credential_provider")
+                     "encoding", "encoding_errors", "decode_responses", "credential_provider",
+                     # TLS (jobcacheds:// or ssl=True): the same certificates and checks
+                     "ssl_keyfile", "ssl_certfile", "ssl_cert_reqs", "ssl_ca_certs",
+                     "ssl_ca_data", "ssl_ca_path", "ssl_check_hostname", "ssl_min_version",
+                     "ssl_ciphers", "ssl_password")
 
 
 class AsyncClient(aioredis.Redis):
