@@ -31,6 +31,8 @@ class NullTransport:
     """Accepts writes and drops them; never pushes back."""
 
     def get_extra_info(self, name: str) -> Any:
+        if name == "socket":
+            return None  # no file descriptor to show in CLIENT LIST
         return ("127.0.0.1", 1) if name == "peername" else ("127.0.0.1", 7380)
 
     def write(self, data: bytes) -> None:
