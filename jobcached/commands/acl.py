@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from jobcached import redisconfig
 from jobcached.acl import CATEGORIES, RuleError, User, merge_selector_arguments, universe
 from jobcached.commands.aclcheck import denial
-from jobcached.commands.args import to_int
+from jobcached.commands.args import subcommand_syntax_error, to_int
 from jobcached.commands.registry import (
     ADMIN,
     LOADING,
@@ -214,8 +214,7 @@ def acl_cat(s: Session, argv: list[bytes]) -> Any:
     Errors: `ERR Unknown category '...'`.
     """
     if len(argv) > 3:
-        raise CommandError("unknown subcommand or wrong number of arguments for "
-                           f"'{_text(argv[1])}'. Try ACL HELP.")
+        raise subcommand_syntax_error("ACL", argv[1])
     if len(argv) == 2:
         return [name.encode() for name in CATEGORIES]
     name = _text(argv[2]).lower()
@@ -234,8 +233,7 @@ def acl_genpass(s: Session, argv: list[bytes]) -> Any:
     Reply: bulk string.
     """
     if len(argv) > 3:
-        raise CommandError("unknown subcommand or wrong number of arguments for "
-                           f"'{_text(argv[1])}'. Try ACL HELP.")
+        raise subcommand_syntax_error("ACL", argv[1])
     bits = 256
     if len(argv) == 3:
         bits = to_int(argv[2])
@@ -292,8 +290,7 @@ def acl_log(s: Session, argv: list[bytes]) -> Any:
     """
     log = s.server.acl.log
     if len(argv) > 3:
-        raise CommandError("unknown subcommand or wrong number of arguments for "
-                           f"'{_text(argv[1])}'. Try ACL HELP.")
+        raise subcommand_syntax_error("ACL", argv[1])
     count = 10
     if len(argv) == 3:
         if argv[2].upper() == b"RESET":

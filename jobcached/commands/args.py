@@ -20,6 +20,13 @@ _INT_RE = re.compile(rb"0|-?[1-9][0-9]*")
 _FLOAT_RE = re.compile(rb"[-+]?(inf|infinity|(\d+\.?\d*|\.\d+)(e[-+]?\d+)?)", re.IGNORECASE)
 
 
+def subcommand_syntax_error(command: str, name: bytes) -> CommandError:
+    """Redis' addReplySubcommandSyntaxError: the subcommand echoed as the client spelled it."""
+    text = name.decode("utf-8", "surrogateescape")
+    return CommandError(f"unknown subcommand or wrong number of arguments for '{text}'. "
+                        f"Try {command} HELP.")
+
+
 def to_int(raw: bytes, error: type[Exception] = NotIntegerError) -> int:
     """A signed 64-bit integer written exactly as Redis' string2ll accepts it."""
     if 0 < len(raw) < 19 and raw.isdigit() and (raw[0] != 48 or len(raw) == 1):

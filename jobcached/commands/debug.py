@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from jobcached import REDIS_COMPAT_VERSION, __version__
-from jobcached.commands.args import to_int
+from jobcached.commands.args import subcommand_syntax_error, to_int
 from jobcached.commands.registry import ADMIN, FAST, LOADING, READONLY, STALE, command
 from jobcached.errors import CommandError
 from jobcached.net.replies import OK, Simple, Verbatim
@@ -119,9 +119,7 @@ def debug(s: Session, argv: list[bytes]) -> Any:
         raise CommandError(NOT_ALLOWED)
     entry = SUBCOMMANDS.get(argv[1].upper())
     if entry is None or len(argv) != entry[1]:
-        name = argv[1].decode("utf-8", "surrogateescape")
-        raise CommandError(f"unknown subcommand or wrong number of arguments for '{name}'. "
-                           "Try DEBUG HELP.")
+        raise subcommand_syntax_error("DEBUG", argv[1])
     return entry[0](s, argv)
 
 

@@ -22,6 +22,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from jobcached.cache.glob import glob_match
+from jobcached.commands.args import subcommand_syntax_error
 from jobcached.commands.registry import (
     ALLOW_BUSY,
     DENYOOM,
@@ -151,7 +152,7 @@ def function_flush(s: Session, argv: list[bytes]) -> Any:
     LOAD.
     """
     if len(argv) > 3:
-        raise _subcommand_syntax(argv[1])
+        raise subcommand_syntax_error("FUNCTION", argv[1])
     if len(argv) == 3 and argv[2].upper() not in (b"ASYNC", b"SYNC"):
         raise CommandError("FUNCTION FLUSH only supports SYNC|ASYNC option")
     scripting(s.server).libraries.clear()
@@ -237,7 +238,7 @@ def function_restore(s: Session, argv: list[bytes]) -> Any:
     FUNCTION LOAD.
     """
     if len(argv) > 4:
-        raise _subcommand_syntax(argv[1])
+        raise subcommand_syntax_error("FUNCTION", argv[1])
     policy = argv[3].upper() if len(argv) == 4 else b"APPEND"
     if policy not in (b"FLUSH", b"APPEND", b"REPLACE"):
         raise CommandError("Wrong restore policy given, value should be either FLUSH, APPEND "
@@ -358,12 +359,6 @@ def function_kill(s: Session, argv: list[bytes]) -> Any:
         raise CommandError(BUSY.text[5:], code="BUSY")
     scripting(s.server).engine.kill()
     return OK
-
-
-def _subcommand_syntax(name: bytes) -> CommandError:
-    """Redis' addReplySubcommandSyntaxError: the subcommand as the client spelled it."""
-    return CommandError(f"unknown subcommand or wrong number of arguments for '{_text(name)}'. Try "
-                        "FUNCTION HELP.")
 
 
 def _text(raw: bytes) -> str:

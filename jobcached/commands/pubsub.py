@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from jobcached.commands.args import subcommand_syntax_error
 from jobcached.commands.registry import (
     FAST,
     LOADING,
@@ -26,7 +27,6 @@ from jobcached.commands.registry import (
     container,
     subcommand,
 )
-from jobcached.errors import CommandError
 from jobcached.net.replies import NO_REPLY, Push
 from jobcached.net.session import Session
 
@@ -210,9 +210,7 @@ def pubsub_channels(s: Session, argv: list[bytes]) -> Any:
     Errors: `ERR unknown subcommand or wrong number of arguments` for more than one pattern.
     """
     if len(argv) > 3:
-        name = argv[1].decode("utf-8", "surrogateescape")
-        raise CommandError(f"unknown subcommand or wrong number of arguments for '{name}'. "
-                           "Try PUBSUB HELP.")
+        raise subcommand_syntax_error("PUBSUB", argv[1])
     return s.server.pubsub.active_channels(argv[2] if len(argv) == 3 else None)
 
 
@@ -259,9 +257,7 @@ def pubsub_shardchannels(s: Session, argv: list[bytes]) -> Any:
     Errors: `ERR unknown subcommand or wrong number of arguments` for more than one pattern.
     """
     if len(argv) > 3:
-        name = argv[1].decode("utf-8", "surrogateescape")
-        raise CommandError(f"unknown subcommand or wrong number of arguments for '{name}'. "
-                           "Try PUBSUB HELP.")
+        raise subcommand_syntax_error("PUBSUB", argv[1])
     return s.server.pubsub.active_shard_channels(argv[2] if len(argv) == 3 else None)
 
 
