@@ -21,7 +21,7 @@ from jobcached.clock import SystemClock
 from jobcached.commands.registry import load_all
 from jobcached.config import Config
 from jobcached.net.protocol import RespProtocol
-from jobcached.state import ServerState
+from jobcached.server.state import ServerState
 
 ROUNDS = 7  # the best of several rounds: the machine is shared
 BATCHES = 5000

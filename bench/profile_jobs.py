@@ -27,12 +27,12 @@ from bench.profile_hotpath import NullTransport, request
 from jobcached.clock import SystemClock
 from jobcached.commands.registry import load_all
 from jobcached.config import Config
-from jobcached.durability import Durability
 from jobcached.jobs.engine import JobEngine
 from jobcached.jobs.records import decode_record
-from jobcached.jobs.wal import Wal
 from jobcached.net.protocol import RespProtocol
-from jobcached.state import ServerState
+from jobcached.persistence.durability import Durability
+from jobcached.persistence.wal import Wal
+from jobcached.server.state import ServerState
 
 BATCH = 50
 PAYLOAD = b"x" * 100

@@ -31,24 +31,24 @@ from pathlib import Path
 import uvloop
 
 from jobcached import __version__
-from jobcached.archiving import ARCHIVE_INTERVAL_SECONDS, Archiver
 from jobcached.clock import Clock, SystemClock
 from jobcached.commands.acl import load_at_start
 from jobcached.commands.functions import restore_functions
 from jobcached.commands.registry import load_all
 from jobcached.config import Config
-from jobcached.durability import Durability
 from jobcached.errors import ConfigError, StartupError
-from jobcached.gcpolicy import FullCollections
 from jobcached.jobs.engine import JobEngine
 from jobcached.jobs.records import decode_record
-from jobcached.jobs.wal import Wal
 from jobcached.net.protocol import RespProtocol
 from jobcached.net.tls import TlsListener, build_context
 from jobcached.observability.http import HttpServer
 from jobcached.observability.metrics import FsyncTimer, build_registry
+from jobcached.persistence.archiving import ARCHIVE_INTERVAL_SECONDS, Archiver
+from jobcached.persistence.durability import Durability
+from jobcached.persistence.wal import Wal
 from jobcached.scripting import persisted
-from jobcached.startup import (
+from jobcached.server.gcpolicy import FullCollections
+from jobcached.server.startup import (
     DataDirLock,
     bind_error,
     bind_tcp,
@@ -56,7 +56,7 @@ from jobcached.startup import (
     prepare_data_dir,
     warn_if_exposed,
 )
-from jobcached.state import ServerState
+from jobcached.server.state import ServerState
 
 log = logging.getLogger("jobcached.app")
 

@@ -20,9 +20,9 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from jobcached import redisconfig
 from jobcached.errors import ConfigError
-from jobcached.notify import canonical, valid_notify_flags
+from jobcached.server.notify import canonical, valid_notify_flags
+from jobcached.settings import redisconfig
 
 #: Upper bound of `databases`: each costs a Keyspace with its shards even when empty, and a
 #: client could otherwise ask for millions at start.

@@ -11,7 +11,7 @@ and writes two data files that the server reads at start:
   COMMAND INFO entry and the COMMAND DOCS entry, exactly as the RESP3 wire said them. Wire
   types are kept: a set is `{"$set": [...]}`, a status reply `{"$status": "..."}`, a map a
   JSON object, an array a list, a bulk string a string.
-- `jobcached/redis_config_table.json`: per CONFIG parameter (aliases included), its default
+- `jobcached/settings/redis_config_table.json`: per CONFIG parameter (aliases included), its default
   and its type as Redis validates it, found by probing CONFIG SET with bad values and reading
   the error texts (`argument must be 'yes' or 'no'`, `... must be between 0 and 65535
   inclusive`, `can't set immutable config`, ...). A value that was accepted is set back.
@@ -31,7 +31,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMAND_TABLE = ROOT / "jobcached" / "commands" / "redis_command_table.json"
-CONFIG_TABLE = ROOT / "jobcached" / "redis_config_table.json"
+CONFIG_TABLE = ROOT / "jobcached" / "settings" / "redis_config_table.json"
 
 #: A value no parameter type accepts except plain strings.
 BAD_VALUE = "\x01not-a-value"

@@ -1,7 +1,7 @@
 """ACL: manage users (SETUSER, GETUSER, DELUSER, LIST, USERS, LOAD, SAVE) and inspect
 permissions (WHOAMI, CAT, DRYRUN, LOG, GENPASS), as Redis 7.0.
 
-Why a module of its own: these are the wire face of jobcached/acl.py's model; replies and errors
+Why a module of its own: these are the wire face of security/acl.py's model; replies and errors
 are Redis 7.0's so that redis-cli, client libraries (redis-py's `acl_*`) and aclfiles written by
 Redis work unchanged. Enforcement is commands/aclcheck.py.
 """
@@ -12,8 +12,6 @@ import os
 import secrets
 from typing import TYPE_CHECKING, Any
 
-from jobcached import redisconfig
-from jobcached.acl import CATEGORIES, RuleError, User, merge_selector_arguments, universe
 from jobcached.commands.aclcheck import denial
 from jobcached.commands.args import subcommand_syntax_error, to_int
 from jobcached.commands.registry import (
@@ -28,9 +26,11 @@ from jobcached.commands.registry import (
 from jobcached.errors import CommandError
 from jobcached.net.replies import OK, SetOf
 from jobcached.net.session import Session
+from jobcached.security.acl import CATEGORIES, RuleError, User, merge_selector_arguments, universe
+from jobcached.settings import redisconfig
 
 if TYPE_CHECKING:
-    from jobcached.state import ServerState
+    from jobcached.server.state import ServerState
 
 container("ACL", group="server", summary="Manage ACL users and inspect their permissions.")
 

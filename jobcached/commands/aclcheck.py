@@ -13,15 +13,15 @@ reads), then pub/sub channels; each refusal goes to ACL LOG.
 
 from __future__ import annotations
 
-from jobcached import redisconfig
-from jobcached.acl import READ, WRITE, Selector, User
-from jobcached.acllog import LogEntry
 from jobcached.commands.commandinfo import variable_flags
 from jobcached.commands.docs import key_specs
 from jobcached.commands.keyspec import KeySpec
 from jobcached.commands.registry import Command, lookup
 from jobcached.net.replies import ErrorReply
 from jobcached.net.session import Session
+from jobcached.security.acl import READ, WRITE, Selector, User
+from jobcached.security.acllog import LogEntry
+from jobcached.settings import redisconfig
 
 #: job commands that take a job id: the id's position and the access they need on its queue
 JOB_ID_COMMANDS = {"JOB.ACK": (1, READ | WRITE), "JOB.FAIL": (1, READ | WRITE),

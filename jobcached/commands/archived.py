@@ -16,11 +16,11 @@ from typing import Any, TypeVar
 
 from jobcached.commands.aclcheck import archived_job_refusal
 from jobcached.errors import CommandError
-from jobcached.jobs.archive import Archive
 from jobcached.jobs.model import Job, State
 from jobcached.net.replies import Deferred, ErrorReply
 from jobcached.net.session import Session
-from jobcached.tasks import spawn
+from jobcached.persistence.archive import Archive
+from jobcached.server.tasks import spawn
 
 T = TypeVar("T")
 log = logging.getLogger("jobcached.archive")

@@ -21,7 +21,7 @@ from jobcached.commands.args import INT64_MAX, to_int
 from jobcached.commands.registry import DENYOOM, FAST, READONLY, WRITE, command
 from jobcached.errors import CommandError, SyntaxErr
 from jobcached.net.session import Session
-from jobcached.notify import GENERIC, STRING, notify
+from jobcached.server.notify import GENERIC, STRING, notify
 
 OFFSET_ERROR = "bit offset is not an integer or out of range"
 BIT_ERROR = "bit is not an integer or out of range"

@@ -46,7 +46,7 @@ from jobcached.net.replies import Deferred
 if TYPE_CHECKING:
     from jobcached.jobs.timerwheel import TimerHandle
     from jobcached.net.session import Session
-    from jobcached.state import ServerState
+    from jobcached.server.state import ServerState
 
 #: `Waiter.serve` results other than a reply: the key has nothing for anyone (stop walking its
 #: queue), or has data of a kind this waiter does not pop (a BLPOP waiter on a sorted set).

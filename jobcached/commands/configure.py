@@ -22,12 +22,12 @@ from jobcached.commands.registry import (
     subcommand,
 )
 from jobcached.config import Config, resolve
-from jobcached.configrewrite import rewrite_file
 from jobcached.errors import CommandError, ConfigError, SyntaxErr
 from jobcached.net.replies import OK
 from jobcached.net.session import Session
 from jobcached.net.tls import UPDATE_FAILED
-from jobcached.state import Stats
+from jobcached.server.state import Stats
+from jobcached.settings.configrewrite import rewrite_file
 
 log = logging.getLogger("jobcached.config")
 

@@ -21,7 +21,7 @@ from jobcached.commands.registry import (
 from jobcached.errors import CommandError
 from jobcached.net.replies import OK
 from jobcached.net.session import Session
-from jobcached.notify import GENERIC, notify
+from jobcached.server.notify import GENERIC, notify
 
 OUT_OF_RANGE = "DB index is out of range"
 

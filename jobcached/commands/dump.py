@@ -21,7 +21,7 @@ from jobcached.commands.registry import DENYOOM, READONLY, WRITE, command
 from jobcached.errors import CommandError, SyntaxErr
 from jobcached.net.replies import OK
 from jobcached.net.session import Session
-from jobcached.notify import GENERIC, notify
+from jobcached.server.notify import GENERIC, notify
 
 LFU_FREQ_MAX = 255
 

@@ -42,7 +42,7 @@ from jobcached.scripting.engine import ScriptError
 from jobcached.scripting.functions import Libraries, Library, load_library
 
 if TYPE_CHECKING:
-    from jobcached.state import ServerState
+    from jobcached.server.state import ServerState
 
 log = logging.getLogger("jobcached.scripts")
 

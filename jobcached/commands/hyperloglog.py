@@ -22,7 +22,7 @@ from jobcached.commands.registry import ADMIN, DENYOOM, FAST, READONLY, WRITE, c
 from jobcached.errors import CommandError
 from jobcached.net.replies import OK, Simple
 from jobcached.net.session import Session
-from jobcached.notify import STRING, notify
+from jobcached.server.notify import STRING, notify
 
 
 class NotHllError(CommandError):

@@ -24,7 +24,7 @@ from jobcached.errors import CommandError, NotIntegerError
 from jobcached.net.replies import OK, Verbatim
 from jobcached.net.session import Session
 from jobcached.observability import latency
-from jobcached.state import LATENCY_SLOTS
+from jobcached.server.state import LATENCY_SLOTS
 
 #: SLOWLOG GET without a count returns this many entries (Redis' default).
 SLOWLOG_DEFAULT_COUNT = 10

@@ -23,7 +23,7 @@ from jobcached.commands.registry import (
 from jobcached.errors import CommandError, NoSuchKeyError, SyntaxErr
 from jobcached.net.replies import OK, Simple
 from jobcached.net.session import Session
-from jobcached.notify import GENERIC, notify
+from jobcached.server.notify import GENERIC, notify
 
 
 @command("DEL", arity=-2, flags=WRITE, group="generic", keys=(1, -1, 1))

@@ -19,7 +19,7 @@ from jobcached.commands.strings import PX, expire_at_ms
 from jobcached.errors import SyntaxErr
 from jobcached.net.replies import OK
 from jobcached.net.session import Session
-from jobcached.notify import GENERIC, STRING, notify
+from jobcached.server.notify import GENERIC, STRING, notify
 
 
 @command("GETL", arity=-2, flags=READONLY | FAST, group="string", keys=(1, 1, 1),

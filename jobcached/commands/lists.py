@@ -21,7 +21,7 @@ from jobcached.commands.registry import BLOCKING, DENYOOM, FAST, READONLY, WRITE
 from jobcached.errors import CommandError, NoSuchKeyError, SyntaxErr, WrongTypeError
 from jobcached.net.replies import NULL_ARRAY, OK, ErrorReply
 from jobcached.net.session import Session
-from jobcached.notify import GENERIC, LIST, notify, notify_if_gone
+from jobcached.server.notify import GENERIC, LIST, notify, notify_if_gone
 
 LEFT, RIGHT = b"LEFT", b"RIGHT"
 

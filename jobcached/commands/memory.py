@@ -19,7 +19,7 @@ from jobcached.errors import SyntaxErr
 from jobcached.net.replies import OK, Verbatim
 from jobcached.net.session import Session
 from jobcached.observability.info import rss_bytes
-from jobcached.state import ServerState
+from jobcached.server.state import ServerState
 
 #: OBJECT REFCOUNT of a shared integer: Redis keeps one object for each of 0..9999
 #: (OBJ_SHARED_INTEGERS) with refcount OBJ_SHARED_REFCOUNT (INT_MAX).

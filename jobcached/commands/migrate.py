@@ -27,8 +27,8 @@ from jobcached.commands.registry import WRITE, command
 from jobcached.errors import CommandError, SyntaxErr
 from jobcached.net.replies import OK, Deferred, ErrorReply, Simple
 from jobcached.net.session import Session
-from jobcached.notify import GENERIC, notify
-from jobcached.tasks import spawn
+from jobcached.server.notify import GENERIC, notify
+from jobcached.server.tasks import spawn
 
 DEFAULT_TIMEOUT_MS = 1000  # a timeout <= 0 means this, as in Redis
 REPLY_LINE_MAX_BYTES = 1024  # Redis reads each reply line into a 1 KB buffer

@@ -30,7 +30,7 @@ from jobcached.net.session import Session
 
 if TYPE_CHECKING:
     from jobcached.jobs.timerwheel import TimerHandle
-    from jobcached.state import ServerState
+    from jobcached.server.state import ServerState
 
 UNBLOCKED = "client unblocked via CLIENT UNBLOCK"
 

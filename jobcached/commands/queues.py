@@ -21,12 +21,12 @@ from jobcached.commands.keyspec import after_keyword, at_index
 from jobcached.commands.registry import DENYOOM, READONLY, WRITE, command
 from jobcached.errors import CommandError, SyntaxErr
 from jobcached.jobs import purge as purges
-from jobcached.jobs.archive import Archive
 from jobcached.jobs.limits import QueueLimit
 from jobcached.jobs.model import Job, State
 from jobcached.net.replies import OK, Deferred, ErrorReply
 from jobcached.net.session import Session
-from jobcached.tasks import spawn
+from jobcached.persistence.archive import Archive
+from jobcached.server.tasks import spawn
 
 log = logging.getLogger("jobcached.jobs")
 

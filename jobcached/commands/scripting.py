@@ -60,7 +60,7 @@ from jobcached.scripting.functions import Libraries
 
 if TYPE_CHECKING:
     from jobcached.replication.backlog import Backlog
-    from jobcached.state import ServerState
+    from jobcached.server.state import ServerState
 
 #: Commands Redis 7.0 flags `noscript` (among those we have), by top-level name; blocking
 #: commands are refused through their flag.

@@ -22,7 +22,7 @@ from jobcached.errors import CommandError, SyntaxErr
 from jobcached.net.replies import NO_REPLY, OK, Simple, Verbatim
 from jobcached.net.session import Session
 from jobcached.observability.info import render_info
-from jobcached.tasks import spawn
+from jobcached.server.tasks import spawn
 
 # ------------------------------------------------------------------------------- INFO
 

@@ -19,7 +19,7 @@ from jobcached.commands.streamgroups import account
 from jobcached.errors import CommandError
 from jobcached.net.replies import OK
 from jobcached.net.session import Session
-from jobcached.notify import STREAM, notify
+from jobcached.server.notify import STREAM, notify
 
 XINFO_FULL_DEFAULT_COUNT = 10  # entries and PEL items per group/consumer in XINFO STREAM FULL
 

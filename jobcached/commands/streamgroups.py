@@ -39,7 +39,7 @@ from jobcached.commands.streamargs import (
 from jobcached.errors import CommandError, SyntaxErr
 from jobcached.net.replies import NULL_ARRAY, Deferred, ErrorReply
 from jobcached.net.session import Session
-from jobcached.notify import STREAM, notify
+from jobcached.server.notify import STREAM, notify
 
 #: XAUTOCLAIM visits at most COUNT * this many PEL entries per call (Redis' attempts_factor).
 AUTOCLAIM_ATTEMPTS_FACTOR = 10

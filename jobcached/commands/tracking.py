@@ -1,7 +1,7 @@
 """CLIENT TRACKING, CACHING, GETREDIR and TRACKINGINFO: server-assisted client-side caching.
 
 The handlers parse and check options with Redis 7's rules and error texts (networking.c
-clientCommand) and leave the table to `jobcached.tracking`. `remember_read` is what the
+clientCommand) and leave the table to `jobcached.server.tracking`. `remember_read` is what the
 dispatcher calls after a read-only command of a tracking client: it finds the command's keys
 with the key specs (as Redis' getKeysFromCommand) and hands them to the table.
 """

@@ -27,7 +27,7 @@ from jobcached.commands.registry import DENYOOM, READONLY, WRITE, command
 from jobcached.commands.zsets import pairs
 from jobcached.errors import CommandError, SyntaxErr, WrongTypeError
 from jobcached.net.session import Session
-from jobcached.notify import GENERIC, ZSET, notify
+from jobcached.server.notify import GENERIC, ZSET, notify
 
 UNION, INTER, DIFF = "union", "inter", "diff"
 _SUM, _MIN, _MAX = b"SUM", b"MIN", b"MAX"

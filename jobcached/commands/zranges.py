@@ -17,7 +17,7 @@ from jobcached.commands.registry import DENYOOM, FAST, READONLY, WRITE, command
 from jobcached.commands.zsets import freed_bytes, pairs
 from jobcached.errors import CommandError, SyntaxErr
 from jobcached.net.session import Session
-from jobcached.notify import GENERIC, ZSET, notify, notify_if_gone
+from jobcached.server.notify import GENERIC, ZSET, notify, notify_if_gone
 
 # ------------------------------------------------------------------------------- ranges
 

@@ -39,7 +39,7 @@ from jobcached.errors import CommandError, SyntaxErr
 from jobcached.net.replies import NULL_ARRAY
 from jobcached.net.resp import format_double
 from jobcached.net.session import Session
-from jobcached.notify import ZSET, notify, notify_if_gone
+from jobcached.server.notify import ZSET, notify, notify_if_gone
 
 #: ZSCAN returns a sorted set this small whole, with cursor 0 (Redis' zset-max-listpack-entries).
 ZSCAN_WHOLE_MAX_MEMBERS = 128

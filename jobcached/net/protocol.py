@@ -28,7 +28,7 @@ from jobcached.net.outlimit import OutputLimiter, output_limit
 from jobcached.net.replies import Deferred, ErrorReply, NoReply
 from jobcached.net.resp import RequestParser, encode
 from jobcached.net.session import Session
-from jobcached.state import ServerState
+from jobcached.server.state import ServerState
 
 log = logging.getLogger("jobcached.net")
 

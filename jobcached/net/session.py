@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 from jobcached.net.replies import Deferred, Push
 
 if TYPE_CHECKING:
-    from jobcached.acl import User
     from jobcached.cache.keyspace import Keyspace
-    from jobcached.state import ServerState
-    from jobcached.tracking import ClientTracking
+    from jobcached.security.acl import User
+    from jobcached.server.state import ServerState
+    from jobcached.server.tracking import ClientTracking
 
 
 #: Redis' PROTO_REPLY_CHUNK_BYTES: the size of a client's static reply buffer (CLIENT LIST
@@ -77,7 +77,7 @@ class Session:
         self.lib_name = b""
         self.lib_ver = b""
         self.resp3 = False
-        #: the ACL user (jobcached/acl.py) and whether it authenticated; `unchecked`: both
+        #: the ACL user (jobcached/security/acl.py) and whether it authenticated; `unchecked`: both
         #: true and the user may run anything, so dispatch's fast path skips every check
         self.user: User = server.acl.default
         self.authenticated = server.acl.open_to_new_connections()
@@ -95,12 +95,12 @@ class Session:
         #: WATCHed keys, and whether one of them changed since (EXEC then fails)
         self.watched: set[tuple[int, bytes]] = set()  # (db, key)
         self.watch_dirty = False
-        #: pub/sub: channels and patterns subscribed to (ordered sets; see jobcached.pubsub)
+        #: pub/sub: channels and patterns subscribed to (ordered sets; see jobcached.server.pubsub)
         self.sub_channels: dict[bytes, None] = {}
         self.sub_patterns: dict[bytes, None] = {}
         #: sharded pub/sub (SSUBSCRIBE): shard channels, a namespace of their own
         self.sub_shard_channels: dict[bytes, None] = {}
-        #: CLIENT TRACKING state (jobcached.tracking), None until tracking is first turned on
+        #: CLIENT TRACKING state (jobcached.server.tracking), None until tracking is first turned on
         self.tracking: ClientTracking | None = None
         #: in MONITOR mode (commands/monitor.py): receives every command the server runs
         self.monitoring = False

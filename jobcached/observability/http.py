@@ -29,7 +29,7 @@ from prometheus_client import CollectorRegistry
 from jobcached.observability.metrics import CONTENT_TYPE, render
 
 if TYPE_CHECKING:
-    from jobcached.state import ServerState
+    from jobcached.server.state import ServerState
 
 log = logging.getLogger("jobcached.http")
 

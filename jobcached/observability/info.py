@@ -32,7 +32,7 @@ from jobcached.commands.registry import walk
 from jobcached.jobs.model import State
 from jobcached.jobs.ready import ReadyQueue
 from jobcached.observability.rates import rates
-from jobcached.state import LATENCY_SLOTS, ServerState
+from jobcached.server.state import LATENCY_SLOTS, ServerState
 
 #: Queues listed in INFO jobs; QUEUE.LIST and QUEUE.STATS reach the others.
 INFO_MAX_QUEUES = 1000

@@ -37,12 +37,12 @@ from prometheus_client.utils import floatToGoString
 from jobcached import REDIS_COMPAT_VERSION, __version__
 from jobcached.commands.registry import walk
 from jobcached.jobs.model import State
-from jobcached.jobs.wal import RealFs
 from jobcached.observability.latency import DISABLED, HISTORY_LEN
-from jobcached.state import LATENCY_SLOTS, new_latency_histogram
+from jobcached.persistence.wal import RealFs
+from jobcached.server.state import LATENCY_SLOTS, new_latency_histogram
 
 if TYPE_CHECKING:
-    from jobcached.state import ServerState
+    from jobcached.server.state import ServerState
 
 #: Queues exported with a `queue` label; more would make every scrape (and Prometheus) pay for
 #: queue names chosen by clients. A queue costs up to ~50 samples, about 0.5 ms of rendering

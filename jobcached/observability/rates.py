@@ -13,7 +13,7 @@ import time
 import weakref
 from dataclasses import dataclass, field
 
-from jobcached.state import ServerState
+from jobcached.server.state import ServerState
 
 #: Shortest span a rate is computed over (Redis averages 16 samples of 100 ms).
 MIN_INTERVAL_S = 0.1

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 
-from jobcached.jobs.wal import RealFs
+from jobcached.persistence.wal import RealFs
 from jobcached.scripting import rdbdump
 
 FILE_NAME = "functions.rdb"

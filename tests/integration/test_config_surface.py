@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from jobcached import redisconfig
 from jobcached.config import Config
+from jobcached.settings import redisconfig
 from tests.conftest import RedisServerProcess, ServerProcess
 from tests.integration.cache.differential import Pair, raw_call
 

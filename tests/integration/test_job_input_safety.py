@@ -14,7 +14,7 @@ import pytest
 import redis
 
 from jobcached.jobs.records import encode_record
-from jobcached.jobs.wal import Wal
+from jobcached.persistence.wal import Wal
 from tests.conftest import RawClient, ServerProcess, free_port
 from tests.integration.test_jobs import as_map
 

@@ -23,8 +23,8 @@ import pytest
 from jobcached import __version__
 from jobcached.app import App
 from jobcached.config import Config
-from jobcached.jobs.wal import Wal
-from jobcached.startup import DataDirLock, bind_tcp
+from jobcached.persistence.wal import Wal
+from jobcached.server.startup import DataDirLock, bind_tcp
 from tests.conftest import ServerProcess, free_port
 
 #: A refused start must end within this (seconds of wall time). Almost all of it is the

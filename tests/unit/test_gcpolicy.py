@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import gc
 
-from jobcached.gcpolicy import IDLE_MIN_INTERVAL_S, FullCollections
+from jobcached.server.gcpolicy import IDLE_MIN_INTERVAL_S, FullCollections
 
 
 class Clock:

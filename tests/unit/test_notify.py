@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from jobcached import notify
 from jobcached.clock import ManualClock
 from jobcached.config import Config, ConfigError
-from jobcached.state import ServerState
+from jobcached.server import notify
+from jobcached.server.state import ServerState
 
 
 class Listener:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from jobcached.pubsub import PubSub
+from jobcached.server.pubsub import PubSub
 
 
 class Sub:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from jobcached import redisconfig
 from jobcached.config import Config
 from jobcached.errors import ConfigError
+from jobcached.settings import redisconfig
 
 
 @pytest.mark.parametrize(("name", "raw", "shown"), [

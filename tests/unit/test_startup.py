@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from jobcached.errors import StartupError
-from jobcached.startup import (
+from jobcached.server.startup import (
     LOCK_FILE,
     DataDirLock,
     bind_tcp,
@@ -69,7 +69,7 @@ def test_unix_socket_replaces_a_stale_file(tmp_path: Path) -> None:
 def test_exposure_warning(caplog: pytest.LogCaptureFixture, host: str, password: str,
                           warned: bool) -> None:
     sockets = bind_tcp(host, 0)
-    with caplog.at_level(logging.WARNING, logger="jobcached.startup"):
+    with caplog.at_level(logging.WARNING, logger="jobcached.server.startup"):
         warn_if_exposed(sockets, password, protected_mode=True)
     for sock in sockets:
         sock.close()

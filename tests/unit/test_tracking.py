@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from jobcached.net.replies import Push
-from jobcached.tracking import Tracking
+from jobcached.server.tracking import Tracking
 
 
 class Conn:

@@ -27,7 +27,7 @@ from jobcached.jobs.cron import CronEntry
 from jobcached.jobs.engine import JobEngine, PushOptions
 from jobcached.jobs.model import Job, RetryPolicy
 from jobcached.jobs.records import encode_record
-from jobcached.jobs.wal import Wal, write_base
+from jobcached.persistence.wal import Wal, write_base
 
 
 def drive(engine: JobEngine, clock: ManualClock) -> None:

@@ -19,7 +19,7 @@ from jobcached.commands.registry import load_all
 from jobcached.config import Config
 from jobcached.net.replies import ErrorReply
 from jobcached.net.session import Session
-from jobcached.state import ServerState
+from jobcached.server.state import ServerState
 from tests.integration.cache.differential import Pair
 
 load_all()

@@ -12,7 +12,7 @@ from jobcached.cache.databases import Databases
 from jobcached.clock import ManualClock
 from jobcached.config import Config
 from jobcached.errors import OutOfMemoryError
-from jobcached.state import ServerState
+from jobcached.server.state import ServerState
 
 VALUE = b"v" * 100
 

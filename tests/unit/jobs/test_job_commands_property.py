@@ -33,10 +33,10 @@ from jobcached.commands.registry import load_all
 from jobcached.config import Config
 from jobcached.jobs.engine import JobEngine
 from jobcached.jobs.records import decode_record, encode_record
-from jobcached.jobs.wal import COMPACT_TMP, RealFs, Wal, write_base
 from jobcached.net.replies import ErrorReply
 from jobcached.net.session import Session
-from jobcached.state import ServerState
+from jobcached.persistence.wal import COMPACT_TMP, RealFs, Wal, write_base
+from jobcached.server.state import ServerState
 from tests.unit.observability.conftest import NullConnection
 
 QUEUES = [b"q1", b"q2", "é".encode()]

@@ -29,7 +29,7 @@ from jobcached.jobs.records import (
     encode_record,
     put_record,
 )
-from jobcached.jobs.wal import Wal
+from jobcached.persistence.wal import Wal
 
 SAMPLES = Path(__file__).parents[2] / "data" / "wal"
 

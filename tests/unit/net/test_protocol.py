@@ -11,7 +11,7 @@ from jobcached.clock import ManualClock
 from jobcached.commands.registry import load_all
 from jobcached.config import Config
 from jobcached.net.protocol import RespProtocol, is_local_address
-from jobcached.state import ServerState
+from jobcached.server.state import ServerState
 
 load_all()
 

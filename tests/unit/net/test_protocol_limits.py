@@ -20,7 +20,7 @@ from jobcached.config import Config
 from jobcached.net.outlimit import OutputLimit, OutputLimiter, output_limit
 from jobcached.net.protocol import RespProtocol
 from jobcached.net.replies import Deferred
-from jobcached.state import ServerState
+from jobcached.server.state import ServerState
 from tests.unit.net.test_protocol import FakeTransport, connect
 
 CHUNK = b"x" * 65536

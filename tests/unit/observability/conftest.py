@@ -11,7 +11,7 @@ from jobcached.commands.registry import load_all
 from jobcached.config import Config
 from jobcached.jobs.engine import JobEngine
 from jobcached.net.session import Session
-from jobcached.state import ServerState
+from jobcached.server.state import ServerState
 
 load_all()
 

@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 
 from jobcached.clock import ManualClock
-from jobcached.durability import Durability
 from jobcached.jobs.engine import JobEngine
-from jobcached.jobs.wal import RealFs, Wal
 from jobcached.net.replies import Deferred
 from jobcached.observability.http import HttpError, parse_request_head, readiness, respond
 from jobcached.observability.metrics import build_registry
-from jobcached.state import ServerState
+from jobcached.persistence.durability import Durability
+from jobcached.persistence.wal import RealFs, Wal
+from jobcached.server.state import ServerState
 
 
 @pytest.mark.parametrize(("head", "expected"), [

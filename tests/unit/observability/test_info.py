@@ -9,7 +9,7 @@ from jobcached.commands.dispatch import execute
 from jobcached.jobs.engine import PushOptions
 from jobcached.net.session import Session
 from jobcached.observability.info import escape_queue_name, percentile_us, render_info
-from jobcached.state import ServerState, new_latency_histogram
+from jobcached.server.state import ServerState, new_latency_histogram
 
 
 def test_everything_parses_with_redis_py(state: ServerState, session: Session,

@@ -18,7 +18,7 @@ from jobcached.jobs.records import decode_record
 from jobcached.net.session import Session
 from jobcached.observability import metrics
 from jobcached.observability.metrics import FsyncTimer, build_registry, log2_buckets, render
-from jobcached.state import ServerState, new_latency_histogram
+from jobcached.server.state import ServerState, new_latency_histogram
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from jobcached.commands.dispatch import execute
 from jobcached.net.session import Session
 from jobcached.observability.slowlog import MAX_ARG_BYTES, SlowLog, bounded_argv, redacted
-from jobcached.state import ServerState
+from jobcached.server.state import ServerState
 
 
 def test_arguments_are_bounded_as_redis_does() -> None:

@@ -17,7 +17,7 @@ from jobcached.commands.scripting import Scripting
 from jobcached.config import Config
 from jobcached.net.replies import NULL_ARRAY, ErrorReply, Simple
 from jobcached.net.session import Session
-from jobcached.state import ServerState
+from jobcached.server.state import ServerState
 
 
 class Quiet:

@@ -13,7 +13,7 @@ from jobcached.config import Config
 from jobcached.net.replies import ErrorReply
 from jobcached.net.session import Session
 from jobcached.scripting import persisted, rdbdump
-from jobcached.state import ServerState
+from jobcached.server.state import ServerState
 from tests.unit.scripting.test_effects import Quiet
 
 CODE = b"#!lua name=lib\nredis.register_function('f', function() return 1 end)"

@@ -18,7 +18,7 @@ from jobcached.errors import CommandError
 from jobcached.jobs.engine import JobEngine
 from jobcached.net.replies import Deferred, ErrorReply
 from jobcached.net.session import Session
-from jobcached.state import ServerState
+from jobcached.server.state import ServerState
 from tests.unit.scripting.test_effects import Quiet
 
 

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from jobcached.errors import WalError, WalWriteError
-from jobcached.jobs.groupcommit import GroupCommitter
-from jobcached.jobs.wal import RealFs, Wal
+from jobcached.persistence.groupcommit import GroupCommitter
+from jobcached.persistence.wal import RealFs, Wal
 
 TIMEOUT_S = 10  # generous bound for a thread hand-off on a loaded machine; never reached
 
@@ -222,8 +222,8 @@ def test_a_failing_notify_does_not_kill_the_writer_thread(tmp_path: Path) -> Non
 
 
 def test_durability_modules_never_import_asyncio() -> None:
-    package = Path(__file__).parents[3] / "jobcached" / "jobs"
-    for name in ("timerwheel.py", "wal.py", "groupcommit.py"):
+    package = Path(__file__).parents[3] / "jobcached"
+    for name in ("jobs/timerwheel.py", "persistence/wal.py", "persistence/groupcommit.py"):
         tree = ast.parse((package / name).read_text())
         imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import)
                     for alias in node.names}

@@ -23,8 +23,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from jobcached.acllog import AclLog
 from jobcached.cache.glob import Glob, compile_glob, glob_match
+from jobcached.security.acllog import AclLog
 
 if TYPE_CHECKING:
     from jobcached.commands.registry import Command

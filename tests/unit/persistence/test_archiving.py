@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from jobcached.archiving import ARCHIVE_FILE, Archiver
 from jobcached.clock import ManualClock
 from jobcached.config import Config
 from jobcached.jobs.engine import JobEngine, PushOptions
 from jobcached.jobs.model import State
 from jobcached.jobs.records import decode_record
+from jobcached.persistence.archiving import ARCHIVE_FILE, Archiver
 
 HOT_MS = 1_000
 KEEP_MS = 10_000

@@ -15,16 +15,16 @@ from typing import Any
 import pytest
 
 from jobcached.clock import ManualClock
-from jobcached.durability import (
+from jobcached.errors import CommandError
+from jobcached.jobs.engine import JobEngine
+from jobcached.jobs.records import decode_record
+from jobcached.net.replies import Deferred
+from jobcached.persistence.durability import (
     COMPACT_GARBAGE_RATIO,
     COMPACT_MIN_RECORDS,
     Durability,
 )
-from jobcached.errors import CommandError
-from jobcached.jobs.engine import JobEngine
-from jobcached.jobs.records import decode_record
-from jobcached.jobs.wal import RealFs, Wal
-from jobcached.net.replies import Deferred
+from jobcached.persistence.wal import RealFs, Wal
 
 
 class FlakyFs(RealFs):

@@ -23,9 +23,9 @@ from pathlib import Path
 
 from jobcached.clock import Clock
 from jobcached.config import Config
-from jobcached.jobs.archive import Archive
 from jobcached.jobs.engine import JobEngine
 from jobcached.jobs.model import State
+from jobcached.persistence.archive import Archive
 
 log = logging.getLogger("jobcached.archive")
 

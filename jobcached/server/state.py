@@ -17,8 +17,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from jobcached import notify
-from jobcached.acl import Users
 from jobcached.cache.databases import Databases
 from jobcached.cache.hotkeys import HotKeys
 from jobcached.cache.leases import Leases
@@ -27,26 +25,28 @@ from jobcached.config import Config
 from jobcached.jobs.model import State
 from jobcached.jobs.timerwheel import TimerWheel
 from jobcached.net.resp import ParserLimits
-from jobcached.notify import parse_flags
 from jobcached.observability.latency import LatencyMonitor
 from jobcached.observability.slowlog import SlowLog
-from jobcached.pubsub import PubSub
 from jobcached.replication.backlog import Backlog
-from jobcached.tracking import Tracking
+from jobcached.security.acl import Users
+from jobcached.server import notify
+from jobcached.server.notify import parse_flags
+from jobcached.server.pubsub import PubSub
+from jobcached.server.tracking import Tracking
 
 if TYPE_CHECKING:
-    from jobcached.archiving import Archiver
     from jobcached.commands.blocking import BlockedKeys
     from jobcached.commands.pause import ClientPause
     from jobcached.commands.registry import Command
     from jobcached.commands.scripting import BusyScript, Scripting
-    from jobcached.durability import Durability
-    from jobcached.gcpolicy import FullCollections
     from jobcached.jobs.engine import JobEngine
     from jobcached.jobs.model import Job
     from jobcached.net.session import Session
+    from jobcached.persistence.archiving import Archiver
+    from jobcached.persistence.durability import Durability
+    from jobcached.server.gcpolicy import FullCollections
 
-log = logging.getLogger("jobcached.pubsub")
+log = logging.getLogger("jobcached.server.pubsub")
 
 
 @dataclass

@@ -29,13 +29,13 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from jobcached.errors import CommandError, WalError
-from jobcached.forkwrite import ChildFailed, ForkedWrite
-from jobcached.jobs.groupcommit import GroupCommitter
 from jobcached.jobs.records import encode_record
-from jobcached.jobs.wal import COMPACT_TMP, Wal, write_base
 from jobcached.net.replies import Deferred
+from jobcached.persistence.forkwrite import ChildFailed, ForkedWrite
+from jobcached.persistence.groupcommit import GroupCommitter
+from jobcached.persistence.wal import COMPACT_TMP, Wal, write_base
 
-log = logging.getLogger("jobcached.durability")
+log = logging.getLogger("jobcached.persistence.durability")
 
 #: Compact when the log holds this many times more records than the live state needs. The
 #: trade: a compaction rewrites every live job (about 5 µs each, in the forked child), and

@@ -32,7 +32,7 @@ from pathlib import Path
 
 from jobcached.errors import StartupError
 
-log = logging.getLogger("jobcached.startup")
+log = logging.getLogger("jobcached.server.startup")
 
 #: The lock file in the data dir; it holds the pid of the server that has the directory.
 LOCK_FILE = "jobcached.lock"

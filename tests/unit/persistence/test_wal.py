@@ -14,8 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from jobcached.errors import WalCorruptError, WalError, WalVersionError, WalWriteError
-from jobcached.jobs import wal as wal_module
-from jobcached.jobs.wal import (
+from jobcached.persistence import wal as wal_module
+from jobcached.persistence.wal import (
     COMPACT_TMP,
     FRAME_BYTES,
     HEADER_BYTES,

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from jobcached.jobs.archive import Archive
 from jobcached.jobs.model import Job, RetryPolicy, State
+from jobcached.persistence.archive import Archive
 
 
 def make_job(i: int, *, queue: str = "q", state: State = State.SUCCEEDED,

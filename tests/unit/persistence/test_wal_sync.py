@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from jobcached.errors import WalWriteError
-from jobcached.jobs.wal import RealFs, Wal
+from jobcached.persistence.wal import RealFs, Wal
 
 WAIT_S = 10  # only bounds a broken test; nothing below depends on timing
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from jobcached.state import ServerState
+    from jobcached.server.state import ServerState
 
 # Classes, with Redis' bit values (server.h NOTIFY_*).
 KEYSPACE = 1 << 0  # K

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from jobcached.errors import WalError
-from jobcached.jobs.wal import MAX_RECORD_BYTES
+from jobcached.persistence.wal import MAX_RECORD_BYTES
 
 log = logging.getLogger("jobcached.wal")
 
@@ -47,7 +47,7 @@ Notify = Callable[[Callable[[], None]], None]
 
 
 class WalWriter(Protocol):
-    """What the committer needs from the WAL (jobcached.jobs.wal.Wal)."""
+    """What the committer needs from the WAL (jobcached.persistence.wal.Wal)."""
 
     def write_batch(self, bodies: Sequence[bytes], *, sync: bool = True) -> None: ...
 
