@@ -162,9 +162,7 @@ def check(s: Session, cmd: Command, argv: list[bytes], context: str) -> ErrorRep
         return None
     reason, obj = found
     log_denial(s, reason, context, obj)
-    cmd.rejected_calls += 1
-    s.server.stats.total_error_replies += 1
-    s.server.count_error("NOPERM")
+    s.server.count_rejected(cmd, "NOPERM")
     return ErrorReply(refusal_text(reason, cmd))
 
 

@@ -66,7 +66,7 @@ NO_FLAGS = Flag(0)
 
 @dataclass(eq=False, slots=True)
 class Command:
-    """One row of the table, plus its running counters (for INFO commandstats)."""
+    """One row of the table (its counters are the server's: `ServerState.command_stats`)."""
 
     name: str
     arity: int
@@ -86,10 +86,6 @@ class Command:
     since: str = "0.1.0"
     parent: Command | None = None
     subcommands: dict[bytes, Command] = field(default_factory=dict)
-    calls: int = 0
-    usec: int = 0
-    failed_calls: int = 0
-    rejected_calls: int = 0
     #: flag tests done on every call, precomputed (IntFlag `&` costs a Python-level call)
     needs_auth: bool = field(init=False)
     denyoom: bool = field(init=False)

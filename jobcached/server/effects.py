@@ -85,6 +85,11 @@ class Effects:
             self._out.append([b"SELECT", str(db).encode()])
             self.db = db
         self._out.append(argv)
+        if keys and (server.watchers or server.tracking.tracking_clients or server.leases.table):
+            self._invalidate(keys, db)
+
+    def _invalidate(self, keys: list[bytes] | tuple[bytes, ...], db: int) -> None:
+        server = self.server
         if server.watchers or server.tracking.tracking_clients:
             for key in keys:
                 self.touch(key, db)
