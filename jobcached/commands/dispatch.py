@@ -168,6 +168,11 @@ def _record_slow(s: Session, cmd: Command, argv: list[bytes], usec: int) -> None
 def call(s: Session, cmd: Command, argv: list[bytes], may_oom: bool = False) -> Any:
     """Run a resolved, permitted command (EXEC and scripts run theirs through here too).
 
+    A cache write whose handler changed the keyspace (`CacheStats.dirty` moved) and did not
+    log an effect of its own has its argv logged as its effect (Redis' call() and
+    propagateNow; server/effects.py); then clients blocked on keys it filled are served
+    (blocking.py), so their pops follow it in the log, as in Redis' processCommand.
+
     Every call is timed once; the duration feeds the command's counters (INFO commandstats,
     metrics, LATENCY HISTOGRAM: one list increment, see state.USEC), past
     `slowlog-log-slower-than` the slow log, and past `latency-monitor-threshold` the latency
@@ -192,6 +197,12 @@ def call(s: Session, cmd: Command, argv: list[bytes], may_oom: bool = False) -> 
     gated = server.gated  # a MONITOR or a CLIENT PAUSE is in force
     if gated and server.monitors and cmd.name in FEED_FIRST:
         feed(s, cmd, argv)
+    propagates = cmd.propagates
+    if propagates:  # a cache write: did it change anything, and did it log that itself?
+        cache_stats = server.cache_stats
+        dirty = cache_stats.dirty
+        effects = server.effects
+        effects.own = False
     started = perf_counter_ns()
     try:
         reply = cmd.handler(s, argv)  # type: ignore[misc]
@@ -209,6 +220,8 @@ def call(s: Session, cmd: Command, argv: list[bytes], may_oom: bool = False) -> 
         server.count_error("ERR")
         reply = ErrorReply(f"ERR internal error while running '{cmd.fullname}'")
     usec = (perf_counter_ns() - started) // 1000
+    if propagates and cache_stats.dirty != dirty and not effects.own:
+        effects.command(argv, cmd)
     stats = server.command_stats[cmd]
     stats[usec.bit_length()] += 1
     stats[USEC] += usec
@@ -216,6 +229,9 @@ def call(s: Session, cmd: Command, argv: list[bytes], may_oom: bool = False) -> 
         _record_slow(s, cmd, argv, usec)
     if caller is None:
         server.current_client = None
+        if server.ready_keys:  # served after the effect that made them ready
+            assert server.blocked_keys is not None
+            server.blocked_keys.serve_ready()
     if gated and server.monitors and cmd.name not in FEED_FIRST:
         feed(s, cmd, argv)
     # Tracking remembers what a command read for the client that sent it: the script's

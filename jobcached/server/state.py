@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from jobcached.cache.databases import Databases
 from jobcached.cache.hotkeys import HotKeys
 from jobcached.cache.leases import Leases
+from jobcached.cache.shard import CacheStats
 from jobcached.clock import Clock, SystemClock
 from jobcached.config import Config
 from jobcached.jobs.model import State
@@ -125,6 +126,12 @@ class ServerState:
     effects: Effects = field(init=False)
     #: clients blocked on keys (BLPOP, BZPOPMIN...); created by commands/blocking.py on first use
     blocked_keys: BlockedKeys | None = None
+    #: (db, key) signalled ready for blocked clients and not yet served (blocking.py; the
+    #: dispatcher serves them after each command)
+    ready_keys: dict[tuple[int, bytes], None] = field(default_factory=dict)
+    #: the cache's counters (shared by all databases): `dirty` tells the dispatcher whether
+    #: a write changed anything (server/effects.py)
+    cache_stats: CacheStats = field(init=False)
     #: the client whose command runs now (Redis' current_client; set by dispatch.call: the
     #: client that sent EXEC or EVAL during their commands), None between commands:
     #: tracking's NOLOOP and reply order depend on it
@@ -199,6 +206,7 @@ class ServerState:
         self.dbs = Databases(self.clock, count=config.databases, shards=config.shards,
                              on_removed=self.effects.key_removed)
         self.dbs.other_memory = self.jobs_memory  # jobs count against maxmemory too
+        self.cache_stats = self.dbs.stats
         self.tracking = Tracking(self.clients)
         self.leases = Leases(self.clock)
         self.timers = TimerWheel(start_ms=self.clock.now_ms(), tick_ms=config.timer_tick)
