@@ -108,7 +108,7 @@ def test_job_counters_gauges_and_histograms(state: ServerState, clock: ManualClo
 def test_replay_rebuilds_gauges_but_counts_no_activity(state: ServerState,
                                                        clock: ManualClock) -> None:
     records: list[dict[str, object]] = []
-    source = JobEngine(clock, propagate=lambda body: records.append(decode_record(body)))
+    source = JobEngine(clock, sink=lambda body: records.append(decode_record(body)))
     for _ in range(7):
         source.push("q", b"p")
     state.jobs = JobEngine(clock)
