@@ -46,6 +46,7 @@ from jobcached.observability.metrics import FsyncTimer, build_registry
 from jobcached.persistence.archiving import ARCHIVE_INTERVAL_SECONDS, Archiver
 from jobcached.persistence.durability import Durability
 from jobcached.persistence.wal import Wal
+from jobcached.replication.follower import Follower
 from jobcached.scripting import persisted
 from jobcached.server.gcpolicy import FullCollections
 from jobcached.server.startup import (
@@ -70,6 +71,8 @@ WAL_RECOVERY_INTERVAL_SECONDS = 1.0
 #: ~5 us a record), so /healthz and /readyz answer while a large log replays: an HTTP request
 #: needs a few loop turns, and each yield gives it one.
 REPLAY_CHUNK_RECORDS = 1_000
+#: Cron turns between two PINGs to the followers (Redis' repl-ping-replica-period, 10 s).
+REPL_PING_EVERY_TURNS = 100
 
 
 class App:
@@ -91,6 +94,9 @@ class App:
         self._wal: Wal | None = None  # until Durability owns it
         self._unix_path: str | None = None  # the unix socket file we created, removed at stop
         self.tls: TlsListener | None = None
+        #: the job engine's cron and batches run (`JobEngine.start`): not on a follower
+        self._engine_started = False
+        self.state.replication_host = self
 
     async def _open_jobs(self, loop: asyncio.AbstractEventLoop) -> None:
         """Replay the WAL into a fresh job engine, then open it for appending.
@@ -105,10 +111,7 @@ class App:
         started = loop.time()
         wal = self._wal = Wal(str(Path(config.dir) / "wal"), repair=self.repair,
                               segment_max_bytes=config.wal_segment_max_bytes, fs=self.fs)
-        engine = JobEngine(state.clock, default_lease_ms=config.job_default_timeout,
-                           tick_ms=config.timer_tick, log_max_lines=config.job_log_max_lines,
-                           log_max_bytes=config.job_log_max_bytes,
-                           cron_grace_ms=config.cron_missed_grace, sink=state.effects.job)
+        engine = self.new_engine()
         records = map(decode_record, wal.replay())
         replayed = 0
         # Replay allocates millions of objects that all survive: the cyclic garbage collector
@@ -132,13 +135,79 @@ class App:
         self.state.jobs = engine
         state.watch_job_events()  # live changes only, not replay
         self.state.effects.durability = durability
-        engine.start()  # cron slots and batch callbacks owed from before the restart
+        if not config.replicaof:  # a follower runs no cron until promoted
+            engine.start()  # cron slots and batch callbacks owed from before the restart
+            self._engine_started = True
         archiver = self.state.archiver = Archiver(config, engine, state.clock)
         await archiver.open()
         log.info("job log replayed", extra={
             "records": replayed, "jobs": len(engine.jobs),
             "seconds": round(loop.time() - started, 3),
             "truncated_tail_bytes": wal.stats.truncated_tail_bytes})
+
+    def new_engine(self) -> JobEngine:
+        """An empty job engine as the config wants it, its records going to the effect sink
+        (the WAL replay's, and a follower's on each full sync)."""
+        config, state = self.config, self.state
+        return JobEngine(state.clock, default_lease_ms=config.job_default_timeout,
+                         tick_ms=config.timer_tick, log_max_lines=config.job_log_max_lines,
+                         log_max_bytes=config.job_log_max_bytes,
+                         cron_grace_ms=config.cron_missed_grace, sink=state.effects.job)
+
+    async def install_engine(self, engine: JobEngine) -> None:
+        """A follower loaded a full sync: `engine` replaces the job state, and the WAL is
+        compacted to it, so a restart replays the leader's jobs and not our old ones. The
+        swap and the compaction's cut happen in one loop step (no stream record falls
+        between them); a compaction already running is waited for first."""
+        state = self.state
+        durability = state.effects.durability
+        while durability is not None and durability.compacting:
+            await asyncio.sleep(0.01)
+        state.jobs = engine
+        state.watch_job_events()
+        if state.archiver is not None:
+            state.archiver.engine = engine
+        self._engine_started = False
+        if durability is not None and not await durability.compact(engine.snapshot):
+            log.error("the WAL could not be compacted to the leader's jobs: a restart "
+                      "before the next compaction would replay our old ones too")
+
+    def follow(self, host: str, port: int) -> None:
+        """REPLICAOF host port (or `replicaof` at start): our own followers are dropped,
+        writes refused, job timers and cron stopped, and the link to host:port started."""
+        state = self.state
+        old = state.follower
+        state.leader.drop_all()
+        state.follower = follower = Follower(state, host, port, self)
+        state.refresh_gate()
+        log.info("following a leader", extra={"leader": f"{host}:{port}"})
+
+        async def switch() -> None:
+            if old is not None:
+                await old.stop()
+            if state.follower is follower:
+                follower.start()
+
+        self._tasks.append(asyncio.get_running_loop().create_task(switch()))
+
+    async def promote(self) -> None:
+        """REPLICAOF NO ONE: stop following; a new replication id (the leader's kept for
+        PSYNC2); the job engine's timers run again from the deadlines its records carry, and
+        its cron starts."""
+        state = self.state
+        follower = state.follower
+        if follower is None:
+            return
+        state.follower = None
+        state.refresh_gate()
+        await follower.stop()
+        if follower.offset >= 0:
+            state.backlog.reset(follower.replid, follower.offset)
+        state.backlog.new_history()
+        if state.jobs is not None and not self._engine_started:
+            state.jobs.start()
+            self._engine_started = True
+        log.info("promoted: this server leads now", extra={"replid": state.backlog.replid})
 
     async def start(self) -> None:
         """Start in the module docstring's order. If any step fails, undo every step taken
@@ -199,6 +268,9 @@ class App:
         self._tasks = [asyncio.create_task(self._run_cron()),
                        asyncio.create_task(self._run_timers()),
                        asyncio.create_task(self._run_archiver())]
+        if config.replicaof:
+            host, port = config.replicaof.split()
+            self.follow(host, int(port))
         log.info("ready to accept connections", extra={
             "version": __version__, "bind": config.bind, "port": self.state.tcp_port,
             "tls_port": config.tls_port or None,
@@ -277,6 +349,9 @@ class App:
         log.info("stopped")
 
     async def _cancel_tasks(self) -> None:
+        if self.state.follower is not None:
+            await self.state.follower.stop()
+        self.state.leader.drop_all()
         for task in self._tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -310,9 +385,11 @@ class App:
 
     async def _run_cron(self) -> None:
         """Periodic work, like Redis' serverCron."""
-        while True:
+        for turn in itertools.count(1):
             await asyncio.sleep(CRON_INTERVAL_SECONDS)
             self._close_idle_clients()
+            if turn % REPL_PING_EVERY_TURNS == 0:
+                self.state.leader.ping()
             self._expire_cycle()
             self._drain_slow_fsyncs()
             if self.state.gc is not None:
@@ -333,8 +410,8 @@ class App:
         """Active expiry, unless DEBUG SET-ACTIVE-EXPIRE 0 or a CLIENT PAUSE stops it; its
         duration feeds the latency monitor's "expire-cycle" event."""
         state = self.state
-        if not state.active_expire or state.pause is not None:
-            return
+        if not state.active_expire or state.pause is not None or state.follower is not None:
+            return  # a follower's keys expire when its leader's DEL arrives
         started = time.perf_counter_ns()
         state.dbs.active_expire_cycle(budget_ms=self.config.active_expire_budget)
         state.latency.add("expire-cycle", (time.perf_counter_ns() - started) // 1_000_000,
@@ -346,7 +423,8 @@ class App:
         assert archiver is not None
         while True:
             await asyncio.sleep(ARCHIVE_INTERVAL_SECONDS)
-            await archiver.step()
+            if self.state.follower is None:  # a follower's jobs move as its leader's do
+                await archiver.step()
 
     async def _run_timers(self) -> None:
         """Drive the timer wheels: delays, retries, lease expiry, BLOCK timeouts.
@@ -357,18 +435,21 @@ class App:
         most one wake-up per millisecond.
         """
         tick_ms = self.config.timer_tick
-        engine = self.state.jobs
-        timers = self.state.timers
-        clock = self.state.clock
-        assert engine is not None
+        state = self.state
+        timers = state.timers
+        clock = state.clock
         while True:
+            engine = state.jobs  # a follower's full sync replaces it
+            assert engine is not None
+            leading = state.follower is None  # a follower's jobs move by its leader's records
             now = clock.now_ms()
             wait_ms = tick_ms
-            for deadline in (engine.next_wakeup(), timers.next_wakeup()):
+            for deadline in (engine.next_wakeup() if leading else None, timers.next_wakeup()):
                 if deadline is not None:
                     wait_ms = min(wait_ms, deadline - now)
             await asyncio.sleep(max(wait_ms, TIMER_MIN_SLEEP_MS) / 1000)
-            engine.tick()
+            if state.follower is None and state.jobs is engine:
+                engine.tick()
             for callback in timers.advance(clock.now_ms()):
                 callback()
 

@@ -70,6 +70,16 @@ def parse_str(text: str) -> str:
     return text
 
 
+def parse_replicaof(text: str) -> str:
+    """'' or 'host port' (a follower's leader), normalised to one space."""
+    words = text.split()
+    if not words:
+        return ""
+    if len(words) != 2 or not words[1].isdigit() or not 0 < int(words[1]) < 65536:
+        raise ValueError(f"'{text}' is not 'host port'")
+    return f"{words[0]} {int(words[1])}"
+
+
 def one_of(*choices: str) -> Callable[[str], str]:
     def parse(text: str) -> str:
         if text.lower() not in choices:
@@ -212,6 +222,17 @@ class Config:
         parse_int, mutable=True)
     repl_backlog_size: int = setting(1024**2, "Bytes of recent effects kept for followers that "
                                      "reconnect.", parse_memory, mutable=True)
+    replicaof: str = setting(
+        "", "Follow the leader at 'host port' from the start ('' = lead): its data replaces "
+        "ours, clients' writes are refused (REPLICAOF at run time).", parse_replicaof)
+    masterauth: str = setting("", "Password a follower AUTHs with at its leader ('' = none).",
+                              mutable=True)
+    masteruser: str = setting("", "ACL user a follower AUTHs as at its leader ('' = the "
+                              "default user).", mutable=True)
+    replica_accept_empty_master: bool = setting(
+        False, "Let a follower that holds live jobs accept a full sync with no jobs at all "
+        "(a leader restarted with an empty data dir would otherwise wipe them).", parse_bool,
+        mutable=True)
     appendfsync: str = setting(
         "everysec", "When job writes reach the disk: always (fsync before replying, one fsync per "
         "batch), everysec (written before replying, fsync every second), no (the OS decides).",

@@ -1,7 +1,8 @@
 """Run one command: look it up, apply the table's policy, call the handler, count it.
 
 The checks happen in Redis' `processCommand` order, with Redis 7's exact error texts: unknown
-command or subcommand, then arity, then authentication, then ACL permissions (aclcheck.py).
+command or subcommand, then arity, then authentication, then ACL permissions (aclcheck.py),
+then a follower's refusal of writes (`-READONLY`).
 Handlers raise `CommandError`; this is where an exception becomes an `ErrorReply` value, so
 handlers never build error bytes.
 """
@@ -36,6 +37,9 @@ TRANSACTION_CONTROL = frozenset({"EXEC", "DISCARD", "MULTI", "WATCH", "QUIT", "R
 #: What a RESP2 connection in subscribe mode may still run (Redis' list, S* included).
 SUBSCRIBE_MODE_COMMANDS = frozenset({"SUBSCRIBE", "UNSUBSCRIBE", "PSUBSCRIBE", "PUNSUBSCRIBE",
                                      "SSUBSCRIBE", "SUNSUBSCRIBE", "PING", "QUIT", "RESET"})
+
+#: A client's write on a follower (Redis' text; the master session does not come here).
+READONLY_ERROR = "READONLY You can't write against a read only replica."
 
 #: Redis truncates names and arguments quoted back in error messages to this many characters.
 ERROR_ECHO_CHARS = 128
@@ -122,6 +126,11 @@ def _execute_checked(s: Session, argv: list[bytes]) -> Any:
             if s.multi is not None:
                 s.multi_error = True
             return refused
+    if s.server.follower is not None and cmd.flags & Flag.WRITE:
+        s.server.count_rejected(cmd, "READONLY")
+        if s.multi is not None:
+            s.multi_error = True
+        return ErrorReply(READONLY_ERROR)
     if (s.subscribed and not s.resp3
             and (cmd.parent is not None or cmd.name not in SUBSCRIBE_MODE_COMMANDS)):
         s.server.count_rejected(cmd, "ERR")

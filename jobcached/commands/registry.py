@@ -281,6 +281,7 @@ def load_all() -> None:
         pubsub,
         queues,
         ratelimit,
+        replication,
         scripting,
         server,
         sets,

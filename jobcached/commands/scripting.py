@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 from jobcached import REDIS_COMPAT_VERSION
 from jobcached.commands import blocking
 from jobcached.commands.aclcheck import script_check
-from jobcached.commands.dispatch import call
+from jobcached.commands.dispatch import READONLY_ERROR, call
 from jobcached.commands.registry import (
     ALLOW_BUSY,
     BLOCKING,
@@ -200,6 +200,8 @@ class Scripting:
         if writes:
             if run.readonly:
                 return ErrorReply("ERR Write commands are not allowed from read-only scripts.")
+            if self.server.follower is not None:
+                return ErrorReply(READONLY_ERROR)
             run.wrote = True
         if not may_oom and cmd.denyoom:
             flags = run.script.flags

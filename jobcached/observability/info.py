@@ -247,16 +247,39 @@ def _stats(state: ServerState) -> list[tuple[str, object]]:
 
 
 def _replication(state: ServerState) -> list[tuple[str, object]]:
+    """Redis' fields: a leader's followers, or a follower's link (replication/)."""
     backlog = state.backlog
+    follower = state.follower
+    lines: list[tuple[str, object]]
+    if follower is None:
+        offset = backlog.offset
+        slaves = state.leader.info_lines()
+        lines = [("role", "master"), ("connected_slaves", len(slaves)), *slaves]
+    else:
+        offset = max(follower.offset, 0)
+        now = state.clock.monotonic_ms()
+        lines = [("role", "slave"), ("master_host", follower.host),
+                 ("master_port", follower.port),
+                 ("master_link_status", "up" if follower.link_up else "down"),
+                 ("master_last_io_seconds_ago",
+                  (now - follower.last_io_ms) // 1000 if follower.last_io_ms else -1),
+                 ("master_sync_in_progress", int(follower.sync_in_progress)),
+                 ("slave_read_repl_offset", offset), ("slave_repl_offset", offset)]
+        if not follower.link_up:
+            lines.append(("master_link_down_since_seconds",
+                          (now - follower.down_since_ms) // 1000))
+        lines += [("slave_priority", 100), ("slave_read_only", 1),
+                  ("replica_announced", 1), ("connected_slaves", 0)]
     first = backlog.first_offset
-    return [("role", "master"), ("connected_slaves", 0),
-            ("master_failover_state", "no-failover"), ("master_replid", state.run_id),
-            ("master_replid2", "0" * 40), ("master_repl_offset", backlog.next_offset),
-            ("second_repl_offset", -1),
+    return [*lines, ("master_failover_state", "no-failover"),
+            ("master_replid", follower.replid if follower is not None and
+             follower.offset >= 0 else backlog.replid),
+            ("master_replid2", backlog.replid2), ("master_repl_offset", offset),
+            ("second_repl_offset", backlog.second_offset),
             ("repl_backlog_active", int(backlog.active)),
             ("repl_backlog_size", backlog.max_bytes),
-            ("repl_backlog_first_byte_offset", first),
-            ("repl_backlog_histlen", backlog.next_offset - first)]
+            ("repl_backlog_first_byte_offset", first + 1),
+            ("repl_backlog_histlen", backlog.offset - first)]
 
 
 def _cpu(state: ServerState) -> list[tuple[str, object]]:

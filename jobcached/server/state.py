@@ -29,6 +29,7 @@ from jobcached.net.resp import ParserLimits
 from jobcached.observability.latency import LatencyMonitor
 from jobcached.observability.slowlog import SlowLog
 from jobcached.replication.backlog import Backlog
+from jobcached.replication.leader import Leader
 from jobcached.security.acl import Users
 from jobcached.server import notify
 from jobcached.server.effects import Effects
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
     from jobcached.net.session import Session
     from jobcached.observability.rates import Rates
     from jobcached.persistence.archiving import Archiver
+    from jobcached.replication.follower import Follower, FollowerHost
     from jobcached.server.gcpolicy import FullCollections
 
 log = logging.getLogger("jobcached.server.pubsub")
@@ -123,6 +125,12 @@ class ServerState:
     #: timer task; schedule with `timers.schedule(deadline_ms, callback)`
     timers: TimerWheel[Callable[[], None]] = field(init=False)
     backlog: Backlog = field(init=False)
+    #: our followers, when we lead (replication/leader.py)
+    leader: Leader = field(init=False)
+    #: the link to our leader while we follow one (REPLICAOF); None on a leader
+    follower: Follower | None = None
+    #: the app, for REPLICAOF (None in unit tests: no replication there)
+    replication_host: FollowerHost | None = None
     #: the one effect sink: every change of either family goes through it (effects.py)
     effects: Effects = field(init=False)
     #: clients blocked on keys (BLPOP, BZPOPMIN...); created by commands/blocking.py on first use
@@ -177,9 +185,9 @@ class ServerState:
     monitors: dict[Session, None] = field(default_factory=dict)
     #: the CLIENT PAUSE in force, or None (commands/pause.py)
     pause: ClientPause | None = None
-    #: True while a pause is in force, a client monitors or a script is busy: every command
-    #: then takes dispatch's checked path, so none of them costs the common path more than
-    #: this one test (kept by `refresh_gate`)
+    #: True while a pause is in force, a client monitors, a script is busy or we follow a
+    #: leader: every command then takes dispatch's checked path, so none of them costs the
+    #: common path more than this one test (kept by `refresh_gate`)
     gated: bool = False
     #: events past latency-monitor-threshold (LATENCY LATEST, HISTORY...)
     latency: LatencyMonitor = field(default_factory=LatencyMonitor)
@@ -206,6 +214,7 @@ class ServerState:
         config = self.config
         self.backlog = Backlog(config.repl_backlog_size)
         self.effects = Effects(self, self.backlog)
+        self.leader = Leader(self)
         self.dbs = Databases(self.clock, count=config.databases, shards=config.shards,
                              on_removed=self.effects.key_removed)
         self.dbs.other_memory = self.jobs_memory  # jobs count against maxmemory too
@@ -245,9 +254,10 @@ class ServerState:
         self.dbs.set_hot_keys(self.hot_keys)
 
     def refresh_gate(self) -> None:
-        """Recompute `gated` after a monitor, a pause or a busy script came or went."""
+        """Recompute `gated` after a monitor, a pause, a busy script or a leader (we follow:
+        writes are refused) came or went."""
         self.gated = (bool(self.monitors) or self.pause is not None
-                      or self.busy_script is not None)
+                      or self.busy_script is not None or self.follower is not None)
 
     def jobs_memory(self) -> int:
         """Estimated bytes of the jobs in memory (jobs/memory.py): part of `used_memory`."""

@@ -107,9 +107,9 @@ def test_errors(server: ServerProcess) -> None:
 def test_effects_are_plain_sets_and_leases_are_not_replicated() -> None:
     local = Local()
     now = local.clock.now_ms()
-    before = local.state.backlog.next_offset
+    before = local.state.backlog.count
     kind, token = local("GETL", "k")
-    assert kind == b"lease" and local.state.backlog.next_offset == before  # nothing propagated
+    assert kind == b"lease" and local.state.backlog.count == before  # nothing propagated
     assert local.effects("SETL", "k", token, "v", "PX", "500") == [
         [b"SET", b"k", b"v", b"PXAT", b"%d" % (now + 500)]]
     local.clock.advance(500)  # the value expires: the next reader gets a new lease

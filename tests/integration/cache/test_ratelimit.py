@@ -93,10 +93,10 @@ def test_redis_cell_sequence_through_the_command_and_its_effects() -> None:
              (9500, 2, [0, 5, 2, -1, 3]), (9500, 5, [1, 5, 2, 3, 3])]
     for offset, quantity, reply in cases:
         local.clock.advance(start + offset - local.clock.now_ms())
-        before = local.state.backlog.next_offset
+        before = local.state.backlog.count
         assert local("CL.THROTTLE", "cell", "4", "1", "1", str(quantity)) == reply, offset
-        effects = local.state.backlog.last(local.state.backlog.next_offset - before) if (
-            local.state.backlog.next_offset > before) else []
+        effects = local.state.backlog.last(local.state.backlog.count - before) if (
+            local.state.backlog.count > before) else []
         if reply[0]:
             assert effects == []  # a refused request changes nothing
         else:

@@ -99,12 +99,12 @@ SCRIPT = [
 @pytest.mark.parametrize("upto", [5, 9, 14, len(SCRIPT)])
 def test_replaying_the_effects_rebuilds_the_stream(upto: int) -> None:
     leader, follower = Local(), Local()
-    start = leader.state.backlog.next_offset
+    start = leader.state.backlog.count
     for argv in SCRIPT[:upto]:
         reply = execute(leader.session, [a.encode() for a in argv])
         assert not isinstance(reply, ErrorReply), (argv, reply)
         leader.clock.advance(7)
-    effects = leader.state.backlog.last(leader.state.backlog.next_offset - start)
+    effects = leader.state.backlog.last(leader.state.backlog.count - start)
     # A follower replays in (about) the leader's time: XCLAIM ... TIME clamps future times.
     follower.clock.advance(leader.clock.now_ms() - follower.clock.now_ms())
     for argv in effects:

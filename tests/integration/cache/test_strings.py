@@ -336,9 +336,9 @@ class Local:
 
     def effects(self, *argv: str | bytes) -> list[list[bytes]]:
         """Run argv and return the effects it propagated."""
-        before = self.state.backlog.next_offset
+        before = self.state.backlog.count
         self(*argv)
-        count = self.state.backlog.next_offset - before
+        count = self.state.backlog.count - before
         return self.state.backlog.last(count) if count else []
 
     def memory_is_exact(self) -> None:
@@ -405,13 +405,13 @@ def test_counter_and_range_effects() -> None:
 def test_failed_commands_leave_no_trace() -> None:
     local = Local()
     local("SET", "n", "9223372036854775807", "EX", "100")
-    before = local.state.backlog.next_offset
+    before = local.state.backlog.count
     for argv in (["INCR", "n"], ["INCRBYFLOAT", "f", "inf"], ["INCRBYFLOAT", "f", "nan"],
                  ["SETRANGE", "big", "536870912", "x"], ["SET", "k", "v", "EX", "0"],
                  ["GETEX", "n", "EX", "-1"], ["DECRBY", "n", "-9223372036854775808"]):
         reply = execute(local.session, [a.encode() for a in argv])
         assert isinstance(reply, ErrorReply), argv
-    assert local.state.backlog.next_offset == before
+    assert local.state.backlog.count == before
     assert local("EXISTS", "f", "big", "k") == 0
     assert local("GET", "n") == b"9223372036854775807"
 

@@ -1,0 +1,339 @@
+"""The follower's side: connect to the leader, load its snapshot, apply its stream, acknowledge.
+
+`REPLICAOF host port` (or `replicaof` in the config) starts a `Follower` task that loops:
+connect; handshake as Redis replicas do (PING, AUTH with `masteruser`/`masterauth` when set,
+`REPLCONF listening-port`, `REPLCONF capa eof capa psync2`); `PSYNC <replid> <offset+1>` with
+what an earlier sync of this process left (`PSYNC ? -1` at first); then
+
+- `+FULLRESYNC <replid> <offset>`: read the payload (`$<length>` then that many bytes: commands,
+  see snapshot.py) and load it: the cache and the function libraries are flushed and rebuilt
+  through the dispatcher, the job engine is rebuilt from the payload's `JOB.RECORD` bodies as a
+  WAL replay would, installed in place of the old one, and the WAL compacted to it (the host
+  does that: app.py). A follower that holds live jobs refuses a payload with none, logging why,
+  unless `replica-accept-empty-master yes`: a leader restarted with an empty data dir must not
+  wipe its followers' jobs.
+- `+CONTINUE <replid>`: nothing to load, the stream goes on from our offset.
+
+Then the stream, applied in order as it arrives: cache effects through the dispatcher as the
+*master session* (exempt from READONLY, ACL and maxmemory: Redis' master client), `JOB.RECORD`
+bodies through the engine's replay path and appended to our own WAL (a promoted follower is
+durable), MULTI ... EXEC groups in one step. The offset counts the bytes of each command, as
+the leader's does. `REPLCONF ACK <offset>` goes back every second, and on `REPLCONF GETACK`.
+When the link breaks the loop tries again after RETRY_SECONDS, asking to continue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import TYPE_CHECKING, Any, Protocol
+
+import hiredis
+
+from jobcached.commands.dispatch import call, resolve
+from jobcached.jobs.model import TERMINAL
+from jobcached.jobs.records import decode_record
+from jobcached.net.replies import ErrorReply
+from jobcached.net.session import Session
+from jobcached.replication.backlog import encode_command
+from jobcached.server.effects import JOB_RECORD
+
+if TYPE_CHECKING:
+    from jobcached.jobs.engine import JobEngine
+    from jobcached.server.state import ServerState
+
+log = logging.getLogger("jobcached.replication")
+
+#: Seconds between two attempts to reach the leader.
+RETRY_SECONDS = 1.0
+#: Seconds a connection attempt or a handshake reply may take.
+HANDSHAKE_TIMEOUT_SECONDS = 10.0
+#: How often the follower acknowledges its offset (Redis: once a second).
+ACK_INTERVAL_SECONDS = 1.0
+#: Bytes read from the leader at a time.
+READ_CHUNK_BYTES = 256 * 1024
+
+
+class FollowerHost(Protocol):
+    """What replication needs from the application (app.py): to replace the job state on a
+    full sync, and to switch roles (REPLICAOF)."""
+
+    def new_engine(self) -> JobEngine:
+        """An empty job engine wired as the running one is."""
+        ...
+
+    async def install_engine(self, engine: JobEngine) -> None:
+        """Make `engine` the server's, and its state the WAL's."""
+        ...
+
+    def follow(self, host: str, port: int) -> None:
+        """Become (or stay) a follower, of host:port now."""
+        ...
+
+    async def promote(self) -> None:
+        """Stop following and become a leader."""
+        ...
+
+
+class LinkError(Exception):
+    """The leader refused the handshake, or sent what a leader does not send."""
+
+
+class _MasterConnection:
+    """The master session's transport: replies to the leader's stream go nowhere."""
+
+    def close_after_reply(self) -> None:
+        """The stream's commands cannot close the link."""
+
+    def abort(self) -> None:
+        """Nothing to drop."""
+
+    def push(self, value: Any) -> None:
+        """No pushes: the master session subscribes to nothing."""
+
+    def push_after_reply(self, value: Any) -> None:
+        """Nor tracking invalidations."""
+
+    def query_buffer_bytes(self) -> int:
+        return 0
+
+    def output_buffer_bytes(self) -> int:
+        return 0
+
+
+def command_size(argv: list[bytes]) -> int:
+    """Bytes of `argv` encoded as the leader encodes its stream (backlog.encode_command)."""
+    size = 3 + len(str(len(argv)))
+    for arg in argv:
+        size += 5 + len(str(len(arg))) + len(arg)
+    return size
+
+
+class Follower:
+    """See the module docstring. One per REPLICAOF; `stop` ends it."""
+
+    def __init__(self, state: ServerState, host: str, port: int, app: FollowerHost) -> None:
+        self.state = state
+        self.host = host
+        self.port = port
+        self.app = app
+        self.link_up = False
+        self.sync_in_progress = False
+        self.last_io_ms = 0  # monotonic
+        self.down_since_ms = state.clock.monotonic_ms()
+        #: the leader's history and our place in it; "?" / -1 until a full sync
+        self.replid = "?"
+        self.offset = -1
+        self.session = Session(state, _MasterConnection(), f"{host}:{port}", "", True)
+        self.session.authenticated = self.session.unchecked = True
+        self._multi: list[list[bytes]] | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    # ------------------------------------------------------------------ the link
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self._link()
+            except asyncio.CancelledError:
+                raise
+            except (TimeoutError, OSError, EOFError, asyncio.IncompleteReadError, LinkError,
+                    hiredis.ProtocolError) as exc:
+                if self.link_up or self.sync_in_progress:
+                    log.warning("link to the leader lost", extra={"leader": self._name,
+                                                                  "error": str(exc)})
+                else:
+                    log.info("cannot sync with the leader", extra={"leader": self._name,
+                                                                  "error": str(exc)})
+            finally:
+                self._link_down()
+            await asyncio.sleep(RETRY_SECONDS)
+
+    @property
+    def _name(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def _link_down(self) -> None:
+        if self.link_up:
+            self.down_since_ms = self.state.clock.monotonic_ms()
+        self.link_up = False
+        self.sync_in_progress = False
+        self._multi = None
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+    async def _link(self) -> None:
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(self.host, self.port), HANDSHAKE_TIMEOUT_SECONDS)
+        self._writer = writer
+        config = self.state.config
+        await self._ask(reader, [b"PING"], allow_error=True)  # NOAUTH is fine here, as Redis
+        if config.masterauth:
+            auth = [b"AUTH", config.masterauth.encode()]
+            if config.masteruser:
+                auth.insert(1, config.masteruser.encode())
+            await self._ask(reader, auth)
+        await self._ask(reader, [b"REPLCONF", b"listening-port",
+                                 str(self.state.tcp_port).encode()])
+        await self._ask(reader, [b"REPLCONF", b"capa", b"eof", b"capa", b"psync2"])
+        offset = b"-1" if self.offset < 0 else str(self.offset + 1).encode()
+        line = await self._ask(reader, [b"PSYNC", self.replid.encode(), offset])
+        words = line.split()
+        if words[0] == b"+FULLRESYNC" and len(words) == 3:
+            self.sync_in_progress = True
+            await self._full_sync(reader, words[1].decode(), int(words[2]))
+            self.sync_in_progress = False
+        elif words[0] == b"+CONTINUE":
+            if len(words) > 1:
+                self.replid = words[1].decode()
+            log.info("continuing from the leader's backlog (partial resync)",
+                     extra={"leader": self._name, "offset": self.offset})
+        else:
+            raise LinkError(f"unexpected reply to PSYNC: {line[:100]!r}")
+        self.link_up = True
+        self.last_io_ms = self.state.clock.monotonic_ms()
+        log.info("link to the leader is up", extra={"leader": self._name})
+        acks = asyncio.get_running_loop().create_task(self._ack_every_second())
+        try:
+            await self._stream(reader)
+        finally:
+            acks.cancel()
+
+    async def _ask(self, reader: asyncio.StreamReader, argv: list[bytes],
+                   allow_error: bool = False) -> bytes:
+        """Send one handshake command; its one-line reply."""
+        assert self._writer is not None
+        self._writer.write(encode_command(argv))
+        line = await asyncio.wait_for(reader.readline(), HANDSHAKE_TIMEOUT_SECONDS)
+        if not line:
+            raise EOFError("the leader closed the connection")
+        line = line.rstrip(b"\r\n")
+        if line.startswith(b"-") and not allow_error:
+            raise LinkError(f"{argv[0].decode()} refused: {line[1:].decode(errors='replace')}")
+        return line
+
+    async def _full_sync(self, reader: asyncio.StreamReader, replid: str, offset: int) -> None:
+        while True:  # the leader may send newlines while its snapshot is being written
+            line = (await reader.readline()).rstrip(b"\r\n")
+            if not line and reader.at_eof():
+                raise EOFError("the leader closed the connection during the sync")
+            if line.startswith(b"$"):
+                break
+            if line:
+                raise LinkError(f"expected the payload, got {line[:100]!r}")
+        payload = await reader.readexactly(int(line[1:]))
+        await self._load(payload)
+        self.replid, self.offset = replid, offset
+        self.state.backlog.reset(replid, offset)
+        log.info("full sync loaded", extra={"leader": self._name, "offset": offset,
+                                            "bytes": len(payload)})
+
+    async def _load(self, payload: bytes) -> None:
+        """Replace the dataset with the payload's (see the module docstring)."""
+        parser = hiredis.Reader()
+        parser.feed(payload)
+        commands: list[list[bytes]] = []
+        while (item := parser.gets()) is not False:
+            commands.append(item)
+        bodies = [argv[1] for argv in commands if argv[0] == JOB_RECORD]
+        engine = self.state.jobs
+        live = 0 if engine is None else sum(1 for job in engine.jobs.values()
+                                            if job.state not in TERMINAL)
+        if live and not bodies and not self.state.config.replica_accept_empty_master:
+            log.error("refusing a full sync that would drop our live jobs: the leader has "
+                      "none (restarted with an empty data dir?); set "
+                      "replica-accept-empty-master yes to accept it",
+                      extra={"leader": self._name, "live_jobs": live})
+            raise LinkError("full sync refused: it would drop our live jobs")
+        self._multi = None
+        self._dispatch([b"FLUSHALL", b"SYNC"])
+        self._dispatch([b"FUNCTION", b"FLUSH", b"SYNC"])
+        for argv in commands:
+            if argv[0] != JOB_RECORD:
+                self._dispatch(argv)
+        self._dispatch([b"SELECT", b"0"])
+        fresh = self.app.new_engine()
+        fresh.replay(map(decode_record, bodies))
+        await self.app.install_engine(fresh)
+
+    async def _stream(self, reader: asyncio.StreamReader) -> None:
+        parser = hiredis.Reader()
+        clock = self.state.clock
+        while True:
+            data = await reader.read(READ_CHUNK_BYTES)
+            if not data:
+                raise EOFError("the leader closed the connection")
+            self.last_io_ms = clock.monotonic_ms()
+            parser.feed(data)
+            while (argv := parser.gets()) is not False:
+                if argv[0].upper() == b"REPLCONF":  # out of the stream: not counted
+                    self._send_ack()
+                    continue
+                self.offset += command_size(argv)
+                self._apply(argv)
+
+    # ------------------------------------------------------------------ applying
+
+    def _apply(self, argv: list[bytes]) -> None:
+        name = argv[0].upper()
+        group = self._multi
+        if group is not None:
+            if name == b"EXEC":
+                self._multi = None
+                for queued in group:
+                    self._apply_one(queued)
+            else:
+                group.append(argv)
+        elif name == b"MULTI":
+            self._multi = []
+        elif name != b"PING":
+            self._apply_one(argv)
+
+    def _apply_one(self, argv: list[bytes]) -> None:
+        if argv[0] == JOB_RECORD:
+            body = argv[1]
+            engine = self.state.jobs
+            if engine is not None:
+                engine.replay([decode_record(body)])
+            durability = self.state.effects.durability
+            if durability is not None:
+                durability.append(body)
+            return
+        self._dispatch(argv)
+
+    def _dispatch(self, argv: list[bytes]) -> None:
+        cmd = resolve(argv)
+        if isinstance(cmd, ErrorReply):
+            log.warning("the leader sent a command we cannot run",
+                        extra={"command": argv[0][:64].decode(errors="replace"),
+                               "error": cmd.text})
+            return
+        reply = call(self.session, cmd, argv, may_oom=True)
+        if isinstance(reply, ErrorReply):
+            log.warning("a command from the leader failed here",
+                        extra={"command": cmd.fullname, "error": reply.text})
+
+    # ------------------------------------------------------------------ acknowledgements
+
+    def _send_ack(self) -> None:
+        if self._writer is not None and not self._writer.is_closing():
+            self._writer.write(encode_command([b"REPLCONF", b"ACK",
+                                               str(self.offset).encode()]))
+
+    async def _ack_every_second(self) -> None:
+        while True:
+            self._send_ack()
+            await asyncio.sleep(ACK_INTERVAL_SECONDS)

@@ -1,0 +1,304 @@
+"""The leader's side of replication: attached followers, full syncs, the live stream, WAIT.
+
+A follower connects as a client, says who it is (`REPLCONF listening-port`, `capa`) and asks
+`PSYNC <replid> <offset>`. If the backlog (backlog.py) still holds everything after its offset
+under the same history, it gets `+CONTINUE` and those bytes; otherwise a full sync:
+
+1. In one step of the event loop: the effects not yet sent to the followers already attached
+   go out, the follower is attached in state `wait_bgsave` (from now on the stream collects
+   in its own buffer), the effect log is told to SELECT again before its next effect (the
+   follower's database after the payload is unknown), a child is forked (forkwrite.py) and
+   `+FULLRESYNC <replid> <offset>` is the reply. The child's copy of the state is exactly what
+   the stream up to `offset` built, and it writes it as commands (snapshot.py) to a file.
+2. When the child is done: `$<length>\\r\\n`, the file, then the buffered stream; the follower
+   is `online` and gets each later burst of effects as it happens (one write per loop turn).
+
+The follower sends `REPLCONF ACK <offset>` every second: its `lag` in INFO, and what WAIT
+counts. A link whose connection closed is dropped the next time it is looked at.
+
+Limitation of this slice: each full sync forks its own child (Redis lets followers that ask
+at the same time share one), and the payload is read back whole into memory to be sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from jobcached.net.replies import Deferred, Encoded
+from jobcached.persistence.forkwrite import ChildFailed, ForkedWrite
+from jobcached.replication.snapshot import snapshot_commands, write_payload
+
+if TYPE_CHECKING:
+    from jobcached.net.session import Session
+    from jobcached.server.state import ServerState
+
+log = logging.getLogger("jobcached.replication")
+
+#: Bytes of the payload file read and queued per write to the follower.
+SEND_CHUNK_BYTES = 1024 * 1024
+#: A follower whose own buffer (the stream during its full sync) grows past this is dropped:
+#: it would sync again from scratch (Redis' client-output-buffer-limit replica, hard part).
+SYNC_BUFFER_MAX_BYTES = 256 * 1024 * 1024
+
+
+class ReplicaLink:
+    """One attached follower."""
+
+    def __init__(self, session: Session, port: int, ip: str) -> None:
+        self.session = session
+        self.port = port
+        self.ip = ip
+        self.state = "wait_bgsave"  # then "send_bulk", "online"
+        self.ack_offset = 0
+        self.ack_ms = 0
+        self.buffer: list[bytes] = []
+        self.buffered = 0
+
+    def send(self, data: bytes) -> None:
+        """Raw bytes to the follower, after what its connection has queued already."""
+        if data:
+            self.session.conn.push(Encoded(data))
+
+    def feed(self, data: bytes) -> bool:
+        """A burst of the stream; False if the link must be dropped (see the constant)."""
+        if self.state == "online":
+            self.send(data)
+            return True
+        self.buffer.append(data)
+        self.buffered += len(data)
+        return self.buffered <= SYNC_BUFFER_MAX_BYTES
+
+
+class Leader:
+    """See the module docstring. One per server."""
+
+    def __init__(self, state: ServerState) -> None:
+        self.state = state
+        self.links: dict[Session, ReplicaLink] = {}
+        #: (listening-port, ip-address) a connection announced before its PSYNC
+        self.announced: dict[Session, tuple[int, str]] = {}
+        self._scheduled = False
+        self._children: set[ForkedWrite] = set()
+        #: WAIT callers: (offset they wait for, replicas they need, their reply)
+        self.waiters: list[tuple[int, int, Deferred]] = []
+        self.full_syncs = 0
+        self.partial_syncs_ok = 0
+        self.partial_syncs_err = 0
+
+    # ------------------------------------------------------------------ attaching
+
+    def announce(self, session: Session, port: int | None = None, ip: str | None = None) -> None:
+        """REPLCONF listening-port / ip-address, kept for the coming PSYNC."""
+        old_port, old_ip = self.announced.get(session, (0, ""))
+        self.announced[session] = (old_port if port is None else port,
+                                   old_ip if ip is None else ip)
+
+    def psync(self, session: Session, replid: bytes, offset_text: bytes,
+              function_codes: list[bytes], legacy: bool = False) -> Any:
+        """PSYNC (or SYNC when `legacy`): the reply, and the sync under way."""
+        backlog = self.state.backlog
+        self.live()
+        port, ip = self.announced.pop(session, (0, ""))
+        link = ReplicaLink(session, port, ip or session.addr.rsplit(":", 1)[0])
+        wanted = _parse_offset(offset_text) - 1  # Redis asks for the byte after its last
+        history = replid.decode(errors="replace")
+        if not legacy and wanted >= 0 and (
+                history == backlog.replid
+                or (history == backlog.replid2 and wanted < backlog.second_offset)):
+            data = backlog.bytes_since(wanted)
+            if data is not None:
+                self.partial_syncs_ok += 1
+                link.state = "online"
+                self.links[session] = link
+                log.info("follower continues from the backlog (partial resync)",
+                         extra={"follower": session.addr, "offset": wanted})
+                return Encoded(b"+CONTINUE %s\r\n%b" % (backlog.replid.encode(), data))
+            self.partial_syncs_err += 1
+        elif not legacy and history != "?":
+            self.partial_syncs_err += 1
+        return self._full_sync(link, function_codes, legacy)
+
+    def _full_sync(self, link: ReplicaLink, function_codes: list[bytes], legacy: bool) -> Any:
+        state = self.state
+        backlog = state.backlog
+        self.flush()  # what came before the snapshot goes to the others, not to this one
+        offset = backlog.offset
+        self.links[link.session] = link
+        state.effects.db = -1  # the stream after the payload starts with a SELECT
+        path = str(Path(state.config.dir) / f"repl-sync-{os.getpid()}-{link.session.id}.tmp")
+
+        def write(check_parent: Callable[[], None]) -> int:
+            commands: Iterator[list[bytes]] = snapshot_commands(state, function_codes)
+            return write_payload(path, commands, check_parent)
+
+        child = ForkedWrite.start(write)
+        self._children.add(child)
+        self.full_syncs += 1
+        log.info("full sync of a follower", extra={"follower": link.session.addr,
+                                                   "offset": offset})
+        asyncio.get_running_loop().create_task(self._send_payload(link, child, path))
+        if legacy:
+            return NO_LINE
+        return Encoded(b"+FULLRESYNC %s %d\r\n" % (backlog.replid.encode(), offset))
+
+    async def _send_payload(self, link: ReplicaLink, child: ForkedWrite, path: str) -> None:
+        """Wait for the child, send its file and the stream buffered meanwhile."""
+        try:
+            count = await asyncio.get_running_loop().run_in_executor(None, child.wait)
+            if link.session.closing or self.links.get(link.session) is not link:
+                return
+            link.state = "send_bulk"
+            size = os.path.getsize(path)
+            link.send(b"$%d\r\n" % size)
+            with open(path, "rb") as payload:
+                while chunk := payload.read(SEND_CHUNK_BYTES):
+                    link.send(chunk)
+            link.state = "online"
+            link.send(b"".join(link.buffer))
+            link.buffer, link.buffered = [], 0
+            log.info("follower synced", extra={"follower": link.session.addr,
+                                               "commands": count, "bytes": size})
+        except (OSError, ChildFailed) as exc:
+            log.error("full sync failed: dropping the follower",
+                      extra={"follower": link.session.addr, "error": str(exc)})
+            self.drop(link.session)
+        finally:
+            self._children.discard(child)
+            with contextlib.suppress(OSError):
+                os.remove(path)
+
+    def live(self) -> None:
+        """Followers attach: the backlog keeps and feeds the stream from now on."""
+        backlog = self.state.backlog
+        backlog.activate()
+        backlog.feed = self._schedule
+
+    # ------------------------------------------------------------------ the stream
+
+    def _schedule(self) -> None:
+        if not self._scheduled:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self.flush)
+
+    def flush(self) -> None:
+        """Send the effects of this loop turn to every attached follower."""
+        self._scheduled = False
+        data = self.state.backlog.take_unsent()
+        if not data:
+            return
+        for session, link in list(self.links.items()):
+            if session.closing:
+                del self.links[session]
+            elif not link.feed(data):
+                log.warning("follower dropped: its stream buffer overflowed during its sync",
+                            extra={"follower": session.addr})
+                self.drop(session)
+
+    def ping(self) -> None:
+        """Keep the links alive (Redis' repl-ping-replica-period): a PING in the stream."""
+        if self.online_links():
+            self.state.backlog.append([b"PING"])
+
+    def drop(self, session: Session) -> None:
+        if self.links.pop(session, None) is not None:
+            session.conn.abort()
+
+    def drop_all(self) -> None:
+        """This server becomes a follower itself: its followers must sync again."""
+        for session in list(self.links):
+            self.drop(session)
+        for child in list(self._children):
+            child.kill()
+
+    # ------------------------------------------------------------------ acknowledgements
+
+    def ack(self, session: Session, offset: int) -> None:
+        link = self.links.get(session)
+        if link is None:
+            return
+        link.ack_offset = max(link.ack_offset, offset)
+        link.ack_ms = self.state.clock.monotonic_ms()
+        if self.waiters:
+            self._wake_waiters()
+
+    def acked(self, offset: int) -> int:
+        """How many online followers acknowledged `offset` or more."""
+        return sum(1 for link in self.online_links() if link.ack_offset >= offset)
+
+    def wait(self, replicas: int, timeout_ms: int) -> Any:
+        """WAIT: the count now if enough, else a blocking Deferred resolved by the acks or
+        by the timeout (0: none)."""
+        self.flush()
+        offset = self.state.backlog.offset
+        count = self.acked(offset)
+        if count >= replicas or not self.online_links():
+            return count
+        reply = Deferred(blocking=True)
+        entry = (offset, replicas, reply)
+        self.waiters.append(entry)
+        for link in self.online_links():  # ask for acks now (Redis' REPLCONF GETACK)
+            link.send(b"*3\r\n$8\r\nREPLCONF\r\n$6\r\nGETACK\r\n$1\r\n*\r\n")
+
+        def forget() -> None:
+            if entry in self.waiters:
+                self.waiters.remove(entry)
+
+        reply.on_cancel = forget
+        if timeout_ms:
+            def expire() -> None:
+                forget()
+                reply.resolve(self.acked(offset))
+
+            reply.timeout_reply = None
+            self.state.timers.schedule(self.state.clock.now_ms() + timeout_ms, expire)
+        return reply
+
+    def _wake_waiters(self) -> None:
+        for entry in list(self.waiters):
+            offset, replicas, reply = entry
+            count = self.acked(offset)
+            if count >= replicas:
+                self.waiters.remove(entry)
+                reply.resolve(count)
+
+    # ------------------------------------------------------------------ visibility
+
+    def online_links(self) -> list[ReplicaLink]:
+        return [link for session, link in self.links.items() if not session.closing
+                and link.state == "online"]
+
+    def info_lines(self) -> list[tuple[str, object]]:
+        """INFO replication's slaveN lines."""
+        now = self.state.clock.monotonic_ms()
+        lines: list[tuple[str, object]] = []
+        index = 0
+        for session, link in list(self.links.items()):
+            if session.closing:
+                continue
+            lag = (now - link.ack_ms) // 1000 if link.ack_ms else 0
+            lines.append((f"slave{index}", f"ip={link.ip},port={link.port},state={link.state},"
+                                           f"offset={link.ack_offset},lag={lag}"))
+            index += 1
+        return lines
+
+    def role_entries(self) -> list[list[bytes]]:
+        """ROLE's followers: [ip, port, acknowledged offset] each."""
+        return [[link.ip.encode(), str(link.port).encode(), str(link.ack_offset).encode()]
+                for link in self.online_links()]
+
+
+#: SYNC's reply: nothing before the payload's `$<length>` line
+NO_LINE = Encoded(b"")
+
+
+def _parse_offset(text: bytes) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        return -1

@@ -1,0 +1,79 @@
+"""The full-sync payload: the whole dataset as the commands that rebuild it from nothing.
+
+A follower that cannot continue from the backlog gets everything: every key of every database,
+the function libraries and the job engine's state. The payload is a run of RESP commands, the
+same language as the live stream that follows it, so the follower needs one parser and one
+apply path for both (Redis sends an RDB file; its snapshot and stream are two formats):
+
+    SELECT <db>                                       before the keys of each database
+    RESTORE <key> <expire-at-ms or 0> <DUMP payload> REPLACE ABSTTL
+    FUNCTION RESTORE <FUNCTION DUMP payload> FLUSH    when there are libraries
+    JOB.RECORD <body>                                 `JobEngine.snapshot()`, encoded as the WAL
+
+Keys already past their TTL are left out (the leader's stream deletes them anyway). The writer
+runs in a forked child (persistence/forkwrite.py), so it sees the state exactly as it was at
+the fork: the point of the effect stream (`master_repl_offset`) the follower continues from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
+
+from jobcached.cache.rdbformat import seal
+from jobcached.cache.rdbvalue import dump_value
+from jobcached.jobs.records import encode_record
+from jobcached.replication.backlog import encode_command
+from jobcached.scripting import rdbdump
+from jobcached.server.effects import JOB_RECORD
+
+if TYPE_CHECKING:
+    from jobcached.server.state import ServerState
+
+#: Encoded commands gathered before one write to the payload file.
+WRITE_CHUNK_BYTES = 1024 * 1024
+#: Commands written between two checks that the server still runs (see forkwrite.py).
+CHECK_EVERY_COMMANDS = 10_000
+
+
+def snapshot_commands(state: ServerState, function_codes: list[bytes]) -> Iterator[list[bytes]]:
+    """The commands that rebuild `state` on an empty server (see the module docstring)."""
+    now = state.clock.now_ms()
+    for index, keyspace in enumerate(state.dbs):
+        selected = False
+        for shard in keyspace.shards:
+            for key, entry in list(shard.data.items()):
+                expire_at = entry.expire_at
+                if expire_at and expire_at <= now:
+                    continue
+                if not selected:
+                    yield [b"SELECT", str(index).encode()]
+                    selected = True
+                yield [b"RESTORE", key, str(expire_at).encode(), seal(dump_value(entry.value)),
+                       b"REPLACE", b"ABSTTL"]
+    if function_codes:
+        yield [b"FUNCTION", b"RESTORE", rdbdump.dump(function_codes), b"FLUSH"]
+    if state.jobs is not None:
+        for record in state.jobs.snapshot():
+            yield [JOB_RECORD, encode_record(record)]
+
+
+def write_payload(path: str, commands: Iterator[list[bytes]],
+                  check_parent: Callable[[], None]) -> int:
+    """Write `commands` to `path`, encoded; the number of commands. Run in the forked child."""
+    count = 0
+    buffered: list[bytes] = []
+    size = 0
+    with open(path, "wb") as out:
+        for argv in commands:
+            data = encode_command(argv)
+            buffered.append(data)
+            size += len(data)
+            count += 1
+            if size >= WRITE_CHUNK_BYTES:
+                out.write(b"".join(buffered))
+                buffered, size = [], 0
+            if count % CHECK_EVERY_COMMANDS == 0:
+                check_parent()
+        out.write(b"".join(buffered))
+    return count
