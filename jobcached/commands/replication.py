@@ -15,7 +15,15 @@ import logging
 from typing import Any
 
 from jobcached.commands.args import to_int
-from jobcached.commands.registry import ADMIN, FAST, LOADING, NO_MULTI, STALE, command
+from jobcached.commands.registry import (
+    ADMIN,
+    ALLOW_BUSY,
+    FAST,
+    LOADING,
+    NO_MULTI,
+    STALE,
+    command,
+)
 from jobcached.commands.scripting import scripting
 from jobcached.errors import CommandError, SyntaxErr
 from jobcached.net.replies import NO_REPLY, OK, Simple
@@ -24,7 +32,7 @@ from jobcached.net.session import Session
 log = logging.getLogger("jobcached.replication")
 
 
-@command("REPLCONF", arity=-1, flags=ADMIN | LOADING | STALE, group="server")
+@command("REPLCONF", arity=-1, flags=ADMIN | ALLOW_BUSY | LOADING | STALE, group="server")
 def replconf(s: Session, argv: list[bytes]) -> Any:
     """REPLCONF [option value ...]
 
@@ -92,7 +100,7 @@ def _sync(s: Session, replid: bytes, offset: bytes, legacy: bool) -> Any:
     return server.leader.psync(s, replid, offset, codes, legacy)
 
 
-@command("REPLICAOF", arity=3, flags=ADMIN | STALE | NO_MULTI, group="server")
+@command("REPLICAOF", arity=3, flags=ADMIN | STALE, group="server")
 def replicaof(s: Session, argv: list[bytes]) -> Any:
     """REPLICAOF host port | NO ONE
 
@@ -107,7 +115,7 @@ def replicaof(s: Session, argv: list[bytes]) -> Any:
     return _replicaof(s, argv)
 
 
-@command("SLAVEOF", arity=3, flags=ADMIN | STALE | NO_MULTI, group="server")
+@command("SLAVEOF", arity=3, flags=ADMIN | STALE, group="server")
 def slaveof(s: Session, argv: list[bytes]) -> Any:
     """SLAVEOF host port | NO ONE
 
