@@ -255,7 +255,6 @@ class Leader:
                 forget()
                 reply.resolve(self.acked(offset))
 
-            reply.timeout_reply = None
             self.state.timers.schedule(self.state.clock.now_ms() + timeout_ms, expire)
         return reply
 

@@ -9,6 +9,7 @@ the same data: one follower attached before the writes (it gets them as a stream
 from __future__ import annotations
 
 import random
+import signal
 import time
 from collections.abc import Callable
 from typing import Any
@@ -244,3 +245,19 @@ def test_a_broken_link_continues_from_the_backlog(start_server: Start) -> None:
     assert (stats["sync_full"], stats["sync_partial_ok"]) == (1, 1)
     assert follower.client().get("after99") == b"99"
     assert dump_cache(follower) == dump_cache(leader)
+
+
+def test_a_stopped_follower_catches_up_when_it_continues(start_server: Start) -> None:
+    leader = start_server()
+    follower = start_server("--replicaof", f"127.0.0.1 {leader.port}")
+    wait_synced(leader, follower)
+    follower.proc.send_signal(signal.SIGSTOP)
+    try:
+        cache_workload(leader, random.Random(7))
+        time.sleep(1.5)  # acks stop: the leader's view of it lags
+        assert info(leader)["slave0"]["offset"] < info(leader)["master_repl_offset"]
+    finally:
+        follower.proc.send_signal(signal.SIGCONT)
+    wait_synced(leader, follower)
+    assert dump_cache(follower) == dump_cache(leader)
+    assert leader.client().info("stats")["sync_full"] == 1  # the same link, no new sync
