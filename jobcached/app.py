@@ -13,6 +13,11 @@ so nothing new arrives, let every connection flush what it has queued and close,
 `shutdown-timeout` seconds, abort the rest, then close the engines and the HTTP endpoints, and
 unlock the data dir.
 A second signal exits at once.
+
+Replication (replication/): with `replicaof` set, or after REPLICAOF, the server follows a
+leader: no job timers, cron, archiving or active expiry run (`state.follower` is checked by
+each), and a full sync replaces the job engine through `new_engine` and `install_engine`;
+REPLICAOF NO ONE (`promote`) starts them again.
 """
 
 from __future__ import annotations
@@ -180,6 +185,7 @@ class App:
         state.leader.drop_all()
         state.follower = follower = Follower(state, host, port, self)
         state.refresh_gate()
+        self.config.replicaof = f"{host} {port}"  # CONFIG GET / REWRITE tell the truth
         log.info("following a leader", extra={"leader": f"{host}:{port}"})
 
         async def switch() -> None:
@@ -200,6 +206,7 @@ class App:
             return
         state.follower = None
         state.refresh_gate()
+        self.config.replicaof = ""
         await follower.stop()
         if follower.offset >= 0:
             state.backlog.reset(follower.replid, follower.offset)

@@ -30,6 +30,8 @@ from hiredis import pack_command
 
 #: Redis' repl-backlog-size default.
 DEFAULT_BACKLOG_BYTES = 1024 * 1024
+#: Bytes fed to a hiredis parser at a time (see `parse_commands`).
+PARSE_SLICE_BYTES = 16 * 1024
 
 
 def new_replid() -> str:
@@ -44,13 +46,22 @@ def encode_command(argv: list[bytes]) -> bytes:
     return pack_command(tuple(argv))
 
 
+def parse_commands(parser: hiredis.Reader, data: bytes, out: list[list[bytes]]) -> None:
+    """Feed `data` to `parser` and append the whole commands it completes to `out`.
+
+    In slices of PARSE_SLICE_BYTES: hiredis moves its unread bytes to the front of its buffer
+    after each reply it returns, so a large buffer of small commands costs quadratic time
+    (13 s for a 22 MB snapshot of 200,000 keys fed at once; 0.1 s in 16 KB slices)."""
+    for start in range(0, len(data), PARSE_SLICE_BYTES):
+        parser.feed(data, start, min(PARSE_SLICE_BYTES, len(data) - start))
+        while (item := parser.gets()) is not False:
+            out.append(item)
+
+
 def decode_commands(data: bytes) -> list[list[bytes]]:
     """The effects in `data`, a run of whole encoded commands (tests, debugging)."""
-    reader = hiredis.Reader()
-    reader.feed(data)
     out: list[list[bytes]] = []
-    while (item := reader.gets()) is not False:
-        out.append(item)
+    parse_commands(hiredis.Reader(), data, out)
     return out
 
 
