@@ -185,12 +185,14 @@ class App:
         state.leader.drop_all()
         state.follower = follower = Follower(state, host, port, self)
         state.refresh_gate()
+        state.effects.mute(True)
         self.config.replicaof = f"{host} {port}"  # CONFIG GET / REWRITE tell the truth
         log.info("following a leader", extra={"leader": f"{host}:{port}"})
 
         async def switch() -> None:
             if old is not None:
                 await old.stop()
+                follower.replid, follower.offset = old.replid, old.offset  # try PSYNC2
             if state.follower is follower:
                 follower.start()
 
@@ -208,8 +210,7 @@ class App:
         state.refresh_gate()
         self.config.replicaof = ""
         await follower.stop()
-        if follower.offset >= 0:
-            state.backlog.reset(follower.replid, follower.offset)
+        state.effects.mute(False)
         state.backlog.new_history()
         if state.jobs is not None and not self._engine_started:
             state.jobs.start()

@@ -20,6 +20,11 @@ bodies through the engine's replay path and appended to our own WAL (a promoted 
 durable), MULTI ... EXEC groups in one step. The offset counts the bytes of each command, as
 the leader's does. `REPLCONF ACK <offset>` goes back every second, and on `REPLCONF GETACK`.
 When the link breaks the loop tries again after RETRY_SECONDS, asking to continue.
+
+Our own backlog holds the leader's stream as it came, under the leader's id and offsets (our
+own effects are muted meanwhile: `Effects.mute`). So after a promotion the old leader's other
+followers continue from us with the old id (PSYNC2, `Backlog.new_history`), and a follower
+pointed at another leader first asks to continue where it was (app.py `follow`).
 """
 
 from __future__ import annotations
@@ -198,8 +203,8 @@ class Follower:
             await self._full_sync(reader, words[1].decode(), int(words[2]))
             self.sync_in_progress = False
         elif words[0] == b"+CONTINUE":
-            if len(words) > 1:
-                self.replid = words[1].decode()
+            if len(words) > 1 and words[1].decode() != self.replid:
+                self._new_history(words[1].decode())
             log.info("continuing from the leader's backlog (partial resync)",
                      extra={"leader": self._name, "offset": self.offset})
         else:
@@ -251,7 +256,9 @@ class Follower:
         received = loop.time()
         await self._load(commands)
         self.replid, self.offset = replid, offset
-        self.state.backlog.reset(replid, offset)
+        backlog = self.state.backlog
+        backlog.reset(replid, offset)
+        backlog.activate()  # it holds the leader's stream from here (PSYNC2 after a promotion)
         log.info("full sync loaded", extra={
             "leader": self._name, "offset": offset, "bytes": size,
             "receive_seconds": round(received - started, 3),
@@ -289,6 +296,7 @@ class Follower:
     async def _stream(self, reader: asyncio.StreamReader) -> None:
         parser = hiredis.Reader()
         clock = self.state.clock
+        backlog = self.state.backlog
         commands: list[list[bytes]] = []
         while True:
             data = await reader.read(READ_CHUNK_BYTES)
@@ -302,7 +310,15 @@ class Follower:
                     continue
                 self.offset += command_size(argv)
                 self._apply(argv)
+                backlog.append(argv)
             commands.clear()
+
+    def _new_history(self, replid: str) -> None:
+        """Our leader continued us under another id (it was promoted, or we follow another
+        follower's promotion): our history goes on under it, the old id kept, as Redis."""
+        backlog = self.state.backlog
+        backlog.replid2, backlog.second_offset = backlog.replid, self.offset + 1
+        backlog.replid = self.replid = replid
 
     # ------------------------------------------------------------------ applying
 

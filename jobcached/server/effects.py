@@ -62,6 +62,13 @@ class _Group:
         return len(self.records) - 1
 
 
+class _Discard:
+    """The log of a follower: its leader's stream is its log (see `Effects.mute`)."""
+
+    def append(self, argv: list[bytes]) -> int:
+        return 0
+
+
 class Effects:
     """See the module docstring. One per server; single-threaded."""
 
@@ -69,6 +76,7 @@ class Effects:
         self.server = server
         #: the replication backlog, or a spy in tests
         self.log = log
+        self._sink = log  # `log` again after `mute(False)`
         #: where effects go now: `log`, or the open group of a running script
         self._out: EffectLog = log
         #: the WAL's batching, once the app has replayed it; None in unit tests (records are
@@ -165,6 +173,15 @@ class Effects:
         self.touch(key, db, by_engine=True)
         kind = notify.EVICTED if why == "evicted" else notify.EXPIRED
         notify.notify(self.server, kind, why.encode(), key, db)
+
+    def mute(self, muted: bool) -> None:
+        """While we follow a leader our own effects are not logged: the follower logs the
+        leader's stream as it came (replication/follower.py), so our offsets stay the
+        leader's, and a key a read finds expired (deleted here, not on the leader) does not
+        add a DEL to it. Invalidation (WATCH, tracking, leases) goes on either way. After a
+        promotion the next effect is preceded by a SELECT (the log's database is unknown)."""
+        self.log = self._out = _Discard() if muted else self._sink
+        self.db = -1
 
     # ------------------------------------------------------------------ jobs
 

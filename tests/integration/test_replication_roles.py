@@ -112,3 +112,27 @@ def test_a_follower_with_live_jobs_refuses_an_empty_leader(start_server: Start) 
     h.config_set("replica-accept-empty-master", "yes")
     wait_synced(empty, holder)
     assert dump_jobs(holder) == {}
+
+
+def test_after_a_promotion_the_other_follower_continues_from_the_new_leader(
+        start_server: Start) -> None:
+    leader = start_server()
+    first = start_server("--replicaof", f"127.0.0.1 {leader.port}")
+    second = start_server("--replicaof", f"127.0.0.1 {leader.port}")
+    r = leader.client()
+    for i in range(200):
+        r.set(f"k{i}", i)
+    r.execute_command("JOB.PUSH", "q", "job")
+    wait_synced(leader, first, second)
+    leader.stop()
+    assert first.client().execute_command("REPLICAOF", "NO", "ONE") == b"OK"
+    wait_for(lambda: info(first)["role"] == "master")
+    first.client().set("after-promotion", "1")
+    second.client().execute_command("REPLICAOF", "127.0.0.1", str(first.port))
+    wait_synced(first, second)
+    stats = first.client().info("stats")
+    assert (stats["sync_full"], stats["sync_partial_ok"]) == (0, 1)  # PSYNC2: no full sync
+    assert info(second)["master_replid"] == info(first)["master_replid"]
+    assert second.client().get("after-promotion") == b"1"
+    assert dump_cache(second) == dump_cache(first)
+    assert dump_jobs(second) == dump_jobs(first)

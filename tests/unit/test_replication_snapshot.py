@@ -1,5 +1,6 @@
-"""The full-sync payload rebuilds a server's data on an empty one; a follower counts offsets
-as the leader encodes them. No sockets, no fork: the snapshot generator is called directly."""
+"""Replication without sockets: the full-sync payload rebuilds a server on an empty one, a
+follower counts offsets as the leader encodes them and logs none of its own effects. No fork:
+the snapshot generator is called directly."""
 
 from __future__ import annotations
 
@@ -109,3 +110,14 @@ def test_the_follower_counts_what_the_leader_encodes() -> None:
     for argv in ([b"PING"], [b"SET", b"k", b"v" * 1000], [b"X"] * 12, [b""], [JOB_RECORD,
                                                                              b"\x00" * 99]):
         assert command_size(argv) == len(encode_command(argv))
+
+
+def test_a_follower_logs_none_of_its_own_effects() -> None:
+    state, s = server()
+    state.backlog.activate()
+    state.effects.mute(True)
+    run(s, "SET", "k", "v")
+    assert state.backlog.count == 0
+    state.effects.mute(False)  # promoted: logged again, after a SELECT
+    run(s, "SET", "k", "w")
+    assert state.backlog.since(0) == [[b"SELECT", b"0"], [b"SET", b"k", b"w"]]
