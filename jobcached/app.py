@@ -192,7 +192,7 @@ class App:
         async def switch() -> None:
             if old is not None:
                 await old.stop()
-                follower.replid, follower.offset = old.replid, old.offset  # try PSYNC2
+                follower.continue_after(old)
             if state.follower is follower:
                 follower.start()
 

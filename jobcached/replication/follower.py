@@ -137,6 +137,12 @@ class Follower:
         self._writer: asyncio.StreamWriter | None = None
         self._task: asyncio.Task[None] | None = None
 
+    def continue_after(self, old: Follower) -> None:
+        """REPLICAOF another leader: ask it to continue where `old` was (PSYNC2), in the
+        database `old` had selected (the stream selects again only when it changes)."""
+        self.replid, self.offset = old.replid, old.offset
+        self._dispatch([b"SELECT", str(old.session.db).encode()])
+
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())
 

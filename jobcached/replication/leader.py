@@ -95,6 +95,8 @@ class Leader:
 
     def announce(self, session: Session, port: int | None = None, ip: str | None = None) -> None:
         """REPLCONF listening-port / ip-address, kept for the coming PSYNC."""
+        for gone in [other for other in self.announced if other.closing]:
+            del self.announced[gone]  # announced, then left without a PSYNC
         old_port, old_ip = self.announced.get(session, (0, ""))
         self.announced[session] = (old_port if port is None else port,
                                    old_ip if ip is None else ip)

@@ -123,16 +123,19 @@ def test_after_a_promotion_the_other_follower_continues_from_the_new_leader(
     for i in range(200):
         r.set(f"k{i}", i)
     r.execute_command("JOB.PUSH", "q", "job")
+    leader.client(db=1).set("in-db-1", "x")
     wait_synced(leader, first, second)
     leader.stop()
     assert first.client().execute_command("REPLICAOF", "NO", "ONE") == b"OK"
     wait_for(lambda: info(first)["role"] == "master")
     first.client().set("after-promotion", "1")
+    first.client(db=1).set("db-1-after-promotion", "y")
     second.client().execute_command("REPLICAOF", "127.0.0.1", str(first.port))
     wait_synced(first, second)
     stats = first.client().info("stats")
     assert (stats["sync_full"], stats["sync_partial_ok"]) == (0, 1)  # PSYNC2: no full sync
     assert info(second)["master_replid"] == info(first)["master_replid"]
     assert second.client().get("after-promotion") == b"1"
+    assert second.client(db=1).get("db-1-after-promotion") == b"y"
     assert dump_cache(second) == dump_cache(first)
     assert dump_jobs(second) == dump_jobs(first)
