@@ -15,6 +15,7 @@ import logging
 from typing import Any
 
 from jobcached.commands.args import to_int
+from jobcached.commands.blocking import may_block
 from jobcached.commands.registry import (
     ADMIN,
     ALLOW_BUSY,
@@ -189,4 +190,6 @@ def wait(s: Session, argv: list[bytes]) -> Any:
     timeout = to_int(argv[2])
     if timeout < 0:
         raise CommandError("timeout is negative")
+    if not may_block(s):  # inside MULTI/EXEC: the count now, as Redis
+        return server.leader.acked(server.backlog.offset)
     return server.leader.wait(replicas, timeout)
