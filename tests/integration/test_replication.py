@@ -193,6 +193,7 @@ def test_followers_before_and_after_the_writes_hold_the_same_data(start_server: 
     # WAIT counts the followers that acknowledged the writes so far.
     leader.client().set("waited", "1")
     assert leader.client().execute_command("WAIT", 2, 5000) == 2
+    assert leader.client().execute_command("WAIT", 3, 200) == 2  # the timeout: those that did
     # The running jobs are running on the followers too, with the leader's deadlines.
     job_id, _ = running[0]
     on_leader = leader.client().execute_command("JOB.GET", job_id)
