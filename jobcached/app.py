@@ -52,6 +52,7 @@ from jobcached.persistence.archiving import ARCHIVE_INTERVAL_SECONDS, Archiver
 from jobcached.persistence.durability import Durability
 from jobcached.persistence.wal import Wal
 from jobcached.replication.follower import Follower
+from jobcached.replication.leader import remove_stale_payloads
 from jobcached.scripting import persisted
 from jobcached.server.gcpolicy import FullCollections
 from jobcached.server.startup import (
@@ -233,6 +234,7 @@ class App:
         config = self.config
         prepare_data_dir(config.dir)
         self._lock.acquire()
+        remove_stale_payloads(config.dir)
         if config.port:
             self._bound = bind_tcp(config.bind, config.port)
             warn_if_exposed(self._bound, config.requirepass, config.protected_mode)

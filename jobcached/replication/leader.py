@@ -17,7 +17,8 @@ The follower sends `REPLCONF ACK <offset>` every second: its `lag` in INFO, and 
 counts. A link whose connection closed is dropped the next time it is looked at.
 
 Limitation of this slice: each full sync forks its own child (Redis lets followers that ask
-at the same time share one), and the payload is read back whole into memory to be sent.
+at the same time share one), and the payload goes through a file in the data dir (Redis can
+also stream it from the child's memory: repl-diskless-sync).
 """
 
 from __future__ import annotations
@@ -42,6 +43,11 @@ log = logging.getLogger("jobcached.replication")
 
 #: Bytes of the payload file read and queued per write to the follower.
 SEND_CHUNK_BYTES = 1024 * 1024
+#: The payload is queued to the follower's socket no further ahead than this (bytes), so a
+#: large snapshot does not sit in memory a second time.
+SEND_AHEAD_BYTES = 4 * SEND_CHUNK_BYTES
+#: How long the sender waits for the socket to take some of it (seconds).
+SEND_WAIT_SECONDS = 0.002
 #: A follower whose own buffer (the stream during its full sync) grows past this is dropped:
 #: it would sync again from scratch (Redis' client-output-buffer-limit replica, hard part).
 SYNC_BUFFER_MAX_BYTES = 256 * 1024 * 1024
@@ -158,8 +164,13 @@ class Leader:
             link.state = "send_bulk"
             size = os.path.getsize(path)
             link.send(b"$%d\r\n" % size)
+            conn = link.session.conn
             with open(path, "rb") as payload:
                 while chunk := payload.read(SEND_CHUNK_BYTES):
+                    while conn.output_buffer_bytes() > SEND_AHEAD_BYTES:
+                        if link.session.closing:
+                            return
+                        await asyncio.sleep(SEND_WAIT_SECONDS)
                     link.send(chunk)
             link.state = "online"
             link.send(b"".join(link.buffer))
@@ -296,6 +307,13 @@ class Leader:
 
 #: SYNC's reply: nothing before the payload's `$<length>` line
 NO_LINE = Encoded(b"")
+
+
+def remove_stale_payloads(data_dir: str) -> None:
+    """Payload files a killed server left behind (at start: no sync runs yet)."""
+    for path in Path(data_dir).glob("repl-sync-*.tmp"):
+        with contextlib.suppress(OSError):
+            path.unlink()
 
 
 def _parse_offset(text: bytes) -> int:
