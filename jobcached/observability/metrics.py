@@ -140,6 +140,7 @@ class JobcachedCollector:
         yield from self._jobs()
         yield from self._wal()
         yield from self._archive()
+        yield from self._replication()
 
     # ---------------------------------------------------------------- server and commands
 
@@ -311,6 +312,9 @@ class JobcachedCollector:
 
     # ---------------------------------------------------------------- archive
 
+    def _replication(self) -> Iterator[Metric]:
+        return _replication_metrics(self.state)
+
     def _archive(self) -> Iterator[Metric]:
         archiver = self.state.archiver
         if archiver is None:
@@ -381,6 +385,38 @@ class JobcachedCollector:
                                           "Time fsync of a WAL file took.")
             fsync.add_metric([], *log2_buckets(list(fs.fsync_us), US))
             yield fsync
+
+
+def _replication_metrics(state: ServerState) -> Iterator[Metric]:
+    """Offsets, followers and their lag (replication/): the leader's view, or a follower's."""
+    follower = state.follower
+    offset = state.backlog.offset if follower is None else max(follower.offset, 0)
+    yield GaugeMetricFamily("jobcached_repl_offset_bytes",
+                            "master_repl_offset: bytes of the effect stream so far.", value=offset)
+    yield GaugeMetricFamily("jobcached_repl_following",
+                            "1 while this server follows a leader (REPLICAOF).",
+                            value=int(follower is not None))
+    yield GaugeMetricFamily("jobcached_repl_link_up", "1 while a follower's link to its "
+                            "leader is up (0 on a leader).",
+                            value=int(follower is not None and follower.link_up))
+    leader = state.leader
+    online = leader.online_links()
+    yield GaugeMetricFamily("jobcached_repl_followers", "Followers online now.",
+                            value=len(online))
+    lag = GaugeMetricFamily("jobcached_repl_follower_lag_bytes",
+                            "Bytes of the stream a follower has not acknowledged.",
+                            labels=["follower"])
+    for link in online:
+        lag.add_metric([f"{link.ip}:{link.port}"], max(state.backlog.offset - link.ack_offset,
+                                                       0))
+    yield lag
+    syncs = CounterMetricFamily("jobcached_repl_syncs", "Followers' sync requests served, "
+                                "by kind (full, partial; partial_refused fell back to full).",
+                                labels=["kind"])
+    syncs.add_metric(["full"], leader.full_syncs)
+    syncs.add_metric(["partial"], leader.partial_syncs_ok)
+    syncs.add_metric(["partial_refused"], leader.partial_syncs_err)
+    yield syncs
 
 
 def build_registry(state: ServerState, fs: FsyncTimer | None = None) -> CollectorRegistry:

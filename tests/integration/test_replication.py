@@ -11,13 +11,14 @@ from __future__ import annotations
 import random
 import signal
 import time
+import urllib.request
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 import redis
 
-from tests.conftest import ServerProcess
+from tests.conftest import ServerProcess, free_port
 
 #: How long followers may take to reach the leader's offset.
 SYNC_TIMEOUT_SECONDS = 20.0
@@ -230,7 +231,8 @@ def test_a_follower_refuses_writes_and_serves_reads(start_server: Start) -> None
 
 
 def test_a_broken_link_continues_from_the_backlog(start_server: Start) -> None:
-    leader = start_server()
+    metrics_port = free_port()
+    leader = start_server("--metrics-port", str(metrics_port))
     follower = start_server("--replicaof", f"127.0.0.1 {leader.port}")
     wait_synced(leader, follower)
     r = leader.client()
@@ -244,6 +246,9 @@ def test_a_broken_link_continues_from_the_backlog(start_server: Start) -> None:
     wait_synced(leader, follower)
     stats = r.info("stats")
     assert (stats["sync_full"], stats["sync_partial_ok"]) == (1, 1)
+    metrics = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics").read()
+    assert b"jobcached_repl_followers 1.0" in metrics
+    assert b'jobcached_repl_syncs_total{kind="partial"} 1.0' in metrics
     assert follower.client().get("after99") == b"99"
     assert dump_cache(follower) == dump_cache(leader)
 
