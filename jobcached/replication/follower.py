@@ -162,13 +162,17 @@ class Follower:
             except asyncio.CancelledError:
                 raise
             except (TimeoutError, OSError, EOFError, asyncio.IncompleteReadError, LinkError,
-                    hiredis.ProtocolError) as exc:
+                    hiredis.ProtocolError, ValueError) as exc:
                 if self.link_up or self.sync_in_progress:
                     log.warning("link to the leader lost", extra={"leader": self._name,
                                                                   "error": str(exc)})
                 else:
                     log.info("cannot sync with the leader", extra={"leader": self._name,
                                                                   "error": str(exc)})
+            except Exception:
+                # A bug, not the network: say so loudly, and keep following (the next PSYNC
+                # continues after the command that failed, or syncs in full).
+                log.exception("replication link failed", extra={"leader": self._name})
             finally:
                 self._link_down()
             await asyncio.sleep(RETRY_SECONDS)
@@ -203,7 +207,7 @@ class Follower:
         await self._ask(reader, [b"REPLCONF", b"capa", b"eof", b"capa", b"psync2"])
         offset = b"-1" if self.offset < 0 else str(self.offset + 1).encode()
         line = await self._ask(reader, [b"PSYNC", self.replid.encode(), offset])
-        words = line.split()
+        words = line.split() or [b""]
         if words[0] == b"+FULLRESYNC" and len(words) == 3:
             self.sync_in_progress = True
             await self._full_sync(reader, words[1].decode(), int(words[2]))

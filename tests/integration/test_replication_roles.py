@@ -139,3 +139,19 @@ def test_after_a_promotion_the_other_follower_continues_from_the_new_leader(
     assert second.client(db=1).get("db-1-after-promotion") == b"y"
     assert dump_cache(second) == dump_cache(first)
     assert dump_jobs(second) == dump_jobs(first)
+
+
+def test_a_follower_authenticates_with_masteruser_and_masterauth(start_server: Start) -> None:
+    leader = start_server("--requirepass", "secret")
+    r = leader.client(password="secret")
+    r.acl_setuser("repl", enabled=True, passwords=["+replpass"], commands=["+@all"],
+                  keys=["*"])
+    r.set("k", "v")
+    follower = start_server("--replicaof", f"127.0.0.1 {leader.port}", "--masteruser", "repl",
+                            "--masterauth", "replpass")
+    wait_for(lambda: follower.client().get("k") == b"v")
+    assert follower.client().info("replication")["master_link_status"] == "up"
+    wrong = start_server("--replicaof", f"127.0.0.1 {leader.port}", "--masterauth", "nope")
+    time.sleep(2)  # two attempts at least
+    assert wrong.client().info("replication")["master_link_status"] == "down"
+    assert wrong.client().get("k") is None
