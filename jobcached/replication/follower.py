@@ -134,6 +134,7 @@ class Follower:
         self.session = Session(state, _MasterConnection(), f"{host}:{port}", "", True)
         self.session.authenticated = self.session.unchecked = True
         self._multi: list[list[bytes]] | None = None
+        self._last_error = ""
         self._writer: asyncio.StreamWriter | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -166,9 +167,10 @@ class Follower:
                 if self.link_up or self.sync_in_progress:
                     log.warning("link to the leader lost", extra={"leader": self._name,
                                                                   "error": str(exc)})
-                else:
-                    log.info("cannot sync with the leader", extra={"leader": self._name,
-                                                                  "error": str(exc)})
+                elif str(exc) != self._last_error:  # once per cause, not every second
+                    log.warning("cannot sync with the leader", extra={"leader": self._name,
+                                                                     "error": str(exc)})
+                self._last_error = str(exc)
             except Exception:
                 # A bug, not the network: say so loudly, and keep following (the next PSYNC
                 # continues after the command that failed, or syncs in full).
@@ -220,6 +222,7 @@ class Follower:
         else:
             raise LinkError(f"unexpected reply to PSYNC: {line[:100]!r}")
         self.link_up = True
+        self._last_error = ""
         self.last_io_ms = self.state.clock.monotonic_ms()
         log.info("link to the leader is up", extra={"leader": self._name})
         acks = asyncio.get_running_loop().create_task(self._ack_every_second())
