@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from jobcached.errors import CommandError
 from jobcached.net.replies import Deferred, Encoded
 from jobcached.persistence.forkwrite import ChildFailed, ForkedWrite
 from jobcached.replication.snapshot import snapshot_commands, write_payload
@@ -112,6 +113,7 @@ class Leader:
         """PSYNC (or SYNC when `legacy`): the reply, and the sync under way."""
         backlog = self.state.backlog
         self.live()
+        self.flush()  # the effects of this turn so far go to the others now, to it below
         port, ip = self.announced.pop(session, (0, ""))
         link = ReplicaLink(session, port, ip or session.addr.rsplit(":", 1)[0])
         wanted = _parse_offset(offset_text) - 1  # Redis asks for the byte after its last
@@ -135,17 +137,20 @@ class Leader:
     def _full_sync(self, link: ReplicaLink, function_codes: list[bytes], legacy: bool) -> Any:
         state = self.state
         backlog = state.backlog
-        self.flush()  # what came before the snapshot goes to the others, not to this one
         offset = backlog.offset
-        self.links[link.session] = link
-        state.effects.db = -1  # the stream after the payload starts with a SELECT
         path = str(Path(state.config.dir) / f"repl-sync-{os.getpid()}-{link.session.id}.tmp")
 
         def write(check_parent: Callable[[], None]) -> int:
             commands: Iterator[list[bytes]] = snapshot_commands(state, function_codes)
             return write_payload(path, commands, check_parent)
 
-        child = ForkedWrite.start(write)
+        try:
+            child = ForkedWrite.start(write)
+        except OSError as exc:
+            log.error("cannot fork for a full sync", extra={"error": str(exc)})
+            raise CommandError(f"cannot fork for the sync: {exc}") from None
+        self.links[link.session] = link  # the stream from `offset` on collects in its buffer
+        state.effects.db = -1  # the stream after the payload starts with a SELECT
         self._children.add(child)
         self.full_syncs += 1
         log.info("full sync of a follower", extra={"follower": link.session.addr,
