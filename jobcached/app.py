@@ -187,6 +187,7 @@ class App:
         state.follower = follower = Follower(state, host, port, self)
         state.refresh_gate()
         state.effects.mute(True)
+        state.dbs.keep_expired(True)  # expired keys read as missing until the leader's DEL
         self.config.replicaof = f"{host} {port}"  # CONFIG GET / REWRITE tell the truth
         log.info("following a leader", extra={"leader": f"{host}:{port}"})
 
@@ -212,6 +213,7 @@ class App:
         self.config.replicaof = ""
         await follower.stop()
         state.effects.mute(False)
+        state.dbs.keep_expired(state.pause is not None)
         state.backlog.new_history()
         if state.jobs is not None and not self._engine_started:
             state.jobs.start()

@@ -101,7 +101,7 @@ class ClientPause:
             self.timer = None
         server.pause = None
         server.refresh_gate()
-        server.dbs.keep_expired(False)
+        server.dbs.keep_expired(server.follower is not None)  # a follower keeps them anyway
         while self.held and server.pause is None:
             s, argv, reply = self.held.popleft()
             if s.closing:

@@ -310,6 +310,7 @@ class Follower:
         parser = hiredis.Reader()
         clock = self.state.clock
         backlog = self.state.backlog
+        dbs = self.state.dbs
         commands: list[list[bytes]] = []
         while True:
             data = await reader.read(READ_CHUNK_BYTES)
@@ -317,13 +318,19 @@ class Follower:
                 raise EOFError("the leader closed the connection")
             self.last_io_ms = clock.monotonic_ms()
             parse_commands(parser, data, commands)
-            for argv in commands:
-                if argv[0].upper() == b"REPLCONF":  # out of the stream: not counted
-                    self._send_ack()
-                    continue
-                self.offset += command_size(argv)
-                self._apply(argv)
-                backlog.append(argv)
+            # Clients read a key past its TTL as missing but it stays (app.py `follow`);
+            # the leader's commands act on the keyspace as it is: its DEL removes such a key.
+            dbs.keep_expired(False)
+            try:
+                for argv in commands:
+                    if argv[0].upper() == b"REPLCONF":  # out of the stream: not counted
+                        self._send_ack()
+                        continue
+                    self.offset += command_size(argv)
+                    self._apply(argv)
+                    backlog.append(argv)
+            finally:
+                dbs.keep_expired(self.state.follower is self or self.state.pause is not None)
             commands.clear()
 
     def _new_history(self, replid: str) -> None:

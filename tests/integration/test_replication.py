@@ -267,3 +267,19 @@ def test_a_stopped_follower_catches_up_when_it_continues(start_server: Start) ->
     wait_synced(leader, follower)
     assert dump_cache(follower) == dump_cache(leader)
     assert leader.client().info("stats")["sync_full"] == 1  # the same link, no new sync
+
+
+def test_a_key_expires_on_the_follower_when_the_leader_deletes_it(start_server: Start) -> None:
+    leader = start_server("--enable-debug-command", "yes")
+    follower = start_server("--replicaof", f"127.0.0.1 {leader.port}")
+    r, f = leader.client(), follower.client()
+    r.execute_command("DEBUG", "SET-ACTIVE-EXPIRE", "0")
+    r.set("t", "v", px=300)
+    wait_synced(leader, follower)
+    assert f.pexpiretime("t") == r.pexpiretime("t")
+    time.sleep(0.5)
+    assert f.get("t") is None and f.exists("t") == 0  # past its TTL: missing to readers...
+    assert f.dbsize() == 1  # ...but kept until the leader says so, as on a Redis replica
+    assert r.get("t") is None  # the leader finds it expired: its DEL reaches the follower
+    wait_synced(leader, follower)
+    assert f.dbsize() == 0
