@@ -283,3 +283,18 @@ def test_a_key_expires_on_the_follower_when_the_leader_deletes_it(start_server: 
     assert r.get("t") is None  # the leader finds it expired: its DEL reaches the follower
     wait_synced(leader, follower)
     assert f.dbsize() == 0
+
+
+def test_evictions_reach_the_follower(start_server: Start) -> None:
+    leader = start_server("--maxmemory", "4mb", "--maxmemory-policy", "allkeys-lru")
+    follower = start_server("--replicaof", f"127.0.0.1 {leader.port}")
+    wait_synced(leader, follower)
+    r = leader.client()
+    for batch in range(10):
+        pipe = r.pipeline(transaction=False)
+        for i in range(500):
+            pipe.set(f"big:{batch}:{i}", "x" * 1024)
+        pipe.execute()
+    wait_synced(leader, follower)
+    assert r.info("stats")["evicted_keys"] > 0
+    assert dump_cache(follower) == dump_cache(leader)
