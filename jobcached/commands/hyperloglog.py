@@ -132,7 +132,7 @@ def pfcount(s: Session, argv: list[bytes]) -> int:
 
 
 @command("PFMERGE", arity=-2, flags=WRITE | DENYOOM, group="hyperloglog", keys=(1, -1, 1))
-def pfmerge(s: Session, argv: list[bytes]) -> bytes:
+def pfmerge(s: Session, argv: list[bytes]) -> Simple:
     """PFMERGE destkey [sourcekey [sourcekey ...]]
 
     Merge HyperLogLogs into `destkey` (which is itself one of the inputs when it exists):

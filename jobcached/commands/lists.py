@@ -127,8 +127,8 @@ def rpushx(s: Session, argv: list[bytes]) -> int:
 
 def _pop_command(s: Session, argv: list[bytes], side: bytes) -> Any:
     if len(argv) > 3:
-        name = "lpop" if side == LEFT else "rpop"
-        raise CommandError(f"wrong number of arguments for '{name}' command")
+        lower = "lpop" if side == LEFT else "rpop"
+        raise CommandError(f"wrong number of arguments for '{lower}' command")
     count = to_count(argv[2]) if len(argv) == 3 else None
     key = argv[1]
     lst = s.keyspace.get_list(key, write=True)

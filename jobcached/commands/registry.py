@@ -28,7 +28,7 @@ import inspect
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from jobcached.commands.keyspec import KeySpec
 
@@ -36,6 +36,8 @@ if TYPE_CHECKING:
     from jobcached.net.session import Session
 
 Handler = Callable[["Session", list[bytes]], Any]
+#: a handler's own type: the decorators return it unchanged, so direct calls stay typed
+H = TypeVar("H", bound=Handler)
 
 
 class Flag(enum.IntFlag):
@@ -144,10 +146,10 @@ def _parse_doc(handler: Callable[..., Any], name: str) -> tuple[str, str, str]:
 
 def command(name: str, *, arity: int, flags: Flag = NO_FLAGS, group: str,
             keys: tuple[int, int, int] = (0, 0, 0), key_specs: tuple[KeySpec, ...] = (),
-            acl: tuple[str, ...] = ()) -> Callable[[Handler], Handler]:
+            acl: tuple[str, ...] = ()) -> Callable[[H], H]:
     """Register a top-level command handled by the decorated function."""
 
-    def register(handler: Handler) -> Handler:
+    def register(handler: H) -> H:
         syntax, summary, doc = _parse_doc(handler, name)
         _add(Command(name.upper(), arity, flags, group, handler, syntax, summary, doc, keys,
                      key_specs, acl))
@@ -178,10 +180,10 @@ def container(name: str, *, group: str, summary: str, flags: Flag = NO_FLAGS) ->
 
 
 def subcommand(parent: str, name: str, *, arity: int, flags: Flag = NO_FLAGS,
-               keys: tuple[int, int, int] = (0, 0, 0)) -> Callable[[Handler], Handler]:
+               keys: tuple[int, int, int] = (0, 0, 0)) -> Callable[[H], H]:
     """Register `PARENT NAME`; arity counts PARENT itself, as Redis does."""
 
-    def register(handler: Handler) -> Handler:
+    def register(handler: H) -> H:
         owner = COMMANDS[parent.upper().encode()]
         full = f"{owner.name} {name.upper()}"
         syntax, summary, doc = _parse_doc(handler, full)

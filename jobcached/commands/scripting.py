@@ -166,7 +166,7 @@ class Scripting:
         self.libraries = Libraries()
         #: command -> (its refusal from scripts or None, is it a write): flag tests cost a
         #: Python-level call each, and redis.call is the hot path of a script
-        self._policies: dict[Command, tuple[ErrorReply | None, bool]] = {}
+        self._policies: dict[Command, tuple[ErrorReply | None, bool, bool]] = {}
         #: the blocked-keys registry, looked up once: every run enters and leaves it
         self._blocked = blocking.registry(server)
 

@@ -15,7 +15,7 @@ A score of -0 is stored as 0, as Redis stores it in its small (listpack) sorted 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from itertools import islice
 from typing import Any
 
@@ -500,7 +500,7 @@ def zscan(s: Session, argv: list[bytes]) -> list[Any]:
     count, pattern, _ = scan_options(argv, 3)
     scores = zset.as_dict()
     n = len(scores)
-    fmt = format_double
+    fmt: Callable[[float], bytes] = format_double
     if n <= ZSCAN_WHOLE_MAX_MEMBERS and all(len(m) <= LISTPACK_MAX_MEMBER_BYTES for m in scores):
         # What Redis keeps as a listpack: walked in rank order, scores printed as stored.
         items: Iterable[tuple[bytes, float]] = zset.items()

@@ -185,7 +185,8 @@ class RespProtocol(asyncio.Protocol):
             return
         self._backlogged = False
         session.last_interaction_ms = self.server.clock.monotonic_ms()
-        self._pushes = pushes = []
+        pushes: list[bytes] = []
+        self._pushes = pushes
         late = self._late_pushes
         gets = parser.gets
         while not self._closing and self._blocked_on is None:
