@@ -18,8 +18,8 @@ from jobcached.commands.aclcheck import archived_job_refusal
 from jobcached.errors import CommandError
 from jobcached.jobs.model import Job, State
 from jobcached.net.replies import Deferred, ErrorReply
-from jobcached.net.session import Session
 from jobcached.persistence.archive import Archive
+from jobcached.server.session import Session
 from jobcached.server.tasks import spawn
 
 T = TypeVar("T")

@@ -45,7 +45,7 @@ from jobcached.net.replies import Deferred
 
 if TYPE_CHECKING:
     from jobcached.jobs.timerwheel import TimerHandle
-    from jobcached.net.session import Session
+    from jobcached.server.session import Session
     from jobcached.server.state import ServerState
 
 #: `Waiter.serve` results other than a reply: the key has nothing for anyone (stop walking its

@@ -21,8 +21,8 @@ from jobcached.cache import hyperloglog as hll
 from jobcached.commands.registry import ADMIN, DENYOOM, FAST, READONLY, WRITE, command
 from jobcached.errors import CommandError
 from jobcached.net.replies import OK, Simple
-from jobcached.net.session import Session
 from jobcached.server.notify import STRING, notify
+from jobcached.server.session import Session
 
 
 class NotHllError(CommandError):

@@ -22,8 +22,8 @@ from jobcached.commands.registry import (
 )
 from jobcached.errors import CommandError, NotIntegerError
 from jobcached.net.replies import OK, Verbatim
-from jobcached.net.session import Session
 from jobcached.observability import latency
+from jobcached.server.session import Session
 from jobcached.server.state import LATENCY_SLOTS
 
 #: SLOWLOG GET without a count returns this many entries (Redis' default).

@@ -19,7 +19,7 @@ from jobcached.jobs.engine import JobEngine, PushOptions
 from jobcached.jobs.model import DEFAULT_RETRIES, TERMINAL, Job, retry_policy
 from jobcached.net.replies import OK, Deferred, Encoded, Simple
 from jobcached.net.resp import encode
-from jobcached.net.session import Session
+from jobcached.server.session import Session
 
 #: RETRIES above this is almost certainly a mistake (25 retries already span ~3 weeks).
 MAX_RETRIES = 1000

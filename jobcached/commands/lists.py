@@ -20,8 +20,8 @@ from jobcached.commands.args import INT64_MIN, to_count, to_int, to_timeout_ms
 from jobcached.commands.registry import BLOCKING, DENYOOM, FAST, READONLY, WRITE, command
 from jobcached.errors import CommandError, NoSuchKeyError, SyntaxErr, WrongTypeError
 from jobcached.net.replies import NULL_ARRAY, OK, ErrorReply
-from jobcached.net.session import Session
 from jobcached.server.notify import GENERIC, LIST, notify, notify_if_gone
+from jobcached.server.session import Session
 
 LEFT, RIGHT = b"LEFT", b"RIGHT"
 

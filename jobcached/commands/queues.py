@@ -24,8 +24,8 @@ from jobcached.jobs import purge as purges
 from jobcached.jobs.limits import QueueLimit
 from jobcached.jobs.model import Job, State
 from jobcached.net.replies import OK, Deferred, ErrorReply
-from jobcached.net.session import Session
 from jobcached.persistence.archive import Archive
+from jobcached.server.session import Session
 from jobcached.server.tasks import spawn
 
 log = logging.getLogger("jobcached.jobs")

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from jobcached.commands.keyspec import KeySpec
 
 if TYPE_CHECKING:
-    from jobcached.net.session import Session
+    from jobcached.server.session import Session
 
 Handler = Callable[["Session", list[bytes]], Any]
 #: a handler's own type: the decorators return it unchanged, so direct calls stay typed

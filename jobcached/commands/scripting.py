@@ -54,9 +54,9 @@ from jobcached.commands.registry import (
 )
 from jobcached.errors import CommandError
 from jobcached.net.replies import OK, UNKNOWN, Deferred, ErrorReply
-from jobcached.net.session import Session
 from jobcached.scripting.engine import Script, ScriptEngine, ScriptError, ScriptRun
 from jobcached.scripting.functions import Libraries
+from jobcached.server.session import Session
 
 if TYPE_CHECKING:
     from jobcached.replication.backlog import Backlog

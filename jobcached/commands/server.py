@@ -20,8 +20,8 @@ from jobcached.commands.registry import (
 )
 from jobcached.errors import CommandError, SyntaxErr
 from jobcached.net.replies import NO_REPLY, OK, Simple, Verbatim
-from jobcached.net.session import Session
 from jobcached.observability.info import render_info
+from jobcached.server.session import Session
 from jobcached.server.tasks import spawn
 
 # ------------------------------------------------------------------------------- INFO

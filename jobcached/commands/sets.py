@@ -48,8 +48,8 @@ from jobcached.commands.args import (
 )
 from jobcached.commands.registry import DENYOOM, FAST, READONLY, WRITE, command
 from jobcached.errors import CommandError, SyntaxErr
-from jobcached.net.session import Session
 from jobcached.server.notify import GENERIC, SET, notify, notify_if_gone
+from jobcached.server.session import Session
 
 #: Sets up to this size are sampled uniformly by SPOP (a list copy of them costs microseconds).
 SAMPLE_MAX_MEMBERS = 1024

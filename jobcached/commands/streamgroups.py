@@ -39,8 +39,8 @@ from jobcached.commands.streamargs import (
 )
 from jobcached.errors import CommandError, SyntaxErr
 from jobcached.net.replies import NULL_ARRAY, Deferred, ErrorReply
-from jobcached.net.session import Session
 from jobcached.server.notify import STREAM, notify
+from jobcached.server.session import Session
 
 if TYPE_CHECKING:
     from jobcached.server.state import ServerState

@@ -26,8 +26,8 @@ from jobcached.commands.args import to_count, to_double, to_int
 from jobcached.commands.registry import DENYOOM, READONLY, WRITE, command
 from jobcached.commands.zsets import pairs
 from jobcached.errors import CommandError, SyntaxErr, WrongTypeError
-from jobcached.net.session import Session
 from jobcached.server.notify import GENERIC, ZSET, notify
+from jobcached.server.session import Session
 
 UNION, INTER, DIFF = "union", "inter", "diff"
 _SUM, _MIN, _MAX = b"SUM", b"MIN", b"MAX"

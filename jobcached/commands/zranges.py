@@ -16,8 +16,8 @@ from jobcached.commands.args import to_int, to_range_double
 from jobcached.commands.registry import DENYOOM, FAST, READONLY, WRITE, command
 from jobcached.commands.zsets import freed_bytes, pairs
 from jobcached.errors import CommandError, SyntaxErr
-from jobcached.net.session import Session
 from jobcached.server.notify import GENERIC, ZSET, notify, notify_if_gone
+from jobcached.server.session import Session
 
 # ------------------------------------------------------------------------------- ranges
 

@@ -38,8 +38,8 @@ from jobcached.commands.registry import BLOCKING, DENYOOM, FAST, READONLY, WRITE
 from jobcached.errors import CommandError, SyntaxErr
 from jobcached.net.replies import NULL_ARRAY
 from jobcached.net.resp import format_double
-from jobcached.net.session import Session
 from jobcached.server.notify import ZSET, notify, notify_if_gone
+from jobcached.server.session import Session
 
 #: ZSCAN returns a sorted set this small whole, with cursor 0 (Redis' zset-max-listpack-entries).
 ZSCAN_WHOLE_MAX_MEMBERS = 128

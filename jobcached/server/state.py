@@ -41,10 +41,10 @@ if TYPE_CHECKING:
     from jobcached.commands.scripting import BusyScript, Scripting
     from jobcached.jobs.engine import JobEngine
     from jobcached.jobs.model import Job
-    from jobcached.net.session import Session
     from jobcached.persistence.archiving import Archiver
     from jobcached.persistence.durability import Durability
     from jobcached.server.gcpolicy import FullCollections
+    from jobcached.server.session import Session
 
 log = logging.getLogger("jobcached.server.pubsub")
 

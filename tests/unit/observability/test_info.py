@@ -7,8 +7,8 @@ from redis._parsers.helpers import parse_info
 from jobcached.clock import ManualClock
 from jobcached.commands.dispatch import execute
 from jobcached.jobs.engine import PushOptions
-from jobcached.net.session import Session
 from jobcached.observability.info import escape_queue_name, percentile_us, render_info
+from jobcached.server.session import Session
 from jobcached.server.state import ServerState, new_latency_histogram
 
 

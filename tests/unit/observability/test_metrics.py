@@ -15,9 +15,9 @@ from jobcached.commands.registry import lookup
 from jobcached.jobs.engine import JobEngine, PushOptions
 from jobcached.jobs.model import RetryPolicy
 from jobcached.jobs.records import decode_record
-from jobcached.net.session import Session
 from jobcached.observability import metrics
 from jobcached.observability.metrics import FsyncTimer, build_registry, log2_buckets, render
+from jobcached.server.session import Session
 from jobcached.server.state import ServerState, new_latency_histogram
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
