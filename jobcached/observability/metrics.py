@@ -37,8 +37,8 @@ from prometheus_client.utils import floatToGoString
 from jobcached import REDIS_COMPAT_VERSION, __version__
 from jobcached.commands.registry import walk
 from jobcached.jobs.model import State
-from jobcached.observability.latency import DISABLED, HISTORY_LEN
 from jobcached.persistence.wal import RealFs
+from jobcached.server.latency import DISABLED, HISTORY_LEN
 from jobcached.server.state import LATENCY_SLOTS, new_latency_histogram
 
 if TYPE_CHECKING:

@@ -25,13 +25,13 @@ from jobcached.config import Config
 from jobcached.jobs.model import State
 from jobcached.jobs.timerwheel import TimerWheel
 from jobcached.net.resp import ParserLimits
-from jobcached.observability.latency import LatencyMonitor
-from jobcached.observability.slowlog import SlowLog
 from jobcached.replication.backlog import Backlog
 from jobcached.security.acl import Users
 from jobcached.server import notify
+from jobcached.server.latency import LatencyMonitor
 from jobcached.server.notify import parse_flags
 from jobcached.server.pubsub import PubSub
+from jobcached.server.slowlog import SlowLog
 from jobcached.server.tracking import Tracking
 
 if TYPE_CHECKING:
