@@ -328,9 +328,11 @@ def _blocks(argv: list[bytes], first_option: int) -> bool:
 
 def scripting(server: ServerState) -> Scripting:
     """The server's scripting state, created on first use (the Lua runtime costs ~1 MB)."""
-    if server.scripts is None:
-        server.scripts = Scripting(server)
-    return server.scripts
+    scripts = server.scripts
+    if isinstance(scripts, Scripting):
+        return scripts
+    created = server.scripts = Scripting(server)
+    return created
 
 
 def numkeys(argv: list[bytes]) -> int:

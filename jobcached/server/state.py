@@ -35,15 +35,18 @@ from jobcached.server.slowlog import SlowLog
 from jobcached.server.tracking import Tracking
 
 if TYPE_CHECKING:
-    from jobcached.commands.blocking import BlockedKeys
-    from jobcached.commands.pause import ClientPause
-    from jobcached.commands.registry import Command
-    from jobcached.commands.scripting import BusyScript, Scripting
     from jobcached.jobs.engine import JobEngine
     from jobcached.jobs.model import Job
     from jobcached.persistence.archiving import Archiver
     from jobcached.persistence.durability import Durability
     from jobcached.server.gcpolicy import FullCollections
+    from jobcached.server.interfaces import (
+        BusyScript,
+        CommandRow,
+        KeyWaiters,
+        PauseGate,
+        ScriptHost,
+    )
     from jobcached.server.session import Session
 
 log = logging.getLogger("jobcached.server.pubsub")
@@ -110,7 +113,7 @@ class ServerState:
     timers: TimerWheel[Callable[[], None]] = field(init=False)
     backlog: Backlog = field(init=False)
     #: clients blocked on keys (BLPOP, BZPOPMIN...); created by commands/blocking.py on first use
-    blocked_keys: BlockedKeys | None = None
+    blocked_keys: KeyWaiters | None = None
     #: the client whose command runs now (Redis' current_client; set by dispatch.call: the
     #: client that sent EXEC or EVAL during their commands), None between commands:
     #: tracking's NOLOOP and reply order depend on it
@@ -141,7 +144,7 @@ class ServerState:
     loading_records: int = 0
     shutting_down: bool = False
     #: command -> latency histogram (see LATENCY_SLOTS), filled by dispatch.call()
-    command_latency: defaultdict[Command, list[int]] = field(
+    command_latency: defaultdict[CommandRow, list[int]] = field(
         default_factory=lambda: defaultdict(new_latency_histogram))
     #: error code (ERR, WRONGTYPE, MISCONF...) -> replies, for INFO errorstats
     errorstats: dict[str, int] = field(default_factory=dict)
@@ -149,13 +152,13 @@ class ServerState:
     #: channels and patterns -> subscribed sessions (SUBSCRIBE, PUBLISH, job status events)
     pubsub: PubSub = field(default_factory=PubSub)
     #: the Lua engine and script cache, created by commands/scripting.py on first use
-    scripts: Scripting | None = None
+    scripts: ScriptHost | None = None
     #: set while a script runs past busy-reply-threshold: dispatch then answers -BUSY
     busy_script: BusyScript | None = None
     #: sessions in MONITOR mode, in the order they started (an ordered set)
     monitors: dict[Session, None] = field(default_factory=dict)
     #: the CLIENT PAUSE in force, or None (commands/pause.py)
-    pause: ClientPause | None = None
+    pause: PauseGate | None = None
     #: True while a pause is in force or a client monitors: every command then takes
     #: dispatch's checked path, so neither costs the common path more than this one test
     gated: bool = False
