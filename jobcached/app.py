@@ -35,7 +35,7 @@ from jobcached.clock import Clock, SystemClock
 from jobcached.commands.acl import load_at_start
 from jobcached.commands.dispatch import execute
 from jobcached.commands.functions import restore_functions
-from jobcached.commands.registry import load_all
+from jobcached.commands.registry import load_all, walk
 from jobcached.config import Config
 from jobcached.errors import ConfigError, StartupError
 from jobcached.jobs.engine import JobEngine
@@ -242,7 +242,7 @@ class App:
         config = self.config
         if not config.metrics_port:
             return
-        http = HttpServer(self.state, build_registry(self.state, self.fs))
+        http = HttpServer(self.state, build_registry(self.state, walk, self.fs))
         host = config.metrics_bind or config.bind
         try:
             await http.start(host, config.metrics_port)

@@ -247,12 +247,6 @@ def signal_db_ready(server: ServerState, db: int) -> None:
     reg.serve_ready()
 
 
-def blocked_clients(server: ServerState) -> int:
-    """How many clients are blocked on keys now (INFO clients: blocked_clients)."""
-    reg: BlockedKeys | None = getattr(server, _ATTR, None)
-    return 0 if reg is None else reg.blocked
-
-
 @contextmanager
 def atomic(server: ServerState) -> Iterator[None]:
     """Run commands as one atomic unit (EXEC): blocking commands answer at once, and clients

@@ -17,6 +17,7 @@ from jobcached.commands.registry import (
     STALE,
     WRITE,
     command,
+    walk,
 )
 from jobcached.errors import CommandError, SyntaxErr
 from jobcached.net.replies import NO_REPLY, OK, Simple, Verbatim
@@ -36,7 +37,7 @@ def info(s: Session, argv: list[bytes]) -> Any:
 
     Reply: verbatim string (a bulk string under RESP2).
     """
-    return Verbatim(render_info(s.server, [a.decode(errors="replace") for a in argv[1:]]))
+    return Verbatim(render_info(s.server, [a.decode(errors="replace") for a in argv[1:]], walk))
 
 
 # ------------------------------------------------------------------------------- misc

@@ -11,7 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from jobcached.clock import ManualClock
 from jobcached.commands.dispatch import execute
-from jobcached.commands.registry import lookup
+from jobcached.commands.registry import lookup, walk
 from jobcached.jobs.engine import JobEngine, PushOptions
 from jobcached.jobs.model import RetryPolicy
 from jobcached.jobs.records import decode_record
@@ -25,7 +25,7 @@ Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 def scrape(state: ServerState, fs: FsyncTimer | None = None) -> tuple[set[str], Samples]:
     """(family names, {(sample name, sorted labels): value}) of one /metrics body."""
-    text = render(build_registry(state, fs)).decode()
+    text = render(build_registry(state, walk, fs)).decode()
     names: set[str] = set()
     samples: Samples = {}
     for family in text_string_to_metric_families(text):
