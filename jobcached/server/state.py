@@ -35,6 +35,8 @@ from jobcached.server.slowlog import SlowLog
 from jobcached.server.tracking import Tracking
 
 if TYPE_CHECKING:
+    from asyncio import Task
+
     from jobcached.jobs.engine import JobEngine
     from jobcached.jobs.model import Job
     from jobcached.persistence.archiving import Archiver
@@ -171,6 +173,8 @@ class ServerState:
     active_expire: bool = True
     #: unix ms of the last WAL compaction (our snapshot), or of the start: LASTSAVE
     last_save_ms: int = 0
+    #: background work commands started (server/tasks.py), referenced until it finishes
+    background_tasks: set[Task[Any]] = field(default_factory=set)
     #: set while a script's `redis.call` runs a job command: the job archive is not read (a
     #: script cannot wait for SQLite; see commands/scripting.py)
     in_script_job_call: bool = False
