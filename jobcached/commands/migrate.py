@@ -158,7 +158,7 @@ def migrate(s: Session, argv: list[bytes]) -> Any:
             return
         reply.resolve(finish(replies))
 
-    spawn(run())
+    spawn(s.server, run())
     return reply
 
 

@@ -133,7 +133,7 @@ def bgrewriteaof(s: Session, argv: list[bytes]) -> Any:
         raise CommandError("this server keeps no job log")
     if durability.compacting:
         raise CommandError("Background append only file rewriting already in progress")
-    spawn(durability.compact(engine.snapshot))
+    spawn(s.server, durability.compact(engine.snapshot))
     return Simple(b"Background append only file rewriting started")
 
 
