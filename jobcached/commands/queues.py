@@ -198,7 +198,7 @@ def in_slices(s: Session, purge: purges.Purge, then: Callable[[int], Any]) -> An
             value = ErrorReply("ERR internal error while purging")
         reply.resolve_with(value)
 
-    spawn(rest())
+    spawn(s.server, rest())
     return reply
 
 
