@@ -230,7 +230,7 @@ def job_push(s: Session, argv: list[bytes]) -> Any:
     missing = [p for p in opts.after if p not in engine.jobs]
     if not missing:
         return push({})
-    return from_archive(s, lambda archive: archive.get_many(missing), push, {})
+    return from_archive(s, lambda archive: archive.get_many(missing), push, dict[str, Job]())
 
 
 @command("JOB.FETCH", arity=-3, flags=WRITE | BLOCKING, group="job",
@@ -509,4 +509,5 @@ def job_list(s: Session, argv: list[bytes]) -> Any:
     if state is not None and state not in TERMINAL:
         return page([])  # only finished jobs are ever archived
     return from_archive(
-        s, lambda archive: archive.page(cursor, scanned_to, queue, state, count), page, [])
+        s, lambda archive: archive.page(cursor, scanned_to, queue, state, count), page,
+        list[Job]())
