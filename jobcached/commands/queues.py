@@ -230,7 +230,7 @@ def dlq_list(s: Session, argv: list[bytes]) -> Any:
         return [job_reply(j) for j in [*archived, *hot][:count]]
 
     return from_archive(s, lambda archive: archive.page("", None, queue, State.DEAD, count),
-                        listing, [])
+                        listing, list[Job]())
 
 
 @command("DLQ.REQUEUE", arity=-2, flags=WRITE | DENYOOM, group="dlq",
@@ -273,7 +273,7 @@ def dlq_requeue(s: Session, argv: list[bytes]) -> Any:
 
     if job_id is None:
         return from_archive(s, lambda archive: archive.page(
-            "", None, queue, State.DEAD, REQUEUE_FROM_ARCHIVE), requeue, [])
+            "", None, queue, State.DEAD, REQUEUE_FROM_ARCHIVE), requeue, list[Job]())
     if job_id in engine.jobs:
         return requeue([])
 
@@ -281,7 +281,7 @@ def dlq_requeue(s: Session, argv: list[bytes]) -> Any:
         found = await archive.get(job_id)
         return [] if found is None else [found]
 
-    return from_archive(s, lookup, requeue, [])
+    return from_archive(s, lookup, requeue, list[Job]())
 
 
 @command("DLQ.PURGE", arity=-1, flags=WRITE, group="dlq",
