@@ -25,7 +25,7 @@ from __future__ import annotations
 import bisect
 import logging
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from jobcached.clock import Clock
@@ -168,7 +168,7 @@ class JobEngine(JobState):
             self._serve_waiters(queue)
         return job.id
 
-    def _parents_status(self, parents: list[str], archived: dict[str, State], *,
+    def _parents_status(self, parents: Sequence[str], archived: dict[str, State], *,
                         strict: bool = False) -> tuple[str | None, bool]:
         """(why the job must be canceled: the first parent that ended dead or canceled, as
         the cancel reason; whether any parent is yet to succeed).
@@ -295,8 +295,8 @@ class JobEngine(JobState):
             delay = retry_in_ms if retry_in_ms is not None else job.retry.delay_ms(
                 job.retries_done, self.rng)
             retry_at = now + delay
-        error = {"type": errtype, "message": clip_text(message), "trace": clip_text(trace),
-                 "time": now, "attempt": job.attempt}
+        error: dict[str, Any] = {"type": errtype, "message": clip_text(message),
+                                 "trace": clip_text(trace), "time": now, "attempt": job.attempt}
         self._commit_job(job, {"op": "fail", "id": job.id, "now": now, "error": error,
                                "retry_at": retry_at})
         queue = self.queues[job.queue]
