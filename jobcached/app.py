@@ -109,7 +109,7 @@ class App:
         engine = JobEngine(state.clock, default_lease_ms=config.job_default_timeout,
                            tick_ms=config.timer_tick, log_max_lines=config.job_log_max_lines,
                            log_max_bytes=config.job_log_max_bytes,
-                           cron_grace_ms=config.cron_missed_grace)
+                           cron_grace_ms=config.cron_missed_grace, propagate=state.effects.job)
         records = map(decode_record, wal.replay())
         replayed = 0
         # Replay allocates millions of objects that all survive: the cyclic garbage collector
@@ -130,10 +130,9 @@ class App:
         wal.open_for_append()
         durability = Durability(wal, config.appendfsync, loop)
         durability.records_in_log = replayed
-        engine.propagate = durability.append
         self.state.jobs = engine
         state.watch_job_events()  # live changes only, not replay
-        self.state.durability = durability
+        self.state.effects.durability = durability
         engine.start()  # cron slots and batch callbacks owed from before the restart
         archiver = self.state.archiver = Archiver(config, engine, state.clock)
         await archiver.open()
@@ -273,8 +272,8 @@ class App:
         for session in list(self.state.clients.values()):
             session.conn.abort()
         await self._cancel_tasks()
-        if self.state.durability is not None:
-            await self.state.durability.drain()
+        if self.state.effects.durability is not None:
+            await self.state.effects.durability.drain()
         await self._release()
         log.info("stopped")
 
@@ -298,8 +297,8 @@ class App:
             self.tls.close()
         if self.state.archiver is not None:
             await self.state.archiver.close()
-        if self.state.durability is not None:
-            self.state.durability.close()
+        if self.state.effects.durability is not None:
+            self.state.effects.durability.close()
         elif self._wal is not None:
             self._wal.close()
         if self._unix_path is not None:
@@ -376,7 +375,7 @@ class App:
 
     async def _maybe_compact(self) -> None:
         """Compact a log that is mostly garbage; after a write failure, try to heal (1/s)."""
-        engine, durability = self.state.jobs, self.state.durability
+        engine, durability = self.state.jobs, self.state.effects.durability
         if engine is None or durability is None:
             return
         if durability.failure is not None:

@@ -16,7 +16,8 @@ from jobcached.server.session import Session
 
 @command("BATCH.NEW", arity=-1, flags=WRITE | FAST, group="batch",
          key_specs=(*after_keyword("ONSUCCESS", "RW", "insert"),
-                    *after_keyword("ONCOMPLETE", "RW", "insert")), acl=("job-produce",))
+                    *after_keyword("ONCOMPLETE", "RW", "insert")), acl=("job-produce",),
+         durable=True)
 def batch_new(s: Session, argv: list[bytes]) -> Any:
     """BATCH.NEW [ONSUCCESS queue payload] [ONCOMPLETE queue payload]
 
@@ -30,7 +31,6 @@ def batch_new(s: Session, argv: list[bytes]) -> Any:
     Example: `BATCH.NEW ONSUCCESS reports "{\"report\": 7}"` → `"01J9ZB..."`
     """
     engine = engine_of(s)
-    s.server.check_job_writes()
     callbacks: dict[bytes, tuple[str, bytes]] = {}
     args = Args(argv)
     while args:
@@ -41,10 +41,11 @@ def batch_new(s: Session, argv: list[bytes]) -> Any:
         check_size(s, payload, "callback payload")
         callbacks[option] = (queue, payload)
     batch_id = engine.batches.new(callbacks.get(b"ONSUCCESS"), callbacks.get(b"ONCOMPLETE"))
-    return s.server.durable(batch_id.encode())
+    return batch_id.encode()
 
 
-@command("BATCH.COMMIT", arity=2, flags=WRITE | FAST, group="batch", acl=("job-produce",))
+@command("BATCH.COMMIT", arity=2, flags=WRITE | FAST, group="batch", acl=("job-produce",),
+         durable=True)
 def batch_commit(s: Session, argv: list[bytes]) -> Any:
     """BATCH.COMMIT id
 
@@ -57,9 +58,8 @@ def batch_commit(s: Session, argv: list[bytes]) -> Any:
     Example: `BATCH.COMMIT 01J9ZB...` → `OK`
     """
     engine = engine_of(s)
-    s.server.check_job_writes()
     engine.batches.close(text(argv[1]))
-    return s.server.durable(OK)
+    return OK
 
 
 @command("BATCH.GET", arity=2, flags=READONLY | FAST, group="batch", acl=("job-produce",))

@@ -68,7 +68,7 @@ def _grown(s: Session, key: bytes, last_bit: int) -> tuple[bytearray, bool]:
 
 def _store(s: Session, key: bytes, buf: bytearray, argv: list[bytes]) -> None:
     s.keyspace.set(key, bytes(buf), keepttl=True)
-    s.server.propagate(argv, (key,))
+    s.server.effects.cache(argv, (key,))
 
 
 # --------------------------------------------------------------------------- single bits
@@ -227,7 +227,7 @@ def bitop(s: Session, argv: list[bytes]) -> int:
     dest = argv[2]
     if size == 0:
         if ks.delete(dest):
-            s.server.propagate([b"DEL", dest], (dest,))
+            s.server.effects.cache([b"DEL", dest], (dest,))
             notify(s.server, GENERIC, b"del", dest)
         return 0
     if op == b"NOT":
@@ -244,7 +244,7 @@ def bitop(s: Session, argv: list[bytes]) -> int:
                 acc ^= other
         result = acc.to_bytes(size, "big")
     ks.set(dest, result)
-    s.server.propagate(argv, (dest,))
+    s.server.effects.cache(argv, (dest,))
     notify(s.server, STRING, b"set", dest)
     return size
 

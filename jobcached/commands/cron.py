@@ -22,7 +22,7 @@ from jobcached.server.session import Session
 
 
 @command("CRON.SET", arity=-5, flags=WRITE, group="cron", keys=(3, 3, 1),
-         key_specs=at_index(3, "RW", "insert"), acl=("job-admin",))
+         key_specs=at_index(3, "RW", "insert"), acl=("job-admin",), durable=True)
 def cron_set(s: Session, argv: list[bytes]) -> Any:
     """CRON.SET name expression queue payload [TZ zone] [MISSED skip|once] [TYPE type]
     [PRIORITY priority] [RETRIES retries] [BACKOFF base-ms [max-ms]] [TIMEOUT ms]
@@ -45,7 +45,6 @@ def cron_set(s: Session, argv: list[bytes]) -> Any:
     Example: `CRON.SET nightly-report "30 2 * * *" reports "{}" TZ Europe/Paris RETRIES 3`
     """
     engine = engine_of(s)
-    s.server.check_job_writes()
     check_size(s, argv[4], "payload")
     settings = {"tz": "UTC", "missed": "skip"}
 
@@ -67,10 +66,10 @@ def cron_set(s: Session, argv: list[bytes]) -> Any:
     entry = CronEntry(text(argv[1]), text(argv[2]), settings["tz"], text(argv[3]), argv[4],
                       options, settings["missed"])
     engine.crons.set(entry)
-    return s.server.durable(OK)
+    return OK
 
 
-@command("CRON.DEL", arity=2, flags=WRITE, group="cron", acl=("job-admin",))
+@command("CRON.DEL", arity=2, flags=WRITE, group="cron", acl=("job-admin",), durable=True)
 def cron_del(s: Session, argv: list[bytes]) -> Any:
     """CRON.DEL name
 
@@ -81,8 +80,7 @@ def cron_del(s: Session, argv: list[bytes]) -> Any:
     Example: `CRON.DEL nightly-report` → `(integer) 1`
     """
     engine = engine_of(s)
-    s.server.check_job_writes()
-    return s.server.durable(int(engine.crons.delete(text(argv[1]))))
+    return int(engine.crons.delete(text(argv[1])))
 
 
 def entry_reply(entry: CronEntry) -> dict[bytes, Any]:
@@ -133,7 +131,7 @@ def cron_list(s: Session, argv: list[bytes]) -> Any:
     return [entry_reply(crons[name]) for name in sorted(crons)]
 
 
-@command("CRON.PAUSE", arity=2, flags=WRITE, group="cron", acl=("job-admin",))
+@command("CRON.PAUSE", arity=2, flags=WRITE, group="cron", acl=("job-admin",), durable=True)
 def cron_pause(s: Session, argv: list[bytes]) -> Any:
     """CRON.PAUSE name
 
@@ -146,12 +144,11 @@ def cron_pause(s: Session, argv: list[bytes]) -> Any:
     Example: `CRON.PAUSE nightly-report` → `OK`
     """
     engine = engine_of(s)
-    s.server.check_job_writes()
     engine.crons.pause(text(argv[1]), True)
-    return s.server.durable(OK)
+    return OK
 
 
-@command("CRON.RESUME", arity=2, flags=WRITE, group="cron", acl=("job-admin",))
+@command("CRON.RESUME", arity=2, flags=WRITE, group="cron", acl=("job-admin",), durable=True)
 def cron_resume(s: Session, argv: list[bytes]) -> Any:
     """CRON.RESUME name
 
@@ -163,6 +160,5 @@ def cron_resume(s: Session, argv: list[bytes]) -> Any:
     Example: `CRON.RESUME nightly-report` → `OK`
     """
     engine = engine_of(s)
-    s.server.check_job_writes()
     engine.crons.pause(text(argv[1]), False)
-    return s.server.durable(OK)
+    return OK

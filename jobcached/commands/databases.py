@@ -64,8 +64,8 @@ def move(s: Session, argv: list[bytes]) -> int:
     if not s.keyspace.move_to(key, s.server.dbs[target]):
         return 0
     server = s.server
-    server.propagate([b"MOVE", key, argv[2]], (key,))
-    server.touch(key, target)
+    server.effects.cache([b"MOVE", key, argv[2]], (key,))
+    server.effects.touch(key, target)
     notify(server, GENERIC, b"move_from", key)
     notify(server, GENERIC, b"move_to", key, target)
     signal_key_ready(server, key, target)
@@ -88,10 +88,10 @@ def swapdb(s: Session, argv: list[bytes]) -> Any:
     server = s.server
     if not (0 <= first < len(server.dbs) and 0 <= second < len(server.dbs)):
         raise CommandError(OUT_OF_RANGE)
-    server.touch_db(first, second)
-    server.touch_db(second, first)
+    server.effects.touch_db(first, second)
+    server.effects.touch_db(second, first)
     server.dbs.swap(first, second)
-    server.propagate([b"SWAPDB", argv[1], argv[2]])
+    server.effects.cache([b"SWAPDB", argv[1], argv[2]])
     signal_db_ready(server, first)
     signal_db_ready(server, second)
     return OK

@@ -112,7 +112,7 @@ def restore(s: Session, argv: list[bytes]) -> Any:
         ttl += now
     if ttl and ttl <= now:
         if deleted:
-            server.propagate([b"DEL", key], (key,))
+            server.effects.cache([b"DEL", key], (key,))
             notify(server, GENERIC, b"del", key)
         return OK
     ks.set(key, value, expire_at_ms=ttl or None)
@@ -121,7 +121,7 @@ def restore(s: Session, argv: list[bytes]) -> Any:
     if ttl and not absttl:
         effect[2] = b"%d" % ttl
         effect.append(b"ABSTTL")
-    server.propagate(effect, (key,))
+    server.effects.cache(effect, (key,))
     notify(server, GENERIC, b"restore", key)
     signal_key_ready(server, key)
     return OK

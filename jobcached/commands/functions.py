@@ -118,7 +118,7 @@ def function_load(s: Session, argv: list[bytes]) -> Any:
         library = load_library(state.libraries, state.engine, argv[-1], replace)
     except ScriptError as exc:
         raise CommandError(str(exc)) from None
-    s.server.propagate(argv)
+    s.server.effects.cache(argv)
     _save(s.server)
     return library.name
 
@@ -136,7 +136,7 @@ def function_delete(s: Session, argv: list[bytes]) -> Any:
     if argv[2] not in libraries.libraries:
         raise CommandError("Library not found")
     libraries.remove(argv[2])
-    s.server.propagate(argv)
+    s.server.effects.cache(argv)
     _save(s.server)
     return OK
 
@@ -156,7 +156,7 @@ def function_flush(s: Session, argv: list[bytes]) -> Any:
     if len(argv) == 3 and argv[2].upper() not in (b"ASYNC", b"SYNC"):
         raise CommandError("FUNCTION FLUSH only supports SYNC|ASYNC option")
     scripting(s.server).libraries.clear()
-    s.server.propagate(argv)
+    s.server.effects.cache(argv)
     _save(s.server)
     return OK
 
@@ -255,7 +255,7 @@ def function_restore(s: Session, argv: list[bytes]) -> Any:
             _join(state.libraries, restored, policy == b"REPLACE")
     except (rdbdump.PayloadError, ScriptError) as exc:
         raise CommandError(str(exc)) from None
-    s.server.propagate(argv)
+    s.server.effects.cache(argv)
     _save(s.server)
     return OK
 

@@ -67,7 +67,7 @@ def hset(s: Session, argv: list[bytes]) -> int:
     Errors: wrong number of arguments when a value is missing; `WRONGTYPE`.
     """
     added = _set_fields(s, argv[1], _pairs(argv, "hset"))
-    s.server.propagate(argv, (argv[1],))
+    s.server.effects.cache(argv, (argv[1],))
     notify(s.server, HASH, b"hset", argv[1])
     return added
 
@@ -82,7 +82,7 @@ def hmset(s: Session, argv: list[bytes]) -> Any:
     Errors: as HSET.
     """
     _set_fields(s, argv[1], _pairs(argv, "hmset"))
-    s.server.propagate([b"HSET", *argv[1:]], (argv[1],))
+    s.server.effects.cache([b"HSET", *argv[1:]], (argv[1],))
     notify(s.server, HASH, b"hset", argv[1])
     return OK
 
@@ -101,7 +101,7 @@ def hsetnx(s: Session, argv: list[bytes]) -> int:
     if h is not None and field in h:
         return 0
     _set_fields(s, key, ((field, value),))
-    s.server.propagate([b"HSET", key, field, value], (key,))
+    s.server.effects.cache([b"HSET", key, field, value], (key,))
     notify(s.server, HASH, b"hset", key)
     return 1
 
@@ -157,7 +157,7 @@ def hdel(s: Session, argv: list[bytes]) -> int:
             delta -= item_size(field) + item_size(value)
     if deleted:
         ks.notify_modified(key, delta)
-        s.server.propagate([b"HDEL", key, *deleted], (key,))
+        s.server.effects.cache([b"HDEL", key, *deleted], (key,))
         notify(s.server, HASH, b"hdel", key)
         notify_if_gone(s.server, key, h)
     return len(deleted)
@@ -271,7 +271,7 @@ def hincrby(s: Session, argv: list[bytes]) -> int:
     value += increment
     text = b"%d" % value
     _set_fields(s, key, ((field, text),))
-    s.server.propagate([b"HSET", key, field, text], (key,))
+    s.server.effects.cache([b"HSET", key, field, text], (key,))
     notify(s.server, HASH, b"hincrby", key)
     return value
 
@@ -303,7 +303,7 @@ def hincrbyfloat(s: Session, argv: list[bytes]) -> bytes:
         raise CommandError("increment would produce NaN or Infinity")
     text = longdouble.format_human(total)
     _set_fields(s, key, ((field, text),))
-    s.server.propagate([b"HSET", key, field, text], (key,))
+    s.server.effects.cache([b"HSET", key, field, text], (key,))
     notify(s.server, HASH, b"hincrbyfloat", key)
     return text
 

@@ -23,7 +23,7 @@ from jobcached.server.session import Session
 DEFAULT_LOG_COUNT = 1000
 
 
-@command("JOB.LOG", arity=-4, flags=WRITE | FAST, group="job", acl=("job-work",))
+@command("JOB.LOG", arity=-4, flags=WRITE | FAST, group="job", acl=("job-work",), durable=True)
 def job_log(s: Session, argv: list[bytes]) -> Any:
     """JOB.LOG id token line [line ...]
 
@@ -36,12 +36,11 @@ def job_log(s: Session, argv: list[bytes]) -> Any:
     Example: `JOB.LOG 01J9Z... 9f3c... "step 1/3: build" "step 2/3: test"` → `(integer) 2`
     """
     engine = engine_of(s)
-    s.server.check_job_writes()
     lines = argv[3:]
     size = sum(map(len, lines))
     if size > s.server.config.job_max_payload:
         raise CommandError(f"log lines are {size} bytes, more than job-max-payload")
-    return s.server.durable(engine.log(text(argv[1]), text(argv[2]), lines))
+    return engine.log(text(argv[1]), text(argv[2]), lines)
 
 
 @command("JOB.LOGS", arity=-2, flags=READONLY | BLOCKING, group="job", acl=("job-produce",))

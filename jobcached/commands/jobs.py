@@ -12,6 +12,7 @@ from typing import Any
 
 from jobcached.commands.archived import drop_restored, from_archive, merge_pages, parse_state
 from jobcached.commands.args import Args, to_int
+from jobcached.commands.durable import durably
 from jobcached.commands.keyspec import after_keyword, at_index
 from jobcached.commands.registry import BLOCKING, DENYOOM, FAST, READONLY, WRITE, command
 from jobcached.errors import CommandError, SyntaxErr
@@ -186,7 +187,7 @@ def parse_push_options(args: Args, opts: PushOptions, *,
 
 
 @command("JOB.PUSH", arity=-3, flags=WRITE | DENYOOM | FAST, group="job", keys=(1, 1, 1),
-         key_specs=at_index(1, "RW", "insert"), acl=("job-produce",))
+         key_specs=at_index(1, "RW", "insert"), acl=("job-produce",), durable=True)
 def job_push(s: Session, argv: list[bytes]) -> Any:
     """JOB.PUSH queue payload [TYPE type] [PRIORITY priority] [DELAY ms | AT unix-ms]
     [RETRIES retries] [BACKOFF base-ms [max-ms]] [TIMEOUT ms] [KEY idempotency-key]
@@ -213,19 +214,18 @@ def job_push(s: Session, argv: list[bytes]) -> Any:
     Example: `JOB.PUSH deploy "{...}" AFTER 2 01J9Z...A 01J9Z...B EXPIRE 1767225600000`
     """
     engine = engine_of(s)
-    s.server.check_job_writes()
     check_size(s, argv[2], "payload")
     queue = text(argv[1])
     if len(argv) == 3:  # most pushes have no options: no parser, no closure
-        return s.server.durable(engine.push(queue, argv[2])[0].encode())
+        return engine.push(queue, argv[2])[0].encode()
     opts = PushOptions()
     parse_push_options(Args(argv, 3), opts)
 
     def push(archived: dict[str, Job]) -> Any:
-        s.server.check_job_writes()
+        s.server.effects.check_writable()
         job_id, _ = engine.push(queue, argv[2], opts,
                                 {job_id: job.state for job_id, job in archived.items()})
-        return s.server.durable(job_id.encode())
+        return job_id.encode()
 
     missing = [p for p in opts.after if p not in engine.jobs]
     if not missing:
@@ -235,7 +235,7 @@ def job_push(s: Session, argv: list[bytes]) -> Any:
 
 @command("JOB.FETCH", arity=-3, flags=WRITE | BLOCKING, group="job",
          key_specs=after_keyword("QUEUES", "RW", "access", "delete", lastkey=-1),
-         acl=("job-work",))
+         acl=("job-work",), durable=True)
 def job_fetch(s: Session, argv: list[bytes]) -> Any:
     """JOB.FETCH [COUNT count] [BLOCK ms] [LEASE ms] [WORKER worker-id] QUEUES queue
     [queue ...]
@@ -250,7 +250,6 @@ def job_fetch(s: Session, argv: list[bytes]) -> Any:
     came within BLOCK.
     """
     engine = engine_of(s)
-    s.server.check_job_writes()
     count, block, lease, worker = 1, None, None, ""
     args = Args(argv)
     queues: list[str] = []
@@ -279,13 +278,13 @@ def job_fetch(s: Session, argv: list[bytes]) -> Any:
     worker = worker or free_text(s.name)
     jobs = engine.fetch(queues, count, lease, worker)
     if jobs or block is None:
-        return s.server.durable([fetched_reply(j, s.resp3) for j in jobs])
+        return [fetched_reply(j, s.resp3) for j in jobs]
     reply = Deferred(blocking=True)
 
     def deliver(found: list[Job]) -> None:
         # The leases were just logged: answer once they are durable, so that after a crash
         # a job a worker holds is not handed to another before its lease runs out.
-        reply.resolve_with(s.server.durable([fetched_reply(j, s.resp3) for j in found]))
+        reply.resolve_with(s.server.effects.durable([fetched_reply(j, s.resp3) for j in found]))
 
     waiter = engine.waiters.for_jobs(queues, count, lease, worker, block, deliver)
     reply.on_cancel = lambda: engine.waiters.cancel(waiter)
@@ -293,7 +292,7 @@ def job_fetch(s: Session, argv: list[bytes]) -> Any:
     return reply
 
 
-@command("JOB.ACK", arity=-3, flags=WRITE | FAST, group="job", acl=("job-work",))
+@command("JOB.ACK", arity=-3, flags=WRITE | FAST, group="job", acl=("job-work",), durable=True)
 def job_ack(s: Session, argv: list[bytes]) -> Any:
     """JOB.ACK id token [RESULT result]
 
@@ -304,7 +303,6 @@ def job_ack(s: Session, argv: list[bytes]) -> Any:
     changes: a slow worker can never complete a job twice); `ERR job <id> is canceled`.
     """
     engine = engine_of(s)
-    s.server.check_job_writes()
     result = None
     if len(argv) > 3:  # most acks carry no RESULT: no parser for them
         args = Args(argv, 3)
@@ -314,10 +312,10 @@ def job_ack(s: Session, argv: list[bytes]) -> Any:
             result = args.next()
             check_size(s, result, "result")
     engine.ack(text(argv[1]), text(argv[2]), result)
-    return s.server.durable(OK)
+    return OK
 
 
-@command("JOB.FAIL", arity=-4, flags=WRITE | FAST, group="job", acl=("job-work",))
+@command("JOB.FAIL", arity=-4, flags=WRITE | FAST, group="job", acl=("job-work",), durable=True)
 def job_fail(s: Session, argv: list[bytes]) -> Any:
     """JOB.FAIL id token message [ERRTYPE type] [TRACE trace] [RETRYIN ms | NORETRY]
 
@@ -328,7 +326,6 @@ def job_fail(s: Session, argv: list[bytes]) -> Any:
     Errors: `STALE` for a stale token, as JOB.ACK.
     """
     engine = engine_of(s)
-    s.server.check_job_writes()
     errtype, trace, retry_in, noretry = "Error", "", None, False
     args = Args(argv, 4)
     while args:
@@ -345,10 +342,10 @@ def job_fail(s: Session, argv: list[bytes]) -> Any:
             raise SyntaxErr()
     state = engine.fail(text(argv[1]), text(argv[2]), free_text(argv[3]), errtype, trace,
                         retry_in, noretry)
-    return s.server.durable(Simple(state.value.encode()))
+    return Simple(state.value.encode())
 
 
-@command("JOB.BEAT", arity=-3, flags=WRITE | FAST, group="job", acl=("job-work",))
+@command("JOB.BEAT", arity=-3, flags=WRITE | FAST, group="job", acl=("job-work",), durable=True)
 def job_beat(s: Session, argv: list[bytes]) -> Any:
     """JOB.BEAT id token [EXTEND ms]
 
@@ -359,7 +356,6 @@ def job_beat(s: Session, argv: list[bytes]) -> Any:
     Errors: `STALE` for a stale token.
     """
     engine = engine_of(s)
-    s.server.check_job_writes()
     extend = None
     args = Args(argv, 3)
     while args:
@@ -367,10 +363,10 @@ def job_beat(s: Session, argv: list[bytes]) -> Any:
             raise SyntaxErr()
         extend = positive(args.next(), "EXTEND")
     deadline = engine.beat(text(argv[1]), text(argv[2]), extend)
-    return Simple(b"canceled") if deadline is None else s.server.durable(deadline)
+    return Simple(b"canceled") if deadline is None else deadline
 
 
-@command("JOB.CANCEL", arity=2, flags=WRITE | FAST, group="job", acl=("job-admin",))
+@command("JOB.CANCEL", arity=2, flags=WRITE | FAST, group="job", acl=("job-admin",), durable=True)
 def job_cancel(s: Session, argv: list[bytes]) -> Any:
     """JOB.CANCEL id
 
@@ -380,9 +376,8 @@ def job_cancel(s: Session, argv: list[bytes]) -> Any:
     Errors: `ERR job <id> is <state>` for a finished job; `ERR no such job`.
     """
     engine = engine_of(s)
-    s.server.check_job_writes()
     engine.cancel(text(argv[1]))
-    return s.server.durable(OK)
+    return OK
 
 
 @command("JOB.GET", arity=2, flags=READONLY | FAST, group="job", acl=("job-produce",))
@@ -444,7 +439,8 @@ def finished_or_unknown(job: Job | None) -> Any:
     return job_reply(job)
 
 
-@command("JOB.RETRY", arity=2, flags=WRITE | DENYOOM | FAST, group="job", acl=("job-admin",))
+@command("JOB.RETRY", arity=2, flags=WRITE | DENYOOM | FAST, group="job", acl=("job-admin",),
+         durable=True)
 def job_retry(s: Session, argv: list[bytes]) -> Any:
     """JOB.RETRY id
 
@@ -455,21 +451,21 @@ def job_retry(s: Session, argv: list[bytes]) -> Any:
     Errors: `ERR job <id> is <state>` for a job that has not finished.
     """
     engine = engine_of(s)
-    s.server.check_job_writes()
     job_id = text(argv[1])
     if job_id in engine.jobs:
         engine.retry(job_id)
-        return s.server.durable(OK)
+        return OK
 
     def restore(job: Job | None) -> Any:
         if job is None:
             raise CommandError(f"no such job {job_id}")
-        s.server.check_job_writes()
         engine.restore(job)
         engine.retry(job_id)
-        return drop_restored(s, [job_id], s.server.durable(OK))
+        return OK
 
-    return from_archive(s, lambda archive: archive.get(job_id), restore, None, argv)
+    held = durably(s, restore)
+    return from_archive(s, lambda archive: archive.get(job_id),
+                        lambda job: drop_restored(s, [job_id], held(job)), None, argv)
 
 
 @command("JOB.LIST", arity=-1, flags=READONLY, group="job",

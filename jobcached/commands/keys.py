@@ -41,7 +41,7 @@ def del_(s: Session, argv: list[bytes]) -> int:
         for key in argv[1:]:
             leases.invalidate(s.db, key)
     if deleted:
-        s.server.propagate([b"DEL", *deleted], deleted)
+        s.server.effects.cache([b"DEL", *deleted], deleted)
         for key in deleted:
             notify(s.server, GENERIC, b"del", key)
     return len(deleted)
@@ -142,11 +142,11 @@ def _expire(s: Session, argv: list[bytes], seconds: bool, relative: bool, name: 
             return 0
     if when <= now:
         ks.delete(key)
-        s.server.propagate([b"DEL", key], (key,))
+        s.server.effects.cache([b"DEL", key], (key,))
         notify(s.server, GENERIC, b"del", key)
     else:
         ks.expire_at(key, when)
-        s.server.propagate([b"PEXPIREAT", key, b"%d" % when], (key,))
+        s.server.effects.cache([b"PEXPIREAT", key, b"%d" % when], (key,))
         notify(s.server, GENERIC, b"expire", key)
     return 1
 
@@ -261,7 +261,7 @@ def persist(s: Session, argv: list[bytes]) -> int:
     key = argv[1]
     if not s.keyspace.persist(key):
         return 0
-    s.server.propagate([b"PERSIST", key], (key,))
+    s.server.effects.cache([b"PERSIST", key], (key,))
     notify(s.server, GENERIC, b"persist", key)
     return 1
 
@@ -357,7 +357,7 @@ def _renamed(s: Session, src: bytes, dst: bytes) -> None:
     if src == dst:
         return
     server = s.server
-    server.propagate([b"RENAME", src, dst], (src, dst))
+    server.effects.cache([b"RENAME", src, dst], (src, dst))
     notify(server, GENERIC, b"rename_from", src)
     notify(server, GENERIC, b"rename_to", dst)
     signal_key_ready(server, dst)
@@ -399,8 +399,8 @@ def copy(s: Session, argv: list[bytes]) -> int:
         effect += [b"DB", str(db).encode()]
     if replace:
         effect.append(b"REPLACE")
-    server.propagate(effect)
-    server.touch(dst, db)
+    server.effects.cache(effect)
+    server.effects.touch(dst, db)
     notify(server, GENERIC, b"copy_to", dst, db)
     signal_key_ready(server, dst, db)
     return 1

@@ -74,9 +74,9 @@ def setl(s: Session, argv: list[bytes]) -> Any:
         return None
     s.keyspace.set(key, value, expire_at_ms=at)
     if at is None:
-        server.propagate([b"SET", key, value], (key,))
+        server.effects.cache([b"SET", key, value], (key,))
     else:
-        server.propagate([b"SET", key, value, b"PXAT", b"%d" % at], (key,))
+        server.effects.cache([b"SET", key, value, b"PXAT", b"%d" % at], (key,))
     notify(server, STRING, b"set", key)
     if at is not None:
         notify(server, GENERIC, b"expire", key)

@@ -27,7 +27,7 @@ def _mpop_from(s: Session, key: bytes, side: bytes, count: int) -> Any:
         return blocking.EMPTY
     values = pop_values(s, key, lst, side, count)
     name = b"LPOP" if side == LEFT else b"RPOP"
-    s.server.propagate([name, key, b"%d" % len(values)], (key,))
+    s.server.effects.cache([name, key, b"%d" % len(values)], (key,))
     notify_popped(s, key, lst, side)
     return [key, values]
 

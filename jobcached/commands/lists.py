@@ -70,7 +70,7 @@ def _push_command(s: Session, argv: list[bytes], side: bytes, only_existing: boo
     if lst is None and only_existing:
         return 0
     length = _push(s, key, lst, side, argv[2:])
-    s.server.propagate(argv, (key,))
+    s.server.effects.cache(argv, (key,))
     notify(s.server, LIST, b"lpush" if side == LEFT else b"rpush", key)
     blocking.signal_key_ready(s.server, key)
     return length
@@ -139,10 +139,10 @@ def _pop_command(s: Session, argv: list[bytes], side: bytes) -> Any:
     values = pop_values(s, key, lst, side, 1 if count is None else count)
     name = b"LPOP" if side == LEFT else b"RPOP"
     if count is None:
-        s.server.propagate([name, key], (key,))
+        s.server.effects.cache([name, key], (key,))
         notify_popped(s, key, lst, side)
         return values[0]
-    s.server.propagate([name, key, b"%d" % len(values)], (key,))
+    s.server.effects.cache([name, key, b"%d" % len(values)], (key,))
     notify_popped(s, key, lst, side)
     return values
 
@@ -330,7 +330,7 @@ def lset(s: Session, argv: list[bytes]) -> Any:
     old = lst[index]
     lst[index] = argv[3]
     s.keyspace.notify_modified(key, item_size(argv[3]) - item_size(old))
-    s.server.propagate(argv, (key,))
+    s.server.effects.cache(argv, (key,))
     notify(s.server, LIST, b"lset", key)
     return OK
 
@@ -358,7 +358,7 @@ def linsert(s: Session, argv: list[bytes]) -> int:
         return -1
     lst.insert(index if where == b"BEFORE" else index + 1, argv[4])
     s.keyspace.notify_modified(key, item_size(argv[4]))
-    s.server.propagate(argv, (key,))
+    s.server.effects.cache(argv, (key,))
     notify(s.server, LIST, b"linsert", key)
     return len(lst)
 
@@ -394,7 +394,7 @@ def lrem(s: Session, argv: list[bytes]) -> int:
     lst.clear()
     lst.extend(kept)
     s.keyspace.notify_modified(key, -removed * item_size(element))
-    s.server.propagate(argv, (key,))
+    s.server.effects.cache(argv, (key,))
     notify(s.server, LIST, b"lrem", key)
     notify_if_gone(s.server, key, lst)
     return removed
@@ -431,7 +431,7 @@ def ltrim(s: Session, argv: list[bytes]) -> Any:
         for _ in range(right):
             freed += item_size(lst.pop())
         ks.notify_modified(key, -freed)
-    s.server.propagate(argv, (key,))
+    s.server.effects.cache(argv, (key,))
     notify(s.server, LIST, b"ltrim", key)
     if span is None:
         notify(s.server, GENERIC, b"del", key)
@@ -456,7 +456,7 @@ def _move(s: Session, src: bytes, dst: bytes, src_list: deque[bytes], wherefrom:
         dst_list = ks.get_list(dst, write=True)
         value = pop_values(s, src, src_list, wherefrom, 1)[0]
         _push(s, dst, dst_list, whereto, [value])
-    s.server.propagate([b"LMOVE", src, dst, wherefrom, whereto], (src, dst))
+    s.server.effects.cache([b"LMOVE", src, dst, wherefrom, whereto], (src, dst))
     notify(s.server, LIST, b"lpush" if whereto == LEFT else b"rpush", dst)
     notify_popped(s, src, src_list, wherefrom)
     blocking.signal_key_ready(s.server, dst)
@@ -509,7 +509,7 @@ def _blocking_pop(s: Session, argv: list[bytes], side: bytes) -> Any:
 
     def pop_from(key: bytes, lst: deque[bytes]) -> list[bytes]:
         value = pop_values(s, key, lst, side, 1)[0]
-        s.server.propagate([name, key], (key,))
+        s.server.effects.cache([name, key], (key,))
         notify_popped(s, key, lst, side)
         return [key, value]
 

@@ -137,7 +137,7 @@ def migrate(s: Session, argv: list[bytes]) -> Any:
             elif head_error is None and not copy and server.dbs[db].delete(key):
                 moved.append(key)
         if moved:
-            server.propagate([b"DEL", *moved], moved, db)
+            server.effects.cache([b"DEL", *moved], moved, db)
             for key in moved:
                 notify(server, GENERIC, b"del", key, db)
         if error is not None:

@@ -16,6 +16,7 @@ from typing import Any
 from jobcached.commands.archived import drop_restored, from_archive
 from jobcached.commands.args import Args
 from jobcached.commands.blocking import may_block
+from jobcached.commands.durable import durably
 from jobcached.commands.jobs import MAX_COUNT, engine_of, job_reply, non_negative, positive, text
 from jobcached.commands.keyspec import after_keyword, at_index
 from jobcached.commands.registry import DENYOOM, READONLY, WRITE, command
@@ -83,7 +84,7 @@ def queue_stats(s: Session, argv: list[bytes]) -> Any:
 
 
 @command("QUEUE.PAUSE", arity=2, flags=WRITE, group="queue", keys=(1, 1, 1),
-         key_specs=at_index(1, "RW", "update"), acl=("job-admin",))
+         key_specs=at_index(1, "RW", "update"), acl=("job-admin",), durable=True)
 def queue_pause(s: Session, argv: list[bytes]) -> Any:
     """QUEUE.PAUSE queue
 
@@ -91,13 +92,12 @@ def queue_pause(s: Session, argv: list[bytes]) -> Any:
 
     Reply: `OK`, once durable.
     """
-    s.server.check_job_writes()
     engine_of(s).set_paused(text(argv[1]), True)
-    return s.server.durable(OK)
+    return OK
 
 
 @command("QUEUE.RESUME", arity=2, flags=WRITE, group="queue", keys=(1, 1, 1),
-         key_specs=at_index(1, "RW", "update"), acl=("job-admin",))
+         key_specs=at_index(1, "RW", "update"), acl=("job-admin",), durable=True)
 def queue_resume(s: Session, argv: list[bytes]) -> Any:
     """QUEUE.RESUME queue
 
@@ -105,13 +105,12 @@ def queue_resume(s: Session, argv: list[bytes]) -> Any:
 
     Reply: `OK`, once durable.
     """
-    s.server.check_job_writes()
     engine_of(s).set_paused(text(argv[1]), False)
-    return s.server.durable(OK)
+    return OK
 
 
 @command("QUEUE.LIMIT", arity=-2, flags=WRITE, group="queue", keys=(1, 1, 1),
-         key_specs=at_index(1, "RW", "update"), acl=("job-admin",))
+         key_specs=at_index(1, "RW", "update"), acl=("job-admin",), durable=True)
 def queue_limit(s: Session, argv: list[bytes]) -> Any:
     """QUEUE.LIMIT queue [CONCURRENCY <n | NONE>] [RATE <n PER ms | NONE>]
 
@@ -152,13 +151,12 @@ def queue_limit(s: Session, argv: list[bytes]) -> Any:
         queue = engine.queues.get(name)
         limit = queue.limit if queue is not None else None
         return (limit or QueueLimit()).reply()
-    s.server.check_job_writes()
     limit = engine.set_limit(name, concurrency, rate)
-    return s.server.durable((limit or QueueLimit()).reply())
+    return (limit or QueueLimit()).reply()
 
 
 @command("QUEUE.PURGE", arity=2, flags=WRITE, group="queue", keys=(1, 1, 1),
-         key_specs=at_index(1, "RW", "delete"), acl=("job-admin",))
+         key_specs=at_index(1, "RW", "delete"), acl=("job-admin",), durable=True)
 def queue_purge(s: Session, argv: list[bytes]) -> Any:
     """QUEUE.PURGE queue
 
@@ -169,8 +167,7 @@ def queue_purge(s: Session, argv: list[bytes]) -> Any:
 
     Reply: the number of jobs deleted, once durable.
     """
-    s.server.check_job_writes()
-    return in_slices(s, purges.queue_purge(engine_of(s), text(argv[1])), s.server.durable)
+    return in_slices(s, purges.queue_purge(engine_of(s), text(argv[1])), durably(s, int))
 
 
 def in_slices(s: Session, purge: purges.Purge, then: Callable[[int], Any]) -> Any:
@@ -187,7 +184,7 @@ def in_slices(s: Session, purge: purges.Purge, then: Callable[[int], Any]) -> An
         try:
             while True:
                 await asyncio.sleep(0)  # one loop turn: other clients are served here
-                s.server.check_job_writes()
+                s.server.effects.check_writable()
                 if purge.step():
                     break
             value = then(purge.deleted)
@@ -234,7 +231,7 @@ def dlq_list(s: Session, argv: list[bytes]) -> Any:
 
 
 @command("DLQ.REQUEUE", arity=-2, flags=WRITE | DENYOOM, group="dlq",
-         key_specs=after_keyword("QUEUE", "RW", "insert"), acl=("job-admin",))
+         key_specs=after_keyword("QUEUE", "RW", "insert"), acl=("job-admin",), durable=True)
 def dlq_requeue(s: Session, argv: list[bytes]) -> Any:
     """DLQ.REQUEUE <id | ALL> [QUEUE queue]
 
@@ -246,7 +243,6 @@ def dlq_requeue(s: Session, argv: list[bytes]) -> Any:
     Reply: the number of jobs requeued, once durable.
     """
     engine = engine_of(s)
-    s.server.check_job_writes()
     args = Args(argv, 2)
     queue = None
     while args:
@@ -255,9 +251,10 @@ def dlq_requeue(s: Session, argv: list[bytes]) -> Any:
         queue = text(args.next())
     job_id = None if argv[1].upper() == b"ALL" else text(argv[1])
 
-    def requeue(archived: list[Job]) -> Any:
+    restored_ids: list[str] = []
+
+    def requeue_now(archived: list[Job]) -> int:
         # Memory is read here, not before an archive lookup: it may have changed meanwhile.
-        s.server.check_job_writes()
         if job_id is None:
             hot = purges.dead_jobs(engine, queue)
         else:
@@ -268,8 +265,13 @@ def dlq_requeue(s: Session, argv: list[bytes]) -> Any:
             engine.restore(job)
         for job in hot + restored:
             engine.retry(job.id)
-        return drop_restored(s, [j.id for j in restored],
-                             s.server.durable(len(hot) + len(restored)))
+        restored_ids.extend(job.id for job in restored)
+        return len(hot) + len(restored)
+
+    held = durably(s, requeue_now)
+
+    def requeue(archived: list[Job]) -> Any:
+        return drop_restored(s, restored_ids, held(archived))
 
     if job_id is None:
         return from_archive(s, lambda archive: archive.page(
@@ -285,7 +287,7 @@ def dlq_requeue(s: Session, argv: list[bytes]) -> Any:
 
 
 @command("DLQ.PURGE", arity=-1, flags=WRITE, group="dlq",
-         key_specs=after_keyword("QUEUE", "RW", "delete"), acl=("job-admin",))
+         key_specs=after_keyword("QUEUE", "RW", "delete"), acl=("job-admin",), durable=True)
 def dlq_purge(s: Session, argv: list[bytes]) -> Any:
     """DLQ.PURGE [QUEUE queue] [OLDER ms]
 
@@ -294,7 +296,6 @@ def dlq_purge(s: Session, argv: list[bytes]) -> Any:
 
     Reply: the number of jobs deleted, once durable.
     """
-    s.server.check_job_writes()
     queue, older = None, None
     args = Args(argv)
     while args:
@@ -317,4 +318,4 @@ def dlq_purge(s: Session, argv: list[bytes]) -> Any:
 
     # Memory first, then the archive: a job the archiver moves meanwhile is then found there.
     return in_slices(s, purges.dlq_purge(engine, queue, older), lambda hot: from_archive(
-        s, purge, lambda archived: s.server.durable(hot + archived), 0))
+        s, purge, durably(s, lambda archived: hot + archived), 0))

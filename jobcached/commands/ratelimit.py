@@ -84,7 +84,7 @@ def cl_throttle(s: Session, argv: list[bytes]) -> list[int]:
             at = now_ms + result.ttl_ms
             value = b"%d" % result.new_tat_ns
             s.keyspace.set(key, value, expire_at_ms=at)
-            server.propagate([b"SET", key, value, b"PXAT", b"%d" % at], (key,))
+            server.effects.cache([b"SET", key, value, b"PXAT", b"%d" % at], (key,))
         elif s.keyspace.delete(key):  # a TTL of 0: redis-cell's key expires at once
-            server.propagate([b"DEL", key], (key,))
+            server.effects.cache([b"DEL", key], (key,))
     return result.reply()

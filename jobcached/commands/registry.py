@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from jobcached.commands.durable import run_durably
 from jobcached.commands.keyspec import KeySpec
 
 if TYPE_CHECKING:
@@ -82,6 +83,8 @@ class Command:
     key_specs: tuple[KeySpec, ...] = ()
     #: ACL categories of our own (`job-work`); Redis commands take Redis' categories
     acl: tuple[str, ...] = ()
+    #: writes jobs: its handler runs under the durability policy (durable.py)
+    durable: bool = False
     since: str = "0.1.0"
     parent: Command | None = None
     subcommands: dict[bytes, Command] = field(default_factory=dict)
@@ -146,13 +149,15 @@ def _parse_doc(handler: Callable[..., Any], name: str) -> tuple[str, str, str]:
 
 def command(name: str, *, arity: int, flags: Flag = NO_FLAGS, group: str,
             keys: tuple[int, int, int] = (0, 0, 0), key_specs: tuple[KeySpec, ...] = (),
-            acl: tuple[str, ...] = ()) -> Callable[[H], H]:
-    """Register a top-level command handled by the decorated function."""
+            acl: tuple[str, ...] = (), durable: bool = False) -> Callable[[H], H]:
+    """Register a top-level command handled by the decorated function. `durable`: it writes
+    jobs, so the dispatcher applies the durability policy to it (durable.py)."""
 
     def register(handler: H) -> H:
         syntax, summary, doc = _parse_doc(handler, name)
-        _add(Command(name.upper(), arity, flags, group, handler, syntax, summary, doc, keys,
-                     key_specs, acl))
+        _add(Command(name.upper(), arity, flags, group,
+                     run_durably(handler) if durable else handler, syntax, summary, doc, keys,
+                     key_specs, acl, durable=durable))
         return handler
 
     return register

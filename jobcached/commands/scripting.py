@@ -18,9 +18,10 @@ connects it to the server:
   a script (SQLite answers later): scripts see the jobs in memory. A job command refused
   because the WAL is failing returns its -MISCONF like any error (pcall catches it); the
   script's earlier cache writes stand, as every write before a failing command in Redis does.
-* Effects: while a script runs, the replication backlog is replaced by an `EffectBuffer`; when
-  the script ends, what it wrote is logged as its commands' effects, wrapped in MULTI/EXEC when
-  there are several (Redis 7's effects replication), never as the EVAL itself.
+* Effects: while a script runs, the effect sink keeps its effects in a group
+  (`Effects.begin_group`); when the script ends, what it wrote is logged as its commands'
+  effects, wrapped in MULTI/EXEC when there are several (Redis 7's effects replication), never
+  as the EVAL itself.
 * Atomicity: a script runs inside `blocking.atomic`, like EXEC: blocked clients served by its
   writes are served after it. Past `busy-reply-threshold` a script is suspended between
   slices (see `scripting/engine.py`); meanwhile `ServerState.busy_script` makes the dispatcher
@@ -59,7 +60,6 @@ from jobcached.scripting.functions import Libraries
 from jobcached.server.session import Session
 
 if TYPE_CHECKING:
-    from jobcached.replication.backlog import Backlog
     from jobcached.server.state import ServerState
 
 #: Commands Redis 7.0 flags `noscript` (among those we have), by top-level name; blocking
@@ -206,8 +206,8 @@ class Scripting:
         if not job:
             return call(self.session, cmd, argv, may_oom)
         server = self.server
-        durability = server.durability
-        logged = durability.records_in_log if durability is not None else 0
+        effects = server.effects
+        logged = effects.job_records
         server.in_script_job_call = True
         try:
             reply = call(self.session, cmd, argv, may_oom)
@@ -218,7 +218,7 @@ class Scripting:
         finally:
             server.in_script_job_call = False
             # It logged records (a refused write logged none): the reply waits for them.
-            if durability is not None and durability.records_in_log != logged:
+            if effects.job_records != logged:
                 run.durable = True
 
     # ------------------------------------------------------------------ one run
@@ -242,7 +242,7 @@ class Scripting:
         blocked = self._blocked
         yieldable = loop is not None and s.multi is None and not blocked.atomic_depth
         blocked.atomic_depth += 1  # (`blocking.may_block`, inlined, and `blocking.atomic`)
-        server.backlog = EffectBuffer(server.backlog)  # type: ignore[assignment]
+        server.effects.begin_group()
         run = self.engine.start(script, keys, args, readonly=readonly, caller_resp3=s.resp3,
                                 yieldable=yieldable)
         if not run.suspended:
@@ -266,40 +266,12 @@ class Scripting:
         blocked on keys it filled be served. Its reply, held until its job records (if it
         wrote any) are durable."""
         server = self.server
-        buffer = server.backlog
-        assert isinstance(buffer, EffectBuffer)
-        backlog = server.backlog = buffer.backlog
-        records = buffer.records
-        if len(records) > 1:
-            backlog.append([b"MULTI"])
-            for argv in records:
-                backlog.append(argv)
-            backlog.append([b"EXEC"])
-        elif records:
-            backlog.append(records[0])
+        server.effects.end_group()
         blocked = self._blocked
         blocked.atomic_depth -= 1
         if not blocked.atomic_depth:
             blocked.serve_ready()
-        return server.durable(run.reply) if run.durable else run.reply
-
-
-class EffectBuffer:
-    """Stands in for the replication backlog while a script runs: `ServerState.propagate`
-    (the choke point every write goes through) appends here, and WATCHes are still marked at
-    once; `_finish` moves the records to the real backlog, wrapped in MULTI/EXEC if several.
-    Anything else reads the real backlog (INFO replication from inside a script)."""
-
-    def __init__(self, backlog: Backlog) -> None:
-        self.backlog = backlog
-        self.records: list[list[bytes]] = []
-
-    def append(self, argv: list[bytes]) -> int:
-        self.records.append(argv)
-        return self.backlog.next_offset + len(self.records) - 1
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.backlog, name)
+        return server.effects.durable(run.reply) if run.durable else run.reply
 
 
 def _policy(cmd: Command) -> tuple[ErrorReply | None, bool, bool]:

@@ -89,10 +89,10 @@ def flushall(s: Session, argv: list[bytes]) -> Any:
     _flush_mode(argv)
     server = s.server
     for db in range(len(server.dbs)):
-        server.touch_db(db)
+        server.effects.touch_db(db)
     server.tracking.invalidate_all(s)
     server.dbs.flushall()
-    server.propagate([b"FLUSHALL"])
+    server.effects.cache([b"FLUSHALL"])
     return OK
 
 
@@ -106,10 +106,10 @@ def flushdb(s: Session, argv: list[bytes]) -> Any:
     Reply: `OK`.
     """
     _flush_mode(argv)
-    s.server.touch_db(s.db)
+    s.server.effects.touch_db(s.db)
     s.server.tracking.invalidate_all(s)
     s.keyspace.flush()
-    s.server.propagate([b"FLUSHDB"])
+    s.server.effects.cache([b"FLUSHDB"])
     return OK
 
 
@@ -128,7 +128,7 @@ def bgrewriteaof(s: Session, argv: list[bytes]) -> Any:
     Errors: `ERR Background append only file rewriting already in progress`.
     Example: BGREWRITEAOF -> +Background append only file rewriting started
     """
-    durability, engine = s.server.durability, s.server.jobs
+    durability, engine = s.server.effects.durability, s.server.jobs
     if durability is None or engine is None:
         raise CommandError("this server keeps no job log")
     if durability.compacting:

@@ -86,7 +86,7 @@ def sadd(s: Session, argv: list[bytes]) -> int:
     added = len(members) - before
     ks.notify_modified(key, grown)
     if added:
-        s.server.propagate(argv, (key,))
+        s.server.effects.cache(argv, (key,))
         notify(s.server, SET, b"sadd", key)
     return added
 
@@ -114,7 +114,7 @@ def srem(s: Session, argv: list[bytes]) -> int:
             freed += item_size(member)
     if removed:
         ks.notify_modified(key, -freed)
-        s.server.propagate(argv, (key,))
+        s.server.effects.cache(argv, (key,))
         notify(s.server, SET, b"srem", key)
         notify_if_gone(s.server, key, members)
     return removed
@@ -204,7 +204,7 @@ def smove(s: Session, argv: list[bytes]) -> int:
         dst_set.add(member)
         ks.notify_modified(dst, item_size(member))
         notify(server, SET, b"sadd", dst)
-    server.propagate(argv, (src, dst))
+    server.effects.cache(argv, (src, dst))
     return 1
 
 
@@ -244,7 +244,7 @@ def spop(s: Session, argv: list[bytes]) -> Any:
     if want >= n:
         popped = list(members)
         ks.delete(key)
-        s.server.propagate([b"DEL", key], (key,))
+        s.server.effects.cache([b"DEL", key], (key,))
         notify(s.server, GENERIC, b"del", key)
     else:
         if n <= SAMPLE_MAX_MEMBERS:
@@ -253,7 +253,7 @@ def spop(s: Session, argv: list[bytes]) -> Any:
         else:
             popped = [members.pop() for _ in range(want)]
         ks.notify_modified(key, -sum(map(item_size, popped)))
-        s.server.propagate([b"SREM", key, *popped], (key,))
+        s.server.effects.cache([b"SREM", key, *popped], (key,))
     return popped[0] if count is None else set(popped)
 
 
@@ -367,7 +367,7 @@ def _store(s: Session, argv: list[bytes], result: set[bytes]) -> int:
         return 0  # nothing there, nothing written: no effect to propagate
     else:
         notify(s.server, GENERIC, b"del", dst)
-    s.server.propagate(argv, (dst,))
+    s.server.effects.cache(argv, (dst,))
     return len(result)
 
 

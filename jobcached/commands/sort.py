@@ -138,11 +138,11 @@ def _sort(s: Session, argv: list[bytes], readonly: bool) -> Any:
         items = deque(picked)
     if items:
         ks.set(store, items)
-        s.server.propagate(argv, (store,))
+        s.server.effects.cache(argv, (store,))
         notify(s.server, LIST, b"sortstore", store)
         blocking.signal_key_ready(s.server, store)
     elif ks.delete(store):
-        s.server.propagate(argv, (store,))
+        s.server.effects.cache(argv, (store,))
         notify(s.server, GENERIC, b"del", store)
     return len(items)
 

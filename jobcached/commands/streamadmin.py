@@ -95,7 +95,7 @@ def xgroup_create(s: Session, argv: list[bytes]) -> Any:
         s.keyspace.set(key, stream)
     else:
         account(s, key)
-    s.server.propagate([*argv[:4], format_id(sid), b"ENTRIESREAD", b"%d" % entries_read],
+    s.server.effects.cache([*argv[:4], format_id(sid), b"ENTRIESREAD", b"%d" % entries_read],
                        (key,))
     notify(s.server, STREAM, b"xgroup-create", key)
     return OK
@@ -122,7 +122,7 @@ def xgroup_setid(s: Session, argv: list[bytes]) -> Any:
     assert stream is not None and g is not None
     g.last_id = stream.last_id if argv[4] == b"$" else parse_id(argv[4])[0]
     g.entries_read = entries_read
-    s.server.propagate([*argv[:4], format_id(g.last_id), b"ENTRIESREAD", b"%d" % entries_read],
+    s.server.effects.cache([*argv[:4], format_id(g.last_id), b"ENTRIESREAD", b"%d" % entries_read],
                        (argv[2],))
     notify(s.server, STREAM, b"xgroup-setid", argv[2])
     return OK
@@ -143,7 +143,7 @@ def xgroup_destroy(s: Session, argv: list[bytes]) -> int:
         return 0
     del stream.groups[argv[3]]
     account(s, argv[2])
-    s.server.propagate(argv, (argv[2],))
+    s.server.effects.cache(argv, (argv[2],))
     notify(s.server, STREAM, b"xgroup-destroy", argv[2])
     blocking.signal_key_ready(s.server, argv[2])
     return 1
@@ -165,7 +165,7 @@ def xgroup_createconsumer(s: Session, argv: list[bytes]) -> int:
         return 0
     g.consumer(argv[4], s.server.clock.now_ms())
     account(s, argv[2])
-    s.server.propagate(argv, (argv[2],))
+    s.server.effects.cache(argv, (argv[2],))
     notify(s.server, STREAM, b"xgroup-createconsumer", argv[2])
     return 1
 
@@ -186,7 +186,7 @@ def xgroup_delconsumer(s: Session, argv: list[bytes]) -> int:
     if pending is not None:
         account(s, argv[2])
         notify(s.server, STREAM, b"xgroup-delconsumer", argv[2])
-    s.server.propagate(argv, (argv[2],))
+    s.server.effects.cache(argv, (argv[2],))
     return pending or 0
 
 

@@ -64,14 +64,14 @@ def group_of(s: Session, key: bytes, name: bytes, write: bool = True
 
 def propagate_claim(s: Session, key: bytes, gname: bytes, g: Group, sid: int, nack: Nack) -> None:
     """streamPropagateXCLAIM: the NACK's whole state, replayable with FORCE."""
-    s.server.propagate([b"XCLAIM", key, gname, nack.consumer.name, b"0", format_id(sid),
+    s.server.effects.cache([b"XCLAIM", key, gname, nack.consumer.name, b"0", format_id(sid),
                         b"TIME", b"%d" % nack.delivery_ms, b"RETRYCOUNT", b"%d" % nack.count,
                         b"FORCE", b"JUSTID", b"LASTID", format_id(g.last_id)], (key,))
 
 
 def propagate_setid(s: Session, key: bytes, gname: bytes, g: Group) -> None:
     """streamPropagateGroupID."""
-    s.server.propagate([b"XGROUP", b"SETID", key, gname, format_id(g.last_id), b"ENTRIESREAD",
+    s.server.effects.cache([b"XGROUP", b"SETID", key, gname, format_id(g.last_id), b"ENTRIESREAD",
                         b"%d" % g.entries_read], (key,))
 
 
@@ -99,7 +99,7 @@ def reader(s: Session, key: bytes, gname: bytes, g: Group, cname: bytes, now: in
     streamPropagateConsumerCreation), so followers have it even when it gets nothing pending."""
     consumer, created = member(s, key, g, cname, now)
     if created:
-        s.server.propagate([b"XGROUP", b"CREATECONSUMER", key, gname, cname], (key,))
+        s.server.effects.cache([b"XGROUP", b"CREATECONSUMER", key, gname, cname], (key,))
     consumer.seen_ms = now
     return consumer
 
@@ -252,7 +252,7 @@ def xack(s: Session, argv: list[bytes]) -> int:
     acked = sum(1 for sid in ids if g.ack(sid))
     if acked:
         account(s, key)
-        s.server.propagate(argv, (key,))
+        s.server.effects.cache(argv, (key,))
     return acked
 
 

@@ -211,7 +211,7 @@ def xadd(s: Session, argv: list[bytes]) -> Any:
     if a.trims:
         out += exact_trim_argv(stream, a)
     added = format_id(sid)
-    s.server.propagate([*out, added, *fields], (key,))
+    s.server.effects.cache([*out, added, *fields], (key,))
     blocking.signal_key_ready(s.server, key)
     return added
 
@@ -301,7 +301,7 @@ def xdel(s: Session, argv: list[bytes]) -> int:
     deleted = sum(1 for sid in ids if stream.delete(sid))
     if deleted:
         s.keyspace.notify_modified(key, 0)
-        s.server.propagate(argv, (key,))
+        s.server.effects.cache(argv, (key,))
         notify(s.server, STREAM, b"xdel", key)
     return deleted
 
@@ -326,7 +326,7 @@ def xtrim(s: Session, argv: list[bytes]) -> int:
     deleted = apply_trim(s, key, stream, a)
     if deleted:
         s.keyspace.notify_modified(key, 0)
-        s.server.propagate([b"XTRIM", key, *exact_trim_argv(stream, a)], (key,))
+        s.server.effects.cache([b"XTRIM", key, *exact_trim_argv(stream, a)], (key,))
         notify(s.server, STREAM, b"xtrim", key)
     return deleted
 
@@ -378,7 +378,7 @@ def xsetid(s: Session, argv: list[bytes]) -> Any:
         stream.entries_added = entries_added
     if max_deleted:
         stream.max_deleted_id = max_deleted
-    s.server.propagate(argv, (key,))
+    s.server.effects.cache(argv, (key,))
     notify(s.server, STREAM, b"xsetid", key)
     return OK
 

@@ -118,15 +118,15 @@ def _set_generic(s: Session, key: bytes, value: bytes, flags: int, expire: bytes
     server = s.server
     if at is not None and at <= server.clock.now_ms():  # already expired: the key is gone
         if found:
-            server.propagate([b"DEL", key], (key,))
+            server.effects.cache([b"DEL", key], (key,))
             notify(server, GENERIC, b"del", key)
         return old if flags & GET else True
     if at is not None:
-        server.propagate([b"SET", key, value, b"PXAT", b"%d" % at], (key,))
+        server.effects.cache([b"SET", key, value, b"PXAT", b"%d" % at], (key,))
     elif flags & KEEPTTL:
-        server.propagate([b"SET", key, value, b"KEEPTTL"], (key,))
+        server.effects.cache([b"SET", key, value, b"KEEPTTL"], (key,))
     else:
-        server.propagate([b"SET", key, value], (key,))
+        server.effects.cache([b"SET", key, value], (key,))
     notify(server, STRING, b"set", key)
     if at is not None:
         notify(server, GENERIC, b"expire", key)
@@ -151,7 +151,7 @@ def set_(s: Session, argv: list[bytes]) -> Any:
         key = argv[1]
         s.keyspace.set(key, argv[2])
         server = s.server
-        server.propagate(argv, (key,))
+        server.effects.cache(argv, (key,))
         if server.notify_flags:  # notify() tests it too; this spares the hot path a call
             notify(server, STRING, b"set", key)
         return OK
@@ -223,7 +223,7 @@ def getdel(s: Session, argv: list[bytes]) -> Any:
     value = ks.get_string(key)
     if value is not None:
         ks.delete(key)
-        s.server.propagate([b"DEL", key], (key,))
+        s.server.effects.cache([b"DEL", key], (key,))
         notify(s.server, GENERIC, b"del", key)
     return value
 
@@ -250,14 +250,14 @@ def getex(s: Session, argv: list[bytes]) -> Any:
         at = expire_at_ms(s, expire, flags, "getex")
         if flags & (EXAT | PXAT) and at <= s.server.clock.now_ms():
             ks.delete(key)
-            s.server.propagate([b"DEL", key], (key,))
+            s.server.effects.cache([b"DEL", key], (key,))
             notify(s.server, GENERIC, b"del", key)
         else:
             ks.expire_at(key, at)
-            s.server.propagate([b"PEXPIREAT", key, b"%d" % at], (key,))
+            s.server.effects.cache([b"PEXPIREAT", key, b"%d" % at], (key,))
             notify(s.server, GENERIC, b"expire", key)
     elif flags & PERSIST and ks.persist(key):
-        s.server.propagate([b"PERSIST", key], (key,))
+        s.server.effects.cache([b"PERSIST", key], (key,))
         notify(s.server, GENERIC, b"persist", key)
     return value
 
@@ -292,7 +292,7 @@ def _mset(s: Session, argv: list[bytes], name: str) -> bool:
     for i in range(1, len(argv), 2):
         ks.set(argv[i], argv[i + 1])
         notify(server, STRING, b"set", argv[i])
-    server.propagate([b"MSET", *argv[1:]], keys)
+    server.effects.cache([b"MSET", *argv[1:]], keys)
     return True
 
 
@@ -342,7 +342,7 @@ def append(s: Session, argv: list[bytes]) -> int:
         _too_big(s, len(old) + len(tail))
         value = old + tail
     ks.set(key, value, keepttl=True)
-    s.server.propagate([b"APPEND", key, tail], (key,))
+    s.server.effects.cache([b"APPEND", key, tail], (key,))
     notify(s.server, STRING, b"append", key)
     return len(value)
 
@@ -425,7 +425,7 @@ def setrange(s: Session, argv: list[bytes]) -> int:
         old += bytes(offset - len(old))
     value = old[:offset] + patch + old[offset + len(patch) :]
     ks.set(key, value, keepttl=True)
-    s.server.propagate([b"SETRANGE", key, argv[2], patch], (key,))
+    s.server.effects.cache([b"SETRANGE", key, argv[2], patch], (key,))
     notify(s.server, STRING, b"setrange", key)
     return len(value)
 
@@ -443,7 +443,7 @@ def _incr(s: Session, argv: list[bytes], delta: int) -> int:
         raise CommandError("increment or decrement would overflow")
     value += delta
     ks.set(key, b"%d" % value, keepttl=True)
-    s.server.propagate(argv, (key,))
+    s.server.effects.cache(argv, (key,))
     notify(s.server, STRING, b"incrby", key)
     return value
 
@@ -524,6 +524,6 @@ def incrbyfloat(s: Session, argv: list[bytes]) -> bytes:
         raise CommandError("increment would produce NaN or Infinity")
     text = longdouble.format_human(total)
     ks.set(key, text, keepttl=True)
-    s.server.propagate([b"SET", key, text, b"KEEPTTL"], (key,))
+    s.server.effects.cache([b"SET", key, text, b"KEEPTTL"], (key,))
     notify(s.server, STRING, b"incrbyfloat", key)
     return text

@@ -4,8 +4,8 @@ Commands sent after MULTI are checked (name, arity, auth) and queued; EXEC runs 
 back to back, nothing else interleaving, since the server is single-threaded. A queued command
 that was rejected aborts the whole EXEC (EXECABORT); a command that fails while running returns
 its error inside EXEC's array and the others still run, as in Redis. WATCH is optimistic
-locking: every cache mutation goes through `ServerState.propagate`, which marks the sessions
-watching the touched keys, and EXEC then returns a null array without running anything.
+locking: every cache mutation goes through `Effects.cache` (server/effects.py), which marks the
+sessions watching the touched keys, and EXEC then returns a null array without running anything.
 """
 
 from __future__ import annotations

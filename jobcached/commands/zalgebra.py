@@ -179,11 +179,11 @@ def _store(s: Session, argv: list[bytes], dst: bytes, op: str,
     ks = s.keyspace
     if items:
         ks.set(dst, ZSet({m: score + 0.0 for m, score in items}))
-        s.server.propagate(argv, (dst,))
+        s.server.effects.cache(argv, (dst,))
         notify(s.server, ZSET, _STORE_EVENTS[op], dst)
         blocking.signal_key_ready(s.server, dst)
     elif ks.delete(dst):
-        s.server.propagate(argv, (dst,))
+        s.server.effects.cache(argv, (dst,))
         notify(s.server, GENERIC, b"del", dst)
     return len(items)
 

@@ -135,11 +135,11 @@ def _store_range(s: Session, argv: list[bytes], items: list[tuple[bytes, float]]
     ks = s.keyspace
     if items:
         ks.set(dst, ZSet(dict(items)))
-        s.server.propagate(argv, (dst,))
+        s.server.effects.cache(argv, (dst,))
         notify(s.server, ZSET, b"zrangestore", dst)
         blocking.signal_key_ready(s.server, dst)
     elif ks.delete(dst):
-        s.server.propagate(argv, (dst,))
+        s.server.effects.cache(argv, (dst,))
         notify(s.server, GENERIC, b"del", dst)
     return len(items)
 
@@ -272,7 +272,7 @@ def _remove_range(s: Session, argv: list[bytes], rangetype: str) -> int:
         removed = zset.remove_range_by_lex(*lex_range)
     if removed:
         ks.notify_modified(key, freed_bytes(removed))
-        s.server.propagate(argv, (key,))
+        s.server.effects.cache(argv, (key,))
         notify(s.server, ZSET, _REMOVE_EVENTS[rangetype], key)
         notify_if_gone(s.server, key, zset)
     return len(removed)

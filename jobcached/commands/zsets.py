@@ -142,7 +142,7 @@ def zadd_generic(s: Session, argv: list[bytes], incr: bool) -> Any:
             ks.set(key, zset)
         else:
             ks.notify_modified(key, grown)
-        s.server.propagate(argv, (key,))
+        s.server.effects.cache(argv, (key,))
         notify(s.server, ZSET, b"zincr" if incr else b"zadd", key)
         if added:
             blocking.signal_key_ready(s.server, key)
@@ -205,7 +205,7 @@ def zrem(s: Session, argv: list[bytes]) -> int:
             freed += item_size(member)
     if removed:
         ks.notify_modified(key, -freed)
-        s.server.propagate(argv, (key,))
+        s.server.effects.cache(argv, (key,))
         notify(s.server, ZSET, b"zrem", key)
         notify_if_gone(s.server, key, zset)
     return removed
@@ -295,7 +295,7 @@ def _pop(s: Session, key: bytes, zset: ZSet, highest: bool, count: int,
     effect = [b"ZPOPMAX" if highest else b"ZPOPMIN", key]
     if count_given:
         effect.append(b"%d" % len(popped))
-    s.server.propagate(effect, (key,))
+    s.server.effects.cache(effect, (key,))
     notify(s.server, ZSET, b"zpopmax" if highest else b"zpopmin", key)
     notify_if_gone(s.server, key, zset)
     return popped

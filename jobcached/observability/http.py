@@ -91,7 +91,7 @@ def readiness(state: ServerState) -> tuple[bool, str]:
     if state.loading:
         return False, (f"loading: replaying the job log "
                        f"({state.loading_records} records so far)")
-    durability = state.durability
+    durability = state.effects.durability
     if durability is None:
         return False, "loading: the job log is not open yet"
     if durability.failure is not None:

@@ -146,7 +146,7 @@ def _ratio(a: int, b: int) -> str:
 
 
 def _persistence(state: ServerState) -> list[tuple[str, object]]:
-    durability = state.durability
+    durability = state.effects.durability
     rows: list[tuple[str, object]] = [
         ("loading", int(state.loading)), ("async_loading", 0),
         ("current_cow_peak", 0), ("current_cow_size", 0), ("current_cow_size_age", 0),

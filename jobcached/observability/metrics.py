@@ -332,7 +332,7 @@ class JobcachedCollector:
     # ---------------------------------------------------------------- WAL
 
     def _wal(self) -> Iterator[Metric]:
-        durability = self.state.durability
+        durability = self.state.effects.durability
         if durability is None:
             return
         wal = durability.wal.stats

@@ -1,6 +1,6 @@
 """Durability: from engine records to acknowledged replies.
 
-The job engine hands every encoded record to `Durability.append` (its `propagate`). Records
+The effect sink (server/effects.py) hands every encoded job record to `Durability.append`. Records
 appended during one turn of the event loop form one batch; at the end of the turn the batch goes
 to the group-commit thread, which writes it with one `write` (and, under `appendfsync always`,
 one `fsync`). A command that changed something replies through `reply(value)`: a `Deferred` that

@@ -28,6 +28,7 @@ from jobcached.net.resp import ParserLimits
 from jobcached.replication.backlog import Backlog
 from jobcached.security.acl import Users
 from jobcached.server import notify
+from jobcached.server.effects import Effects
 from jobcached.server.latency import LatencyMonitor
 from jobcached.server.notify import parse_flags
 from jobcached.server.pubsub import PubSub
@@ -40,7 +41,6 @@ if TYPE_CHECKING:
     from jobcached.jobs.engine import JobEngine
     from jobcached.jobs.model import Job
     from jobcached.persistence.archiving import Archiver
-    from jobcached.persistence.durability import Durability
     from jobcached.server.gcpolicy import FullCollections
     from jobcached.server.interfaces import (
         BusyScript,
@@ -103,17 +103,17 @@ class ServerState:
     #: the numbered databases (SELECT); a command reaches its own through `Session.keyspace`
     dbs: Databases = field(init=False)
     #: the database of the command running now (Redis' c->db; set by dispatch.call): where
-    #: propagate(), touch() and blocking.signal_key_ready() place the keys they are given
+    #: effects.cache(), effects.touch() and blocking.signal_key_ready() place the keys they
+    #: are given
     db: int = 0
-    #: the database the replication stream is in (Redis' slaveseldb): a write in another one
-    #: is preceded by a SELECT record
-    propagated_db: int = 0
     #: notify-keyspace-events as bits (notify.py): read by every notify() call
     notify_flags: int = 0
     #: timeouts of blocked cache commands (BLPOP, BZPOPMIN...): callables fired by the app's
     #: timer task; schedule with `timers.schedule(deadline_ms, callback)`
     timers: TimerWheel[Callable[[], None]] = field(init=False)
     backlog: Backlog = field(init=False)
+    #: the one effect sink: every change of either family goes through it (effects.py)
+    effects: Effects = field(init=False)
     #: clients blocked on keys (BLPOP, BZPOPMIN...); created by commands/blocking.py on first use
     blocked_keys: KeyWaiters | None = None
     #: the client whose command runs now (Redis' current_client; set by dispatch.call: the
@@ -131,7 +131,6 @@ class ServerState:
     parser_limits: ParserLimits = field(default_factory=ParserLimits)
     #: the job engine and the WAL behind it, once the app has replayed the log
     jobs: JobEngine | None = None
-    durability: Durability | None = None
     #: moves finished jobs to SQLite; `archiver.archive` is None while SQLite is unusable
     archiver: Archiver | None = None
     #: when full garbage collections run (None: left to Python, `gc-full-interval 0`)
@@ -187,10 +186,11 @@ class ServerState:
     def __post_init__(self) -> None:
         self.started_ms = self.last_save_ms = self.clock.now_ms()
         config = self.config
-        self.dbs = Databases(self.clock, count=config.databases, shards=config.shards,
-                             on_removed=self._key_removed)
-        self.dbs.other_memory = self.jobs_memory  # jobs count against maxmemory too
         self.backlog = Backlog(config.repl_backlog_size)
+        self.effects = Effects(self, self.backlog)
+        self.dbs = Databases(self.clock, count=config.databases, shards=config.shards,
+                             on_removed=self.effects.key_removed)
+        self.dbs.other_memory = self.jobs_memory  # jobs count against maxmemory too
         self.tracking = Tracking(self.clients)
         self.leases = Leases(self.clock)
         self.timers = TimerWheel(start_ms=self.clock.now_ms(), tick_ms=config.timer_tick)
@@ -241,75 +241,11 @@ class ServerState:
         elif len(errorstats) < ERRORSTATS_MAX_CODES:
             errorstats[code] = 1
 
-    # ------------------------------------------------------------------ effects
-
-    def propagate(self, argv: list[bytes], keys: list[bytes] | tuple[bytes, ...] = (),
-                  db: int | None = None) -> None:
-        """The one choke point for cache mutations (Redis' propagateNow): record the effect
-        (absolute times only) for replication, preceded by a SELECT when it happens in another
-        database than the last one recorded, and invalidate WATCHes and client-side caches
-        (CLIENT TRACKING) of the keys it touched. `db` defaults to the running command's
-        database."""
-        if db is None:
-            db = self.db
-        if db != self.propagated_db:
-            self.backlog.append([b"SELECT", str(db).encode()])
-            self.propagated_db = db
-        self.backlog.append(argv)
-        if self.watchers or self.tracking.tracking_clients:
-            for key in keys:
-                self.touch(key, db)
-        if self.leases.table:
-            for key in keys:
-                self.leases.invalidate(db, key)
-
-    def touch(self, key: bytes, db: int | None = None, by_engine: bool = False) -> None:
-        """A key changed (in `db`, default the running command's): transactions WATCHing it
-        must fail, clients caching it are told (Redis' signalModifiedKey). `by_engine`: no
-        client changed it (expiry, eviction)."""
-        sessions = self.watchers.get((self.db if db is None else db, key))
-        if sessions:
-            for session in sessions:
-                session.watch_dirty = True
-        if self.tracking.tracking_clients:
-            current = self.current_client
-            self.tracking.invalidate(key, None if by_engine else current, current)
-
-    def touch_db(self, db: int, replaced_with: int | None = None) -> None:
-        """Database `db` is emptied (FLUSHDB), or gets the contents of `replaced_with`
-        (SWAPDB): WATCHes on its keys that exist in either fail (touchAllWatchedKeysInDb),
-        and its GETL leases are dropped."""
-        self.leases.invalidate_db(db)
-        emptied = self.dbs[db]
-        other = None if replaced_with is None else self.dbs[replaced_with]
-        for (watched_db, key), sessions in self.watchers.items():
-            if watched_db == db and (emptied.holds(key) or (other is not None
-                                                            and other.holds(key))):
-                for session in sessions:
-                    session.watch_dirty = True
-
-    def _key_removed(self, db: int, key: bytes, why: str) -> None:
-        """The engine expired or evicted a key: replicas get a DEL, watchers and keyspace
-        notification subscribers are told."""
-        self.propagate([b"DEL", key], (), db)
-        self.touch(key, db, by_engine=True)
-        kind = notify.EVICTED if why == "evicted" else notify.EXPIRED
-        notify.notify(self, kind, why.encode(), key, db)
-
     def _key_created(self, db: int, key: bytes) -> None:
         notify.notify(self, notify.NEW, b"new", key, db)
 
     def _key_missed(self, db: int, key: bytes) -> None:
         notify.notify(self, notify.KEY_MISS, b"keymiss", key, db)
-
-    def durable(self, value: Any) -> Any:
-        """The reply `value`, held back until the job records written so far are durable."""
-        return self.durability.reply(value) if self.durability is not None else value
-
-    def check_job_writes(self) -> None:
-        """Raise the WAL's failure, if any, before a job command changes anything."""
-        if self.durability is not None:
-            self.durability.check_writable()
 
     def watch_job_events(self) -> None:
         """Attach the job engine's status events only while someone is subscribed: with no

@@ -4,7 +4,7 @@ Theory of operation, as Redis' tracking.c:
 
 - **Default mode.** After a read-only command of a tracking client, the command's keys are
   remembered in the invalidation table (key -> ids of the clients that may hold a copy). When
-  a key changes (every write, expiry and eviction reaches `ServerState.propagate` or
+  a key changes (every write, expiry and eviction reaches `Effects.cache` (server/effects.py) or
   `touch`), each client of its entry gets one invalidation and the entry is dropped: a client
   is told again only after it reads the key again.
 - **BCAST mode.** Nothing is remembered. The client subscribes to key prefixes ("" = every

@@ -98,11 +98,11 @@ def test_keyspace_lines_name_each_non_empty_database() -> None:
 def test_the_replication_stream_selects_the_database_of_each_write() -> None:
     state = ServerState(Config(), clock=ManualClock())
     state.backlog.activate()
-    state.propagate([b"SET", b"a", b"1"])
+    state.effects.cache([b"SET", b"a", b"1"])
     state.db = 2
-    state.propagate([b"SET", b"b", b"1"])
-    state.propagate([b"SET", b"c", b"1"])
-    state._key_removed(0, b"x", "expired")  # the engine removed a key of db 0
+    state.effects.cache([b"SET", b"b", b"1"])
+    state.effects.cache([b"SET", b"c", b"1"])
+    state.effects.key_removed(0, b"x", "expired")  # the engine removed a key of db 0
     assert state.backlog.last(6) == [
         [b"SET", b"a", b"1"], [b"SELECT", b"2"], [b"SET", b"b", b"1"], [b"SET", b"c", b"1"],
         [b"SELECT", b"0"], [b"DEL", b"x"]]

@@ -18,13 +18,13 @@ from jobcached.net.replies import Deferred, ErrorReply
 JOBS = 5 * purges.PURGE_SLICE_JOBS
 
 
-class FakeServer:
+class FakeEffects:
     """What `in_slices` reads of the server: the job-writes check, failing after `ok` calls."""
 
     def __init__(self, ok: int) -> None:
         self.ok = ok
 
-    def check_job_writes(self) -> None:
+    def check_writable(self) -> None:
         if self.ok == 0:
             raise CommandError("job writes are refused: the write-ahead log failed (test)",
                                code="MISCONF")
@@ -35,7 +35,8 @@ def purge_in_slices(ok_checks: int) -> tuple[Any, JobEngine, list[int]]:
     engine = JobEngine(ManualClock())
     for _ in range(JOBS):
         engine.push("q", b"x")
-    session: Any = SimpleNamespace(multi=None, server=FakeServer(ok_checks))
+    server = SimpleNamespace(effects=FakeEffects(ok_checks))
+    session: Any = SimpleNamespace(multi=None, server=server)
     seen: list[int] = []
 
     async def run() -> Any:

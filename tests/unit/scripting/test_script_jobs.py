@@ -25,11 +25,10 @@ from tests.unit.scripting.test_effects import Quiet
 class FakeDurability:
     """What the server asks of `Durability`: replies held until "synced", and the check."""
 
-    def __init__(self, engine: JobEngine) -> None:
+    def __init__(self) -> None:
         self.failure: str | None = None
         self.held: list[tuple[Deferred, Any]] = []
         self.records_in_log = 0
-        engine.propagate = self.append
 
     def append(self, body: bytes) -> None:
         self.records_in_log += 1
@@ -55,8 +54,8 @@ def session() -> Session:
     load_all()
     clock = ManualClock(1_000_000)
     server = ServerState(Config(), clock=clock)
-    server.jobs = JobEngine(clock)
-    server.durability = FakeDurability(server.jobs)  # type: ignore[assignment]
+    server.jobs = JobEngine(clock, propagate=server.effects.job)
+    server.effects.durability = FakeDurability()  # type: ignore[assignment]
     return Session(server, Quiet(), "test", "", True)
 
 
@@ -65,7 +64,7 @@ def run(s: Session, *argv: str | int) -> Any:
 
 
 def wal(s: Session) -> FakeDurability:
-    durability = s.server.durability
+    durability = s.server.effects.durability
     assert isinstance(durability, FakeDurability)
     return durability
 

@@ -1,0 +1,169 @@
+"""The one effect sink: every change of either family, from wherever it comes, passes here.
+
+Why one place: a follower, a WAL and a WATCHing client all need the same answer to "what
+changed, in what order", and two choke points (cache commands propagating by hand, job records
+going straight to the WAL) gave two orders and a replication log without the jobs in it. Here:
+
+- `cache(argv, keys, db)`: a cache mutation, as the command that redoes it with absolute times
+  (`SET k v PXAT <ms>`, SPOP as SREM of what it popped). It comes from command handlers, from
+  blocked clients being served, from scripts, and from expiry and eviction (`key_removed`, a
+  DEL). It is logged, preceded by a SELECT when its database differs from the log's, and it
+  invalidates the keys' WATCHes, client-side caches (CLIENT TRACKING) and GETL fill leases.
+- `job(body)`: an engine record, encoded, after the engine applied it (the engine gets this
+  method as its `sink` when it is built). It goes to the WAL through `Durability` (group
+  commit) and into the same log as a `JOB.RECORD <body>` entry, between the cache effects it
+  happened between.
+
+The log is the replication backlog (replication/backlog.py), or, while a script runs, a
+group that reaches the backlog wrapped in MULTI/EXEC when the script ends (`begin_group`).
+
+`job_records` counts the job records so far. The dispatcher applies the durability policy of
+the command table with it (commands/durable.py): a job-writing command is refused before it
+runs while the WAL cannot be written (`check_writable`), and its reply is held until the
+records it produced are as durable as `appendfsync` promises (`durable`).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Protocol
+
+from jobcached.server import notify
+
+if TYPE_CHECKING:
+    from jobcached.persistence.durability import Durability
+    from jobcached.server.state import ServerState
+
+#: The log entry of a job record: a follower applies the body through its own engine.
+JOB_RECORD = b"JOB.RECORD"
+
+
+class EffectLog(Protocol):
+    """Where effects are appended: the replication backlog, a script's group, a test's spy."""
+
+    def append(self, argv: list[bytes]) -> int: ...
+
+
+class _Group:
+    """A script's effects, kept until it ends (see `Effects.begin_group`)."""
+
+    def __init__(self) -> None:
+        self.records: list[list[bytes]] = []
+
+    def append(self, argv: list[bytes]) -> int:
+        self.records.append(argv)
+        return len(self.records) - 1
+
+
+class Effects:
+    """See the module docstring. One per server; single-threaded."""
+
+    def __init__(self, server: ServerState, log: EffectLog) -> None:
+        self.server = server
+        #: the replication backlog, or a spy in tests
+        self.log = log
+        #: where effects go now: `log`, or the open group of a running script
+        self._out: EffectLog = log
+        #: the WAL's batching, once the app has replayed it; None in unit tests (records are
+        #: then logged nowhere but `log`)
+        self.durability: Durability | None = None
+        #: the database the log is in (Redis' slaveseldb): an effect in another one is
+        #: preceded by a SELECT
+        self.db = 0
+        #: job records appended so far (see the module docstring)
+        self.job_records = 0
+
+    # ------------------------------------------------------------------ cache
+
+    def cache(self, argv: list[bytes], keys: list[bytes] | tuple[bytes, ...] = (),
+              db: int | None = None) -> None:
+        """Log a cache effect and invalidate what depended on `keys` (Redis' propagateNow and
+        signalModifiedKey). `db` defaults to the running command's database."""
+        server = self.server
+        if db is None:
+            db = server.db
+        if db != self.db:
+            self._out.append([b"SELECT", str(db).encode()])
+            self.db = db
+        self._out.append(argv)
+        if server.watchers or server.tracking.tracking_clients:
+            for key in keys:
+                self.touch(key, db)
+        if server.leases.table:
+            for key in keys:
+                server.leases.invalidate(db, key)
+
+    def touch(self, key: bytes, db: int | None = None, by_engine: bool = False) -> None:
+        """A key changed (in `db`, default the running command's): transactions WATCHing it
+        must fail, clients caching it are told (Redis' signalModifiedKey). `by_engine`: no
+        client changed it (expiry, eviction)."""
+        server = self.server
+        sessions = server.watchers.get((server.db if db is None else db, key))
+        if sessions:
+            for session in sessions:
+                session.watch_dirty = True
+        if server.tracking.tracking_clients:
+            current = server.current_client
+            server.tracking.invalidate(key, None if by_engine else current, current)
+
+    def touch_db(self, db: int, replaced_with: int | None = None) -> None:
+        """Database `db` is emptied (FLUSHDB), or gets the contents of `replaced_with`
+        (SWAPDB): WATCHes on its keys that exist in either fail (touchAllWatchedKeysInDb),
+        and its GETL leases are dropped."""
+        server = self.server
+        server.leases.invalidate_db(db)
+        emptied = server.dbs[db]
+        other = None if replaced_with is None else server.dbs[replaced_with]
+        for (watched_db, key), sessions in server.watchers.items():
+            if watched_db == db and (emptied.holds(key) or (other is not None
+                                                            and other.holds(key))):
+                for session in sessions:
+                    session.watch_dirty = True
+
+    def key_removed(self, db: int, key: bytes, why: str) -> None:
+        """The cache expired or evicted a key: the log gets a DEL, watchers and keyspace
+        notification subscribers are told."""
+        self.cache([b"DEL", key], (), db)
+        self.touch(key, db, by_engine=True)
+        kind = notify.EVICTED if why == "evicted" else notify.EXPIRED
+        notify.notify(self.server, kind, why.encode(), key, db)
+
+    # ------------------------------------------------------------------ jobs
+
+    def job(self, body: bytes) -> None:
+        """The job engine's sink: an applied record, to the WAL and the log."""
+        self.job_records += 1
+        durability = self.durability
+        if durability is not None:
+            durability.append(body)
+        self._out.append([JOB_RECORD, body])
+
+    def check_writable(self) -> None:
+        """Raise the WAL's failure (`-MISCONF`), if any, before a job write changes anything."""
+        if self.durability is not None:
+            self.durability.check_writable()
+
+    def durable(self, value: Any) -> Any:
+        """The reply `value`, held back until the job records logged so far are durable."""
+        return self.durability.reply(value) if self.durability is not None else value
+
+    # ------------------------------------------------------------------ scripts
+
+    def begin_group(self) -> None:
+        """Keep the effects made from now on for the log until `end_group`, then log them as
+        one transaction (MULTI ... EXEC around several): a script's effects reach a follower
+        atomically, as Redis replicates them. WATCHes are still marked at once. A script runs
+        in slices across turns of the event loop, hence two calls rather than a `with`."""
+        self._out = _Group()
+
+    def end_group(self) -> None:
+        group = self._out
+        assert type(group) is _Group
+        self._out = log = self.log
+        records = group.records
+        if len(records) > 1:
+            log.append([b"MULTI"])
+            for argv in records:
+                log.append(argv)
+            log.append([b"EXEC"])
+        elif records:
+            log.append(records[0])
