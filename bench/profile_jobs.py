@@ -109,7 +109,7 @@ async def one_round(jobs: int, *, profile: bool) -> float:
         engine.replay(decode_record(b) for b in wal.replay())
         wal.open_for_append()
         durability = Durability(wal, "everysec", asyncio.get_running_loop())
-        engine.propagate = state.effects.job
+        engine.sink = state.effects.job
         state.jobs, state.effects.durability = engine, durability
         profiler = cProfile.Profile() if profile else None
         started = time.process_time()

@@ -109,7 +109,7 @@ class App:
         engine = JobEngine(state.clock, default_lease_ms=config.job_default_timeout,
                            tick_ms=config.timer_tick, log_max_lines=config.job_log_max_lines,
                            log_max_bytes=config.job_log_max_bytes,
-                           cron_grace_ms=config.cron_missed_grace, propagate=state.effects.job)
+                           cron_grace_ms=config.cron_missed_grace, sink=state.effects.job)
         records = map(decode_record, wal.replay())
         replayed = 0
         # Replay allocates millions of objects that all survive: the cyclic garbage collector

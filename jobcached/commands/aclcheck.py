@@ -14,7 +14,6 @@ reads), then pub/sub channels; each refusal goes to ACL LOG.
 from __future__ import annotations
 
 from jobcached.commands.commandinfo import variable_flags
-from jobcached.commands.docs import key_specs
 from jobcached.commands.keyspec import KeySpec
 from jobcached.commands.registry import Command, lookup
 from jobcached.net.replies import ErrorReply
@@ -105,7 +104,7 @@ def _key_plan(cmd: Command) -> tuple[tuple[KeySpec, int | None], ...]:
     if plan is None:
         plan = _PLANS[cmd] = tuple(
             (spec, None if "variable_flags" in spec.flags else _needed(spec.flags))
-            for spec in key_specs(cmd) if "not_key" not in spec.flags)
+            for spec in cmd.specs() if "not_key" not in spec.flags)
     return plan
 
 
@@ -162,9 +161,7 @@ def check(s: Session, cmd: Command, argv: list[bytes], context: str) -> ErrorRep
         return None
     reason, obj = found
     log_denial(s, reason, context, obj)
-    cmd.rejected_calls += 1
-    s.server.stats.total_error_replies += 1
-    s.server.count_error("NOPERM")
+    s.server.count_rejected(cmd, "NOPERM")
     return ErrorReply(refusal_text(reason, cmd))
 
 

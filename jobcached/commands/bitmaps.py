@@ -68,7 +68,6 @@ def _grown(s: Session, key: bytes, last_bit: int) -> tuple[bytearray, bool]:
 
 def _store(s: Session, key: bytes, buf: bytearray, argv: list[bytes]) -> None:
     s.keyspace.set(key, bytes(buf), keepttl=True)
-    s.server.effects.cache(argv, (key,))
 
 
 # --------------------------------------------------------------------------- single bits
@@ -244,7 +243,6 @@ def bitop(s: Session, argv: list[bytes]) -> int:
                 acc ^= other
         result = acc.to_bytes(size, "big")
     ks.set(dest, result)
-    s.server.effects.cache(argv, (dest,))
     notify(s.server, STRING, b"set", dest)
     return size
 

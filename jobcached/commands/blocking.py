@@ -9,9 +9,11 @@ it resolves. Across clients the one that blocked first on a key is served first,
 
 Commands that add data to a key (LPUSH, RPUSH, LMOVE, ZADD, ZINCRBY ..., and any command that
 creates a list or a sorted set: RENAME, COPY, RESTORE, SORT ... STORE, ZUNIONSTORE ...) call
-`signal_key_ready(server, key)` once their own effect is propagated. It costs one dict lookup when
-nobody waits on the key. Otherwise the key's queue is walked in order and each waiter is asked to
-serve itself from the key (`Waiter.serve`) until the key has nothing left. Serving is an ordinary
+`signal_key_ready(server, key)`. It costs one dict lookup when nobody waits on the key; otherwise
+the key is marked ready, and once the command has run and its effect is logged (the dispatcher's
+`call` ends with `serve_ready`, as Redis' processCommand calls handleClientsBlockedOnKeys after
+call()), the key's queue is walked in order and each waiter is asked to serve itself from the
+key (`Waiter.serve`) until the key has nothing left. Serving is an ordinary
 mutation: it pops, propagates its own effect (LPOP, LMOVE, ZPOPMIN ...) and becomes the waiter's
 reply. Serving can make another key ready (BLMOVE pushes to its destination): ready keys are
 queued and handled in turn by the same loop, never recursively.
@@ -86,7 +88,9 @@ class BlockedKeys:
     def __init__(self, server: ServerState) -> None:
         self.server = server
         self.queues: dict[DbKey, dict[Waiter, None]] = {}
-        self.ready: dict[DbKey, None] = {}  # keys signalled and not yet walked, in order
+        #: keys signalled and not yet walked, in order: the server's dict, which the
+        #: dispatcher tests after each command
+        self.ready: dict[DbKey, None] = server.ready_keys
         self.serving = False
         self.atomic_depth = 0
         self.blocked = 0  # waiters alive: INFO's blocked_clients
@@ -223,16 +227,18 @@ def pop_or_block(s: Session, keys: Sequence[bytes], timeout_ms: int, take: Serve
 
 
 def signal_key_ready(server: ServerState, key: bytes, db: int | None = None) -> None:
-    """Data was added to `key` (or the key was created) in `db`, by default the running
-    command's database: serve clients blocked on it."""
+    """Data was added to `key` (or the key was created, or removed) in `db`, by default the
+    running command's database: clients blocked on it are served when the command has run
+    (the dispatcher's `call` ends with `serve_ready`), or the transaction or script around
+    it; at once when no command runs (the key expired or was evicted)."""
     reg: BlockedKeys | None = getattr(server, _ATTR, None)
     if reg is None:
         return
     db_key = (server.db if db is None else db, key)
-    if db_key not in reg.queues:
-        return
-    reg.ready[db_key] = None
-    reg.serve_ready()
+    if db_key in reg.queues:
+        reg.ready[db_key] = None
+        if server.current_client is None:  # no command runs (expiry, eviction): serve now
+            reg.serve_ready()
 
 
 def signal_db_ready(server: ServerState, db: int) -> None:
@@ -243,8 +249,7 @@ def signal_db_ready(server: ServerState, db: int) -> None:
         return
     for db_key in list(reg.queues):
         if db_key[0] == db:
-            reg.ready[db_key] = None
-    reg.serve_ready()
+            reg.ready[db_key] = None  # served after the command, as by `signal_key_ready`
 
 
 @contextmanager

@@ -17,7 +17,6 @@ from jobcached.commands.registry import (
     ADMIN,
     LOADING,
     STALE,
-    all_commands,
     container,
     subcommand,
 )
@@ -157,9 +156,6 @@ def config_resetstat(s: Session, argv: list[bytes]) -> Any:
     server = s.server
     server.stats = Stats()
     server.errorstats.clear()
-    server.command_latency.clear()
+    server.command_stats.clear()
     server.slowlog.reset()
-    for cmd in all_commands():
-        for c in [cmd, *cmd.subcommands.values()]:
-            c.calls = c.usec = c.failed_calls = c.rejected_calls = 0
     return OK

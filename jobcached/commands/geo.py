@@ -318,11 +318,9 @@ def _store(s: Session, argv: list[bytes], dst: bytes, result: ZSet | None, flags
     ks = s.keyspace
     if result:
         ks.set(dst, result)
-        s.server.effects.cache(argv, (dst,))
         notify(s.server, ZSET, b"geosearchstore" if flags & _SEARCH else b"georadiusstore", dst)
         blocking.signal_key_ready(s.server, dst)
     elif ks.delete(dst):
-        s.server.effects.cache(argv, (dst,))
         notify(s.server, GENERIC, b"del", dst)
 
 

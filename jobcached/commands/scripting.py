@@ -249,6 +249,7 @@ class Scripting:
             return self._finish(run)
         reply = Deferred(blocking=True)
         server.busy_script = BusyScript(run, argv)
+        server.refresh_gate()
         assert loop is not None
         loop.call_soon(self._resume, loop, run, reply)
         return reply
@@ -259,6 +260,7 @@ class Scripting:
             loop.call_soon(self._resume, loop, run, reply)
             return
         self.server.busy_script = None
+        self.server.refresh_gate()
         reply.resolve_with(self._finish(run))
 
     def _finish(self, run: ScriptRun) -> Any:

@@ -138,11 +138,9 @@ def _sort(s: Session, argv: list[bytes], readonly: bool) -> Any:
         items = deque(picked)
     if items:
         ks.set(store, items)
-        s.server.effects.cache(argv, (store,))
         notify(s.server, LIST, b"sortstore", store)
         blocking.signal_key_ready(s.server, store)
     elif ks.delete(store):
-        s.server.effects.cache(argv, (store,))
         notify(s.server, GENERIC, b"del", store)
     return len(items)
 

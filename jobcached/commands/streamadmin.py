@@ -143,7 +143,6 @@ def xgroup_destroy(s: Session, argv: list[bytes]) -> int:
         return 0
     del stream.groups[argv[3]]
     account(s, argv[2])
-    s.server.effects.cache(argv, (argv[2],))
     notify(s.server, STREAM, b"xgroup-destroy", argv[2])
     blocking.signal_key_ready(s.server, argv[2])
     return 1
@@ -165,7 +164,6 @@ def xgroup_createconsumer(s: Session, argv: list[bytes]) -> int:
         return 0
     g.consumer(argv[4], s.server.clock.now_ms())
     account(s, argv[2])
-    s.server.effects.cache(argv, (argv[2],))
     notify(s.server, STREAM, b"xgroup-createconsumer", argv[2])
     return 1
 
@@ -186,7 +184,6 @@ def xgroup_delconsumer(s: Session, argv: list[bytes]) -> int:
     if pending is not None:
         account(s, argv[2])
         notify(s.server, STREAM, b"xgroup-delconsumer", argv[2])
-    s.server.effects.cache(argv, (argv[2],))
     return pending or 0
 
 

@@ -252,7 +252,6 @@ def xack(s: Session, argv: list[bytes]) -> int:
     acked = sum(1 for sid in ids if g.ack(sid))
     if acked:
         account(s, key)
-        s.server.effects.cache(argv, (key,))
     return acked
 
 

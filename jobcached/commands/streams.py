@@ -301,7 +301,6 @@ def xdel(s: Session, argv: list[bytes]) -> int:
     deleted = sum(1 for sid in ids if stream.delete(sid))
     if deleted:
         s.keyspace.notify_modified(key, 0)
-        s.server.effects.cache(argv, (key,))
         notify(s.server, STREAM, b"xdel", key)
     return deleted
 
@@ -378,7 +377,7 @@ def xsetid(s: Session, argv: list[bytes]) -> Any:
         stream.entries_added = entries_added
     if max_deleted:
         stream.max_deleted_id = max_deleted
-    s.server.effects.cache(argv, (key,))
+    s.keyspace.notify_modified(key, 0)  # a change in place: re-measured, and logged
     notify(s.server, STREAM, b"xsetid", key)
     return OK
 

@@ -151,7 +151,6 @@ def set_(s: Session, argv: list[bytes]) -> Any:
         key = argv[1]
         s.keyspace.set(key, argv[2])
         server = s.server
-        server.effects.cache(argv, (key,))
         if server.notify_flags:  # notify() tests it too; this spares the hot path a call
             notify(server, STRING, b"set", key)
         return OK
@@ -443,7 +442,6 @@ def _incr(s: Session, argv: list[bytes], delta: int) -> int:
         raise CommandError("increment or decrement would overflow")
     value += delta
     ks.set(key, b"%d" % value, keepttl=True)
-    s.server.effects.cache(argv, (key,))
     notify(s.server, STRING, b"incrby", key)
     return value
 

@@ -33,7 +33,14 @@ from jobcached.jobs.model import State
 from jobcached.jobs.ready import ReadyQueue
 from jobcached.observability.rates import rates
 from jobcached.server.interfaces import CommandRow
-from jobcached.server.state import LATENCY_SLOTS, ServerState
+from jobcached.server.state import (
+    FAILED,
+    LATENCY_SLOTS,
+    REJECTED,
+    USEC,
+    ServerState,
+    calls_of,
+)
 
 #: Queues listed in INFO jobs; QUEUE.LIST and QUEUE.STATS reach the others.
 INFO_MAX_QUEUES = 1000
@@ -277,12 +284,15 @@ def _cluster(state: ServerState) -> list[tuple[str, object]]:
 
 def _commandstats(state: ServerState, commands: CommandTable) -> list[tuple[str, object]]:
     rows: list[tuple[str, object]] = []
+    command_stats = state.command_stats
     for cmd in commands():
-        if cmd.calls or cmd.rejected_calls or cmd.failed_calls:
-            per_call = cmd.usec / cmd.calls if cmd.calls else 0.0
+        stats = command_stats.get(cmd)
+        if stats is not None:
+            calls, usec = calls_of(stats), stats[USEC]
+            per_call = usec / calls if calls else 0.0
             rows.append((f"cmdstat_{cmd.fullname}",
-                         f"calls={cmd.calls},usec={cmd.usec},usec_per_call={per_call:.2f},"
-                         f"rejected_calls={cmd.rejected_calls},failed_calls={cmd.failed_calls}"))
+                         f"calls={calls},usec={usec},usec_per_call={per_call:.2f},"
+                         f"rejected_calls={stats[REJECTED]},failed_calls={stats[FAILED]}"))
     return rows
 
 
@@ -307,10 +317,10 @@ def percentile_us(histogram: list[int], percentile: float) -> float:
 
 def _latencystats(state: ServerState, commands: CommandTable) -> list[tuple[str, object]]:
     rows: list[tuple[str, object]] = []
-    latency = state.command_latency
+    command_stats = state.command_stats
     for cmd in commands():
-        histogram = latency.get(cmd)
-        if histogram is not None:
+        histogram = command_stats.get(cmd)
+        if histogram is not None and calls_of(histogram):
             values = ",".join(f"p{p:g}={percentile_us(histogram, p):.3f}"
                               for p in LATENCY_PERCENTILES)
             rows.append((f"latency_percentiles_usec_{cmd.fullname}", values))

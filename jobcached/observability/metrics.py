@@ -3,7 +3,7 @@
 Why a collector and not prometheus-client's Counter objects: a `Counter.inc()` takes a lock
 and does a dict lookup per label set, which on the command path would cost more than many of
 the commands themselves. Instead, everything on the hot path is a plain int (or a slot of a
-list) bumped in place — `cmd.calls += 1`, `histogram[usec.bit_length()] += 1`,
+list) bumped in place — `stats[usec.bit_length()] += 1` per command call,
 `queue.pushed += 1` — and `JobcachedCollector.collect()` turns those into metric families only
 when Prometheus scrapes /metrics. The cost of metrics per request is therefore a few integer
 operations; the cost per scrape grows with the number of commands, shards and queues.
@@ -38,7 +38,13 @@ from jobcached import REDIS_COMPAT_VERSION, __version__
 from jobcached.jobs.model import State
 from jobcached.persistence.wal import RealFs
 from jobcached.server.latency import DISABLED, HISTORY_LEN
-from jobcached.server.state import LATENCY_SLOTS, new_latency_histogram
+from jobcached.server.state import (
+    FAILED,
+    LATENCY_SLOTS,
+    REJECTED,
+    calls_of,
+    new_latency_histogram,
+)
 
 if TYPE_CHECKING:
     from jobcached.server.interfaces import CommandRow
@@ -165,14 +171,14 @@ class JobcachedCollector:
             "jobcached_command_errors", "Commands that replied with an error (failed while "
             "running, or rejected before: -NOAUTH, -OOM), per command.", labels=["cmd"])
         groups: dict[str, list[list[int]]] = {}
-        latency = state.command_latency
+        command_stats = state.command_stats
         for cmd in self.commands():
-            if cmd.calls or cmd.failed_calls or cmd.rejected_calls:
-                calls.add_metric([cmd.fullname], cmd.calls)
-                errors.add_metric([cmd.fullname], cmd.failed_calls + cmd.rejected_calls)
-            histogram = latency.get(cmd)
-            if histogram is not None:
-                groups.setdefault(cmd.group, []).append(histogram)
+            stats = command_stats.get(cmd)
+            if stats is None:
+                continue
+            calls.add_metric([cmd.fullname], calls_of(stats))
+            errors.add_metric([cmd.fullname], stats[FAILED] + stats[REJECTED])
+            groups.setdefault(cmd.group, []).append(stats[:LATENCY_SLOTS + 1])
         yield calls
         yield errors
         duration = HistogramMetricFamily(

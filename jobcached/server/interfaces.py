@@ -2,7 +2,7 @@
 
 Why: `ServerState` carries objects that `commands/` creates on first use (the registry of
 clients blocked on keys, the CLIENT PAUSE in force, the scripting glue, a script running past
-busy-reply-threshold) and a latency histogram per command-table row, while `server/` and
+busy-reply-threshold) and counters per command-table row, while `server/` and
 `observability/` sit below `commands/` and may not import it. So the state's fields are typed
 with these protocols; each owning module keeps the concrete class, which satisfies its
 protocol structurally (mypy checks it where the object is stored).
@@ -20,26 +20,16 @@ if TYPE_CHECKING:
 
 
 class CommandRow(Protocol):
-    """A row of the command table (commands.registry.Command) with its running counters:
-    what INFO commandstats / latencystats and /metrics read."""
+    """A row of the command table (commands.registry.Command), the key of
+    ServerState.command_stats: what INFO commandstats / latencystats and /metrics read."""
 
     @property
-    def fullname(self) -> str: ...
+    def fullname(self) -> str:
+        """`get`, or `client|id` for a subcommand."""
+        ...
 
     @property
     def group(self) -> str: ...
-
-    @property
-    def calls(self) -> int: ...
-
-    @property
-    def usec(self) -> int: ...
-
-    @property
-    def failed_calls(self) -> int: ...
-
-    @property
-    def rejected_calls(self) -> int: ...
 
 
 class KeyWaiters(Protocol):
@@ -48,6 +38,10 @@ class KeyWaiters(Protocol):
     @property
     def blocked(self) -> int:
         """Waiters alive now: INFO's blocked_clients."""
+        ...
+
+    def serve_ready(self) -> None:
+        """Serve the waiters of the keys signalled ready (the dispatcher, after a command)."""
         ...
 
 

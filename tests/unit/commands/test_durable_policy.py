@@ -49,7 +49,7 @@ def session() -> tuple[Session, HeldDurability]:
     load_all()
     clock = ManualClock(1_000_000)
     server = ServerState(Config(), clock=clock)
-    server.jobs = JobEngine(clock, propagate=server.effects.job)
+    server.jobs = JobEngine(clock, sink=server.effects.job)
     durability = HeldDurability()
     server.effects.durability = durability  # type: ignore[assignment]
     return Session(server, Quiet(), "test", "", True), durability  # type: ignore[arg-type]

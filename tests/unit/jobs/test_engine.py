@@ -18,7 +18,7 @@ def make_engine(seed: int = 1) -> tuple[JobEngine, ManualClock, list[dict]]:
     clock = ManualClock()
     records: list[dict] = []
     engine = JobEngine(clock, rng=random.Random(seed),
-                       propagate=lambda body: records.append(decode_record(body)))
+                       sink=lambda body: records.append(decode_record(body)))
     return engine, clock, records
 
 

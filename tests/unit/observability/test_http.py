@@ -91,7 +91,7 @@ def test_readyz_is_503_after_a_wal_failure_and_200_once_it_heals(tmp_path: Path,
         wal.open_for_append()
         engine = JobEngine(ManualClock(), rng=random.Random(1))
         durability = Durability(wal, "always", asyncio.get_running_loop())
-        engine.propagate = state.effects.job
+        engine.sink = state.effects.job
         state.jobs, state.effects.durability = engine, durability
         assert respond(state, None, "GET", "/readyz").status == 200
 

@@ -54,7 +54,7 @@ def session() -> Session:
     load_all()
     clock = ManualClock(1_000_000)
     server = ServerState(Config(), clock=clock)
-    server.jobs = JobEngine(clock, propagate=server.effects.job)
+    server.jobs = JobEngine(clock, sink=server.effects.job)
     server.effects.durability = FakeDurability()  # type: ignore[assignment]
     return Session(server, Quiet(), "test", "", True)
 
