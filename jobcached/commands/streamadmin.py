@@ -19,8 +19,8 @@ from jobcached.commands.streamargs import entries_reply, parse_id, strict_id, to
 from jobcached.commands.streamgroups import account
 from jobcached.errors import CommandError
 from jobcached.net.replies import OK
-from jobcached.net.session import Session
 from jobcached.server.notify import STREAM, notify
+from jobcached.server.session import Session
 
 XINFO_FULL_DEFAULT_COUNT = 10  # entries and PEL items per group/consumer in XINFO STREAM FULL
 

@@ -19,7 +19,8 @@ served from the new position by the next XADD, as in Redis 7.0 (SETID itself wak
 from __future__ import annotations
 
 import weakref
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from jobcached.cache.stream import MAX_ID, Consumer, Group, Nack, Stream, format_id
 from jobcached.commands import blocking
@@ -38,8 +39,11 @@ from jobcached.commands.streamargs import (
 )
 from jobcached.errors import CommandError, SyntaxErr
 from jobcached.net.replies import NULL_ARRAY, Deferred, ErrorReply
-from jobcached.net.session import Session
 from jobcached.server.notify import STREAM, notify
+from jobcached.server.session import Session
+
+if TYPE_CHECKING:
+    from jobcached.server.state import ServerState
 
 #: XAUTOCLAIM visits at most COUNT * this many PEL entries per call (Redis' attempts_factor).
 AUTOCLAIM_ATTEMPTS_FACTOR = 10
@@ -213,14 +217,18 @@ def watch_deletion(s: Session, keys: list[bytes], reply: Deferred) -> None:
     so that happens at once, after the keyspace has finished removing the key. RENAME and MOVE
     keep the object alive under another name: they signal the old name themselves."""
     server, db = s.server, s.db
-    refs = []
+    refs: list[weakref.ref[Stream]] = []
     for key in keys:
         value = s.keyspace.lookup_write(key)
         if type(value) is Stream:
-            refs.append(weakref.ref(value, lambda _, k=key: blocking.signal_key_ready(server, k,
-                                                                                      db)))
+            refs.append(weakref.ref(value, _signal_when_dropped(server, key, db)))
     if refs:
         reply.add_callback(lambda _: refs.clear())
+
+
+def _signal_when_dropped(server: ServerState, key: bytes, db: int) -> Callable[[object], None]:
+    """The weak reference callback of `watch_deletion`: wakes the waiters of `key`."""
+    return lambda _: blocking.signal_key_ready(server, key, db)
 
 
 # ------------------------------------------------------------------------------- acknowledging

@@ -25,7 +25,7 @@ from jobcached.commands.registry import (
 )
 from jobcached.errors import CommandError
 from jobcached.net.replies import NULL_ARRAY, OK, Deferred, ErrorReply
-from jobcached.net.session import Session
+from jobcached.server.session import Session
 
 
 @command("MULTI", arity=1, flags=LOADING | STALE | FAST | NO_MULTI | ALLOW_BUSY,

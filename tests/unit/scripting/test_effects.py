@@ -16,7 +16,7 @@ from jobcached.commands.registry import load_all
 from jobcached.commands.scripting import Scripting
 from jobcached.config import Config
 from jobcached.net.replies import NULL_ARRAY, ErrorReply, Simple
-from jobcached.net.session import Session
+from jobcached.server.session import Session
 from jobcached.server.state import ServerState
 
 
