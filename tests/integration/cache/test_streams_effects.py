@@ -49,6 +49,19 @@ def test_xadd_effects_carry_concrete_ids() -> None:
     assert local.effects("XDEL", "s", "1-1") == []
 
 
+def test_xgroup_create_effect_keeps_mkstream_when_it_made_the_stream() -> None:
+    """Without MKSTREAM in the effect a follower refuses it (no such key) and has no stream."""
+    local = Local()
+    assert local.effects("XGROUP", "CREATE", "s", "g", "$", "MKSTREAM") == [
+        [b"XGROUP", b"CREATE", b"s", b"g", b"0-0", b"MKSTREAM", b"ENTRIESREAD", b"-1"]]
+    assert local.effects("XGROUP", "CREATE", "s", "h", "$", "MKSTREAM") == [
+        [b"XGROUP", b"CREATE", b"s", b"h", b"0-0", b"ENTRIESREAD", b"-1"]]
+    follower = Local()
+    for argv in local.state.backlog.since(0) or []:
+        follower(*argv)
+    assert follower("XINFO", "GROUPS", "s") == local("XINFO", "GROUPS", "s")
+
+
 def test_xreadgroup_effects_are_claims_and_setid() -> None:
     local = Local()
     local("XADD", "s", "1-0", "f", "v")
