@@ -1,0 +1,436 @@
+"""Replaying the effect log rebuilds the server: the one-effect-sink contract (issue 17).
+
+Why: a follower and crash recovery will only ever see what `server/effects.py` was given. If a
+handler propagates the wrong effect (a relative TTL, a random pick, a forgotten write), or a
+write reaches no effect at all, the copy drifts from the leader without any error. So a seeded
+random mix of cache commands, scripts, transactions and job commands runs on a "leader" whose
+effects go to a spy (`Effects.attach`), with the clock moving between commands so keys expire
+(lazily and actively), leases and delays run out and cron slots fire; some runs have a small
+`maxmemory` so keys are evicted. The spy's entries are then applied to a fresh "follower": cache
+effects as commands (SELECT and MULTI/EXEC included), `JOB.RECORD` bodies through its engine's
+`replay`. Both must then hold the same keys, types, values, TTLs, stream groups, and the same
+jobs, queues, cron entries and batches.
+
+Each entry is applied at the leader's time when it was logged. A Redis replica never expires a
+key by itself (it waits for the master's DEL); this server has no follower mode yet, so a
+follower at a later time would expire a key the leader still held when it wrote next to it
+(LMOVE from a list whose TTL passed since is then a no-op on the follower only). At the same
+time, the follower expires nothing the leader had not already logged a DEL for. The follower
+has no `maxmemory`, like a Redis replica (replica-ignore-maxmemory): only the leader's DELs
+evict. Its job engine is never ticked: time-driven job changes arrive as records.
+
+Fully in process: `dispatch.execute` on sessions without connections, a ManualClock, no loop.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from jobcached.clock import ManualClock
+from jobcached.commands.dispatch import execute
+from jobcached.commands.registry import load_all
+from jobcached.config import Config
+from jobcached.jobs.engine import JobEngine
+from jobcached.jobs.jobstate import RUNNING
+from jobcached.jobs.model import State
+from jobcached.jobs.records import decode_record
+from jobcached.net.replies import ErrorReply
+from jobcached.net.session import Session
+from jobcached.server.effects import JOB_RECORD
+from jobcached.server.state import ServerState
+from tests.unit.scripting.test_effects import Quiet
+
+START_MS = 1_700_000_000_000
+DATABASES = 3  # of the 16: few enough that MOVE, COPY DB and SELECT meet keys again
+COMMANDS = 300
+SEEDS = [1, 2, 3, 4, 5]
+
+
+class Spy:
+    """An effect log that keeps every entry with the leader's time when it was appended."""
+
+    def __init__(self, clock: ManualClock) -> None:
+        self.clock = clock
+        self.entries: list[tuple[int, list[bytes]]] = []
+
+    def append(self, argv: list[bytes]) -> int:
+        self.entries.append((self.clock.now_ms(), argv))
+        return len(self.entries) - 1
+
+
+class Server:
+    """A ServerState with a job engine and one session, on its own ManualClock."""
+
+    def __init__(self, config: Config, seed: int) -> None:
+        self.clock = ManualClock(START_MS)
+        self.state = ServerState(config, clock=self.clock)
+        self.state.dbs.rng.seed(seed)
+        self.engine = JobEngine(self.clock, rng=random.Random(seed),
+                                propagate=self.state.effects.job)
+        self.state.jobs = self.engine
+        self.session = Session(self.state, Quiet(), "test", "", True)
+
+    def __call__(self, *argv: str | bytes | int) -> Any:
+        return execute(self.session, [a if isinstance(a, bytes) else str(a).encode()
+                                      for a in argv])
+
+    def move_to(self, now_ms: int) -> None:
+        self.clock.advance(now_ms - self.clock.now_ms())
+
+
+# ---------------------------------------------------------------------------- the workload
+
+
+class Workload:
+    """Random commands over small key pools, so they meet existing keys (and, now and then,
+    a key of another type: WRONGTYPE must log nothing)."""
+
+    def __init__(self, rng: random.Random, leader: Server, cache_budget: int) -> None:
+        self.rng = rng
+        self.leader = leader
+        #: bytes the cache may use besides the jobs (0: no maxmemory); see `step`
+        self.cache_budget = cache_budget
+        self.job_ids: list[str] = []
+        self.db = 0
+        self.ops: list[tuple[int, Callable[[], list[Any]]]] = [
+            (12, self.string), (8, self.keys), (6, self.hash), (6, self.list), (5, self.set),
+            (5, self.zset), (8, self.stream), (3, self.script), (3, self.transaction),
+            (20, self.job), (2, self.select)]
+        self.weights = [weight for weight, _ in self.ops]
+
+    def key(self, prefix: str) -> str:
+        if self.rng.random() < 0.05:
+            prefix = self.rng.choice("shlxzn")
+        return f"{prefix}{self.rng.randrange(4)}"
+
+    def ttl(self) -> list[Any]:
+        rng = self.rng
+        return rng.choice([[], [], ["EX", rng.randint(1, 4)], ["PX", rng.randint(50, 3000)],
+                           ["PXAT", self.leader.clock.now_ms() + rng.randint(-100, 3000)]])
+
+    def next(self) -> list[Any]:
+        return self.rng.choices(self.ops, self.weights)[0][1]()
+
+    def select(self) -> list[Any]:
+        self.db = self.rng.randrange(DATABASES)
+        return ["SELECT", self.db]
+
+    def cache(self) -> list[Any]:
+        """A cache command of any family but scripts and transactions (for inside those)."""
+        family = self.rng.choice([self.string, self.keys, self.hash, self.list, self.set,
+                                  self.zset, self.stream])
+        return family()
+
+    def string(self) -> list[Any]:
+        rng, k = self.rng, self.key("s")
+        n = self.key("n")
+        choices: list[list[Any]] = [
+            ["SET", k, f"v{rng.randrange(100)}", *self.ttl(),
+             *rng.choice([[], [], ["NX"], ["XX"], ["GET"]])],
+            ["SET", k, "kept", "KEEPTTL"],
+            ["INCR", n], ["INCRBY", n, rng.randint(-5, 5)],
+            ["INCRBYFLOAT", n, rng.choice(["1.5", "-0.25", "3e2"])],
+            ["APPEND", k, "ab"], ["SETRANGE", k, rng.randrange(6), "XY"],
+            ["GETDEL", k], ["GETEX", k, *rng.choice([[], ["PERSIST"], ["EX", 2], ["PX", 700],
+                                                     ["PXAT", self.leader.clock.now_ms() - 1]])],
+            ["MSET", k, "m", self.key("s"), "m2"],
+        ]
+        return rng.choice(choices)
+
+    def keys(self) -> list[Any]:
+        rng, prefix = self.rng, self.rng.choice("shlxzn")
+        k, other = self.key(prefix), self.key(prefix)
+        now = self.leader.clock.now_ms()
+        choices: list[list[Any]] = [
+            ["DEL", k, self.key(prefix)], ["UNLINK", k],
+            ["EXPIRE", k, rng.randint(1, 5), *rng.choice([[], ["NX"], ["GT"]])],
+            ["PEXPIRE", k, rng.randint(100, 4000)],
+            ["PEXPIREAT", k, now + rng.randint(-500, 4000)], ["PERSIST", k],
+            ["RENAME", k, other], ["RENAMENX", k, other],
+            ["COPY", k, other, *rng.choice([[], ["REPLACE"], ["DB", rng.randrange(DATABASES)]])],
+            ["MOVE", k, rng.randrange(DATABASES)],
+        ]
+        return rng.choice(choices)
+
+    def hash(self) -> list[Any]:
+        rng, h, f = self.rng, self.key("h"), f"f{self.rng.randrange(5)}"
+        return rng.choice([
+            ["HSET", h, f, rng.randrange(50), f"f{rng.randrange(5)}", "x"],
+            ["HSETNX", h, f, "y"], ["HINCRBY", h, f, rng.randint(-3, 3)],
+            ["HINCRBYFLOAT", h, f, rng.choice(["0.5", "-1.25"])], ["HDEL", h, f, "f9"]])
+
+    def list(self) -> list[Any]:
+        rng, k = self.rng, self.key("l")
+        side = ["LEFT", "RIGHT"]
+        return rng.choice([
+            ["LPUSH", k, *(f"e{rng.randrange(9)}" for _ in range(rng.randint(1, 3)))],
+            ["RPUSH", k, "r"], ["RPOP", k, *rng.choice([[], [2]])], ["LPOP", k],
+            ["LMOVE", k, self.key("l"), rng.choice(side), rng.choice(side)],
+            ["LTRIM", k, rng.randint(-3, 1), rng.randint(-2, 3)], ["LSET", k, 0, "set"],
+            ["LREM", k, 0, "e1"], ["LINSERT", k, "BEFORE", "e2", "ins"]])
+
+    def set(self) -> list[Any]:
+        rng, k = self.rng, self.key("x")
+        return rng.choice([
+            ["SADD", k, *(f"m{rng.randrange(9)}" for _ in range(rng.randint(1, 4)))],
+            ["SPOP", k], ["SPOP", k, rng.randint(1, 3)], ["SREM", k, f"m{rng.randrange(9)}"],
+            ["SMOVE", k, self.key("x"), f"m{rng.randrange(9)}"],
+            ["SINTERSTORE", self.key("x"), k, self.key("x")]])
+
+    def zset(self) -> list[Any]:
+        rng, k, m = self.rng, self.key("z"), f"m{self.rng.randrange(6)}"
+        return rng.choice([
+            ["ZADD", k, *rng.choice([[], ["NX"], ["XX"], ["GT"]]), rng.randint(-5, 20), m],
+            ["ZINCRBY", k, rng.choice(["1", "-2.5"]), m], ["ZPOPMIN", k, *rng.choice([[], [2]])],
+            ["ZPOPMAX", k], ["ZREM", k, m],
+            ["ZREMRANGEBYSCORE", k, rng.randint(-5, 5), rng.randint(5, 15)],
+            ["ZUNIONSTORE", self.key("z"), 2, k, self.key("z")]])
+
+    def stream(self) -> list[Any]:
+        """Two streams (and a stray key now and then), mostly one group: so that reads by
+        group, claims and acks find something."""
+        rng = self.rng
+        k = f"t{rng.randrange(2)}" if rng.random() < 0.95 else self.key("s")
+        group = rng.choice(["g0", "g0", "g1"])
+        choices: list[tuple[int, list[Any]]] = [
+            (5, ["XADD", k, *rng.choice([[], ["MAXLEN", rng.randint(3, 8)]]), "*", "f",
+                 rng.randrange(100)]),
+            (1, ["XTRIM", k, "MAXLEN", rng.randint(2, 6)]),
+            (2, ["XGROUP", "CREATE", k, group, rng.choice(["0", "$"]), "MKSTREAM"]),
+            (4, ["XREADGROUP", "GROUP", group, f"c{rng.randrange(2)}", "COUNT",
+                 rng.randint(1, 3), "STREAMS", k, rng.choice([">", ">", "0"])]),
+            (1, ["XAUTOCLAIM", k, group, "c9", rng.randint(0, 2000), "0", "COUNT", 2]),
+            (1, ["XDEL", k, f"{START_MS}-0"]), (1, ["XGROUP", "DELCONSUMER", k, group, "c1"]),
+            (1, ["XGROUP", "SETID", k, group, rng.choice(["0", "$"])]),
+        ]
+        pending = self.leader("XPENDING", k, group, "-", "+", 5)
+        if isinstance(pending, list) and pending:
+            ids = [entry[0] for entry in pending]
+            choices += [(3, ["XACK", k, group, *ids[:2]]),
+                        (1, ["XCLAIM", k, group, "c1", rng.randint(0, 1000), ids[-1]])]
+        return pick(rng, choices)
+
+    def script(self) -> list[Any]:
+        """Two writes in one script (MULTI ... EXEC in the log), sometimes with a job push
+        between them, sometimes failing after the first (whose effect stands)."""
+        rng = self.rng
+        middle = rng.choice(["", "redis.call('JOB.PUSH', 'q0', 'from-script') ",
+                             "redis.call('INCR', KEYS[1]) "])
+        return ["EVAL", f"redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) {middle}"
+                "return redis.call('HINCRBY', KEYS[2], 'f', 1)", 2, self.key("s"),
+                self.key("h"), rng.randrange(9), rng.randint(100, 3000)]
+
+    def transaction(self) -> list[Any]:
+        """Runs MULTI and its queued commands; returns the EXEC for the caller to run."""
+        self.leader("MULTI")
+        for _ in range(self.rng.randint(1, 3)):
+            self.leader(*(self.job() if self.rng.random() < 0.3 else self.cache()))
+        return ["EXEC"]
+
+    def job(self) -> list[Any]:
+        rng = self.rng
+        queue = f"q{rng.randrange(3)}"
+        job_id = rng.choice(self.job_ids) if self.job_ids else "nope"
+        running = [job for job in self.leader.engine.jobs.values() if job.state is RUNNING]
+        choices: list[tuple[int, list[Any]]] = [
+            (5, ["JOB.PUSH", queue, f"p{rng.randrange(50)}",
+                 *rng.choice([[], ["DELAY", rng.randint(1, 3000)], ["AT", START_MS]]),
+                 *rng.choice([[], ["PRIORITY", rng.randint(-2, 5)]]),
+                 *rng.choice([[], ["KEY", f"key{rng.randrange(5)}", "KEYTTL", 5000]]),
+                 *rng.choice([[], ["RETRIES", rng.randint(0, 2), "BACKOFF", 100, 1000]]),
+                 *rng.choice([[], ["EXPIRE", self.leader.clock.now_ms() + rng.randint(1, 4000)]])
+                 ]),
+            (2, ["JOB.PUSH", queue, "plain"]),
+            (5, ["JOB.FETCH", "COUNT", rng.randint(1, 3), "LEASE", rng.randint(200, 3000),
+                 "WORKER", "w1", "QUEUES", queue, f"q{rng.randrange(3)}"]),
+            (1, ["JOB.CANCEL", job_id]), (1, ["JOB.RETRY", job_id]),
+            (1, [rng.choice(["QUEUE.PAUSE", "QUEUE.RESUME", "QUEUE.RESUME"]), queue]),
+            (1, ["QUEUE.LIMIT", queue, "CONCURRENCY", rng.choice(["NONE", 2, 4])]),
+            (1, ["CRON.SET", f"c{rng.randrange(2)}", "* * * * *", queue, "tick",
+                 *rng.choice([[], ["PRIORITY", 2]])]),
+            (1, ["CRON.DEL", f"c{rng.randrange(2)}"]),
+            (1, [rng.choice(["CRON.PAUSE", "CRON.RESUME"]), f"c{rng.randrange(2)}"]),
+            (1, ["DLQ.REQUEUE", "ALL", "QUEUE", queue]),
+        ]
+        if running:
+            job = rng.choice(running)
+            choices += [
+                (5, ["JOB.ACK", job.id, job.token, *rng.choice([[], ["RESULT", "done"]])]),
+                (1, ["JOB.ACK", job.id, "stale-token"]),
+                (3, ["JOB.FAIL", job.id, job.token, "boom",
+                     *rng.choice([[], ["RETRYIN", rng.randint(1, 2000)], ["NORETRY"]])]),
+                (1, ["JOB.BEAT", job.id, job.token, "EXTEND", rng.randint(100, 3000)]),
+                (1, ["JOB.LOG", job.id, job.token, "line"])]
+        return pick(rng, choices)
+
+    def step(self) -> None:
+        """One command, then the clock moves on and the server's timers run (as app.py's
+        timer task and expiry cron do).
+
+        Jobs count against maxmemory but are never evicted, and they pile up here (nothing
+        archives them): a fixed maxmemory would soon leave the cache no room at all, and an
+        empty keyspace to compare. So maxmemory follows the jobs, `cache_budget` above them."""
+        leader = self.leader
+        if self.cache_budget:
+            leader("CONFIG", "SET", "maxmemory", leader.engine.used_memory + self.cache_budget)
+        reply = leader(*self.next())
+        if isinstance(reply, bytes) and reply.startswith(b"01") and len(reply) == 26:
+            self.job_ids.append(reply.decode())
+        leader.clock.advance(self.rng.choice([0, 1, 10, 50, 200, 200, 700, 1500, 4000]))
+        leader.engine.tick()
+        for callback in leader.state.timers.advance(leader.clock.now_ms()):
+            callback()
+        if self.rng.random() < 0.5:
+            leader.state.dbs.active_expire_cycle()
+
+
+def pick(rng: random.Random, choices: list[tuple[int, list[Any]]]) -> list[Any]:
+    return rng.choices([argv for _, argv in choices], [weight for weight, _ in choices])[0]
+
+
+# ---------------------------------------------------------------------------- replay
+
+
+def replay(spy: Spy, follower: Server) -> None:
+    """Apply the leader's log to the follower, each entry at its own time; a script's or a
+    transaction's group as one MULTI/EXEC when it holds only cache effects."""
+    entries = iter(spy.entries)
+    for at, argv in entries:
+        follower.move_to(at)
+        if argv == [b"MULTI"]:
+            group = []
+            for _, inner in entries:
+                if inner == [b"EXEC"]:
+                    break
+                group.append(inner)
+            apply_group(follower, group)
+        else:
+            apply_one(follower, argv)
+
+
+def apply_one(follower: Server, argv: list[bytes]) -> None:
+    if argv[0] == JOB_RECORD:
+        follower.engine.replay([decode_record(argv[1])])
+        return
+    reply = follower(*argv)
+    assert not isinstance(reply, ErrorReply), f"the follower refused {argv!r}: {reply.text!r}"
+
+
+def apply_group(follower: Server, group: list[list[bytes]]) -> None:
+    if any(argv[0] == JOB_RECORD for argv in group):
+        for argv in group:  # no await in between: as atomic as MULTI/EXEC
+            apply_one(follower, argv)
+        return
+    follower("MULTI")
+    for argv in group:
+        follower(*argv)
+    replies = follower("EXEC")
+    assert isinstance(replies, list), f"the follower's EXEC of {group!r}: {replies!r}"
+    for argv, reply in zip(group, replies, strict=True):
+        assert not isinstance(reply, ErrorReply), (
+            f"the follower refused {argv!r} inside MULTI: {reply.text!r}")
+
+
+# ---------------------------------------------------------------------------- comparison
+
+
+def keyspace(server: Server) -> dict[tuple[int, bytes], Any]:
+    """Every key of every database: its type, value as the type's read shows it, and its
+    absolute expiry (PEXPIRETIME). Streams show their entries, XINFO STREAM FULL (groups,
+    consumers, pending entries with delivery times and counts)."""
+    found: dict[tuple[int, bytes], Any] = {}
+    for db in range(server.state.config.databases):
+        server("SELECT", db)
+        for key in sorted(server("KEYS", "*")):
+            kind = server("TYPE", key).text
+            read = {b"string": ["GET", key], b"hash": ["HGETALL", key],
+                    b"list": ["LRANGE", key, 0, -1], b"set": ["SMEMBERS", key],
+                    b"zset": ["ZRANGE", key, 0, -1, "WITHSCORES"],
+                    b"stream": ["XINFO", "STREAM", key, "FULL", "COUNT", 0]}[kind]
+            value = server(*read)
+            if kind in (b"set", b"hash"):  # unordered: in the order of their hash tables
+                value = sorted(value.items() if isinstance(value, dict) else value)
+            found[db, key] = (kind, plain(value), server("PEXPIRETIME", key))
+    return found
+
+
+def plain(value: Any) -> Any:
+    """A reply as comparable Python data (Simple and Verbatim replies have reprs that say
+    what they are, which is enough for a message)."""
+    if isinstance(value, list):
+        return [plain(item) for item in value]
+    if isinstance(value, dict):
+        return {plain(k): plain(v) for k, v in value.items()}
+    return value
+
+
+def job_state(engine: JobEngine) -> dict[str, Any]:
+    """What the job engine holds that its records rebuild: every job's full record, each
+    queue's paused flag, limit, apply-path counters and fetch order, the cron entries and
+    batches, the idempotency keys, and the estimated memory."""
+    queues = {}
+    for name, queue in sorted(engine.queues.items()):
+        ready = sorted((job for job in engine.jobs.values()
+                        if job.queue == name and job.state is State.QUEUED),
+                       key=lambda job: (-job.priority, job.ready_seq))
+        limit = queue.limit.record(name) if queue.limit is not None else None
+        queues[name] = {"paused": queue.paused, "limit": limit, "processed": queue.processed,
+                        "failed": queue.failed, "counts": queue.counts,
+                        "fetch order": [job.id for job in ready]}
+    return {"jobs": {job_id: job.to_record() for job_id, job in sorted(engine.jobs.items())},
+            "queues": queues, "crons": list(engine.crons.snapshot()),
+            "batches": list(engine.batches.snapshot()),
+            "keys": list(engine.keys.snapshot(engine.clock.now_ms())),
+            "used_memory": engine.used_memory}
+
+
+def first_difference(leader: dict[Any, Any], follower: dict[Any, Any], path: str = "") -> str:
+    """Where two nested dicts first differ, as a path and both values."""
+    for key in sorted(set(leader) | set(follower), key=repr):
+        ours, theirs = leader.get(key, "<missing>"), follower.get(key, "<missing>")
+        if ours == theirs:
+            continue
+        if isinstance(ours, dict) and isinstance(theirs, dict):
+            return first_difference(ours, theirs, f"{path}{key!r} > ")
+        return f"{path}{key!r}:\n  leader:   {ours!r}\n  follower: {theirs!r}"
+    return "none"
+
+
+def evicted_keys(server: Server) -> int:
+    info = server("INFO", "stats").text.decode()
+    return int(info.split("evicted_keys:")[1].split("\r\n")[0])
+
+
+# ---------------------------------------------------------------------------- the test
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("cache_budget", [0, 6000], ids=["no-maxmemory", "allkeys-lru"])
+def test_replaying_the_effect_log_rebuilds_the_keyspace_and_the_jobs(
+        seed: int, cache_budget: int) -> None:
+    load_all()
+    rng = random.Random(seed)
+    leader = Server(Config(maxmemory_policy="allkeys-lru"), seed)
+    spy = Spy(leader.clock)
+    leader.state.effects.attach(spy)
+    workload = Workload(rng, leader, cache_budget)
+    for _ in range(COMMANDS):
+        workload.step()
+    kinds = {argv[0].upper() for _, argv in spy.entries}
+    assert JOB_RECORD in kinds and b"MULTI" in kinds and b"DEL" in kinds, sorted(kinds)
+    assert leader.state.dbs.info()["expired_keys"] > 0, "no key expired: the mix is too tame"
+    if cache_budget:
+        assert evicted_keys(leader) > 0, "no key evicted: maxmemory is too large for the mix"
+
+    follower = Server(Config(), seed)
+    replay(spy, follower)
+    follower.move_to(leader.clock.now_ms())
+
+    ours, theirs = keyspace(leader), keyspace(follower)
+    assert ours == theirs, f"seed {seed}: keys differ at {first_difference(ours, theirs)}"
+    ours, theirs = job_state(leader.engine), job_state(follower.engine)
+    assert ours == theirs, f"seed {seed}: jobs differ at {first_difference(ours, theirs)}"
