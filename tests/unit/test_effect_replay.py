@@ -98,18 +98,30 @@ class Workload:
         self.cache_budget = cache_budget
         self.job_ids: list[str] = []
         self.batch_ids: list[str] = []
+        #: other clients, for commands that block, and what each waits for: (the key or
+        #: queue, the reply, a Deferred until it is served or times out)
+        self.blocked: dict[Session, tuple[str, Any]] = {
+            Session(leader.state, Quiet(), f"blocker{i}", "", True): ("", None)
+            for i in range(3)}
         self.db = 0
         self.ops: list[tuple[int, Callable[[], list[Any]]]] = [
             (12, self.string), (8, self.keys), (6, self.hash), (6, self.list), (5, self.set),
-            (5, self.zset), (10, self.stream), (4, self.other), (3, self.script),
+            (5, self.zset), (10, self.stream), (4, self.other), (10, self.block),
+            (3, self.script),
             (3, self.transaction),
             (20, self.job), (2, self.select)]
         self.weights = [weight for weight, _ in self.ops]
 
     def key(self, prefix: str) -> str:
-        if self.rng.random() < 0.05:
-            prefix = self.rng.choice("shlxzn")
-        return f"{prefix}{self.rng.randrange(4)}"
+        """A key of the family `prefix`; often one a client is blocked on, so that a write
+        serves it (queues are keys too: "q")."""
+        rng = self.rng
+        waited = [key for key in self.waited() if key[0] == prefix]
+        if waited and rng.random() < 0.4:
+            return rng.choice(waited)
+        if rng.random() < 0.05:
+            prefix = rng.choice("shlxzn")
+        return f"{prefix}{rng.randrange(3 if prefix == 'q' else 4)}"
 
     def ttl(self) -> list[Any]:
         rng = self.rng
@@ -256,15 +268,54 @@ class Workload:
             return ["EXISTS", argv[1]]
         return argv
 
-    def script(self) -> list[Any]:
-        """Two writes in one script (MULTI ... EXEC in the log), sometimes with a job push
-        between them, sometimes failing after the first (whose effect stands)."""
+    def waited(self) -> list[str]:
+        """The keys and queues blocked clients wait on now."""
+        return [key for key, reply in self.blocked.values()
+                if reply is not None and not getattr(reply, "done", True)]
+
+    def block(self) -> list[Any]:
+        """Another client blocks (BLPOP, BLMOVE, BZPOPMIN, XREADGROUP BLOCK, JOB.FETCH BLOCK),
+        or the leader's session writes to a key one waits on: serving it must log what it
+        changed. Unserved, it times out. Blocking returns a PING for the leader's session."""
         rng = self.rng
-        middle = rng.choice(["", "redis.call('JOB.PUSH', 'q0', 'from-script') ",
-                             "redis.call('INCR', KEYS[1]) "])
+        waited = self.waited()
+        free = [session for session, (_, reply) in self.blocked.items()
+                if reply is None or getattr(reply, "done", True)]
+        if not free or (waited and rng.random() < 0.5):
+            key = rng.choice(waited) if waited else "l0"
+            return {"l": ["RPUSH", key, "served"], "z": ["ZADD", key, rng.randrange(9), "m"],
+                    "t": ["XADD", key, "*", "f", "served"],
+                    "q": ["JOB.PUSH", key, "served"]}[key[0]]
+        session = rng.choice(free)
+        seconds = rng.choice(["0.5", "5", "10"])
+        key = rng.choice(["l", "z", "t", "q"]) + str(rng.randrange(2))
+        argv = {"l": rng.choice([["BLPOP", key, self.key("l"), seconds],
+                                 ["BLMOVE", key, self.key("l"), "RIGHT", "LEFT", seconds]]),
+                "z": ["BZPOPMIN", key, seconds],
+                "t": ["XREADGROUP", "GROUP", "g0", session.name, "COUNT", 2, "BLOCK",
+                      int(float(seconds) * 1000), "STREAMS", key, ">"],
+                "q": ["JOB.FETCH", "BLOCK", int(float(seconds) * 1000), "LEASE",
+                      rng.randint(200, 3000), "QUEUES", key]}[key[0]]
+        execute(session, [b"SELECT", b"%d" % self.db])
+        self.blocked[session] = key, execute(session, [str(arg).encode() for arg in argv])
+        return ["PING"]
+
+    def script(self) -> list[Any]:
+        """Two writes or more in one script (MULTI ... EXEC in the log): a random pop and a
+        relative TTL (which must be logged as their effects), job commands between cache
+        writes, and sometimes an error after the first write (whose effect stands)."""
+        rng = self.rng
+        middle = rng.choice([
+            "", "redis.call('JOB.PUSH', 'q0', 'from-script') ", "redis.call('INCR', KEYS[1]) ",
+            "redis.call('SPOP', KEYS[3]) redis.call('EXPIRE', KEYS[2], 2) ",
+            "local j = redis.call('JOB.FETCH', 'LEASE', 500, 'QUEUES', 'q0', 'q1') "
+            "if j[1] then redis.call('JOB.PUSH', 'q2', 'next') end ",
+            "redis.call('QUEUE.PAUSE', 'q1') redis.call('LMOVE', KEYS[3], KEYS[3], "
+            "'LEFT', 'RIGHT') "])
         return ["EVAL", f"redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) {middle}"
-                "return redis.call('HINCRBY', KEYS[2], 'f', 1)", 2, self.key("s"),
-                self.key("h"), rng.randrange(9), rng.randint(100, 3000)]
+                "return redis.call('HINCRBY', KEYS[2], 'f', 1)", 3, self.key("s"),
+                self.key("h"), self.key(rng.choice("xl")), rng.randrange(9),
+                rng.randint(100, 3000)]
 
     def transaction(self) -> list[Any]:
         """Runs MULTI and its queued commands; returns the EXEC for the caller to run."""
@@ -275,7 +326,7 @@ class Workload:
 
     def job(self) -> list[Any]:
         rng = self.rng
-        queue = f"q{rng.randrange(3)}"
+        queue = self.key("q")
         job_id = rng.choice(self.job_ids) if self.job_ids else "nope"
         running = [job for job in self.leader.engine.jobs.values() if job.state is RUNNING]
         choices: list[tuple[int, list[Any]]] = [
