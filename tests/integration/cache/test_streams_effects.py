@@ -78,6 +78,28 @@ def test_xreadgroup_effects_are_claims_and_setid() -> None:
     assert local.effects("XREADGROUP", "GROUP", "g", "c", "STREAMS", "s", ">") == []
 
 
+def test_history_read_leaves_a_deleted_entry_as_it_was() -> None:
+    """Redis lists a pending entry deleted from the stream with no fields and neither counts
+    nor propagates its delivery: an XCLAIM of it would drop it from a follower's PEL."""
+    local, follower = Local(), Local()
+    local("XADD", "s", "1-0", "f", "v")
+    local("XADD", "s", "2-0", "f", "v")
+    local("XGROUP", "CREATE", "s", "g", "0")
+    local("XREADGROUP", "GROUP", "g", "c", "STREAMS", "s", ">")
+    local("XDEL", "s", "1-0")
+    local.clock.advance(5)
+    now = local.clock.now_ms()
+    assert local.effects("XREADGROUP", "GROUP", "g", "c", "STREAMS", "s", "0") == [
+        [b"XCLAIM", b"s", b"g", b"c", b"0", b"2-0", b"TIME", b"%d" % now, b"RETRYCOUNT", b"2",
+         b"FORCE", b"JUSTID", b"LASTID", b"2-0"]]
+    pending = ["XPENDING", "s", "g", "-", "+", "10"]
+    assert [(entry[0], entry[3]) for entry in local(*pending)] == [(b"1-0", 1), (b"2-0", 2)]
+    follower.clock.advance(now - follower.clock.now_ms())
+    for argv in local.state.backlog.since(0) or []:
+        follower(*argv)
+    assert follower(*pending) == local(*pending)
+
+
 def seen_time_blank(reply: Any) -> Any:
     if isinstance(reply, dict):
         return {k: ("t" if k == "seen-time" else seen_time_blank(v)) for k, v in reply.items()}
