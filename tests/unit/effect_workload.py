@@ -190,7 +190,9 @@ class Workload:
         if isinstance(pending, list) and pending:
             ids = [entry[0] for entry in pending]
             choices += [(5, ["XACK", k, group, *ids[:2]]),
-                        (2, ["XCLAIM", k, group, "c1", rng.randint(0, 1000), ids[-1]])]
+                        (2, ["XCLAIM", k, group, "c1", rng.randint(0, 1000), ids[-1]]),
+                        (2, ["XDEL", k, rng.choice(ids)]),  # still pending: read again
+                        (3, ["XREADGROUP", "GROUP", group, pending[0][1], "STREAMS", k, "0"])]
         return pick(rng, choices)
 
     def other(self) -> list[Any]:
@@ -259,7 +261,7 @@ class Workload:
         argv = {"l": rng.choice([["BLPOP", key, self.key("l"), seconds],
                                  ["BLMOVE", key, self.key("l"), "RIGHT", "LEFT", seconds]]),
                 "z": ["BZPOPMIN", key, seconds],
-                "t": ["XREADGROUP", "GROUP", "g0", session.name, "COUNT", 2, "BLOCK",
+                "t": ["XREADGROUP", "GROUP", "g0", "waiter", "COUNT", 2, "BLOCK",
                       int(float(seconds) * 1000), "STREAMS", key, ">"],
                 "q": ["JOB.FETCH", "BLOCK", int(float(seconds) * 1000), "LEASE",
                       rng.randint(200, 3000), "QUEUES", key]}[key[0]]

@@ -42,7 +42,7 @@ from jobcached.net.replies import ErrorReply
 from jobcached.server.effects import JOB_RECORD
 from tests.unit.effect_workload import Server, Workload
 
-COMMANDS = 300
+COMMANDS = 600
 SEEDS = [1, 2, 3, 4, 5]
 #: the policy of each seed's maxmemory run: whatever picks the victims, each is a DEL
 POLICIES = ["allkeys-lru", "allkeys-lfu", "volatile-ttl", "allkeys-random", "volatile-lru"]
