@@ -36,7 +36,7 @@ class Server:
         self.state = ServerState(config, clock=self.clock)
         self.state.dbs.rng.seed(seed)
         self.engine = JobEngine(self.clock, rng=random.Random(seed),
-                                propagate=self.state.effects.job)
+                                sink=self.state.effects.job)
         self.state.jobs = self.engine
         self.session = Session(self.state, Quiet(), "test", "", True)
 
