@@ -3,13 +3,14 @@
 Why: a follower and crash recovery will only ever see what `server/effects.py` was given. If a
 handler propagates the wrong effect (a relative TTL, a random pick, a forgotten write), or a
 write reaches no effect at all, the copy drifts from the leader without any error. So a seeded
-random mix of cache commands, scripts, transactions and job commands runs on a "leader" whose
-effects go to a spy (`Effects.attach`), with the clock moving between commands so keys expire
-(lazily and actively), leases and delays run out and cron slots fire; some runs have a small
-`maxmemory` so keys are evicted. The spy's entries are then applied to a fresh "follower": cache
-effects as commands (SELECT and MULTI/EXEC included), `JOB.RECORD` bodies through its engine's
-`replay`. Both must then hold the same keys, types, values, TTLs, stream groups, and the same
-jobs, queues, cron entries and batches.
+random mix of cache commands, scripts and functions, transactions, clients blocked until a
+write serves them, and job commands runs on a "leader" whose effects go to a spy
+(`Effects.attach`), with the clock moving between commands so keys expire (lazily and
+actively), leases and delays run out, cron slots fire and finished jobs are archived; some
+runs have a small `maxmemory` so keys are evicted. The spy's entries are then applied to a
+fresh "follower": cache effects as commands (SELECT and MULTI/EXEC included), `JOB.RECORD`
+bodies through its engine's `replay`. Both must then hold the same keys, types, values, TTLs,
+stream groups and function libraries, and the same jobs, queues, cron entries and batches.
 
 Each entry is applied at the leader's time when it was logged. A Redis replica never expires a
 key by itself (it waits for the master's DEL); this server has no follower mode yet, so a
