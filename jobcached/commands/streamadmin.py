@@ -91,8 +91,9 @@ def xgroup_create(s: Session, argv: list[bytes]) -> Any:
         s.keyspace.set(key, stream)
     else:
         account(s, key)
-    s.server.effects.cache([*argv[:4], format_id(sid), b"ENTRIESREAD", b"%d" % entries_read],
-                       (key,))
+    # MKSTREAM only when it made the stream: a follower must create it too.
+    s.server.effects.cache([*argv[:4], format_id(sid), *((b"MKSTREAM",) if created else ()),
+                            b"ENTRIESREAD", b"%d" % entries_read], (key,))
     notify(s.server, STREAM, b"xgroup-create", key)
     return OK
 

@@ -130,19 +130,23 @@ def deliver_new(s: Session, key: bytes, gname: bytes, stream: Stream, g: Group, 
 
 def deliver_history(s: Session, key: bytes, gname: bytes, stream: Stream, g: Group,
                     cname: bytes, start: int, count: int) -> list[Any]:
-    """The consumer's own pending entries from `start`: delivered again (count and time)."""
+    """The consumer's own pending entries from `start`: delivered again (count and time).
+    An entry deleted from the stream since is listed with no fields and left as it was, as in
+    Redis (streamReplyWithRangeFromConsumerPEL): nothing is propagated for it either, since
+    an XCLAIM of a missing entry drops it from a follower's PEL."""
     now = s.server.clock.now_ms()
     consumer = reader(s, key, gname, g, cname, now)
     out: list[Any] = []
     for sid in list(consumer.pel.irange(start, MAX_ID)):
         if count and len(out) >= count:
             break
-        nack = consumer.pel[sid]
-        nack.delivery_ms = now
-        nack.count += 1
         fields = stream.get(sid)
         out.append([format_id(sid), fields])
-        propagate_claim(s, key, gname, g, sid, nack)
+        if fields is not None:
+            nack = consumer.pel[sid]
+            nack.delivery_ms = now
+            nack.count += 1
+            propagate_claim(s, key, gname, g, sid, nack)
     account(s, key)
     return out
 
