@@ -20,7 +20,7 @@ from jobcached.jobs.engine import JobEngine
 from jobcached.jobs.jobstate import RUNNING
 from jobcached.jobs.model import TERMINAL
 from jobcached.net.replies import ErrorReply
-from jobcached.net.session import Session
+from jobcached.server.session import Session
 from jobcached.server.state import ServerState
 from tests.unit.scripting.test_effects import Quiet
 
