@@ -222,7 +222,6 @@ def job_push(s: Session, argv: list[bytes]) -> Any:
     parse_push_options(Args(argv, 3), opts)
 
     def push(archived: dict[str, Job]) -> Any:
-        s.server.effects.check_writable()
         job_id, _ = engine.push(queue, argv[2], opts,
                                 {job_id: job.state for job_id, job in archived.items()})
         return job_id.encode()
@@ -230,7 +229,8 @@ def job_push(s: Session, argv: list[bytes]) -> Any:
     missing = [p for p in opts.after if p not in engine.jobs]
     if not missing:
         return push({})
-    return from_archive(s, lambda archive: archive.get_many(missing), push, dict[str, Job]())
+    return from_archive(s, lambda archive: archive.get_many(missing), durably(s, push),
+                        dict[str, Job]())
 
 
 @command("JOB.FETCH", arity=-3, flags=WRITE | BLOCKING, group="job",

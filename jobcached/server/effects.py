@@ -69,8 +69,9 @@ class Effects:
         self.server = server
         #: the replication backlog, or a spy in tests
         self.log = log
-        #: where effects go now: `log`, or the open group of a running script
+        #: where effects go now: `log`, or the open group of a running script or EXEC
         self._out: EffectLog = log
+        self._depth = 0  # groups open (see `begin_group`)
         #: the WAL's batching, once the app has replayed it; None in unit tests (records are
         #: then logged nowhere but `log`)
         self.durability: Durability | None = None
@@ -196,12 +197,18 @@ class Effects:
 
     def begin_group(self) -> None:
         """Keep the effects made from now on for the log until `end_group`, then log them as
-        one transaction (MULTI ... EXEC around several): a script's effects reach a follower
-        atomically, as Redis replicates them. WATCHes are still marked at once. A script runs
-        in slices across turns of the event loop, hence two calls rather than a `with`."""
-        self._out = _Group()
+        one transaction (MULTI ... EXEC around several): a script's or a transaction's effects
+        reach a follower atomically, as Redis replicates them. WATCHes are still marked at
+        once. A script runs in slices across turns of the event loop, hence two calls rather
+        than a `with`. Groups nest (a script inside EXEC): the outermost one logs them all."""
+        self._depth += 1
+        if self._depth == 1:
+            self._out = _Group()
 
     def end_group(self) -> None:
+        self._depth -= 1
+        if self._depth:
+            return
         group = self._out
         assert type(group) is _Group
         self._out = log = self.log

@@ -114,3 +114,12 @@ def test_a_transaction_propagates_as_multi_exec_and_a_single_write_alone(
     for argv in (("MULTI",), ("GET", "a"), ("SET", "b", "2"), ("EXEC",)):
         run(session, *argv)
     assert effects(session)[4:] == [[b"SET", b"b", b"2"]]
+
+
+def test_a_script_inside_a_transaction_joins_its_group(session: Session) -> None:
+    for argv in (("MULTI",), ("SET", "a", "1"), ("EVAL", "redis.call('SET', 'b', '2')", 0),
+                 ("SET", "c", "3")):
+        run(session, *argv)
+    assert run(session, "EXEC") == [Simple(b"OK"), None, Simple(b"OK")]
+    assert effects(session) == [[b"MULTI"], [b"SET", b"a", b"1"], [b"SET", b"b", b"2"],
+                                [b"SET", b"c", b"3"], [b"EXEC"]]
