@@ -1,0 +1,96 @@
+"""Set operations: the writes of SADD, SREM, SMOVE and SPOP, on the keyspace.
+
+As cache/hashes.py (which says why these are functions over the Keyspace): each operation finds
+the key with the right type (`WrongTypeError` otherwise), creates the set on first write,
+keeps `used_memory` right through `Keyspace.notify_modified`, and drops a set left empty.
+Handlers read sets through `Keyspace.get_set` and never change them; the STORE commands
+replace a whole value with `Keyspace.set`.
+
+SPOP's randomness comes from the keyspace's injected `rng`. A set of up to SAMPLE_MAX_MEMBERS
+is sampled uniformly. Python sets cannot be indexed, so a uniform pick from a larger set costs
+a walk: SPOP then takes members in hash-table order (`set.pop()`, O(1)) instead. Bytes hashes
+are seeded per process, so that order is arbitrary, but not a fresh draw for every call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from jobcached.cache.keyspace import Keyspace
+from jobcached.cache.memory import item_size
+
+#: Sets up to this size are sampled uniformly by SPOP (a list copy of them costs microseconds).
+SAMPLE_MAX_MEMBERS = 1024
+
+
+def add_members(ks: Keyspace, key: bytes, members: Iterable[bytes]) -> int:
+    """Add members, creating the set; returns how many were not there yet."""
+    current = ks.get_set(key, create=True)
+    assert current is not None
+    before = len(current)
+    grown = 0
+    for member in members:
+        if member not in current:
+            current.add(member)
+            grown += item_size(member)
+    ks.notify_modified(key, grown)
+    return len(current) - before
+
+
+def remove_members(ks: Keyspace, key: bytes, members: Iterable[bytes]) -> tuple[int, int]:
+    """Remove members; the key goes with its last one. Returns how many were removed and how
+    many are left (0: the key is gone, or never was)."""
+    current = ks.get_set(key, write=True)
+    if current is None:
+        return 0, 0
+    freed = 0
+    removed = 0
+    for member in members:
+        if member in current:
+            current.discard(member)
+            removed += 1
+            freed += item_size(member)
+    if removed:
+        ks.notify_modified(key, -freed)
+    return removed, len(current)
+
+
+def move_member(ks: Keyspace, src: bytes, dst: bytes, member: bytes) -> tuple[bool, int, bool]:
+    """SMOVE: move `member` from set `src` to set `dst` (created if needed). Both keys are
+    type-checked before anything changes. Returns whether the member is in `src` (nothing
+    moves when it is not, or when `src` is `dst`), how many members `src` has left after the
+    move (0: it is gone), and whether `dst` gained the member (it may have had it already)."""
+    src_set = ks.get_set(src, write=True)
+    if src_set is None:
+        return False, 0, False
+    ks.get_set(dst, write=True)  # WRONGTYPE before anything moves
+    if member not in src_set:
+        return False, len(src_set), False
+    if src == dst:
+        return True, len(src_set), False
+    src_set.discard(member)
+    ks.notify_modified(src, -item_size(member))
+    return True, len(src_set), add_members(ks, dst, (member,)) == 1
+
+
+def pop_members(ks: Keyspace, key: bytes, count: int) -> tuple[list[bytes], int] | None:
+    """SPOP: remove up to `count` random members (see the module docstring for how random);
+    the key goes when they were all it had. Returns them and how many members are left, or
+    None when the key does not exist. A count of 0 only checks the key's type."""
+    members = ks.get_set(key, write=True)
+    if members is None:
+        return None
+    if count == 0:
+        return [], len(members)
+    n = len(members)
+    if count >= n:
+        popped = list(members)
+        ks.delete(key)
+        return popped, 0
+    if n <= SAMPLE_MAX_MEMBERS:
+        popped = ks.rng.sample(list(members), count)
+        members.difference_update(popped)
+    else:
+        popped = [members.pop() for _ in range(count)]
+    ks.notify_modified(key, -sum(map(item_size, popped)))
+    return popped, len(members)
