@@ -1,4 +1,4 @@
-"""Set operations: the writes of SADD, SREM, SMOVE and SPOP, on the keyspace.
+"""Set operations: the writes of SADD, SREM, SPOP and SMOVE (a remove, then an add).
 
 As cache/hashes.py (which says why these are functions over the Keyspace): each operation finds
 the key with the right type (`WrongTypeError` otherwise), creates the set on first write,
@@ -53,24 +53,6 @@ def remove_members(ks: Keyspace, key: bytes, members: Iterable[bytes]) -> tuple[
     if removed:
         ks.notify_modified(key, -freed)
     return removed, len(current)
-
-
-def move_member(ks: Keyspace, src: bytes, dst: bytes, member: bytes) -> tuple[bool, int, bool]:
-    """SMOVE: move `member` from set `src` to set `dst` (created if needed). Both keys are
-    type-checked before anything changes. Returns whether the member is in `src` (nothing
-    moves when it is not, or when `src` is `dst`), how many members `src` has left after the
-    move (0: it is gone), and whether `dst` gained the member (it may have had it already)."""
-    src_set = ks.get_set(src, write=True)
-    if src_set is None:
-        return False, 0, False
-    ks.get_set(dst, write=True)  # WRONGTYPE before anything moves
-    if member not in src_set:
-        return False, len(src_set), False
-    if src == dst:
-        return True, len(src_set), False
-    src_set.discard(member)
-    ks.notify_modified(src, -item_size(member))
-    return True, len(src_set), add_members(ks, dst, (member,)) == 1
 
 
 def pop_members(ks: Keyspace, key: bytes, count: int) -> tuple[list[bytes], int] | None:

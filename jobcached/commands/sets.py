@@ -36,7 +36,7 @@ from itertools import islice
 from typing import Any
 
 from jobcached.cache.glob import compile_glob
-from jobcached.cache.sets import add_members, move_member, pop_members, remove_members
+from jobcached.cache.sets import add_members, pop_members, remove_members
 from jobcached.commands.args import (
     INT64_MAX,
     INT64_MIN,
@@ -162,13 +162,20 @@ def smove(s: Session, argv: list[bytes]) -> int:
     Errors: `WRONGTYPE` (either key).
     """
     src, dst, member = argv[1], argv[2], argv[3]
-    found, src_left, dst_added = move_member(s.keyspace, src, dst, member)
-    if not found or src == dst:
-        return int(found)
+    ks = s.keyspace
+    src_set = ks.get_set(src, write=True)
+    if src_set is None:
+        return 0
+    ks.get_set(dst, write=True)  # WRONGTYPE before anything moves
+    if src == dst or member not in src_set:
+        return int(member in src_set)
+    # Two operations, not one: Redis sends `srem` (and `del`) for the source before a new
+    # destination's `new` event, which the keyspace sends when it creates the key.
     server = s.server
+    left = remove_members(ks, src, (member,))[1]
     notify(server, SET, b"srem", src)
-    notify_if_gone(server, src, src_left)
-    if dst_added:
+    notify_if_gone(server, src, left)
+    if add_members(ks, dst, (member,)):
         notify(server, SET, b"sadd", dst)
     server.effects.cache(argv, (src, dst))
     return 1

@@ -1,5 +1,5 @@
-"""Set operations (cache/sets.py): results, type checks before any change, SPOP's draws from
-the injected rng, and memory that always agrees with a full walk."""
+"""Set operations (cache/sets.py): results, type checks, SPOP's draws from the injected rng, and
+memory that always agrees with a full walk."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from jobcached.cache.memory import entry_size_check
 from jobcached.cache.sets import (
     SAMPLE_MAX_MEMBERS,
     add_members,
-    move_member,
     pop_members,
     remove_members,
 )
@@ -42,27 +41,15 @@ def test_add_and_remove_count_what_changed_and_drop_an_emptied_set() -> None:
     assert remove_members(ks, b"s", [b"b"]) == (0, 0)
 
 
-def test_move_member_between_sets() -> None:
+def test_writes_to_a_key_of_another_type_are_refused_unchanged() -> None:
     ks = keyspace()
-    add_members(ks, b"src", [b"m", b"n"])
-    add_members(ks, b"dst", [b"m"])
-    assert move_member(ks, b"src", b"dst", b"m") == (True, 1, False)
-    assert move_member(ks, b"src", b"new", b"n") == (True, 0, True)
-    assert ks.get_set(b"src") is None
-    assert ks.get_set(b"new") == {b"n"}
-    assert move_member(ks, b"new", b"new", b"n") == (True, 1, False)
-    assert move_member(ks, b"new", b"dst", b"absent") == (False, 1, False)
-    assert move_member(ks, b"missing", b"dst", b"n") == (False, 0, False)
-    assert ks.stats.used_memory == walked(ks)
-
-
-def test_move_member_checks_the_destination_type_first() -> None:
-    ks = keyspace()
-    add_members(ks, b"src", [b"m"])
     ks.set(b"str", b"x")
-    with pytest.raises(WrongTypeError):
-        move_member(ks, b"src", b"str", b"m")
-    assert ks.get_set(b"src") == {b"m"}
+    for write in (lambda: add_members(ks, b"str", [b"m"]),
+                  lambda: remove_members(ks, b"str", [b"m"]),
+                  lambda: pop_members(ks, b"str", 1)):
+        with pytest.raises(WrongTypeError):
+            write()
+    assert ks.get_string(b"str") == b"x"
 
 
 def test_pop_members_draws_from_the_keyspace_rng() -> None:
