@@ -7,14 +7,25 @@ keys holds data, it calls `block()`, which files one `Waiter` at the end of a FI
 and returns a `Deferred(blocking=True)`: the connection sends nothing and runs nothing more until
 it resolves. Across clients the one that blocked first on a key is served first, as in Redis.
 
-Commands that add data to a key (LPUSH, RPUSH, LMOVE, ZADD, ZINCRBY ..., and any command that
-creates a list or a sorted set: RENAME, COPY, RESTORE, SORT ... STORE, ZUNIONSTORE ...) call
-`signal_key_ready(server, key)` once their own effect is propagated. It costs one dict lookup when
-nobody waits on the key. Otherwise the key's queue is walked in order and each waiter is asked to
-serve itself from the key (`Waiter.serve`) until the key has nothing left. Serving is an ordinary
-mutation: it pops, propagates its own effect (LPOP, LMOVE, ZPOPMIN ...) and becomes the waiter's
-reply. Serving can make another key ready (BLMOVE pushes to its destination): ready keys are
-queued and handled in turn by the same loop, never recursively.
+A key that gains data becomes *ready* (Redis' signalKeyAsReady) in one of two ways:
+
+- The container operations of cache/lists.py and cache/zsets.py (LPUSH, RPUSH, LMOVE, ZADD,
+  ZINCRBY, ZUNIONSTORE, ZRANGESTORE ...) report it through the keyspace's readiness hook
+  (`Keyspace.on_ready`), which `registry()` wires to `BlockedKeys.mark_ready` when the first
+  client blocks (until then no hook runs at all). That only marks the key; the dispatcher serves
+  the ready keys once the handler has returned (commands/dispatch.py, as Redis' processCommand
+  calls handleClientsBlockedOnKeys after call()). Why not serve inside the hook: it fires in the
+  middle of the operation, before the handler has propagated its effect and sent its keyspace
+  events, and Redis' order is the command's own effect first, then the pops it makes possible.
+- Commands that create a list or sorted set by other means (RENAME, COPY, MOVE, RESTORE, SORT
+  ... STORE, GEO ... STORE) and the stream commands call `signal_key_ready(server, key)` once
+  their own effect is propagated, which marks the key and serves it at once.
+
+Marking costs one dict lookup when nobody waits on the key. Serving walks the key's queue in
+order and asks each waiter to serve itself from the key (`Waiter.serve`) until the key has
+nothing left. Serving is an ordinary mutation: it pops, propagates its own effect (LPOP, LMOVE,
+ZPOPMIN ...) and becomes the waiter's reply. Serving can make another key ready (BLMOVE pushes to
+its destination): ready keys are queued and handled in turn by the same loop, never recursively.
 
 A waiter leaves all its queues when it is served, when its timeout fires (a timer on
 `ServerState.timers`; the reply is the command's timeout value), or when its client disconnects
@@ -91,6 +102,13 @@ class BlockedKeys:
         self.atomic_depth = 0
         self.blocked = 0  # waiters alive: INFO's blocked_clients
 
+    def mark_ready(self, db: int, key: bytes) -> None:
+        """The readiness hook (see the module docstring): queue the key for serving if anyone
+        waits on it; the dispatcher serves it after the running command."""
+        db_key = (db, key)
+        if db_key in self.queues:
+            self.ready[db_key] = None
+
     def add(self, waiter: Waiter) -> None:
         for key in waiter.keys:
             self.queues.setdefault((waiter.db, key), {})[waiter] = None
@@ -156,11 +174,13 @@ class BlockedKeys:
 
 
 def registry(server: ServerState) -> BlockedKeys:
-    """The server's registry, created and attached on first use."""
+    """The server's registry, created on first use and attached with the keyspace's readiness
+    hook (a server where nobody ever blocks pays for neither)."""
     reg: BlockedKeys | None = getattr(server, _ATTR, None)
     if reg is None:
         reg = BlockedKeys(server)
         setattr(server, _ATTR, reg)
+        server.dbs.set_ready_hook(reg.mark_ready)
     return reg
 
 

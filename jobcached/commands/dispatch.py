@@ -232,6 +232,11 @@ def _call(s: Session, cmd: Command, argv: list[bytes], may_oom: bool) -> Any:
         server.stats.unexpected_error_replies += 1
         server.count_error("ERR")
         reply = ErrorReply(f"ERR internal error while running '{cmd.fullname}'")
+    blocked = server.blocked_keys
+    if blocked is not None and blocked.ready:
+        # Keys the command filled (blocking.py): their waiters are served once the handler
+        # has propagated its own effect; the serving counts in the command's time.
+        blocked.serve_ready()
     usec = (perf_counter_ns() - started) // 1000
     cmd.calls += 1
     cmd.usec += usec
