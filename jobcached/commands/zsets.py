@@ -4,9 +4,9 @@ the ZRANGE family and removals by range are in zranges.py, ZUNION and friends in
 The value is a `cache.zset.ZSet`; handlers parse, read it through `Keyspace.get_zset` or write
 through cache/zsets.py (type checks, memory accounting, removal of an emptied set, readiness for
 blocked clients), and shape replies. They follow Redis 7.0's t_zset.c in the order they check
-things. Number parsing is Redis' own: scores go through
-strtod (`to_double`: hex floats accepted, overflow refused), range ends through zslParseRange
-(`to_range_double`: `(` for exclusive, leading spaces allowed, overflow saturates).
+things. Number parsing is Redis' own: scores go through strtod (`to_double`: hex floats
+accepted, overflow refused), range ends through zslParseRange (`to_range_double`: `(` for
+exclusive, leading spaces allowed, overflow saturates).
 
 Reply shapes: scores are doubles (RESP2: bulk strings printed with "%.17g"). Where Redis 7.0
 pairs a member with its score (ZRANGE ... WITHSCORES, ZPOPMIN with a count), RESP3 gets an array
