@@ -9,7 +9,9 @@ and stays what DESIGN.md asks of it: parse arguments, call the engine, propagate
 Why functions over the Keyspace rather than methods on it or a per-type facade object: this
 is Redis' t_hash.c next to db.c, one module per type; keyspace.py stays about keys, and a call
 costs no extra object or attribute lookup on the hot path (HSET). Reads need no operation of
-their own: handlers read the dict `Keyspace.get_hash` returns and never change it.
+their own: handlers read the dict `Keyspace.get_hash` returns and never change it. The hot
+operations (HSET, HDEL) take the value with `Keyspace.lookup_write` and check its type inline,
+which is what `get_hash` does, one call fewer.
 
 A hash is a plain dict, insertion-ordered as Redis' small listpack hashes are.
 """
@@ -20,12 +22,17 @@ from collections.abc import Iterable
 
 from jobcached.cache.keyspace import Keyspace
 from jobcached.cache.memory import item_size
+from jobcached.errors import WrongTypeError
 
 
 def set_fields(ks: Keyspace, key: bytes, pairs: Iterable[tuple[bytes, bytes]]) -> int:
     """Store field/value pairs, creating the hash; returns how many fields are new."""
-    h = ks.get_hash(key, create=True)
-    assert h is not None
+    h = ks.lookup_write(key)
+    if h is None:
+        h = {}
+        ks.set(key, h)
+    elif type(h) is not dict:
+        raise WrongTypeError()
     added = delta = 0
     for field, value in pairs:
         old = h.get(field)
@@ -51,9 +58,11 @@ def set_new_field(ks: Keyspace, key: bytes, field: bytes, value: bytes) -> bool:
 def delete_fields(ks: Keyspace, key: bytes, fields: Iterable[bytes]) -> tuple[list[bytes], int]:
     """Delete fields; the key goes with its last field. Returns the fields that existed (in
     the order given) and how many fields are left (0: the key is gone, or never was)."""
-    h = ks.get_hash(key, write=True)
+    h = ks.lookup_write(key)
     if h is None:
         return [], 0
+    if type(h) is not dict:
+        raise WrongTypeError()
     deleted = []
     delta = 0
     for field in fields:

@@ -10,6 +10,9 @@ places where Redis calls signalKeyAsReady, so clients blocked on the key (BLPOP 
 after the command (commands/blocking.py says when). LINSERT and LSET do not: they need an
 existing, non-empty list, which no list waiter can still be waiting on.
 
+LPUSH / RPUSH and the pops take the value with `Keyspace.lookup_write` and check its type
+inline (`get_list`, one call fewer: hot paths).
+
 Ends are `left: bool` (the head is the left end, as in LPUSH / RPOP).
 A list is a `collections.deque`: O(1) at both ends, O(n) in the middle, as a Redis quicklist is
 in practice.
@@ -21,6 +24,7 @@ from collections import deque
 
 from jobcached.cache.keyspace import Keyspace
 from jobcached.cache.memory import item_size
+from jobcached.errors import WrongTypeError
 
 
 def index_span(start: int, stop: int, n: int) -> tuple[int, int] | None:
@@ -46,8 +50,8 @@ def _append(ks: Keyspace, key: bytes, lst: deque[bytes] | None, values: list[byt
             left: bool) -> int:
     """Push values at one end of `lst` (creating the list when None); the new length."""
     if lst is None:
-        lst = ks.get_list(key, create=True)
-        assert lst is not None
+        lst = deque()
+        ks.set(key, lst)
     if left:
         lst.extendleft(values)
     else:
@@ -61,9 +65,12 @@ def push(ks: Keyspace, key: bytes, values: list[bytes], left: bool,
          only_existing: bool = False) -> int:
     """LPUSH / RPUSH (one after the other, so LPUSH's last value ends up first), creating the
     list unless `only_existing` (LPUSHX / RPUSHX); the new length, 0 when nothing was pushed."""
-    lst = ks.get_list(key, write=True)
-    if lst is None and only_existing:
-        return 0
+    lst = ks.lookup_write(key)
+    if lst is None:
+        if only_existing:
+            return 0
+    elif type(lst) is not deque:
+        raise WrongTypeError()
     return _append(ks, key, lst, values, left)
 
 
@@ -71,9 +78,11 @@ def pop(ks: Keyspace, key: bytes, left: bool, count: int) -> tuple[list[bytes], 
     """Pop up to `count` elements from one end; the key goes with its last element. Returns
     them and how many are left, or None when the key does not exist. A count of 0 only
     checks the key's type."""
-    lst = ks.get_list(key, write=True)
+    lst = ks.lookup_write(key)
     if lst is None:
         return None
+    if type(lst) is not deque:
+        raise WrongTypeError()
     take = lst.popleft if left else lst.pop
     values = [take() for _ in range(min(count, len(lst)))]
     if values:

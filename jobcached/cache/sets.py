@@ -4,7 +4,8 @@ As cache/hashes.py (which says why these are functions over the Keyspace): each 
 the key with the right type (`WrongTypeError` otherwise), creates the set on first write,
 keeps `used_memory` right through `Keyspace.notify_modified`, and drops a set left empty.
 Handlers read sets through `Keyspace.get_set` and never change them; the STORE commands
-replace a whole value with `Keyspace.set`.
+replace a whole value with `Keyspace.set`. SADD and SREM take the value with
+`Keyspace.lookup_write` and check its type inline (`get_set`, one call fewer: hot paths).
 
 SPOP's randomness comes from the keyspace's injected `rng`. A set of up to SAMPLE_MAX_MEMBERS
 is sampled uniformly. Python sets cannot be indexed, so a uniform pick from a larger set costs
@@ -18,6 +19,7 @@ from collections.abc import Iterable
 
 from jobcached.cache.keyspace import Keyspace
 from jobcached.cache.memory import item_size
+from jobcached.errors import WrongTypeError
 
 #: Sets up to this size are sampled uniformly by SPOP (a list copy of them costs microseconds).
 SAMPLE_MAX_MEMBERS = 1024
@@ -25,8 +27,12 @@ SAMPLE_MAX_MEMBERS = 1024
 
 def add_members(ks: Keyspace, key: bytes, members: Iterable[bytes]) -> int:
     """Add members, creating the set; returns how many were not there yet."""
-    current = ks.get_set(key, create=True)
-    assert current is not None
+    current = ks.lookup_write(key)
+    if current is None:
+        current = set()
+        ks.set(key, current)
+    elif type(current) is not set:
+        raise WrongTypeError()
     before = len(current)
     grown = 0
     for member in members:
@@ -40,9 +46,11 @@ def add_members(ks: Keyspace, key: bytes, members: Iterable[bytes]) -> int:
 def remove_members(ks: Keyspace, key: bytes, members: Iterable[bytes]) -> tuple[int, int]:
     """Remove members; the key goes with its last one. Returns how many were removed and how
     many are left (0: the key is gone, or never was)."""
-    current = ks.get_set(key, write=True)
+    current = ks.lookup_write(key)
     if current is None:
         return 0, 0
+    if type(current) is not set:
+        raise WrongTypeError()
     freed = 0
     removed = 0
     for member in members:

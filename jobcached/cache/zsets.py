@@ -11,6 +11,9 @@ ZUNIONSTORE ...) report the key to `Keyspace.on_ready`, where Redis calls signal
 clients blocked on it (BZPOPMIN ...) are served after the command (commands/blocking.py). A
 score update does not: no sorted-set waiter can be waiting on a set that has members.
 
+ZADD and ZREM take the value with `Keyspace.lookup_write` and check its type inline
+(`get_zset`, one call fewer: hot paths).
+
 A score of -0 is stored as 0, as Redis stores it in its small (listpack) sorted sets.
 """
 
@@ -19,6 +22,7 @@ from __future__ import annotations
 from jobcached.cache.keyspace import Keyspace
 from jobcached.cache.memory import item_size
 from jobcached.cache.zset import ADDED, UPDATED, LexBound, ZSet
+from jobcached.errors import WrongTypeError
 
 Popped = list[tuple[bytes, float]]  # (member, score) in the order they were taken
 
@@ -38,12 +42,14 @@ def add(ks: Keyspace, key: bytes, items: list[tuple[float, bytes]], nx: bool = F
     """ZADD: add (score, member) pairs or update their scores, under the options of
     `ZSet.add`; the sorted set is created only if a member is added. Returns how many members
     were added and how many had their score changed."""
-    zset = ks.get_zset(key, write=True)
+    zset = ks.lookup_write(key)
     created = zset is None
     if zset is None:
         if xx:
             return 0, 0
         zset = ZSet()  # stored below, only once something was added
+    elif type(zset) is not ZSet:
+        raise WrongTypeError()
     added = updated = 0
     grown = 0
     for score, member in items:
@@ -95,9 +101,11 @@ def incr(ks: Keyspace, key: bytes, increment: float, member: bytes, nx: bool = F
 def remove(ks: Keyspace, key: bytes, members: list[bytes]) -> tuple[int, int]:
     """ZREM: remove members; the key goes with its last one. Returns how many were removed and
     how many are left (0: the key is gone, or never was)."""
-    zset = ks.get_zset(key, write=True)
+    zset = ks.lookup_write(key)
     if zset is None:
         return 0, 0
+    if type(zset) is not ZSet:
+        raise WrongTypeError()
     freed = 0
     removed = 0
     for member in members:

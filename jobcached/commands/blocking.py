@@ -10,16 +10,19 @@ it resolves. Across clients the one that blocked first on a key is served first,
 A key that gains data becomes *ready* (Redis' signalKeyAsReady) in one of two ways:
 
 - The container operations of cache/lists.py and cache/zsets.py (LPUSH, RPUSH, LMOVE, ZADD,
-  ZINCRBY, ZUNIONSTORE, ZRANGESTORE ...) report it through the keyspace's readiness hook
-  (`Keyspace.on_ready`), which `registry()` wires to `BlockedKeys.mark_ready` when the first
-  client blocks (until then no hook runs at all). That only marks the key; the dispatcher serves
-  the ready keys once the handler has returned (commands/dispatch.py, as Redis' processCommand
-  calls handleClientsBlockedOnKeys after call()). Why not serve inside the hook: it fires in the
-  middle of the operation, before the handler has propagated its effect and sent its keyspace
-  events, and Redis' order is the command's own effect first, then the pops it makes possible.
+  ZINCRBY, ZUNIONSTORE, ZRANGESTORE, GEOSEARCHSTORE ...) report it through the keyspace's
+  readiness hook (`Keyspace.on_ready`), wired to `BlockedKeys.mark_ready` when the first client
+  blocks (until then no hook runs at all). That only marks the key; the
+  dispatcher serves the ready keys once the handler has returned (dispatch.py, as Redis'
+  processCommand calls handleClientsBlockedOnKeys after call()). Why not serve inside the hook:
+  it fires in the middle of the operation, before the handler has propagated its effect and
+  sent its keyspace events, and Redis' order is the command's own effect first, then the pops
+  it makes possible. (Propagation done by the dispatcher belongs between the handler and that
+  serving.) Why not leave the call in the handlers: then every handler that adds to a list or
+  a sorted set has to remember it, which is what moving the writes into cache/ is meant to end.
 - Commands that create a list or sorted set by other means (RENAME, COPY, MOVE, RESTORE, SORT
-  ... STORE, GEO ... STORE) and the stream commands call `signal_key_ready(server, key)` once
-  their own effect is propagated, which marks the key and serves it at once.
+  ... STORE) and the stream commands call `signal_key_ready(server, key)` once their own effect
+  is propagated, which marks the key and serves it at once.
 
 Marking costs one dict lookup when nobody waits on the key. Serving walks the key's queue in
 order and asks each waiter to serve itself from the key (`Waiter.serve`) until the key has
@@ -92,7 +95,7 @@ class BlockedKeys:
     """The per-server registry: key -> waiters in blocking order (a dict used as an ordered set,
     so a waiter leaves the middle of a queue in O(1))."""
 
-    __slots__ = ("atomic_depth", "blocked", "queues", "ready", "server", "serving")
+    __slots__ = ("atomic_depth", "blocked", "hooked", "queues", "ready", "server", "serving")
 
     def __init__(self, server: ServerState) -> None:
         self.server = server
@@ -101,6 +104,7 @@ class BlockedKeys:
         self.serving = False
         self.atomic_depth = 0
         self.blocked = 0  # waiters alive: INFO's blocked_clients
+        self.hooked = False  # the keyspace's readiness hook is wired here (module docstring)
 
     def mark_ready(self, db: int, key: bytes) -> None:
         """The readiness hook (see the module docstring): queue the key for serving if anyone
@@ -110,6 +114,9 @@ class BlockedKeys:
             self.ready[db_key] = None
 
     def add(self, waiter: Waiter) -> None:
+        if not self.hooked:  # the first client to block: from now on, writes report readiness
+            self.server.dbs.set_ready_hook(self.mark_ready)
+            self.hooked = True
         for key in waiter.keys:
             self.queues.setdefault((waiter.db, key), {})[waiter] = None
         self.blocked += 1
@@ -174,13 +181,11 @@ class BlockedKeys:
 
 
 def registry(server: ServerState) -> BlockedKeys:
-    """The server's registry, created on first use and attached with the keyspace's readiness
-    hook (a server where nobody ever blocks pays for neither)."""
+    """The server's registry, created and attached on first use."""
     reg: BlockedKeys | None = getattr(server, _ATTR, None)
     if reg is None:
         reg = BlockedKeys(server)
         setattr(server, _ATTR, reg)
-        server.dbs.set_ready_hook(reg.mark_ready)
     return reg
 
 

@@ -82,6 +82,19 @@ def test_move_checks_the_destination_type_before_popping() -> None:
     assert list(ks.get_list(b"src") or ()) == [b"a"]
 
 
+def test_push_and_pop_refuse_a_key_of_another_type() -> None:
+    ks, ready = keyspace()
+    ks.set(b"str", b"x")
+    with pytest.raises(WrongTypeError):
+        push(ks, b"str", [b"a"], left=True)
+    with pytest.raises(WrongTypeError):
+        push(ks, b"str", [b"a"], left=True, only_existing=True)
+    with pytest.raises(WrongTypeError):
+        pop(ks, b"str", left=True, count=1)
+    assert ks.get_string(b"str") == b"x"
+    assert ready == []
+
+
 def test_in_place_edits_do_not_report_readiness() -> None:
     ks, ready = keyspace()
     push(ks, b"l", [b"a", b"b", b"a", b"c", b"a"], left=False)

@@ -34,8 +34,11 @@ def run(s: Session, *argv: bytes) -> Any:
 
 def test_no_hook_runs_until_a_client_blocks() -> None:
     server, (pusher, waiter) = server_and_sessions(2)
-    assert all(ks.on_ready is None for ks in server.dbs)
     run(pusher, b"LPUSH", b"q", b"a")
+    run(pusher, b"MULTI")
+    run(pusher, b"LPUSH", b"q", b"b")
+    assert run(pusher, b"EXEC") == [2]  # EXEC uses the registry, but nobody blocked yet
+    assert all(ks.on_ready is None for ks in server.dbs)
     assert run(waiter, b"BLPOP", b"empty", b"0").done is False
     assert all(ks.on_ready is not None for ks in server.dbs)
 
