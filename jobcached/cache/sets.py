@@ -39,7 +39,8 @@ def add_members(ks: Keyspace, key: bytes, members: Iterable[bytes]) -> int:
         if member not in current:
             current.add(member)
             grown += item_size(member)
-    ks.notify_modified(key, grown)
+    if grown:  # nothing new: nothing to account for, and no change to report
+        ks.notify_modified(key, grown)
     return len(current) - before
 
 
