@@ -17,7 +17,7 @@ from jobcached.clock import SystemClock
 from jobcached.commands.dispatch import execute
 from jobcached.commands.registry import load_all
 from jobcached.config import Config
-from jobcached.net.session import Session
+from jobcached.server.session import Session
 from jobcached.server.state import ServerState
 
 ROUNDS = 7  # the best of several rounds: the machine is shared

@@ -25,13 +25,14 @@ import uvloop
 
 from bench.profile_hotpath import NullTransport, request
 from jobcached.clock import SystemClock
+from jobcached.commands.dispatch import execute
 from jobcached.commands.registry import load_all
 from jobcached.config import Config
 from jobcached.jobs.engine import JobEngine
 from jobcached.jobs.records import decode_record
-from jobcached.net.protocol import RespProtocol
 from jobcached.persistence.durability import Durability
 from jobcached.persistence.wal import Wal
+from jobcached.server.connection import RespProtocol
 from jobcached.server.state import ServerState
 
 BATCH = 50
@@ -55,7 +56,7 @@ class CaptureTransport(NullTransport):
 
 
 def connect(state: ServerState) -> tuple[RespProtocol, CaptureTransport]:
-    protocol, transport = RespProtocol(state), CaptureTransport()
+    protocol, transport = RespProtocol(state, execute), CaptureTransport()
     protocol.connection_made(transport)  # type: ignore[arg-type]
     return protocol, transport
 
@@ -108,7 +109,7 @@ async def one_round(jobs: int, *, profile: bool) -> float:
         engine.replay(decode_record(b) for b in wal.replay())
         wal.open_for_append()
         durability = Durability(wal, "everysec", asyncio.get_running_loop())
-        engine.propagate = state.effects.job
+        engine.sink = state.effects.job
         state.jobs, state.effects.durability = engine, durability
         profiler = cProfile.Profile() if profile else None
         started = time.process_time()

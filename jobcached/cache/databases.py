@@ -30,6 +30,7 @@ from jobcached.cache import expiry
 from jobcached.cache.eviction import EVICTION_CLOCK_CHECK_EVERY, EVICTION_TIME_BUDGET_MS
 from jobcached.cache.hotkeys import HotKeys
 from jobcached.cache.keyspace import Keyspace
+from jobcached.cache.setscan import SetSnapshots
 from jobcached.cache.shard import CacheStats
 from jobcached.clock import Clock
 from jobcached.errors import OutOfMemoryError
@@ -65,9 +66,14 @@ class Databases:
             Keyspace(clock, shards=shards, rng=self.rng, stats=self.stats,
                      on_removed=self._removal_listener(i))
             for i in range(count))
+        #: the memory limit (0: none), as every database has it: a plain attribute because the
+        #: dispatcher reads it before each command that may grow memory
+        self.maxmemory = 0
         #: bytes maxmemory must also hold besides the cache (the job engine's; never evicted)
         self.other_memory: Callable[[], int] = _nothing
         self._expire_next = 0  # database the next active expiry cycle starts with
+        #: SSCAN's snapshots of large sets (one store for all databases: cursors name none)
+        self.set_snapshots = SetSnapshots()
 
     def _removal_listener(self, index: int) -> Callable[[bytes, str], None]:
         def removed(key: bytes, why: str) -> None:
@@ -105,16 +111,13 @@ class Databases:
 
     # ---- configuration ------------------------------------------------------------------------
     @property
-    def maxmemory(self) -> int:
-        return self.dbs[0].maxmemory
-
-    @property
     def policy(self) -> str:
         return self.dbs[0].policy
 
     def configure(self, maxmemory: int, policy: str, samples: int, lfu_log_factor: int,
                   lfu_decay_time: int) -> None:
         """Apply the memory settings (start or CONFIG SET) to every database alike."""
+        self.maxmemory = maxmemory
         for ks in self.dbs:
             ks.maxmemory = maxmemory
             ks.maxmemory_samples = samples

@@ -230,7 +230,7 @@ class Keyspace:
     def get_string(self, key: bytes, write: bool = False) -> bytes | None:
         value = self.lookup_write(key) if write else self.lookup_read(key)
         if value is None or type(value) is bytes:
-            return value  # type: ignore[no-any-return]
+            return value
         raise WrongTypeError()
 
     def get_hash(self, key: bytes, create: bool = False, write: bool = False) -> Hash | None:
@@ -265,6 +265,7 @@ class Keyspace:
             # A string replaced by one of the same length (counters, fixed-size values), its
             # TTL unchanged (none, or a live one kept: INCR of a counter with a TTL): its
             # size estimate cannot change, so skip the accounting below.
+            self.stats.dirty += 1
             e.value = value
             if self._lfu:
                 self._touch(e)
@@ -289,7 +290,9 @@ class Keyspace:
             if expire_at_ms is not None and expire_at_ms <= now:
                 if e is not None:
                     shard.remove(key, e)
+                    self.stats.dirty += 1
                 return
+        self.stats.dirty += 1
         if e is None:
             e = _new_entry(Entry)  # Entry(...) without a Python-level __init__: 2x faster
             e.value = value
@@ -326,6 +329,7 @@ class Keyspace:
 
         `payload_delta`: sum of `memory.item_size()` of byte strings added minus removed.
         """
+        self.stats.dirty += 1
         if 0x7B in key:  # shard_of(), inlined: every container write ends here
             shard = self._by_slot[key_slot(key)]
         else:
@@ -349,9 +353,11 @@ class Keyspace:
 
     def delete(self, key: bytes) -> bool:
         shard, e = self._find(key)
-        if e is not None:
-            shard.remove(key, e)
-        return e is not None
+        if e is None:
+            return False
+        shard.remove(key, e)
+        self.stats.dirty += 1
+        return True
 
     def holds(self, key: bytes) -> bool:
         """Stored here, even if past its TTL; no side effect (what FLUSHDB and SWAPDB ask of
@@ -378,6 +384,7 @@ class Keyspace:
             shard.remove(key, e)
         else:
             shard.set_expire(key, e, at_ms)
+        self.stats.dirty += 1
         return True
 
     def persist(self, key: bytes) -> bool:
@@ -386,6 +393,7 @@ class Keyspace:
         if e is None or not e.expire_at:
             return False
         shard.set_expire(key, e, 0)
+        self.stats.dirty += 1
         return True
 
     def expire_time_ms(self, key: bytes) -> int:
@@ -406,6 +414,7 @@ class Keyspace:
             raise NoSuchKeyError()
         if src == dst:
             return
+        self.stats.dirty += 1
         dst_shard, old = self._find(dst)
         if old is not None:
             dst_shard.remove(dst, old)
@@ -449,10 +458,12 @@ class Keyspace:
         for shard in self.shards:
             shard.clear()
         self._evictor.reset()
+        self.stats.dirty += 1
 
     def swap_contents(self, other: Keyspace) -> None:
         """SWAPDB: exchange all keys with `other` (both share one CacheStats, so memory stays
         right); candidates pooled for eviction and expiry cursors belong to the old data."""
+        self.stats.dirty += 1
         self.shards, other.shards = other.shards, self.shards
         self._by_slot, other._by_slot = other._by_slot, self._by_slot
         for ks in (self, other):
@@ -466,6 +477,7 @@ class Keyspace:
         if e is None or target._find(key)[1] is not None:
             return False
         shard.remove(key, e)
+        self.stats.dirty += 1
         moved = Entry(e.value, e.access, e.size - (VOLATILE_OVERHEAD_BYTES if e.vpos >= 0 else 0),
                       e.aux, 0)
         dst_shard = target.shard_of(key)

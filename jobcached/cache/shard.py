@@ -45,11 +45,18 @@ class Entry:
 
 
 class CacheStats:
-    """Counters for INFO: shared by all shards of one keyspace."""
+    """Counters for INFO: shared by all shards of one keyspace (and all databases).
 
-    __slots__ = ("evicted_keys", "expired_keys", "keyspace_hits", "keyspace_misses", "used_memory")
+    `dirty` counts the changes commands made (Redis' server.dirty): every write method of a
+    Keyspace adds one when it changed something; expiry and eviction do not. The dispatcher
+    compares it around a write command to know whether the command had an effect to log.
+    """
+
+    __slots__ = ("dirty", "evicted_keys", "expired_keys", "keyspace_hits", "keyspace_misses",
+                 "used_memory")
 
     def __init__(self) -> None:
+        self.dirty = 0
         self.used_memory = 0
         self.expired_keys = 0
         self.evicted_keys = 0

@@ -20,8 +20,8 @@ from jobcached.cache import bitfield
 from jobcached.commands.args import INT64_MAX, to_int
 from jobcached.commands.registry import DENYOOM, FAST, READONLY, WRITE, command
 from jobcached.errors import CommandError, SyntaxErr
-from jobcached.net.session import Session
 from jobcached.server.notify import GENERIC, STRING, notify
+from jobcached.server.session import Session
 
 OFFSET_ERROR = "bit offset is not an integer or out of range"
 BIT_ERROR = "bit is not an integer or out of range"
@@ -68,7 +68,6 @@ def _grown(s: Session, key: bytes, last_bit: int) -> tuple[bytearray, bool]:
 
 def _store(s: Session, key: bytes, buf: bytearray, argv: list[bytes]) -> None:
     s.keyspace.set(key, bytes(buf), keepttl=True)
-    s.server.effects.cache(argv, (key,))
 
 
 # --------------------------------------------------------------------------- single bits
@@ -244,7 +243,6 @@ def bitop(s: Session, argv: list[bytes]) -> int:
                 acc ^= other
         result = acc.to_bytes(size, "big")
     ks.set(dest, result)
-    s.server.effects.cache(argv, (dest,))
     notify(s.server, STRING, b"set", dest)
     return size
 

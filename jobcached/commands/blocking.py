@@ -12,23 +12,21 @@ A key that gains data becomes *ready* (Redis' signalKeyAsReady) in one of two wa
 - The container operations of cache/lists.py and cache/zsets.py (LPUSH, RPUSH, LMOVE, ZADD,
   ZINCRBY, ZUNIONSTORE, ZRANGESTORE, GEOSEARCHSTORE ...) report it through the keyspace's
   readiness hook (`Keyspace.on_ready`), wired to `BlockedKeys.mark_ready` when the first client
-  blocks (until then no hook runs at all). That only marks the key; the
-  dispatcher serves the ready keys once the handler has returned (dispatch.py, as Redis'
-  processCommand calls handleClientsBlockedOnKeys after call()). Why not serve inside the hook:
-  it fires in the middle of the operation, before the handler has propagated its effect and
-  sent its keyspace events, and Redis' order is the command's own effect first, then the pops
-  it makes possible. (Propagation done by the dispatcher belongs between the handler and that
-  serving.) Why not leave the call in the handlers: then every handler that adds to a list or
-  a sorted set has to remember it, which is what moving the writes into cache/ is meant to end.
+  blocks (until then no hook runs at all). The hook only marks the key: it fires in the middle
+  of the operation, before the command's effect is logged and its keyspace events sent. Why a
+  hook rather than a call in each handler: every write that adds to a list or a sorted set
+  would have to remember it, which is what moving the writes into cache/ is meant to end.
 - Commands that create a list or sorted set by other means (RENAME, COPY, MOVE, RESTORE, SORT
-  ... STORE) and the stream commands call `signal_key_ready(server, key)` once their own effect
-  is propagated, which marks the key and serves it at once.
+  ... STORE) and the stream commands call `signal_key_ready(server, key)`, which marks the key
+  the same way.
 
-Marking costs one dict lookup when nobody waits on the key. Serving walks the key's queue in
-order and asks each waiter to serve itself from the key (`Waiter.serve`) until the key has
-nothing left. Serving is an ordinary mutation: it pops, propagates its own effect (LPOP, LMOVE,
-ZPOPMIN ...) and becomes the waiter's reply. Serving can make another key ready (BLMOVE pushes to
-its destination): ready keys are queued and handled in turn by the same loop, never recursively.
+Either costs one dict lookup when nobody waits on the key. Once the command has run and its
+effect is logged (the dispatcher's `call` ends with `serve_ready`, as Redis' processCommand
+calls handleClientsBlockedOnKeys after call()), the ready keys' queues are walked in order and
+each waiter is asked to serve itself from the key (`Waiter.serve`) until the key has nothing
+left. Serving is an ordinary mutation: it pops, propagates its own effect (LPOP, LMOVE, ZPOPMIN
+...) and becomes the waiter's reply. Serving can make another key ready (BLMOVE pushes to its
+destination): ready keys are queued and handled in turn by the same loop, never recursively.
 
 A waiter leaves all its queues when it is served, when its timeout fires (a timer on
 `ServerState.timers`; the reply is the command's timeout value), or when its client disconnects
@@ -59,7 +57,7 @@ from jobcached.net.replies import Deferred
 
 if TYPE_CHECKING:
     from jobcached.jobs.timerwheel import TimerHandle
-    from jobcached.net.session import Session
+    from jobcached.server.session import Session
     from jobcached.server.state import ServerState
 
 #: `Waiter.serve` results other than a reply: the key has nothing for anyone (stop walking its
@@ -100,7 +98,9 @@ class BlockedKeys:
     def __init__(self, server: ServerState) -> None:
         self.server = server
         self.queues: dict[DbKey, dict[Waiter, None]] = {}
-        self.ready: dict[DbKey, None] = {}  # keys signalled and not yet walked, in order
+        #: keys signalled and not yet walked, in order: the server's dict, which the
+        #: dispatcher tests after each command
+        self.ready: dict[DbKey, None] = server.ready_keys
         self.serving = False
         self.atomic_depth = 0
         self.blocked = 0  # waiters alive: INFO's blocked_clients
@@ -248,16 +248,18 @@ def pop_or_block(s: Session, keys: Sequence[bytes], timeout_ms: int, take: Serve
 
 
 def signal_key_ready(server: ServerState, key: bytes, db: int | None = None) -> None:
-    """Data was added to `key` (or the key was created) in `db`, by default the running
-    command's database: serve clients blocked on it."""
+    """Data was added to `key` (or the key was created, or removed) in `db`, by default the
+    running command's database: clients blocked on it are served when the command has run
+    (the dispatcher's `call` ends with `serve_ready`), or the transaction or script around
+    it; at once when no command runs (the key expired or was evicted)."""
     reg: BlockedKeys | None = getattr(server, _ATTR, None)
     if reg is None:
         return
     db_key = (server.db if db is None else db, key)
-    if db_key not in reg.queues:
-        return
-    reg.ready[db_key] = None
-    reg.serve_ready()
+    if db_key in reg.queues:
+        reg.ready[db_key] = None
+        if server.current_client is None:  # no command runs (expiry, eviction): serve now
+            reg.serve_ready()
 
 
 def signal_db_ready(server: ServerState, db: int) -> None:
@@ -268,14 +270,7 @@ def signal_db_ready(server: ServerState, db: int) -> None:
         return
     for db_key in list(reg.queues):
         if db_key[0] == db:
-            reg.ready[db_key] = None
-    reg.serve_ready()
-
-
-def blocked_clients(server: ServerState) -> int:
-    """How many clients are blocked on keys now (INFO clients: blocked_clients)."""
-    reg: BlockedKeys | None = getattr(server, _ATTR, None)
-    return 0 if reg is None else reg.blocked
+            reg.ready[db_key] = None  # served after the command, as by `signal_key_ready`
 
 
 @contextmanager

@@ -12,7 +12,7 @@ from typing import Any
 
 from jobcached.cache.glob import glob_match
 from jobcached.commands.args import Args
-from jobcached.commands.docs import categories, command_docs, command_info, key_specs, wire_flags
+from jobcached.commands.docs import categories, command_docs, command_info, wire_flags
 from jobcached.commands.registry import (
     LOADING,
     STALE,
@@ -25,7 +25,7 @@ from jobcached.commands.registry import (
 )
 from jobcached.errors import CommandError, SyntaxErr
 from jobcached.net.replies import SetOf, Simple
-from jobcached.net.session import Session
+from jobcached.server.session import Session
 
 
 def _named(names: list[bytes]) -> list[Command | None]:
@@ -134,7 +134,7 @@ def _target(argv: list[bytes]) -> Command:
         cmd = cmd.subcommands.get(argv[1].upper())
     if cmd is None:
         raise CommandError("Invalid command specified")
-    if not any("not_key" not in spec.flags for spec in key_specs(cmd)):
+    if not any("not_key" not in spec.flags for spec in cmd.specs()):
         raise CommandError("The command has no key arguments")
     if (cmd.arity > 0 and cmd.arity != len(argv)) or len(argv) < -cmd.arity:
         raise CommandError("Invalid number of arguments specified for command")
@@ -171,7 +171,7 @@ def keys_and_flags(cmd: Command, argv: list[bytes]) -> list[tuple[int, tuple[str
     """(index, flags) of each key in argv by the command's key specs; None when the
     arguments contradict a spec."""
     found: list[tuple[int, tuple[str, ...]]] = []
-    for spec in key_specs(cmd):
+    for spec in cmd.specs():
         if "not_key" in spec.flags:
             continue
         indexes = spec.find(argv)

@@ -17,17 +17,16 @@ from jobcached.commands.registry import (
     ADMIN,
     LOADING,
     STALE,
-    all_commands,
     container,
     subcommand,
 )
 from jobcached.config import Config, resolve
 from jobcached.errors import CommandError, ConfigError, SyntaxErr
 from jobcached.net.replies import OK
-from jobcached.net.session import Session
 from jobcached.net.tls import UPDATE_FAILED
+from jobcached.server.configrewrite import rewrite_file
+from jobcached.server.session import Session
 from jobcached.server.state import Stats
-from jobcached.settings.configrewrite import rewrite_file
 
 log = logging.getLogger("jobcached.config")
 
@@ -157,9 +156,6 @@ def config_resetstat(s: Session, argv: list[bytes]) -> Any:
     server = s.server
     server.stats = Stats()
     server.errorstats.clear()
-    server.command_latency.clear()
+    server.command_stats.clear()
     server.slowlog.reset()
-    for cmd in all_commands():
-        for c in [cmd, *cmd.subcommands.values()]:
-            c.calls = c.usec = c.failed_calls = c.rejected_calls = 0
     return OK

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from time import perf_counter_ns
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jobcached.commands.aclcheck import check as acl_check
 from jobcached.commands.monitor import FEED_FIRST, feed, refuse_in_monitor_mode
@@ -18,7 +18,11 @@ from jobcached.commands.registry import COMMANDS, Command, Flag
 from jobcached.commands.tracking import remember_read
 from jobcached.errors import CommandError, NoAuthError
 from jobcached.net.replies import QUEUED, ErrorReply
-from jobcached.net.session import Session
+from jobcached.server.session import Session
+from jobcached.server.state import FAILED, USEC
+
+if TYPE_CHECKING:
+    from jobcached.server.state import ServerState
 
 log = logging.getLogger("jobcached.dispatch")
 
@@ -75,18 +79,12 @@ def execute(s: Session, argv: list[bytes]) -> Any:
 
     The common case, a known command with a valid argument count from a client authenticated
     as a user that may run anything (`unchecked`: the default user, unless ACL rules limit it),
-    outside MULTI and subscribe mode, with no CLIENT PAUSE or MONITOR in force (`gated`),
+    outside MULTI and subscribe mode, with no CLIENT PAUSE, MONITOR or busy script (`gated`),
     passes every check below by definition, so it goes straight to `call`; anything else
     takes `_execute_checked`, which finds the right error.
     """
     server = s.server
     server.stats.total_commands_processed += 1
-    if server.busy_script is not None:  # a script ran past busy-reply-threshold
-        refused = server.busy_script.refuse(s, argv)
-        if refused is not None:
-            server.stats.total_error_replies += 1
-            server.count_error("BUSY")
-            return refused
     cmd = COMMANDS.get(argv[0])
     if (cmd is not None and cmd.min_argc <= len(argv) <= cmd.max_argc and s.unchecked
             and not server.gated and s.multi is None and not s.sub_channels and not s.sub_patterns
@@ -98,6 +96,13 @@ def execute(s: Session, argv: list[bytes]) -> Any:
 
 def _execute_checked(s: Session, argv: list[bytes]) -> Any:
     """`execute` with every check, in Redis' order (the command is counted already)."""
+    busy = s.server.busy_script
+    if busy is not None:  # a script ran past busy-reply-threshold
+        refused = busy.refuse(s, argv)
+        if refused is not None:
+            s.server.stats.total_error_replies += 1
+            s.server.count_error("BUSY")
+            return refused
     cmd = resolve(argv)
     stats = s.server.stats
     if type(cmd) is ErrorReply:
@@ -109,9 +114,7 @@ def _execute_checked(s: Session, argv: list[bytes]) -> Any:
     assert isinstance(cmd, Command)
     s.last_command = cmd.fullname  # CLIENT LIST `cmd`: what the client sent, not what EXEC ran
     if not s.authenticated and cmd.needs_auth:
-        cmd.rejected_calls += 1
-        stats.total_error_replies += 1
-        s.server.count_error(NoAuthError.code)
+        s.server.count_rejected(cmd, NoAuthError.code)
         return ErrorReply(NoAuthError().wire)
     if not s.unchecked and s.authenticated:
         refused = acl_check(s, cmd, argv, "multi" if s.multi is not None else "toplevel")
@@ -121,9 +124,7 @@ def _execute_checked(s: Session, argv: list[bytes]) -> Any:
             return refused
     if (s.subscribed and not s.resp3
             and (cmd.parent is not None or cmd.name not in SUBSCRIBE_MODE_COMMANDS)):
-        cmd.rejected_calls += 1
-        stats.total_error_replies += 1
-        s.server.count_error("ERR")
+        s.server.count_rejected(cmd, "ERR")
         return ErrorReply(f"ERR Can't execute '{cmd.fullname}': only (P|S)SUBSCRIBE / "
                           "(P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context")
     if s.server.gated:
@@ -145,9 +146,7 @@ def _gate(s: Session, cmd: Command, argv: list[bytes]) -> Any:
         refusal = refuse_in_monitor_mode(cmd)
         if refusal is None:
             return None
-        cmd.rejected_calls += 1
-        s.server.stats.total_error_replies += 1
-        s.server.count_error(refusal.code)
+        s.server.count_rejected(cmd, refusal.code)
         return ErrorReply(refusal.wire)
     pause = s.server.pause
     if pause is not None and pause.holds(s, cmd):
@@ -167,84 +166,98 @@ def _record_slow(s: Session, cmd: Command, argv: list[bytes], usec: int) -> None
 
 
 def call(s: Session, cmd: Command, argv: list[bytes], may_oom: bool = False) -> Any:
-    """Run a resolved, permitted command (EXEC runs its queue through here too).
+    """Run a resolved, permitted command (EXEC and scripts run theirs through here too).
 
-    Every call is timed once; the duration feeds INFO commandstats, the command's latency
-    histogram (metrics, LATENCY HISTOGRAM: one list increment, see state.LATENCY_SLOTS),
-    past `slowlog-log-slower-than` the slow log, and past `latency-monitor-threshold` the
-    latency monitor; then the monitors, if any, see it (commands/monitor.py). `may_oom`
-    skips the maxmemory check: a script flagged `allow-oom`, or one that wrote already (it
-    cannot stop halfway).
+    A cache write whose handler changed the keyspace (`CacheStats.dirty` moved) and did not
+    log an effect of its own has its argv logged as its effect (Redis' call() and
+    propagateNow; server/effects.py); then clients blocked on keys it filled are served
+    (blocking.py), so their pops follow it in the log, as in Redis' processCommand.
+
+    Every call is timed once; the duration feeds the command's counters (INFO commandstats,
+    metrics, LATENCY HISTOGRAM: one list increment, see state.USEC), past
+    `slowlog-log-slower-than` the slow log, and past `latency-monitor-threshold` the latency
+    monitor; then the monitors, if any, see it (commands/monitor.py), and a tracking client's
+    reads are remembered (tracking.py). `may_oom` skips the maxmemory check: a script flagged
+    `allow-oom`, or one that wrote already (it cannot stop halfway).
+
+    One function, not a wrapper around another: this runs for every command, and each check
+    that rarely applies (maxmemory, MONITOR, tracking) costs one test when it does not.
     """
     server = s.server
     server.db = s.db
     caller = server.current_client  # None unless a transaction or script runs this
     if caller is None:
         server.current_client = s
-        try:
-            reply = _call(s, cmd, argv, may_oom)
-        finally:
-            server.current_client = None
-    else:
-        reply = _call(s, cmd, argv, may_oom)
-    # Tracking remembers what a command read for the client that sent it: the script's
-    # caller for the commands of a script (Redis' script_caller).
-    tracked = s if s.tracking is not None else caller
-    if tracked is not None and tracked.tracking is not None:
-        remember_read(tracked, cmd, argv, caller or s)
-        # CLIENT CACHING lasts one command, or one transaction (Redis' resetClient).
-        if caller is None and s.multi is None and cmd.parent is not _CLIENT:
-            tracked.tracking.caching = False
-    return reply
-
-
-def _call(s: Session, cmd: Command, argv: list[bytes], may_oom: bool) -> Any:
-    server = s.server
     if cmd.denyoom and server.dbs.maxmemory and not may_oom:
-        try:
-            evicting = perf_counter_ns()
-            if server.dbs.ensure_memory():
-                server.latency.add("eviction-cycle", (perf_counter_ns() - evicting) // 1_000_000,
-                                   server.clock.now_ms() // 1000)
-        except CommandError as exc:
-            cmd.rejected_calls += 1
-            server.stats.total_error_replies += 1
-            server.count_error(exc.code)
-            return ErrorReply(exc.wire)
-    handler = cmd.handler
-    assert handler is not None
-    monitors = server.monitors
-    if monitors and cmd.name in FEED_FIRST:
+        refused = _make_room(server, cmd)
+        if refused is not None:
+            if caller is None:
+                server.current_client = None
+            return refused
+    gated = server.gated  # a MONITOR or a CLIENT PAUSE is in force
+    if gated and server.monitors and cmd.name in FEED_FIRST:
         feed(s, cmd, argv)
+    propagates = cmd.propagates
+    if propagates:  # a cache write: did it change anything, and did it log that itself?
+        cache_stats = server.cache_stats
+        dirty = cache_stats.dirty
+        effects = server.effects
+        effects.own = False
     started = perf_counter_ns()
     try:
-        reply = handler(s, argv)
+        reply = cmd.handler(s, argv)  # type: ignore[misc]
     except CommandError as exc:
-        cmd.failed_calls += 1
+        server.command_stats[cmd][FAILED] += 1
         server.stats.total_error_replies += 1
         server.count_error(exc.code)
         reply = ErrorReply(exc.wire)
     except Exception:
         # A bug, not a client error: keep the connection and the server alive, and say so.
         log.exception("command failed", extra={"command": cmd.fullname})
-        cmd.failed_calls += 1
+        server.command_stats[cmd][FAILED] += 1
         server.stats.total_error_replies += 1
         server.stats.unexpected_error_replies += 1
         server.count_error("ERR")
         reply = ErrorReply(f"ERR internal error while running '{cmd.fullname}'")
-    blocked = server.blocked_keys
-    if blocked is not None and blocked.ready:
-        # Keys the command filled (blocking.py): their waiters are served once the handler
-        # has propagated its own effect; the serving counts in the command's time.
-        blocked.serve_ready()
     usec = (perf_counter_ns() - started) // 1000
-    cmd.calls += 1
-    cmd.usec += usec
-    histogram = server.command_latency[cmd]
-    histogram[usec.bit_length()] += 1
-    histogram[-1] += usec
+    if propagates and cache_stats.dirty != dirty and not effects.own:
+        effects.command(argv, cmd)
+    stats = server.command_stats[cmd]
+    stats[usec.bit_length()] += 1
+    stats[USEC] += usec
     if usec >= server.notable_us:
         _record_slow(s, cmd, argv, usec)
-    if monitors and cmd.name not in FEED_FIRST:
+    if caller is None:
+        server.current_client = None
+        if server.ready_keys:  # served after the effect that made them ready
+            assert server.blocked_keys is not None
+            server.blocked_keys.serve_ready()
+    if gated and server.monitors and cmd.name not in FEED_FIRST:
         feed(s, cmd, argv)
+    # Tracking remembers what a command read for the client that sent it: the script's
+    # caller for the commands of a script (Redis' script_caller).
+    if s.tracking is not None or (caller is not None and caller.tracking is not None):
+        _remember(s, cmd, argv, caller)
     return reply
+
+
+def _make_room(server: ServerState, cmd: Command) -> ErrorReply | None:
+    """Evict down to maxmemory before a command that may grow memory; its -OOM if it cannot."""
+    try:
+        evicting = perf_counter_ns()
+        if server.dbs.ensure_memory():
+            server.latency.add("eviction-cycle", (perf_counter_ns() - evicting) // 1_000_000,
+                               server.clock.now_ms() // 1000)
+    except CommandError as exc:
+        server.count_rejected(cmd, exc.code)
+        return ErrorReply(exc.wire)
+    return None
+
+
+def _remember(s: Session, cmd: Command, argv: list[bytes], caller: Session | None) -> None:
+    tracked = s if s.tracking is not None else caller
+    assert tracked is not None and tracked.tracking is not None
+    remember_read(tracked, cmd, argv, caller or s)
+    # CLIENT CACHING lasts one command, or one transaction (Redis' resetClient).
+    if caller is None and s.multi is None and cmd.parent is not _CLIENT:
+        tracked.tracking.caching = False

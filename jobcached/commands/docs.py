@@ -23,7 +23,6 @@ import re
 from typing import Any
 
 from jobcached.commands import redis_table
-from jobcached.commands.keyspec import KeySpec
 from jobcached.commands.registry import Command
 from jobcached.net.replies import SetOf, Simple
 
@@ -171,12 +170,6 @@ def categories(cmd: Command) -> list[str]:
     if "admin" in flags:
         names.add("dangerous")
     return [c for c in CATEGORY_ORDER if c in names]
-
-
-def key_specs(cmd: Command) -> tuple[KeySpec, ...]:
-    if redis_table.entry(cmd.fullname) is not None:
-        return redis_table.key_specs(cmd.fullname)
-    return cmd.key_specs
 
 
 def command_info(cmd: Command) -> list[Any]:

@@ -30,8 +30,8 @@ from jobcached.commands.registry import DENYOOM, READONLY, WRITE, command
 from jobcached.commands.zsets import zadd_generic
 from jobcached.errors import CommandError, SyntaxErr
 from jobcached.net.replies import NULL_ARRAY, Encoded
-from jobcached.net.session import Session
 from jobcached.server.notify import GENERIC, ZSET, notify
+from jobcached.server.session import Session
 
 # georadiusGeneric's flags
 _COORDS, _MEMBER, _NOSTORE, _SEARCH, _SEARCHSTORE = (1 << i for i in range(5))
@@ -315,7 +315,6 @@ def _search(s: Session, argv: list[bytes], src: int, flags: int) -> Any:
 def _store(s: Session, argv: list[bytes], dst: bytes, result: ZSet | None, flags: int) -> None:
     """Write a search's result over `dst` (any type, TTL cleared), or delete it when empty."""
     if zsets.store(s.keyspace, dst, result or ZSet()):
-        s.server.effects.cache(argv, (dst,))
         if result:
             notify(s.server, ZSET, b"geosearchstore" if flags & _SEARCH else b"georadiusstore",
                    dst)

@@ -21,8 +21,8 @@ from jobcached.cache import hyperloglog as hll
 from jobcached.commands.registry import ADMIN, DENYOOM, FAST, READONLY, WRITE, command
 from jobcached.errors import CommandError
 from jobcached.net.replies import OK, Simple
-from jobcached.net.session import Session
 from jobcached.server.notify import STRING, notify
+from jobcached.server.session import Session
 
 
 class NotHllError(CommandError):
@@ -81,7 +81,6 @@ def pfadd(s: Session, argv: list[bytes]) -> int:
             hll.dense_set(buf, index, run)
         hll.invalidate(buf)
         ks.set(key, bytes(buf), keepttl=True)
-        s.server.effects.cache(argv, (key,))
         notify(s.server, STRING, b"pfadd", key)
         return 1
     buf = bytearray(hll.EMPTY_SPARSE if old is None else old)
@@ -96,7 +95,6 @@ def pfadd(s: Session, argv: list[bytes]) -> int:
         if updated:  # Redis changes the value in place: what was added before an error stays
             hll.invalidate(buf)
             ks.set(key, bytes(buf), keepttl=True)
-            s.server.effects.cache(argv, (key,))
     if updated:  # not after an error: Redis replies with it before notifying
         notify(s.server, STRING, b"pfadd", key)
     return 1 if updated else 0
@@ -132,7 +130,7 @@ def pfcount(s: Session, argv: list[bytes]) -> int:
 
 
 @command("PFMERGE", arity=-2, flags=WRITE | DENYOOM, group="hyperloglog", keys=(1, -1, 1))
-def pfmerge(s: Session, argv: list[bytes]) -> bytes:
+def pfmerge(s: Session, argv: list[bytes]) -> Simple:
     """PFMERGE destkey [sourcekey [sourcekey ...]]
 
     Merge HyperLogLogs into `destkey` (which is itself one of the inputs when it exists):
@@ -151,7 +149,6 @@ def pfmerge(s: Session, argv: list[bytes]) -> bytes:
     except hll.InvalidHll:
         raise CorruptHllError() from None
     ks.set(dest, bytes(buf), keepttl=True)
-    s.server.effects.cache(argv, (dest,))
     notify(s.server, STRING, b"pfadd", dest)  # Redis names PFMERGE's event `pfadd` too
     return OK
 
@@ -192,7 +189,6 @@ def pfdebug(s: Session, argv: list[bytes]) -> Any:
             raise CorruptHllError() from None
         value = bytes(buf)
         ks.set(key, value, keepttl=True)
-        s.server.effects.cache(argv, (key,))
     if sub == b"todense":
         return 1 if converted else 0
     return list(hll.registers(value))

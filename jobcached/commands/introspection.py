@@ -2,7 +2,7 @@
 
 Both read what `dispatch.call()` records for every command: the slow log (observability/
 slowlog.py), the per-command latency histograms (log2 slots in microseconds, see
-state.LATENCY_SLOTS) and the latency monitor's events (observability/latency.py), with Redis 7's
+state.LATENCY_SLOTS) and the latency monitor's events (server/latency.py), with Redis 7's
 reply shapes so redis-cli and monitoring tools read them.
 """
 
@@ -22,9 +22,9 @@ from jobcached.commands.registry import (
 )
 from jobcached.errors import CommandError, NotIntegerError
 from jobcached.net.replies import OK, Verbatim
-from jobcached.net.session import Session
-from jobcached.observability import latency
-from jobcached.server.state import LATENCY_SLOTS
+from jobcached.server import latency
+from jobcached.server.session import Session
+from jobcached.server.state import LATENCY_SLOTS, calls_of
 
 #: SLOWLOG GET without a count returns this many entries (Redis' default).
 SLOWLOG_DEFAULT_COUNT = 10
@@ -134,12 +134,12 @@ def latency_histogram(s: Session, argv: list[bytes]) -> Any:
     only the buckets where that number grows). Unknown names are left out. Under RESP2 the
     maps are flat arrays.
     """
-    latency = s.server.command_latency
+    command_stats = s.server.command_stats
     cmds = _named_commands(argv[2:]) if len(argv) > 2 else list(walk())
     reply: dict[bytes, Any] = {}
     for cmd in cmds:
-        histogram = latency.get(cmd)
-        if histogram is not None:
+        histogram = command_stats.get(cmd)
+        if histogram is not None and calls_of(histogram):
             reply[cmd.fullname.encode()] = _histogram_reply(histogram)
     return reply
 

@@ -28,15 +28,18 @@ import inspect
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from jobcached.commands import redis_table
 from jobcached.commands.durable import run_durably
 from jobcached.commands.keyspec import KeySpec
 
 if TYPE_CHECKING:
-    from jobcached.net.session import Session
+    from jobcached.server.session import Session
 
 Handler = Callable[["Session", list[bytes]], Any]
+#: a handler's own type: the decorators return it unchanged, so direct calls stay typed
+H = TypeVar("H", bound=Handler)
 
 
 class Flag(enum.IntFlag):
@@ -66,7 +69,7 @@ NO_FLAGS = Flag(0)
 
 @dataclass(eq=False, slots=True)
 class Command:
-    """One row of the table, plus its running counters (for INFO commandstats)."""
+    """One row of the table (its counters are the server's: `ServerState.command_stats`)."""
 
     name: str
     arity: int
@@ -86,13 +89,12 @@ class Command:
     since: str = "0.1.0"
     parent: Command | None = None
     subcommands: dict[bytes, Command] = field(default_factory=dict)
-    calls: int = 0
-    usec: int = 0
-    failed_calls: int = 0
-    rejected_calls: int = 0
     #: flag tests done on every call, precomputed (IntFlag `&` costs a Python-level call)
     needs_auth: bool = field(init=False)
     denyoom: bool = field(init=False)
+    #: a cache write: the dispatcher logs its argv as its effect when it changed the keyspace
+    #: (server/effects.py); job writes log records instead
+    propagates: bool = field(init=False)
     #: `get`, or `client|id` for a subcommand (Redis' naming in errors and stats); a field,
     #: not a property, because every call stores it as the client's last command
     fullname: str = field(init=False)
@@ -100,6 +102,7 @@ class Command:
     #: a container (no handler of its own) allows none: its subcommand decides
     min_argc: int = field(init=False)
     max_argc: int = field(init=False)
+    _specs: tuple[KeySpec, ...] | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         self.refresh_flags()
@@ -117,11 +120,31 @@ class Command:
     def refresh_flags(self) -> None:
         self.needs_auth = not self.flags & Flag.NOAUTH
         self.denyoom = bool(self.flags & Flag.DENYOOM)
+        self.propagates = bool(self.flags & Flag.WRITE) and not self.durable
 
     @property
     def display_name(self) -> str:
         """`GET`, or `CLIENT ID`: how SPEC.md and help text name it."""
         return self.name if self.parent is None else f"{self.parent.name} {self.name}"
+
+    def specs(self) -> tuple[KeySpec, ...]:
+        """Its key specs: Redis' own for a Redis command (redis_table.py), else `key_specs`."""
+        found = self._specs
+        if found is None:
+            in_redis = redis_table.entry(self.fullname) is not None
+            found = self._specs = (redis_table.key_specs(self.fullname) if in_redis
+                                   else self.key_specs)
+        return found
+
+    def keys_in(self, argv: list[bytes]) -> list[bytes]:
+        """The keys argv names by its key specs (what a write invalidates, what a tracking
+        client's read is remembered under); arguments that contradict a spec name none of
+        its keys."""
+        keys: list[bytes] = []
+        for spec in self.specs():
+            if "not_key" not in spec.flags:
+                keys.extend(argv[i] for i in spec.find(argv) or ())
+        return keys
 
     def flag_names(self) -> list[str]:
         return [f.name.lower() for f in Flag if f in self.flags and f.name]
@@ -147,11 +170,11 @@ def _parse_doc(handler: Callable[..., Any], name: str) -> tuple[str, str, str]:
 
 def command(name: str, *, arity: int, flags: Flag = NO_FLAGS, group: str,
             keys: tuple[int, int, int] = (0, 0, 0), key_specs: tuple[KeySpec, ...] = (),
-            acl: tuple[str, ...] = (), durable: bool = False) -> Callable[[Handler], Handler]:
+            acl: tuple[str, ...] = (), durable: bool = False) -> Callable[[H], H]:
     """Register a top-level command handled by the decorated function. `durable`: it writes
     jobs, so the dispatcher applies the durability policy to it (durable.py)."""
 
-    def register(handler: Handler) -> Handler:
+    def register(handler: H) -> H:
         syntax, summary, doc = _parse_doc(handler, name)
         _add(Command(name.upper(), arity, flags, group,
                      run_durably(handler) if durable else handler, syntax, summary, doc, keys,
@@ -183,10 +206,10 @@ def container(name: str, *, group: str, summary: str, flags: Flag = NO_FLAGS) ->
 
 
 def subcommand(parent: str, name: str, *, arity: int, flags: Flag = NO_FLAGS,
-               keys: tuple[int, int, int] = (0, 0, 0)) -> Callable[[Handler], Handler]:
+               keys: tuple[int, int, int] = (0, 0, 0)) -> Callable[[H], H]:
     """Register `PARENT NAME`; arity counts PARENT itself, as Redis does."""
 
-    def register(handler: Handler) -> Handler:
+    def register(handler: H) -> H:
         owner = COMMANDS[parent.upper().encode()]
         full = f"{owner.name} {name.upper()}"
         syntax, summary, doc = _parse_doc(handler, full)

@@ -18,7 +18,7 @@ from typing import Any
 from jobcached.cache.stream import MAX_ID, SEQ_MASK, Stream, format_id, make_id
 from jobcached.commands.args import to_int
 from jobcached.errors import CommandError, SyntaxErr
-from jobcached.net.session import Session
+from jobcached.server.session import Session
 
 INVALID_ID = "Invalid stream ID specified as stream command argument"
 #: Entries a blocked XREAD / XREADGROUP without COUNT gets at once (XREAD_BLOCKED_DEFAULT_COUNT).
@@ -134,10 +134,11 @@ class ReadArgs:
         self.ids: list[bytes] = []
 
 
-def parse_read(argv: list[bytes], with_group: bool) -> ReadArgs:
+def parse_read(argv: list[bytes], with_group: bool, from_script: bool = False) -> ReadArgs:
     """xreadCommand's option loop for XREAD (`with_group` False) and XREADGROUP: options up to
     STREAMS, then as many ids as keys. The ids are left raw: `$` and `>` mean different things
-    to the two commands, which check them against their keys."""
+    to the two commands, which check them against their keys. A script may not use BLOCK
+    (`from_script`: Redis refuses it when it reaches the option, before reading its value)."""
     a = ReadArgs()
     streams_at = 0
     i = 1
@@ -145,6 +146,9 @@ def parse_read(argv: list[bytes], with_group: bool) -> ReadArgs:
         more = len(argv) - i - 1
         opt = argv[i].upper()
         if opt == b"BLOCK" and more:
+            if from_script:
+                raise CommandError(f"{argv[0].decode('utf-8', 'surrogateescape')} command is "
+                                   f"not allowed with BLOCK option from scripts")
             a.timeout = parse_timeout_ms(argv[i + 1])
             i += 2
         elif opt == b"COUNT" and more:

@@ -33,8 +33,8 @@ from jobcached.commands.streamargs import (
 )
 from jobcached.errors import CommandError, SyntaxErr
 from jobcached.net.replies import NULL_ARRAY, OK
-from jobcached.net.session import Session
 from jobcached.server.notify import STREAM, notify
+from jobcached.server.session import Session
 
 #: Entries removed by one approximate trim without LIMIT: 100 * stream-node-max-entries.
 APPROX_TRIM_DEFAULT_LIMIT = 10_000
@@ -301,7 +301,6 @@ def xdel(s: Session, argv: list[bytes]) -> int:
     deleted = sum(1 for sid in ids if stream.delete(sid))
     if deleted:
         s.keyspace.notify_modified(key, 0)
-        s.server.effects.cache(argv, (key,))
         notify(s.server, STREAM, b"xdel", key)
     return deleted
 
@@ -378,7 +377,7 @@ def xsetid(s: Session, argv: list[bytes]) -> Any:
         stream.entries_added = entries_added
     if max_deleted:
         stream.max_deleted_id = max_deleted
-    s.server.effects.cache(argv, (key,))
+    s.keyspace.notify_modified(key, 0)  # a change in place: re-measured, and logged
     notify(s.server, STREAM, b"xsetid", key)
     return OK
 
@@ -401,7 +400,7 @@ def xread(s: Session, argv: list[bytes]) -> Any:
     is only supported by XREADGROUP. You called XREAD instead.`; `timeout is negative`;
     `syntax error`; `WRONGTYPE`.
     """
-    a = parse_read(argv, with_group=False)
+    a = parse_read(argv, with_group=False, from_script=s.script)
     keys, count = a.keys, a.count
     ks = s.keyspace
     after: dict[bytes, int] = {}

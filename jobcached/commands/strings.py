@@ -18,8 +18,8 @@ from jobcached.commands.args import INT64_MAX, INT64_MIN, to_int
 from jobcached.commands.registry import DENYOOM, FAST, READONLY, WRITE, command
 from jobcached.errors import CommandError, NotFloatError, SyntaxErr, WrongTypeError
 from jobcached.net.replies import OK
-from jobcached.net.session import Session
 from jobcached.server.notify import GENERIC, STRING, notify
+from jobcached.server.session import Session
 
 # SET / GETEX option bits (Redis' OBJ_SET_* flags)
 NX, XX, GET, KEEPTTL, PERSIST, EX, PX, EXAT, PXAT = (1 << i for i in range(9))
@@ -151,7 +151,6 @@ def set_(s: Session, argv: list[bytes]) -> Any:
         key = argv[1]
         s.keyspace.set(key, argv[2])
         server = s.server
-        server.effects.cache(argv, (key,))
         if server.notify_flags:  # notify() tests it too; this spares the hot path a call
             notify(server, STRING, b"set", key)
         return OK
@@ -443,7 +442,6 @@ def _incr(s: Session, argv: list[bytes], delta: int) -> int:
         raise CommandError("increment or decrement would overflow")
     value += delta
     ks.set(key, b"%d" % value, keepttl=True)
-    s.server.effects.cache(argv, (key,))
     notify(s.server, STRING, b"incrby", key)
     return value
 

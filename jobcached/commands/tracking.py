@@ -12,11 +12,10 @@ from typing import Any
 
 import jobcached.commands.connection  # noqa: F401  (declares the CLIENT container)
 from jobcached.commands.args import to_int
-from jobcached.commands.docs import key_specs
 from jobcached.commands.registry import LOADING, PUBSUB, READONLY, STALE, Command, subcommand
 from jobcached.errors import CommandError, SyntaxErr
 from jobcached.net.replies import OK, SetOf
-from jobcached.net.session import Session
+from jobcached.server.session import Session
 
 #: Read-only script commands: their keys are not remembered, only those of the commands the
 #: script runs (Redis' call()).
@@ -39,10 +38,7 @@ def remember_read(s: Session, cmd: Command, argv: list[bytes], current: Session)
     if (not t.on or t.bcast or not cmd.flags & READONLY or cmd.flags & PUBSUB
             or cmd.name in SCRIPT_READS):
         return
-    keys: list[bytes] = []
-    for spec in key_specs(cmd):
-        if "not_key" not in spec.flags:
-            keys.extend(argv[i] for i in spec.find(argv) or ())
+    keys = cmd.keys_in(argv)
     if keys:
         s.server.tracking.remember(s, keys, current)
 

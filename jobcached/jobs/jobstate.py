@@ -1,10 +1,11 @@
 """The jobs in memory, and the one path that changes them: records, applied live and at replay.
 
 Every change to jobs, queues, batches and cron entries is a *record*: a plain dict with
-absolute times, which the engine (`jobs/engine.py`) builds after it has validated a request and
-taken every decision involving time or chance. `_commit(record)` encodes the record
-(`encode_record`), applies it with `_apply` and hands the encoded body to `propagate` (the
-write-ahead log, and later replication); `_commit_job(job, record)` does the same for a record
+absolute times, which the engine's operations (`jobs/engine.py` and the modules it names) build
+after they have validated a request and taken every decision involving time or chance.
+`_commit(record)` encodes the record (`encode_record`), applies it with `_apply` and hands the
+encoded body to the `sink` the engine was built with (the server's effect log: the write-ahead
+log, and later replication); `_commit_job(job, record)` does the same for a record
 about a job the caller holds, going straight to `_apply_to_job`, which `_apply` dispatches to.
 Encoding comes first, so a record that cannot be logged raises before it changes anything: the
 state only ever holds what its log can rebuild. Crash recovery calls `replay`, which runs the
@@ -45,6 +46,7 @@ from jobcached.jobs.timerwheel import TimerWheel
 if TYPE_CHECKING:
     from jobcached.jobs.batches import BatchTable
     from jobcached.jobs.cron import CronTable
+    from jobcached.jobs.waiting import Waiters
 
 Record = dict[str, Any]
 
@@ -80,22 +82,35 @@ def encoded(record: Record | list[Any]) -> bytes:
         raise CommandError(f"the change cannot be logged, so it was not made ({exc})") from exc
 
 
+def job_fields(job: Job, **more: Any) -> dict[str, Any]:
+    """The structured log fields of a job lifecycle event, which the engine's operations log
+    (never the apply path): id, queue, attempt, and the W3C traceparent from META if any."""
+    fields: dict[str, Any] = {"job": job.id, "queue": job.queue, "attempt": job.attempt}
+    traceparent = job.meta.get("traceparent") if job.meta else None
+    if traceparent:
+        fields["traceparent"] = traceparent
+    fields.update(more)
+    return fields
+
+
 class JobState:
     """The jobs, their queues and what derives from them; see the module docstring. The
-    engine subclasses it with the operations; `batches` and `crons` are its to set."""
+    engine's parts subclass it with the operations (`jobs/engine.py`); `batches`, `crons` and
+    `waiters` are the engine's to set."""
 
     batches: BatchTable
     crons: CronTable
+    waiters: Waiters
 
     def __init__(self, clock: Clock, rng: random.Random | None,
-                 propagate: Callable[[bytes], None] | None, tick_ms: int,
+                 sink: Callable[[bytes], None] | None, tick_ms: int,
                  log_max_lines: int, log_max_bytes: int) -> None:
         self.clock = clock
         self.log_max_lines = log_max_lines
         self.log_max_bytes = log_max_bytes
         self.rng = rng or random.Random()
-        #: gets each record's encoded body, after the record was applied
-        self.propagate = propagate or (lambda body: None)
+        #: gets each applied record's encoded body; the server's effect log
+        self.sink = sink or (lambda body: None)
         #: records replay skipped because they name a job the log never added
         self.skipped_records = 0
         self.ids = IdGenerator(self.rng)
@@ -130,7 +145,7 @@ class JobState:
         which tells `on_transition`."""
         body = encoded(record)
         self._apply(record)
-        self.propagate(body)
+        self.sink(body)
 
     def _commit_job(self, job: Job, record: Record) -> None:
         """`_commit` for a record about `job`, which the caller already holds: no lookup by id
@@ -139,7 +154,7 @@ class JobState:
         body = encoded(record)
         old = job.state
         self._apply_to_job(record["op"], job, record)
-        self.propagate(body)
+        self.sink(body)
         hook = self.on_transition
         if hook is not None and job.state is not old:
             hook(job, old, job.state, record["now"])
@@ -157,12 +172,12 @@ class JobState:
         count = 0
         apply, apply_put, from_record = self._apply, self._apply_put, Job.from_record
         for record in records:
-            if type(record) is not dict:
+            if not isinstance(record, dict):
                 apply_put(from_record(record[2:]))
             else:
-                record = self._known_part(record)
-                if record is not None:
-                    apply(record)
+                known = self._known_part(record)
+                if known is not None:
+                    apply(known)
             count += 1
         if self._ids:
             self.ids.resume_after(self._ids[-1])

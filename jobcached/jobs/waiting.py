@@ -3,9 +3,10 @@
 
 A waiter is a plain callback (`deliver`), so the engine needs no event loop: the command layer
 turns deliveries into replies. Timeouts ride the engine's timer wheel ("fetch-timeout" and
-"wait-timeout" entries, fired by `JobEngine.tick`). The engine decides when a waiter is
-served (a push, a job's end, new log lines); this module only keeps the waiters, in arrival
-order, and the count INFO reports as blocked clients.
+"wait-timeout" entries, fired by `JobEngine.tick` in `jobs/timers.py`). The engine decides when
+a waiter is served (a push, a job's end, new log lines: blocked fetches are served by
+`jobs/fetching.py`); this module only keeps the waiters, in arrival order, and the count INFO
+reports as blocked clients.
 """
 
 from __future__ import annotations

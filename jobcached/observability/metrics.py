@@ -3,7 +3,7 @@
 Why a collector and not prometheus-client's Counter objects: a `Counter.inc()` takes a lock
 and does a dict lookup per label set, which on the command path would cost more than many of
 the commands themselves. Instead, everything on the hot path is a plain int (or a slot of a
-list) bumped in place — `cmd.calls += 1`, `histogram[usec.bit_length()] += 1`,
+list) bumped in place — `stats[usec.bit_length()] += 1` per command call,
 `queue.pushed += 1` — and `JobcachedCollector.collect()` turns those into metric families only
 when Prometheus scrapes /metrics. The cost of metrics per request is therefore a few integer
 operations; the cost per scrape grows with the number of commands, shards and queues.
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
@@ -35,14 +35,23 @@ from prometheus_client.core import (
 from prometheus_client.utils import floatToGoString
 
 from jobcached import REDIS_COMPAT_VERSION, __version__
-from jobcached.commands.registry import walk
 from jobcached.jobs.model import State
-from jobcached.observability.latency import DISABLED, HISTORY_LEN
 from jobcached.persistence.wal import RealFs
-from jobcached.server.state import LATENCY_SLOTS, new_latency_histogram
+from jobcached.server.latency import DISABLED, HISTORY_LEN
+from jobcached.server.state import (
+    FAILED,
+    LATENCY_SLOTS,
+    REJECTED,
+    calls_of,
+    new_latency_histogram,
+)
 
 if TYPE_CHECKING:
+    from jobcached.server.interfaces import CommandRow
     from jobcached.server.state import ServerState
+
+    #: every row of the command table, subcommands included (commands.registry.walk)
+    CommandTable = Callable[[], Iterable[CommandRow]]
 
 #: Queues exported with a `queue` label; more would make every scrape (and Prometheus) pay for
 #: queue names chosen by clients. A queue costs up to ~50 samples, about 0.5 ms of rendering
@@ -68,7 +77,9 @@ def log2_buckets(histogram: Sequence[int], unit_seconds: float
         while pos <= slot:
             cumulative += counts[pos]
             pos += 1
-        buckets.append((floatToGoString((1 << slot) * unit_seconds), cumulative))
+        # prometheus_client leaves floatToGoString (the `le` label's spelling) unannotated
+        le = floatToGoString((1 << slot) * unit_seconds)  # type: ignore[no-untyped-call]
+        buckets.append((le, cumulative))
     buckets.append(("+Inf", sum(counts)))
     return buckets, histogram[-1] * unit_seconds
 
@@ -120,10 +131,13 @@ class FsyncTimer(RealFs):
 
 
 class JobcachedCollector:
-    """Reads a ServerState at scrape time; see the module docstring."""
+    """Reads a ServerState (and the command table's rows, which the app passes in: this
+    package sits below commands/) at scrape time; see the module docstring."""
 
-    def __init__(self, state: ServerState, fs: FsyncTimer | None = None) -> None:
+    def __init__(self, state: ServerState, commands: CommandTable,
+                 fs: FsyncTimer | None = None) -> None:
         self.state = state
+        self.commands = commands
         self.fs = fs
 
     def collect(self) -> Iterator[Metric]:
@@ -157,14 +171,14 @@ class JobcachedCollector:
             "jobcached_command_errors", "Commands that replied with an error (failed while "
             "running, or rejected before: -NOAUTH, -OOM), per command.", labels=["cmd"])
         groups: dict[str, list[list[int]]] = {}
-        latency = state.command_latency
-        for cmd in walk():
-            if cmd.calls or cmd.failed_calls or cmd.rejected_calls:
-                calls.add_metric([cmd.fullname], cmd.calls)
-                errors.add_metric([cmd.fullname], cmd.failed_calls + cmd.rejected_calls)
-            histogram = latency.get(cmd)
-            if histogram is not None:
-                groups.setdefault(cmd.group, []).append(histogram)
+        command_stats = state.command_stats
+        for cmd in self.commands():
+            stats = command_stats.get(cmd)
+            if stats is None:
+                continue
+            calls.add_metric([cmd.fullname], calls_of(stats))
+            errors.add_metric([cmd.fullname], stats[FAILED] + stats[REJECTED])
+            groups.setdefault(cmd.group, []).append(stats[:LATENCY_SLOTS + 1])
         yield calls
         yield errors
         duration = HistogramMetricFamily(
@@ -377,10 +391,12 @@ class JobcachedCollector:
             yield fsync
 
 
-def build_registry(state: ServerState, fs: FsyncTimer | None = None) -> CollectorRegistry:
-    """The registry /metrics renders: our collector, plus the standard process_* metrics."""
+def build_registry(state: ServerState, commands: CommandTable,
+                   fs: FsyncTimer | None = None) -> CollectorRegistry:
+    """The registry /metrics renders: our collector, plus the standard process_* metrics;
+    `commands` walks the command table (per-command calls, errors and durations)."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(JobcachedCollector(state, fs))  # type: ignore[arg-type]
+    registry.register(JobcachedCollector(state, commands, fs))
     ProcessCollector(registry=registry)
     return registry
 

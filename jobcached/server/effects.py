@@ -4,10 +4,12 @@ Why one place: a follower, a WAL and a WATCHing client all need the same answer 
 changed, in what order", and two choke points (cache commands propagating by hand, job records
 going straight to the WAL) gave two orders and a replication log without the jobs in it. Here:
 
-- `cache(argv, keys, db)`: a cache mutation, as the command that redoes it with absolute times
-  (`SET k v PXAT <ms>`, SPOP as SREM of what it popped). It comes from command handlers, from
-  blocked clients being served, from scripts, and from expiry and eviction (`key_removed`, a
-  DEL). It is logged, preceded by a SELECT when its database differs from the log's, and it
+- `record(argv, keys, db)`: a cache mutation, as the command that redoes it with absolute
+  times. The dispatcher records a write command's own argv when the command changed the
+  keyspace (Redis' call() and server.dirty: `CacheStats.dirty`), with the keys its key specs
+  name; a handler whose effect differs from its argv (`SET k v PXAT <ms>` for EX, SREM for
+  SPOP) logs that instead through `cache`; expiry and eviction log a DEL (`key_removed`).
+  It is logged, preceded by a SELECT when its database differs from the log's, and it
   invalidates the keys' WATCHes, client-side caches (CLIENT TRACKING) and GETL fill leases.
 - `job(body)`: an engine record, encoded, after the engine applied it (the engine gets this
   method as its `sink` when it is built). It goes to the WAL through `Durability` (group
@@ -43,6 +45,12 @@ class EffectLog(Protocol):
     def append(self, argv: list[bytes]) -> int: ...
 
 
+class KeyedCommand(Protocol):
+    """A command of the table, as far as effects need it (the table lives above this)."""
+
+    def keys_in(self, argv: list[bytes]) -> list[bytes]: ...
+
+
 class _Group:
     """A script's effects, kept until it ends (see `Effects.begin_group`)."""
 
@@ -71,13 +79,32 @@ class Effects:
         self.db = 0
         #: job records appended so far (see the module docstring)
         self.job_records = 0
+        #: set when the running command logged its own cache effect (`cache`), so the
+        #: dispatcher does not log its argv too; reset by the dispatcher before each write
+        self.own = False
+
+    def attach(self, log: EffectLog) -> None:
+        """Send every effect from now on to `log` instead of the one given at construction:
+        a test's spy, which replays what it received into a fresh server and compares. Not
+        while a script's group is open (`begin_group`): its effects would be split."""
+        assert type(self._out) is not _Group, "attach() while a script's effects are grouped"
+        self.log = self._out = log
 
     # ------------------------------------------------------------------ cache
 
     def cache(self, argv: list[bytes], keys: list[bytes] | tuple[bytes, ...] = (),
               db: int | None = None) -> None:
+        """A command's effect where it is not its own argv (`SET k v PXAT <ms>` for a SET
+        with EX, SREM for SPOP, LPOP for a served BLPOP...): logged instead of the argv,
+        which the dispatcher then leaves out (`own`). `db` defaults to the running command's
+        database."""
+        self.own = True
+        self.record(argv, keys, db)
+
+    def record(self, argv: list[bytes], keys: list[bytes] | tuple[bytes, ...] = (),
+               db: int | None = None) -> None:
         """Log a cache effect and invalidate what depended on `keys` (Redis' propagateNow and
-        signalModifiedKey). `db` defaults to the running command's database."""
+        signalModifiedKey)."""
         server = self.server
         if db is None:
             db = server.db
@@ -85,6 +112,25 @@ class Effects:
             self._out.append([b"SELECT", str(db).encode()])
             self.db = db
         self._out.append(argv)
+        if keys and (server.watchers or server.tracking.tracking_clients or server.leases.table):
+            self.invalidate(keys, db)
+
+    def command(self, argv: list[bytes], cmd: KeyedCommand) -> None:
+        """The dispatcher's `record` of a write command whose effect is its argv: its keys
+        (by its key specs) are worked out only when something depends on them."""
+        server = self.server
+        db = server.db
+        if db != self.db:
+            self._out.append([b"SELECT", str(db).encode()])
+            self.db = db
+        self._out.append(argv)
+        if server.watchers or server.tracking.tracking_clients or server.leases.table:
+            self.invalidate(cmd.keys_in(argv), db)
+
+    def invalidate(self, keys: list[bytes] | tuple[bytes, ...], db: int) -> None:
+        """What depended on `keys` in `db` is stale: WATCHes fail, tracking clients are told,
+        GETL leases are void (the second half of `record`)."""
+        server = self.server
         if server.watchers or server.tracking.tracking_clients:
             for key in keys:
                 self.touch(key, db)
@@ -122,7 +168,7 @@ class Effects:
     def key_removed(self, db: int, key: bytes, why: str) -> None:
         """The cache expired or evicted a key: the log gets a DEL, watchers and keyspace
         notification subscribers are told."""
-        self.cache([b"DEL", key], (), db)
+        self.record([b"DEL", key], (), db)
         self.touch(key, db, by_engine=True)
         kind = notify.EVICTED if why == "evicted" else notify.EXPIRED
         notify.notify(self.server, kind, why.encode(), key, db)

@@ -15,36 +15,43 @@ import secrets
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from jobcached.cache.databases import Databases
 from jobcached.cache.hotkeys import HotKeys
 from jobcached.cache.leases import Leases
+from jobcached.cache.shard import CacheStats
 from jobcached.clock import Clock, SystemClock
 from jobcached.config import Config
 from jobcached.jobs.model import State
 from jobcached.jobs.timerwheel import TimerWheel
 from jobcached.net.resp import ParserLimits
-from jobcached.observability.latency import LatencyMonitor
-from jobcached.observability.slowlog import SlowLog
 from jobcached.replication.backlog import Backlog
 from jobcached.security.acl import Users
 from jobcached.server import notify
 from jobcached.server.effects import Effects
+from jobcached.server.latency import LatencyMonitor
 from jobcached.server.notify import parse_flags
 from jobcached.server.pubsub import PubSub
+from jobcached.server.slowlog import SlowLog
 from jobcached.server.tracking import Tracking
 
 if TYPE_CHECKING:
-    from jobcached.commands.blocking import BlockedKeys
-    from jobcached.commands.pause import ClientPause
-    from jobcached.commands.registry import Command
-    from jobcached.commands.scripting import BusyScript, Scripting
+    from asyncio import Task
+
     from jobcached.jobs.engine import JobEngine
     from jobcached.jobs.model import Job
-    from jobcached.net.session import Session
     from jobcached.persistence.archiving import Archiver
     from jobcached.server.gcpolicy import FullCollections
+    from jobcached.server.interfaces import (
+        BusyScript,
+        CommandRow,
+        KeyWaiters,
+        PauseGate,
+        ScriptHost,
+    )
+    from jobcached.server.rates import Rates
+    from jobcached.server.session import Session
 
 log = logging.getLogger("jobcached.server.pubsub")
 
@@ -71,10 +78,24 @@ class Stats:
 #: (so v < 2**slot us), which makes recording one integer op; 64 slots hold any int64. The slot
 #: after them holds the sum of the durations.
 LATENCY_SLOTS = 64
+#: A command's counters (`ServerState.command_stats`) extend its latency histogram: its calls
+#: are the histogram's total, then come the summed microseconds, the calls that failed while
+#: running and those rejected before (NOAUTH, NOPERM, OOM, subscribe mode). They belong to the
+#: server, not to the command table, which stays the same for every server in the process.
+USEC, FAILED, REJECTED = LATENCY_SLOTS, LATENCY_SLOTS + 1, LATENCY_SLOTS + 2
 
 
 def new_latency_histogram() -> list[int]:
     return [0] * (LATENCY_SLOTS + 1)
+
+
+def new_command_stats() -> list[int]:
+    return [0] * (LATENCY_SLOTS + 3)
+
+
+def calls_of(stats: list[int]) -> int:
+    """The calls a command's counters record (INFO commandstats' `calls`)."""
+    return sum(stats[:LATENCY_SLOTS])
 
 
 #: Distinct error codes INFO errorstats tracks (Redis' limit): the set of codes is ours and
@@ -110,7 +131,13 @@ class ServerState:
     #: the one effect sink: every change of either family goes through it (effects.py)
     effects: Effects = field(init=False)
     #: clients blocked on keys (BLPOP, BZPOPMIN...); created by commands/blocking.py on first use
-    blocked_keys: BlockedKeys | None = None
+    blocked_keys: KeyWaiters | None = None
+    #: (db, key) signalled ready for blocked clients and not yet served (blocking.py; the
+    #: dispatcher serves them after each command)
+    ready_keys: dict[tuple[int, bytes], None] = field(default_factory=dict)
+    #: the cache's counters (shared by all databases): `dirty` tells the dispatcher whether
+    #: a write changed anything (server/effects.py)
+    cache_stats: CacheStats = field(init=False)
     #: the client whose command runs now (Redis' current_client; set by dispatch.call: the
     #: client that sent EXEC or EVAL during their commands), None between commands:
     #: tracking's NOLOOP and reply order depend on it
@@ -139,34 +166,39 @@ class ServerState:
     loading: bool = False
     loading_records: int = 0
     shutting_down: bool = False
-    #: command -> latency histogram (see LATENCY_SLOTS), filled by dispatch.call()
-    command_latency: defaultdict[Command, list[int]] = field(
-        default_factory=lambda: defaultdict(new_latency_histogram))
+    #: command -> its counters (see USEC), filled by dispatch.call()
+    command_stats: defaultdict[CommandRow, list[int]] = field(
+        default_factory=lambda: defaultdict(new_command_stats))
     #: error code (ERR, WRONGTYPE, MISCONF...) -> replies, for INFO errorstats
     errorstats: dict[str, int] = field(default_factory=dict)
     slowlog: SlowLog = field(default_factory=SlowLog)
     #: channels and patterns -> subscribed sessions (SUBSCRIBE, PUBLISH, job status events)
     pubsub: PubSub = field(default_factory=PubSub)
     #: the Lua engine and script cache, created by commands/scripting.py on first use
-    scripts: Scripting | None = None
+    scripts: ScriptHost | None = None
     #: set while a script runs past busy-reply-threshold: dispatch then answers -BUSY
     busy_script: BusyScript | None = None
     #: sessions in MONITOR mode, in the order they started (an ordered set)
     monitors: dict[Session, None] = field(default_factory=dict)
     #: the CLIENT PAUSE in force, or None (commands/pause.py)
-    pause: ClientPause | None = None
-    #: True while a pause is in force or a client monitors: every command then takes
-    #: dispatch's checked path, so neither costs the common path more than this one test
+    pause: PauseGate | None = None
+    #: True while a pause is in force, a client monitors or a script is busy: every command
+    #: then takes dispatch's checked path, so none of them costs the common path more than
+    #: this one test (kept by `refresh_gate`)
     gated: bool = False
     #: events past latency-monitor-threshold (LATENCY LATEST, HISTORY...)
     latency: LatencyMonitor = field(default_factory=LatencyMonitor)
     #: the lower of the slow log's and the latency monitor's thresholds (us): dispatch
     #: compares each call's duration with this one figure, and only past it with both
     notable_us: int = 0
+    #: instantaneous ops and kbps for INFO, sampled by server/rates.py
+    rates: Rates | None = None
     #: DEBUG SET-ACTIVE-EXPIRE: whether the cron expires keys actively
     active_expire: bool = True
     #: unix ms of the last WAL compaction (our snapshot), or of the start: LASTSAVE
     last_save_ms: int = 0
+    #: background work commands started (server/tasks.py), referenced until it finishes
+    background_tasks: set[Task[Any]] = field(default_factory=set)
     #: set while a script's `redis.call` runs a job command: the job archive is not read (a
     #: script cannot wait for SQLite; see commands/scripting.py)
     in_script_job_call: bool = False
@@ -184,6 +216,7 @@ class ServerState:
         self.dbs = Databases(self.clock, count=config.databases, shards=config.shards,
                              on_removed=self.effects.key_removed)
         self.dbs.other_memory = self.jobs_memory  # jobs count against maxmemory too
+        self.cache_stats = self.dbs.stats
         self.tracking = Tracking(self.clients)
         self.leases = Leases(self.clock)
         self.timers = TimerWheel(start_ms=self.clock.now_ms(), tick_ms=config.timer_tick)
@@ -219,12 +252,19 @@ class ServerState:
         self.dbs.set_hot_keys(self.hot_keys)
 
     def refresh_gate(self) -> None:
-        """Recompute `gated` after a monitor or a pause came or went."""
-        self.gated = bool(self.monitors) or self.pause is not None
+        """Recompute `gated` after a monitor, a pause or a busy script came or went."""
+        self.gated = (bool(self.monitors) or self.pause is not None
+                      or self.busy_script is not None)
 
     def jobs_memory(self) -> int:
         """Estimated bytes of the jobs in memory (jobs/memory.py): part of `used_memory`."""
         return self.jobs.used_memory if self.jobs is not None else 0
+
+    def count_rejected(self, cmd: CommandRow, code: str) -> None:
+        """`cmd` was refused before it ran, with an error of this code."""
+        self.command_stats[cmd][REJECTED] += 1
+        self.stats.total_error_replies += 1
+        self.count_error(code)
 
     def count_error(self, code: str) -> None:
         """One more error reply with this code (INFO errorstats)."""

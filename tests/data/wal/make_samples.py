@@ -86,7 +86,7 @@ def write(directory: str, bodies: list[bytes]) -> Wal:
 def main(out: str) -> None:
     clock = ManualClock(1_700_000_000_000)
     bodies: list[bytes] = []
-    engine = JobEngine(clock, rng=random.Random(17), propagate=bodies.append)
+    engine = JobEngine(clock, rng=random.Random(17), sink=bodies.append)
     drive(engine, clock)
     # archive record: a succeeded job, a batch member and the dead keyed job (its key then
     # lives on in a snapshot's keys record); restore record: the first comes back, read
@@ -107,7 +107,7 @@ def main(out: str) -> None:
     tmp = os.path.join(directory, "wal-compact.base.tmp")
     write_base(tmp, map(encode_record, engine.snapshot()))
     wal.install_base(tmp, next_seq)
-    engine.propagate = lambda body: wal.write_batch([body])
+    engine.sink = lambda body: wal.write_batch([body])
     pushed, _ = engine.push("emails", b"after compaction")
     (job,) = engine.fetch(["cronq"], worker="w4")
     engine.ack(job.id, job.token, b"cron done")

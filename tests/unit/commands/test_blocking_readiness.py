@@ -11,7 +11,7 @@ from jobcached.commands.dispatch import execute
 from jobcached.commands.registry import load_all
 from jobcached.config import Config
 from jobcached.net.replies import Deferred
-from jobcached.net.session import Session
+from jobcached.server.session import Session
 from jobcached.server.state import ServerState
 
 

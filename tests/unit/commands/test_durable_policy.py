@@ -13,7 +13,7 @@ from jobcached.config import Config
 from jobcached.errors import CommandError
 from jobcached.jobs.engine import JobEngine
 from jobcached.net.replies import Deferred, ErrorReply
-from jobcached.net.session import Session
+from jobcached.server.session import Session
 from jobcached.server.state import ServerState
 
 JOB_GROUPS = {"job", "queue", "dlq", "cron", "batch"}
@@ -49,7 +49,7 @@ def session() -> tuple[Session, HeldDurability]:
     load_all()
     clock = ManualClock(1_000_000)
     server = ServerState(Config(), clock=clock)
-    server.jobs = JobEngine(clock, propagate=server.effects.job)
+    server.jobs = JobEngine(clock, sink=server.effects.job)
     durability = HeldDurability()
     server.effects.durability = durability  # type: ignore[assignment]
     return Session(server, Quiet(), "test", "", True), durability  # type: ignore[arg-type]

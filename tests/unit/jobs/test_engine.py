@@ -18,7 +18,7 @@ def make_engine(seed: int = 1) -> tuple[JobEngine, ManualClock, list[dict]]:
     clock = ManualClock()
     records: list[dict] = []
     engine = JobEngine(clock, rng=random.Random(seed),
-                       propagate=lambda body: records.append(decode_record(body)))
+                       sink=lambda body: records.append(decode_record(body)))
     return engine, clock, records
 
 
@@ -219,6 +219,19 @@ def test_pause_purge_and_dlq() -> None:
     assert purges.dlq_purge(engine, "q", older_ms=20_000).run() == 0
     assert purges.dlq_purge(engine, "q", older_ms=5_000).run() == 1
     assert engine.queues["q"].counts[State.DEAD] == 0
+
+
+def test_a_queue_is_made_only_by_a_change_that_is_logged() -> None:
+    """QUEUE.RESUME, or a QUEUE.LIMIT that changes nothing, of a queue never seen logs no
+    record, so it must not make the queue either: a follower or a restart would not have it
+    (QUEUE.LIST would differ)."""
+    engine, _, records = make_engine()
+    engine.set_paused("resumed", False)
+    assert engine.set_limit("unlimited", concurrency=0) is None
+    assert (engine.queues, records) == ({}, [])
+    engine.set_paused("paused", True)
+    assert engine.set_limit("limited", concurrency=2) is not None
+    assert sorted(engine.queues) == ["limited", "paused"] and len(records) == 2
 
 
 def test_list_pages_in_id_order() -> None:

@@ -44,7 +44,7 @@ class EngineMachine(RuleBasedStateMachine):
         self.log.append(decode_record(body))
 
     def _new_engine(self, seed: int) -> JobEngine:
-        return JobEngine(self.clock, rng=random.Random(seed), propagate=self._logged,
+        return JobEngine(self.clock, rng=random.Random(seed), sink=self._logged,
                          default_lease_ms=1000, tick_ms=10)
 
     @rule(queue=st.sampled_from(QUEUES), delay=st.sampled_from([None, 0, 50, 500]),
@@ -102,9 +102,9 @@ class EngineMachine(RuleBasedStateMachine):
     def restart(self, seed: int) -> None:
         before = dump(self.engine)
         fresh = self._new_engine(seed)
-        fresh.propagate = lambda record: None
+        fresh.sink = lambda record: None
         fresh.replay(self.log)  # raises JobStateError on any record the table forbids
-        fresh.propagate = self._logged
+        fresh.sink = self._logged
         assert dump(fresh) == before
         for name, queue in self.engine.queues.items():
             assert fresh.queues[name].counts == queue.counts

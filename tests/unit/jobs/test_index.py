@@ -73,7 +73,7 @@ class IndexMachine(RuleBasedStateMachine):
         self.archived: dict[str, Job] = {}
 
     def _engine(self, seed: int) -> JobEngine:
-        return JobEngine(self.clock, rng=random.Random(seed), propagate=self.log.append,
+        return JobEngine(self.clock, rng=random.Random(seed), sink=self.log.append,
                          default_lease_ms=1000, tick_ms=10, log_max_lines=5,
                          log_max_bytes=500)
 
@@ -169,9 +169,9 @@ class IndexMachine(RuleBasedStateMachine):
     @rule(seed=st.integers(0, 100))
     def restart(self, seed: int) -> None:
         fresh = self._engine(seed)
-        fresh.propagate = lambda record: None
+        fresh.sink = lambda record: None
         fresh.replay([decode_record(body) for body in self.log])
-        fresh.propagate = self.log.append
+        fresh.sink = self.log.append
         assert indexed(fresh) == indexed(self.engine)
         assert fresh.used_memory == self.engine.used_memory
         self.engine = fresh

@@ -34,8 +34,8 @@ from jobcached.config import Config
 from jobcached.jobs.engine import JobEngine
 from jobcached.jobs.records import decode_record, encode_record
 from jobcached.net.replies import ErrorReply
-from jobcached.net.session import Session
 from jobcached.persistence.wal import COMPACT_TMP, RealFs, Wal, write_base
+from jobcached.server.session import Session
 from jobcached.server.state import ServerState
 from tests.unit.observability.conftest import NullConnection
 
@@ -83,7 +83,7 @@ class Server:
         self.pending: list[bytes] = []  # one step's records, written as one batch
         self.state = ServerState(Config(), self.clock)
         self.state.jobs = JobEngine(self.clock, rng=random.Random(1),
-                                    propagate=self.pending.append)
+                                    sink=self.pending.append)
         self.session = Session(self.state, NullConnection(), "127.0.0.1:5555",
                                "127.0.0.1:7380", True)
         #: ids and tokens seen in replies, for later commands to name
@@ -134,7 +134,7 @@ class Server:
             self.wal.install_base(tmp, cut)
         self.wal.close()
         self.wal = Wal(self.path, fs=NO_SYNC)
-        fresh = JobEngine(self.clock, rng=random.Random(seed), propagate=self.pending.append)
+        fresh = JobEngine(self.clock, rng=random.Random(seed), sink=self.pending.append)
         fresh.replay([decode_record(body) for body in self.wal.replay()])
         self.wal.open_for_append()
         assert fresh.skipped_records == 0

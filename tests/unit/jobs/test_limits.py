@@ -14,7 +14,7 @@ def make_engine() -> tuple[JobEngine, ManualClock, list[dict]]:
     clock = ManualClock()
     records: list[dict] = []
     engine = JobEngine(clock, rng=random.Random(1),
-                       propagate=lambda body: records.append(decode_record(body)))
+                       sink=lambda body: records.append(decode_record(body)))
     return engine, clock, records
 
 

@@ -154,7 +154,7 @@ def test_replay_of_a_log_with_a_newer_record_stops_before_applying_it(tmp_path: 
     wal = Wal(str(tmp_path))
     list(wal.replay())
     wal.open_for_append()
-    engine = JobEngine(ManualClock(), propagate=lambda body: wal.write_batch([body]))
+    engine = JobEngine(ManualClock(), sink=lambda body: wal.write_batch([body]))
     engine.push("q", b"p")
     wal.write_batch([msgpack.packb(["put", 3, "future"])])
     wal.close()

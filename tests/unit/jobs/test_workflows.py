@@ -29,7 +29,7 @@ def make_engine(clock: ManualClock | None = None, **kw: int) -> tuple[JobEngine,
     clock = clock or ManualClock(START)
     records: list[dict] = []
     engine = JobEngine(clock, rng=random.Random(1),
-                       propagate=lambda body: records.append(decode_record(body)),
+                       sink=lambda body: records.append(decode_record(body)),
                        **kw)
     return engine, clock, records
 
@@ -37,7 +37,7 @@ def make_engine(clock: ManualClock | None = None, **kw: int) -> tuple[JobEngine,
 def restart(clock: ManualClock, records: list[dict], **kw: int) -> JobEngine:
     """A new engine rebuilt from the log, live again (as the app does), logging on."""
     engine = JobEngine(clock, rng=random.Random(2),
-                       propagate=lambda body: records.append(decode_record(body)),
+                       sink=lambda body: records.append(decode_record(body)),
                        **kw)
     engine.replay(list(records))
     engine.start()

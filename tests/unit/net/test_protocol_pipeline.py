@@ -8,6 +8,7 @@ import asyncio
 
 from jobcached.commands.registry import lookup
 from jobcached.config import Config
+from jobcached.server.state import LATENCY_SLOTS, REJECTED, calls_of
 from tests.unit.net.test_protocol import connect
 
 
@@ -74,12 +75,12 @@ def test_every_pipelined_command_is_counted_and_timed() -> None:
     protocol, _, state = connect()
     set_cmd = lookup(b"SET")
     assert set_cmd is not None
-    calls_before = set_cmd.calls
+    calls_before = calls_of(state.command_stats[set_cmd])
     protocol.data_received(pipeline(*[(b"SET", b"k", b"v")] * 16))
-    assert set_cmd.calls - calls_before == 16
+    assert calls_of(state.command_stats[set_cmd]) - calls_before == 16
     assert state.stats.total_commands_processed == 16
-    histogram = state.command_latency[set_cmd]
-    assert sum(histogram[:-1]) == 16
+    histogram = state.command_stats[set_cmd]
+    assert sum(histogram[:LATENCY_SLOTS]) == 16 and histogram[REJECTED] == 0
     assert protocol.session is not None and protocol.session.last_command == "set"
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from jobcached.clock import ManualClock
+from jobcached.commands.registry import walk
 from jobcached.jobs.engine import JobEngine
 from jobcached.net.replies import Deferred
 from jobcached.observability.http import HttpError, parse_request_head, readiness, respond
@@ -40,7 +41,7 @@ def test_bad_requests(head: bytes, status: int) -> None:
 
 
 def test_routes(state: ServerState) -> None:
-    registry = build_registry(state)
+    registry = build_registry(state, walk)
     assert respond(state, registry, "GET", "/healthz").body == b"ok\n"
     metrics = respond(state, registry, "GET", "/metrics")
     assert metrics.status == 200 and b"jobcached_connected_clients" in metrics.body
@@ -90,7 +91,7 @@ def test_readyz_is_503_after_a_wal_failure_and_200_once_it_heals(tmp_path: Path,
         wal.open_for_append()
         engine = JobEngine(ManualClock(), rng=random.Random(1))
         durability = Durability(wal, "always", asyncio.get_running_loop())
-        engine.propagate = state.effects.job
+        engine.sink = state.effects.job
         state.jobs, state.effects.durability = engine, durability
         assert respond(state, None, "GET", "/readyz").status == 200
 

@@ -11,21 +11,21 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from jobcached.clock import ManualClock
 from jobcached.commands.dispatch import execute
-from jobcached.commands.registry import lookup
+from jobcached.commands.registry import lookup, walk
 from jobcached.jobs.engine import JobEngine, PushOptions
 from jobcached.jobs.model import RetryPolicy
 from jobcached.jobs.records import decode_record
-from jobcached.net.session import Session
 from jobcached.observability import metrics
 from jobcached.observability.metrics import FsyncTimer, build_registry, log2_buckets, render
-from jobcached.server.state import ServerState, new_latency_histogram
+from jobcached.server.session import Session
+from jobcached.server.state import ServerState, calls_of, new_latency_histogram
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
 def scrape(state: ServerState, fs: FsyncTimer | None = None) -> tuple[set[str], Samples]:
     """(family names, {(sample name, sorted labels): value}) of one /metrics body."""
-    text = render(build_registry(state, fs)).decode()
+    text = render(build_registry(state, walk, fs)).decode()
     names: set[str] = set()
     samples: Samples = {}
     for family in text_string_to_metric_families(text):
@@ -108,7 +108,7 @@ def test_job_counters_gauges_and_histograms(state: ServerState, clock: ManualClo
 def test_replay_rebuilds_gauges_but_counts_no_activity(state: ServerState,
                                                        clock: ManualClock) -> None:
     records: list[dict[str, object]] = []
-    source = JobEngine(clock, propagate=lambda body: records.append(decode_record(body)))
+    source = JobEngine(clock, sink=lambda body: records.append(decode_record(body)))
     for _ in range(7):
         source.push("q", b"p")
     state.jobs = JobEngine(clock)
@@ -131,7 +131,7 @@ def test_queue_labels_are_bounded(state: ServerState, monkeypatch: pytest.Monkey
 def test_commands_cache_and_connections(state: ServerState, session: Session) -> None:
     set_cmd, get_cmd = lookup(b"SET"), lookup(b"GET")
     assert set_cmd is not None and get_cmd is not None
-    before = set_cmd.calls
+    before = calls_of(state.command_stats[set_cmd])
     for i in range(25):
         execute(session, [b"SET", b"k%d" % i, b"v"])
     execute(session, [b"GET", b"k1"])

@@ -24,7 +24,7 @@ def setup(tmp_path: Path) -> tuple[Archiver, JobEngine, ManualClock, list[dict]]
     clock = ManualClock()
     records: list[dict] = []
     engine = JobEngine(clock, rng=random.Random(1),
-                       propagate=lambda body: records.append(decode_record(body)))
+                       sink=lambda body: records.append(decode_record(body)))
     config = Config(dir=str(tmp_path), job_hot_retention=HOT_MS,
                     job_archive_retention=KEEP_MS)
     return Archiver(config, engine, clock), engine, clock, records

@@ -58,7 +58,7 @@ def open_engine(path: Path, fs: RealFs, policy: str) -> tuple[JobEngine, Durabil
     engine.replay(decode_record(b) for b in wal.replay())
     wal.open_for_append()
     durability = Durability(wal, policy, asyncio.get_running_loop())
-    engine.propagate = durability.append
+    engine.sink = durability.append
     return engine, durability
 
 

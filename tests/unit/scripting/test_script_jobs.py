@@ -17,7 +17,7 @@ from jobcached.config import Config
 from jobcached.errors import CommandError
 from jobcached.jobs.engine import JobEngine
 from jobcached.net.replies import Deferred, ErrorReply
-from jobcached.net.session import Session
+from jobcached.server.session import Session
 from jobcached.server.state import ServerState
 from tests.unit.scripting.test_effects import Quiet
 
@@ -54,7 +54,7 @@ def session() -> Session:
     load_all()
     clock = ManualClock(1_000_000)
     server = ServerState(Config(), clock=clock)
-    server.jobs = JobEngine(clock, propagate=server.effects.job)
+    server.jobs = JobEngine(clock, sink=server.effects.job)
     server.effects.durability = FakeDurability()  # type: ignore[assignment]
     return Session(server, Quiet(), "test", "", True)
 
