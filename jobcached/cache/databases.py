@@ -94,6 +94,12 @@ class Databases:
             ks.on_new = None if on_new is None else partial(on_new, i)
             ks.on_miss = None if on_miss is None else partial(on_miss, i)
 
+    def set_ready_hook(self, on_ready: Callable[[int, bytes], None] | None) -> None:
+        """Install (or remove, with None) every database's readiness hook (Keyspace.on_ready);
+        it is called as (db index, key)."""
+        for i, ks in enumerate(self.dbs):
+            ks.on_ready = None if on_ready is None else partial(on_ready, i)
+
     def __len__(self) -> int:
         return len(self.dbs)
 

@@ -1,19 +1,19 @@
 """Set commands: membership, random picks, algebra (SINTER / SUNION / SDIFF and their STORE
 forms), and SSCAN.
 
-A set is a Python `set` of bytes in the keyspace. Handlers follow Redis 7.0's t_set.c in the order
-they check things, so a bad command gets the same error from both servers.
+A set is a Python `set` of bytes in the keyspace. Handlers read it through `Keyspace.get_set` and
+write through cache/sets.py (type check, memory accounting, removal of an emptied set). They
+follow Redis 7.0's t_set.c in the order they check things, so a bad command gets the same error
+from both servers.
 
 Effects. SPOP is random, so it propagates what it did: `SREM key <members popped>` (`DEL key`
 when it took the whole set). The STORE forms propagate themselves unchanged: given the same
 sources, which a follower has, they are deterministic, and one record is smaller than the
 result they write.
 
-Randomness comes from the keyspace's injected `rng`. SRANDMEMBER and SPOP on a set of up to
-SAMPLE_MAX_MEMBERS pick uniformly. Python sets cannot be indexed, so a uniform pick from a
-larger set costs a walk; SRANDMEMBER pays it (O(n) at C speed), SPOP on a larger set instead
-takes members in hash-table order (`set.pop()`, O(1)): bytes hashes are seeded per process, so
-the order is arbitrary but not a fresh draw for every call.
+Randomness comes from the keyspace's injected `rng`. SRANDMEMBER picks uniformly; Python sets
+cannot be indexed, so on a large set that costs a walk (O(n) at C speed). SPOP picks uniformly
+up to `cache.sets.SAMPLE_MAX_MEMBERS` members and in hash-table order beyond (cache/sets.py).
 
 SSCAN (theory of operation). A set of up to SSCAN_WHOLE_MAX_MEMBERS members (or no more than
 COUNT) comes whole, with cursor 0, as Redis returns its small intset sets (in numeric order when
@@ -36,7 +36,7 @@ from itertools import islice
 from typing import Any
 
 from jobcached.cache.glob import compile_glob
-from jobcached.cache.memory import item_size
+from jobcached.cache.sets import add_members, pop_members, remove_members
 from jobcached.commands.args import (
     INT64_MAX,
     INT64_MIN,
@@ -51,8 +51,6 @@ from jobcached.errors import CommandError, SyntaxErr
 from jobcached.server.notify import GENERIC, SET, notify, notify_if_gone
 from jobcached.server.session import Session
 
-#: Sets up to this size are sampled uniformly by SPOP (a list copy of them costs microseconds).
-SAMPLE_MAX_MEMBERS = 1024
 #: SSCAN returns a set this small whole, with cursor 0 (Redis' set-max-intset-entries).
 SSCAN_WHOLE_MAX_MEMBERS = 512
 _POSITION_BITS = 32  # the low bits of an SSCAN cursor: positions left in the snapshot
@@ -72,19 +70,7 @@ def sadd(s: Session, argv: list[bytes]) -> int:
     Errors: `WRONGTYPE`.
     """
     key = argv[1]
-    ks = s.keyspace
-    members = ks.get_set(key, write=True)
-    if members is None:
-        members = ks.get_set(key, create=True)
-        assert members is not None
-    before = len(members)
-    grown = 0
-    for member in argv[2:]:
-        if member not in members:
-            members.add(member)
-            grown += item_size(member)
-    added = len(members) - before
-    ks.notify_modified(key, grown)
+    added = add_members(s.keyspace, key, argv[2:])
     if added:
         s.server.effects.cache(argv, (key,))
         notify(s.server, SET, b"sadd", key)
@@ -101,22 +87,11 @@ def srem(s: Session, argv: list[bytes]) -> int:
     Errors: `WRONGTYPE`.
     """
     key = argv[1]
-    ks = s.keyspace
-    members = ks.get_set(key, write=True)
-    if members is None:
-        return 0
-    freed = 0
-    removed = 0
-    for member in argv[2:]:
-        if member in members:
-            members.discard(member)
-            removed += 1
-            freed += item_size(member)
+    removed, left = remove_members(s.keyspace, key, argv[2:])
     if removed:
-        ks.notify_modified(key, -freed)
         s.server.effects.cache(argv, (key,))
         notify(s.server, SET, b"srem", key)
-        notify_if_gone(s.server, key, members)
+        notify_if_gone(s.server, key, left)
     return removed
 
 
@@ -187,22 +162,16 @@ def smove(s: Session, argv: list[bytes]) -> int:
     src_set = ks.get_set(src, write=True)
     if src_set is None:
         return 0
-    dst_set = ks.get_set(dst, write=True)
-    if src == dst:
+    ks.get_set(dst, write=True)  # WRONGTYPE before anything moves
+    if src == dst or member not in src_set:
         return int(member in src_set)
-    if member not in src_set:
-        return 0
+    # Two operations, not one: Redis sends `srem` (and `del`) for the source before a new
+    # destination's `new` event, which the keyspace sends when it creates the key.
     server = s.server
-    src_set.discard(member)
-    ks.notify_modified(src, -item_size(member))
+    left = remove_members(ks, src, (member,))[1]
     notify(server, SET, b"srem", src)
-    notify_if_gone(server, src, src_set)
-    if dst_set is None:
-        dst_set = ks.get_set(dst, create=True)
-        assert dst_set is not None
-    if member not in dst_set:
-        dst_set.add(member)
-        ks.notify_modified(dst, item_size(member))
+    notify_if_gone(server, src, left)
+    if add_members(ks, dst, (member,)):
         notify(server, SET, b"sadd", dst)
     server.effects.cache(argv, (src, dst))
     return 1
@@ -232,28 +201,18 @@ def spop(s: Session, argv: list[bytes]) -> Any:
         raise SyntaxErr()
     count = to_count(argv[2]) if len(argv) == 3 else None
     key = argv[1]
-    ks = s.keyspace
-    members = ks.get_set(key, write=True)
-    if members is None:
+    result = pop_members(s.keyspace, key, 1 if count is None else count)
+    if result is None:
         return None if count is None else set()
-    if count == 0:
+    popped, left = result
+    if not popped:
         return set()
-    n = len(members)
-    want = 1 if count is None else count
     notify(s.server, SET, b"spop", key)
-    if want >= n:
-        popped = list(members)
-        ks.delete(key)
+    if left:
+        s.server.effects.cache([b"SREM", key, *popped], (key,))
+    else:
         s.server.effects.cache([b"DEL", key], (key,))
         notify(s.server, GENERIC, b"del", key)
-    else:
-        if n <= SAMPLE_MAX_MEMBERS:
-            popped = _sample(s, members, want)
-            members.difference_update(popped)
-        else:
-            popped = [members.pop() for _ in range(want)]
-        ks.notify_modified(key, -sum(map(item_size, popped)))
-        s.server.effects.cache([b"SREM", key, *popped], (key,))
     return popped[0] if count is None else set(popped)
 
 

@@ -20,8 +20,8 @@ from __future__ import annotations
 
 from typing import Any, Literal, overload
 
+from jobcached.cache import zsets
 from jobcached.cache.zset import ZSet
-from jobcached.commands import blocking
 from jobcached.commands.args import to_count, to_double, to_int
 from jobcached.commands.registry import DENYOOM, READONLY, WRITE, command
 from jobcached.commands.zsets import pairs
@@ -176,15 +176,12 @@ def _algebra(s: Session, argv: list[bytes], op: str, store: bool = False,
 def _store(s: Session, argv: list[bytes], dst: bytes, op: str,
            items: list[tuple[bytes, float]]) -> int:
     """Write the result over `dst` (any type, TTL cleared), or delete it when empty."""
-    ks = s.keyspace
-    if items:
-        ks.set(dst, ZSet({m: score + 0.0 for m, score in items}))
+    if zsets.store(s.keyspace, dst, ZSet({m: score + 0.0 for m, score in items})):
         s.server.effects.cache(argv, (dst,))
-        notify(s.server, ZSET, _STORE_EVENTS[op], dst)
-        blocking.signal_key_ready(s.server, dst)
-    elif ks.delete(dst):
-        s.server.effects.cache(argv, (dst,))
-        notify(s.server, GENERIC, b"del", dst)
+        if items:
+            notify(s.server, ZSET, _STORE_EVENTS[op], dst)
+        else:
+            notify(s.server, GENERIC, b"del", dst)
     return len(items)
 
 

@@ -61,8 +61,8 @@ def notify(server: ServerState, kind: int, event: bytes, key: bytes, db: int | N
         pubsub.publish(b"__keyevent@%d__:%s" % (index, event), key)
 
 
-def notify_if_gone(server: ServerState, key: bytes, container: object) -> None:
-    """`del` for a container a command emptied (the keyspace has dropped it), after the
-    command's own event, as Redis does."""
-    if not container:
+def notify_if_gone(server: ServerState, key: bytes, left: int) -> None:
+    """`del` for a container a command emptied (`left`, the items it has left, is 0: the
+    keyspace has dropped it), after the command's own event, as Redis does."""
+    if not left:
         notify(server, GENERIC, b"del", key)
