@@ -50,7 +50,6 @@ def hset(s: Session, argv: list[bytes]) -> int:
     Errors: wrong number of arguments when a value is missing; `WRONGTYPE`.
     """
     added = set_fields(s.keyspace, argv[1], _pairs(argv, "hset"))
-    s.server.effects.cache(argv, (argv[1],))
     notify(s.server, HASH, b"hset", argv[1])
     return added
 

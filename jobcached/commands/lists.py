@@ -48,7 +48,6 @@ def _push_command(s: Session, argv: list[bytes], side: bytes, only_existing: boo
     length = push(s.keyspace, key, argv[2:], side == LEFT, only_existing)
     if not length:
         return 0
-    s.server.effects.cache(argv, (key,))
     notify(s.server, LIST, b"lpush" if side == LEFT else b"rpush", key)
     return length
 
@@ -291,7 +290,6 @@ def lset(s: Session, argv: list[bytes]) -> Any:
         raise NoSuchKeyError()
     if not set_element(ks, key, to_int(argv[2]), argv[3]):  # the index is read after the key
         raise CommandError("index out of range")
-    s.server.effects.cache(argv, (key,))
     notify(s.server, LIST, b"lset", key)
     return OK
 
@@ -312,7 +310,6 @@ def linsert(s: Session, argv: list[bytes]) -> int:
     key = argv[1]
     length = insert(s.keyspace, key, argv[3], argv[4], before=where == b"BEFORE")
     if length > 0:
-        s.server.effects.cache(argv, (key,))
         notify(s.server, LIST, b"linsert", key)
     return length
 
@@ -332,7 +329,6 @@ def lrem(s: Session, argv: list[bytes]) -> int:
     removed, left = remove(s.keyspace, key, count, argv[3])
     if not removed:
         return 0
-    s.server.effects.cache(argv, (key,))
     notify(s.server, LIST, b"lrem", key)
     notify_if_gone(s.server, key, left)
     return removed
@@ -353,9 +349,7 @@ def ltrim(s: Session, argv: list[bytes]) -> Any:
     trimmed = trim(s.keyspace, key, start, stop)
     if trimmed is None:
         return OK
-    removed, left = trimmed
-    if removed:
-        s.server.effects.cache(argv, (key,))
+    left = trimmed[1]
     notify(s.server, LIST, b"ltrim", key)  # Redis notifies even when nothing went
     if not left:
         notify(s.server, GENERIC, b"del", key)

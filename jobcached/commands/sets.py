@@ -72,7 +72,6 @@ def sadd(s: Session, argv: list[bytes]) -> int:
     key = argv[1]
     added = add_members(s.keyspace, key, argv[2:])
     if added:
-        s.server.effects.cache(argv, (key,))
         notify(s.server, SET, b"sadd", key)
     return added
 
@@ -89,7 +88,6 @@ def srem(s: Session, argv: list[bytes]) -> int:
     key = argv[1]
     removed, left = remove_members(s.keyspace, key, argv[2:])
     if removed:
-        s.server.effects.cache(argv, (key,))
         notify(s.server, SET, b"srem", key)
         notify_if_gone(s.server, key, left)
     return removed
@@ -173,7 +171,6 @@ def smove(s: Session, argv: list[bytes]) -> int:
     notify_if_gone(server, src, left)
     if add_members(ks, dst, (member,)):
         notify(server, SET, b"sadd", dst)
-    server.effects.cache(argv, (src, dst))
     return 1
 
 
@@ -326,7 +323,6 @@ def _store(s: Session, argv: list[bytes], result: set[bytes]) -> int:
         return 0  # nothing there, nothing written: no effect to propagate
     else:
         notify(s.server, GENERIC, b"del", dst)
-    s.server.effects.cache(argv, (dst,))
     return len(result)
 
 

@@ -177,7 +177,6 @@ def _store(s: Session, argv: list[bytes], dst: bytes, op: str,
            items: list[tuple[bytes, float]]) -> int:
     """Write the result over `dst` (any type, TTL cleared), or delete it when empty."""
     if zsets.store(s.keyspace, dst, ZSet({m: score + 0.0 for m, score in items})):
-        s.server.effects.cache(argv, (dst,))
         if items:
             notify(s.server, ZSET, _STORE_EVENTS[op], dst)
         else:

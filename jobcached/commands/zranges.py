@@ -133,7 +133,6 @@ def _store_range(s: Session, argv: list[bytes], items: list[tuple[bytes, float]]
     empty range deletes it; the command propagates itself (deterministic given the source)."""
     dst = argv[1]
     if zsets.store(s.keyspace, dst, ZSet(dict(items))):
-        s.server.effects.cache(argv, (dst,))
         if items:
             notify(s.server, ZSET, b"zrangestore", dst)
         else:
@@ -265,7 +264,6 @@ def _remove_range(s: Session, argv: list[bytes], rangetype: str) -> int:
     else:
         removed, left = zsets.remove_range_by_lex(ks, key, *lex_range)
     if removed:
-        s.server.effects.cache(argv, (key,))
         notify(s.server, ZSET, _REMOVE_EVENTS[rangetype], key)
         notify_if_gone(s.server, key, left)
     return removed

@@ -108,12 +108,10 @@ def zadd_generic(s: Session, argv: list[bytes], incr: bool) -> Any:
         score, member = pairs[0]
         result, changed = zsets.incr(s.keyspace, key, score, member, nx, xx, gt, lt)
         if changed:
-            s.server.effects.cache(argv, (key,))
             notify(s.server, ZSET, b"zincr", key)
         return result
     added, updated = zsets.add(s.keyspace, key, pairs, nx, xx, gt, lt)
     if added or updated:
-        s.server.effects.cache(argv, (key,))
         notify(s.server, ZSET, b"zadd", key)
     return added + updated if options & _CH else added
 
@@ -162,7 +160,6 @@ def zrem(s: Session, argv: list[bytes]) -> int:
     key = argv[1]
     removed, left = zsets.remove(s.keyspace, key, argv[2:])
     if removed:
-        s.server.effects.cache(argv, (key,))
         notify(s.server, ZSET, b"zrem", key)
         notify_if_gone(s.server, key, left)
     return removed
