@@ -13,6 +13,8 @@ reads), then pub/sub channels; each refusal goes to ACL LOG.
 
 from __future__ import annotations
 
+import functools
+
 from jobcached.commands.commandinfo import variable_flags
 from jobcached.commands.keyspec import KeySpec
 from jobcached.commands.registry import Command, lookup
@@ -93,19 +95,12 @@ def _selector_denial(s: Session, selector: Selector, cmd: Command, argv: list[by
     return None
 
 
-#: command -> its key specs with the access each needs (None: it depends on the arguments)
-_PLANS: dict[Command, tuple[tuple[KeySpec, int | None], ...]] = {}
-
-
+@functools.cache
 def _key_plan(cmd: Command) -> tuple[tuple[KeySpec, int | None], ...]:
-    """The command's key specs, read once (Redis' table is JSON: parsing it per call would
-    cost more than the check)."""
-    plan = _PLANS.get(cmd)
-    if plan is None:
-        plan = _PLANS[cmd] = tuple(
-            (spec, None if "variable_flags" in spec.flags else _needed(spec.flags))
-            for spec in cmd.specs() if "not_key" not in spec.flags)
-    return plan
+    """The command's key specs with the access each needs (None: it depends on the
+    arguments), worked out once per command: a pure function of the command table."""
+    return tuple((spec, None if "variable_flags" in spec.flags else _needed(spec.flags))
+                 for spec in cmd.specs() if "not_key" not in spec.flags)
 
 
 def _needed(flags: tuple[str, ...]) -> int:

@@ -7,8 +7,9 @@ connects it to the server:
   as a fake client (Redis' Lua client), after the checks Redis makes for scripts (unknown
   command, arity, commands not allowed from scripts, writes from read-only scripts). Blocking
   commands are refused, as in Redis 7.0 (their `noscript` flag), except BLMPOP and BZMPOP,
-  which 7.0 lets scripts call and which then do not block; JOB.FETCH and JOB.LOGS are refused
-  only with BLOCK, as Redis refuses XREAD only with BLOCK.
+  which 7.0 lets scripts call and which then do not block; XREAD and XREADGROUP run and refuse
+  their BLOCK option themselves (`Session.script`), as Redis' do; JOB.FETCH and JOB.LOGS are
+  refused only with BLOCK, in the same words.
 * Job commands: a script's job writes are applied and logged like a client's, but a script
   cannot wait in the middle for the WAL; so `redis.call` takes the value of a job write's
   held reply (`Deferred.pending`) at once, and the script's own reply is held instead, once,
@@ -73,7 +74,7 @@ NOSCRIPT_COMMANDS = frozenset({
 })
 #: Blocking commands Redis 7.0 does not flag `noscript`: a script may call them, and they
 #: answer at once (scripts run atomically), with data or as on a timeout.
-SCRIPT_BLOCKING_ALLOWED = frozenset({"BLMPOP", "BZMPOP"})
+SCRIPT_BLOCKING_ALLOWED = frozenset({"BLMPOP", "BZMPOP", "XREAD", "XREADGROUP"})
 #: Command groups of the job server: their replies wait for the WAL (see the module docstring).
 JOB_GROUPS = frozenset({"job", "queue", "dlq", "cron", "batch"})
 #: Blocking job commands a script may run without their BLOCK option, by name: the index of
@@ -160,6 +161,7 @@ class Scripting:
     def __init__(self, server: ServerState) -> None:
         self.server = server
         self.session = Session(server, _NoConnection(), "lua", "", True)
+        self.session.script = True
         self.engine = ScriptEngine(self._call, lambda: server.config.busy_reply_threshold,
                                    server.config.lua_max_memory, REDIS_COMPAT_VERSION)
         #: the libraries of Redis 7 functions (commands/functions.py)

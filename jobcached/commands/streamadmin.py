@@ -13,6 +13,7 @@ from typing import Any
 
 from jobcached.cache.stream import INVALID_READ, Group, Stream, format_id
 from jobcached.commands import blocking
+from jobcached.commands.args import subcommand_syntax_error
 from jobcached.commands.registry import DENYOOM, READONLY, WRITE, container, subcommand
 from jobcached.commands.streamargs import entries_reply, parse_id, strict_id, to_longlong
 from jobcached.commands.streamgroups import account
@@ -25,11 +26,6 @@ XINFO_FULL_DEFAULT_COUNT = 10  # entries and PEL items per group/consumer in XIN
 
 container("XGROUP", group="stream", summary="Manage the consumer groups of a stream.")
 container("XINFO", group="stream", summary="Inspect a stream, its groups and consumers.")
-
-
-def _subcommand_error(command: str, argv: list[bytes]) -> CommandError:
-    return CommandError(f"unknown subcommand or wrong number of arguments for "
-                        f"'{argv[1].decode(errors='replace')}'. Try {command} HELP.")
 
 
 def _entries_read(raw: bytes) -> int:
@@ -67,7 +63,7 @@ def xgroup_create(s: Session, argv: list[bytes]) -> Any:
     key to exist ...`; `value for ENTRIESREAD must be positive or -1`; `WRONGTYPE`.
     """
     if len(argv) > 8:
-        raise _subcommand_error("XGROUP", argv)
+        raise subcommand_syntax_error("XGROUP", argv[1])
     mkstream = False
     entries_read = INVALID_READ
     i = 5
@@ -80,7 +76,7 @@ def xgroup_create(s: Session, argv: list[bytes]) -> Any:
             entries_read = _entries_read(argv[i + 1])
             i += 2
         else:
-            raise _subcommand_error("XGROUP", argv)
+            raise subcommand_syntax_error("XGROUP", argv[1])
     key = argv[2]
     stream, g = _target(s, argv, mkstream, needs_group=False)
     last = 0 if stream is None else stream.last_id
@@ -114,10 +110,10 @@ def xgroup_setid(s: Session, argv: list[bytes]) -> Any:
     entries_read = INVALID_READ
     if len(argv) == 7:
         if argv[5].upper() != b"ENTRIESREAD":
-            raise _subcommand_error("XGROUP", argv)
+            raise subcommand_syntax_error("XGROUP", argv[1])
         entries_read = _entries_read(argv[6])
     elif len(argv) != 5:
-        raise _subcommand_error("XGROUP", argv)
+        raise subcommand_syntax_error("XGROUP", argv[1])
     stream, g = _target(s, argv, False, needs_group=True)
     assert stream is not None and g is not None
     g.last_id = stream.last_id if argv[4] == b"$" else parse_id(argv[4])[0]
@@ -224,12 +220,12 @@ def xinfo_stream(s: Session, argv: list[bytes]) -> Any:
     count = XINFO_FULL_DEFAULT_COUNT
     if len(argv) > 3:
         if argv[3].upper() != b"FULL":
-            raise _subcommand_error("XINFO", argv)
+            raise subcommand_syntax_error("XINFO", argv[1])
         full = True
         if len(argv) == 6 and argv[4].upper() == b"COUNT":
             count = max(to_longlong(argv[5]), 0)
         elif len(argv) != 4:
-            raise _subcommand_error("XINFO", argv)
+            raise subcommand_syntax_error("XINFO", argv[1])
     stream = _stream_of(s, argv[2])
     info: dict[str, Any] = {
         "length": len(stream),

@@ -134,10 +134,11 @@ class ReadArgs:
         self.ids: list[bytes] = []
 
 
-def parse_read(argv: list[bytes], with_group: bool) -> ReadArgs:
+def parse_read(argv: list[bytes], with_group: bool, from_script: bool = False) -> ReadArgs:
     """xreadCommand's option loop for XREAD (`with_group` False) and XREADGROUP: options up to
     STREAMS, then as many ids as keys. The ids are left raw: `$` and `>` mean different things
-    to the two commands, which check them against their keys."""
+    to the two commands, which check them against their keys. A script may not use BLOCK
+    (`from_script`: Redis refuses it when it reaches the option, before reading its value)."""
     a = ReadArgs()
     streams_at = 0
     i = 1
@@ -145,6 +146,9 @@ def parse_read(argv: list[bytes], with_group: bool) -> ReadArgs:
         more = len(argv) - i - 1
         opt = argv[i].upper()
         if opt == b"BLOCK" and more:
+            if from_script:
+                raise CommandError(f"{argv[0].decode('utf-8', 'surrogateescape')} command is "
+                                   f"not allowed with BLOCK option from scripts")
             a.timeout = parse_timeout_ms(argv[i + 1])
             i += 2
         elif opt == b"COUNT" and more:

@@ -160,7 +160,7 @@ def xreadgroup(s: Session, argv: list[bytes]) -> Any:
     no longer exists` when the group is destroyed, `UNBLOCKED the stream key no longer exists`
     when the key is deleted, renamed or moved.
     """
-    a = parse_read(argv, with_group=True)
+    a = parse_read(argv, with_group=True, from_script=s.script)
     gname, cname, keys, count, noack = a.group, a.consumer, a.keys, a.count, a.noack
     assert gname is not None and cname is not None  # parse_read requires GROUP
     targets: list[tuple[Stream, Group, int | None]] = []  # start None: `>`

@@ -400,7 +400,7 @@ def xread(s: Session, argv: list[bytes]) -> Any:
     is only supported by XREADGROUP. You called XREAD instead.`; `timeout is negative`;
     `syntax error`; `WRONGTYPE`.
     """
-    a = parse_read(argv, with_group=False)
+    a = parse_read(argv, with_group=False, from_script=s.script)
     keys, count = a.keys, a.count
     ks = s.keyspace
     after: dict[bytes, int] = {}

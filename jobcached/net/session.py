@@ -73,6 +73,9 @@ class Session:
         self.unix = unix
         #: the file descriptor of its socket (CLIENT LIST `fd`; -1 when it has none)
         self.fd = -1
+        #: the client scripts run their commands as (Redis' CLIENT_SCRIPT): some commands
+        #: refuse options there (XREAD ... BLOCK)
+        self.script = False
         self.name = b""
         self.lib_name = b""
         self.lib_ver = b""

@@ -10,7 +10,6 @@ before (readings closer together repeat the last rate), and the peak is the high
 from __future__ import annotations
 
 import time
-import weakref
 from dataclasses import dataclass, field
 
 from jobcached.server.state import ServerState
@@ -44,17 +43,12 @@ class Rates:
         self.net_in, self.net_out = stats.total_net_input_bytes, stats.total_net_output_bytes
 
 
-#: id(state) -> its Rates (ServerState is unhashable); dropped when the state is collected
-_RATES: dict[int, Rates] = {}
-
-
 def rates(state: ServerState) -> Rates:
     """The Rates of a server state, created (with the counters as they are) on first use."""
-    found = _RATES.get(id(state))
+    found = state.rates
     if found is None:
         stats = state.stats
-        weakref.finalize(state, _RATES.pop, id(state), None)
-        found = _RATES[id(state)] = Rates(ops=stats.total_commands_processed,
-                                      net_in=stats.total_net_input_bytes,
-                                      net_out=stats.total_net_output_bytes)
+        found = state.rates = Rates(ops=stats.total_commands_processed,
+                                    net_in=stats.total_net_input_bytes,
+                                    net_out=stats.total_net_output_bytes)
     return found

@@ -38,7 +38,7 @@ import re
 import struct
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import crc32c
@@ -585,25 +585,3 @@ def _quietly(op: Any, *args: Any) -> None:
         op(*args)
     except OSError as exc:
         log.warning("WAL cleanup step failed: %s", exc)
-
-
-def summarize(path: str) -> dict[str, Any]:
-    """Read-only report for `jobcached wal check DIR`: segments, records, bytes, first and last
-    sequence numbers, and every damage found (file, byte offset, reason, whether a torn tail)."""
-    wal = Wal(path)
-    report = wal.report
-    try:
-        for _ in wal.replay(check=True):
-            pass
-    except WalVersionError as exc:
-        report["corruption"].append({"file": None, "offset": 0, "reason": str(exc),
-                                     "torn_tail": False})
-    numbered = [s for s in report["segments"] if not s["base"]]
-    records = sum(s["records"] for s in numbered)
-    report.update(path=path, version=WAL_VERSION, records=records,
-                  base_records=sum(s["records"] for s in report["segments"] if s["base"]),
-                  bytes=sum(s["bytes"] for s in report["segments"]),
-                  first_seq=numbered[0]["first_seq"] if records else None,
-                  last_seq=wal.next_seq - 1 if records else None, stats=asdict(wal.stats),
-                  ok=all(c["torn_tail"] for c in report["corruption"]))
-    return report

@@ -87,7 +87,7 @@ def wal_check(directory: str) -> None:
     start), 1 when it is damaged before its tail (the server refuses to start without --repair)
     or when DIRECTORY holds no WAL at all.
     """
-    from jobcached.persistence.wal import summarize
+    from jobcached.persistence.walcheck import summarize
 
     if (Path(directory) / "wal").is_dir():  # the data dir itself, as `serve --dir` names it
         directory = str(Path(directory) / "wal")

@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from jobcached.jobs.engine import JobEngine
     from jobcached.jobs.model import Job
     from jobcached.net.session import Session
+    from jobcached.observability.rates import Rates
     from jobcached.persistence.archiving import Archiver
     from jobcached.server.gcpolicy import FullCollections
 
@@ -185,6 +186,8 @@ class ServerState:
     #: the lower of the slow log's and the latency monitor's thresholds (us): dispatch
     #: compares each call's duration with this one figure, and only past it with both
     notable_us: int = 0
+    #: instantaneous ops and kbps for INFO, sampled by observability/rates.py
+    rates: Rates | None = None
     #: DEBUG SET-ACTIVE-EXPIRE: whether the cron expires keys actively
     active_expire: bool = True
     #: unix ms of the last WAL compaction (our snapshot), or of the start: LASTSAVE

@@ -74,7 +74,9 @@ def test_xgroup_errors_and_lifecycle(pair: Pair) -> None:
                  ["CREATECONSUMER", "s", "g", "c"], ["CREATECONSUMER", "s", "nog", "c"],
                  ["DELCONSUMER", "s", "g", "c"], ["DELCONSUMER", "s", "g", "nobody"],
                  ["CREATE", "s", "g2", "0", "ENTRIESREAD", "3"], ["DESTROY", "s", "g2"],
-                 ["DESTROY", "s", "g2"], ["SETID", "s", "g", "5-0", "ENTRIESREAD", "2"]]:
+                 ["DESTROY", "s", "g2"], ["SETID", "s", "g", "5-0", "ENTRIESREAD", "2"],
+                 # the syntax error echoes the subcommand as the client spelled it
+                 ["cReAtE", "s", "g", "$", "MKSTREAM", "foo"], ["sEtId", "s", "g", "0", "x", "1"]]:
         pair.check("XGROUP", *args)
         check_stable(pair, "XINFO", "STREAM", "s")
         check_stable(pair, "XINFO", "GROUPS", "s")
@@ -85,6 +87,7 @@ def test_xgroup_errors_and_lifecycle(pair: Pair) -> None:
     pair.check("XINFO", "CONSUMERS", "s", "nog")
     pair.check("XINFO", "STREAM", "s", "FULL", "COUNT")
     pair.check("XINFO", "STREAM", "s", "foo")
+    pair.check("XINFO", "sTrEaM", "s", "FULL", "COUNT")
     pair.check("XINFO", "STREAM", "str")
 
 

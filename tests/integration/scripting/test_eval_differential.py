@@ -118,6 +118,15 @@ SCRIPTS: list[tuple[str, list[str], list[str]]] = [
     ("redis.log(redis.LOG_NOTICE, 'hello', 'world') return 1", [], []),
     ("return redis.set_repl(redis.REPL_ALL)", [], []),
     ("return redis.replicate_commands()", [], []),
+    # streams: XREAD and XREADGROUP run, without BLOCK only (refused when the option is reached)
+    ("redis.call('XADD', KEYS[1], '1-1', 'f', 'v') "
+     "redis.call('XGROUP', 'CREATE', KEYS[1], 'g', '0') "
+     "return {redis.call('XREAD', 'COUNT', '5', 'STREAMS', KEYS[1], '0'), "
+     "redis.call('XREADGROUP', 'GROUP', 'g', 'c', 'STREAMS', KEYS[1], '>')}", ["xs"], []),
+    ("return redis.call('xread', 'BLOCK', 'x', 'STREAMS', 'xs2', '0')", [], []),
+    ("return redis.call('XREAD', 'COUNT', 'x', 'BLOCK', '0', 'STREAMS', 'xs2', '0')", [], []),
+    ("return redis.pcall('XREADGROUP', 'GROUP', 'g', 'c', 'BLOCK', '0', 'STREAMS', 'xs2', '>')",
+     [], []),
     # sandbox
     ("x = 1", [], []),
     ("rawset(_G, 'x', 1)", [], []),

@@ -25,9 +25,9 @@ from jobcached.persistence.wal import (
     Wal,
     base_name,
     segment_name,
-    summarize,
     write_base,
 )
+from jobcached.persistence.walcheck import summarize
 
 
 class FaultyFs(RealFs):
