@@ -33,13 +33,13 @@ import uvloop
 from jobcached import __version__
 from jobcached.clock import Clock, SystemClock
 from jobcached.commands.acl import load_at_start
+from jobcached.commands.dispatch import execute
 from jobcached.commands.functions import restore_functions
-from jobcached.commands.registry import load_all
+from jobcached.commands.registry import load_all, walk
 from jobcached.config import Config
 from jobcached.errors import ConfigError, StartupError
 from jobcached.jobs.engine import JobEngine
 from jobcached.jobs.records import decode_record
-from jobcached.net.protocol import RespProtocol
 from jobcached.net.tls import TlsListener, build_context
 from jobcached.observability.http import HttpServer
 from jobcached.observability.metrics import FsyncTimer, build_registry
@@ -47,6 +47,7 @@ from jobcached.persistence.archiving import ARCHIVE_INTERVAL_SECONDS, Archiver
 from jobcached.persistence.durability import Durability
 from jobcached.persistence.wal import Wal
 from jobcached.scripting import persisted
+from jobcached.server.connection import RespProtocol
 from jobcached.server.gcpolicy import FullCollections
 from jobcached.server.startup import (
     DataDirLock,
@@ -175,7 +176,7 @@ class App:
         self.state.tracking.call_soon = loop.call_soon  # BCAST invalidations: once per iteration
 
         def factory() -> RespProtocol:
-            return RespProtocol(self.state)
+            return RespProtocol(self.state, execute)
 
         while self._bound:
             sock = self._bound.pop(0)
@@ -217,7 +218,7 @@ class App:
                 sock.close()
             raise StartupError(str(exc)) from None
         warn_if_exposed(sockets, config.requirepass, config.protected_mode)
-        self.tls = TlsListener(sockets, context, lambda: RespProtocol(self.state),
+        self.tls = TlsListener(sockets, context, lambda: RespProtocol(self.state, execute),
                                config.tcp_backlog)
 
     def reload_tls(self) -> None:
@@ -240,7 +241,7 @@ class App:
         config = self.config
         if not config.metrics_port:
             return
-        http = HttpServer(self.state, build_registry(self.state, self.fs))
+        http = HttpServer(self.state, build_registry(self.state, walk, self.fs))
         host = config.metrics_bind or config.bind
         try:
             await http.start(host, config.metrics_port)

@@ -30,6 +30,7 @@ from jobcached.cache import expiry
 from jobcached.cache.eviction import EVICTION_CLOCK_CHECK_EVERY, EVICTION_TIME_BUDGET_MS
 from jobcached.cache.hotkeys import HotKeys
 from jobcached.cache.keyspace import Keyspace
+from jobcached.cache.setscan import SetSnapshots
 from jobcached.cache.shard import CacheStats
 from jobcached.clock import Clock
 from jobcached.errors import OutOfMemoryError
@@ -71,6 +72,8 @@ class Databases:
         #: bytes maxmemory must also hold besides the cache (the job engine's; never evicted)
         self.other_memory: Callable[[], int] = _nothing
         self._expire_next = 0  # database the next active expiry cycle starts with
+        #: SSCAN's snapshots of large sets (one store for all databases: cursors name none)
+        self.set_snapshots = SetSnapshots()
 
     def _removal_listener(self, index: int) -> Callable[[bytes, str], None]:
         def removed(key: bytes, why: str) -> None:

@@ -224,7 +224,7 @@ class Keyspace:
     def get_string(self, key: bytes, write: bool = False) -> bytes | None:
         value = self.lookup_write(key) if write else self.lookup_read(key)
         if value is None or type(value) is bytes:
-            return value  # type: ignore[no-any-return]
+            return value
         raise WrongTypeError()
 
     def get_hash(self, key: bytes, create: bool = False, write: bool = False) -> Hash | None:

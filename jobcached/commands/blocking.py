@@ -47,7 +47,7 @@ from jobcached.net.replies import Deferred
 
 if TYPE_CHECKING:
     from jobcached.jobs.timerwheel import TimerHandle
-    from jobcached.net.session import Session
+    from jobcached.server.session import Session
     from jobcached.server.state import ServerState
 
 #: `Waiter.serve` results other than a reply: the key has nothing for anyone (stop walking its
@@ -250,12 +250,6 @@ def signal_db_ready(server: ServerState, db: int) -> None:
     for db_key in list(reg.queues):
         if db_key[0] == db:
             reg.ready[db_key] = None  # served after the command, as by `signal_key_ready`
-
-
-def blocked_clients(server: ServerState) -> int:
-    """How many clients are blocked on keys now (INFO clients: blocked_clients)."""
-    reg: BlockedKeys | None = getattr(server, _ATTR, None)
-    return 0 if reg is None else reg.blocked
 
 
 @contextmanager

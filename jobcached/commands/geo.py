@@ -31,8 +31,8 @@ from jobcached.commands.registry import DENYOOM, READONLY, WRITE, command
 from jobcached.commands.zsets import zadd_generic
 from jobcached.errors import CommandError, SyntaxErr
 from jobcached.net.replies import NULL_ARRAY, Encoded
-from jobcached.net.session import Session
 from jobcached.server.notify import GENERIC, ZSET, notify
+from jobcached.server.session import Session
 
 # georadiusGeneric's flags
 _COORDS, _MEMBER, _NOSTORE, _SEARCH, _SEARCHSTORE = (1 << i for i in range(5))

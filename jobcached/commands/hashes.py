@@ -21,8 +21,8 @@ from jobcached.commands.args import INT64_MAX, INT64_MIN, scan_options, to_curso
 from jobcached.commands.registry import DENYOOM, FAST, READONLY, WRITE, command
 from jobcached.errors import CommandError, NotFloatError, SyntaxErr
 from jobcached.net.replies import OK
-from jobcached.net.session import Session
 from jobcached.server.notify import HASH, notify, notify_if_gone
+from jobcached.server.session import Session
 
 #: HRANDFIELD with a negative count repeats fields: Redis builds a reply of |count| fields
 #: whatever the hash size. Past this many reply elements we refuse instead of allocating.

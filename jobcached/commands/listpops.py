@@ -17,7 +17,7 @@ from jobcached.commands.args import mpop_args, to_timeout_ms
 from jobcached.commands.lists import LEFT, RIGHT, notify_popped, pop_values
 from jobcached.commands.registry import BLOCKING, WRITE, command
 from jobcached.net.replies import NULL_ARRAY
-from jobcached.net.session import Session
+from jobcached.server.session import Session
 
 
 def _mpop_from(s: Session, key: bytes, side: bytes, count: int) -> Any:

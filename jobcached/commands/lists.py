@@ -20,8 +20,8 @@ from jobcached.commands.args import INT64_MIN, to_count, to_int, to_timeout_ms
 from jobcached.commands.registry import BLOCKING, DENYOOM, FAST, READONLY, WRITE, command
 from jobcached.errors import CommandError, NoSuchKeyError, SyntaxErr, WrongTypeError
 from jobcached.net.replies import NULL_ARRAY, OK, ErrorReply
-from jobcached.net.session import Session
 from jobcached.server.notify import GENERIC, LIST, notify, notify_if_gone
+from jobcached.server.session import Session
 
 LEFT, RIGHT = b"LEFT", b"RIGHT"
 
@@ -127,8 +127,8 @@ def rpushx(s: Session, argv: list[bytes]) -> int:
 
 def _pop_command(s: Session, argv: list[bytes], side: bytes) -> Any:
     if len(argv) > 3:
-        name = "lpop" if side == LEFT else "rpop"
-        raise CommandError(f"wrong number of arguments for '{name}' command")
+        lower = "lpop" if side == LEFT else "rpop"
+        raise CommandError(f"wrong number of arguments for '{lower}' command")
     count = to_count(argv[2]) if len(argv) == 3 else None
     key = argv[1]
     lst = s.keyspace.get_list(key, write=True)

@@ -23,7 +23,8 @@ kept under an id. The cursor is `id << 32 | r`: positions r-1 .. 0 of the snapsh
 visit. Each call returns the members of the next COUNT positions that are still in the set.
 Members present for the whole iteration are in the snapshot, so they are returned exactly once;
 members added meanwhile may be missed, as Redis allows. At most SSCAN_MAX_SNAPSHOTS snapshots
-(SSCAN_MAX_SNAPSHOT_MEMBERS members in all) are kept, least recently used dropped first; a
+(SSCAN_MAX_SNAPSHOT_MEMBERS members in all) are kept, least recently used dropped first (in
+cache/setscan.py, one store per server: `Databases.set_snapshots`, as cursors name no database); a
 cursor whose snapshot is gone re-snapshots the set, which continues correctly as long as the
 set did not change (Python iterates an unchanged set in the same order).
 """
@@ -31,7 +32,6 @@ set did not change (Python iterates an unchanged set in the same order).
 from __future__ import annotations
 
 import re
-from collections import OrderedDict
 from itertools import islice
 from typing import Any
 
@@ -48,17 +48,13 @@ from jobcached.commands.args import (
 )
 from jobcached.commands.registry import DENYOOM, FAST, READONLY, WRITE, command
 from jobcached.errors import CommandError, SyntaxErr
-from jobcached.net.session import Session
 from jobcached.server.notify import GENERIC, SET, notify, notify_if_gone
+from jobcached.server.session import Session
 
 #: Sets up to this size are sampled uniformly by SPOP (a list copy of them costs microseconds).
 SAMPLE_MAX_MEMBERS = 1024
 #: SSCAN returns a set this small whole, with cursor 0 (Redis' set-max-intset-entries).
 SSCAN_WHOLE_MAX_MEMBERS = 512
-#: Live SSCAN snapshots kept at once; each costs 8 bytes per member of its set.
-SSCAN_MAX_SNAPSHOTS = 64
-#: Snapshot members kept in total (64 MB of references); older snapshots are dropped past it.
-SSCAN_MAX_SNAPSHOT_MEMBERS = 8_000_000
 _POSITION_BITS = 32  # the low bits of an SSCAN cursor: positions left in the snapshot
 _CANONICAL_INT = re.compile(rb"0|-?[1-9][0-9]{0,18}")
 
@@ -450,40 +446,6 @@ def sintercard(s: Session, argv: list[bytes]) -> int:
 # ------------------------------------------------------------------------------- scan
 
 
-class _Snapshots:
-    """SSCAN snapshots by id, least recently used first (see the module docstring)."""
-
-    def __init__(self) -> None:
-        self.by_id: OrderedDict[int, tuple[bytes, int, list[bytes]]] = OrderedDict()
-        self.members = 0
-        self.next_id = 1
-
-    def take(self, key: bytes, members: set[bytes], snap_id: int = 0) -> tuple[int, list[bytes]]:
-        if not snap_id:
-            snap_id = self.next_id
-            self.next_id = self.next_id % (2**31 - 1) + 1
-        self.drop(snap_id)
-        snapshot = list(members)
-        self.by_id[snap_id] = (key, id(members), snapshot)
-        self.members += len(snapshot)
-        while len(self.by_id) > 1 and (len(self.by_id) > SSCAN_MAX_SNAPSHOTS
-                                       or self.members > SSCAN_MAX_SNAPSHOT_MEMBERS):
-            self.drop(next(iter(self.by_id)))
-        return snap_id, snapshot
-
-    def find(self, snap_id: int, key: bytes, members: set[bytes]) -> list[bytes] | None:
-        entry = self.by_id.get(snap_id)
-        if entry is None or entry[0] != key or entry[1] != id(members):
-            return None
-        self.by_id.move_to_end(snap_id)
-        return entry[2]
-
-    def drop(self, snap_id: int) -> None:
-        entry = self.by_id.pop(snap_id, None)
-        if entry is not None:
-            self.members -= len(entry[2])
-
-
 def _intset_order(members: set[bytes]) -> list[bytes] | None:
     """The members in numeric order if Redis would hold them as an intset (all canonical
     64-bit integers, at most 512 of them), whose scans come sorted; None otherwise."""
@@ -499,9 +461,6 @@ def _intset_order(members: set[bytes]) -> list[bytes] | None:
         numbers.append(value)
     numbers.sort()
     return [b"%d" % v for v in numbers]
-
-
-_snapshots = _Snapshots()  # a cache, not state: losing it only costs a re-snapshot
 
 
 @command("SSCAN", arity=-3, flags=READONLY, group="set", keys=(1, 1, 1))
@@ -529,9 +488,10 @@ def sscan(s: Session, argv: list[bytes]) -> list[Any]:
         next_cursor = 0
     else:
         snap_id, remaining = cursor >> _POSITION_BITS, cursor & ((1 << _POSITION_BITS) - 1)
-        snapshot = _snapshots.find(snap_id, key, members) if snap_id else None
+        snapshots = s.server.dbs.set_snapshots
+        snapshot = snapshots.find(snap_id, key, members) if snap_id else None
         if snapshot is None:
-            snap_id, snapshot = _snapshots.take(key, members, snap_id)
+            snap_id, snapshot = snapshots.take(key, members, snap_id)
             if not cursor:
                 remaining = len(snapshot)
         remaining = min(remaining, len(snapshot))
@@ -541,7 +501,7 @@ def sscan(s: Session, argv: list[bytes]) -> list[Any]:
             next_cursor = snap_id << _POSITION_BITS | bottom
         else:
             next_cursor = 0
-            _snapshots.drop(snap_id)
+            snapshots.drop(snap_id)
     if pattern is not None:
         matcher = compile_glob(pattern)
         page = [m for m in page if matcher.match(m)]

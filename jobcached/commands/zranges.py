@@ -8,7 +8,7 @@ Redis' zrangeGenericCommand does.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal, overload
 
 from jobcached.cache.zset import LexBound, ZSet, lex_bound
 from jobcached.commands import blocking
@@ -16,8 +16,8 @@ from jobcached.commands.args import to_int, to_range_double
 from jobcached.commands.registry import DENYOOM, FAST, READONLY, WRITE, command
 from jobcached.commands.zsets import freed_bytes, pairs
 from jobcached.errors import CommandError, SyntaxErr
-from jobcached.net.session import Session
 from jobcached.server.notify import GENERIC, ZSET, notify, notify_if_gone
+from jobcached.server.session import Session
 
 # ------------------------------------------------------------------------------- ranges
 
@@ -44,6 +44,12 @@ def _lex_range(lo: bytes, hi: bytes) -> tuple[LexBound, LexBound]:
     return lo_b, hi_b  # type: ignore[return-value]
 
 
+@overload
+def _zrange(s: Session, argv: list[bytes], rangetype: str | None = None,
+            reverse: bool | None = None, store: Literal[False] = False) -> list[Any]: ...
+@overload
+def _zrange(s: Session, argv: list[bytes], rangetype: str | None = None,
+            reverse: bool | None = None, *, store: Literal[True]) -> int: ...
 def _zrange(s: Session, argv: list[bytes], rangetype: str | None = None,
             reverse: bool | None = None, store: bool = False) -> Any:
     """The ZRANGE family and ZRANGESTORE, parsed as Redis' zrangeGenericCommand: the old

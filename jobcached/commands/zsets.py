@@ -15,7 +15,7 @@ A score of -0 is stored as 0, as Redis stores it in its small (listpack) sorted 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from itertools import islice
 from typing import Any
 
@@ -38,8 +38,8 @@ from jobcached.commands.registry import BLOCKING, DENYOOM, FAST, READONLY, WRITE
 from jobcached.errors import CommandError, SyntaxErr
 from jobcached.net.replies import NULL_ARRAY
 from jobcached.net.resp import format_double
-from jobcached.net.session import Session
 from jobcached.server.notify import ZSET, notify, notify_if_gone
+from jobcached.server.session import Session
 
 #: ZSCAN returns a sorted set this small whole, with cursor 0 (Redis' zset-max-listpack-entries).
 ZSCAN_WHOLE_MAX_MEMBERS = 128
@@ -500,7 +500,7 @@ def zscan(s: Session, argv: list[bytes]) -> list[Any]:
     count, pattern, _ = scan_options(argv, 3)
     scores = zset.as_dict()
     n = len(scores)
-    fmt = format_double
+    fmt: Callable[[float], bytes] = format_double
     if n <= ZSCAN_WHOLE_MAX_MEMBERS and all(len(m) <= LISTPACK_MAX_MEMBER_BYTES for m in scores):
         # What Redis keeps as a listpack: walked in rank order, scores printed as stored.
         items: Iterable[tuple[bytes, float]] = zset.items()

@@ -83,6 +83,13 @@ class Effects:
         #: dispatcher does not log its argv too; reset by the dispatcher before each write
         self.own = False
 
+    def attach(self, log: EffectLog) -> None:
+        """Send every effect from now on to `log` instead of the one given at construction:
+        a test's spy, which replays what it received into a fresh server and compares. Not
+        while a script's group is open (`begin_group`): its effects would be split."""
+        assert type(self._out) is not _Group, "attach() while a script's effects are grouped"
+        self.log = self._out = log
+
     # ------------------------------------------------------------------ cache
 
     def cache(self, argv: list[bytes], keys: list[bytes] | tuple[bytes, ...] = (),

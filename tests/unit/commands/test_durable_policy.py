@@ -13,7 +13,7 @@ from jobcached.config import Config
 from jobcached.errors import CommandError
 from jobcached.jobs.engine import JobEngine
 from jobcached.net.replies import Deferred, ErrorReply
-from jobcached.net.session import Session
+from jobcached.server.session import Session
 from jobcached.server.state import ServerState
 
 JOB_GROUPS = {"job", "queue", "dlq", "cron", "batch"}
