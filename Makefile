@@ -27,8 +27,12 @@ test: install
 fuzz: install
 	$(BIN)/python -m pytest -m fuzz --timeout=3600
 
+# Style (ruff), types (mypy --strict, configured in pyproject.toml) and the import contract
+# (import-linter: layers and pure engines, [tool.importlinter] in pyproject.toml).
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 spec: install
 	$(BIN)/python -m jobcached.commands.spec > protocol/SPEC.md

@@ -18,9 +18,10 @@ from typing import Any
 
 from bench.suites.scripting import SCRIPT_SHA, THREE_COMMAND_SCRIPT
 from jobcached.clock import SystemClock
+from jobcached.commands.dispatch import execute
 from jobcached.commands.registry import load_all
 from jobcached.config import Config
-from jobcached.net.protocol import RespProtocol
+from jobcached.server.connection import RespProtocol
 from jobcached.server.state import ServerState
 
 ROUNDS = 7  # the best of several rounds: the machine is shared
@@ -78,7 +79,7 @@ def best_us_per_command(protocol: RespProtocol, data: bytes, commands: int, batc
 
 def main(kind: str) -> None:
     load_all()
-    protocol = RespProtocol(ServerState(Config(), SystemClock()))
+    protocol = RespProtocol(ServerState(Config(), SystemClock()), execute)
     protocol.connection_made(NullTransport())  # type: ignore[arg-type]
     protocol.data_received(SETUP.get(kind, b""))
     one = REQUESTS[kind]

@@ -25,13 +25,14 @@ import uvloop
 
 from bench.profile_hotpath import NullTransport, request
 from jobcached.clock import SystemClock
+from jobcached.commands.dispatch import execute
 from jobcached.commands.registry import load_all
 from jobcached.config import Config
 from jobcached.jobs.engine import JobEngine
 from jobcached.jobs.records import decode_record
-from jobcached.net.protocol import RespProtocol
 from jobcached.persistence.durability import Durability
 from jobcached.persistence.wal import Wal
+from jobcached.server.connection import RespProtocol
 from jobcached.server.state import ServerState
 
 BATCH = 50
@@ -55,7 +56,7 @@ class CaptureTransport(NullTransport):
 
 
 def connect(state: ServerState) -> tuple[RespProtocol, CaptureTransport]:
-    protocol, transport = RespProtocol(state), CaptureTransport()
+    protocol, transport = RespProtocol(state, execute), CaptureTransport()
     protocol.connection_made(transport)  # type: ignore[arg-type]
     return protocol, transport
 

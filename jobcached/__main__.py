@@ -1,5 +1,5 @@
 """`python -m jobcached` is `jobcached` (see cli.py)."""
 
-from jobcached.server.cli import main
+from jobcached.cli import main
 
 main()

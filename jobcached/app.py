@@ -32,29 +32,33 @@ import signal
 import socket
 import time
 from pathlib import Path
+from typing import Any
 
 import uvloop
 
 from jobcached import __version__
 from jobcached.clock import Clock, SystemClock
 from jobcached.commands.acl import load_at_start
+from jobcached.commands.dispatch import call, execute, resolve
 from jobcached.commands.functions import restore_functions
-from jobcached.commands.registry import load_all
+from jobcached.commands.registry import load_all, walk
 from jobcached.config import Config
 from jobcached.errors import ConfigError, StartupError
 from jobcached.jobs.engine import JobEngine
 from jobcached.jobs.records import decode_record
-from jobcached.net.protocol import RespProtocol
+from jobcached.net.replies import ErrorReply
 from jobcached.net.tls import TlsListener, build_context
 from jobcached.observability.http import HttpServer
 from jobcached.observability.metrics import FsyncTimer, build_registry
 from jobcached.persistence.archiving import ARCHIVE_INTERVAL_SECONDS, Archiver
 from jobcached.persistence.durability import Durability
 from jobcached.persistence.wal import Wal
-from jobcached.replication.follower import Follower
-from jobcached.replication.leader import remove_stale_payloads
 from jobcached.scripting import persisted
+from jobcached.server.connection import RespProtocol
+from jobcached.server.follower import Follower
 from jobcached.server.gcpolicy import FullCollections
+from jobcached.server.leader import remove_stale_payloads
+from jobcached.server.session import Session
 from jobcached.server.startup import (
     DataDirLock,
     bind_error,
@@ -178,6 +182,14 @@ class App:
             log.error("the WAL could not be compacted to the leader's jobs: a restart "
                       "before the next compaction would replay our old ones too")
 
+    def run_as_master(self, session: Session, argv: list[bytes]) -> Any:
+        """A follower applies its leader's command (server/follower.py): the dispatcher's
+        call, without the checks a client's command goes through (Redis' master client)."""
+        cmd = resolve(argv)
+        if isinstance(cmd, ErrorReply):
+            return cmd
+        return call(session, cmd, argv, may_oom=True)
+
     def follow(self, host: str, port: int) -> None:
         """REPLICAOF host port (or `replicaof` at start): our own followers are dropped,
         writes refused, job timers and cron stopped, and the link to host:port started."""
@@ -256,7 +268,7 @@ class App:
         self.state.tracking.call_soon = loop.call_soon  # BCAST invalidations: once per iteration
 
         def factory() -> RespProtocol:
-            return RespProtocol(self.state)
+            return RespProtocol(self.state, execute)
 
         while self._bound:
             sock = self._bound.pop(0)
@@ -301,7 +313,7 @@ class App:
                 sock.close()
             raise StartupError(str(exc)) from None
         warn_if_exposed(sockets, config.requirepass, config.protected_mode)
-        self.tls = TlsListener(sockets, context, lambda: RespProtocol(self.state),
+        self.tls = TlsListener(sockets, context, lambda: RespProtocol(self.state, execute),
                                config.tcp_backlog)
 
     def reload_tls(self) -> None:
@@ -324,7 +336,7 @@ class App:
         config = self.config
         if not config.metrics_port:
             return
-        http = HttpServer(self.state, build_registry(self.state, self.fs))
+        http = HttpServer(self.state, build_registry(self.state, walk, self.fs))
         host = config.metrics_bind or config.bind
         try:
             await http.start(host, config.metrics_port)

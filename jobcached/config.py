@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from jobcached.errors import ConfigError
-from jobcached.server.notify import canonical, valid_notify_flags
 from jobcached.settings import redisconfig
+from jobcached.settings.notifyflags import canonical, valid_notify_flags
 
 #: Upper bound of `databases`: each costs a Keyspace with its shards even when empty, and a
 #: client could otherwise ask for millions at start.

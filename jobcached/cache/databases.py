@@ -30,6 +30,7 @@ from jobcached.cache import expiry
 from jobcached.cache.eviction import EVICTION_CLOCK_CHECK_EVERY, EVICTION_TIME_BUDGET_MS
 from jobcached.cache.hotkeys import HotKeys
 from jobcached.cache.keyspace import Keyspace
+from jobcached.cache.setscan import SetSnapshots
 from jobcached.cache.shard import CacheStats
 from jobcached.clock import Clock
 from jobcached.errors import OutOfMemoryError
@@ -71,6 +72,8 @@ class Databases:
         #: bytes maxmemory must also hold besides the cache (the job engine's; never evicted)
         self.other_memory: Callable[[], int] = _nothing
         self._expire_next = 0  # database the next active expiry cycle starts with
+        #: SSCAN's snapshots of large sets (one store for all databases: cursors name none)
+        self.set_snapshots = SetSnapshots()
 
     def _removal_listener(self, index: int) -> Callable[[bytes, str], None]:
         def removed(key: bytes, why: str) -> None:
@@ -90,6 +93,12 @@ class Databases:
         for i, ks in enumerate(self.dbs):
             ks.on_new = None if on_new is None else partial(on_new, i)
             ks.on_miss = None if on_miss is None else partial(on_miss, i)
+
+    def set_ready_hook(self, on_ready: Callable[[int, bytes], None] | None) -> None:
+        """Install (or remove, with None) every database's readiness hook (Keyspace.on_ready);
+        it is called as (db index, key)."""
+        for i, ks in enumerate(self.dbs):
+            ks.on_ready = None if on_ready is None else partial(on_ready, i)
 
     def __len__(self) -> int:
         return len(self.dbs)

@@ -61,11 +61,11 @@ class SpaceSaving:
             if not bucket:
                 del buckets[count]
         counts[item] = up = count + 1
-        bucket = buckets.get(up)
-        if bucket is None:
+        upper = buckets.get(up)
+        if upper is None:
             buckets[up] = {item: None}
         else:
-            bucket[item] = None
+            upper[item] = None
         if self._min == count and count not in buckets:  # the smallest bucket emptied
             self._min = up
 

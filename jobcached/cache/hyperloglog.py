@@ -442,7 +442,8 @@ def _sigma(x: float) -> float:
 def _tau(x: float) -> float:
     if x == 0.0 or x == 1.0:
         return 0.0
-    y, z = 1.0, 1 - x
+    y = 1.0
+    z: float = 1 - x  # float ** float below is typed Any (typeshed): keep z a float
     while True:
         x = math.sqrt(x)
         z_prime = z

@@ -9,11 +9,13 @@ dict lookup, an expiry test and an access-time store. The LRU clock is cached (`
 called by `ensure_memory()`, the expiry cycle and the server loop) instead of read per access, as
 Redis caches `server.lruclock`; the wall clock is read only for keys that have a TTL.
 
-Contract for handlers that mutate a container in place (HSET, SADD, LPUSH, ZADD ...): take it with
-`get_hash(key, create=True)` (etc.), mutate it, then call `notify_modified(key, payload_delta)`
-where the delta is the sum of `memory.item_size()` of the byte strings added minus those removed.
-That call keeps used_memory right and deletes the key if the container became empty. Strings are
-replaced whole with `set(key, value, keepttl=True)` (APPEND, INCR, SETRANGE keep the TTL).
+Contract for code that mutates a container in place: the container operations (hashes.py,
+lists.py, sets.py, zsets.py here; the stream commands) take it with `get_hash(key, create=True)`
+(etc.), mutate it, then call `notify_modified(key, payload_delta)` where the delta is the sum of
+`memory.item_size()` of the byte strings added minus those removed. That call keeps used_memory
+right and deletes the key if the container became empty. A list or sorted set that gained
+elements a blocked client could take is also reported to `on_ready`. Strings are replaced
+whole with `set(key, value, keepttl=True)` (APPEND, INCR, SETRANGE keep the TTL).
 """
 
 from __future__ import annotations
@@ -89,6 +91,10 @@ class Keyspace:
         #: (so the paths below pay one None test): a key was created; a read found nothing
         self.on_new: Callable[[bytes], None] | None = None
         self.on_miss: Callable[[bytes], None] | None = None
+        #: readiness hook, None until some client blocks on keys: a list or sorted set gained
+        #: elements (or was created) by a container operation (lists.py, zsets.py), so
+        #: clients blocked on it may now be served (commands/blocking.py)
+        self.on_ready: Callable[[bytes], None] | None = None
         #: hot-key sampling (cache/hotkeys.py), None unless `hotkey-top-k` is set: key
         #: lookups (hits and misses, reads and writes) count down `sample_left`, and the one
         #: that reaches 0 is recorded; the hook returns the next gap (a countdown here costs
@@ -224,7 +230,7 @@ class Keyspace:
     def get_string(self, key: bytes, write: bool = False) -> bytes | None:
         value = self.lookup_write(key) if write else self.lookup_read(key)
         if value is None or type(value) is bytes:
-            return value  # type: ignore[no-any-return]
+            return value
         raise WrongTypeError()
 
     def get_hash(self, key: bytes, create: bool = False, write: bool = False) -> Hash | None:

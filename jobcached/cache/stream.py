@@ -342,7 +342,7 @@ class Stream:
         """The node whose id span may hold `sid`."""
         nodes = self.nodes
         i = nodes.bisect_right(sid) - 1
-        return None if i < 0 else nodes.peekitem(i)[1]  # type: ignore[no-any-return]
+        return None if i < 0 else nodes.peekitem(i)[1]
 
     def get(self, sid: int) -> list[bytes] | None:
         """The fields of entry `sid`, None if there is none."""

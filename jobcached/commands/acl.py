@@ -25,8 +25,8 @@ from jobcached.commands.registry import (
 )
 from jobcached.errors import CommandError
 from jobcached.net.replies import OK, SetOf
-from jobcached.net.session import Session
 from jobcached.security.acl import CATEGORIES, RuleError, User, merge_selector_arguments, universe
+from jobcached.server.session import Session
 from jobcached.settings import redisconfig
 
 if TYPE_CHECKING:

@@ -19,9 +19,9 @@ from jobcached.commands.commandinfo import variable_flags
 from jobcached.commands.keyspec import KeySpec
 from jobcached.commands.registry import Command, lookup
 from jobcached.net.replies import ErrorReply
-from jobcached.net.session import Session
 from jobcached.security.acl import READ, WRITE, Selector, User
 from jobcached.security.acllog import LogEntry
+from jobcached.server.session import Session
 from jobcached.settings import redisconfig
 
 #: job commands that take a job id: the id's position and the access they need on its queue

@@ -18,8 +18,8 @@ from jobcached.commands.aclcheck import archived_job_refusal
 from jobcached.errors import CommandError
 from jobcached.jobs.model import Job, State
 from jobcached.net.replies import Deferred, ErrorReply
-from jobcached.net.session import Session
 from jobcached.persistence.archive import Archive
+from jobcached.server.session import Session
 from jobcached.server.tasks import spawn
 
 T = TypeVar("T")
@@ -60,7 +60,7 @@ def from_archive(s: Session, lookup: Callable[[Archive], Awaitable[T]],
             value = ErrorReply(f"ERR job archive unavailable: {type(exc).__name__}: {exc}")
         reply.resolve_with(value)
 
-    spawn(run())
+    spawn(s.server, run())
     return reply
 
 
@@ -81,9 +81,9 @@ def drop_restored(s: Session, ids: list[str], reply: Any) -> Any:
                         extra={"error": str(exc)})
 
     if isinstance(reply, Deferred):
-        reply.add_callback(lambda _: spawn(delete()))
+        reply.add_callback(lambda _: spawn(s.server, delete()))
     else:
-        spawn(delete())
+        spawn(s.server, delete())
     return reply
 
 

@@ -11,7 +11,7 @@ from jobcached.commands.registry import FAST, READONLY, WRITE, command
 from jobcached.errors import SyntaxErr
 from jobcached.jobs.batches import COMPLETE, SUCCESS
 from jobcached.net.replies import OK
-from jobcached.net.session import Session
+from jobcached.server.session import Session
 
 
 @command("BATCH.NEW", arity=-1, flags=WRITE | FAST, group="batch",

@@ -20,8 +20,8 @@ from jobcached.cache import bitfield
 from jobcached.commands.args import INT64_MAX, to_int
 from jobcached.commands.registry import DENYOOM, FAST, READONLY, WRITE, command
 from jobcached.errors import CommandError, SyntaxErr
-from jobcached.net.session import Session
 from jobcached.server.notify import GENERIC, STRING, notify
+from jobcached.server.session import Session
 
 OFFSET_ERROR = "bit offset is not an integer or out of range"
 BIT_ERROR = "bit is not an integer or out of range"

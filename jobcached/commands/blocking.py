@@ -7,16 +7,26 @@ keys holds data, it calls `block()`, which files one `Waiter` at the end of a FI
 and returns a `Deferred(blocking=True)`: the connection sends nothing and runs nothing more until
 it resolves. Across clients the one that blocked first on a key is served first, as in Redis.
 
-Commands that add data to a key (LPUSH, RPUSH, LMOVE, ZADD, ZINCRBY ..., and any command that
-creates a list or a sorted set: RENAME, COPY, RESTORE, SORT ... STORE, ZUNIONSTORE ...) call
-`signal_key_ready(server, key)`. It costs one dict lookup when nobody waits on the key; otherwise
-the key is marked ready, and once the command has run and its effect is logged (the dispatcher's
-`call` ends with `serve_ready`, as Redis' processCommand calls handleClientsBlockedOnKeys after
-call()), the key's queue is walked in order and each waiter is asked to serve itself from the
-key (`Waiter.serve`) until the key has nothing left. Serving is an ordinary
-mutation: it pops, propagates its own effect (LPOP, LMOVE, ZPOPMIN ...) and becomes the waiter's
-reply. Serving can make another key ready (BLMOVE pushes to its destination): ready keys are
-queued and handled in turn by the same loop, never recursively.
+A key that gains data becomes *ready* (Redis' signalKeyAsReady) in one of two ways:
+
+- The container operations of cache/lists.py and cache/zsets.py (LPUSH, RPUSH, LMOVE, ZADD,
+  ZINCRBY, ZUNIONSTORE, ZRANGESTORE, GEOSEARCHSTORE ...) report it through the keyspace's
+  readiness hook (`Keyspace.on_ready`), wired to `BlockedKeys.mark_ready` when the first client
+  blocks (until then no hook runs at all). The hook only marks the key: it fires in the middle
+  of the operation, before the command's effect is logged and its keyspace events sent. Why a
+  hook rather than a call in each handler: every write that adds to a list or a sorted set
+  would have to remember it, which is what moving the writes into cache/ is meant to end.
+- Commands that create a list or sorted set by other means (RENAME, COPY, MOVE, RESTORE, SORT
+  ... STORE) and the stream commands call `signal_key_ready(server, key)`, which marks the key
+  the same way.
+
+Either costs one dict lookup when nobody waits on the key. Once the command has run and its
+effect is logged (the dispatcher's `call` ends with `serve_ready`, as Redis' processCommand
+calls handleClientsBlockedOnKeys after call()), the ready keys' queues are walked in order and
+each waiter is asked to serve itself from the key (`Waiter.serve`) until the key has nothing
+left. Serving is an ordinary mutation: it pops, propagates its own effect (LPOP, LMOVE, ZPOPMIN
+...) and becomes the waiter's reply. Serving can make another key ready (BLMOVE pushes to its
+destination): ready keys are queued and handled in turn by the same loop, never recursively.
 
 A waiter leaves all its queues when it is served, when its timeout fires (a timer on
 `ServerState.timers`; the reply is the command's timeout value), or when its client disconnects
@@ -47,7 +57,7 @@ from jobcached.net.replies import Deferred
 
 if TYPE_CHECKING:
     from jobcached.jobs.timerwheel import TimerHandle
-    from jobcached.net.session import Session
+    from jobcached.server.session import Session
     from jobcached.server.state import ServerState
 
 #: `Waiter.serve` results other than a reply: the key has nothing for anyone (stop walking its
@@ -83,7 +93,7 @@ class BlockedKeys:
     """The per-server registry: key -> waiters in blocking order (a dict used as an ordered set,
     so a waiter leaves the middle of a queue in O(1))."""
 
-    __slots__ = ("atomic_depth", "blocked", "queues", "ready", "server", "serving")
+    __slots__ = ("atomic_depth", "blocked", "hooked", "queues", "ready", "server", "serving")
 
     def __init__(self, server: ServerState) -> None:
         self.server = server
@@ -94,8 +104,19 @@ class BlockedKeys:
         self.serving = False
         self.atomic_depth = 0
         self.blocked = 0  # waiters alive: INFO's blocked_clients
+        self.hooked = False  # the keyspace's readiness hook is wired here (module docstring)
+
+    def mark_ready(self, db: int, key: bytes) -> None:
+        """The readiness hook (see the module docstring): queue the key for serving if anyone
+        waits on it; the dispatcher serves it after the running command."""
+        db_key = (db, key)
+        if db_key in self.queues:
+            self.ready[db_key] = None
 
     def add(self, waiter: Waiter) -> None:
+        if not self.hooked:  # the first client to block: from now on, writes report readiness
+            self.server.dbs.set_ready_hook(self.mark_ready)
+            self.hooked = True
         for key in waiter.keys:
             self.queues.setdefault((waiter.db, key), {})[waiter] = None
         self.blocked += 1
@@ -250,12 +271,6 @@ def signal_db_ready(server: ServerState, db: int) -> None:
     for db_key in list(reg.queues):
         if db_key[0] == db:
             reg.ready[db_key] = None  # served after the command, as by `signal_key_ready`
-
-
-def blocked_clients(server: ServerState) -> int:
-    """How many clients are blocked on keys now (INFO clients: blocked_clients)."""
-    reg: BlockedKeys | None = getattr(server, _ATTR, None)
-    return 0 if reg is None else reg.blocked
 
 
 @contextmanager

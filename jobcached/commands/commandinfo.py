@@ -25,7 +25,7 @@ from jobcached.commands.registry import (
 )
 from jobcached.errors import CommandError, SyntaxErr
 from jobcached.net.replies import SetOf, Simple
-from jobcached.net.session import Session
+from jobcached.server.session import Session
 
 
 def _named(names: list[bytes]) -> list[Command | None]:

@@ -23,10 +23,10 @@ from jobcached.commands.registry import (
 from jobcached.config import Config, resolve
 from jobcached.errors import CommandError, ConfigError, SyntaxErr
 from jobcached.net.replies import OK
-from jobcached.net.session import Session
 from jobcached.net.tls import UPDATE_FAILED
+from jobcached.server.configrewrite import rewrite_file
+from jobcached.server.session import Session
 from jobcached.server.state import Stats
-from jobcached.settings.configrewrite import rewrite_file
 
 log = logging.getLogger("jobcached.config")
 

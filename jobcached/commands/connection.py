@@ -24,7 +24,7 @@ from jobcached.commands.registry import (
 )
 from jobcached.errors import CommandError, SyntaxErr
 from jobcached.net.replies import NO_REPLY, OK, PONG, Simple, Verbatim
-from jobcached.net.session import Session
+from jobcached.server.session import Session
 
 WRONGPASS = "invalid username-password pair or user is disabled."
 NO_PASSWORD_CONFIGURED = ("AUTH <password> called without any password configured for the "

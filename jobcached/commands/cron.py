@@ -18,7 +18,7 @@ from jobcached.errors import CommandError
 from jobcached.jobs.cron import MISSED_POLICIES, CronEntry
 from jobcached.jobs.engine import PushOptions
 from jobcached.net.replies import OK
-from jobcached.net.session import Session
+from jobcached.server.session import Session
 
 
 @command("CRON.SET", arity=-5, flags=WRITE, group="cron", keys=(3, 3, 1),

@@ -20,8 +20,8 @@ from jobcached.commands.registry import (
 )
 from jobcached.errors import CommandError
 from jobcached.net.replies import OK
-from jobcached.net.session import Session
 from jobcached.server.notify import GENERIC, notify
+from jobcached.server.session import Session
 
 OUT_OF_RANGE = "DB index is out of range"
 

@@ -20,7 +20,7 @@ from jobcached.commands.args import subcommand_syntax_error, to_int
 from jobcached.commands.registry import ADMIN, FAST, LOADING, READONLY, STALE, command
 from jobcached.errors import CommandError
 from jobcached.net.replies import OK, Simple, Verbatim
-from jobcached.net.session import Session
+from jobcached.server.session import Session
 
 NOT_ALLOWED = ("DEBUG command not allowed. If the enable-debug-command option is set to "
                "\"local\", you can run it from a local connection, otherwise you need to set "

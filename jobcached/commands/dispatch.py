@@ -19,7 +19,7 @@ from jobcached.commands.registry import COMMANDS, Command, Flag
 from jobcached.commands.tracking import remember_read
 from jobcached.errors import CommandError, NoAuthError
 from jobcached.net.replies import QUEUED, ErrorReply
-from jobcached.net.session import Session
+from jobcached.server.session import Session
 from jobcached.server.state import FAILED, USEC
 
 if TYPE_CHECKING:

@@ -20,8 +20,8 @@ from jobcached.commands.blocking import signal_key_ready
 from jobcached.commands.registry import DENYOOM, READONLY, WRITE, command
 from jobcached.errors import CommandError, SyntaxErr
 from jobcached.net.replies import OK
-from jobcached.net.session import Session
 from jobcached.server.notify import GENERIC, notify
+from jobcached.server.session import Session
 
 LFU_FREQ_MAX = 255
 

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from jobcached.net.replies import Deferred
 
 if TYPE_CHECKING:
-    from jobcached.net.session import Session
+    from jobcached.server.session import Session
 
 T = TypeVar("T")
 Handler = Callable[["Session", list[bytes]], Any]

@@ -36,10 +36,10 @@ from jobcached.commands.registry import (
 from jobcached.commands.scripting import BUSY, UNKILLABLE, numkeys, scripting
 from jobcached.errors import CommandError
 from jobcached.net.replies import OK, Encoded
-from jobcached.net.session import Session
 from jobcached.scripting import persisted, rdbdump
 from jobcached.scripting.engine import ScriptError
 from jobcached.scripting.functions import Libraries, Library, load_library
+from jobcached.server.session import Session
 
 if TYPE_CHECKING:
     from jobcached.server.state import ServerState

@@ -21,18 +21,17 @@ from __future__ import annotations
 from fractions import Fraction
 from typing import Any
 
-from jobcached.cache import geohash
+from jobcached.cache import geohash, zsets
 from jobcached.cache.geohash import Shape
 from jobcached.cache.zset import ZSet
-from jobcached.commands import blocking
 from jobcached.commands.args import to_double, to_int
 from jobcached.commands.longdouble import format_human
 from jobcached.commands.registry import DENYOOM, READONLY, WRITE, command
 from jobcached.commands.zsets import zadd_generic
 from jobcached.errors import CommandError, SyntaxErr
 from jobcached.net.replies import NULL_ARRAY, Encoded
-from jobcached.net.session import Session
 from jobcached.server.notify import GENERIC, ZSET, notify
+from jobcached.server.session import Session
 
 # georadiusGeneric's flags
 _COORDS, _MEMBER, _NOSTORE, _SEARCH, _SEARCHSTORE = (1 << i for i in range(5))
@@ -315,13 +314,12 @@ def _search(s: Session, argv: list[bytes], src: int, flags: int) -> Any:
 
 def _store(s: Session, argv: list[bytes], dst: bytes, result: ZSet | None, flags: int) -> None:
     """Write a search's result over `dst` (any type, TTL cleared), or delete it when empty."""
-    ks = s.keyspace
-    if result:
-        ks.set(dst, result)
-        notify(s.server, ZSET, b"geosearchstore" if flags & _SEARCH else b"georadiusstore", dst)
-        blocking.signal_key_ready(s.server, dst)
-    elif ks.delete(dst):
-        notify(s.server, GENERIC, b"del", dst)
+    if zsets.store(s.keyspace, dst, result or ZSet()):
+        if result:
+            notify(s.server, ZSET, b"geosearchstore" if flags & _SEARCH else b"georadiusstore",
+                   dst)
+        else:
+            notify(s.server, GENERIC, b"del", dst)
 
 
 @command("GEOSEARCH", arity=-7, flags=READONLY, group="geo", keys=(1, 1, 1))

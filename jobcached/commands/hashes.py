@@ -1,9 +1,9 @@
 """Hash commands: fields of a key, with Redis 7.0 replies and errors.
 
-A hash is a plain dict (insertion-ordered, as Redis' small listpack hashes are). Writes follow
-the keyspace contract: take the dict, change it, then `notify_modified(key, delta)` with the
-`item_size` of bytes added minus removed; that call also deletes a hash left empty. A failed
-command changes nothing: numbers are checked before a missing hash is created.
+A hash is a plain dict (insertion-ordered, as Redis' small listpack hashes are). Handlers read
+it through `Keyspace.get_hash`; they write through cache/hashes.py, which does the type check,
+the memory accounting and the removal of a hash left empty. A failed command changes nothing:
+numbers are checked before a missing hash is created.
 
 Effects: field writes propagate as HSET (HINCRBY / HINCRBYFLOAT with their result, so replicas
 need no arithmetic), deletions as HDEL of the fields that really went.
@@ -15,14 +15,15 @@ from collections.abc import Iterable
 from itertools import islice
 from typing import Any
 
-from jobcached.cache import compile_glob, item_size
+from jobcached.cache import compile_glob
+from jobcached.cache.hashes import delete_fields, set_fields, set_new_field
 from jobcached.commands import longdouble
 from jobcached.commands.args import INT64_MAX, INT64_MIN, scan_options, to_cursor, to_int
 from jobcached.commands.registry import DENYOOM, FAST, READONLY, WRITE, command
 from jobcached.errors import CommandError, NotFloatError, SyntaxErr
 from jobcached.net.replies import OK
-from jobcached.net.session import Session
 from jobcached.server.notify import HASH, notify, notify_if_gone
+from jobcached.server.session import Session
 
 #: HRANDFIELD with a negative count repeats fields: Redis builds a reply of |count| fields
 #: whatever the hash size. Past this many reply elements we refuse instead of allocating.
@@ -31,24 +32,6 @@ LONG_MAX = 2**63 - 1
 #: HSCAN returns a hash this small whole, with cursor 0, as Redis does for its listpack hashes
 #: (hash-max-listpack-entries)
 HSCAN_WHOLE_MAX_FIELDS = 512
-
-
-def _set_fields(s: Session, key: bytes, pairs: Iterable[tuple[bytes, bytes]]) -> int:
-    """Store field/value pairs (creating the hash); returns how many fields are new."""
-    ks = s.keyspace
-    h = ks.get_hash(key, create=True)
-    assert h is not None
-    added = delta = 0
-    for field, value in pairs:
-        old = h.get(field)
-        if old is None:
-            added += 1
-            delta += item_size(field) + item_size(value)
-        else:
-            delta += item_size(value) - item_size(old)
-        h[field] = value
-    ks.notify_modified(key, delta)
-    return added
 
 
 def _pairs(argv: list[bytes], name: str) -> zip[tuple[bytes, bytes]]:
@@ -66,8 +49,7 @@ def hset(s: Session, argv: list[bytes]) -> int:
     Reply: integer: how many fields were added (not counting updated ones).
     Errors: wrong number of arguments when a value is missing; `WRONGTYPE`.
     """
-    added = _set_fields(s, argv[1], _pairs(argv, "hset"))
-    s.server.effects.cache(argv, (argv[1],))
+    added = set_fields(s.keyspace, argv[1], _pairs(argv, "hset"))
     notify(s.server, HASH, b"hset", argv[1])
     return added
 
@@ -81,7 +63,7 @@ def hmset(s: Session, argv: list[bytes]) -> Any:
     Reply: `OK`.
     Errors: as HSET.
     """
-    _set_fields(s, argv[1], _pairs(argv, "hmset"))
+    set_fields(s.keyspace, argv[1], _pairs(argv, "hmset"))
     s.server.effects.cache([b"HSET", *argv[1:]], (argv[1],))
     notify(s.server, HASH, b"hset", argv[1])
     return OK
@@ -97,10 +79,8 @@ def hsetnx(s: Session, argv: list[bytes]) -> int:
     Errors: `WRONGTYPE`.
     """
     key, field, value = argv[1], argv[2], argv[3]
-    h = s.keyspace.get_hash(key, write=True)
-    if h is not None and field in h:
+    if not set_new_field(s.keyspace, key, field, value):
         return 0
-    _set_fields(s, key, ((field, value),))
     s.server.effects.cache([b"HSET", key, field, value], (key,))
     notify(s.server, HASH, b"hset", key)
     return 1
@@ -144,22 +124,11 @@ def hdel(s: Session, argv: list[bytes]) -> int:
     Errors: `WRONGTYPE`.
     """
     key = argv[1]
-    ks = s.keyspace
-    h = ks.get_hash(key, write=True)
-    if h is None:
-        return 0
-    deleted = []
-    delta = 0
-    for field in argv[2:]:
-        value = h.pop(field, None)
-        if value is not None:
-            deleted.append(field)
-            delta -= item_size(field) + item_size(value)
+    deleted, left = delete_fields(s.keyspace, key, argv[2:])
     if deleted:
-        ks.notify_modified(key, delta)
         s.server.effects.cache([b"HDEL", key, *deleted], (key,))
         notify(s.server, HASH, b"hdel", key)
-        notify_if_gone(s.server, key, h)
+        notify_if_gone(s.server, key, left)
     return len(deleted)
 
 
@@ -270,7 +239,7 @@ def hincrby(s: Session, argv: list[bytes]) -> int:
         raise CommandError("increment or decrement would overflow")
     value += increment
     text = b"%d" % value
-    _set_fields(s, key, ((field, text),))
+    set_fields(s.keyspace, key, ((field, text),))
     s.server.effects.cache([b"HSET", key, field, text], (key,))
     notify(s.server, HASH, b"hincrby", key)
     return value
@@ -302,7 +271,7 @@ def hincrbyfloat(s: Session, argv: list[bytes]) -> bytes:
     if total is None:
         raise CommandError("increment would produce NaN or Infinity")
     text = longdouble.format_human(total)
-    _set_fields(s, key, ((field, text),))
+    set_fields(s.keyspace, key, ((field, text),))
     s.server.effects.cache([b"HSET", key, field, text], (key,))
     notify(s.server, HASH, b"hincrbyfloat", key)
     return text

@@ -14,7 +14,7 @@ from jobcached.commands.args import Args, to_count
 from jobcached.commands.registry import container, subcommand
 from jobcached.errors import CommandError, SyntaxErr
 from jobcached.net.replies import OK
-from jobcached.net.session import Session
+from jobcached.server.session import Session
 
 container("HOTKEYS", group="server", summary="Report the most accessed keys.")
 

@@ -21,8 +21,8 @@ from jobcached.cache import hyperloglog as hll
 from jobcached.commands.registry import ADMIN, DENYOOM, FAST, READONLY, WRITE, command
 from jobcached.errors import CommandError
 from jobcached.net.replies import OK, Simple
-from jobcached.net.session import Session
 from jobcached.server.notify import STRING, notify
+from jobcached.server.session import Session
 
 
 class NotHllError(CommandError):
@@ -130,7 +130,7 @@ def pfcount(s: Session, argv: list[bytes]) -> int:
 
 
 @command("PFMERGE", arity=-2, flags=WRITE | DENYOOM, group="hyperloglog", keys=(1, -1, 1))
-def pfmerge(s: Session, argv: list[bytes]) -> bytes:
+def pfmerge(s: Session, argv: list[bytes]) -> Simple:
     """PFMERGE destkey [sourcekey [sourcekey ...]]
 
     Merge HyperLogLogs into `destkey` (which is itself one of the inputs when it exists):

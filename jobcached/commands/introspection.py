@@ -2,7 +2,7 @@
 
 Both read what `dispatch.call()` records for every command: the slow log (observability/
 slowlog.py), the per-command latency histograms (log2 slots in microseconds, see
-state.LATENCY_SLOTS) and the latency monitor's events (observability/latency.py), with Redis 7's
+state.LATENCY_SLOTS) and the latency monitor's events (server/latency.py), with Redis 7's
 reply shapes so redis-cli and monitoring tools read them.
 """
 
@@ -22,8 +22,8 @@ from jobcached.commands.registry import (
 )
 from jobcached.errors import CommandError, NotIntegerError
 from jobcached.net.replies import OK, Verbatim
-from jobcached.net.session import Session
-from jobcached.observability import latency
+from jobcached.server import latency
+from jobcached.server.session import Session
 from jobcached.server.state import LATENCY_SLOTS, calls_of
 
 #: SLOWLOG GET without a count returns this many entries (Redis' default).

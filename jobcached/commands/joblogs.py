@@ -17,7 +17,7 @@ from jobcached.commands.registry import BLOCKING, FAST, READONLY, WRITE, command
 from jobcached.errors import CommandError, SyntaxErr
 from jobcached.jobs.model import TERMINAL, Job
 from jobcached.net.replies import Deferred
-from jobcached.net.session import Session
+from jobcached.server.session import Session
 
 #: JOB.LOGS COUNT default.
 DEFAULT_LOG_COUNT = 1000

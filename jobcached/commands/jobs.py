@@ -20,7 +20,7 @@ from jobcached.jobs.engine import JobEngine, PushOptions
 from jobcached.jobs.model import DEFAULT_RETRIES, TERMINAL, Job, retry_policy
 from jobcached.net.replies import OK, Deferred, Encoded, Simple
 from jobcached.net.resp import encode
-from jobcached.net.session import Session
+from jobcached.server.session import Session
 
 #: RETRIES above this is almost certainly a mistake (25 retries already span ~3 weeks).
 MAX_RETRIES = 1000
@@ -222,7 +222,6 @@ def job_push(s: Session, argv: list[bytes]) -> Any:
     parse_push_options(Args(argv, 3), opts)
 
     def push(archived: dict[str, Job]) -> Any:
-        s.server.effects.check_writable()
         job_id, _ = engine.push(queue, argv[2], opts,
                                 {job_id: job.state for job_id, job in archived.items()})
         return job_id.encode()
@@ -230,7 +229,8 @@ def job_push(s: Session, argv: list[bytes]) -> Any:
     missing = [p for p in opts.after if p not in engine.jobs]
     if not missing:
         return push({})
-    return from_archive(s, lambda archive: archive.get_many(missing), push, {})
+    return from_archive(s, lambda archive: archive.get_many(missing), durably(s, push),
+                        dict[str, Job]())
 
 
 @command("JOB.FETCH", arity=-3, flags=WRITE | BLOCKING, group="job",
@@ -505,4 +505,5 @@ def job_list(s: Session, argv: list[bytes]) -> Any:
     if state is not None and state not in TERMINAL:
         return page([])  # only finished jobs are ever archived
     return from_archive(
-        s, lambda archive: archive.page(cursor, scanned_to, queue, state, count), page, [])
+        s, lambda archive: archive.page(cursor, scanned_to, queue, state, count), page,
+        list[Job]())

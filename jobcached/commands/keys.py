@@ -22,8 +22,8 @@ from jobcached.commands.registry import (
 )
 from jobcached.errors import CommandError, NoSuchKeyError, SyntaxErr
 from jobcached.net.replies import OK, Simple
-from jobcached.net.session import Session
 from jobcached.server.notify import GENERIC, notify
+from jobcached.server.session import Session
 
 
 @command("DEL", arity=-2, flags=WRITE, group="generic", keys=(1, -1, 1))

@@ -20,7 +20,7 @@ from typing import Any
 from jobcached.commands.args import to_int
 from jobcached.commands.registry import READONLY, command
 from jobcached.errors import CommandError, SyntaxErr
-from jobcached.net.session import Session
+from jobcached.server.session import Session
 
 #: The largest table, (len a + 1) * (len b + 1) cells: 32 MB of rows, well under a second.
 LCS_MAX_CELLS = 1 << 28

@@ -18,8 +18,8 @@ from jobcached.commands.registry import DENYOOM, FAST, READONLY, WRITE, command
 from jobcached.commands.strings import PX, expire_at_ms
 from jobcached.errors import SyntaxErr
 from jobcached.net.replies import OK
-from jobcached.net.session import Session
 from jobcached.server.notify import GENERIC, STRING, notify
+from jobcached.server.session import Session
 
 
 @command("GETL", arity=-2, flags=READONLY | FAST, group="string", keys=(1, 1, 1),

@@ -1,34 +1,34 @@
 """LMPOP and BLMPOP: pops of several elements from the first non-empty of several lists.
 
-Kept apart from lists.py (which is at its size limit) but built on its pop helpers, so memory
-accounting and keyspace events (`lpop` / `rpop`, then `del` when a list empties) are the ones
-LPOP and RPOP produce. As in Redis 7.0 (t_list.c mpopGenericCommand), the keys are looked at in
-order and each one's type is checked until the first non-empty list; the pop propagates as
-`LPOP key n` / `RPOP key n` with the number actually popped. BLMPOP waits through blocking.py,
-like BLPOP.
+Kept apart from lists.py (which is near its size limit) but built on the same pop
+(cache/lists.py) and keyspace events (`lpop` / `rpop`, then `del` when a list empties) as LPOP
+and RPOP. As in Redis 7.0 (t_list.c mpopGenericCommand), the keys are looked at in order and
+each one's type is checked until the first non-empty list; the pop propagates as `LPOP key n` /
+`RPOP key n` with the number actually popped. BLMPOP waits through blocking.py, like BLPOP.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from jobcached.cache.lists import pop
 from jobcached.commands import blocking
 from jobcached.commands.args import mpop_args, to_timeout_ms
-from jobcached.commands.lists import LEFT, RIGHT, notify_popped, pop_values
+from jobcached.commands.lists import LEFT, RIGHT, notify_popped
 from jobcached.commands.registry import BLOCKING, WRITE, command
 from jobcached.net.replies import NULL_ARRAY
-from jobcached.net.session import Session
+from jobcached.server.session import Session
 
 
 def _mpop_from(s: Session, key: bytes, side: bytes, count: int) -> Any:
     """Pop from `key` if it holds a non-empty list: [key, [elements]]; else EMPTY."""
-    lst = s.keyspace.get_list(key, write=True)
-    if not lst:
+    popped = pop(s.keyspace, key, side == LEFT, count)
+    if not popped or not popped[0]:
         return blocking.EMPTY
-    values = pop_values(s, key, lst, side, count)
+    values, left = popped
     name = b"LPOP" if side == LEFT else b"RPOP"
     s.server.effects.cache([name, key, b"%d" % len(values)], (key,))
-    notify_popped(s, key, lst, side)
+    notify_popped(s, key, left, side)
     return [key, values]
 
 

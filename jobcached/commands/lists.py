@@ -1,27 +1,27 @@
 """List commands: pushes and pops at both ends, ranges, searches, moves, and the blocking pops.
 
-A list is a `collections.deque` in the keyspace: O(1) at both ends, O(n) in the middle, as a
-Redis quicklist is in practice. Handlers follow Redis 7.0's t_list.c in the order they check
-things (argument parsing first, then the key's type), so the same bad command gets the same
-error from both servers. Every change propagates one deterministic record (a blocking pop that
-is served propagates the LPOP / RPOP / LMOVE it amounts to), and every addition calls
-`blocking.signal_key_ready` so clients blocked on the key are served (see blocking.py).
+A list is a `collections.deque` in the keyspace, read through `Keyspace.get_list` and written
+through cache/lists.py (type checks, memory accounting, removal of an emptied list, and the
+readiness that lets clients blocked on a key be served: see blocking.py). Handlers follow Redis
+7.0's t_list.c in the order they check things (argument parsing first, then the key's type), so
+the same bad command gets the same error from both servers. Every change propagates one
+deterministic record (a blocking pop that is served propagates the LPOP / RPOP / LMOVE it
+amounts to).
 """
 
 from __future__ import annotations
 
-from collections import deque
 from itertools import islice
 from typing import Any
 
-from jobcached.cache.memory import item_size
+from jobcached.cache.lists import index_span, insert, move, pop, push, remove, set_element, trim
 from jobcached.commands import blocking
 from jobcached.commands.args import INT64_MIN, to_count, to_int, to_timeout_ms
 from jobcached.commands.registry import BLOCKING, DENYOOM, FAST, READONLY, WRITE, command
 from jobcached.errors import CommandError, NoSuchKeyError, SyntaxErr, WrongTypeError
 from jobcached.net.replies import NULL_ARRAY, OK, ErrorReply
-from jobcached.net.session import Session
 from jobcached.server.notify import GENERIC, LIST, notify, notify_if_gone
+from jobcached.server.session import Session
 
 LEFT, RIGHT = b"LEFT", b"RIGHT"
 
@@ -33,32 +33,11 @@ def _side(raw: bytes) -> bytes:
     return side
 
 
-def pop_values(s: Session, key: bytes, lst: deque[bytes], side: bytes, count: int) -> list[bytes]:
-    """Pop up to `count` elements from one end, account for them; no propagation."""
-    take = lst.popleft if side == LEFT else lst.pop
-    values = [take() for _ in range(min(count, len(lst)))]
-    s.keyspace.notify_modified(key, -sum(map(item_size, values)))
-    return values
-
-
-def notify_popped(s: Session, key: bytes, lst: deque[bytes], side: bytes) -> None:
-    """Keyspace events of a pop: lpop / rpop, and del when the list is gone."""
+def notify_popped(s: Session, key: bytes, left: int, side: bytes) -> None:
+    """Keyspace events of a pop that left `left` elements: lpop / rpop, and del when the list
+    is gone."""
     notify(s.server, LIST, b"lpop" if side == LEFT else b"rpop", key)
-    notify_if_gone(s.server, key, lst)
-
-
-def _push(s: Session, key: bytes, lst: deque[bytes] | None, side: bytes,
-          values: list[bytes]) -> int:
-    """Push values at one end (creating the list), account for them; the new length."""
-    if lst is None:
-        lst = s.keyspace.get_list(key, create=True)
-        assert lst is not None
-    if side == LEFT:
-        lst.extendleft(values)
-    else:
-        lst.extend(values)
-    s.keyspace.notify_modified(key, sum(map(item_size, values)))
-    return len(lst)
+    notify_if_gone(s.server, key, left)
 
 
 # ------------------------------------------------------------------------------- push and pop
@@ -66,13 +45,10 @@ def _push(s: Session, key: bytes, lst: deque[bytes] | None, side: bytes,
 
 def _push_command(s: Session, argv: list[bytes], side: bytes, only_existing: bool) -> int:
     key = argv[1]
-    lst = s.keyspace.get_list(key, write=True)
-    if lst is None and only_existing:
+    length = push(s.keyspace, key, argv[2:], side == LEFT, only_existing)
+    if not length:
         return 0
-    length = _push(s, key, lst, side, argv[2:])
-    s.server.effects.cache(argv, (key,))
     notify(s.server, LIST, b"lpush" if side == LEFT else b"rpush", key)
-    blocking.signal_key_ready(s.server, key)
     return length
 
 
@@ -127,23 +103,23 @@ def rpushx(s: Session, argv: list[bytes]) -> int:
 
 def _pop_command(s: Session, argv: list[bytes], side: bytes) -> Any:
     if len(argv) > 3:
-        name = "lpop" if side == LEFT else "rpop"
-        raise CommandError(f"wrong number of arguments for '{name}' command")
+        lower = "lpop" if side == LEFT else "rpop"
+        raise CommandError(f"wrong number of arguments for '{lower}' command")
     count = to_count(argv[2]) if len(argv) == 3 else None
     key = argv[1]
-    lst = s.keyspace.get_list(key, write=True)
-    if lst is None:
+    popped = pop(s.keyspace, key, side == LEFT, 1 if count is None else count)
+    if popped is None:
         return None if count is None else NULL_ARRAY
-    if count == 0:
+    values, left = popped
+    if not values:
         return []
-    values = pop_values(s, key, lst, side, 1 if count is None else count)
     name = b"LPOP" if side == LEFT else b"RPOP"
     if count is None:
         s.server.effects.cache([name, key], (key,))
-        notify_popped(s, key, lst, side)
+        notify_popped(s, key, left, side)
         return values[0]
     s.server.effects.cache([name, key, b"%d" % len(values)], (key,))
-    notify_popped(s, key, lst, side)
+    notify_popped(s, key, left, side)
     return values
 
 
@@ -188,18 +164,6 @@ def llen(s: Session, argv: list[bytes]) -> int:
     return 0 if lst is None else len(lst)
 
 
-def _clamp(start: int, stop: int, n: int) -> tuple[int, int] | None:
-    """Redis' index rules: negative counts from the end; None for an empty range."""
-    if start < 0:
-        start += n
-    if stop < 0:
-        stop += n
-    start = max(start, 0)
-    if start > stop or start >= n:
-        return None
-    return start, min(stop, n - 1)
-
-
 @command("LRANGE", arity=4, flags=READONLY, group="list", keys=(1, 1, 1))
 def lrange(s: Session, argv: list[bytes]) -> list[bytes]:
     """LRANGE key start stop
@@ -215,7 +179,7 @@ def lrange(s: Session, argv: list[bytes]) -> list[bytes]:
     lst = s.keyspace.get_list(argv[1])
     if lst is None:
         return []
-    span = _clamp(start, stop, len(lst))
+    span = index_span(start, stop, len(lst))
     if span is None:
         return []
     start, stop = span
@@ -321,16 +285,11 @@ def lset(s: Session, argv: list[bytes]) -> Any:
     `index out of range`.
     """
     key = argv[1]
-    lst = s.keyspace.get_list(key, write=True)
-    if lst is None:
+    ks = s.keyspace
+    if ks.get_list(key, write=True) is None:
         raise NoSuchKeyError()
-    index = to_int(argv[2])
-    if not -len(lst) <= index < len(lst):
+    if not set_element(ks, key, to_int(argv[2]), argv[3]):  # the index is read after the key
         raise CommandError("index out of range")
-    old = lst[index]
-    lst[index] = argv[3]
-    s.keyspace.notify_modified(key, item_size(argv[3]) - item_size(old))
-    s.server.effects.cache(argv, (key,))
     notify(s.server, LIST, b"lset", key)
     return OK
 
@@ -349,18 +308,10 @@ def linsert(s: Session, argv: list[bytes]) -> int:
     if where not in (b"BEFORE", b"AFTER"):
         raise SyntaxErr()
     key = argv[1]
-    lst = s.keyspace.get_list(key, write=True)
-    if lst is None:
-        return 0
-    try:
-        index = lst.index(argv[3])
-    except ValueError:
-        return -1
-    lst.insert(index if where == b"BEFORE" else index + 1, argv[4])
-    s.keyspace.notify_modified(key, item_size(argv[4]))
-    s.server.effects.cache(argv, (key,))
-    notify(s.server, LIST, b"linsert", key)
-    return len(lst)
+    length = insert(s.keyspace, key, argv[3], argv[4], before=where == b"BEFORE")
+    if length > 0:
+        notify(s.server, LIST, b"linsert", key)
+    return length
 
 
 @command("LREM", arity=4, flags=WRITE, group="list", keys=(1, 1, 1))
@@ -375,28 +326,11 @@ def lrem(s: Session, argv: list[bytes]) -> int:
     """
     count = to_int(argv[2])
     key = argv[1]
-    lst = s.keyspace.get_list(key, write=True)
-    if lst is None:
-        return 0
-    element = argv[3]
-    limit = abs(count) or len(lst)
-    kept: list[bytes] = []
-    removed = 0
-    for value in (reversed(lst) if count < 0 else lst):
-        if removed < limit and value == element:
-            removed += 1
-        else:
-            kept.append(value)
+    removed, left = remove(s.keyspace, key, count, argv[3])
     if not removed:
         return 0
-    if count < 0:
-        kept.reverse()
-    lst.clear()
-    lst.extend(kept)
-    s.keyspace.notify_modified(key, -removed * item_size(element))
-    s.server.effects.cache(argv, (key,))
     notify(s.server, LIST, b"lrem", key)
-    notify_if_gone(s.server, key, lst)
+    notify_if_gone(s.server, key, left)
     return removed
 
 
@@ -412,28 +346,12 @@ def ltrim(s: Session, argv: list[bytes]) -> Any:
     """
     start, stop = to_int(argv[2]), to_int(argv[3])
     key = argv[1]
-    ks = s.keyspace
-    lst = ks.get_list(key, write=True)
-    if lst is None:
+    trimmed = trim(s.keyspace, key, start, stop)
+    if trimmed is None:
         return OK
-    n = len(lst)
-    span = _clamp(start, stop, n)
-    if span is None:
-        ks.delete(key)
-    else:
-        left, right = span[0], n - 1 - span[1]
-        if not left and not right:
-            notify(s.server, LIST, b"ltrim", key)  # Redis notifies even when nothing went
-            return OK
-        freed = 0
-        for _ in range(left):
-            freed += item_size(lst.popleft())
-        for _ in range(right):
-            freed += item_size(lst.pop())
-        ks.notify_modified(key, -freed)
-    s.server.effects.cache(argv, (key,))
-    notify(s.server, LIST, b"ltrim", key)
-    if span is None:
+    left = trimmed[1]
+    notify(s.server, LIST, b"ltrim", key)  # Redis notifies even when nothing went
+    if not left:
         notify(s.server, GENERIC, b"del", key)
     return OK
 
@@ -441,35 +359,16 @@ def ltrim(s: Session, argv: list[bytes]) -> Any:
 # ------------------------------------------------------------------------------- moves
 
 
-def _move(s: Session, src: bytes, dst: bytes, src_list: deque[bytes], wherefrom: bytes,
-          whereto: bytes) -> bytes:
-    """Pop from src, push to dst (type already checked), propagate LMOVE, wake dst waiters."""
-    ks = s.keyspace
-    if src == dst:
-        value = src_list.popleft() if wherefrom == LEFT else src_list.pop()
-        if whereto == LEFT:
-            src_list.appendleft(value)
-        else:
-            src_list.append(value)
-        ks.notify_modified(src)  # the deque may have gained or freed a block
-    else:
-        dst_list = ks.get_list(dst, write=True)
-        value = pop_values(s, src, src_list, wherefrom, 1)[0]
-        _push(s, dst, dst_list, whereto, [value])
+def _lmove(s: Session, src: bytes, dst: bytes, wherefrom: bytes, whereto: bytes) -> Any:
+    """Move one element, propagate LMOVE, send the keyspace events; nil when src is missing."""
+    moved = move(s.keyspace, src, dst, wherefrom == LEFT, whereto == LEFT)
+    if moved is None:
+        return None
+    value, left = moved
     s.server.effects.cache([b"LMOVE", src, dst, wherefrom, whereto], (src, dst))
     notify(s.server, LIST, b"lpush" if whereto == LEFT else b"rpush", dst)
-    notify_popped(s, src, src_list, wherefrom)
-    blocking.signal_key_ready(s.server, dst)
+    notify_popped(s, src, left, wherefrom)
     return value
-
-
-def _lmove(s: Session, src: bytes, dst: bytes, wherefrom: bytes, whereto: bytes) -> Any:
-    ks = s.keyspace
-    src_list = ks.get_list(src, write=True)
-    if src_list is None:
-        return None
-    ks.get_list(dst, write=True)  # WRONGTYPE before anything moves
-    return _move(s, src, dst, src_list, wherefrom, whereto)
 
 
 @command("LMOVE", arity=5, flags=WRITE | DENYOOM, group="list", keys=(1, 2, 1))
@@ -507,15 +406,14 @@ def _blocking_pop(s: Session, argv: list[bytes], side: bytes) -> Any:
     ks = s.keyspace
     name = b"LPOP" if side == LEFT else b"RPOP"
 
-    def pop_from(key: bytes, lst: deque[bytes]) -> list[bytes]:
-        value = pop_values(s, key, lst, side, 1)[0]
-        s.server.effects.cache([name, key], (key,))
-        notify_popped(s, key, lst, side)
-        return [key, value]
-
     def take(key: bytes) -> Any:
-        lst = ks.get_list(key, write=True)
-        return pop_from(key, lst) if lst else blocking.EMPTY
+        popped = pop(ks, key, side == LEFT, 1)
+        if not popped or not popped[0]:
+            return blocking.EMPTY
+        values, left = popped
+        s.server.effects.cache([name, key], (key,))
+        notify_popped(s, key, left, side)
+        return [key, values[0]]
 
     return blocking.pop_or_block(s, keys, timeout, take, NULL_ARRAY)
 
@@ -565,7 +463,7 @@ def _blmove(s: Session, src: bytes, dst: bytes, wherefrom: bytes, whereto: bytes
             ks.get_list(dst, write=True)
         except WrongTypeError as exc:
             return ErrorReply(exc.wire)  # unblocked with the error; the element stays
-        return _move(s, src, dst, src_list, wherefrom, whereto)
+        return _lmove(s, src, dst, wherefrom, whereto)
 
     return blocking.block(s, [src], timeout, serve, NULL_ARRAY)
 

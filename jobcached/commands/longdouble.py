@@ -133,7 +133,7 @@ def parse(raw: bytes) -> LongDouble | None:
     return value
 
 
-def add(a: LongDouble, b: LongDouble) -> LongDouble | None:
+def add(a: LongDouble, b: LongDouble) -> Fraction | None:
     """a + b as the FPU computes it; None when the sum is NaN or infinite."""
     if isinstance(a, float) or isinstance(b, float):
         return None  # an infinite operand gives an infinite or NaN sum

@@ -17,8 +17,8 @@ from jobcached.commands.args import to_int
 from jobcached.commands.registry import READONLY, container, subcommand
 from jobcached.errors import SyntaxErr
 from jobcached.net.replies import OK, Verbatim
-from jobcached.net.session import Session
 from jobcached.observability.info import rss_bytes
+from jobcached.server.session import Session
 from jobcached.server.state import ServerState
 
 #: OBJECT REFCOUNT of a shared integer: Redis keeps one object for each of 0..9999

@@ -26,8 +26,8 @@ from jobcached.commands.dump import dump_payload
 from jobcached.commands.registry import WRITE, command
 from jobcached.errors import CommandError, SyntaxErr
 from jobcached.net.replies import OK, Deferred, ErrorReply, Simple
-from jobcached.net.session import Session
 from jobcached.server.notify import GENERIC, notify
+from jobcached.server.session import Session
 from jobcached.server.tasks import spawn
 
 DEFAULT_TIMEOUT_MS = 1000  # a timeout <= 0 means this, as in Redis
@@ -158,7 +158,7 @@ def migrate(s: Session, argv: list[bytes]) -> Any:
             return
         reply.resolve(finish(replies))
 
-    spawn(run())
+    spawn(s.server, run())
     return reply
 
 

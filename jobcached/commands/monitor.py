@@ -28,7 +28,7 @@ from typing import Any
 from jobcached.commands.registry import ADMIN, LOADING, STALE, Command, Flag, command
 from jobcached.errors import CommandError
 from jobcached.net.replies import NO_REPLY, OK, Encoded
-from jobcached.net.session import Session
+from jobcached.server.session import Session
 
 #: What AUTH and HELLO's credentials are replaced with (Redis' redactClientCommandArgument).
 REDACTED = b"(redacted)"

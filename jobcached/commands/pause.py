@@ -26,7 +26,7 @@ from jobcached.commands.monitor import MAY_REPLICATE
 from jobcached.commands.registry import ADMIN, LOADING, STALE, Command, Flag, subcommand
 from jobcached.errors import CommandError, SyntaxErr
 from jobcached.net.replies import OK, UNBLOCKABLE, Deferred, ErrorReply
-from jobcached.net.session import Session
+from jobcached.server.session import Session
 
 if TYPE_CHECKING:
     from jobcached.jobs.timerwheel import TimerHandle

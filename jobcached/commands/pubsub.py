@@ -28,7 +28,7 @@ from jobcached.commands.registry import (
     subcommand,
 )
 from jobcached.net.replies import NO_REPLY, Push
-from jobcached.net.session import Session
+from jobcached.server.session import Session
 
 
 def _confirm(s: Session, kind: bytes, name: bytes | None) -> None:

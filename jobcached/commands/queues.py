@@ -25,8 +25,8 @@ from jobcached.jobs import purge as purges
 from jobcached.jobs.limits import QueueLimit
 from jobcached.jobs.model import Job, State
 from jobcached.net.replies import OK, Deferred, ErrorReply
-from jobcached.net.session import Session
 from jobcached.persistence.archive import Archive
+from jobcached.server.session import Session
 from jobcached.server.tasks import spawn
 
 log = logging.getLogger("jobcached.jobs")
@@ -195,7 +195,7 @@ def in_slices(s: Session, purge: purges.Purge, then: Callable[[int], Any]) -> An
             value = ErrorReply("ERR internal error while purging")
         reply.resolve_with(value)
 
-    spawn(rest())
+    spawn(s.server, rest())
     return reply
 
 
@@ -227,7 +227,7 @@ def dlq_list(s: Session, argv: list[bytes]) -> Any:
         return [job_reply(j) for j in [*archived, *hot][:count]]
 
     return from_archive(s, lambda archive: archive.page("", None, queue, State.DEAD, count),
-                        listing, [])
+                        listing, list[Job]())
 
 
 @command("DLQ.REQUEUE", arity=-2, flags=WRITE | DENYOOM, group="dlq",
@@ -275,7 +275,7 @@ def dlq_requeue(s: Session, argv: list[bytes]) -> Any:
 
     if job_id is None:
         return from_archive(s, lambda archive: archive.page(
-            "", None, queue, State.DEAD, REQUEUE_FROM_ARCHIVE), requeue, [])
+            "", None, queue, State.DEAD, REQUEUE_FROM_ARCHIVE), requeue, list[Job]())
     if job_id in engine.jobs:
         return requeue([])
 
@@ -283,7 +283,7 @@ def dlq_requeue(s: Session, argv: list[bytes]) -> Any:
         found = await archive.get(job_id)
         return [] if found is None else [found]
 
-    return from_archive(s, lookup, requeue, [])
+    return from_archive(s, lookup, requeue, list[Job]())
 
 
 @command("DLQ.PURGE", arity=-1, flags=WRITE, group="dlq",

@@ -15,7 +15,7 @@ from jobcached.cache.gcra import NS_PER_MS, ThrottleError, throttle
 from jobcached.commands.keyspec import at_index
 from jobcached.commands.registry import DENYOOM, WRITE, command
 from jobcached.errors import CommandError, WrongTypeError
-from jobcached.net.session import Session
+from jobcached.server.session import Session
 
 #: what Rust's `str::parse::<i64>` accepts (redis-cell parses its arguments that way)
 _RUST_I64 = re.compile(rb"[+-]?[0-9]+\Z")

@@ -28,16 +28,18 @@ import inspect
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from jobcached.commands import redis_table
 from jobcached.commands.durable import run_durably
 from jobcached.commands.keyspec import KeySpec
 
 if TYPE_CHECKING:
-    from jobcached.net.session import Session
+    from jobcached.server.session import Session
 
 Handler = Callable[["Session", list[bytes]], Any]
+#: a handler's own type: the decorators return it unchanged, so direct calls stay typed
+H = TypeVar("H", bound=Handler)
 
 
 class Flag(enum.IntFlag):
@@ -168,11 +170,11 @@ def _parse_doc(handler: Callable[..., Any], name: str) -> tuple[str, str, str]:
 
 def command(name: str, *, arity: int, flags: Flag = NO_FLAGS, group: str,
             keys: tuple[int, int, int] = (0, 0, 0), key_specs: tuple[KeySpec, ...] = (),
-            acl: tuple[str, ...] = (), durable: bool = False) -> Callable[[Handler], Handler]:
+            acl: tuple[str, ...] = (), durable: bool = False) -> Callable[[H], H]:
     """Register a top-level command handled by the decorated function. `durable`: it writes
     jobs, so the dispatcher applies the durability policy to it (durable.py)."""
 
-    def register(handler: Handler) -> Handler:
+    def register(handler: H) -> H:
         syntax, summary, doc = _parse_doc(handler, name)
         _add(Command(name.upper(), arity, flags, group,
                      run_durably(handler) if durable else handler, syntax, summary, doc, keys,
@@ -204,10 +206,10 @@ def container(name: str, *, group: str, summary: str, flags: Flag = NO_FLAGS) ->
 
 
 def subcommand(parent: str, name: str, *, arity: int, flags: Flag = NO_FLAGS,
-               keys: tuple[int, int, int] = (0, 0, 0)) -> Callable[[Handler], Handler]:
+               keys: tuple[int, int, int] = (0, 0, 0)) -> Callable[[H], H]:
     """Register `PARENT NAME`; arity counts PARENT itself, as Redis does."""
 
-    def register(handler: Handler) -> Handler:
+    def register(handler: H) -> H:
         owner = COMMANDS[parent.upper().encode()]
         full = f"{owner.name} {name.upper()}"
         syntax, summary, doc = _parse_doc(handler, full)

@@ -1,8 +1,8 @@
 """Replication commands: REPLICAOF / SLAVEOF, ROLE, WAIT, and what followers send (REPLCONF,
 PSYNC, SYNC).
 
-Handlers parse and reply; the work is in replication/leader.py (a follower attaching, the
-stream, WAIT) and replication/follower.py (following a leader). Which one this server is:
+Handlers parse and reply; the work is in server/leader.py (a follower attaching, the stream,
+WAIT) and server/follower.py (following a leader). Which one this server is:
 `state.follower` is None on a leader. Becoming a follower drops our own followers and makes the
 server read-only for clients (dispatch.py: `-READONLY`); `REPLICAOF NO ONE` promotes it: a new
 replication id (the old one kept for PSYNC2), job timers and cron running again (app.py).
@@ -28,7 +28,7 @@ from jobcached.commands.registry import (
 from jobcached.commands.scripting import scripting
 from jobcached.errors import CommandError, SyntaxErr
 from jobcached.net.replies import NO_REPLY, OK, Simple
-from jobcached.net.session import Session
+from jobcached.server.session import Session
 
 log = logging.getLogger("jobcached.replication")
 

@@ -56,9 +56,9 @@ from jobcached.commands.registry import (
 )
 from jobcached.errors import CommandError
 from jobcached.net.replies import OK, UNKNOWN, Deferred, ErrorReply
-from jobcached.net.session import Session
 from jobcached.scripting.engine import Script, ScriptEngine, ScriptError, ScriptRun
 from jobcached.scripting.functions import Libraries
+from jobcached.server.session import Session
 
 if TYPE_CHECKING:
     from jobcached.server.state import ServerState
@@ -168,7 +168,7 @@ class Scripting:
         self.libraries = Libraries()
         #: command -> (its refusal from scripts or None, is it a write): flag tests cost a
         #: Python-level call each, and redis.call is the hot path of a script
-        self._policies: dict[Command, tuple[ErrorReply | None, bool]] = {}
+        self._policies: dict[Command, tuple[ErrorReply | None, bool, bool]] = {}
         #: the blocked-keys registry, looked up once: every run enters and leaves it
         self._blocked = blocking.registry(server)
 
@@ -306,9 +306,11 @@ def _blocks(argv: list[bytes], first_option: int) -> bool:
 
 def scripting(server: ServerState) -> Scripting:
     """The server's scripting state, created on first use (the Lua runtime costs ~1 MB)."""
-    if server.scripts is None:
-        server.scripts = Scripting(server)
-    return server.scripts
+    scripts = server.scripts
+    if isinstance(scripts, Scripting):
+        return scripts
+    created = server.scripts = Scripting(server)
+    return created
 
 
 def numkeys(argv: list[bytes]) -> int:

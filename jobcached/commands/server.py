@@ -17,11 +17,12 @@ from jobcached.commands.registry import (
     STALE,
     WRITE,
     command,
+    walk,
 )
 from jobcached.errors import CommandError, SyntaxErr
 from jobcached.net.replies import NO_REPLY, OK, Simple, Verbatim
-from jobcached.net.session import Session
 from jobcached.observability.info import render_info
+from jobcached.server.session import Session
 from jobcached.server.tasks import spawn
 
 # ------------------------------------------------------------------------------- INFO
@@ -36,7 +37,7 @@ def info(s: Session, argv: list[bytes]) -> Any:
 
     Reply: verbatim string (a bulk string under RESP2).
     """
-    return Verbatim(render_info(s.server, [a.decode(errors="replace") for a in argv[1:]]))
+    return Verbatim(render_info(s.server, [a.decode(errors="replace") for a in argv[1:]], walk))
 
 
 # ------------------------------------------------------------------------------- misc
@@ -132,7 +133,7 @@ def bgrewriteaof(s: Session, argv: list[bytes]) -> Any:
         raise CommandError("this server keeps no job log")
     if durability.compacting:
         raise CommandError("Background append only file rewriting already in progress")
-    spawn(durability.compact(engine.snapshot))
+    spawn(s.server, durability.compact(engine.snapshot))
     return Simple(b"Background append only file rewriting started")
 
 

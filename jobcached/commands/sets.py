@@ -1,19 +1,19 @@
 """Set commands: membership, random picks, algebra (SINTER / SUNION / SDIFF and their STORE
 forms), and SSCAN.
 
-A set is a Python `set` of bytes in the keyspace. Handlers follow Redis 7.0's t_set.c in the order
-they check things, so a bad command gets the same error from both servers.
+A set is a Python `set` of bytes in the keyspace. Handlers read it through `Keyspace.get_set` and
+write through cache/sets.py (type check, memory accounting, removal of an emptied set). They
+follow Redis 7.0's t_set.c in the order they check things, so a bad command gets the same error
+from both servers.
 
 Effects. SPOP is random, so it propagates what it did: `SREM key <members popped>` (`DEL key`
 when it took the whole set). The STORE forms propagate themselves unchanged: given the same
 sources, which a follower has, they are deterministic, and one record is smaller than the
 result they write.
 
-Randomness comes from the keyspace's injected `rng`. SRANDMEMBER and SPOP on a set of up to
-SAMPLE_MAX_MEMBERS pick uniformly. Python sets cannot be indexed, so a uniform pick from a
-larger set costs a walk; SRANDMEMBER pays it (O(n) at C speed), SPOP on a larger set instead
-takes members in hash-table order (`set.pop()`, O(1)): bytes hashes are seeded per process, so
-the order is arbitrary but not a fresh draw for every call.
+Randomness comes from the keyspace's injected `rng`. SRANDMEMBER picks uniformly; Python sets
+cannot be indexed, so on a large set that costs a walk (O(n) at C speed). SPOP picks uniformly
+up to `cache.sets.SAMPLE_MAX_MEMBERS` members and in hash-table order beyond (cache/sets.py).
 
 SSCAN (theory of operation). A set of up to SSCAN_WHOLE_MAX_MEMBERS members (or no more than
 COUNT) comes whole, with cursor 0, as Redis returns its small intset sets (in numeric order when
@@ -23,7 +23,8 @@ kept under an id. The cursor is `id << 32 | r`: positions r-1 .. 0 of the snapsh
 visit. Each call returns the members of the next COUNT positions that are still in the set.
 Members present for the whole iteration are in the snapshot, so they are returned exactly once;
 members added meanwhile may be missed, as Redis allows. At most SSCAN_MAX_SNAPSHOTS snapshots
-(SSCAN_MAX_SNAPSHOT_MEMBERS members in all) are kept, least recently used dropped first; a
+(SSCAN_MAX_SNAPSHOT_MEMBERS members in all) are kept, least recently used dropped first (in
+cache/setscan.py, one store per server: `Databases.set_snapshots`, as cursors name no database); a
 cursor whose snapshot is gone re-snapshots the set, which continues correctly as long as the
 set did not change (Python iterates an unchanged set in the same order).
 """
@@ -31,12 +32,11 @@ set did not change (Python iterates an unchanged set in the same order).
 from __future__ import annotations
 
 import re
-from collections import OrderedDict
 from itertools import islice
 from typing import Any
 
 from jobcached.cache.glob import compile_glob
-from jobcached.cache.memory import item_size
+from jobcached.cache.sets import add_members, pop_members, remove_members
 from jobcached.commands.args import (
     INT64_MAX,
     INT64_MIN,
@@ -48,17 +48,11 @@ from jobcached.commands.args import (
 )
 from jobcached.commands.registry import DENYOOM, FAST, READONLY, WRITE, command
 from jobcached.errors import CommandError, SyntaxErr
-from jobcached.net.session import Session
 from jobcached.server.notify import GENERIC, SET, notify, notify_if_gone
+from jobcached.server.session import Session
 
-#: Sets up to this size are sampled uniformly by SPOP (a list copy of them costs microseconds).
-SAMPLE_MAX_MEMBERS = 1024
 #: SSCAN returns a set this small whole, with cursor 0 (Redis' set-max-intset-entries).
 SSCAN_WHOLE_MAX_MEMBERS = 512
-#: Live SSCAN snapshots kept at once; each costs 8 bytes per member of its set.
-SSCAN_MAX_SNAPSHOTS = 64
-#: Snapshot members kept in total (64 MB of references); older snapshots are dropped past it.
-SSCAN_MAX_SNAPSHOT_MEMBERS = 8_000_000
 _POSITION_BITS = 32  # the low bits of an SSCAN cursor: positions left in the snapshot
 _CANONICAL_INT = re.compile(rb"0|-?[1-9][0-9]{0,18}")
 
@@ -76,21 +70,8 @@ def sadd(s: Session, argv: list[bytes]) -> int:
     Errors: `WRONGTYPE`.
     """
     key = argv[1]
-    ks = s.keyspace
-    members = ks.get_set(key, write=True)
-    if members is None:
-        members = ks.get_set(key, create=True)
-        assert members is not None
-    before = len(members)
-    grown = 0
-    for member in argv[2:]:
-        if member not in members:
-            members.add(member)
-            grown += item_size(member)
-    added = len(members) - before
-    ks.notify_modified(key, grown)
+    added = add_members(s.keyspace, key, argv[2:])
     if added:
-        s.server.effects.cache(argv, (key,))
         notify(s.server, SET, b"sadd", key)
     return added
 
@@ -105,22 +86,10 @@ def srem(s: Session, argv: list[bytes]) -> int:
     Errors: `WRONGTYPE`.
     """
     key = argv[1]
-    ks = s.keyspace
-    members = ks.get_set(key, write=True)
-    if members is None:
-        return 0
-    freed = 0
-    removed = 0
-    for member in argv[2:]:
-        if member in members:
-            members.discard(member)
-            removed += 1
-            freed += item_size(member)
+    removed, left = remove_members(s.keyspace, key, argv[2:])
     if removed:
-        ks.notify_modified(key, -freed)
-        s.server.effects.cache(argv, (key,))
         notify(s.server, SET, b"srem", key)
-        notify_if_gone(s.server, key, members)
+        notify_if_gone(s.server, key, left)
     return removed
 
 
@@ -191,24 +160,17 @@ def smove(s: Session, argv: list[bytes]) -> int:
     src_set = ks.get_set(src, write=True)
     if src_set is None:
         return 0
-    dst_set = ks.get_set(dst, write=True)
-    if src == dst:
+    ks.get_set(dst, write=True)  # WRONGTYPE before anything moves
+    if src == dst or member not in src_set:
         return int(member in src_set)
-    if member not in src_set:
-        return 0
+    # Two operations, not one: Redis sends `srem` (and `del`) for the source before a new
+    # destination's `new` event, which the keyspace sends when it creates the key.
     server = s.server
-    src_set.discard(member)
-    ks.notify_modified(src, -item_size(member))
+    left = remove_members(ks, src, (member,))[1]
     notify(server, SET, b"srem", src)
-    notify_if_gone(server, src, src_set)
-    if dst_set is None:
-        dst_set = ks.get_set(dst, create=True)
-        assert dst_set is not None
-    if member not in dst_set:
-        dst_set.add(member)
-        ks.notify_modified(dst, item_size(member))
+    notify_if_gone(server, src, left)
+    if add_members(ks, dst, (member,)):
         notify(server, SET, b"sadd", dst)
-    server.effects.cache(argv, (src, dst))
     return 1
 
 
@@ -236,28 +198,18 @@ def spop(s: Session, argv: list[bytes]) -> Any:
         raise SyntaxErr()
     count = to_count(argv[2]) if len(argv) == 3 else None
     key = argv[1]
-    ks = s.keyspace
-    members = ks.get_set(key, write=True)
-    if members is None:
+    result = pop_members(s.keyspace, key, 1 if count is None else count)
+    if result is None:
         return None if count is None else set()
-    if count == 0:
+    popped, left = result
+    if not popped:
         return set()
-    n = len(members)
-    want = 1 if count is None else count
     notify(s.server, SET, b"spop", key)
-    if want >= n:
-        popped = list(members)
-        ks.delete(key)
+    if left:
+        s.server.effects.cache([b"SREM", key, *popped], (key,))
+    else:
         s.server.effects.cache([b"DEL", key], (key,))
         notify(s.server, GENERIC, b"del", key)
-    else:
-        if n <= SAMPLE_MAX_MEMBERS:
-            popped = _sample(s, members, want)
-            members.difference_update(popped)
-        else:
-            popped = [members.pop() for _ in range(want)]
-        ks.notify_modified(key, -sum(map(item_size, popped)))
-        s.server.effects.cache([b"SREM", key, *popped], (key,))
     return popped[0] if count is None else set(popped)
 
 
@@ -371,7 +323,6 @@ def _store(s: Session, argv: list[bytes], result: set[bytes]) -> int:
         return 0  # nothing there, nothing written: no effect to propagate
     else:
         notify(s.server, GENERIC, b"del", dst)
-    s.server.effects.cache(argv, (dst,))
     return len(result)
 
 
@@ -450,40 +401,6 @@ def sintercard(s: Session, argv: list[bytes]) -> int:
 # ------------------------------------------------------------------------------- scan
 
 
-class _Snapshots:
-    """SSCAN snapshots by id, least recently used first (see the module docstring)."""
-
-    def __init__(self) -> None:
-        self.by_id: OrderedDict[int, tuple[bytes, int, list[bytes]]] = OrderedDict()
-        self.members = 0
-        self.next_id = 1
-
-    def take(self, key: bytes, members: set[bytes], snap_id: int = 0) -> tuple[int, list[bytes]]:
-        if not snap_id:
-            snap_id = self.next_id
-            self.next_id = self.next_id % (2**31 - 1) + 1
-        self.drop(snap_id)
-        snapshot = list(members)
-        self.by_id[snap_id] = (key, id(members), snapshot)
-        self.members += len(snapshot)
-        while len(self.by_id) > 1 and (len(self.by_id) > SSCAN_MAX_SNAPSHOTS
-                                       or self.members > SSCAN_MAX_SNAPSHOT_MEMBERS):
-            self.drop(next(iter(self.by_id)))
-        return snap_id, snapshot
-
-    def find(self, snap_id: int, key: bytes, members: set[bytes]) -> list[bytes] | None:
-        entry = self.by_id.get(snap_id)
-        if entry is None or entry[0] != key or entry[1] != id(members):
-            return None
-        self.by_id.move_to_end(snap_id)
-        return entry[2]
-
-    def drop(self, snap_id: int) -> None:
-        entry = self.by_id.pop(snap_id, None)
-        if entry is not None:
-            self.members -= len(entry[2])
-
-
 def _intset_order(members: set[bytes]) -> list[bytes] | None:
     """The members in numeric order if Redis would hold them as an intset (all canonical
     64-bit integers, at most 512 of them), whose scans come sorted; None otherwise."""
@@ -499,9 +416,6 @@ def _intset_order(members: set[bytes]) -> list[bytes] | None:
         numbers.append(value)
     numbers.sort()
     return [b"%d" % v for v in numbers]
-
-
-_snapshots = _Snapshots()  # a cache, not state: losing it only costs a re-snapshot
 
 
 @command("SSCAN", arity=-3, flags=READONLY, group="set", keys=(1, 1, 1))
@@ -529,9 +443,10 @@ def sscan(s: Session, argv: list[bytes]) -> list[Any]:
         next_cursor = 0
     else:
         snap_id, remaining = cursor >> _POSITION_BITS, cursor & ((1 << _POSITION_BITS) - 1)
-        snapshot = _snapshots.find(snap_id, key, members) if snap_id else None
+        snapshots = s.server.dbs.set_snapshots
+        snapshot = snapshots.find(snap_id, key, members) if snap_id else None
         if snapshot is None:
-            snap_id, snapshot = _snapshots.take(key, members, snap_id)
+            snap_id, snapshot = snapshots.take(key, members, snap_id)
             if not cursor:
                 remaining = len(snapshot)
         remaining = min(remaining, len(snapshot))
@@ -541,7 +456,7 @@ def sscan(s: Session, argv: list[bytes]) -> list[Any]:
             next_cursor = snap_id << _POSITION_BITS | bottom
         else:
             next_cursor = 0
-            _snapshots.drop(snap_id)
+            snapshots.drop(snap_id)
     if pattern is not None:
         matcher = compile_glob(pattern)
         page = [m for m in page if matcher.match(m)]

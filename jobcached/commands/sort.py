@@ -36,8 +36,8 @@ from jobcached.commands import blocking
 from jobcached.commands.args import EXACT_DIGITS, to_int, to_weight
 from jobcached.commands.registry import DENYOOM, READONLY, WRITE, command
 from jobcached.errors import CommandError, SyntaxErr, WrongTypeError
-from jobcached.net.session import Session
 from jobcached.server.notify import GENERIC, LIST, notify
+from jobcached.server.session import Session
 
 
 def lookup_by_pattern(ks: Keyspace, pattern: bytes, element: bytes) -> bytes | None:

@@ -19,8 +19,8 @@ from jobcached.commands.streamargs import entries_reply, parse_id, strict_id, to
 from jobcached.commands.streamgroups import account
 from jobcached.errors import CommandError
 from jobcached.net.replies import OK
-from jobcached.net.session import Session
 from jobcached.server.notify import STREAM, notify
+from jobcached.server.session import Session
 
 XINFO_FULL_DEFAULT_COUNT = 10  # entries and PEL items per group/consumer in XINFO STREAM FULL
 
@@ -91,8 +91,9 @@ def xgroup_create(s: Session, argv: list[bytes]) -> Any:
         s.keyspace.set(key, stream)
     else:
         account(s, key)
-    s.server.effects.cache([*argv[:4], format_id(sid), b"ENTRIESREAD", b"%d" % entries_read],
-                       (key,))
+    # MKSTREAM only when it made the stream: a follower must create it too.
+    s.server.effects.cache([*argv[:4], format_id(sid), *((b"MKSTREAM",) if created else ()),
+                            b"ENTRIESREAD", b"%d" % entries_read], (key,))
     notify(s.server, STREAM, b"xgroup-create", key)
     return OK
 

@@ -18,7 +18,7 @@ from typing import Any
 from jobcached.cache.stream import MAX_ID, SEQ_MASK, Stream, format_id, make_id
 from jobcached.commands.args import to_int
 from jobcached.errors import CommandError, SyntaxErr
-from jobcached.net.session import Session
+from jobcached.server.session import Session
 
 INVALID_ID = "Invalid stream ID specified as stream command argument"
 #: Entries a blocked XREAD / XREADGROUP without COUNT gets at once (XREAD_BLOCKED_DEFAULT_COUNT).

@@ -19,7 +19,8 @@ served from the new position by the next XADD, as in Redis 7.0 (SETID itself wak
 from __future__ import annotations
 
 import weakref
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from jobcached.cache.stream import MAX_ID, Consumer, Group, Nack, Stream, format_id
 from jobcached.commands import blocking
@@ -38,8 +39,11 @@ from jobcached.commands.streamargs import (
 )
 from jobcached.errors import CommandError, SyntaxErr
 from jobcached.net.replies import NULL_ARRAY, Deferred, ErrorReply
-from jobcached.net.session import Session
 from jobcached.server.notify import STREAM, notify
+from jobcached.server.session import Session
+
+if TYPE_CHECKING:
+    from jobcached.server.state import ServerState
 
 #: XAUTOCLAIM visits at most COUNT * this many PEL entries per call (Redis' attempts_factor).
 AUTOCLAIM_ATTEMPTS_FACTOR = 10
@@ -126,19 +130,23 @@ def deliver_new(s: Session, key: bytes, gname: bytes, stream: Stream, g: Group, 
 
 def deliver_history(s: Session, key: bytes, gname: bytes, stream: Stream, g: Group,
                     cname: bytes, start: int, count: int) -> list[Any]:
-    """The consumer's own pending entries from `start`: delivered again (count and time)."""
+    """The consumer's own pending entries from `start`: delivered again (count and time).
+    An entry deleted from the stream since is listed with no fields and left as it was, as in
+    Redis (streamReplyWithRangeFromConsumerPEL): nothing is propagated for it either, since
+    an XCLAIM of a missing entry drops it from a follower's PEL."""
     now = s.server.clock.now_ms()
     consumer = reader(s, key, gname, g, cname, now)
     out: list[Any] = []
     for sid in list(consumer.pel.irange(start, MAX_ID)):
         if count and len(out) >= count:
             break
-        nack = consumer.pel[sid]
-        nack.delivery_ms = now
-        nack.count += 1
         fields = stream.get(sid)
         out.append([format_id(sid), fields])
-        propagate_claim(s, key, gname, g, sid, nack)
+        if fields is not None:
+            nack = consumer.pel[sid]
+            nack.delivery_ms = now
+            nack.count += 1
+            propagate_claim(s, key, gname, g, sid, nack)
     account(s, key)
     return out
 
@@ -213,14 +221,18 @@ def watch_deletion(s: Session, keys: list[bytes], reply: Deferred) -> None:
     so that happens at once, after the keyspace has finished removing the key. RENAME and MOVE
     keep the object alive under another name: they signal the old name themselves."""
     server, db = s.server, s.db
-    refs = []
+    refs: list[weakref.ref[Stream]] = []
     for key in keys:
         value = s.keyspace.lookup_write(key)
         if type(value) is Stream:
-            refs.append(weakref.ref(value, lambda _, k=key: blocking.signal_key_ready(server, k,
-                                                                                      db)))
+            refs.append(weakref.ref(value, _signal_when_dropped(server, key, db)))
     if refs:
         reply.add_callback(lambda _: refs.clear())
+
+
+def _signal_when_dropped(server: ServerState, key: bytes, db: int) -> Callable[[object], None]:
+    """The weak reference callback of `watch_deletion`: wakes the waiters of `key`."""
+    return lambda _: blocking.signal_key_ready(server, key, db)
 
 
 # ------------------------------------------------------------------------------- acknowledging

@@ -33,8 +33,8 @@ from jobcached.commands.streamargs import (
 )
 from jobcached.errors import CommandError, SyntaxErr
 from jobcached.net.replies import NULL_ARRAY, OK
-from jobcached.net.session import Session
 from jobcached.server.notify import STREAM, notify
+from jobcached.server.session import Session
 
 #: Entries removed by one approximate trim without LIMIT: 100 * stream-node-max-entries.
 APPROX_TRIM_DEFAULT_LIMIT = 10_000

@@ -18,8 +18,8 @@ from jobcached.commands.args import INT64_MAX, INT64_MIN, to_int
 from jobcached.commands.registry import DENYOOM, FAST, READONLY, WRITE, command
 from jobcached.errors import CommandError, NotFloatError, SyntaxErr, WrongTypeError
 from jobcached.net.replies import OK
-from jobcached.net.session import Session
 from jobcached.server.notify import GENERIC, STRING, notify
+from jobcached.server.session import Session
 
 # SET / GETEX option bits (Redis' OBJ_SET_* flags)
 NX, XX, GET, KEEPTTL, PERSIST, EX, PX, EXAT, PXAT = (1 << i for i in range(9))

@@ -15,7 +15,7 @@ from jobcached.commands.args import to_int
 from jobcached.commands.registry import LOADING, PUBSUB, READONLY, STALE, Command, subcommand
 from jobcached.errors import CommandError, SyntaxErr
 from jobcached.net.replies import OK, SetOf
-from jobcached.net.session import Session
+from jobcached.server.session import Session
 
 #: Read-only script commands: their keys are not remembered, only those of the commands the
 #: script runs (Redis' call()).

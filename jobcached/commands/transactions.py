@@ -25,7 +25,7 @@ from jobcached.commands.registry import (
 )
 from jobcached.errors import CommandError
 from jobcached.net.replies import NULL_ARRAY, OK, Deferred, ErrorReply
-from jobcached.net.session import Session
+from jobcached.server.session import Session
 
 
 @command("MULTI", arity=1, flags=LOADING | STALE | FAST | NO_MULTI | ALLOW_BUSY,
@@ -89,22 +89,33 @@ def exec_(s: Session, argv: list[bytes]) -> Any:
         return NULL_ARRAY
     replies: list[Any] = []
     # Inside atomic(), blocking commands answer at once with their timeout reply, and clients
-    # blocked on keys this transaction fills are served only after all of it has run.
+    # blocked on keys this transaction fills are served only after all of it has run. Its
+    # effects reach the log as one MULTI ... EXEC, as Redis replicates a transaction.
+    effects = s.server.effects
+    effects.begin_group()
     with blocking.atomic(s.server):
-        for queued_argv in queued:
-            cmd = resolve(queued_argv)
-            if isinstance(cmd, ErrorReply):
-                reply = cmd
-            else:
-                # The user's rules may have changed since the command was queued (Redis
-                # checks again at EXEC).
-                refused = None if s.unchecked else acl_check(s, cmd, queued_argv, "multi")
-                reply = refused if refused is not None else call(s, cmd, queued_argv)
-            if isinstance(reply, Deferred) and reply.blocking:
-                reply.cancel()  # a blocking job command (JOB.FETCH BLOCK) does not block here
-                reply = NULL_ARRAY
-            replies.append(reply)
+        try:
+            _run_queued(s, queued, replies)
+        finally:
+            effects.end_group()
     return _when_resolved(replies)
+
+
+def _run_queued(s: Session, queued: list[list[bytes]], replies: list[Any]) -> None:
+    """EXEC's loop: each queued command through the dispatcher, its reply appended."""
+    for queued_argv in queued:
+        cmd = resolve(queued_argv)
+        if isinstance(cmd, ErrorReply):
+            reply = cmd
+        else:
+            # The user's rules may have changed since the command was queued (Redis
+            # checks again at EXEC).
+            refused = None if s.unchecked else acl_check(s, cmd, queued_argv, "multi")
+            reply = refused if refused is not None else call(s, cmd, queued_argv)
+        if isinstance(reply, Deferred) and reply.blocking:
+            reply.cancel()  # a blocking job command (JOB.FETCH BLOCK) does not block here
+            reply = NULL_ARRAY
+        replies.append(reply)
 
 
 def _when_resolved(replies: list[Any]) -> Any:

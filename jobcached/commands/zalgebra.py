@@ -18,16 +18,16 @@ order a sorted set would hold them.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal, overload
 
+from jobcached.cache import zsets
 from jobcached.cache.zset import ZSet
-from jobcached.commands import blocking
 from jobcached.commands.args import to_count, to_double, to_int
 from jobcached.commands.registry import DENYOOM, READONLY, WRITE, command
 from jobcached.commands.zsets import pairs
 from jobcached.errors import CommandError, SyntaxErr, WrongTypeError
-from jobcached.net.session import Session
 from jobcached.server.notify import GENERIC, ZSET, notify
+from jobcached.server.session import Session
 
 UNION, INTER, DIFF = "union", "inter", "diff"
 _SUM, _MIN, _MAX = b"SUM", b"MIN", b"MAX"
@@ -78,7 +78,7 @@ def _combine(op: str, sources: list[Source], weights: list[float], how: bytes,
     non-zero limit."""
     order = list(range(len(sources)))
     if op != DIFF:
-        order.sort(key=lambda i: len(sources[i]) if sources[i] is not None else 0)
+        order.sort(key=lambda i: len(sources[i] or ()))  # a missing key counts as empty
     maps = [_scores(sources[i]) for i in order]
     ws = [weights[i] for i in order]
     result: dict[bytes, float] = {}
@@ -119,6 +119,13 @@ class _WeightError(CommandError):
         super().__init__("weight value is not a float")
 
 
+@overload
+def _algebra(s: Session, argv: list[bytes], op: str, store: Literal[False] = False,
+             card: Literal[False] = False) -> list[Any]: ...
+@overload
+def _algebra(s: Session, argv: list[bytes], op: str, *, store: Literal[True]) -> int: ...
+@overload
+def _algebra(s: Session, argv: list[bytes], op: str, *, card: Literal[True]) -> int: ...
 def _algebra(s: Session, argv: list[bytes], op: str, store: bool = False,
              card: bool = False) -> Any:
     """ZUNION / ZINTER / ZDIFF [STORE] and ZINTERCARD, parsed as zunionInterDiffGenericCommand."""
@@ -169,15 +176,11 @@ def _algebra(s: Session, argv: list[bytes], op: str, store: bool = False,
 def _store(s: Session, argv: list[bytes], dst: bytes, op: str,
            items: list[tuple[bytes, float]]) -> int:
     """Write the result over `dst` (any type, TTL cleared), or delete it when empty."""
-    ks = s.keyspace
-    if items:
-        ks.set(dst, ZSet({m: score + 0.0 for m, score in items}))
-        s.server.effects.cache(argv, (dst,))
-        notify(s.server, ZSET, _STORE_EVENTS[op], dst)
-        blocking.signal_key_ready(s.server, dst)
-    elif ks.delete(dst):
-        s.server.effects.cache(argv, (dst,))
-        notify(s.server, GENERIC, b"del", dst)
+    if zsets.store(s.keyspace, dst, ZSet({m: score + 0.0 for m, score in items})):
+        if items:
+            notify(s.server, ZSET, _STORE_EVENTS[op], dst)
+        else:
+            notify(s.server, GENERIC, b"del", dst)
     return len(items)
 
 

@@ -8,16 +8,16 @@ Redis' zrangeGenericCommand does.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal, overload
 
+from jobcached.cache import zsets
 from jobcached.cache.zset import LexBound, ZSet, lex_bound
-from jobcached.commands import blocking
 from jobcached.commands.args import to_int, to_range_double
 from jobcached.commands.registry import DENYOOM, FAST, READONLY, WRITE, command
-from jobcached.commands.zsets import freed_bytes, pairs
+from jobcached.commands.zsets import pairs
 from jobcached.errors import CommandError, SyntaxErr
-from jobcached.net.session import Session
 from jobcached.server.notify import GENERIC, ZSET, notify, notify_if_gone
+from jobcached.server.session import Session
 
 # ------------------------------------------------------------------------------- ranges
 
@@ -44,6 +44,12 @@ def _lex_range(lo: bytes, hi: bytes) -> tuple[LexBound, LexBound]:
     return lo_b, hi_b  # type: ignore[return-value]
 
 
+@overload
+def _zrange(s: Session, argv: list[bytes], rangetype: str | None = None,
+            reverse: bool | None = None, store: Literal[False] = False) -> list[Any]: ...
+@overload
+def _zrange(s: Session, argv: list[bytes], rangetype: str | None = None,
+            reverse: bool | None = None, *, store: Literal[True]) -> int: ...
 def _zrange(s: Session, argv: list[bytes], rangetype: str | None = None,
             reverse: bool | None = None, store: bool = False) -> Any:
     """The ZRANGE family and ZRANGESTORE, parsed as Redis' zrangeGenericCommand: the old
@@ -126,15 +132,11 @@ def _store_range(s: Session, argv: list[bytes], items: list[tuple[bytes, float]]
     """ZRANGESTORE's write: the range replaces destination (whatever its type, TTL cleared), an
     empty range deletes it; the command propagates itself (deterministic given the source)."""
     dst = argv[1]
-    ks = s.keyspace
-    if items:
-        ks.set(dst, ZSet(dict(items)))
-        s.server.effects.cache(argv, (dst,))
-        notify(s.server, ZSET, b"zrangestore", dst)
-        blocking.signal_key_ready(s.server, dst)
-    elif ks.delete(dst):
-        s.server.effects.cache(argv, (dst,))
-        notify(s.server, GENERIC, b"del", dst)
+    if zsets.store(s.keyspace, dst, ZSet(dict(items))):
+        if items:
+            notify(s.server, ZSET, b"zrangestore", dst)
+        else:
+            notify(s.server, GENERIC, b"del", dst)
     return len(items)
 
 
@@ -255,21 +257,16 @@ def _remove_range(s: Session, argv: list[bytes], rangetype: str) -> int:
         lex_range = _lex_range(argv[2], argv[3])
     key = argv[1]
     ks = s.keyspace
-    zset = ks.get_zset(key, write=True)
-    if zset is None:
-        return 0
     if rangetype == RANK:
-        removed = zset.remove_range_by_rank(start, stop)
+        removed, left = zsets.remove_range_by_rank(ks, key, start, stop)
     elif rangetype == SCORE:
-        removed = zset.remove_range_by_score(*score_range)
+        removed, left = zsets.remove_range_by_score(ks, key, *score_range)
     else:
-        removed = zset.remove_range_by_lex(*lex_range)
+        removed, left = zsets.remove_range_by_lex(ks, key, *lex_range)
     if removed:
-        ks.notify_modified(key, freed_bytes(removed))
-        s.server.effects.cache(argv, (key,))
         notify(s.server, ZSET, _REMOVE_EVENTS[rangetype], key)
-        notify_if_gone(s.server, key, zset)
-    return len(removed)
+        notify_if_gone(s.server, key, left)
+    return removed
 
 
 @command("ZREMRANGEBYRANK", arity=4, flags=WRITE, group="sorted-set", keys=(1, 1, 1))

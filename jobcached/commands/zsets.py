@@ -1,27 +1,26 @@
 """Sorted-set commands: ZADD and friends, pops (blocking too, ZMPOP too), ZRANDMEMBER and ZSCAN;
 the ZRANGE family and removals by range are in zranges.py, ZUNION and friends in zalgebra.py.
 
-The value is a `cache.zset.ZSet`; handlers parse, call it, and shape replies. They follow Redis
-7.0's t_zset.c in the order they check things. Number parsing is Redis' own: scores go through
-strtod (`to_double`: hex floats accepted, overflow refused), range ends through zslParseRange
-(`to_range_double`: `(` for exclusive, leading spaces allowed, overflow saturates).
+The value is a `cache.zset.ZSet`; handlers parse, read it through `Keyspace.get_zset` or write
+through cache/zsets.py (type checks, memory accounting, removal of an emptied set, readiness for
+blocked clients), and shape replies. They follow Redis 7.0's t_zset.c in the order they check
+things. Number parsing is Redis' own: scores go through strtod (`to_double`: hex floats
+accepted, overflow refused), range ends through zslParseRange (`to_range_double`: `(` for
+exclusive, leading spaces allowed, overflow saturates).
 
 Reply shapes: scores are doubles (RESP2: bulk strings printed with "%.17g"). Where Redis 7.0
 pairs a member with its score (ZRANGE ... WITHSCORES, ZPOPMIN with a count), RESP3 gets an array
 of [member, score] pairs and RESP2 the same flattened; handlers read `s.resp3` for that.
-
-A score of -0 is stored as 0, as Redis stores it in its small (listpack) sorted sets.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from itertools import islice
 from typing import Any
 
+from jobcached.cache import zsets
 from jobcached.cache.glob import compile_glob
-from jobcached.cache.memory import item_size
-from jobcached.cache.zset import ADDED, UPDATED, ZSet
 from jobcached.commands import blocking
 from jobcached.commands.args import (
     INT64_MAX,
@@ -38,8 +37,8 @@ from jobcached.commands.registry import BLOCKING, DENYOOM, FAST, READONLY, WRITE
 from jobcached.errors import CommandError, SyntaxErr
 from jobcached.net.replies import NULL_ARRAY
 from jobcached.net.resp import format_double
-from jobcached.net.session import Session
 from jobcached.server.notify import ZSET, notify, notify_if_gone
+from jobcached.server.session import Session
 
 #: ZSCAN returns a sorted set this small whole, with cursor 0 (Redis' zset-max-listpack-entries).
 ZSCAN_WHOLE_MAX_MEMBERS = 128
@@ -78,10 +77,6 @@ def pairs(s: Session, items: Iterable[tuple[bytes, float]]) -> list[Any]:
     return [x for m, score in items for x in (m, score)]
 
 
-def freed_bytes(items: Iterable[tuple[bytes, float]]) -> int:
-    return -sum(item_size(m) for m, _ in items)
-
-
 # ------------------------------------------------------------------------------- adding
 
 
@@ -109,45 +104,15 @@ def zadd_generic(s: Session, argv: list[bytes], incr: bool) -> Any:
     if incr and rest > 2:
         raise CommandError("INCR option supports a single increment-element pair")
     pairs = [(_score(argv[j]), argv[j + 1]) for j in range(i, len(argv), 2)]
-    ks = s.keyspace
-    zset = ks.get_zset(key, write=True)
-    created = zset is None
-    if zset is None:
-        if xx:
-            return None if incr else 0
-        zset = ZSet()  # stored below, only once something was added
-    added = updated = 0
-    grown = 0
-    result: float | None = None
     if incr:
         score, member = pairs[0]
-        old = zset.score(member)
-        result = zset.incr(member, score + 0.0, nx=nx, xx=xx, gt=gt, lt=lt)  # -0 is stored as 0
-        if result is not None:
-            if old is None:
-                added, grown = 1, item_size(member)
-                result = score  # the reply keeps the sign of a -0 increment, as Redis
-            elif result != old:
-                updated = 1
-    else:
-        for score, member in pairs:
-            outcome = zset.add(member, score + 0.0, nx, xx, gt, lt)  # -0 is stored as 0
-            if outcome == ADDED:
-                added += 1
-                grown += item_size(member)
-            elif outcome == UPDATED:
-                updated += 1
-    if added or updated:
-        if created:
-            ks.set(key, zset)
-        else:
-            ks.notify_modified(key, grown)
-        s.server.effects.cache(argv, (key,))
-        notify(s.server, ZSET, b"zincr" if incr else b"zadd", key)
-        if added:
-            blocking.signal_key_ready(s.server, key)
-    if incr:
+        result, changed = zsets.incr(s.keyspace, key, score, member, nx, xx, gt, lt)
+        if changed:
+            notify(s.server, ZSET, b"zincr", key)
         return result
+    added, updated = zsets.add(s.keyspace, key, pairs, nx, xx, gt, lt)
+    if added or updated:
+        notify(s.server, ZSET, b"zadd", key)
     return added + updated if options & _CH else added
 
 
@@ -193,21 +158,10 @@ def zrem(s: Session, argv: list[bytes]) -> int:
     Errors: `WRONGTYPE`.
     """
     key = argv[1]
-    ks = s.keyspace
-    zset = ks.get_zset(key, write=True)
-    if zset is None:
-        return 0
-    freed = 0
-    removed = 0
-    for member in argv[2:]:
-        if zset.remove(member):
-            removed += 1
-            freed += item_size(member)
+    removed, left = zsets.remove(s.keyspace, key, argv[2:])
     if removed:
-        ks.notify_modified(key, -freed)
-        s.server.effects.cache(argv, (key,))
         notify(s.server, ZSET, b"zrem", key)
-        notify_if_gone(s.server, key, zset)
+        notify_if_gone(s.server, key, left)
     return removed
 
 
@@ -287,17 +241,20 @@ def zrevrank(s: Session, argv: list[bytes]) -> int | None:
 # ------------------------------------------------------------------------------- pops
 
 
-def _pop(s: Session, key: bytes, zset: ZSet, highest: bool, count: int,
-         count_given: bool) -> list[tuple[bytes, float]]:
-    """Pop and propagate `ZPOPMIN key [n]` (what it did, deterministic)."""
-    popped = zset.pop_max(count) if highest else zset.pop_min(count)
-    s.keyspace.notify_modified(key, freed_bytes(popped))
+def _pop(s: Session, key: bytes, highest: bool, count: int,
+         count_given: bool) -> zsets.Popped | None:
+    """Pop and propagate `ZPOPMIN key [n]` (what it did, deterministic); None when the key
+    does not exist or nothing was popped (a count of 0)."""
+    result = zsets.pop(s.keyspace, key, highest, count)
+    if not result or not result[0]:
+        return None
+    popped, left = result
     effect = [b"ZPOPMAX" if highest else b"ZPOPMIN", key]
     if count_given:
         effect.append(b"%d" % len(popped))
     s.server.effects.cache(effect, (key,))
     notify(s.server, ZSET, b"zpopmax" if highest else b"zpopmin", key)
-    notify_if_gone(s.server, key, zset)
+    notify_if_gone(s.server, key, left)
     return popped
 
 
@@ -306,10 +263,9 @@ def _pop_command(s: Session, argv: list[bytes], highest: bool) -> list[Any]:
         raise SyntaxErr()
     count = to_count(argv[2]) if len(argv) == 3 else None
     key = argv[1]
-    zset = s.keyspace.get_zset(key, write=True)
-    if zset is None or count == 0:
+    popped = _pop(s, key, highest, 1 if count is None else count, count is not None)
+    if popped is None:
         return []
-    popped = _pop(s, key, zset, highest, 1 if count is None else count, count is not None)
     if count is None:
         member, score = popped[0]
         return [member, score]
@@ -344,15 +300,13 @@ def zpopmax(s: Session, argv: list[bytes]) -> list[Any]:
 def _blocking_pop(s: Session, argv: list[bytes], highest: bool) -> Any:
     timeout = to_timeout_ms(argv[-1])
     keys = argv[1:-1]
-    ks = s.keyspace
-
-    def pop_from(key: bytes, zset: ZSet) -> list[Any]:
-        member, score = _pop(s, key, zset, highest, 1, False)[0]
-        return [key, member, score]
 
     def take(key: bytes) -> Any:
-        zset = ks.get_zset(key, write=True)
-        return pop_from(key, zset) if zset else blocking.EMPTY
+        popped = _pop(s, key, highest, 1, False)
+        if popped is None:
+            return blocking.EMPTY
+        member, score = popped[0]
+        return [key, member, score]
 
     return blocking.pop_or_block(s, keys, timeout, take, NULL_ARRAY)
 
@@ -389,9 +343,9 @@ def _mpop(s: Session, keys: list[bytes], highest: bool, count: int) -> Any:
     """ZMPOP's work on the first existing key (a later key's type is not checked): [key,
     [[member, score], ...]], nested in RESP2 too; None when no key exists."""
     for key in keys:
-        zset = s.keyspace.get_zset(key, write=True)
-        if zset is not None:
-            return [key, [[m, score] for m, score in _pop(s, key, zset, highest, count, True)]]
+        popped = _pop(s, key, highest, count, True)
+        if popped is not None:
+            return [key, [[m, score] for m, score in popped]]
     return None
 
 
@@ -500,7 +454,7 @@ def zscan(s: Session, argv: list[bytes]) -> list[Any]:
     count, pattern, _ = scan_options(argv, 3)
     scores = zset.as_dict()
     n = len(scores)
-    fmt = format_double
+    fmt: Callable[[float], bytes] = format_double
     if n <= ZSCAN_WHOLE_MAX_MEMBERS and all(len(m) <= LISTPACK_MAX_MEMBER_BYTES for m in scores):
         # What Redis keeps as a listpack: walked in rank order, scores printed as stored.
         items: Iterable[tuple[bytes, float]] = zset.items()

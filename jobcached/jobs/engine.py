@@ -256,7 +256,8 @@ class JobEngine(Timers):
         return next_cursor, found
 
     def set_paused(self, queue: str, paused: bool) -> None:
-        if self._queue(queue).paused != paused:
+        known = self.queues.get(queue)
+        if (known is not None and known.paused) != paused:
             self._commit({"op": "pause" if paused else "resume", "queue": queue})
         if not paused:
             self._serve_waiters(queue)

@@ -102,12 +102,16 @@ class Fetching(Dependencies):
                   rate: tuple[int, int] | None = None) -> QueueLimit | None:
         """Change a queue's QUEUE.LIMIT: `concurrency` (0: none) and `rate` as (jobs, per ms)
         ((0, 0): none); None leaves that limit as it is. Returns the limits now in force.
-        Blocked fetchers are served at once, in case the limits loosened."""
-        current = self._queue(queue).limit or QueueLimit()
+        Blocked fetchers are served at once, in case the limits loosened. A queue not known
+        yet is made only by a record that changes it (as for `set_paused`): the state holds
+        nothing its log cannot rebuild."""
+        known = self.queues.get(queue)
+        current = (known.limit if known is not None else None) or QueueLimit()
         new = QueueLimit(current.concurrency if concurrency is None else concurrency,
                          *(rate if rate is not None else (current.rate, current.per_ms)))
         if (new.concurrency, new.rate, new.per_ms) != (
                 current.concurrency, current.rate, current.per_ms):
             self._commit(new.record(queue))
         self._serve_waiters(queue)
-        return self.queues[queue].limit
+        known = self.queues.get(queue)
+        return known.limit if known is not None else None

@@ -172,12 +172,12 @@ class JobState:
         count = 0
         apply, apply_put, from_record = self._apply, self._apply_put, Job.from_record
         for record in records:
-            if type(record) is not dict:
+            if not isinstance(record, dict):
                 apply_put(from_record(record[2:]))
             else:
-                record = self._known_part(record)
-                if record is not None:
-                    apply(record)
+                known = self._known_part(record)
+                if known is not None:
+                    apply(known)
             count += 1
         if self._ids:
             self.ids.resume_after(self._ids[-1])

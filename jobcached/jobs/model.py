@@ -226,7 +226,7 @@ class Job:
         return dump_job(self)
 
     @classmethod
-    def from_record(cls, r: list[Any]) -> Job:
+    def from_record(cls, r: Sequence[Any]) -> Job:
         """The job `to_record()` described (`records.JOB`'s fields, in its order: the
         round-trip tests check that this unpacking matches it).
 

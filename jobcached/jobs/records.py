@@ -224,14 +224,17 @@ def decode_record(body: bytes) -> dict[str, Any] | tuple[Any, ...]:
     return dict(zip(keys, r))  # noqa: B905 (the length is checked above)
 
 
-def _current_form(r: Any) -> tuple[Any, ...]:
+def _current_form(raw: Any) -> tuple[Any, ...]:
     """A record that is not in its kind's current form, upgraded to it; or WalVersionError."""
-    if type(r) is not tuple:
-        if type(r) is not dict:
-            raise WalVersionError(f"WAL record is a {type(r).__name__}, not a record")
-        r = upgrade_map_v1_to_v2(r)
-    elif len(r) > 1 and type(r[1]) is str:  # ["put", id, ...]: a version-1 put
-        r = upgrade_put_v1_to_v2(r)
+    r: tuple[Any, ...]
+    if type(raw) is not tuple:
+        if type(raw) is not dict:
+            raise WalVersionError(f"WAL record is a {type(raw).__name__}, not a record")
+        r = upgrade_map_v1_to_v2(raw)
+    elif len(raw) > 1 and type(raw[1]) is str:  # ["put", id, ...]: a version-1 put
+        r = upgrade_put_v1_to_v2(raw)
+    else:
+        r = raw
     kind = KINDS.get(r[0]) if r else None
     if kind is None:
         raise WalVersionError(f"WAL record of unknown kind {r[0] if r else r!r}: written by a "

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, final
 
 from jobcached.errors import CommandError
 
@@ -98,6 +98,7 @@ UNBLOCKABLE = object()
 UNKNOWN: Any = object()
 
 
+@final  # `type(x) is Deferred` tells a reply from written bytes (mypy narrows on it)
 class Deferred:
     """A reply not known yet: a blocked command (BLOCK, WAIT), or a write waiting until it is
     as durable as `appendfsync` promises.

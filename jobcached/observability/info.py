@@ -2,8 +2,10 @@
 
 Tools that parse Redis' INFO (redis-py's `info()`, exporters, `redis-cli --stat`) read ours
 unchanged, so every field Redis has and we can honestly fill keeps its Redis name; fields of our
-own are prefixed or live in sections of our own. Each section is a function of the server state;
-later engines add sections by registering them in SECTIONS.
+own are prefixed or live in sections of our own. Each section is a function of the server state
+(STATE_SECTIONS) or, for commandstats and latencystats, of the state and the command table's
+rows (TABLE_SECTIONS): the INFO command passes the table in, as observability/ sits below
+commands/. SECTIONS gives Redis' order.
 
 `used_memory` is the cache's estimate plus the job engine's (jobs count against `maxmemory`
 too, see jobs/memory.py); INFO memory also shows the two parts, `used_memory_cache` and
@@ -27,11 +29,10 @@ import time
 from collections.abc import Callable, Iterable
 
 from jobcached import REDIS_COMPAT_VERSION, __version__
-from jobcached.commands.blocking import blocked_clients
-from jobcached.commands.registry import walk
 from jobcached.jobs.model import State
 from jobcached.jobs.ready import ReadyQueue
-from jobcached.observability.rates import rates
+from jobcached.server.interfaces import CommandRow
+from jobcached.server.rates import rates
 from jobcached.server.state import (
     FAILED,
     LATENCY_SLOTS,
@@ -51,6 +52,9 @@ _PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
 LRU_CLOCK_MAX = (1 << 24) - 1
 
 Section = Callable[[ServerState], list[tuple[str, object]]]
+#: every row of the command table, subcommands included (commands.registry.walk)
+CommandTable = Callable[[], Iterable[CommandRow]]
+TableSection = Callable[[ServerState, CommandTable], list[tuple[str, object]]]
 
 
 def rss_bytes() -> int:
@@ -94,7 +98,7 @@ def _clients(state: ServerState) -> list[tuple[str, object]]:
         ("connected_clients", len(state.clients)), ("cluster_connections", 0),
         ("maxclients", state.config.maxclients),
         ("client_recent_max_input_buffer", 0), ("client_recent_max_output_buffer", 0),
-        ("blocked_clients", blocked_clients(state)
+        ("blocked_clients", (state.blocked_keys.blocked if state.blocked_keys else 0)
          + (state.jobs.waiters.blocked if state.jobs else 0)),
         ("tracking_clients", state.tracking.tracking_clients), ("clients_in_timeout_table", 0),
     ]
@@ -302,10 +306,10 @@ def _cluster(state: ServerState) -> list[tuple[str, object]]:
     return [("cluster_enabled", 0)]
 
 
-def _commandstats(state: ServerState) -> list[tuple[str, object]]:
+def _commandstats(state: ServerState, commands: CommandTable) -> list[tuple[str, object]]:
     rows: list[tuple[str, object]] = []
     command_stats = state.command_stats
-    for cmd in walk():
+    for cmd in commands():
         stats = command_stats.get(cmd)
         if stats is not None:
             calls, usec = calls_of(stats), stats[USEC]
@@ -335,10 +339,10 @@ def percentile_us(histogram: list[int], percentile: float) -> float:
     return float(1 << (LATENCY_SLOTS - 1))
 
 
-def _latencystats(state: ServerState) -> list[tuple[str, object]]:
+def _latencystats(state: ServerState, commands: CommandTable) -> list[tuple[str, object]]:
     rows: list[tuple[str, object]] = []
     command_stats = state.command_stats
-    for cmd in walk():
+    for cmd in commands():
         histogram = command_stats.get(cmd)
         if histogram is not None and calls_of(histogram):
             values = ",".join(f"p{p:g}={percentile_us(histogram, p):.3f}"
@@ -390,20 +394,27 @@ def _keyspace(state: ServerState) -> list[tuple[str, object]]:
 
 #: section name -> renderer, in INFO's order; DEFAULT are shown by a bare INFO (and by
 #: `default`), every section by `all` and `everything` (we have no modules)
-SECTIONS: dict[str, Section] = {
+STATE_SECTIONS: dict[str, Section] = {
     "server": _server, "clients": _clients, "memory": _memory, "persistence": _persistence,
     "stats": _stats, "replication": _replication, "cpu": _cpu, "modules": _modules,
-    "commandstats": _commandstats, "errorstats": _errorstats, "latencystats": _latencystats,
-    "cluster": _cluster, "jobs": _jobs, "keyspace": _keyspace,
+    "errorstats": _errorstats, "cluster": _cluster, "jobs": _jobs, "keyspace": _keyspace,
 }
+TABLE_SECTIONS: dict[str, TableSection] = {
+    "commandstats": _commandstats, "latencystats": _latencystats,
+}
+#: every section, in Redis' order
+SECTIONS = ("server", "clients", "memory", "persistence", "stats", "replication", "cpu",
+            "modules", "commandstats", "errorstats", "latencystats", "cluster", "jobs",
+            "keyspace")
 DEFAULT = ("server", "clients", "memory", "persistence", "stats", "replication", "cpu",
            "modules", "errorstats", "cluster", "jobs", "keyspace")
 #: headings Redis does not spell as the capitalized section name
 _HEADINGS = {"cpu": "CPU"}
 
 
-def render_info(state: ServerState, wanted: Iterable[str]) -> bytes:
-    """The INFO text for the requested section names (`default`, `all`, `everything` too)."""
+def render_info(state: ServerState, wanted: Iterable[str], commands: CommandTable) -> bytes:
+    """The INFO text for the requested section names (`default`, `all`, `everything` too);
+    `commands` walks the command table (commandstats, latencystats)."""
     requested = list(wanted)
     names: list[str] = []
     for raw in requested:
@@ -419,6 +430,9 @@ def render_info(state: ServerState, wanted: Iterable[str]) -> bytes:
     blocks = []
     for name in (n for n in SECTIONS if n in names):  # Redis' order, whatever was asked
         lines = [f"# {_HEADINGS.get(name, name.capitalize())}"]
-        lines.extend(f"{key}:{value}" for key, value in SECTIONS[name](state))
+        table_section = TABLE_SECTIONS.get(name)
+        pairs = (table_section(state, commands) if table_section is not None
+                 else STATE_SECTIONS[name](state))
+        lines.extend(f"{key}:{value}" for key, value in pairs)
         blocks.append("\r\n".join(lines) + "\r\n")
     return "\r\n".join(blocks).encode()

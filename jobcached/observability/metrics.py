@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
@@ -35,10 +35,9 @@ from prometheus_client.core import (
 from prometheus_client.utils import floatToGoString
 
 from jobcached import REDIS_COMPAT_VERSION, __version__
-from jobcached.commands.registry import walk
 from jobcached.jobs.model import State
-from jobcached.observability.latency import DISABLED, HISTORY_LEN
 from jobcached.persistence.wal import RealFs
+from jobcached.server.latency import DISABLED, HISTORY_LEN
 from jobcached.server.state import (
     FAILED,
     LATENCY_SLOTS,
@@ -48,7 +47,11 @@ from jobcached.server.state import (
 )
 
 if TYPE_CHECKING:
+    from jobcached.server.interfaces import CommandRow
     from jobcached.server.state import ServerState
+
+    #: every row of the command table, subcommands included (commands.registry.walk)
+    CommandTable = Callable[[], Iterable[CommandRow]]
 
 #: Queues exported with a `queue` label; more would make every scrape (and Prometheus) pay for
 #: queue names chosen by clients. A queue costs up to ~50 samples, about 0.5 ms of rendering
@@ -74,7 +77,9 @@ def log2_buckets(histogram: Sequence[int], unit_seconds: float
         while pos <= slot:
             cumulative += counts[pos]
             pos += 1
-        buckets.append((floatToGoString((1 << slot) * unit_seconds), cumulative))
+        # prometheus_client leaves floatToGoString (the `le` label's spelling) unannotated
+        le = floatToGoString((1 << slot) * unit_seconds)  # type: ignore[no-untyped-call]
+        buckets.append((le, cumulative))
     buckets.append(("+Inf", sum(counts)))
     return buckets, histogram[-1] * unit_seconds
 
@@ -126,10 +131,13 @@ class FsyncTimer(RealFs):
 
 
 class JobcachedCollector:
-    """Reads a ServerState at scrape time; see the module docstring."""
+    """Reads a ServerState (and the command table's rows, which the app passes in: this
+    package sits below commands/) at scrape time; see the module docstring."""
 
-    def __init__(self, state: ServerState, fs: FsyncTimer | None = None) -> None:
+    def __init__(self, state: ServerState, commands: CommandTable,
+                 fs: FsyncTimer | None = None) -> None:
         self.state = state
+        self.commands = commands
         self.fs = fs
 
     def collect(self) -> Iterator[Metric]:
@@ -165,7 +173,7 @@ class JobcachedCollector:
             "running, or rejected before: -NOAUTH, -OOM), per command.", labels=["cmd"])
         groups: dict[str, list[list[int]]] = {}
         command_stats = state.command_stats
-        for cmd in walk():
+        for cmd in self.commands():
             stats = command_stats.get(cmd)
             if stats is None:
                 continue
@@ -419,10 +427,12 @@ def _replication_metrics(state: ServerState) -> Iterator[Metric]:
     yield syncs
 
 
-def build_registry(state: ServerState, fs: FsyncTimer | None = None) -> CollectorRegistry:
-    """The registry /metrics renders: our collector, plus the standard process_* metrics."""
+def build_registry(state: ServerState, commands: CommandTable,
+                   fs: FsyncTimer | None = None) -> CollectorRegistry:
+    """The registry /metrics renders: our collector, plus the standard process_* metrics;
+    `commands` walks the command table (per-command calls, errors and durations)."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(JobcachedCollector(state, fs))  # type: ignore[arg-type]
+    registry.register(JobcachedCollector(state, commands, fs))
     ProcessCollector(registry=registry)
     return registry
 

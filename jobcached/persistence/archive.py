@@ -126,8 +126,9 @@ class Archive:
         for start in range(0, len(ids), IN_CHUNK):
             chunk = ids[start:start + IN_CHUNK]
             marks = ", ".join("?" * len(chunk))
-            found += await db.execute_fetchall(
+            rows = await db.execute_fetchall(
                 f"SELECT queue, state FROM jobs WHERE id IN ({marks})", chunk)
+            found += [(queue, state) for queue, state in rows]
         return found
 
     async def get(self, job_id: str) -> Job | None:
@@ -167,8 +168,9 @@ class Archive:
             for start in range(0, len(ids), IN_CHUNK):
                 chunk = ids[start:start + IN_CHUNK]
                 marks = ", ".join("?" * len(chunk))
-                removed += await db.execute_fetchall(
+                rows = await db.execute_fetchall(
                     f"DELETE FROM jobs WHERE id IN ({marks}) RETURNING queue, state", chunk)
+                removed += [(queue, state) for queue, state in rows]
         self._count(removed, -1)
         return len(removed)
 
@@ -180,7 +182,8 @@ class Archive:
         sql = (f"DELETE FROM jobs WHERE id IN (SELECT id FROM jobs{where}"
                " ORDER BY finished, id LIMIT ?) RETURNING queue, state")
         async with self._transaction() as db:
-            removed = await db.execute_fetchall(sql, [*params, max(limit, 0)])
+            rows = await db.execute_fetchall(sql, [*params, max(limit, 0)])
+        removed = [(queue, state) for queue, state in rows]
         self._count(removed, -1)
         return len(removed)
 

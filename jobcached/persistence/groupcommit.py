@@ -43,7 +43,8 @@ SYNC_INTERVAL_S = 1.0
 """The everysec policy's fsync period, in seconds: the most data a crash may lose."""
 
 OnDone = Callable[[Exception | None], None]
-Notify = Callable[[Callable[[], None]], None]
+#: hands a callback to the event loop thread (`loop.call_soon_threadsafe`; its Handle is unused)
+Notify = Callable[[Callable[[], None]], object]
 
 
 class WalWriter(Protocol):
@@ -56,6 +57,14 @@ class WalWriter(Protocol):
     def cut(self) -> int: ...
 
     def install_base(self, tmp_path: str, next_seq: int) -> None: ...
+
+
+def fsync_policy(name: str) -> FsyncPolicy:
+    """`name` (a config string: `appendfsync`) as an FsyncPolicy, or ValueError."""
+    for policy in POLICIES:
+        if name == policy:
+            return policy
+    raise ValueError(f"fsync policy must be one of {', '.join(POLICIES)}, not {name!r}")
 
 
 @dataclass
@@ -88,15 +97,13 @@ class GroupCommitter:
     def __init__(
         self,
         wal: WalWriter,
-        policy: FsyncPolicy,
+        policy: str,
         notify: Notify,
         *,
         sync_interval_s: float = SYNC_INTERVAL_S,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
-        if policy not in POLICIES:
-            raise ValueError(f"fsync policy must be one of {', '.join(POLICIES)}, not {policy!r}")
-        self.policy = policy
+        self.policy = fsync_policy(policy)
         self.stats = CommitStats()
         self._wal = wal
         self._notify = notify

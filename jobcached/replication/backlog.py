@@ -14,7 +14,7 @@ cost a write 15% of the server's user CPU (SET at -P 1: the argv lists outlive t
 made them, so their memory goes cold before it is freed). Inactive, `append` only counts the
 effect (`count`) and the offset does not move (as Redis' does not without a backlog).
 
-`feed`, set by the leader (replication/leader.py) while followers are attached, is called once
+`feed`, set by the leader (server/leader.py) while followers are attached, is called once
 per burst of effects (the leader sends what accumulated in `unsent` at the end of the loop
 turn, one write per follower rather than one per effect). Pure: no I/O.
 """
@@ -28,6 +28,8 @@ from collections.abc import Callable
 import hiredis
 from hiredis import pack_command
 
+#: The stream's entry for a job engine record: a follower applies the body through its engine.
+JOB_RECORD = b"JOB.RECORD"
 #: Redis' repl-backlog-size default.
 DEFAULT_BACKLOG_BYTES = 1024 * 1024
 #: Bytes fed to a hiredis parser at a time (see `parse_commands`).
@@ -43,7 +45,8 @@ def encode_command(argv: list[bytes]) -> bytes:
     """An effect as a follower reads it: a RESP array of bulk strings. hiredis' encoder (C)
     costs half of the same in Python (0.7 against 1.2 us for a SET, measured), and this runs
     for every effect while a follower is attached."""
-    return pack_command(tuple(argv))
+    packed: bytes = pack_command(tuple(argv))  # type: ignore[arg-type]  # stub: a 1-tuple
+    return packed
 
 
 def parse_commands(parser: hiredis.Reader, data: bytes, out: list[list[bytes]]) -> None:

@@ -17,18 +17,17 @@ the fork: the point of the effect stream (`master_repl_offset`) the follower con
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from jobcached.cache.rdbformat import seal
 from jobcached.cache.rdbvalue import dump_value
 from jobcached.jobs.records import encode_record
-from jobcached.replication.backlog import encode_command
-from jobcached.scripting import rdbdump
-from jobcached.server.effects import JOB_RECORD
+from jobcached.replication.backlog import JOB_RECORD, encode_command
 
 if TYPE_CHECKING:
-    from jobcached.server.state import ServerState
+    from jobcached.cache.keyspace import Keyspace
+    from jobcached.jobs.engine import JobEngine
 
 #: Encoded commands gathered before one write to the payload file.
 WRITE_CHUNK_BYTES = 1024 * 1024
@@ -36,10 +35,12 @@ WRITE_CHUNK_BYTES = 1024 * 1024
 CHECK_EVERY_COMMANDS = 10_000
 
 
-def snapshot_commands(state: ServerState, function_codes: list[bytes]) -> Iterator[list[bytes]]:
-    """The commands that rebuild `state` on an empty server (see the module docstring)."""
-    now = state.clock.now_ms()
-    for index, keyspace in enumerate(state.dbs):
+def snapshot_commands(dbs: Iterable[Keyspace], now: int, jobs: JobEngine | None,
+                      functions: bytes | None) -> Iterator[list[bytes]]:
+    """The commands that rebuild the databases `dbs` as they are at `now` (unix ms), the job
+    engine and the function libraries (a FUNCTION DUMP payload, None when there are none)
+    on an empty server (see the module docstring)."""
+    for index, keyspace in enumerate(dbs):
         selected = False
         for shard in keyspace.shards:
             for key, entry in list(shard.data.items()):
@@ -51,10 +52,10 @@ def snapshot_commands(state: ServerState, function_codes: list[bytes]) -> Iterat
                     selected = True
                 yield [b"RESTORE", key, str(expire_at).encode(), seal(dump_value(entry.value)),
                        b"REPLACE", b"ABSTTL"]
-    if function_codes:
-        yield [b"FUNCTION", b"RESTORE", rdbdump.dump(function_codes), b"FLUSH"]
-    if state.jobs is not None:
-        for record in state.jobs.snapshot():
+    if functions is not None:
+        yield [b"FUNCTION", b"RESTORE", functions, b"FLUSH"]
+    if jobs is not None:
+        for record in jobs.snapshot():
             yield [JOB_RECORD, encode_record(record)]
 
 

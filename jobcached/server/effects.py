@@ -29,14 +29,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Protocol
 
+from jobcached.replication.backlog import JOB_RECORD as JOB_RECORD
 from jobcached.server import notify
 
 if TYPE_CHECKING:
     from jobcached.persistence.durability import Durability
     from jobcached.server.state import ServerState
 
-#: The log entry of a job record: a follower applies the body through its own engine.
-JOB_RECORD = b"JOB.RECORD"
 
 
 class EffectLog(Protocol):
@@ -77,8 +76,9 @@ class Effects:
         #: the replication backlog, or a spy in tests
         self.log = log
         self._sink = log  # `log` again after `mute(False)`
-        #: where effects go now: `log`, or the open group of a running script
+        #: where effects go now: `log`, or the open group of a running script or EXEC
         self._out: EffectLog = log
+        self._depth = 0  # groups open (see `begin_group`)
         #: the WAL's batching, once the app has replayed it; None in unit tests (records are
         #: then logged nowhere but `log`)
         self.durability: Durability | None = None
@@ -90,6 +90,13 @@ class Effects:
         #: set when the running command logged its own cache effect (`cache`), so the
         #: dispatcher does not log its argv too; reset by the dispatcher before each write
         self.own = False
+
+    def attach(self, log: EffectLog) -> None:
+        """Send every effect from now on to `log` instead of the one given at construction:
+        a test's spy, which replays what it received into a fresh server and compares. Not
+        while a script's group is open (`begin_group`): its effects would be split."""
+        assert type(self._out) is not _Group, "attach() while a script's effects are grouped"
+        self.log = self._out = self._sink = log
 
     # ------------------------------------------------------------------ cache
 
@@ -176,11 +183,14 @@ class Effects:
 
     def mute(self, muted: bool) -> None:
         """While we follow a leader our own effects are not logged: the follower logs the
-        leader's stream as it came (replication/follower.py), so our offsets stay the
-        leader's, and a key a read finds expired (deleted here, not on the leader) does not
-        add a DEL to it. Invalidation (WATCH, tracking, leases) goes on either way. After a
-        promotion the next effect is preceded by a SELECT (the log's database is unknown)."""
-        self.log = self._out = _Discard() if muted else self._sink
+        leader's stream as it came (server/follower.py), so our offsets stay the leader's,
+        and a key a read finds expired (deleted here, not on the leader) does not add a DEL
+        to it. Invalidation (WATCH, tracking, leases) goes on either way. After a promotion
+        the next effect is preceded by a SELECT (the log's database is unknown). An open
+        group (REPLICAOF inside EXEC) ends into the new log."""
+        self.log = _Discard() if muted else self._sink
+        if not self._depth:
+            self._out = self.log
         self.db = -1
 
     # ------------------------------------------------------------------ jobs
@@ -206,12 +216,18 @@ class Effects:
 
     def begin_group(self) -> None:
         """Keep the effects made from now on for the log until `end_group`, then log them as
-        one transaction (MULTI ... EXEC around several): a script's effects reach a follower
-        atomically, as Redis replicates them. WATCHes are still marked at once. A script runs
-        in slices across turns of the event loop, hence two calls rather than a `with`."""
-        self._out = _Group()
+        one transaction (MULTI ... EXEC around several): a script's or a transaction's effects
+        reach a follower atomically, as Redis replicates them. WATCHes are still marked at
+        once. A script runs in slices across turns of the event loop, hence two calls rather
+        than a `with`. Groups nest (a script inside EXEC): the outermost one logs them all."""
+        self._depth += 1
+        if self._depth == 1:
+            self._out = _Group()
 
     def end_group(self) -> None:
+        self._depth -= 1
+        if self._depth:
+            return
         group = self._out
         assert type(group) is _Group
         self._out = log = self.log

@@ -15,7 +15,7 @@ import secrets
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from jobcached.cache.databases import Databases
 from jobcached.cache.hotkeys import HotKeys
@@ -26,29 +26,34 @@ from jobcached.config import Config
 from jobcached.jobs.model import State
 from jobcached.jobs.timerwheel import TimerWheel
 from jobcached.net.resp import ParserLimits
-from jobcached.observability.latency import LatencyMonitor
-from jobcached.observability.slowlog import SlowLog
 from jobcached.replication.backlog import Backlog
-from jobcached.replication.leader import Leader
 from jobcached.security.acl import Users
 from jobcached.server import notify
 from jobcached.server.effects import Effects
+from jobcached.server.latency import LatencyMonitor
+from jobcached.server.leader import Leader
 from jobcached.server.notify import parse_flags
 from jobcached.server.pubsub import PubSub
+from jobcached.server.slowlog import SlowLog
 from jobcached.server.tracking import Tracking
 
 if TYPE_CHECKING:
-    from jobcached.commands.blocking import BlockedKeys
-    from jobcached.commands.pause import ClientPause
-    from jobcached.commands.registry import Command
-    from jobcached.commands.scripting import BusyScript, Scripting
+    from asyncio import Task
+
     from jobcached.jobs.engine import JobEngine
     from jobcached.jobs.model import Job
-    from jobcached.net.session import Session
-    from jobcached.observability.rates import Rates
     from jobcached.persistence.archiving import Archiver
-    from jobcached.replication.follower import Follower, FollowerHost
+    from jobcached.server.follower import Follower, FollowerHost
     from jobcached.server.gcpolicy import FullCollections
+    from jobcached.server.interfaces import (
+        BusyScript,
+        CommandRow,
+        KeyWaiters,
+        PauseGate,
+        ScriptHost,
+    )
+    from jobcached.server.rates import Rates
+    from jobcached.server.session import Session
 
 log = logging.getLogger("jobcached.server.pubsub")
 
@@ -125,7 +130,7 @@ class ServerState:
     #: timer task; schedule with `timers.schedule(deadline_ms, callback)`
     timers: TimerWheel[Callable[[], None]] = field(init=False)
     backlog: Backlog = field(init=False)
-    #: our followers, when we lead (replication/leader.py)
+    #: our followers, when we lead (server/leader.py)
     leader: Leader = field(init=False)
     #: the link to our leader while we follow one (REPLICAOF); None on a leader
     follower: Follower | None = None
@@ -134,7 +139,7 @@ class ServerState:
     #: the one effect sink: every change of either family goes through it (effects.py)
     effects: Effects = field(init=False)
     #: clients blocked on keys (BLPOP, BZPOPMIN...); created by commands/blocking.py on first use
-    blocked_keys: BlockedKeys | None = None
+    blocked_keys: KeyWaiters | None = None
     #: (db, key) signalled ready for blocked clients and not yet served (blocking.py; the
     #: dispatcher serves them after each command)
     ready_keys: dict[tuple[int, bytes], None] = field(default_factory=dict)
@@ -170,7 +175,7 @@ class ServerState:
     loading_records: int = 0
     shutting_down: bool = False
     #: command -> its counters (see USEC), filled by dispatch.call()
-    command_stats: defaultdict[Command, list[int]] = field(
+    command_stats: defaultdict[CommandRow, list[int]] = field(
         default_factory=lambda: defaultdict(new_command_stats))
     #: error code (ERR, WRONGTYPE, MISCONF...) -> replies, for INFO errorstats
     errorstats: dict[str, int] = field(default_factory=dict)
@@ -178,13 +183,13 @@ class ServerState:
     #: channels and patterns -> subscribed sessions (SUBSCRIBE, PUBLISH, job status events)
     pubsub: PubSub = field(default_factory=PubSub)
     #: the Lua engine and script cache, created by commands/scripting.py on first use
-    scripts: Scripting | None = None
+    scripts: ScriptHost | None = None
     #: set while a script runs past busy-reply-threshold: dispatch then answers -BUSY
     busy_script: BusyScript | None = None
     #: sessions in MONITOR mode, in the order they started (an ordered set)
     monitors: dict[Session, None] = field(default_factory=dict)
     #: the CLIENT PAUSE in force, or None (commands/pause.py)
-    pause: ClientPause | None = None
+    pause: PauseGate | None = None
     #: True while a pause is in force, a client monitors, a script is busy or we follow a
     #: leader: every command then takes dispatch's checked path, so none of them costs the
     #: common path more than this one test (kept by `refresh_gate`)
@@ -194,12 +199,14 @@ class ServerState:
     #: the lower of the slow log's and the latency monitor's thresholds (us): dispatch
     #: compares each call's duration with this one figure, and only past it with both
     notable_us: int = 0
-    #: instantaneous ops and kbps for INFO, sampled by observability/rates.py
+    #: instantaneous ops and kbps for INFO, sampled by server/rates.py
     rates: Rates | None = None
     #: DEBUG SET-ACTIVE-EXPIRE: whether the cron expires keys actively
     active_expire: bool = True
     #: unix ms of the last WAL compaction (our snapshot), or of the start: LASTSAVE
     last_save_ms: int = 0
+    #: background work commands started (server/tasks.py), referenced until it finishes
+    background_tasks: set[Task[Any]] = field(default_factory=set)
     #: set while a script's `redis.call` runs a job command: the job archive is not read (a
     #: script cannot wait for SQLite; see commands/scripting.py)
     in_script_job_call: bool = False
@@ -263,7 +270,7 @@ class ServerState:
         """Estimated bytes of the jobs in memory (jobs/memory.py): part of `used_memory`."""
         return self.jobs.used_memory if self.jobs is not None else 0
 
-    def count_rejected(self, cmd: Command, code: str) -> None:
+    def count_rejected(self, cmd: CommandRow, code: str) -> None:
         """`cmd` was refused before it ran, with an error of this code."""
         self.command_stats[cmd][REJECTED] += 1
         self.stats.total_error_replies += 1

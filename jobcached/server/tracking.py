@@ -39,7 +39,7 @@ from jobcached.net.replies import Push
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
-    from jobcached.net.session import Session
+    from jobcached.server.session import Session
 
 INVALIDATE_CHANNEL = b"__redis__:invalidate"
 

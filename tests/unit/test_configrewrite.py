@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from jobcached.config import Config
-from jobcached.settings.configrewrite import SIGNATURE, quote, rewrite
+from jobcached.server.configrewrite import SIGNATURE, quote, rewrite
 
 
 def test_keeps_comments_and_unknown_lines_and_drops_repeats() -> None:

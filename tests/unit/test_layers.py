@@ -15,7 +15,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "jobcached"
 #: The engines: their I/O (the WAL, the SQLite archive) lives in persistence/.
 PURE = [*sorted((PACKAGE / "cache").glob("*.py")), *sorted((PACKAGE / "jobs").glob("*.py")),
         PACKAGE / "net" / "resp.py", PACKAGE / "net" / "replies.py", PACKAGE / "clock.py"]
-FORBIDDEN = ("asyncio", "uvloop", "socket", "jobcached.net.protocol", "jobcached.commands",
+FORBIDDEN = ("asyncio", "uvloop", "socket", "jobcached.server.connection", "jobcached.commands",
              "jobcached.app")
 
 

@@ -11,6 +11,7 @@ from jobcached.clock import ManualClock
 from jobcached.config import Config, ConfigError
 from jobcached.server import notify
 from jobcached.server.state import ServerState
+from jobcached.settings import notifyflags
 
 
 class Listener:
@@ -28,11 +29,11 @@ class Listener:
     ("KEA", "AKE"), ("Elg", "glE"), ("", ""), ("AKEn", "AKE"), ("nK", "nK"), ("x", "x"),
     ("AKEm", "AKEm"), ("gsn$lhzxetdKEm", "AKEm"), ("g$lshzxetd", "A")])
 def test_flag_strings_are_spelled_as_redis_spells_them(given: str, shown: str) -> None:
-    assert notify.canonical(given) == shown
+    assert notifyflags.canonical(given) == shown
 
 
 def test_a_with_n_keeps_new_events_although_the_spelling_hides_n() -> None:
-    assert notify.parse_flags("AKEn") & notify.NEW
+    assert notifyflags.parse_flags("AKEn") & notifyflags.NEW
     config = Config()
     config.set("notify-keyspace-events", "AKEn", runtime=True)
     assert config.render("notify-keyspace-events") == "AKE"

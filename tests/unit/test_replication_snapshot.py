@@ -13,11 +13,11 @@ from jobcached.config import Config
 from jobcached.jobs.engine import JobEngine
 from jobcached.jobs.records import decode_record
 from jobcached.net.replies import ErrorReply
-from jobcached.net.session import Session
-from jobcached.replication.backlog import encode_command
-from jobcached.replication.follower import command_size
+from jobcached.replication.backlog import JOB_RECORD, encode_command
 from jobcached.replication.snapshot import snapshot_commands
-from jobcached.server.effects import JOB_RECORD
+from jobcached.scripting import rdbdump
+from jobcached.server.follower import command_size
+from jobcached.server.session import Session
 from jobcached.server.state import ServerState
 
 NOW_MS = 1_800_000_000_000
@@ -67,7 +67,7 @@ def test_the_payload_rebuilds_keys_ttls_databases_and_jobs() -> None:
     job_id, _ = state.jobs.push("q", b"payload")
     state.clock.advance(100)  # type: ignore[attr-defined]  # "gone" expired, not yet reaped
 
-    commands = list(snapshot_commands(state, []))
+    commands = list(snapshot_commands(state.dbs, state.clock.now_ms(), state.jobs, None))
     assert commands[0] == [b"SELECT", b"0"]
     restored = [argv[1] for argv in commands if argv[0] == b"RESTORE"]
     assert sorted(restored) == [b"h", b"plain", b"ttl", b"z"]
@@ -101,7 +101,8 @@ def _raw(s: Session, argv: list[bytes]) -> Any:
 def test_functions_are_in_the_payload() -> None:
     state, _ = server()
     code = b"#!lua name=lib\nredis.register_function('f', function() return 1 end)"
-    commands = list(snapshot_commands(state, [code]))
+    commands = list(snapshot_commands(state.dbs, state.clock.now_ms(), state.jobs,
+                                      rdbdump.dump([code])))
     assert [argv[:2] for argv in commands] == [[b"FUNCTION", b"RESTORE"]]
     assert commands[0][3] == b"FLUSH"
 

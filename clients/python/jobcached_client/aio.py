@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import redis
 import redis.asyncio as aioredis
@@ -22,7 +22,7 @@ import redis.asyncio.connection as aioconnection
 
 from jobcached_client import commands as cmd
 from jobcached_client.client import Client, read_timeout
-from jobcached_client.commands import Call, Callback, Duration, Moment
+from jobcached_client.commands import Call, Callback, Duration, JobPage, Moment, R
 from jobcached_client.events import AsyncJobEvents
 from jobcached_client.model import (
     DEFAULT_SERIALIZER,
@@ -61,11 +61,15 @@ class AsyncClient(aioredis.Redis):
         self.cron = AsyncCron(self)
 
     @classmethod
-    def from_url(cls, url: str, *, serializer: Serializer | None = None,
-                 **kwargs: Any) -> AsyncClient:
+    def from_url(cls, url: str, single_connection_client: bool = False,
+                 auto_close_connection_pool: bool | None = None, *,
+                 serializer: Serializer | None = None, **kwargs: Any) -> AsyncClient:
         """The URLs `Client.from_url` takes."""
         kwargs.setdefault("protocol", DEFAULT_PROTOCOL)
-        client = super().from_url(redis_url(url), **kwargs)
+        # redis-py builds `cls(...)` but declares its own class as the result
+        client = cast(AsyncClient, super().from_url(
+            redis_url(url), single_connection_client=single_connection_client,
+            auto_close_connection_pool=auto_close_connection_pool, **kwargs))
         if serializer is not None:
             client.serializer = serializer
         return client
@@ -86,10 +90,13 @@ class AsyncClient(aioredis.Redis):
         made.auto_close_connection_pool = True
         return made
 
-    async def run(self, call: Call) -> Any:
+    async def run(self, call: Call[R]) -> R:
         """Send one command built by `commands.py` and parse its reply."""
         if call.block_ms is None:
-            return call.parse(await self.execute_command(*call.args))
+            # redis-py's Redis.execute_command is unannotated (untyped_calls_exclude does not
+            # reach it through this subclass)
+            return call.parse(
+                await self.execute_command(*call.args))  # type: ignore[no-untyped-call]
         return call.parse(await self._execute_blocking(call))
 
     async def get_or_compute(self, key: Any, fn: Callable[[], Awaitable[Any]],
@@ -112,7 +119,7 @@ class AsyncClient(aioredis.Redis):
         iterated: enter it before making the changes it should see."""
         return AsyncJobEvents(self, job_id, queue, timeout)
 
-    async def _execute_blocking(self, call: Call) -> Any:
+    async def _execute_blocking(self, call: Call[Any]) -> Any:
         # As Client._execute_blocking: the reply may take longer than socket_timeout.
         pool = self.connection_pool
         conn = self.connection or await pool.get_connection()
@@ -207,7 +214,7 @@ class AsyncJobs:
 
     async def page(self, cursor: str = "0", *, queue: str | None = None,
                    state: State | str | None = None,
-                   count: int | None = None) -> tuple[str, list[Job]]:
+                   count: int | None = None) -> JobPage:
         return await self._client.run(cmd.list_page(self._client.serializer, cursor,
                                                     queue=queue, state=state, count=count))
 

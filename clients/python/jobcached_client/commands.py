@@ -18,7 +18,7 @@ import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 
 from jobcached_client.model import (
     Batch,
@@ -41,16 +41,22 @@ from jobcached_client.tracing import producer_meta
 Duration = int | float | timedelta
 #: A point in time: a datetime (naive means local time) or unix seconds.
 Moment = int | float | datetime
+#: One JOB.LIST page: (the next cursor, "0" after the last page; the jobs).
+JobPage = tuple[str, list[Job]]
 #: Unix seconds beyond this (year 5138) are surely milliseconds passed by mistake: refused.
 MAX_UNIX_SECONDS = 10**11
 
 
+#: what a command's reply parses into
+R = TypeVar("R")
+
+
 @dataclass(frozen=True)
-class Call:
-    """One command to send and how to read its reply."""
+class Call(Generic[R]):
+    """One command to send and how to read its reply (an `R`)."""
 
     args: tuple[Any, ...]
-    parse: Callable[[Any], Any]
+    parse: Callable[[Any], R]
     #: None: an ordinary command. Otherwise the server may hold the reply this many ms
     #: (0 = forever), so the client must not give up after its usual socket timeout.
     block_ms: int | None = None
@@ -132,7 +138,7 @@ def push(serializer: Serializer, queue: str, payload: Any, *, type: str | None =
          timeout: Duration | None = None, key: str | None = None,
          key_ttl: Duration | None = None, meta: Mapping[str, str] | None = None,
          after: str | Iterable[str] | None = None, batch: str | None = None,
-         expire: Moment | None = None) -> Call:
+         expire: Moment | None = None) -> Call[str]:
     """JOB.PUSH queue payload [TYPE ...] [PRIORITY ...] [DELAY ms | AT unix-ms] [RETRIES ...]
     [BACKOFF base-ms [max-ms]] [TIMEOUT ms] [KEY ...] [KEYTTL ms] [META field value ...]
     [AFTER count id ...] [BATCH batch-id] [EXPIRE unix-ms]"""
@@ -163,7 +169,7 @@ def push(serializer: Serializer, queue: str, payload: Any, *, type: str | None =
 
 def fetch(serializer: Serializer, queues: str | Iterable[str], *, count: int = 1,
           block: Duration | None = None, lease: Duration | None = None,
-          worker: str | None = None) -> Call:
+          worker: str | None = None) -> Call[list[Job]]:
     """JOB.FETCH [COUNT n] [BLOCK ms] [LEASE ms] [WORKER id] QUEUES queue [queue ...]"""
     names = [queues] if isinstance(queues, str) else list(queues)
     if not names:
@@ -182,7 +188,7 @@ def fetch(serializer: Serializer, queues: str | Iterable[str], *, count: int = 1
 
 
 def ack(serializer: Serializer, job: Job | str, *, result: Any = None,
-        token: str | None = None) -> Call:
+        token: str | None = None) -> Call[None]:
     """JOB.ACK id token [RESULT result]; a None result is not stored."""
     args: list[Any] = ["JOB.ACK", *lease_of(job, token)]
     if result is not None:
@@ -192,7 +198,7 @@ def ack(serializer: Serializer, job: Job | str, *, result: Any = None,
 
 def fail(job: Job | str, message: str, *, token: str | None = None,
          errtype: str | None = None, trace: str | None = None,
-         retry_in: Duration | None = None, noretry: bool = False) -> Call:
+         retry_in: Duration | None = None, noretry: bool = False) -> Call[State]:
     """JOB.FAIL id token message [ERRTYPE type] [TRACE trace] [RETRYIN ms | NORETRY]"""
     args: list[Any] = ["JOB.FAIL", *lease_of(job, token), message or "failed"]
     if errtype:
@@ -208,7 +214,8 @@ def fail(job: Job | str, message: str, *, token: str | None = None,
     return Call(tuple(args), lambda reply: State(text(reply)))
 
 
-def beat(job: Job | str, *, token: str | None = None, extend: Duration | None = None) -> Call:
+def beat(job: Job | str, *, token: str | None = None,
+         extend: Duration | None = None) -> Call[datetime | None]:
     """JOB.BEAT id token [EXTEND ms]: the new deadline, or None when the job was canceled."""
     args: list[Any] = ["JOB.BEAT", *lease_of(job, token)]
     if extend is not None:
@@ -216,20 +223,20 @@ def beat(job: Job | str, *, token: str | None = None, extend: Duration | None = 
     return Call(tuple(args), lambda reply: None if text(reply) == "canceled" else moment(reply))
 
 
-def cancel(job_id: str) -> Call:
+def cancel(job_id: str) -> Call[None]:
     return Call(("JOB.CANCEL", job_id), _none)
 
 
-def retry(job_id: str) -> Call:
+def retry(job_id: str) -> Call[None]:
     return Call(("JOB.RETRY", job_id), _none)
 
 
-def get(serializer: Serializer, job_id: str) -> Call:
+def get(serializer: Serializer, job_id: str) -> Call[Job | None]:
     return Call(("JOB.GET", job_id),
                 lambda reply: None if reply is None else Job.from_reply(reply, serializer))
 
 
-def wait(serializer: Serializer, job_id: str, timeout: Duration | None = None) -> Call:
+def wait(serializer: Serializer, job_id: str, timeout: Duration | None = None) -> Call[Job | None]:
     """JOB.WAIT id [TIMEOUT ms]: the finished job, or None on timeout (None or 0 = wait
     forever)."""
     timeout_ms = 0 if timeout is None else ms(timeout, "timeout")
@@ -241,7 +248,8 @@ def wait(serializer: Serializer, job_id: str, timeout: Duration | None = None) -
 
 
 def list_page(serializer: Serializer, cursor: str = "0", *, queue: str | None = None,
-              state: State | str | None = None, count: int | None = None) -> Call:
+              state: State | str | None = None,
+              count: int | None = None) -> Call[JobPage]:
     """JOB.LIST [QUEUE q] [STATE s] [CURSOR c] [COUNT n]: (next cursor, jobs); "0" = done."""
     args: list[Any] = ["JOB.LIST", "CURSOR", cursor]
     if queue is not None:
@@ -256,7 +264,7 @@ def list_page(serializer: Serializer, cursor: str = "0", *, queue: str | None = 
 # --- job logs ----------------------------------------------------------------------------
 
 
-def log(job: Job | str, lines: Sequence[str | bytes], *, token: str | None = None) -> Call:
+def log(job: Job | str, lines: Sequence[str | bytes], *, token: str | None = None) -> Call[int]:
     """JOB.LOG id token line [line ...]: the number the next line will get."""
     if not lines:
         raise ValueError("log needs at least one line")
@@ -264,7 +272,7 @@ def log(job: Job | str, lines: Sequence[str | bytes], *, token: str | None = Non
 
 
 def logs(job_id: str, *, start: int = 0, count: int | None = None,
-         block: Duration | None = None) -> Call:
+         block: Duration | None = None) -> Call[LogPage]:
     """JOB.LOGS id [FROM n] [COUNT n] [BLOCK ms]: a `LogPage`; a negative start counts back
     from the end of the log."""
     args: list[Any] = ["JOB.LOGS", job_id]
@@ -282,24 +290,24 @@ def logs(job_id: str, *, start: int = 0, count: int | None = None,
 # --- queues ------------------------------------------------------------------------------
 
 
-def queue_list() -> Call:
+def queue_list() -> Call[list[str]]:
     return Call(("QUEUE.LIST",), lambda reply: [text(name) for name in reply])
 
 
-def queue_stats(queue: str) -> Call:
+def queue_stats(queue: str) -> Call[QueueStats]:
     return Call(("QUEUE.STATS", queue), QueueStats.from_reply)
 
 
-def queue_pause(queue: str) -> Call:
+def queue_pause(queue: str) -> Call[None]:
     return Call(("QUEUE.PAUSE", queue), _none)
 
 
-def queue_resume(queue: str) -> Call:
+def queue_resume(queue: str) -> Call[None]:
     return Call(("QUEUE.RESUME", queue), _none)
 
 
 def queue_limit(queue: str, *, concurrency: int | None = None, rate: int | None = None,
-                per: Duration | None = None) -> Call:
+                per: Duration | None = None) -> Call[dict[str, int]]:
     """QUEUE.LIMIT: 0 removes a limit, None leaves it as it is; `rate` jobs per `per`."""
     args: list[Any] = ["QUEUE.LIMIT", queue]
     if concurrency is not None:
@@ -311,7 +319,7 @@ def queue_limit(queue: str, *, concurrency: int | None = None, rate: int | None 
     return Call(tuple(args), lambda reply: {k: int(v) for k, v in as_map(reply).items()})
 
 
-def queue_purge(queue: str) -> Call:
+def queue_purge(queue: str) -> Call[int]:
     return Call(("QUEUE.PURGE", queue), int)
 
 
@@ -321,7 +329,7 @@ def queue_purge(queue: str) -> Call:
 LEASE_POLL_SECONDS = 0.02
 
 
-def getl(key: Any, lease: Duration | None = None) -> Call:
+def getl(key: Any, lease: Duration | None = None) -> Call[tuple[str, Any]]:
     """GETL: ("hit", value), ("lease", token) or ("wait", seconds the lease has left)."""
     args: tuple[Any, ...] = ("GETL", key) if lease is None else ("GETL", key, "TTL",
                                                                    ms(lease, "lease"))
@@ -335,7 +343,7 @@ def getl(key: Any, lease: Duration | None = None) -> Call:
     return Call(args, parse)
 
 
-def setl(key: Any, token: bytes, value: Any, ttl: Duration | None = None) -> Call:
+def setl(key: Any, token: bytes, value: Any, ttl: Duration | None = None) -> Call[bool]:
     """SETL: True if the value was stored, False if the lease was no longer valid."""
     args: tuple[Any, ...] = ("SETL", key, token, value)
     if ttl is not None:
@@ -351,7 +359,8 @@ def lease_wait(seconds_left: float) -> float:
 # --- dead letters ------------------------------------------------------------------------
 
 
-def dlq_list(serializer: Serializer, queue: str | None = None, count: int | None = None) -> Call:
+def dlq_list(serializer: Serializer, queue: str | None = None,
+             count: int | None = None) -> Call[list[Job]]:
     args: list[Any] = ["DLQ.LIST"]
     if queue is not None:
         args += ["QUEUE", queue]
@@ -360,18 +369,18 @@ def dlq_list(serializer: Serializer, queue: str | None = None, count: int | None
     return Call(tuple(args), lambda reply: jobs_from(reply, serializer))
 
 
-def dlq_requeue(job_id: str) -> Call:
+def dlq_requeue(job_id: str) -> Call[int]:
     return Call(("DLQ.REQUEUE", job_id), int)
 
 
-def dlq_requeue_all(queue: str | None = None) -> Call:
+def dlq_requeue_all(queue: str | None = None) -> Call[int]:
     args: tuple[Any, ...] = ("DLQ.REQUEUE", "ALL")
     if queue is not None:
         args += ("QUEUE", queue)
     return Call(args, int)
 
 
-def dlq_purge(queue: str | None = None, older: Duration | None = None) -> Call:
+def dlq_purge(queue: str | None = None, older: Duration | None = None) -> Call[int]:
     args: list[Any] = ["DLQ.PURGE"]
     if queue is not None:
         args += ["QUEUE", queue]
@@ -387,7 +396,7 @@ Callback = tuple[str, Any]
 
 
 def batch_new(serializer: Serializer, on_success: Callback | None = None,
-              on_complete: Callback | None = None) -> Call:
+              on_complete: Callback | None = None) -> Call[str]:
     """BATCH.NEW [ONSUCCESS queue payload] [ONCOMPLETE queue payload]: the batch id."""
     args: list[Any] = ["BATCH.NEW"]
     for option, callback in (("ONSUCCESS", on_success), ("ONCOMPLETE", on_complete)):
@@ -397,11 +406,11 @@ def batch_new(serializer: Serializer, on_success: Callback | None = None,
     return Call(tuple(args), text)
 
 
-def batch_commit(batch_id: str) -> Call:
+def batch_commit(batch_id: str) -> Call[None]:
     return Call(("BATCH.COMMIT", batch_id), _none)
 
 
-def batch_get(batch_id: str) -> Call:
+def batch_get(batch_id: str) -> Call[Batch | None]:
     return Call(("BATCH.GET", batch_id),
                 lambda reply: None if reply is None else Batch.from_reply(reply))
 
@@ -413,7 +422,7 @@ def cron_set(serializer: Serializer, name: str, expression: str, queue: str, pay
              tz: str | None = None, missed: Literal["skip", "once"] | None = None,
              type: str | None = None, priority: int | None = None, retries: int | None = None,
              backoff: tuple[Duration, Duration] | Duration | None = None,
-             timeout: Duration | None = None, meta: Mapping[str, str] | None = None) -> Call:
+             timeout: Duration | None = None, meta: Mapping[str, str] | None = None) -> Call[None]:
     """CRON.SET name expression queue payload [TZ zone] [MISSED skip|once] [TYPE ...]
     [PRIORITY ...] [RETRIES ...] [BACKOFF base-ms [max-ms]] [TIMEOUT ms] [META field value ...]
 
@@ -429,23 +438,23 @@ def cron_set(serializer: Serializer, name: str, expression: str, queue: str, pay
     return Call(tuple(args), _none)
 
 
-def cron_del(name: str) -> Call:
+def cron_del(name: str) -> Call[bool]:
     return Call(("CRON.DEL", name), bool)
 
 
-def cron_get(serializer: Serializer, name: str) -> Call:
+def cron_get(serializer: Serializer, name: str) -> Call[CronEntry | None]:
     return Call(("CRON.GET", name),
                 lambda reply: None if reply is None else CronEntry.from_reply(reply, serializer))
 
 
-def cron_list(serializer: Serializer) -> Call:
+def cron_list(serializer: Serializer) -> Call[list[CronEntry]]:
     return Call(("CRON.LIST",), lambda reply: [CronEntry.from_reply(r, serializer)
                                                for r in reply])
 
 
-def cron_pause(name: str) -> Call:
+def cron_pause(name: str) -> Call[None]:
     return Call(("CRON.PAUSE", name), _none)
 
 
-def cron_resume(name: str) -> Call:
+def cron_resume(name: str) -> Call[None]:
     return Call(("CRON.RESUME", name), _none)

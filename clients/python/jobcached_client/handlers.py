@@ -79,7 +79,7 @@ class Handler:
         params = inspect.signature(fn).parameters.values()
         wants_job = any(p.name == "job" or p.kind is p.VAR_KEYWORD for p in params)
         # also an object whose class defines `async def __call__`
-        is_async = inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(fn.__call__)
+        is_async = inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(type(fn).__call__)
         return cls(fn, is_async, wants_job)
 
 

@@ -72,7 +72,7 @@ SHUTDOWN = "WorkerShutdown"
 
 F = TypeVar("F", bound=Callable[..., Any])
 #: A command waiting in the outbox, and what to do with its reply (None: nothing).
-Outgoing = tuple[Call, Callable[[Any], None] | None]
+Outgoing = tuple[Call[Any], Callable[[Any], None] | None]
 
 
 class Worker:
@@ -309,9 +309,9 @@ class Worker:
         assert self._async is not None
         try:
             call = cmd.ack(self._async.serializer, job, result=future.result())
-        except Exception as exc:  # the result could not be serialized
-            self._fail(job, f"the result could not be serialized: {exc}", type(exc).__name__,
-                       _trace(exc))
+        except Exception as error:  # the result could not be serialized
+            self._fail(job, f"the result could not be serialized: {error}",
+                       type(error).__name__, _trace(error))
             return
         self.processed += 1
         self._send(call)
@@ -362,7 +362,7 @@ class Worker:
 
     # --- the outbox: acks and fails, sent in pipelines -------------------------------
 
-    def send_soon(self, call: Call) -> None:
+    def send_soon(self, call: Call[Any]) -> None:
         """Send a command with the acks and fails, from any thread (`JobContext.log`)."""
         loop = self._loop
         if loop is None:
@@ -372,7 +372,7 @@ class Worker:
         with contextlib.suppress(RuntimeError):
             _on_loop(loop, self._send, call)
 
-    def _send(self, call: Call, on_reply: Callable[[Any], None] | None = None) -> None:
+    def _send(self, call: Call[Any], on_reply: Callable[[Any], None] | None = None) -> None:
         """Queue `call` for the outbox; `on_reply` gets the server's (non-error) reply."""
         assert self._outbox_ready is not None
         self._outbox.append((call, on_reply))

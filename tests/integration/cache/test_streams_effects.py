@@ -49,6 +49,19 @@ def test_xadd_effects_carry_concrete_ids() -> None:
     assert local.effects("XDEL", "s", "1-1") == []
 
 
+def test_xgroup_create_effect_keeps_mkstream_when_it_made_the_stream() -> None:
+    """Without MKSTREAM in the effect a follower refuses it (no such key) and has no stream."""
+    local = Local()
+    assert local.effects("XGROUP", "CREATE", "s", "g", "$", "MKSTREAM") == [
+        [b"XGROUP", b"CREATE", b"s", b"g", b"0-0", b"MKSTREAM", b"ENTRIESREAD", b"-1"]]
+    assert local.effects("XGROUP", "CREATE", "s", "h", "$", "MKSTREAM") == [
+        [b"XGROUP", b"CREATE", b"s", b"h", b"0-0", b"ENTRIESREAD", b"-1"]]
+    follower = Local()
+    for argv in local.state.backlog.since(0) or []:
+        follower(*argv)
+    assert follower("XINFO", "GROUPS", "s") == local("XINFO", "GROUPS", "s")
+
+
 def test_xreadgroup_effects_are_claims_and_setid() -> None:
     local = Local()
     local("XADD", "s", "1-0", "f", "v")
@@ -63,6 +76,28 @@ def test_xreadgroup_effects_are_claims_and_setid() -> None:
          b"FORCE", b"JUSTID", b"LASTID", b"2-0"],
         [b"XGROUP", b"SETID", b"s", b"g", b"2-0", b"ENTRIESREAD", b"2"]]
     assert local.effects("XREADGROUP", "GROUP", "g", "c", "STREAMS", "s", ">") == []
+
+
+def test_history_read_leaves_a_deleted_entry_as_it_was() -> None:
+    """Redis lists a pending entry deleted from the stream with no fields and neither counts
+    nor propagates its delivery: an XCLAIM of it would drop it from a follower's PEL."""
+    local, follower = Local(), Local()
+    local("XADD", "s", "1-0", "f", "v")
+    local("XADD", "s", "2-0", "f", "v")
+    local("XGROUP", "CREATE", "s", "g", "0")
+    local("XREADGROUP", "GROUP", "g", "c", "STREAMS", "s", ">")
+    local("XDEL", "s", "1-0")
+    local.clock.advance(5)
+    now = local.clock.now_ms()
+    assert local.effects("XREADGROUP", "GROUP", "g", "c", "STREAMS", "s", "0") == [
+        [b"XCLAIM", b"s", b"g", b"c", b"0", b"2-0", b"TIME", b"%d" % now, b"RETRYCOUNT", b"2",
+         b"FORCE", b"JUSTID", b"LASTID", b"2-0"]]
+    pending = ["XPENDING", "s", "g", "-", "+", "10"]
+    assert [(entry[0], entry[3]) for entry in local(*pending)] == [(b"1-0", 1), (b"2-0", 2)]
+    follower.clock.advance(now - follower.clock.now_ms())
+    for argv in local.state.backlog.since(0) or []:
+        follower(*argv)
+    assert follower(*pending) == local(*pending)
 
 
 def seen_time_blank(reply: Any) -> Any:

@@ -128,6 +128,8 @@ def test_xreadgroup_delivery_ack_pending(pair: Pair) -> None:
     pair.check("XPENDING", "s", "g")
     pair.check("XDEL", "s", "3-0")
     pair.check("XREADGROUP", "GROUP", "g", "alice", "STREAMS", "s", "0")
+    # the deleted 3-0 was not delivered again: its count stays (the others' went up)
+    check_pending(pair, "XPENDING", "s", "g", "-", "+", "10", "alice")
     check_stable(pair, "XINFO", "GROUPS", "s")
     pair.check("XGROUP", "DELCONSUMER", "s", "g", "alice")
     pair.check("XPENDING", "s", "g")

@@ -18,7 +18,7 @@ from jobcached.commands.dispatch import execute
 from jobcached.commands.registry import load_all
 from jobcached.config import Config
 from jobcached.net.replies import ErrorReply
-from jobcached.net.session import Session
+from jobcached.server.session import Session
 from jobcached.server.state import ServerState
 from tests.integration.cache.differential import Pair
 

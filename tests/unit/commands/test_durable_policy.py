@@ -4,6 +4,8 @@ command logged job records."""
 
 from __future__ import annotations
 
+import asyncio
+from types import SimpleNamespace
 from typing import Any
 
 from jobcached.clock import ManualClock
@@ -12,8 +14,9 @@ from jobcached.commands.registry import Flag, load_all, walk
 from jobcached.config import Config
 from jobcached.errors import CommandError
 from jobcached.jobs.engine import JobEngine
+from jobcached.jobs.model import Job
 from jobcached.net.replies import Deferred, ErrorReply
-from jobcached.net.session import Session
+from jobcached.server.session import Session
 from jobcached.server.state import ServerState
 
 JOB_GROUPS = {"job", "queue", "dlq", "cron", "batch"}
@@ -82,3 +85,39 @@ def test_a_reply_waits_only_when_the_command_logged_records() -> None:
     shown = run(s, "QUEUE.LIMIT", "q")  # only shows the limits: nothing logged, no wait
     assert not isinstance(shown, Deferred)
     assert len(durability.held) == 1
+
+
+class ArchiveOf:
+    """The archive's lookup of finished jobs by id, from a dict (no SQLite)."""
+
+    def __init__(self, jobs: dict[str, Job]) -> None:
+        self.jobs = jobs
+
+    async def get_many(self, ids: list[str]) -> dict[str, Job]:
+        return {job_id: self.jobs[job_id] for job_id in ids if job_id in self.jobs}
+
+
+def test_a_reply_that_waits_for_the_archive_also_waits_for_its_records() -> None:
+    """JOB.PUSH ... AFTER a parent only the archive holds: the push happens once the archive
+    answers (a continuation), and its reply still waits for the record to be durable."""
+
+    async def scenario() -> None:
+        s, durability = session()
+        engine = s.server.jobs
+        assert engine is not None
+        parent_id, _ = engine.push("p", b"x")
+        [job] = engine.fetch(["p"], 1, None, "w")
+        engine.ack(job.id, job.token)
+        engine.archived([(job, job.finished_ms)])
+        assert parent_id not in engine.jobs
+        s.server.archiver = SimpleNamespace(archive=ArchiveOf({parent_id: job}))  # type: ignore[assignment]
+        reply = run(s, "JOB.PUSH", "q", "child", "AFTER", "1", parent_id)
+        assert isinstance(reply, Deferred)
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert len(engine.jobs) == 1 and not reply.done  # pushed, not yet durable
+        [held] = durability.held
+        held.resolve(held.pending)
+        assert reply.done and reply.value == next(iter(engine.jobs)).encode()
+
+    asyncio.run(scenario())

@@ -35,7 +35,7 @@ def purge_in_slices(ok_checks: int) -> tuple[Any, JobEngine, list[int]]:
     engine = JobEngine(ManualClock())
     for _ in range(JOBS):
         engine.push("q", b"x")
-    server = SimpleNamespace(effects=FakeEffects(ok_checks))
+    server = SimpleNamespace(effects=FakeEffects(ok_checks), background_tasks=set())
     session: Any = SimpleNamespace(multi=None, server=server)
     seen: list[int] = []
 

@@ -221,6 +221,19 @@ def test_pause_purge_and_dlq() -> None:
     assert engine.queues["q"].counts[State.DEAD] == 0
 
 
+def test_a_queue_is_made_only_by_a_change_that_is_logged() -> None:
+    """QUEUE.RESUME, or a QUEUE.LIMIT that changes nothing, of a queue never seen logs no
+    record, so it must not make the queue either: a follower or a restart would not have it
+    (QUEUE.LIST would differ)."""
+    engine, _, records = make_engine()
+    engine.set_paused("resumed", False)
+    assert engine.set_limit("unlimited", concurrency=0) is None
+    assert (engine.queues, records) == ({}, [])
+    engine.set_paused("paused", True)
+    assert engine.set_limit("limited", concurrency=2) is not None
+    assert sorted(engine.queues) == ["limited", "paused"] and len(records) == 2
+
+
 def test_list_pages_in_id_order() -> None:
     engine, clock, _ = make_engine()
     ids = []

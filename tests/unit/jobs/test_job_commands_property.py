@@ -34,8 +34,8 @@ from jobcached.config import Config
 from jobcached.jobs.engine import JobEngine
 from jobcached.jobs.records import decode_record, encode_record
 from jobcached.net.replies import ErrorReply
-from jobcached.net.session import Session
 from jobcached.persistence.wal import COMPACT_TMP, RealFs, Wal, write_base
+from jobcached.server.session import Session
 from jobcached.server.state import ServerState
 from tests.unit.observability.conftest import NullConnection
 

@@ -8,9 +8,10 @@ from typing import Any
 import pytest
 
 from jobcached.clock import ManualClock
+from jobcached.commands import dispatch
 from jobcached.commands.registry import load_all
 from jobcached.config import Config
-from jobcached.net.protocol import RespProtocol, is_local_address
+from jobcached.server.connection import RespProtocol, is_local_address
 from jobcached.server.state import ServerState
 
 load_all()
@@ -52,7 +53,7 @@ class FakeTransport:
 def connect(config: Config | None = None, peer: Any = ("127.0.0.1", 5555)
             ) -> tuple[RespProtocol, FakeTransport, ServerState]:
     state = ServerState(config or Config(), ManualClock())
-    protocol = RespProtocol(state)
+    protocol = RespProtocol(state, dispatch.execute)
     transport = FakeTransport(peer)
     protocol.connection_made(transport)  # type: ignore[arg-type]
     return protocol, transport, state
@@ -104,9 +105,9 @@ def test_maxclients_rejects_with_redis_error() -> None:
     config = Config()
     config.maxclients = 1
     state = ServerState(config, ManualClock())
-    first = RespProtocol(state)
+    first = RespProtocol(state, dispatch.execute)
     first.connection_made(FakeTransport())  # type: ignore[arg-type]
-    second = RespProtocol(state)
+    second = RespProtocol(state, dispatch.execute)
     transport = FakeTransport()
     second.connection_made(transport)  # type: ignore[arg-type]
     assert transport.writes == [b"-ERR max number of clients reached\r\n"]

@@ -3,7 +3,8 @@ the next commands and is subject to the client output buffer limits. Fake transp
 clock, no sockets.
 
 `HOLD` is a test command whose reply is a Deferred the test resolves (as a durable write's or
-a blocked command's reply is), installed by patching the protocol's `execute`.
+a blocked command's reply is), installed by patching the dispatcher's `execute` (what the
+connections here are given).
 """
 
 from __future__ import annotations
@@ -14,12 +15,12 @@ from typing import Any
 
 import pytest
 
-import jobcached.net.protocol as protocol_module
 from jobcached.clock import ManualClock
+from jobcached.commands import dispatch
 from jobcached.config import Config
 from jobcached.net.outlimit import OutputLimit, OutputLimiter, output_limit
-from jobcached.net.protocol import RespProtocol
 from jobcached.net.replies import Deferred
+from jobcached.server.connection import RespProtocol
 from jobcached.server.state import ServerState
 from tests.unit.net.test_protocol import FakeTransport, connect
 
@@ -31,7 +32,7 @@ ECHO = b"*2\r\n$4\r\nECHO\r\n$65536\r\n" + CHUNK + b"\r\n"
 def hold(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[bool], Deferred]]:
     """`hold(blocking)`: the Deferred the next HOLD command replies with."""
     pending: list[Deferred] = []
-    real = protocol_module.execute
+    real = dispatch.execute
 
     def execute(session: Any, argv: list[bytes]) -> Any:
         if argv[0].upper() == b"HOLD":
@@ -43,7 +44,7 @@ def hold(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[bool], Deferred]
         pending.append(deferred)
         return deferred
 
-    monkeypatch.setattr(protocol_module, "execute", execute)
+    monkeypatch.setattr(dispatch, "execute", execute)
     yield make
 
 
@@ -152,7 +153,7 @@ def test_soft_limit_closes_after_soft_seconds_above_it() -> None:
     config.client_output_buffer_limit_pubsub_soft = 512 * 1024
     config.client_output_buffer_limit_pubsub_soft_seconds = 2
     state = ServerState(config, clock := ManualClock())
-    protocol = RespProtocol(state)
+    protocol = RespProtocol(state, dispatch.execute)
     transport = FakeTransport()
     protocol.connection_made(transport)  # type: ignore[arg-type]
     subscribe(protocol, transport)

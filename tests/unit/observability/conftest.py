@@ -10,7 +10,7 @@ from jobcached.clock import ManualClock
 from jobcached.commands.registry import load_all
 from jobcached.config import Config
 from jobcached.jobs.engine import JobEngine
-from jobcached.net.session import Session
+from jobcached.server.session import Session
 from jobcached.server.state import ServerState
 
 load_all()

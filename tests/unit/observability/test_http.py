@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from jobcached.clock import ManualClock
+from jobcached.commands.registry import walk
 from jobcached.jobs.engine import JobEngine
 from jobcached.net.replies import Deferred
 from jobcached.observability.http import HttpError, parse_request_head, readiness, respond
@@ -40,7 +41,7 @@ def test_bad_requests(head: bytes, status: int) -> None:
 
 
 def test_routes(state: ServerState) -> None:
-    registry = build_registry(state)
+    registry = build_registry(state, walk)
     assert respond(state, registry, "GET", "/healthz").body == b"ok\n"
     metrics = respond(state, registry, "GET", "/metrics")
     assert metrics.status == 200 and b"jobcached_connected_clients" in metrics.body

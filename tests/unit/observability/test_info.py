@@ -6,9 +6,10 @@ from redis._parsers.helpers import parse_info
 
 from jobcached.clock import ManualClock
 from jobcached.commands.dispatch import execute
+from jobcached.commands.registry import walk
 from jobcached.jobs.engine import PushOptions
-from jobcached.net.session import Session
 from jobcached.observability.info import escape_queue_name, percentile_us, render_info
+from jobcached.server.session import Session
 from jobcached.server.state import ServerState, new_latency_histogram
 
 
@@ -23,7 +24,7 @@ def test_everything_parses_with_redis_py(state: ServerState, session: Session,
     clock.advance(1500)
     execute(session, [b"SET", b"k", b"v"])
     execute(session, [b"JOB.PUSH", b"q", b"p", b"DELAY", b"soon"])
-    info = parse_info(render_info(state, ["everything"]))
+    info = parse_info(render_info(state, ["everything"], walk))
     assert info["queue_mail"] == {"pending": 1, "queued": 3, "running": 0, "retrying": 0,
                                   "succeeded": 0, "dead": 0, "canceled": 0, "lag_ms": 1500,
                                   "paused": 0, "pushed": 4, "fetched": 0,
@@ -37,7 +38,7 @@ def test_everything_parses_with_redis_py(state: ServerState, session: Session,
 
 
 def test_default_has_jobs_and_errorstats_but_not_commandstats(state: ServerState) -> None:
-    text = render_info(state, []).decode()
+    text = render_info(state, [], walk).decode()
     assert "# Jobs\r\n" in text and "# Errorstats\r\n" in text
     assert "# Commandstats" not in text and "# Latencystats" not in text
 

@@ -1,8 +1,8 @@
-"""The latency monitor's bookkeeping (observability/latency.py), without a server."""
+"""The latency monitor's bookkeeping (server/latency.py), without a server."""
 
 from __future__ import annotations
 
-from jobcached.observability.latency import HISTORY_LEN, LatencyMonitor, doctor, graph
+from jobcached.server.latency import HISTORY_LEN, LatencyMonitor, doctor, graph
 
 
 def test_nothing_is_recorded_while_the_threshold_is_zero() -> None:

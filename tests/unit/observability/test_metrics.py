@@ -11,13 +11,13 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from jobcached.clock import ManualClock
 from jobcached.commands.dispatch import execute
-from jobcached.commands.registry import lookup
+from jobcached.commands.registry import lookup, walk
 from jobcached.jobs.engine import JobEngine, PushOptions
 from jobcached.jobs.model import RetryPolicy
 from jobcached.jobs.records import decode_record
-from jobcached.net.session import Session
 from jobcached.observability import metrics
 from jobcached.observability.metrics import FsyncTimer, build_registry, log2_buckets, render
+from jobcached.server.session import Session
 from jobcached.server.state import ServerState, calls_of, new_latency_histogram
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -25,7 +25,7 @@ Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 def scrape(state: ServerState, fs: FsyncTimer | None = None) -> tuple[set[str], Samples]:
     """(family names, {(sample name, sorted labels): value}) of one /metrics body."""
-    text = render(build_registry(state, fs)).decode()
+    text = render(build_registry(state, walk, fs)).decode()
     names: set[str] = set()
     samples: Samples = {}
     for family in text_string_to_metric_families(text):

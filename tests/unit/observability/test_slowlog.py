@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from jobcached.commands.dispatch import execute
-from jobcached.net.session import Session
-from jobcached.observability.slowlog import MAX_ARG_BYTES, SlowLog, bounded_argv, redacted
+from jobcached.server.session import Session
+from jobcached.server.slowlog import MAX_ARG_BYTES, SlowLog, bounded_argv, redacted
 from jobcached.server.state import ServerState
 
 

@@ -1,4 +1,5 @@
-"""A script's writes are propagated as its commands' effects, never as the script.
+"""Scripts' and transactions' writes are propagated as their commands' effects (MULTI/EXEC
+round several), never as the EVAL itself.
 
 Driven through `dispatch.execute` with no event loop (a script then cannot be suspended), on a
 ServerState whose replication backlog keeps records.
@@ -16,7 +17,7 @@ from jobcached.commands.registry import load_all
 from jobcached.commands.scripting import Scripting
 from jobcached.config import Config
 from jobcached.net.replies import NULL_ARRAY, ErrorReply, Simple
-from jobcached.net.session import Session
+from jobcached.server.session import Session
 from jobcached.server.state import ServerState
 
 
@@ -103,3 +104,22 @@ def test_info_inside_a_script_reads_the_real_backlog(session: Session) -> None:
     reply = run(session, "EVAL", "redis.call('set', 'k', 'v') "
                 "return redis.call('info', 'replication')", 0)
     assert b"master_repl_offset:0" in reply
+
+
+def test_a_transaction_propagates_as_multi_exec_and_a_single_write_alone(
+        session: Session) -> None:
+    for argv in (("MULTI",), ("SET", "a", "1"), ("GET", "a"), ("INCR", "n"), ("EXEC",)):
+        run(session, *argv)
+    assert effects(session) == [[b"MULTI"], [b"SET", b"a", b"1"], [b"INCR", b"n"], [b"EXEC"]]
+    for argv in (("MULTI",), ("GET", "a"), ("SET", "b", "2"), ("EXEC",)):
+        run(session, *argv)
+    assert effects(session)[4:] == [[b"SET", b"b", b"2"]]
+
+
+def test_a_script_inside_a_transaction_joins_its_group(session: Session) -> None:
+    for argv in (("MULTI",), ("SET", "a", "1"), ("EVAL", "redis.call('SET', 'b', '2')", 0),
+                 ("SET", "c", "3")):
+        run(session, *argv)
+    assert run(session, "EXEC") == [Simple(b"OK"), None, Simple(b"OK")]
+    assert effects(session) == [[b"MULTI"], [b"SET", b"a", b"1"], [b"SET", b"b", b"2"],
+                                [b"SET", b"c", b"3"], [b"EXEC"]]

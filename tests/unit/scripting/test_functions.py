@@ -13,9 +13,9 @@ import pytest
 
 from jobcached.commands.dispatch import execute
 from jobcached.net.replies import ErrorReply, Simple
-from jobcached.net.session import Session
 from jobcached.scripting.engine import ScriptError
 from jobcached.scripting.functions import parse_metadata
+from jobcached.server.session import Session
 from tests.unit.scripting.test_effects import effects, session  # noqa: F401
 
 LIB = ("#!lua name=lib\n"

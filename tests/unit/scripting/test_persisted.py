@@ -11,8 +11,8 @@ from jobcached.commands.functions import restore_functions
 from jobcached.commands.registry import load_all
 from jobcached.config import Config
 from jobcached.net.replies import ErrorReply
-from jobcached.net.session import Session
 from jobcached.scripting import persisted, rdbdump
+from jobcached.server.session import Session
 from jobcached.server.state import ServerState
 from tests.unit.scripting.test_effects import Quiet
 

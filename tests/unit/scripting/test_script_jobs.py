@@ -17,7 +17,7 @@ from jobcached.config import Config
 from jobcached.errors import CommandError
 from jobcached.jobs.engine import JobEngine
 from jobcached.net.replies import Deferred, ErrorReply
-from jobcached.net.session import Session
+from jobcached.server.session import Session
 from jobcached.server.state import ServerState
 from tests.unit.scripting.test_effects import Quiet
 

@@ -37,13 +37,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import hiredis
 
-from jobcached.commands.dispatch import call, resolve
 from jobcached.jobs.model import TERMINAL
 from jobcached.jobs.records import decode_record
 from jobcached.net.replies import ErrorReply
-from jobcached.net.session import Session
-from jobcached.replication.backlog import encode_command, parse_commands
-from jobcached.server.effects import JOB_RECORD
+from jobcached.replication.backlog import JOB_RECORD, encode_command, parse_commands
+from jobcached.server.session import Session
 
 if TYPE_CHECKING:
     from jobcached.jobs.engine import JobEngine
@@ -71,6 +69,11 @@ class FollowerHost(Protocol):
 
     async def install_engine(self, engine: JobEngine) -> None:
         """Make `engine` the server's, and its state the WAL's."""
+        ...
+
+    def run_as_master(self, session: Session, argv: list[bytes]) -> Any:
+        """Run a command of the leader's as `session`, past READONLY, ACL and maxmemory
+        (the command table is above this layer); its reply, an ErrorReply if it failed."""
         ...
 
     def follow(self, host: str, port: int) -> None:
@@ -370,16 +373,11 @@ class Follower:
         self._dispatch(argv)
 
     def _dispatch(self, argv: list[bytes]) -> None:
-        cmd = resolve(argv)
-        if isinstance(cmd, ErrorReply):
-            log.warning("the leader sent a command we cannot run",
-                        extra={"command": argv[0][:64].decode(errors="replace"),
-                               "error": cmd.text})
-            return
-        reply = call(self.session, cmd, argv, may_oom=True)
+        reply = self.app.run_as_master(self.session, argv)
         if isinstance(reply, ErrorReply):
             log.warning("a command from the leader failed here",
-                        extra={"command": cmd.fullname, "error": reply.text})
+                        extra={"command": argv[0][:64].decode(errors="replace"),
+                               "error": reply.text})
 
     # ------------------------------------------------------------------ acknowledgements
 

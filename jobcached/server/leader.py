@@ -35,9 +35,10 @@ from jobcached.errors import CommandError
 from jobcached.net.replies import Deferred, Encoded
 from jobcached.persistence.forkwrite import ChildFailed, ForkedWrite
 from jobcached.replication.snapshot import snapshot_commands, write_payload
+from jobcached.scripting import rdbdump
 
 if TYPE_CHECKING:
-    from jobcached.net.session import Session
+    from jobcached.server.session import Session
     from jobcached.server.state import ServerState
 
 log = logging.getLogger("jobcached.replication")
@@ -140,8 +141,11 @@ class Leader:
         offset = backlog.offset
         path = str(Path(state.config.dir) / f"repl-sync-{os.getpid()}-{link.session.id}.tmp")
 
+        functions = rdbdump.dump(function_codes) if function_codes else None
+
         def write(check_parent: Callable[[], None]) -> int:
-            commands: Iterator[list[bytes]] = snapshot_commands(state, function_codes)
+            commands: Iterator[list[bytes]] = snapshot_commands(
+                state.dbs, state.clock.now_ms(), state.jobs, functions)
             return write_payload(path, commands, check_parent)
 
         try:

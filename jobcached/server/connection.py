@@ -12,6 +12,10 @@ there (`_held`) is pending output like the transport's buffer: both count in CLI
 `omem`, in the budget of the next batch of commands, and against the client output buffer
 limits (`jobcached.net.outlimit`). Pushes (pub/sub messages) to a blocked client go before the
 reply it waits for, as Redis sends them, rather than waiting for it to unblock.
+
+Commands run through the `Execute` function the connection is given (the dispatcher's
+`execute`, passed in by `jobcached.app`): the connection knows the session and the wire, not
+the command table, so `server/` does not import `commands/`.
 """
 
 from __future__ import annotations
@@ -20,17 +24,20 @@ import asyncio
 import ipaddress
 import logging
 from collections import deque
+from collections.abc import Callable
 from typing import Any, cast
 
-from jobcached.commands.dispatch import execute
 from jobcached.errors import ProtocolError
 from jobcached.net.outlimit import OutputLimiter, output_limit
 from jobcached.net.replies import Deferred, ErrorReply, NoReply
 from jobcached.net.resp import RequestParser, encode
-from jobcached.net.session import Session
+from jobcached.server.session import Session
 from jobcached.server.state import ServerState
 
 log = logging.getLogger("jobcached.net")
+
+#: runs one command for a session and returns its reply value (commands.dispatch.execute)
+Execute = Callable[[Session, list[bytes]], Any]
 
 MAX_CLIENTS_ERROR = b"-ERR max number of clients reached\r\n"
 PROTECTED_MODE_ERROR = (
@@ -65,8 +72,9 @@ def _format_addr(sockname: Any, fallback: str) -> str:
 class RespProtocol(asyncio.Protocol):
     """One client connection; see the module docstring."""
 
-    def __init__(self, server: ServerState) -> None:
+    def __init__(self, server: ServerState, execute: Execute) -> None:
         self.server = server
+        self._execute = execute
         self.transport: asyncio.Transport | None = None
         self.session: Session | None = None
         self.parser: RequestParser | None = None
@@ -185,9 +193,11 @@ class RespProtocol(asyncio.Protocol):
             return
         self._backlogged = False
         session.last_interaction_ms = self.server.clock.monotonic_ms()
-        self._pushes = pushes = []
+        pushes: list[bytes] = []
+        self._pushes = pushes
         late = self._late_pushes
         gets = parser.gets
+        execute = self._execute
         while not self._closing and self._blocked_on is None:
             if late:  # after the previous command's reply, whatever became of it
                 out.extend(late)
