@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 import redis
 
-from tests.conftest import ServerProcess, free_port
+from jobcached.replication.backlog import decode_commands
+from tests.conftest import RawClient, ServerProcess, free_port
 
 #: How long followers may take to reach the leader's offset.
 SYNC_TIMEOUT_SECONDS = 20.0
@@ -298,3 +299,29 @@ def test_evictions_reach_the_follower(start_server: Start) -> None:
     wait_synced(leader, follower)
     assert r.info("stats")["evicted_keys"] > 0
     assert dump_cache(follower) == dump_cache(leader)
+
+
+def test_sync_and_psync_on_the_wire(start_server: Start) -> None:
+    leader = start_server()
+    leader.client().set("k", "v")
+    raw = RawClient(leader.port)
+    raw.send(b"SYNC\r\n")  # the old full sync: the payload at once, no +FULLRESYNC line
+    header = raw.recv_line()
+    assert header.startswith(b"$")
+    payload = decode_commands(raw.recv_exactly(int(header[1:-2])))
+    assert [b"SELECT", b"0"] in payload
+    assert [argv[:2] for argv in payload if argv[0] == b"RESTORE"] == [[b"RESTORE", b"k"]]
+    leader.client().set("after", "1")  # then the stream
+    assert decode_commands(raw.recv_exactly(len(b"*2\r\n$6\r\nSELECT\r\n$1\r\n0\r\n"
+                                                 b"*3\r\n$3\r\nSET\r\n$5\r\nafter\r\n$1\r\n1\r\n"))
+                           ) == [[b"SELECT", b"0"], [b"SET", b"after", b"1"]]
+    raw.close()
+    psync = RawClient(leader.port)
+    psync.send(b"PSYNC nosuchid 100\r\n")
+    assert psync.recv_line().startswith(b"+FULLRESYNC ")
+    psync.close()
+    follower = start_server("--replicaof", f"127.0.0.1 {leader.port}")
+    wait_synced(leader, follower)
+    chained = RawClient(follower.port)
+    chained.transcript(b"PSYNC ? -1\r\n",
+                       b"-ERR Replica can't sync: this server follows a leader itself\r\n")
