@@ -149,8 +149,8 @@ def test_a_follower_authenticates_with_masteruser_and_masterauth(start_server: S
     r.set("k", "v")
     follower = start_server("--replicaof", f"127.0.0.1 {leader.port}", "--masteruser", "repl",
                             "--masterauth", "replpass")
-    wait_for(lambda: follower.client().get("k") == b"v")
-    assert follower.client().info("replication")["master_link_status"] == "up"
+    wait_for(lambda: info(follower)["master_link_status"] == "up", seconds=20)
+    assert follower.client().get("k") == b"v"
     wrong = start_server("--replicaof", f"127.0.0.1 {leader.port}", "--masterauth", "nope")
     time.sleep(2)  # two attempts at least
     assert wrong.client().info("replication")["master_link_status"] == "down"
