@@ -24,20 +24,8 @@ from collections import deque
 
 from jobcached.cache.keyspace import Keyspace
 from jobcached.cache.memory import item_size
+from jobcached.cache.zset import rank_span
 from jobcached.errors import WrongTypeError
-
-
-def index_span(start: int, stop: int, n: int) -> tuple[int, int] | None:
-    """Redis' index rules for LRANGE and LTRIM on a list of `n`: negative counts from the end,
-    out-of-range ends are clamped; the inclusive (start, stop), or None for an empty range."""
-    if start < 0:
-        start += n
-    if stop < 0:
-        stop += n
-    start = max(start, 0)
-    if start > stop or start >= n:
-        return None
-    return start, min(stop, n - 1)
 
 
 def _ready(ks: Keyspace, key: bytes) -> None:
@@ -169,14 +157,14 @@ def remove(ks: Keyspace, key: bytes, count: int, element: bytes) -> tuple[int, i
 
 
 def trim(ks: Keyspace, key: bytes, start: int, stop: int) -> tuple[int, int] | None:
-    """LTRIM: keep the elements from `start` to `stop` (see `index_span`); an empty range
+    """LTRIM: keep the elements from `start` to `stop` (see `zset.rank_span`); an empty range
     deletes the key. Returns how many elements went and how many are left, or None when the
     key does not exist."""
     lst = ks.get_list(key, write=True)
     if lst is None:
         return None
     n = len(lst)
-    span = index_span(start, stop, n)
+    span = rank_span(start, stop, n)
     if span is None:
         ks.delete(key)
         return n, 0

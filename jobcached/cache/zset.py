@@ -392,8 +392,9 @@ def _lex_range_empty(lo: LexBound, hi: LexBound) -> bool:
 
 
 def rank_span(start: int, stop: int, n: int) -> tuple[int, int] | None:
-    """Redis' rank range rules: negative ranks count from the end, both ends inclusive, clamped
-    to the set; None when the range holds nothing."""
+    """Redis' rank range rules (ZRANGE, ZREMRANGEBYRANK, and LRANGE / LTRIM on a list of `n`):
+    negative ranks count from the end, both ends inclusive, clamped to the set; None when the
+    range holds nothing."""
     if start < 0:
         start += n
     if stop < 0:

@@ -14,7 +14,8 @@ from __future__ import annotations
 from itertools import islice
 from typing import Any
 
-from jobcached.cache.lists import index_span, insert, move, pop, push, remove, set_element, trim
+from jobcached.cache.lists import insert, move, pop, push, remove, set_element, trim
+from jobcached.cache.zset import rank_span
 from jobcached.commands import blocking
 from jobcached.commands.args import INT64_MIN, to_count, to_int, to_timeout_ms
 from jobcached.commands.registry import BLOCKING, DENYOOM, FAST, READONLY, WRITE, command
@@ -179,7 +180,7 @@ def lrange(s: Session, argv: list[bytes]) -> list[bytes]:
     lst = s.keyspace.get_list(argv[1])
     if lst is None:
         return []
-    span = index_span(start, stop, len(lst))
+    span = rank_span(start, stop, len(lst))
     if span is None:
         return []
     start, stop = span

@@ -7,7 +7,6 @@ import pytest
 
 from jobcached.cache import Keyspace
 from jobcached.cache.lists import (
-    index_span,
     insert,
     move,
     pop,
@@ -17,6 +16,7 @@ from jobcached.cache.lists import (
     trim,
 )
 from jobcached.cache.memory import entry_size_check
+from jobcached.cache.zset import rank_span
 from jobcached.clock import ManualClock
 from jobcached.errors import WrongTypeError
 
@@ -125,8 +125,8 @@ def test_trim_keeps_a_range_or_deletes_the_key() -> None:
     assert ks.dbsize() == 0
 
 
-def test_index_span_follows_redis_rules() -> None:
-    assert index_span(0, -1, 3) == (0, 2)
-    assert index_span(-100, 100, 3) == (0, 2)
-    assert index_span(2, 1, 3) is None
-    assert index_span(3, 5, 3) is None
+def test_list_index_spans_follow_redis_rules() -> None:
+    assert rank_span(0, -1, 3) == (0, 2)
+    assert rank_span(-100, 100, 3) == (0, 2)
+    assert rank_span(2, 1, 3) is None
+    assert rank_span(3, 5, 3) is None
