@@ -7,14 +7,9 @@ import pytest
 
 from jobcached.cache import Keyspace
 from jobcached.cache.hashes import delete_fields, set_fields, set_new_field
-from jobcached.cache.memory import entry_size_check
 from jobcached.clock import ManualClock
 from jobcached.errors import WrongTypeError
-
-
-def walked(ks: Keyspace) -> int:
-    return sum(entry_size_check(key, e.value, volatile=e.expire_at != 0)
-               for shard in ks.shards for key, e in shard.data.items())
+from tests.unit.cache.containers import walked
 
 
 def keyspace() -> Keyspace:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 
-from jobcached.cache import Keyspace
 from jobcached.cache.lists import (
     insert,
     move,
@@ -15,27 +14,13 @@ from jobcached.cache.lists import (
     set_element,
     trim,
 )
-from jobcached.cache.memory import entry_size_check
 from jobcached.cache.zset import rank_span
-from jobcached.clock import ManualClock
 from jobcached.errors import WrongTypeError
-
-
-def walked(ks: Keyspace) -> int:
-    return sum(entry_size_check(key, e.value, volatile=e.expire_at != 0)
-               for shard in ks.shards for key, e in shard.data.items())
-
-
-def keyspace() -> tuple[Keyspace, list[bytes]]:
-    """A keyspace whose readiness hook records the keys it is told about."""
-    ks = Keyspace(ManualClock(1_000_000), shards=2)
-    ready: list[bytes] = []
-    ks.on_ready = ready.append
-    return ks, ready
+from tests.unit.cache.containers import keyspace_with_readiness, walked
 
 
 def test_push_creates_orders_and_reports_readiness() -> None:
-    ks, ready = keyspace()
+    ks, ready = keyspace_with_readiness()
     assert push(ks, b"l", [b"a", b"b"], left=True) == 2
     assert push(ks, b"l", [b"c"], left=False) == 3
     assert list(ks.get_list(b"l") or ()) == [b"b", b"a", b"c"]
@@ -46,7 +31,7 @@ def test_push_creates_orders_and_reports_readiness() -> None:
 
 
 def test_pop_takes_from_either_end_and_drops_an_emptied_list() -> None:
-    ks, ready = keyspace()
+    ks, ready = keyspace_with_readiness()
     assert pop(ks, b"l", left=True, count=1) is None
     push(ks, b"l", [b"a", b"b", b"c"], left=False)
     assert pop(ks, b"l", left=True, count=0) == ([], 3)
@@ -59,7 +44,7 @@ def test_pop_takes_from_either_end_and_drops_an_emptied_list() -> None:
 
 
 def test_move_between_lists_and_rotation() -> None:
-    ks, ready = keyspace()
+    ks, ready = keyspace_with_readiness()
     push(ks, b"src", [b"a", b"b"], left=False)
     ready.clear()
     assert move(ks, b"src", b"src", from_left=True, to_left=False) == (b"a", 2)
@@ -74,7 +59,7 @@ def test_move_between_lists_and_rotation() -> None:
 
 
 def test_move_checks_the_destination_type_before_popping() -> None:
-    ks, _ = keyspace()
+    ks, _ = keyspace_with_readiness()
     push(ks, b"src", [b"a"], left=False)
     ks.set(b"str", b"x")
     with pytest.raises(WrongTypeError):
@@ -83,7 +68,7 @@ def test_move_checks_the_destination_type_before_popping() -> None:
 
 
 def test_push_and_pop_refuse_a_key_of_another_type() -> None:
-    ks, ready = keyspace()
+    ks, ready = keyspace_with_readiness()
     ks.set(b"str", b"x")
     with pytest.raises(WrongTypeError):
         push(ks, b"str", [b"a"], left=True)
@@ -96,7 +81,7 @@ def test_push_and_pop_refuse_a_key_of_another_type() -> None:
 
 
 def test_in_place_edits_do_not_report_readiness() -> None:
-    ks, ready = keyspace()
+    ks, ready = keyspace_with_readiness()
     push(ks, b"l", [b"a", b"b", b"a", b"c", b"a"], left=False)
     ready.clear()
     assert set_element(ks, b"l", -1, b"z") is True
@@ -114,7 +99,7 @@ def test_in_place_edits_do_not_report_readiness() -> None:
 
 
 def test_trim_keeps_a_range_or_deletes_the_key() -> None:
-    ks, _ = keyspace()
+    ks, _ = keyspace_with_readiness()
     assert trim(ks, b"l", 0, -1) is None
     push(ks, b"l", [b"a", b"b", b"c", b"d"], left=False)
     assert trim(ks, b"l", 0, -1) == (0, 4)

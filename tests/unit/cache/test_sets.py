@@ -8,7 +8,6 @@ from random import Random
 import pytest
 
 from jobcached.cache import Keyspace
-from jobcached.cache.memory import entry_size_check
 from jobcached.cache.sets import (
     SAMPLE_MAX_MEMBERS,
     add_members,
@@ -17,11 +16,7 @@ from jobcached.cache.sets import (
 )
 from jobcached.clock import ManualClock
 from jobcached.errors import WrongTypeError
-
-
-def walked(ks: Keyspace) -> int:
-    return sum(entry_size_check(key, e.value, volatile=e.expire_at != 0)
-               for shard in ks.shards for key, e in shard.data.items())
+from tests.unit.cache.containers import walked
 
 
 def keyspace(seed: int = 7) -> Keyspace:

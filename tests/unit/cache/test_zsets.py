@@ -7,28 +7,14 @@ import math
 
 import pytest
 
-from jobcached.cache import Keyspace, lex_bound, zsets
-from jobcached.cache.memory import entry_size_check
+from jobcached.cache import lex_bound, zsets
 from jobcached.cache.zset import ZSet
-from jobcached.clock import ManualClock
 from jobcached.errors import WrongTypeError
-
-
-def walked(ks: Keyspace) -> int:
-    return sum(entry_size_check(key, e.value, volatile=e.expire_at != 0)
-               for shard in ks.shards for key, e in shard.data.items())
-
-
-def keyspace() -> tuple[Keyspace, list[bytes]]:
-    """A keyspace whose readiness hook records the keys it is told about."""
-    ks = Keyspace(ManualClock(1_000_000), shards=2)
-    ready: list[bytes] = []
-    ks.on_ready = ready.append
-    return ks, ready
+from tests.unit.cache.containers import keyspace_with_readiness, walked
 
 
 def test_add_counts_added_and_updated_and_reports_only_additions() -> None:
-    ks, ready = keyspace()
+    ks, ready = keyspace_with_readiness()
     assert zsets.add(ks, b"z", [(1.0, b"a"), (2.0, b"b")]) == (2, 0)
     assert zsets.add(ks, b"z", [(5.0, b"a"), (2.0, b"b")]) == (0, 1)
     assert zsets.add(ks, b"z", [(9.0, b"a"), (1.0, b"c")], nx=True) == (1, 0)
@@ -42,7 +28,7 @@ def test_add_counts_added_and_updated_and_reports_only_additions() -> None:
 
 
 def test_a_negative_zero_is_stored_as_zero() -> None:
-    ks, _ = keyspace()
+    ks, _ = keyspace_with_readiness()
     zsets.add(ks, b"z", [(-0.0, b"a")])
     zset = ks.get_zset(b"z")
     assert zset is not None
@@ -52,7 +38,7 @@ def test_a_negative_zero_is_stored_as_zero() -> None:
 
 
 def test_incr_replies_and_reports_changes() -> None:
-    ks, ready = keyspace()
+    ks, ready = keyspace_with_readiness()
     reply, changed = zsets.incr(ks, b"z", -0.0, b"a")
     assert changed
     assert reply is not None and math.copysign(1.0, reply) == -1.0  # the reply keeps the sign
@@ -66,7 +52,7 @@ def test_incr_replies_and_reports_changes() -> None:
 
 
 def test_remove_and_pop_drop_an_emptied_set() -> None:
-    ks, _ = keyspace()
+    ks, _ = keyspace_with_readiness()
     zsets.add(ks, b"z", [(1.0, b"a"), (2.0, b"b"), (3.0, b"c"), (4.0, b"d")])
     assert zsets.remove(ks, b"z", [b"a", b"x"]) == (1, 3)
     assert zsets.pop(ks, b"z", highest=True, count=0) == ([], 3)
@@ -80,7 +66,7 @@ def test_remove_and_pop_drop_an_emptied_set() -> None:
 
 
 def test_removals_by_range() -> None:
-    ks, _ = keyspace()
+    ks, _ = keyspace_with_readiness()
     zsets.add(ks, b"z", [(float(i), b"m%d" % i) for i in range(10)])
     assert zsets.remove_range_by_rank(ks, b"z", 0, 1) == (2, 8)
     assert zsets.remove_range_by_score(ks, b"z", 2.0, 4.0, True, False) == (2, 6)
@@ -94,7 +80,7 @@ def test_removals_by_range() -> None:
 
 
 def test_store_replaces_any_value_or_deletes() -> None:
-    ks, ready = keyspace()
+    ks, ready = keyspace_with_readiness()
     ks.set(b"dst", b"a string", expire_at_ms=2_000_000)
     assert zsets.store(ks, b"dst", ZSet({b"m": 1.0}))
     assert ks.ttl_ms(b"dst") == -1
@@ -107,7 +93,7 @@ def test_store_replaces_any_value_or_deletes() -> None:
 
 
 def test_writes_to_a_key_of_another_type_are_refused_unchanged() -> None:
-    ks, ready = keyspace()
+    ks, ready = keyspace_with_readiness()
     ks.set(b"str", b"x")
     for write in (lambda: zsets.add(ks, b"str", [(1.0, b"m")]),
                   lambda: zsets.incr(ks, b"str", 1.0, b"m"),
