@@ -182,7 +182,7 @@ class Job:
     logs: Sequence[bytes] = ()  # JOB.LOG lines still kept (the newest)
     log_base: int = 0  # how many older lines were dropped: logs[0] is line number log_base
     # not persisted: where the engine filed it
-    ready_seq: int = field(default=0, repr=False)
+    ready_entries: int = field(default=0, repr=False)  # its entries in the ready lists
     timer: Any = field(default=None, repr=False)
     expire_timer: Any = field(default=None, repr=False)
     log_bytes: int = field(default=0, repr=False)  # sum of len(line) over logs
@@ -254,7 +254,7 @@ class Job:
         job.parents = tuple(parents) if parents else ()
         job.logs = list(logs) if logs else ()
         job.log_bytes = sum(map(len, logs)) if logs else 0
-        job.ready_seq = 0
+        job.ready_entries = 0
         job.timer = job.expire_timer = None
         return job
 

@@ -14,10 +14,14 @@ The engine keeps both in its apply path (`_apply_put`, `_move`, `_forget`, throu
 itself and cannot disagree with the jobs it indexes (tests compare it with a full scan after
 random operations and restarts).
 
-Each priority level is a deque; the levels present are kept sorted. Removing a job that was
-canceled or purged while queued is lazy: its entry stays in the deque and is skipped when it
-reaches the front, because the job's `ready_seq` no longer matches or it is no longer queued.
-So push, pop and cancel are all O(1) amortized (plus a bisect when a new level appears).
+Each priority level is a deque of the jobs themselves; the levels present are kept sorted.
+Removing a job that was canceled or purged while queued is lazy: its entry stays in the deque
+and is skipped when it reaches the front. So push, pop and cancel are all O(1) amortized (plus
+a bisect when a new level appears). An entry is live when its job is queued and it is the
+job's newest entry: a job canceled and requeued before its old entry reached the front has
+two, and `Job.ready_entries` counts them, so the old one is skipped and the job keeps its new
+place. (Entries were `(sequence number, job)` pairs before: the pair and its number were 95
+of the 785 bytes a queued job took.)
 
 The queue also carries the per-queue counters behind QUEUE.STATS and the metrics. The activity
 counters (`pushed` ... `lease_expired`, and the two duration histograms) describe what this
@@ -85,9 +89,8 @@ class ReadyQueue:
     lease_expired: int = 0
     wait_ms: list[int] = field(default_factory=new_histogram)  # queued -> leased
     run_ms: list[int] = field(default_factory=new_histogram)  # leased -> acked
-    _levels: dict[int, deque[tuple[int, Job]]] = field(default_factory=dict)
+    _levels: dict[int, deque[Job]] = field(default_factory=dict)
     _order: list[int] = field(default_factory=list)  # negated priorities, ascending
-    _seq: int = 0  # numbers the entries, so an entry left behind by a re-filed job is stale
 
     @property
     def counts(self) -> dict[State, int]:
@@ -128,13 +131,12 @@ class ReadyQueue:
             jobs[job.id] = job
 
     def push(self, job: Job) -> None:
-        self._seq += 1
-        job.ready_seq = seq = self._seq
+        job.ready_entries += 1
         level = self._levels.get(job.priority)
         if level is None:
             level = self._levels[job.priority] = deque()
             bisect.insort(self._order, -job.priority)
-        level.append((seq, job))
+        level.append(job)
 
     def pop(self) -> Job | None:
         """The next job to run, or None; stale entries are dropped on the way."""
@@ -142,12 +144,28 @@ class ReadyQueue:
             priority = -self._order[0]
             level = self._levels[priority]
             while level:
-                seq, job = level.popleft()
-                if job.state is QUEUED and job.ready_seq == seq:
+                job = level.popleft()
+                left = job.ready_entries = job.ready_entries - 1
+                if left == 0 and job.state is QUEUED:
                     return job
             del self._levels[priority]
             self._order.pop(0)
         return None
+
+    def in_order(self) -> list[Job]:
+        """The queued jobs in the order `pop` would hand them out (tests compare it): each
+        job at its newest entry."""
+        out: list[Job] = []
+        for negated in self._order:
+            seen: set[int] = set()
+            newest_first = []
+            for job in reversed(self._levels[-negated]):
+                if id(job) not in seen:
+                    seen.add(id(job))
+                    if job.state is QUEUED:
+                        newest_first.append(job)
+            out += reversed(newest_first)
+        return out
 
     def oldest(self) -> Job | None:
         """The queued job that has waited longest (for queue lag), without removing it.
@@ -159,7 +177,7 @@ class ReadyQueue:
         best: Job | None = None
         for level in self._levels.values():
             if level:
-                job = level[0][1]
+                job = level[0]
                 if best is None or job.enqueued_ms < best.enqueued_ms:
                     best = job
         return best
@@ -174,9 +192,10 @@ class ReadyQueue:
         dropped = 0
         for level in self._levels.values():
             while level and (limit is None or dropped < limit):
-                seq, job = level[0]
-                if job.state is QUEUED and job.ready_seq == seq:
+                job = level[0]
+                if job.ready_entries == 1 and job.state is QUEUED:
                     break
                 level.popleft()
+                job.ready_entries -= 1
                 dropped += 1
         return dropped
