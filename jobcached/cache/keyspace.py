@@ -10,11 +10,12 @@ called by `ensure_memory()`, the expiry cycle and the server loop) instead of re
 Redis caches `server.lruclock`; the wall clock is read only for keys that have a TTL.
 
 Contract for code that mutates a container in place: the container operations (hashes.py,
-lists.py, sets.py, zsets.py here; the stream commands) take it with `get_hash(key, create=True)`
-(etc.), mutate it, then call `notify_modified(key, payload_delta)` where the delta is the sum of
-`memory.item_size()` of the byte strings added minus those removed. That call keeps used_memory
-right and deletes the key if the container became empty. A list or sorted set that gained
-elements a blocked client could take is also reported to `on_ready`. Strings are replaced
+lists.py, sets.py, zsets.py, streams.py here; the other stream commands) take it with
+`get_hash(key, create=True)` (etc.), mutate it, then call `notify_modified(key, payload_delta)`
+where the delta is the sum of `memory.item_size()` of the byte strings added minus those
+removed. That call keeps used_memory right and deletes the key if the container became empty.
+A list, sorted set or stream that gained what a blocked client could take is also reported to
+`on_ready` by the operation. Strings are replaced
 whole with `set(key, value, keepttl=True)` (APPEND, INCR, SETRANGE keep the TTL).
 
 Readiness, as Redis' dbAdd signals it: every method here that adds a key (`set` of a key that
