@@ -15,8 +15,8 @@ lists.py, sets.py, zsets.py, streams.py here; the other stream commands) take it
 where the delta is the sum of `memory.item_size()` of the byte strings added minus those
 removed. That call keeps used_memory right and deletes the key if the container became empty.
 A list, sorted set or stream that gained what a blocked client could take is also reported to
-`on_ready` by the operation. Strings are replaced
-whole with `set(key, value, keepttl=True)` (APPEND, INCR, SETRANGE keep the TTL).
+`on_ready` by the operation. Strings are replaced whole with `set(key, value, keepttl=True)`
+(APPEND, INCR, SETRANGE keep the TTL).
 
 Readiness, as Redis' dbAdd signals it: every method here that adds a key (`set` of a key that
 did not exist, `rename`, `move_to`, `copy`; RESTORE and SORT ... STORE go through `set`) reports
