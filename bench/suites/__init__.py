@@ -8,7 +8,8 @@ per entry), `memory.py` (RSS holding the same keys), `metrics.py` (the cost of /
 `hotkeys.py` (the cost of hot-key sampling), `tls.py` (SET/GET over TLS against redis-server
 over TLS),
 `jobs.py` (jobcached as a job server, against beanstalkd; load generators in
-`bench/jobload.py`), `workers.py` (no-op jobs through jobcached's Worker, RQ and Celery).
+`bench/jobload.py`), `jobmemory.py` (RSS holding the same queued jobs as beanstalkd),
+`workers.py` (no-op jobs through jobcached's Worker, RQ and Celery).
 """
 
 from bench.suites import (  # noqa: F401  (register on import)
@@ -16,6 +17,7 @@ from bench.suites import (  # noqa: F401  (register on import)
     cache,
     geosort,
     hotkeys,
+    jobmemory,
     jobs,
     memory,
     metrics,
