@@ -41,8 +41,8 @@ from jobcached.cache.memory import (
 )
 from jobcached.jobs.model import MAX_ERRORS_PER_JOB, Job
 
-JOB_OVERHEAD_BYTES = 388
-"""A queued job with no options, less its payload: measured with tracemalloc (521 bytes for a
+JOB_OVERHEAD_BYTES = 349
+"""A queued job with no options, less its payload: measured with tracemalloc (482 bytes for a
 100-byte payload, whose bytes object is 133 of them)."""
 STR_HEADER_BYTES = 49  # sys.getsizeof("") for an ASCII str: object header, hash, length, NUL
 DICT_BYTES = 232  # a small dict (up to 5 items): sys.getsizeof plus the GC header, allocated

@@ -2,12 +2,14 @@
 the order they run (highest priority first, FIFO within a priority).
 
 The index (`ReadyQueue.by_state`) maps each state that commands look up by queue to the
-queue's jobs in that state (id -> Job, in the order they entered it): the waiting states,
+queue's jobs in that state (id -> Job, in the order they entered it): pending and retrying,
 which QUEUE.PURGE deletes, and dead, which DLQ.* lists, requeues and purges. So a command
-about one queue or one state costs what it touches, never a walk over every job. The other
-states (running, succeeded, canceled) are only counted (`tally`): every job passes through
-running and succeeded, and filing it there too cost about a fifth of a push-fetch-ack cycle
-for nothing a command reads. QUEUE.STATS reads `counts`, the sizes of both.
+about one queue or one state costs what it touches, never a walk over every job. The queued
+jobs are already in the ready lists, which QUEUE.PURGE reads for them (`in_order`); a second
+index of them cost about 50 bytes per queued job. The other states (queued, running,
+succeeded, canceled) are only counted (`tally`): every job passes through running and
+succeeded, and filing it there too cost about a fifth of a push-fetch-ack cycle for nothing a
+command reads. QUEUE.STATS reads `counts`, the sizes of both.
 
 The engine keeps both in its apply path (`_apply_put`, `_move`, `_forget`, through `file`,
 `refile` and `unfile`), which WAL replay runs too, so the index is rebuilt by the replay
@@ -47,7 +49,7 @@ HISTOGRAM_SLOTS = 64
 #: trip on Python 3.11, on every job fetched.
 QUEUED = State.QUEUED
 #: The states whose jobs the index files by id (see the module docstring).
-INDEXED_STATES = (State.PENDING, QUEUED, State.RETRYING, State.DEAD)
+INDEXED_STATES = (State.PENDING, State.RETRYING, State.DEAD)
 
 
 def new_histogram() -> list[int]:
