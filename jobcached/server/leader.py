@@ -205,6 +205,8 @@ class Leader:
             link.ack_ms = self.state.clock.monotonic_ms()  # Redis: no false timeout
             link.send(b"".join(link.buffer))
             link.buffer, link.buffered = [], 0
+            if self.waiters:  # someone waits for acks: this one may count now
+                link.send(GETACK)
             log.info("follower synced", extra={"follower": link.session.addr,
                                                "commands": count, "bytes": size})
         except (OSError, ChildFailed) as exc:
