@@ -234,3 +234,20 @@ def test_min_replicas_errors_match_redis(start_server: Start,
         assert replies(ours.client()) == expected
     finally:
         theirs.config_set("min-replicas-to-write", 0)
+
+
+def test_a_push_after_an_archived_parent_waits_for_the_follower_too(start_server: Start) -> None:
+    leader, follower = pair(start_server, "--job-hot-retention", "0")
+    r = leader.client()
+    parent = r.execute_command("JOB.PUSH", "arch", "parent")
+    [job] = r.execute_command("JOB.FETCH", "QUEUES", "arch")
+    r.execute_command("JOB.ACK", parent, job[b"token"])
+    wait_until(lambda: r.info("jobs")["archive_moved"] == 1)
+    # the parent is looked up in the archive first; the reply still waits for the follower
+    child = r.execute_command("JOB.PUSH", "arch", "child", "AFTER", 1, parent, "REPLICAS", 1,
+                              "TIMEOUT", 5000)
+    assert follower.client().execute_command("JOB.GET", child)[b"state"] == b"queued"
+    with stopped(follower):
+        assert error_of(r, "JOB.PUSH", "arch", "late", "AFTER", 1, parent, "REPLICAS", 1,
+                        "TIMEOUT", 200) == NOREPL_TIMEOUT
+    assert r.execute_command("QUEUE.STATS", "arch")[b"queued"] == 2
