@@ -56,6 +56,9 @@ SNAPSHOT_MAGIC = b"JOBCACHED-SNAPSHOT"
 SNAPSHOT_VERSION = b"1"
 #: The last command: how many commands came between, and their checksum.
 SNAPSHOT_END = b"END"
+#: The bytes every snapshot file begins with (its header without the time).
+_HEADER_START = b"*3\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n" % (
+    len(SNAPSHOT_MAGIC), SNAPSHOT_MAGIC, len(SNAPSHOT_VERSION), SNAPSHOT_VERSION)
 
 
 def snapshot_commands(dbs: Iterable[Keyspace], now: int, jobs: JobEngine | None,
@@ -152,19 +155,19 @@ def read_snapshot(path: str) -> list[list[bytes]] | None:
             data = file.read()
     except FileNotFoundError:
         return None
+    if not data.startswith(_HEADER_START):
+        raise SnapshotError(f"not a jobcached cache snapshot (it does not begin with "
+                            f"{SNAPSHOT_MAGIC.decode()} {SNAPSHOT_VERSION.decode()})")
     parser = hiredis.Reader()
     commands: list[list[bytes]] = []
     try:
         parse_commands(parser, data, commands)
     except hiredis.ProtocolError as exc:
-        raise SnapshotError(f"not a snapshot, or damaged: {exc}") from None
+        raise SnapshotError(f"damaged: {exc}") from None
     if not all(isinstance(argv, list) and argv for argv in commands):
         raise SnapshotError("damaged: it holds something other than commands")
-    if not commands or commands[0][:2] != [SNAPSHOT_MAGIC, SNAPSHOT_VERSION]:
-        raise SnapshotError(f"not a jobcached cache snapshot (it does not begin with "
-                            f"{SNAPSHOT_MAGIC.decode()} {SNAPSHOT_VERSION.decode()})")
-    end = commands[-1]
-    if parser.has_data() or len(commands) < 2 or end[0] != SNAPSHOT_END or len(end) != 3:
+    end = commands[-1] if len(commands) > 1 else []
+    if parser.has_data() or end[:1] != [SNAPSHOT_END] or len(end) != 3:
         raise SnapshotError(f"torn: it ends after {len(data)} bytes, before its "
                             f"{SNAPSHOT_END.decode()} (a copy cut short, or a full disk)")
     body = data[:len(data) - len(encode_command(end))]
