@@ -138,6 +138,7 @@ class Saver:
         dirty = state.cache_stats.dirty
         self.saves += 1
         self.last_try_ms = state.clock.now_ms()
+        self.scheduled = False  # this save is the one that was due
 
         def write(check_parent: Callable[[], None]) -> int:
             now = state.clock.now_ms()
