@@ -9,12 +9,12 @@ server listens, so it comes back warm. SAVE and BGSAVE write the same file whate
 setting (a backup to copy elsewhere, as a Redis user expects them to); only `cache-persistence
 snapshot` loads it at start.
 
-What the file holds: the RESTORE ... ABSTTL commands of the full-sync writer
-(replication/snapshot.py), and neither its JOB.RECORDs nor its FUNCTION RESTORE. Jobs live in
-the WAL, replayed at every start, and function libraries in functions.rdb, rewritten at each
-FUNCTION change and loaded at every start: each has one authority that is always at least as
-recent as any snapshot, and a second, older copy loaded beside it could only bring back a job
-acknowledged since, or a library deleted since.
+What the file holds: the key commands of the full-sync writer (replication/snapshot.py: SET ...
+PXAT for strings, RESTORE ... ABSTTL for the other types), and neither its JOB.RECORDs nor its
+FUNCTION RESTORE. Jobs live in the WAL, replayed at every start, and function libraries in
+functions.rdb, rewritten at each FUNCTION change and loaded at every start: each has one
+authority that is always at least as recent as any snapshot, and a second, older copy loaded
+beside it could only bring back a job acknowledged since, or a library deleted since.
 
 How saves run, as in Redis: BGSAVE and the schedule fork a child (persistence/forkwrite.py)
 that writes the state as it was at the fork while the server goes on; one at a time. SAVE
@@ -48,7 +48,12 @@ from jobcached.config import save_points
 from jobcached.errors import SnapshotError, StartupError
 from jobcached.net.replies import ErrorReply
 from jobcached.persistence.forkwrite import ChildFailed, ForkedWrite
-from jobcached.replication.snapshot import read_snapshot, snapshot_commands, write_snapshot
+from jobcached.replication.snapshot import (
+    expire_at_of,
+    read_snapshot,
+    snapshot_commands,
+    write_snapshot,
+)
 from jobcached.server.follower import MasterConnection
 from jobcached.server.session import Session
 from jobcached.server.tasks import spawn
@@ -126,7 +131,7 @@ class Saver:
             self.last_ok = False
             log.error("cache snapshot failed", extra={"path": self.path, "error": str(exc)})
             raise
-        self._saved(dirty, now)
+        self._saved(dirty, state.clock.now_ms())
         log.info("cache snapshot saved", extra={"path": self.path, "commands": count})
         return count
 
@@ -256,8 +261,8 @@ class Saver:
             for start in range(0, len(commands), LOAD_CHUNK_COMMANDS):
                 now = state.clock.now_ms()
                 for argv in commands[start:start + LOAD_CHUNK_COMMANDS]:
-                    if argv[0] == b"RESTORE":
-                        expire_at = int(argv[2])
+                    if argv[0] != b"SELECT":
+                        expire_at = expire_at_of(argv)
                         if expire_at and expire_at <= now:
                             expired += 1
                             continue

@@ -137,7 +137,7 @@ def test_a_restart_comes_back_with_the_same_keys_ttls_and_functions(tmp_path: Pa
     # The snapshot holds keys only: jobs are the WAL's, libraries functions.rdb's.
     commands = read_snapshot(str(data / FILE_NAME))
     assert commands is not None
-    assert {argv[0] for argv in commands} == {b"SELECT", b"RESTORE"}
+    assert {argv[0] for argv in commands} == {b"SELECT", b"SET", b"RESTORE"}
     again.stop()
 
 

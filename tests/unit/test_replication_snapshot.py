@@ -14,7 +14,7 @@ from jobcached.jobs.engine import JobEngine
 from jobcached.jobs.records import decode_record
 from jobcached.net.replies import ErrorReply
 from jobcached.replication.backlog import JOB_RECORD, encode_command
-from jobcached.replication.snapshot import snapshot_commands
+from jobcached.replication.snapshot import expire_at_of, snapshot_commands
 from jobcached.scripting import rdbdump
 from jobcached.server.follower import command_size
 from jobcached.server.session import Session
@@ -69,10 +69,13 @@ def test_the_payload_rebuilds_keys_ttls_databases_and_jobs() -> None:
 
     commands = list(snapshot_commands(state.dbs, state.clock.now_ms(), state.jobs, None))
     assert commands[0] == [b"SELECT", b"0"]
-    restored = [argv[1] for argv in commands if argv[0] == b"RESTORE"]
-    assert sorted(restored) == [b"h", b"plain", b"ttl", b"z"]
-    assert [argv[2] for argv in commands if argv[:2] == [b"RESTORE", b"ttl"]] == [
-        str(NOW_MS + 5000).encode()]
+    keys = {argv[1]: argv for argv in commands if argv[0] in (b"SET", b"RESTORE")}
+    assert sorted(keys) == [b"h", b"plain", b"ttl", b"z"]
+    # Strings go as SET (no DUMP payload to build), the other types as RESTORE.
+    assert keys[b"plain"] == [b"SET", b"plain", b"v"]
+    assert keys[b"ttl"] == [b"SET", b"ttl", b"v", b"PXAT", str(NOW_MS + 5000).encode()]
+    assert keys[b"h"][0] == keys[b"z"][0] == b"RESTORE"
+    assert [expire_at_of(keys[key]) for key in sorted(keys)] == [0, 0, NOW_MS + 5000, 0]
 
     follower, f = server()
     follower.clock.advance(100)  # type: ignore[attr-defined]
