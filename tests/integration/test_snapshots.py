@@ -19,6 +19,7 @@ from jobcached.replication.backlog import JOB_RECORD
 from jobcached.replication.snapshot import read_snapshot
 from jobcached.server.saving import FILE_NAME
 from tests.conftest import RawClient, ServerProcess
+from tests.integration.cache.differential import Pair
 from tests.integration.test_jobs import as_map
 from tests.integration.test_replication import wait_synced
 
@@ -333,3 +334,17 @@ def test_a_follower_serves_its_snapshot_until_its_leader_replaces_it(
     assert promoted.client(db=2).get("other") == b"db2"
     promoted.stop()
     leader.stop()
+
+
+def test_replies_and_errors_match_redis(pair: Pair) -> None:
+    pair.check("SAVE")
+    pair.check("SAVE", "now")
+    pair.check("BGSAVE", "NOW")
+    pair.check("BGSAVE", "SCHEDULE", "x")
+    pair.check("LASTSAVE", "x")
+    try:
+        for value in ("10", "10 x", "10 -2", "100 1 20 5", ""):
+            pair.check("CONFIG", "SET", "save", value)
+            pair.check("CONFIG", "GET", "save")
+    finally:
+        pair.both("CONFIG", "SET", "save", "")
