@@ -164,6 +164,9 @@ class Saver:
         try:
             count = await asyncio.get_running_loop().run_in_executor(None, child.wait)
         except ChildFailed as exc:
+            if self.child is not child:  # killed on purpose (`kill_child`): a save follows
+                log.info("background save stopped", extra={"path": self.path})
+                return
             self.last_ok = False
             log.error("background save failed", extra={"path": self.path, "error": str(exc)})
         else:

@@ -7,6 +7,7 @@ follower's snapshot never lands on its leader's data."""
 from __future__ import annotations
 
 import os
+import signal
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -348,3 +349,26 @@ def test_replies_and_errors_match_redis(pair: Pair) -> None:
             pair.check("CONFIG", "GET", "save")
     finally:
         pair.both("CONFIG", "SET", "save", "")
+
+
+def test_a_stop_during_a_bgsave_kills_it_and_saves_everything(tmp_path: Path,
+                                                              launch: Launch) -> None:
+    data = tmp_path / "data"
+    server = launch(data, "--cache-persistence", "snapshot", "--loglevel", "info")
+    r = server.client()
+    pipe = r.pipeline(transaction=False)
+    for i in range(100_000):
+        pipe.set(f"before:{i}", i)
+    pipe.execute()
+    assert r.bgsave()
+    children = Path(f"/proc/{server.proc.pid}/task/{server.proc.pid}/children")
+    child = int(children.read_text().split()[0])
+    os.kill(child, signal.SIGSTOP)  # the background save hangs half way
+    assert persistence(server)["rdb_bgsave_in_progress"] == 1
+    r.set("after", "the fork")
+    assert server.stop() == 0  # SIGTERM: the child is killed, the stop saves in process
+    assert "background save stopped" in server.log()
+
+    again = launch(data, "--cache-persistence", "snapshot")
+    assert again.client().dbsize() == 100_001
+    assert sorted(p.name for p in data.glob(f"{FILE_NAME}*")) == [FILE_NAME]
