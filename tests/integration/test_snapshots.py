@@ -19,7 +19,7 @@ import redis
 from jobcached.replication.backlog import JOB_RECORD
 from jobcached.replication.snapshot import read_snapshot
 from jobcached.server.saving import FILE_NAME
-from tests.conftest import RawClient, ServerProcess
+from tests.conftest import RawClient, ServerProcess, free_port
 from tests.integration.cache.differential import Pair
 from tests.integration.test_jobs import as_map
 from tests.integration.test_replication import wait_synced
@@ -320,10 +320,16 @@ def test_a_follower_serves_its_snapshot_until_its_leader_replaces_it(
     alone.client().set("stale", "from an old life")
     assert shutdown(alone) == 0
 
+    # Its leader is not there yet: the follower serves its snapshot, read-only, as a Redis
+    # replica serves its RDB (replica-serve-stale-data).
     follower = launch(follower_dir, "--cache-persistence", "snapshot",
-                     "--replicaof", f"127.0.0.1 {leader.port}")
-    wait_synced(leader, follower)
+                      "--replicaof", f"127.0.0.1 {free_port()}")
     r = follower.client()
+    assert r.get("stale") == b"from an old life"
+    with pytest.raises(redis.ReadOnlyError):
+        r.set("mine", "x")
+    r.replicaof("127.0.0.1", leader.port)
+    wait_synced(leader, follower)
     assert r.keys("*") == [b"fresh"] and follower.client(db=2).get("other") == b"db2"
     leader.client().set("later", "streamed")
     wait_synced(leader, follower)
