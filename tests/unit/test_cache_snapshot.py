@@ -17,7 +17,7 @@ from jobcached.commands.registry import load_all
 from jobcached.config import Config, parse_save, save_points
 from jobcached.errors import SnapshotError, StartupError
 from jobcached.net.replies import ErrorReply, Simple
-from jobcached.replication.snapshot import read_snapshot, write_snapshot
+from jobcached.replication.snapshot import expire_at_of, read_snapshot, write_snapshot
 from jobcached.server.follower import MasterConnection
 from jobcached.server.saving import FILE_NAME, Saver, remove_stale_temporaries
 from jobcached.server.session import Session
@@ -89,6 +89,14 @@ def test_a_failed_write_keeps_the_old_file_and_removes_its_temporary(tmp_path: P
     (tmp_path / f"{FILE_NAME}.123.tmp").write_bytes(b"half")
     remove_stale_temporaries(str(tmp_path))
     assert os.listdir(tmp_path) == [FILE_NAME]
+
+
+def test_the_expiry_of_each_key_command() -> None:
+    assert expire_at_of([b"SET", b"k", b"v"]) == 0
+    assert expire_at_of([b"SET", b"k", b"v", b"PXAT", b"%d" % NOW_MS]) == NOW_MS
+    assert expire_at_of([b"RESTORE", b"k", b"0", b"payload", b"REPLACE", b"ABSTTL"]) == 0
+    assert expire_at_of([b"RESTORE", b"k", b"%d" % NOW_MS, b"p", b"REPLACE", b"ABSTTL"]) == NOW_MS
+    assert expire_at_of([b"SELECT", b"3"]) == 0
 
 
 def test_save_points_are_redis_pairs() -> None:
