@@ -248,6 +248,10 @@ class Config:
         False, "Let a follower that holds live jobs accept a full sync with no jobs at all "
         "(a leader restarted with an empty data dir would otherwise wipe them).", parse_bool,
         mutable=True)
+    appendfsync: str = setting(
+        "everysec", "When job writes reach the disk: always (fsync before replying, one fsync per "
+        "batch), everysec (written before replying, fsync every second), no (the OS decides).",
+        one_of("always", "everysec", "no"))
     cache_persistence: str = setting(
         "none", "Whether the cache survives a restart: none (it starts empty; jobs always "
         "survive, in the WAL) or snapshot (the keys of every database are written to "
@@ -258,10 +262,6 @@ class Config:
         "\"seconds changes ...\" pairs, e.g. \"3600 1 300 100 60 10000\" saves after 3600 s if "
         "1 key changed, after 300 s if 100 did... ('' = no schedule). A schedule also saves "
         "at shutdown, as cache-persistence snapshot does.", parse_save, mutable=True)
-    appendfsync: str = setting(
-        "everysec", "When job writes reach the disk: always (fsync before replying, one fsync per "
-        "batch), everysec (written before replying, fsync every second), no (the OS decides).",
-        one_of("always", "everysec", "no"))
     wal_segment_max_bytes: int = setting(64 * 1024**2, "Start a new WAL segment past this size.",
                                          parse_memory)
     job_default_timeout: int = setting(
