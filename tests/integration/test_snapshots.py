@@ -349,6 +349,8 @@ def test_replies_and_errors_match_redis(pair: Pair) -> None:
     pair.check("BGSAVE", "NOW")
     pair.check("BGSAVE", "SCHEDULE", "x")
     pair.check("LASTSAVE", "x")
+    for name in ("SAVE", "BGSAVE"):  # noscript, as in Redis
+        pair.check("EVAL", f"return redis.pcall('{name}')", "0")
     try:
         for value in ("10", "10 x", "10 -2", "100 1 20 5", ""):
             pair.check("CONFIG", "SET", "save", value)
