@@ -89,8 +89,9 @@ class LinkError(Exception):
     """The leader refused the handshake, or sent what a leader does not send."""
 
 
-class _MasterConnection:
-    """The master session's transport: replies to the leader's stream go nowhere."""
+class MasterConnection:
+    """The transport of a session whose replies go nowhere: the master session (the
+    leader's stream), and the one a cache snapshot loads through (server/saving.py)."""
 
     def close_after_reply(self) -> None:
         """The stream's commands cannot close the link."""
@@ -134,7 +135,7 @@ class Follower:
         #: the leader's history and our place in it; "?" / -1 until a full sync
         self.replid = "?"
         self.offset = -1
-        self.session = Session(state, _MasterConnection(), f"{host}:{port}", "", True)
+        self.session = Session(state, MasterConnection(), f"{host}:{port}", "", True)
         self.session.authenticated = self.session.unchecked = True
         self._multi: list[list[bytes]] | None = None
         self._last_error = ""
