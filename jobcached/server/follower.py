@@ -315,6 +315,11 @@ class Follower:
         backlog = self.state.backlog
         dbs = self.state.dbs
         commands: list[list[bytes]] = []
+        #: MULTI and the commands after it, until EXEC applies them all: only then do they
+        #: count in our offset and enter our backlog, so a link that breaks inside a group
+        #: continues from before its MULTI (as a Redis replica, whose offset stands still
+        #: while its master client is in MULTI) instead of after commands never applied
+        held: list[list[bytes]] = []
         while True:
             data = await reader.read(READ_CHUNK_BYTES)
             if not data:
@@ -329,9 +334,18 @@ class Follower:
                     if argv[0].upper() == b"REPLCONF":  # out of the stream: not counted
                         self._send_ack()
                         continue
-                    self.offset += command_size(argv)
+                    if self._multi is None and argv[0].upper() != b"MULTI":
+                        self.offset += command_size(argv)
+                        self._apply(argv)
+                        backlog.append(argv)
+                        continue
+                    held.append(argv)
                     self._apply(argv)
-                    backlog.append(argv)
+                    if self._multi is None:  # its EXEC: the group is applied
+                        for applied in held:
+                            self.offset += command_size(applied)
+                            backlog.append(applied)
+                        held.clear()
             finally:
                 dbs.keep_expired(self.state.follower is self or self.state.pause is not None)
             commands.clear()
