@@ -33,6 +33,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import hiredis
@@ -40,6 +41,7 @@ import hiredis
 from jobcached.jobs.model import TERMINAL
 from jobcached.jobs.records import decode_record
 from jobcached.net.replies import ErrorReply
+from jobcached.replication import resume
 from jobcached.replication.backlog import JOB_RECORD, encode_command, parse_commands
 from jobcached.server.session import Session
 
@@ -137,6 +139,8 @@ class Follower:
         self.session = Session(state, _MasterConnection(), f"{host}:{port}", "", True)
         self.session.authenticated = self.session.unchecked = True
         self._multi: list[list[bytes]] | None = None
+        #: False while a full sync's payload replaces the dataset: it is at no offset then
+        self._at_offset = True
         self._last_error = ""
         self._writer: asyncio.StreamWriter | None = None
         self._task: asyncio.Task[None] | None = None
@@ -270,8 +274,10 @@ class Follower:
         if parser.has_data():
             raise LinkError("the payload ends inside a command")
         received = loop.time()
+        self._at_offset = False
         await self._load(commands)
         self.replid, self.offset = replid, offset
+        self._at_offset = True
         backlog = self.state.backlog
         backlog.reset(replid, offset)
         backlog.activate()  # it holds the leader's stream from here (PSYNC2 after a promotion)
@@ -392,6 +398,55 @@ class Follower:
             log.warning("a command from the leader failed here",
                         extra={"command": argv[0][:64].decode(errors="replace"),
                                "error": reply.text})
+
+    # ------------------------------------------------------------------ across a restart
+
+    def save_place(self, data_dir: str) -> None:
+        """At a clean stop, after the link closed and the WAL drained: our place in the
+        leader's stream and the cache built up to it (replication/resume.py), unless our
+        data stands at no known offset."""
+        path = str(Path(data_dir) / resume.FILE_NAME)
+        durability = self.state.effects.durability
+        if self.offset < 0 or not self._at_offset or (
+                durability is not None and durability.failure is not None):
+            resume.discard(path)
+            return
+        try:
+            count = resume.save(path, self.replid, self.offset, self.session.db,
+                                self.state.dbs, self.state.clock.now_ms())
+        except OSError as exc:
+            resume.discard(path)
+            log.error("could not save our place in the leader's stream: the next start "
+                      "syncs in full", extra={"path": path, "error": str(exc)})
+            return
+        log.info("saved our place in the leader's stream", extra={
+            "replid": self.replid, "offset": self.offset, "commands": count})
+
+    def resume(self, data_dir: str) -> None:
+        """At start, before the link: load what `save_place` left (and delete it), so the
+        first PSYNC asks to continue from there."""
+        path = str(Path(data_dir) / resume.FILE_NAME)
+        try:
+            place = resume.take(path)
+        except (OSError, resume.ResumeError) as exc:
+            log.warning("ignoring the saved place in the leader's stream: syncing in full",
+                        extra={"path": path, "error": str(exc)})
+            return
+        if place is None:
+            return
+        gc.disable()  # as in `_load`: many objects, all surviving
+        try:
+            self._dispatch([b"FLUSHALL", b"SYNC"])
+            for argv in place.commands:
+                self._dispatch(argv)
+            self._dispatch([b"SELECT", str(place.db).encode()])
+        finally:
+            gc.enable()
+        self.replid, self.offset = place.replid, place.offset
+        self.state.backlog.reset(place.replid, place.offset)
+        self.state.backlog.activate()
+        log.info("resuming from our saved place in the leader's stream", extra={
+            "replid": place.replid, "offset": place.offset, "keys": len(place.commands)})
 
     # ------------------------------------------------------------------ acknowledgements
 

@@ -8,16 +8,24 @@ plays the leader's side of the protocol instead.
 
 from __future__ import annotations
 
+import random
+import signal
 import socket
 import time
 from collections.abc import Callable
 
 import hiredis
 
+from jobcached.replication import resume
 from jobcached.replication.backlog import encode_command
 from tests.conftest import ServerProcess
 from tests.integration.test_replication import (
+    cache_workload,
+    dump_cache,
+    dump_jobs,
     info,
+    job_workload,
+    wait_synced,
 )
 
 Start = Callable[..., ServerProcess]
@@ -73,3 +81,71 @@ def test_a_link_broken_inside_multi_continues_from_before_the_group(start_server
     assert info(follower)["slave_repl_offset"] == applied + len(b"".join(group))
     conn.close()
     leader.listener.close()
+
+
+def restart(follower: ServerProcess, leader: ServerProcess) -> ServerProcess:
+    """The follower's process again, on the same data dir and port, at log level info."""
+    again = ServerProcess(follower.data_dir, "--port", str(follower.port), "--replicaof",
+                          f"127.0.0.1 {leader.port}", "--loglevel", "info")
+    again.port = follower.port
+    return again.wait_ready()
+
+
+def test_a_follower_restarted_within_the_backlog_continues_from_it(start_server: Start) -> None:
+    leader = start_server()
+    follower = start_server("--replicaof", f"127.0.0.1 {leader.port}")
+    wait_synced(leader, follower)
+    cache_workload(leader, random.Random(3))
+    running = job_workload(leader)
+    leader.client(db=2).set("db2-last", "x")  # the stream's selected db is 2 at the stop
+    wait_synced(leader, follower)
+    assert follower.stop() == 0
+    assert (follower.data_dir / resume.FILE_NAME).exists()
+    leader.client(db=2).set("while-down", "1")  # no SELECT: the follower must be in db 2
+    leader.client().execute_command("JOB.ACK", *running[0])
+    leader.client().lpush("l0", "while-down")
+    again = restart(follower, leader)
+    try:
+        wait_synced(leader, again)
+        stats = leader.client().info("stats")
+        assert (stats["sync_full"], stats["sync_partial_ok"], stats["sync_partial_err"]) == \
+            (1, 1, 0)
+        assert "continuing from the leader's backlog (partial resync)" in again.log()
+        assert not (follower.data_dir / resume.FILE_NAME).exists()  # taken at the start
+        assert info(again)["master_replid"] == info(leader)["master_replid"]
+        assert again.client(db=2).get("while-down") == b"1"
+        assert dump_cache(again) == dump_cache(leader)
+        assert dump_jobs(again) == dump_jobs(leader)
+    finally:
+        again.stop()
+
+
+def test_a_killed_follower_or_a_damaged_place_syncs_in_full(start_server: Start) -> None:
+    leader = start_server()
+    leader.client().set("k", "v")
+    follower = start_server("--replicaof", f"127.0.0.1 {leader.port}")
+    wait_synced(leader, follower)
+    follower.stop(signal.SIGKILL)  # no clean stop: no place saved, whatever the data
+    assert not (follower.data_dir / resume.FILE_NAME).exists()
+    again = restart(follower, leader)
+    wait_synced(leader, again)
+    assert again.stop() == 0
+    saved = follower.data_dir / resume.FILE_NAME
+    saved.write_bytes(saved.read_bytes()[:-3])  # torn
+    third = restart(follower, leader)
+    try:
+        wait_synced(leader, third)
+        assert "ignoring the saved place in the leader's stream" in third.log()
+        assert leader.client().info("stats")["sync_full"] == 3
+        assert third.client().get("k") == b"v"
+    finally:
+        third.stop()
+
+
+def test_a_promoted_or_unconfigured_server_leaves_no_place(start_server: Start) -> None:
+    leader = start_server()
+    follower = start_server("--replicaof", f"127.0.0.1 {leader.port}")
+    wait_synced(leader, follower)
+    follower.client().execute_command("REPLICAOF", "NO", "ONE")
+    follower.stop()
+    assert not (follower.data_dir / resume.FILE_NAME).exists()
