@@ -6,13 +6,18 @@ same language as the live stream that follows it, so the follower needs one pars
 apply path for both (Redis sends an RDB file; its snapshot and stream are two formats):
 
     SELECT <db>                                       before the keys of each database
-    RESTORE <key> <expire-at-ms or 0> <DUMP payload> REPLACE ABSTTL
+    SET <key> <value> [PXAT <expire-at-ms>]           a string
+    RESTORE <key> <expire-at-ms or 0> <DUMP payload> REPLACE ABSTTL      any other key
     FUNCTION RESTORE <FUNCTION DUMP payload> FLUSH    when there are libraries
     JOB.RECORD <body>                                 `JobEngine.snapshot()`, encoded as the WAL
 
-Keys already past their TTL are left out (the leader's stream deletes them anyway). The writer
-runs in a forked child (persistence/forkwrite.py), so it sees the state exactly as it was at
-the fork: the point of the effect stream (`master_repl_offset`) the follower continues from.
+Strings, the most common keys of a cache, go as SET: a DUMP payload of a string costs its
+LZF compression and CRC64 on the leader and both again on the follower, in Python (about 13 us
+and 40 us a key against 1 us; a full sync of 100,000 strings took 10 s). The value stored is
+the same bytes either way. Keys already past their TTL are left out (the leader's stream
+deletes them anyway). The writer runs in a forked child (persistence/forkwrite.py), so it
+sees the state exactly as it was at the fork: the point of the effect stream
+(`master_repl_offset`) the follower continues from.
 """
 
 from __future__ import annotations
@@ -50,8 +55,13 @@ def snapshot_commands(dbs: Iterable[Keyspace], now: int, jobs: JobEngine | None,
                 if not selected:
                     yield [b"SELECT", str(index).encode()]
                     selected = True
-                yield [b"RESTORE", key, str(expire_at).encode(), seal(dump_value(entry.value)),
-                       b"REPLACE", b"ABSTTL"]
+                value = entry.value
+                if type(value) is bytes:  # a string: SET, not a DUMP payload (see above)
+                    yield ([b"SET", key, value, b"PXAT", str(expire_at).encode()] if expire_at
+                           else [b"SET", key, value])
+                else:
+                    yield [b"RESTORE", key, str(expire_at).encode(), seal(dump_value(value)),
+                           b"REPLACE", b"ABSTTL"]
     if functions is not None:
         yield [b"FUNCTION", b"RESTORE", functions, b"FLUSH"]
     if jobs is not None:
