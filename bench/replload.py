@@ -202,8 +202,12 @@ class Lag:
 
     def percentiles(self) -> dict[str, float | None]:
         return {"lag_ms_p50": _pct(self.ms, 50), "lag_ms_p99": _pct(self.ms, 99),
-                "lag_bytes_p50": _pct(self.offset_bytes, 50),
-                "lag_bytes_p99": _pct(self.offset_bytes, 99)}
+                "lag_bytes_p50": _round(_pct(self.offset_bytes, 50)),
+                "lag_bytes_p99": _round(_pct(self.offset_bytes, 99))}
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value)
 
 
 def _pct(values: list[float] | list[int], pct: int) -> float | None:

@@ -24,7 +24,9 @@ When the link breaks the loop tries again after RETRY_SECONDS, asking to continu
 Our own backlog holds the leader's stream as it came, under the leader's id and offsets (our
 own effects are muted meanwhile: `Effects.mute`). So after a promotion the old leader's other
 followers continue from us with the old id (PSYNC2, `Backlog.new_history`), and a follower
-pointed at another leader first asks to continue where it was (app.py `follow`).
+pointed at another leader first asks to continue where it was (app.py `follow`). A clean stop
+saves our place and cache, and the next start as a follower continues from there
+(`save_place`, `resume`; replication/resume.py says when that is valid).
 """
 
 from __future__ import annotations
@@ -274,7 +276,6 @@ class Follower:
         if parser.has_data():
             raise LinkError("the payload ends inside a command")
         received = loop.time()
-        self._at_offset = False
         await self._load(commands)
         self.replid, self.offset = replid, offset
         self._at_offset = True
@@ -299,6 +300,7 @@ class Follower:
                       extra={"leader": self._name, "live_jobs": live})
             raise LinkError("full sync refused: it would drop our live jobs")
         self._multi = None
+        self._at_offset = False  # until the new offset is ours (`_full_sync`)
         # The load allocates an object or more per key and job, all of which survive: the
         # cyclic collector would scan them again and again (as in the WAL replay, app.py).
         gc.disable()
