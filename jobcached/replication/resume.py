@@ -13,7 +13,8 @@ this file: a header command, then its cache as the same commands a full sync's p
     JOBCACHED.RESUME 1 <replid> <offset> <selected db>
     SELECT <db> / RESTORE <key> <expire-at-ms or 0> <DUMP payload> REPLACE ABSTTL ...
 
-Written to a temporary name, fsynced, renamed: a torn file never looks whole. At the next
+Written in the stopping process itself (nothing else runs by then; about 3 s per million
+string keys), to a temporary name, fsynced, renamed: a torn file never looks whole. At the next
 start a follower reads it and deletes it before it applies anything else, so the file never
 outlives the state it describes: a crash later leaves no file and the start after that syncs
 in full, never claiming an offset its data is not at. A leader that no longer has the offset
