@@ -30,7 +30,7 @@ import time
 from typing import Any
 
 from bench import replload
-from bench.context import Context, Server
+from bench.context import CLK_TCK, Context, Server
 from bench.redisbench import WARMUP_REQUESTS, run_test
 from bench.suite import Column, Row, Suite, register
 
@@ -169,12 +169,18 @@ class ReplicationSuite(Suite):
             ctx.log(f"  {name}: {keys:,} keys, {server_jobs:,} jobs loaded in "
                     f"{time.perf_counter() - loaded:.1f} s")
             notes = [f"{keys:,} keys" + (f" + {server_jobs:,} jobs" if server_jobs else "")]
+            ticks = [ctx.cpu_ticks(server.pid) for server in (leader, follower)]
             try:
                 seconds: float | None = replload.full_sync_seconds(
                     leader.port, follower.port, keys, server_jobs, SYNC_TIMEOUT_S)
             except TimeoutError as exc:
                 seconds = None
                 notes.append(str(exc))
+            # CPU seconds each side spent (the leader's forked child included once reaped):
+            # on a busy machine, what the wall time would shrink to with the cores to itself.
+            used = [(ctx.cpu_ticks(server.pid) - before) / CLK_TCK
+                    for server, before in zip((leader, follower), ticks, strict=True)]
+            notes.append(f"CPU s: leader {used[0]:.1f} (with its fork), follower {used[1]:.1f}")
             if name == "jobcached" and seconds is not None and keys >= 1_000_000:
                 notes.append("target ≤ 10 s " + ("met" if seconds <= SYNC_TARGET_S
                                                  else "missed"))
