@@ -25,6 +25,7 @@ run of RESTORE and JOB.RECORD commands), so the comparison is of the user-visibl
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 from typing import Any
@@ -104,7 +105,7 @@ class ReplicationSuite(Suite):
                 time.sleep(WARM_SECONDS)
                 lag = replload.measure_lag(leader.port, follower.port, params["lag_seconds"])
             figures = lag.percentiles()
-            notes = [f"{len(lag.ms)} probes"]
+            notes = [f"{len(lag.ms)} probes", f"load average {os.getloadavg()[0]:.1f}"]
             if name == "jobcached":
                 notes.append(f"leader max {maximum:,.0f} SET/s with the writer flat out")
                 p99 = figures["lag_ms_p99"]
