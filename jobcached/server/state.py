@@ -121,8 +121,7 @@ class ServerState:
     #: the numbered databases (SELECT); a command reaches its own through `Session.keyspace`
     dbs: Databases = field(init=False)
     #: the database of the command running now (Redis' c->db; set by dispatch.call): where
-    #: effects.cache(), effects.touch() and blocking.signal_key_ready() place the keys they
-    #: are given
+    #: effects.cache() and effects.touch() place the keys they are given
     db: int = 0
     #: notify-keyspace-events as bits (notify.py): read by every notify() call
     notify_flags: int = 0
