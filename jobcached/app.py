@@ -54,6 +54,7 @@ from jobcached.observability.metrics import FsyncTimer, build_registry
 from jobcached.persistence.archiving import ARCHIVE_INTERVAL_SECONDS, Archiver
 from jobcached.persistence.durability import Durability
 from jobcached.persistence.wal import Wal
+from jobcached.replication import resume
 from jobcached.scripting import persisted
 from jobcached.server.connection import RespProtocol
 from jobcached.server.follower import Follower
@@ -302,6 +303,10 @@ class App:
         if config.replicaof:
             host, port = config.replicaof.split()
             self.follow(host, int(port))
+            assert self.state.follower is not None
+            self.state.follower.resume(config.dir)  # before its link: it starts next turn
+        else:
+            resume.discard(str(Path(config.dir) / resume.FILE_NAME))  # no leader to continue
         log.info("ready to accept connections", extra={
             "version": __version__, "bind": config.bind, "port": self.state.tcp_port,
             "tls_port": config.tls_port or None,
@@ -378,6 +383,8 @@ class App:
             self.exit_code = 1
         if self.state.effects.durability is not None:
             await self.state.effects.durability.drain()
+        if self.state.follower is not None:
+            self.state.follower.save_place(self.config.dir)
         await self._release()
         log.info("stopped")
 

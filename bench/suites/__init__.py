@@ -9,7 +9,9 @@ per entry), `memory.py` (RSS holding the same keys), `metrics.py` (the cost of /
 over TLS),
 `jobs.py` (jobcached as a job server, against beanstalkd; load generators in
 `bench/jobload.py`), `jobmemory.py` (RSS holding the same queued jobs as beanstalkd),
-`workers.py` (no-op jobs through jobcached's Worker, RQ and Celery).
+`workers.py` (no-op jobs through jobcached's Worker, RQ and Celery), `replication.py` (a
+leader with a follower against redis-server with a replica: lag, CPU per write, full sync;
+load in `bench/replload.py`).
 """
 
 from bench.suites import (  # noqa: F401  (register on import)
@@ -21,6 +23,7 @@ from bench.suites import (  # noqa: F401  (register on import)
     jobs,
     memory,
     metrics,
+    replication,
     scripting,
     streams,
     tls,

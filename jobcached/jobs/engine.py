@@ -106,6 +106,9 @@ class JobEngine(Timers):
                 yield {"op": "pause", "queue": queue.name}
             if queue.limit is not None:
                 yield queue.limit.record(queue.name)
+            if queue.processed or queue.failed:
+                yield {"op": "counters", "queue": queue.name, "processed": queue.processed,
+                       "failed": queue.failed}
         yield from self.keys.snapshot(self.clock.now_ms())
 
     def push(self, queue: str, payload: bytes, opts: PushOptions | None = None,

@@ -216,6 +216,9 @@ class JobState:
             self._queue(r["queue"]).paused = op == "pause"
         elif op == "limit":
             self._apply_limit(r)
+        elif op == "counters":
+            queue = self._queue(r["queue"])
+            queue.processed, queue.failed = r["processed"], r["failed"]
         elif op == "delete":
             for job_id in r["ids"]:
                 self._forget(self.jobs[job_id])
