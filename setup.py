@@ -16,9 +16,11 @@ def _extensions() -> list[Extension]:
         from Cython.Build import cythonize
     except ImportError:
         return []
-    extension = Extension("jobcached.net._speedups", ["jobcached/net/_speedups.pyx"],
-                          optional=True)
-    return list(cythonize([extension], compiler_directives={"language_level": "3"}, quiet=True))
+    extensions = cythonize([Extension("jobcached.net._speedups", ["jobcached/net/_speedups.pyx"])],
+                           compiler_directives={"language_level": "3"}, quiet=True)
+    for extension in extensions:
+        extension.optional = True  # set after cythonize, which does not carry it over
+    return list(extensions)
 
 
 setup(ext_modules=_extensions())
