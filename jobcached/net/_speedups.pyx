@@ -347,8 +347,8 @@ def encode(reply, bint resp3):
         value = PyLong_AsLongLongAndOverflow(reply, &overflow)
         if not overflow:
             return _line(58, value)  # ':'
-    elif kind is _Simple:
-        text = reply.text
+    elif kind is _Simple and type(reply.text) is bytes:
+        text = <bytes>reply.text
         out = PyBytes_FromStringAndSize(NULL, PyBytes_GET_SIZE(text) + 3)
         w = PyBytes_AS_STRING(out)
         w[0] = 43  # '+'
