@@ -8,14 +8,15 @@ so the two codecs are measured round by round, alternately, best of the rounds. 
 a fake transport: framing, dispatch, the handler, the reply), with the connection's codec
 swapped. Both at -P 16 (16 commands per read) and -P 1, for SET and GET.
 
-`--callgrind` counts instructions instead (the same on every run): it runs the server view of
-one case under `valgrind --tool=callgrind` for two numbers of reads and prints the difference
-per command, so start-up and warm-up cancel out.
+`--callgrind` counts instructions instead (the same on every run): one run per codec under
+`valgrind --tool=callgrind`, which dumps its counters at each `os.getppid()` call, so each case
+is counted alone, after a warm-up, without the interpreter's start-up.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import subprocess
 import sys
@@ -109,52 +110,70 @@ def measure(rounds: int) -> None:
                       f"{compiled:>10.3f}{compiled / pure:>7.2f}")
 
 
-def run_once(codec_name: str, command: str, depth: int, reads: int) -> None:
-    """One server-view loop, nothing else: what `--callgrind` runs under valgrind."""
+def run_marked(codec_name: str, reads: int) -> None:
+    """Every server-view case of one codec, each between two `os.getppid()` calls: the
+    markers `--callgrind` dumps its counters at (after a warm-up loop of the same size)."""
     load_all()
-    one, _ = COMMANDS[command]
-    loop = server_loop(codecs()[codec_name], one * depth, reads)
-    loop()
+    codec = codecs()[codec_name]
+    for one, _ in COMMANDS.values():
+        for depth in PIPELINES:
+            loop = server_loop(codec, one * depth, reads // depth)
+            loop()  # warm-up: specialized bytecode, caches, the keyspace entry
+            os.getppid()
+            loop()
+            os.getppid()
 
 
-def callgrind_instructions(codec_name: str, command: str, depth: int, reads: int) -> int:
+def callgrind_intervals(codec_name: str, reads: int) -> list[int]:
+    """Instructions between the markers of `run_marked`, one count per interval."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "callgrind.out"
         subprocess.run(
-            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable,
-             "-m", "bench.request_path", "--once", codec_name, command, str(depth), str(reads)],
+            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
+             "--dump-before=os_getppid", sys.executable, "-m", "bench.request_path",
+             "--marked", codec_name, str(reads)],
             check=True, capture_output=True)
-        summary = re.search(rb"^summary: (\d+)", out.read_bytes(), re.MULTILINE)
-        assert summary is not None, "no summary line in the callgrind output"
-        return int(summary.group(1))
+        dumps = sorted(Path(tmp).glob("callgrind.out.*"), key=lambda p: int(p.suffix[1:]))
+        counts = []
+        for dump in dumps:
+            summary = re.search(rb"^summary: (\d+)", dump.read_bytes(), re.MULTILINE)
+            assert summary is not None, f"no summary line in {dump}"
+            counts.append(int(summary.group(1)))
+        return counts
 
 
-def callgrind() -> None:
-    print("instructions per command (callgrind, server view, difference of 2000 and 4000 "
-          "commands)")
+def callgrind(reads: int) -> None:
+    """Instructions per command of every case, from one valgrind run per codec."""
+    cases = [(command, depth) for command in COMMANDS for depth in PIPELINES]
+    per_command = {}
+    for name in ("python", "compiled"):
+        # dumps: start-up and warm-up, then (measured loop, next warm-up) per case
+        counts = callgrind_intervals(name, reads)
+        for i, case in enumerate(cases):
+            per_command[(name, *case)] = counts[1 + 2 * i] / (reads // case[1] * case[1])
+    print(f"instructions per command (callgrind, server view, {reads} commands per case "
+          f"after as many to warm up)")
     print(f"{'command':<8}{'pipeline':>9}{'python':>10}{'compiled':>10}{'ratio':>7}")
-    for command in COMMANDS:
-        for depth in PIPELINES:
-            counts = {}
-            for name in ("python", "compiled"):
-                low = callgrind_instructions(name, command, depth, 2000 // depth)
-                high = callgrind_instructions(name, command, depth, 4000 // depth)
-                counts[name] = (high - low) / 2000
-            print(f"{command.upper():<8}{'-P ' + str(depth):>9}{counts['python']:>10.0f}"
-                  f"{counts['compiled']:>10.0f}{counts['compiled'] / counts['python']:>7.2f}")
+    for command, depth in cases:
+        pure = per_command[("python", command, depth)]
+        compiled = per_command[("compiled", command, depth)]
+        print(f"{command.upper():<8}{'-P ' + str(depth):>9}{pure:>10.0f}{compiled:>10.0f}"
+              f"{compiled / pure:>7.2f}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--callgrind", action="store_true")
-    parser.add_argument("--once", nargs=4, metavar=("CODEC", "COMMAND", "DEPTH", "READS"))
+    parser.add_argument("--reads", type=int, default=3200,
+                        help="commands per case under --callgrind")
+    parser.add_argument("--marked", nargs=2, metavar=("CODEC", "COMMANDS"),
+                        help="what --callgrind runs under valgrind")
     args = parser.parse_args()
-    if args.once:
-        codec_name, command, depth, reads = args.once
-        run_once(codec_name, command, int(depth), int(reads))
+    if args.marked:
+        run_marked(args.marked[0], int(args.marked[1]))
     elif args.callgrind:
-        callgrind()
+        callgrind(args.reads)
     else:
         measure(args.rounds)
 
