@@ -97,7 +97,7 @@ cdef class RequestParser:
 
     def feed(self, bytes data):
         """Append received bytes; `b""` is ignored (EOF is the transport's business)."""
-        cdef Py_ssize_t size
+        cdef Py_ssize_t size = 0
         cdef const char* p = _data(self._buf, &size)
         cdef Py_ssize_t left = size - self._pos
         cdef bytearray assembled
@@ -122,7 +122,7 @@ cdef class RequestParser:
 
     def buffered_bytes(self):
         """Bytes received but not yet returned as a command (the client's query buffer)."""
-        cdef Py_ssize_t size
+        cdef Py_ssize_t size = 0
         cdef Py_ssize_t partial = 0
         _data(self._buf, &size)
         if self._pending:
@@ -132,7 +132,7 @@ cdef class RequestParser:
 
     def gets(self):
         """The next complete command, or None if more bytes are needed."""
-        cdef Py_ssize_t size
+        cdef Py_ssize_t size = 0
         cdef const char* p
         cdef list cmd
         while True:
@@ -155,7 +155,7 @@ cdef class RequestParser:
         """Read a `*<count>` header; False if its line is not complete yet."""
         cdef Py_ssize_t pos = self._pos
         cdef Py_ssize_t nl = _find_crlf(p, size, pos)
-        cdef long long count
+        cdef long long count = 0
         cdef long long limit
         if nl < 0:
             if size - pos > self.limits.max_inline_bytes:
@@ -176,13 +176,13 @@ cdef class RequestParser:
 
     cdef list _read_bulks(self):
         """Read `$<len>` arguments of the current multibulk until it is complete."""
-        cdef Py_ssize_t size
+        cdef Py_ssize_t size = 0
         cdef const char* p = _data(self._buf, &size)
         cdef Py_ssize_t pos = self._pos
         cdef Py_ssize_t pending = self._pending
         cdef Py_ssize_t nl
         cdef Py_ssize_t start
-        cdef long long length
+        cdef long long length = 0
         cdef long long max_bulk
         cdef list args = self._args
         max_bulk = self.limits.max_bulk_bytes if self.authenticated else _UNAUTH_BULK
@@ -336,7 +336,7 @@ def encode(reply, bint resp3):
     """The wire bytes of one reply value under RESP3 (`resp3=True`) or RESP2; the shapes
     formatted here are bulk strings, integers, status lines, nil and arrays of bulk strings,
     everything else is the pure `encode`'s."""
-    cdef int overflow
+    cdef int overflow = 0
     cdef long long value
     cdef bytes text
     cdef char* w
