@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterable
 from jobcached import REDIS_COMPAT_VERSION, __version__
 from jobcached.jobs.model import State
 from jobcached.jobs.ready import ReadyQueue
+from jobcached.net.speedups import REQUEST_PATH
 from jobcached.server.interfaces import CommandRow
 from jobcached.server.rates import rates
 from jobcached.server.state import (
@@ -90,6 +91,7 @@ def _server(state: ServerState) -> list[tuple[str, object]]:
         ("uptime_in_days", uptime // 86400), ("hz", 10), ("configured_hz", 10),
         ("lru_clock", (now_ms // 1000) & LRU_CLOCK_MAX), ("executable", sys.argv[0]),
         ("config_file", state.config.config_file), ("io_threads_active", 0),
+        ("request_path", REQUEST_PATH),
     ]
 
 
