@@ -267,7 +267,9 @@ class App:
         self.state.loading = True
         await self._start_http()
         await self._open_jobs(loop)
-        if config.cache_persistence == "snapshot":
+        resuming = bool(config.replicaof) and (Path(config.dir) / resume.FILE_NAME).exists()
+        if config.cache_persistence == "snapshot" and not resuming:
+            # (a follower that saved its place reloads its cache from that file instead)
             await self.state.saver.load(self.run_as_master)
         restore_functions(self.state, str(Path(config.dir) / persisted.FILE_NAME))
         load_at_start(self.state)
