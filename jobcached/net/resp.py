@@ -412,6 +412,27 @@ def encode(reply: Any, resp3: bool) -> bytes:
     return b"".join(out)
 
 
+#: JOB.FETCH's job map (see `encode_fetched_job`) up to its `meta` value.
+_FETCHED_JOB = (b"$2\r\nid\r\n$%d\r\n%b\r\n$5\r\nqueue\r\n$%d\r\n%b\r\n$4\r\ntype\r\n"
+                b"$%d\r\n%b\r\n$7\r\npayload\r\n$%d\r\n%b\r\n$7\r\nattempt\r\n:%d\r\n"
+                b"$8\r\npriority\r\n:%d\r\n$5\r\ntoken\r\n$%d\r\n%b\r\n$8\r\ndeadline\r\n"
+                b":%d\r\n$4\r\nmeta\r\n")
+
+
+def encode_fetched_job(job_id: bytes, queue: bytes, type_: bytes, payload: bytes, attempt: int,
+                       priority: int, token: bytes, deadline_ms: int,
+                       meta: dict[bytes, bytes], resp3: bool) -> bytes:
+    """The map JOB.FETCH returns for each job (id, queue, type, payload, attempt, priority,
+    token, deadline, meta; a flat array of pairs under RESP2), formatted in one step: the
+    generic encoder walked it item by item at about 5 us a job, a tenth of a whole
+    push-fetch-ack cycle. Its shape is fixed, so it is the codec's, like the other shapes."""
+    body = _FETCHED_JOB % (len(job_id), job_id, len(queue), queue, len(type_), type_,
+                           len(payload), payload, attempt, priority, len(token), token,
+                           deadline_ms)
+    tail = encode(meta, resp3) if meta else (b"%0\r\n" if resp3 else b"*0\r\n")
+    return (b"%9\r\n" if resp3 else b"*18\r\n") + body + tail
+
+
 def _encode_into(reply: Any, out: list[bytes], resp3: bool) -> None:
     kind = type(reply)
     if kind is bytes:
