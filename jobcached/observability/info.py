@@ -251,6 +251,16 @@ def _stats(state: ServerState) -> list[tuple[str, object]]:
     ]
 
 
+def _good_replicas(state: ServerState) -> list[tuple[str, object]]:
+    """`min_slaves_good_slaves`, shown as Redis does only while min-replicas-to-write and
+    min-replicas-max-lag are both set (a follower has no followers of its own: 0)."""
+    config = state.config
+    if not (config.min_replicas_to_write and config.min_replicas_max_lag):
+        return []
+    good = state.leader.good_replicas() if state.follower is None else 0
+    return [("min_slaves_good_slaves", good)]
+
+
 def _replication(state: ServerState) -> list[tuple[str, object]]:
     """Redis' fields: a leader's followers, or a follower's link (replication/)."""
     backlog = state.backlog
@@ -259,7 +269,8 @@ def _replication(state: ServerState) -> list[tuple[str, object]]:
     if follower is None:
         offset = backlog.offset
         slaves = state.leader.info_lines()
-        lines = [("role", "master"), ("connected_slaves", len(slaves)), *slaves]
+        lines = [("role", "master"), ("connected_slaves", len(slaves)),
+                 *_good_replicas(state), *slaves]
     else:
         offset = max(follower.offset, 0)
         now = state.clock.monotonic_ms()
@@ -274,7 +285,7 @@ def _replication(state: ServerState) -> list[tuple[str, object]]:
             lines.append(("master_link_down_since_seconds",
                           (now - follower.down_since_ms) // 1000))
         lines += [("slave_priority", 100), ("slave_read_only", 1),
-                  ("replica_announced", 1), ("connected_slaves", 0)]
+                  ("replica_announced", 1), ("connected_slaves", 0), *_good_replicas(state)]
     first = backlog.first_offset
     return [*lines, ("master_failover_state", "no-failover"),
             ("master_replid", follower.replid if follower is not None and
