@@ -242,6 +242,9 @@ class Scripting:
                 server.dbs.ensure_memory()
             except CommandError as exc:
                 return ErrorReply(exc.wire)
+        if (flags is not None and "no-writes" not in flags and server.gated
+                and server.leader.refuses_writes()):  # as Redis: once, before it runs
+            return ErrorReply(NOREPLICAS_ERROR)
         if self.session.db != s.db:  # the script works in its caller's database, as in Redis
             self.session.select(s.db)
         loop = _get_running_loop()  # None without an event loop (unit tests): no slices
