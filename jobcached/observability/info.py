@@ -136,7 +136,7 @@ def _memory(state: ServerState) -> list[tuple[str, object]]:
         ("allocator_rss_ratio", "1.00"), ("allocator_rss_bytes", 0),
         ("rss_overhead_ratio", "1.00"), ("rss_overhead_bytes", 0),
         ("mem_fragmentation_ratio", _ratio(rss, used)), ("mem_fragmentation_bytes", rss - used),
-        ("mem_not_counted_for_evict", 0), ("mem_replication_backlog", state.backlog.max_bytes),
+        ("mem_not_counted_for_evict", 0), ("mem_replication_backlog", state.backlog.histlen),
         ("mem_total_replication_buffers", 0), ("mem_clients_slaves", 0),
         ("mem_clients_normal", 0), ("mem_cluster_links", 0), ("mem_aof_buffer", 0),
         ("mem_allocator", "pymalloc"), ("active_defrag_running", 0),
