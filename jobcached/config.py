@@ -220,8 +220,17 @@ class Config:
     active_expire_budget: int = setting(
         5, "Milliseconds of each 100 ms spent expiring keys actively (Redis allows 25).",
         parse_int, mutable=True)
-    repl_backlog_size: int = setting(1024**2, "Bytes of recent effects kept for followers that "
-                                     "reconnect.", parse_memory, mutable=True)
+    repl_backlog_size: int = setting(64 * 1024**2, "Bytes of recent effects kept for followers "
+                                     "that reconnect (a partial resync needs what they missed).",
+                                     parse_memory, mutable=True)
+    min_replicas_to_write: int = setting(
+        0, "Refuse writes (cache and jobs) with -NOREPLICAS unless at least this many followers "
+        "acknowledged within min-replicas-max-lag seconds (0 = off; alias "
+        "min-slaves-to-write).", parse_int, mutable=True)
+    min_replicas_max_lag: int = setting(
+        10, "Seconds since a follower's last acknowledgement (it sends one every second) for it "
+        "to count towards min-replicas-to-write (0 = off; alias min-slaves-max-lag).",
+        parse_int, mutable=True)
     replicaof: str = setting(
         "", "Follow the leader at 'host port' from the start ('' = lead): its data replaces "
         "ours, clients' writes are refused (REPLICAOF at run time).", parse_replicaof)

@@ -2,7 +2,7 @@
 
 The checks happen in Redis' `processCommand` order, with Redis 7's exact error texts: unknown
 command or subcommand, then arity, then authentication, then ACL permissions (aclcheck.py),
-then a follower's refusal of writes (`-READONLY`).
+then `min-replicas-to-write` (`-NOREPLICAS`), then a follower's refusal of writes (`-READONLY`).
 Handlers raise `CommandError`; this is where an exception becomes an `ErrorReply` value, so
 handlers never build error bytes.
 """
@@ -40,6 +40,9 @@ SUBSCRIBE_MODE_COMMANDS = frozenset({"SUBSCRIBE", "UNSUBSCRIBE", "PSUBSCRIBE", "
 
 #: A client's write on a follower (Redis' text; the master session does not come here).
 READONLY_ERROR = "READONLY You can't write against a read only replica."
+
+#: A write while fewer followers than min-replicas-to-write are good (Redis' text).
+NOREPLICAS_ERROR = "NOREPLICAS Not enough good replicas to write."
 
 #: Redis truncates names and arguments quoted back in error messages to this many characters.
 ERROR_ECHO_CHARS = 128
@@ -126,6 +129,15 @@ def _execute_checked(s: Session, argv: list[bytes]) -> Any:
             if s.multi is not None:
                 s.multi_error = True
             return refused
+    if s.server.gated and _writes(s, cmd) and s.server.leader.refuses_writes():
+        s.server.count_rejected(cmd, "NOREPLICAS")
+        if cmd.name == "EXEC" and s.multi is not None:  # Redis' execCommandAbort
+            s.multi, s.multi_error = None, False
+            s.unwatch()
+            return ErrorReply(f"EXECABORT Transaction discarded because of: {NOREPLICAS_ERROR}")
+        if s.multi is not None:
+            s.multi_error = True
+        return ErrorReply(NOREPLICAS_ERROR)
     if s.server.follower is not None and cmd.flags & Flag.WRITE:
         s.server.count_rejected(cmd, "READONLY")
         if s.multi is not None:
@@ -147,6 +159,19 @@ def _execute_checked(s: Session, argv: list[bytes]) -> Any:
         s.multi.append(argv)
         return QUEUED
     return call(s, cmd, argv)
+
+
+def _writes(s: Session, cmd: Command) -> bool:
+    """A write command, or an EXEC with a write queued (Redis' is_write_command)."""
+    if cmd.flags & Flag.WRITE:
+        return True
+    if cmd.name != "EXEC" or s.multi is None:
+        return False
+    for queued in s.multi:
+        found = resolve(queued)
+        if isinstance(found, Command) and found.flags & Flag.WRITE:
+            return True
+    return False
 
 
 def _gate(s: Session, cmd: Command, argv: list[bytes]) -> Any:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from jobcached.commands import replicas
 from jobcached.commands.archived import drop_restored, from_archive, merge_pages, parse_state
 from jobcached.commands.args import Args, to_int
 from jobcached.commands.durable import durably
@@ -192,7 +193,7 @@ def job_push(s: Session, argv: list[bytes]) -> Any:
     """JOB.PUSH queue payload [TYPE type] [PRIORITY priority] [DELAY ms | AT unix-ms]
     [RETRIES retries] [BACKOFF base-ms [max-ms]] [TIMEOUT ms] [KEY idempotency-key]
     [KEYTTL ms] [META field value [META field value ...]] [AFTER count id [id ...]]
-    [BATCH batch-id] [EXPIRE unix-ms]
+    [BATCH batch-id] [EXPIRE unix-ms] [REPLICAS n [TIMEOUT ms]]
 
     Create a job. It is queued at once, or pending until DELAY or AT. Higher PRIORITY runs
     first, FIFO within a priority. RETRIES (default 25) failed attempts are retried: after
@@ -203,13 +204,17 @@ def job_push(s: Session, argv: list[bytes]) -> Any:
     AFTER makes the job wait (pending) until all `count` parent jobs have succeeded; if one
     ends dead or canceled, the job is canceled with the reason `parent <id> is <state>`, and
     so are its own dependents. BATCH adds the job to an open batch (BATCH.NEW). EXPIRE cancels
-    the job with the reason `expired` if it has not started by then.
+    the job with the reason `expired` if it has not started by then. REPLICAS holds the reply
+    until `n` followers have the job (TIMEOUT right after it: how long, default 1000 ms; the
+    lease TIMEOUT goes elsewhere among the options); see "Synchronous replication".
 
     Reply: the job id (26 characters, time-ordered), once the job is as durable as
-    `appendfsync` promises.
+    `appendfsync` promises (and, with REPLICAS, on `n` followers).
     Errors: `NOTUNIQUE` when KEY was used with a different payload; `ERR` on a bad option, an
     unknown parent id, an unknown or committed batch, or an EXPIRE not in the future; `OOM`
-    past `maxmemory`, where jobs count too and are never evicted (the cache evicts first).
+    past `maxmemory`, where jobs count too and are never evicted (the cache evicts first);
+    `NOREPL` with REPLICAS: fewer followers connected (nothing created), or the TIMEOUT ran
+    out (the job is kept).
 
     Example: `JOB.PUSH deploy "{...}" AFTER 2 01J9Z...A 01J9Z...B EXPIRE 1767225600000`
     """
@@ -219,7 +224,11 @@ def job_push(s: Session, argv: list[bytes]) -> Any:
     if len(argv) == 3:  # most pushes have no options: no parser, no closure
         return engine.push(queue, argv[2])[0].encode()
     opts = PushOptions()
-    parse_push_options(Args(argv, 3), opts)
+    wanted: list[replicas.Replicas] = []
+    parse_push_options(Args(argv, 3), opts,
+                       extra={b"REPLICAS": lambda args: wanted.append(replicas.parse(args))})
+    sync = wanted[-1] if wanted else None
+    replicas.check(s, sync)
 
     def push(archived: dict[str, Job]) -> Any:
         job_id, _ = engine.push(queue, argv[2], opts,
@@ -228,8 +237,11 @@ def job_push(s: Session, argv: list[bytes]) -> Any:
 
     missing = [p for p in opts.after if p not in engine.jobs]
     if not missing:
-        return push({})
-    return from_archive(s, lambda archive: archive.get_many(missing), durably(s, push),
+        return push({}) if sync is None else replicas.hold(s, push({}), sync)
+    then = durably(s, push)
+    return from_archive(s, lambda archive: archive.get_many(missing),
+                        then if sync is None else
+                        lambda archived: replicas.hold(s, then(archived), sync),
                         dict[str, Job]())
 
 
@@ -294,39 +306,48 @@ def job_fetch(s: Session, argv: list[bytes]) -> Any:
 
 @command("JOB.ACK", arity=-3, flags=WRITE | FAST, group="job", acl=("job-work",), durable=True)
 def job_ack(s: Session, argv: list[bytes]) -> Any:
-    """JOB.ACK id token [RESULT result]
+    """JOB.ACK id token [RESULT result] [REPLICAS n [TIMEOUT ms]]
 
-    Complete a running job, optionally storing its result.
+    Complete a running job, optionally storing its result. REPLICAS holds the reply until `n`
+    followers have the completion (as JOB.PUSH's).
 
     Reply: `OK`, once durable.
     Errors: `STALE` when the token's lease expired and the job was handed out again (nothing
-    changes: a slow worker can never complete a job twice); `ERR job <id> is canceled`.
+    changes: a slow worker can never complete a job twice); `ERR job <id> is canceled`;
+    `NOREPL` as JOB.PUSH's.
     """
     engine = engine_of(s)
-    result = None
-    if len(argv) > 3:  # most acks carry no RESULT: no parser for them
+    result = sync = None
+    if len(argv) > 3:  # most acks carry no option: no parser for them
         args = Args(argv, 3)
         while args:
-            if args.next_upper() != b"RESULT":
+            option = args.next_upper()
+            if option == b"RESULT":
+                result = args.next()
+                check_size(s, result, "result")
+            elif option == b"REPLICAS":
+                sync = replicas.parse(args)
+            else:
                 raise SyntaxErr()
-            result = args.next()
-            check_size(s, result, "result")
+        replicas.check(s, sync)
     engine.ack(text(argv[1]), text(argv[2]), result)
-    return OK
+    return OK if sync is None else replicas.hold(s, OK, sync)
 
 
 @command("JOB.FAIL", arity=-4, flags=WRITE | FAST, group="job", acl=("job-work",), durable=True)
 def job_fail(s: Session, argv: list[bytes]) -> Any:
     """JOB.FAIL id token message [ERRTYPE type] [TRACE trace] [RETRYIN ms | NORETRY]
+    [REPLICAS n [TIMEOUT ms]]
 
     Report a failed attempt. The job is retried per its policy (RETRYIN sets the delay,
     NORETRY sends it straight to the dead-letter queue) or, with no retries left, is dead.
+    REPLICAS holds the reply until `n` followers have the failure (as JOB.PUSH's).
 
     Reply: the state the job moved to: `retrying` or `dead`.
-    Errors: `STALE` for a stale token, as JOB.ACK.
+    Errors: `STALE` for a stale token, as JOB.ACK; `NOREPL` as JOB.PUSH's.
     """
     engine = engine_of(s)
-    errtype, trace, retry_in, noretry = "Error", "", None, False
+    errtype, trace, retry_in, noretry, sync = "Error", "", None, False, None
     args = Args(argv, 4)
     while args:
         option = args.next_upper()
@@ -338,11 +359,15 @@ def job_fail(s: Session, argv: list[bytes]) -> Any:
             retry_in = non_negative(args.next(), "RETRYIN")
         elif option == b"NORETRY" and retry_in is None:
             noretry = True
+        elif option == b"REPLICAS":
+            sync = replicas.parse(args)
         else:
             raise SyntaxErr()
+    replicas.check(s, sync)
     state = engine.fail(text(argv[1]), text(argv[2]), free_text(argv[3]), errtype, trace,
                         retry_in, noretry)
-    return Simple(state.value.encode())
+    reply = Simple(state.value.encode())
+    return reply if sync is None else replicas.hold(s, reply, sync)
 
 
 @command("JOB.BEAT", arity=-3, flags=WRITE | FAST, group="job", acl=("job-work",), durable=True)

@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 from jobcached import REDIS_COMPAT_VERSION
 from jobcached.commands import blocking
 from jobcached.commands.aclcheck import script_check
-from jobcached.commands.dispatch import READONLY_ERROR, call
+from jobcached.commands.dispatch import NOREPLICAS_ERROR, READONLY_ERROR, call
 from jobcached.commands.registry import (
     ALLOW_BUSY,
     BLOCKING,
@@ -202,6 +202,8 @@ class Scripting:
                 return ErrorReply("ERR Write commands are not allowed from read-only scripts.")
             if self.server.follower is not None:
                 return ErrorReply(READONLY_ERROR)
+            if self.server.gated and self.server.leader.refuses_writes():
+                return ErrorReply(NOREPLICAS_ERROR)
             run.wrote = True
         if not may_oom and cmd.denyoom:
             flags = run.script.flags
@@ -240,6 +242,9 @@ class Scripting:
                 server.dbs.ensure_memory()
             except CommandError as exc:
                 return ErrorReply(exc.wire)
+        if (flags is not None and "no-writes" not in flags and server.gated
+                and server.leader.refuses_writes()):  # as Redis: once, before it runs
+            return ErrorReply(NOREPLICAS_ERROR)
         if self.session.db != s.db:  # the script works in its caller's database, as in Redis
             self.session.select(s.db)
         loop = _get_running_loop()  # None without an event loop (unit tests): no slices

@@ -136,7 +136,7 @@ def _memory(state: ServerState) -> list[tuple[str, object]]:
         ("allocator_rss_ratio", "1.00"), ("allocator_rss_bytes", 0),
         ("rss_overhead_ratio", "1.00"), ("rss_overhead_bytes", 0),
         ("mem_fragmentation_ratio", _ratio(rss, used)), ("mem_fragmentation_bytes", rss - used),
-        ("mem_not_counted_for_evict", 0), ("mem_replication_backlog", state.backlog.max_bytes),
+        ("mem_not_counted_for_evict", 0), ("mem_replication_backlog", state.backlog.histlen),
         ("mem_total_replication_buffers", 0), ("mem_clients_slaves", 0),
         ("mem_clients_normal", 0), ("mem_cluster_links", 0), ("mem_aof_buffer", 0),
         ("mem_allocator", "pymalloc"), ("active_defrag_running", 0),
@@ -251,6 +251,16 @@ def _stats(state: ServerState) -> list[tuple[str, object]]:
     ]
 
 
+def _good_replicas(state: ServerState) -> list[tuple[str, object]]:
+    """`min_slaves_good_slaves`, shown as Redis does only while min-replicas-to-write and
+    min-replicas-max-lag are both set (a follower has no followers of its own: 0)."""
+    config = state.config
+    if not (config.min_replicas_to_write and config.min_replicas_max_lag):
+        return []
+    good = state.leader.good_replicas() if state.follower is None else 0
+    return [("min_slaves_good_slaves", good)]
+
+
 def _replication(state: ServerState) -> list[tuple[str, object]]:
     """Redis' fields: a leader's followers, or a follower's link (replication/)."""
     backlog = state.backlog
@@ -259,7 +269,8 @@ def _replication(state: ServerState) -> list[tuple[str, object]]:
     if follower is None:
         offset = backlog.offset
         slaves = state.leader.info_lines()
-        lines = [("role", "master"), ("connected_slaves", len(slaves)), *slaves]
+        lines = [("role", "master"), ("connected_slaves", len(slaves)),
+                 *_good_replicas(state), *slaves]
     else:
         offset = max(follower.offset, 0)
         now = state.clock.monotonic_ms()
@@ -276,7 +287,7 @@ def _replication(state: ServerState) -> list[tuple[str, object]]:
         config = state.config
         lines += [("slave_priority", config.replica_priority), ("slave_read_only", 1),
                   ("replica_announced", int(config.replica_announced)),
-                  ("connected_slaves", 0)]
+                  ("connected_slaves", 0), *_good_replicas(state)]
     first = backlog.first_offset
     return [*lines, ("master_failover_state", "no-failover"),
             ("master_replid", follower.replid if follower is not None and

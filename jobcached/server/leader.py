@@ -13,8 +13,11 @@ under the same history, it gets `+CONTINUE` and those bytes; otherwise a full sy
 2. When the child is done: `$<length>\\r\\n`, the file, then the buffered stream; the follower
    is `online` and gets each later burst of effects as it happens (one write per loop turn).
 
-The follower sends `REPLCONF ACK <offset>` every second: its `lag` in INFO, and what WAIT
-counts. A link whose connection closed is dropped the next time it is looked at.
+The follower sends `REPLCONF ACK <offset>` every second: its `lag` in INFO, what WAIT and a
+job write's REPLICAS option count (`wait_for_acks`), and what `min-replicas-to-write` checks
+(`refuses_writes`). Whoever waits for acks asks for them at once: the end of the loop turn's
+burst carries a `REPLCONF GETACK *` (as Redis' WAIT does), so a wait lasts a round trip, not up
+to a second. A link whose connection closed is dropped the next time it is looked at.
 
 Limitation of this slice: each full sync forks its own child (Redis lets followers that ask
 at the same time share one), and the payload goes through a file in the data dir (Redis can
@@ -29,7 +32,7 @@ import logging
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from jobcached.errors import CommandError
 from jobcached.net.replies import Deferred, Encoded
@@ -38,6 +41,7 @@ from jobcached.replication.snapshot import snapshot_commands, write_payload
 from jobcached.scripting import rdbdump
 
 if TYPE_CHECKING:
+    from jobcached.jobs.timerwheel import TimerHandle
     from jobcached.server.session import Session
     from jobcached.server.state import ServerState
 
@@ -53,6 +57,19 @@ SEND_WAIT_SECONDS = 0.002
 #: A follower whose own buffer (the stream during its full sync) grows past this is dropped:
 #: it would sync again from scratch (Redis' client-output-buffer-limit replica, hard part).
 SYNC_BUFFER_MAX_BYTES = 256 * 1024 * 1024
+#: What asks the followers for their offset now (Redis' WAIT sends it too); a follower answers
+#: with REPLCONF ACK and does not count it in its offset (it is not in the backlog).
+GETACK = b"*3\r\n$8\r\nREPLCONF\r\n$6\r\nGETACK\r\n$1\r\n*\r\n"
+
+
+class AckWait(NamedTuple):
+    """A reply waiting for acks: the offset, how many followers, what to answer with the
+    count of those that acked it (see `Leader.wait_for_acks`)."""
+
+    offset: int
+    replicas: int
+    reply: Deferred
+    answer: Callable[[int], Any]
 
 
 class ReplicaLink:
@@ -93,8 +110,9 @@ class Leader:
         self.announced: dict[Session, tuple[int, str]] = {}
         self._scheduled = False
         self._children: set[ForkedWrite] = set()
-        #: WAIT callers: (offset they wait for, replicas they need, their reply)
-        self.waiters: list[tuple[int, int, Deferred]] = []
+        #: replies waiting for acks (WAIT, a job write's REPLICAS)
+        self.waiters: list[AckWait] = []
+        self._getack = False  # the next flush asks the followers for acks
         self.full_syncs = 0
         self.partial_syncs_ok = 0
         self.partial_syncs_err = 0
@@ -126,6 +144,7 @@ class Leader:
             if data is not None:
                 self.partial_syncs_ok += 1
                 link.state = "online"
+                link.ack_ms = self.state.clock.monotonic_ms()  # Redis: no false timeout
                 self.links[session] = link
                 log.info("follower continues from the backlog (partial resync)",
                          extra={"follower": session.addr, "offset": wanted})
@@ -182,6 +201,7 @@ class Leader:
                         await asyncio.sleep(SEND_WAIT_SECONDS)
                     link.send(chunk)
             link.state = "online"
+            link.ack_ms = self.state.clock.monotonic_ms()  # Redis: no false timeout
             link.send(b"".join(link.buffer))
             link.buffer, link.buffered = [], 0
             log.info("follower synced", extra={"follower": link.session.addr,
@@ -209,18 +229,28 @@ class Leader:
             asyncio.get_running_loop().call_soon(self.flush)
 
     def flush(self) -> None:
-        """Send the effects of this loop turn to every attached follower."""
+        """Send the effects of this loop turn to every attached follower, then, if someone
+        waits for acks, a GETACK to those online."""
         self._scheduled = False
         data = self.state.backlog.take_unsent()
-        if not data:
-            return
-        for session, link in list(self.links.items()):
-            if session.closing:
-                del self.links[session]
-            elif not link.feed(data):
-                log.warning("follower dropped: its stream buffer overflowed during its sync",
-                            extra={"follower": session.addr})
-                self.drop(session)
+        if data:
+            for session, link in list(self.links.items()):
+                if session.closing:
+                    del self.links[session]
+                elif not link.feed(data):
+                    log.warning("follower dropped: its stream buffer overflowed during its "
+                                "sync", extra={"follower": session.addr})
+                    self.drop(session)
+        if self._getack:
+            self._getack = False
+            for link in self.online_links():
+                link.send(GETACK)
+
+    def request_acks(self) -> None:
+        """Ask the online followers for their offset at the end of this loop turn (one GETACK
+        for all the waits a turn starts, after the effects they wait for)."""
+        self._getack = True
+        self._schedule()
 
     def ping(self) -> None:
         """Keep the links alive (Redis' repl-ping-replica-period): a PING in the stream."""
@@ -261,32 +291,66 @@ class Leader:
         count = self.acked(offset)
         if count >= replicas or not self.online_links():
             return count
-        reply = Deferred(blocking=True)
-        entry = (offset, replicas, reply)
+        return self.wait_for_acks(offset, replicas, timeout_ms, _count, blocking=True)
+
+    def wait_for_acks(self, offset: int, replicas: int, timeout_ms: int,
+                      answer: Callable[[int], Any], blocking: bool) -> Deferred:
+        """A reply that resolves with `answer(count)` once `replicas` followers acknowledged
+        `offset` (count: those that did), or when `timeout_ms` runs out (0: never). The
+        followers are asked for acks at the end of this turn."""
+        reply = Deferred(blocking=blocking)
+        entry = AckWait(offset, replicas, reply, answer)
         self.waiters.append(entry)
-        for link in self.online_links():  # ask for acks now (Redis' REPLCONF GETACK)
-            link.send(b"*3\r\n$8\r\nREPLCONF\r\n$6\r\nGETACK\r\n$1\r\n*\r\n")
+        self.request_acks()
+        timer: TimerHandle[Callable[[], None]] | None = None
 
         def forget() -> None:
             if entry in self.waiters:
                 self.waiters.remove(entry)
+            if timer is not None:
+                self.state.timers.cancel(timer)
 
         reply.on_cancel = forget
         if timeout_ms:
             def expire() -> None:
                 forget()
-                reply.resolve(self.acked(offset))
+                reply.resolve(answer(self.acked(offset)))
 
-            self.state.timers.schedule(self.state.clock.now_ms() + timeout_ms, expire)
+            timer = self.state.timers.schedule(self.state.clock.now_ms() + timeout_ms, expire)
         return reply
 
     def _wake_waiters(self) -> None:
         for entry in list(self.waiters):
-            offset, replicas, reply = entry
-            count = self.acked(offset)
-            if count >= replicas:
-                self.waiters.remove(entry)
-                reply.resolve(count)
+            count = self.acked(entry.offset)
+            if count >= entry.replicas:
+                on_cancel = entry.reply.on_cancel  # forgets the entry and its timer
+                if on_cancel is not None:
+                    on_cancel()
+                entry.reply.resolve(entry.answer(count))
+
+    # ------------------------------------------------------------------ min-replicas
+
+    def good_replicas(self) -> int:
+        """Online followers whose last ack is at most `min-replicas-max-lag` seconds old
+        (Redis' repl_good_slaves_count, counted when asked rather than once a second)."""
+        max_lag = self.state.config.min_replicas_max_lag
+        now = self.state.clock.monotonic_ms()
+        return sum(1 for link in self.online_links() if (now - link.ack_ms) // 1000 <= max_lag)
+
+    def refuses_writes(self) -> bool:
+        """`min-replicas-to-write` is in force and too few followers are good (Redis'
+        checkGoodReplicasStatus): writes get `-NOREPLICAS`. Never on a follower, and off
+        while either setting is 0."""
+        state = self.state
+        config = state.config
+        wanted = config.min_replicas_to_write
+        return (state.follower is None and wanted > 0 and config.min_replicas_max_lag > 0
+                and self.good_replicas() < wanted)
+
+    def attached(self) -> int:
+        """Followers attached, whether online or still syncing (a syncing one receives the
+        stream in its buffer and acknowledges it once loaded)."""
+        return sum(1 for session in self.links if not session.closing)
 
     # ------------------------------------------------------------------ visibility
 
@@ -316,6 +380,11 @@ class Leader:
 
 #: SYNC's reply: nothing before the payload's `$<length>` line
 NO_LINE = Encoded(b"")
+
+
+def _count(count: int) -> int:
+    """WAIT's answer: the count itself."""
+    return count
 
 
 def remove_stale_payloads(data_dir: str) -> None:

@@ -190,9 +190,10 @@ class ServerState:
     monitors: dict[Session, None] = field(default_factory=dict)
     #: the CLIENT PAUSE in force, or None (commands/pause.py)
     pause: PauseGate | None = None
-    #: True while a pause is in force, a client monitors, a script is busy or we follow a
-    #: leader: every command then takes dispatch's checked path, so none of them costs the
-    #: common path more than this one test (kept by `refresh_gate`)
+    #: True while a pause is in force, a client monitors, a script is busy, we follow a
+    #: leader or min-replicas-to-write is set: every command then takes dispatch's checked
+    #: path, so none of them costs the common path more than this one test (kept by
+    #: `refresh_gate`)
     gated: bool = False
     #: events past latency-monitor-threshold (LATENCY LATEST, HISTORY...)
     latency: LatencyMonitor = field(default_factory=LatencyMonitor)
@@ -259,12 +260,16 @@ class ServerState:
         else:
             self.hot_keys.top_k = top_k
         self.dbs.set_hot_keys(self.hot_keys)
+        self.refresh_gate()  # min-replicas-to-write may have changed
 
     def refresh_gate(self) -> None:
         """Recompute `gated` after a monitor, a pause, a busy script or a leader (we follow:
-        writes are refused) came or went."""
+        writes are refused) came or went, or `min-replicas-to-write` was set (writes may be
+        refused: `Leader.refuses_writes`)."""
+        config = self.config
         self.gated = (bool(self.monitors) or self.pause is not None
-                      or self.busy_script is not None or self.follower is not None)
+                      or self.busy_script is not None or self.follower is not None
+                      or (config.min_replicas_to_write > 0 and config.min_replicas_max_lag > 0))
 
     def jobs_memory(self) -> int:
         """Estimated bytes of the jobs in memory (jobs/memory.py): part of `used_memory`."""

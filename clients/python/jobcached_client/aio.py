@@ -172,11 +172,13 @@ class AsyncJobs:
                    key_ttl: Duration | None = None,
                    meta: Mapping[str, str] | None = None,
                    after: str | Iterable[str] | None = None, batch: str | None = None,
-                   expire: Moment | None = None) -> str:
+                   expire: Moment | None = None, replicas: int | None = None,
+                   replicas_timeout: Duration | None = None) -> str:
         return await self._client.run(cmd.push(
             self._client.serializer, queue, payload, type=type, delay=delay, at=at,
             priority=priority, retries=retries, backoff=backoff, timeout=timeout, key=key,
-            key_ttl=key_ttl, meta=meta, after=after, batch=batch, expire=expire))
+            key_ttl=key_ttl, meta=meta, after=after, batch=batch, expire=expire,
+            replicas=replicas, replicas_timeout=replicas_timeout))
 
     async def push_many(self, queue: str, payloads: Iterable[Any], **options: Any) -> list[str]:
         calls = [cmd.push(self._client.serializer, queue, p, **options) for p in payloads]
@@ -192,14 +194,21 @@ class AsyncJobs:
         return await self._client.run(cmd.fetch(self._client.serializer, queues, count=count,
                                                 block=block, lease=lease, worker=worker))
 
-    async def ack(self, job: Job | str, *, result: Any = None, token: str | None = None) -> None:
-        await self._client.run(cmd.ack(self._client.serializer, job, result=result, token=token))
+    async def ack(self, job: Job | str, *, result: Any = None, token: str | None = None,
+                  replicas: int | None = None,
+                  replicas_timeout: Duration | None = None) -> None:
+        await self._client.run(cmd.ack(self._client.serializer, job, result=result, token=token,
+                                       replicas=replicas, replicas_timeout=replicas_timeout))
 
     async def fail(self, job: Job | str, message: str, *, token: str | None = None,
                    errtype: str | None = None, trace: str | None = None,
-                   retry_in: Duration | None = None, noretry: bool = False) -> State:
+                   retry_in: Duration | None = None, noretry: bool = False,
+                   replicas: int | None = None,
+                   replicas_timeout: Duration | None = None) -> State:
         return await self._client.run(cmd.fail(job, message, token=token, errtype=errtype,
-                                               trace=trace, retry_in=retry_in, noretry=noretry))
+                                               trace=trace, retry_in=retry_in, noretry=noretry,
+                                               replicas=replicas,
+                                               replicas_timeout=replicas_timeout))
 
     async def beat(self, job: Job | str, *, token: str | None = None,
                    extend: Duration | None = None) -> datetime | None:

@@ -158,7 +158,8 @@ class Jobs:
              timeout: Duration | None = None, key: str | None = None,
              key_ttl: Duration | None = None, meta: Mapping[str, str] | None = None,
              after: str | Iterable[str] | None = None, batch: str | None = None,
-             expire: Moment | None = None) -> str:
+             expire: Moment | None = None, replicas: int | None = None,
+             replicas_timeout: Duration | None = None) -> str:
         """Create a job; its id. `type` defaults to the queue's name.
 
         Durations (`delay`, `backoff` base and max, `timeout` of a lease, `key_ttl`) are
@@ -166,11 +167,15 @@ class Jobs:
 
         `after`: parent ids; the job waits until they have all succeeded (and is canceled if
         one ends otherwise). `batch`: an open batch's id. `expire`: cancel the job unless it
-        has started by then."""
+        has started by then. `replicas`: return only once that many followers have the job,
+        waiting up to `replicas_timeout` seconds (the server's default: 1 s); a
+        `redis.ResponseError` starting with `NOREPL` otherwise (the job is kept unless too
+        few followers were connected: pass `key` to retry safely)."""
         return self._client.run(cmd.push(
             self._client.serializer, queue, payload, type=type, delay=delay, at=at,
             priority=priority, retries=retries, backoff=backoff, timeout=timeout, key=key,
-            key_ttl=key_ttl, meta=meta, after=after, batch=batch, expire=expire))
+            key_ttl=key_ttl, meta=meta, after=after, batch=batch, expire=expire,
+            replicas=replicas, replicas_timeout=replicas_timeout))
 
     def push_many(self, queue: str, payloads: Iterable[Any], **options: Any) -> list[str]:
         """Push many jobs with the same options in one round trip (a pipeline)."""
@@ -188,17 +193,23 @@ class Jobs:
         return self._client.run(cmd.fetch(self._client.serializer, queues, count=count,
                                           block=block, lease=lease, worker=worker))
 
-    def ack(self, job: Job | str, *, result: Any = None, token: str | None = None) -> None:
-        """Complete a fetched job, storing `result` (serialized) unless it is None."""
-        self._client.run(cmd.ack(self._client.serializer, job, result=result, token=token))
+    def ack(self, job: Job | str, *, result: Any = None, token: str | None = None,
+            replicas: int | None = None, replicas_timeout: Duration | None = None) -> None:
+        """Complete a fetched job, storing `result` (serialized) unless it is None.
+        `replicas`, `replicas_timeout`: as `push`'s."""
+        self._client.run(cmd.ack(self._client.serializer, job, result=result, token=token,
+                                 replicas=replicas, replicas_timeout=replicas_timeout))
 
     def fail(self, job: Job | str, message: str, *, token: str | None = None,
              errtype: str | None = None, trace: str | None = None,
-             retry_in: Duration | None = None, noretry: bool = False) -> State:
+             retry_in: Duration | None = None, noretry: bool = False,
+             replicas: int | None = None, replicas_timeout: Duration | None = None) -> State:
         """Report a failed attempt; the state the job moved to (retrying or dead).
-        `retry_in` (seconds) overrides the job's backoff for this retry."""
+        `retry_in` (seconds) overrides the job's backoff for this retry. `replicas`,
+        `replicas_timeout`: as `push`'s."""
         return self._client.run(cmd.fail(job, message, token=token, errtype=errtype,
-                                         trace=trace, retry_in=retry_in, noretry=noretry))
+                                         trace=trace, retry_in=retry_in, noretry=noretry,
+                                         replicas=replicas, replicas_timeout=replicas_timeout))
 
     def beat(self, job: Job | str, *, token: str | None = None,
              extend: Duration | None = None) -> datetime | None:

@@ -128,6 +128,26 @@ def policy(type: str | None = None, priority: int | None = None, retries: int | 
     return args
 
 
+#: The server's wait when REPLICAS comes without TIMEOUT (ms): how long a reply may take.
+REPLICAS_DEFAULT_TIMEOUT_MS = 1000
+
+
+def replicas_args(replicas: int | None,
+                  replicas_timeout: Duration | None) -> tuple[list[Any], int | None]:
+    """`REPLICAS n [TIMEOUT ms]` (the reply waits until n followers have the change), and how
+    long the server may then hold the reply (None: no option, an ordinary command)."""
+    if replicas is None:
+        if replicas_timeout is not None:
+            raise ValueError("replicas_timeout needs replicas")
+        return [], None
+    args: list[Any] = ["REPLICAS", int(replicas)]
+    wait_ms = REPLICAS_DEFAULT_TIMEOUT_MS
+    if replicas_timeout is not None:
+        wait_ms = ms(replicas_timeout, "replicas_timeout")
+        args += ["TIMEOUT", wait_ms]
+    return args, wait_ms
+
+
 def meta_args(meta: Mapping[str, str]) -> list[Any]:
     return [arg for name, value in meta.items() for arg in ("META", name, value)]
 
@@ -138,10 +158,11 @@ def push(serializer: Serializer, queue: str, payload: Any, *, type: str | None =
          timeout: Duration | None = None, key: str | None = None,
          key_ttl: Duration | None = None, meta: Mapping[str, str] | None = None,
          after: str | Iterable[str] | None = None, batch: str | None = None,
-         expire: Moment | None = None) -> Call[str]:
+         expire: Moment | None = None, replicas: int | None = None,
+         replicas_timeout: Duration | None = None) -> Call[str]:
     """JOB.PUSH queue payload [TYPE ...] [PRIORITY ...] [DELAY ms | AT unix-ms] [RETRIES ...]
     [BACKOFF base-ms [max-ms]] [TIMEOUT ms] [KEY ...] [KEYTTL ms] [META field value ...]
-    [AFTER count id ...] [BATCH batch-id] [EXPIRE unix-ms]"""
+    [AFTER count id ...] [BATCH batch-id] [EXPIRE unix-ms] [REPLICAS n [TIMEOUT ms]]"""
     args: list[Any] = ["JOB.PUSH", queue, encode(serializer, payload),
                        *policy(type, priority, retries, backoff, timeout)]
     if delay is not None and at is not None:
@@ -164,7 +185,8 @@ def push(serializer: Serializer, queue: str, payload: Any, *, type: str | None =
     # The producer's trace continues in the worker: its span context rides along in META
     # (when OpenTelemetry is installed and the caller did not set those keys itself).
     args += meta_args({**producer_meta(), **(meta or {})})
-    return Call(tuple(args), text)
+    sync, wait_ms = replicas_args(replicas, replicas_timeout)
+    return Call((*args, *sync), text, wait_ms)
 
 
 def fetch(serializer: Serializer, queues: str | Iterable[str], *, count: int = 1,
@@ -188,18 +210,23 @@ def fetch(serializer: Serializer, queues: str | Iterable[str], *, count: int = 1
 
 
 def ack(serializer: Serializer, job: Job | str, *, result: Any = None,
-        token: str | None = None) -> Call[None]:
-    """JOB.ACK id token [RESULT result]; a None result is not stored."""
+        token: str | None = None, replicas: int | None = None,
+        replicas_timeout: Duration | None = None) -> Call[None]:
+    """JOB.ACK id token [RESULT result] [REPLICAS n [TIMEOUT ms]]; a None result is not
+    stored."""
     args: list[Any] = ["JOB.ACK", *lease_of(job, token)]
     if result is not None:
         args += ["RESULT", encode(serializer, result)]
-    return Call(tuple(args), _none)
+    sync, wait_ms = replicas_args(replicas, replicas_timeout)
+    return Call((*args, *sync), _none, wait_ms)
 
 
 def fail(job: Job | str, message: str, *, token: str | None = None,
          errtype: str | None = None, trace: str | None = None,
-         retry_in: Duration | None = None, noretry: bool = False) -> Call[State]:
-    """JOB.FAIL id token message [ERRTYPE type] [TRACE trace] [RETRYIN ms | NORETRY]"""
+         retry_in: Duration | None = None, noretry: bool = False,
+         replicas: int | None = None, replicas_timeout: Duration | None = None) -> Call[State]:
+    """JOB.FAIL id token message [ERRTYPE type] [TRACE trace] [RETRYIN ms | NORETRY]
+    [REPLICAS n [TIMEOUT ms]]"""
     args: list[Any] = ["JOB.FAIL", *lease_of(job, token), message or "failed"]
     if errtype:
         args += ["ERRTYPE", errtype]
@@ -211,7 +238,8 @@ def fail(job: Job | str, message: str, *, token: str | None = None,
         args += ["RETRYIN", ms(retry_in, "retry_in")]
     if noretry:
         args.append("NORETRY")
-    return Call(tuple(args), lambda reply: State(text(reply)))
+    sync, wait_ms = replicas_args(replicas, replicas_timeout)
+    return Call((*args, *sync), lambda reply: State(text(reply)), wait_ms)
 
 
 def beat(job: Job | str, *, token: str | None = None,
