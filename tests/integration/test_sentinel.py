@@ -11,11 +11,13 @@ from __future__ import annotations
 import re
 import signal
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
 from redis.sentinel import Sentinel
 
+from tests.conftest import RedisServerProcess
 from tests.integration.sentinels import (
     SERVICE,
     Deployment,
@@ -155,8 +157,65 @@ def test_sentinels_failover_transaction_runs_past_config_rewrite(start_server: S
     pipe.execute_command("CLIENT", "KILL", "TYPE", "normal")
     pipe.execute_command("CLIENT", "KILL", "TYPE", "pubsub")
     replies = pipe.execute(raise_on_error=False)
-    assert replies[0] is True or replies[0] == b"OK"
+    assert replies[0] is True  # redis-py's SLAVEOF callback: a bool
     assert isinstance(replies[1], redis.ResponseError)
     assert str(replies[1]) == "The server is running without a config file"
     assert all(isinstance(count, int) for count in replies[2:])
     wait_for(lambda: follower.client().execute_command("ROLE")[0] == b"master", seconds=10)
+
+
+def _fields(server: Any) -> list[str]:
+    """INFO replication's field names in order, slaveN lines as one name."""
+    return [re.sub(r"^slave\d+$", "slaveN", name) for name in server.client().info("replication")]
+
+
+def test_info_and_role_have_redis_fields_on_both_sides(start_server: Start,
+                                                       tmp_path: Path) -> None:
+    """What Sentinel parses, compared with a redis-server 7.0 leader and replica."""
+    theirs = RedisServerProcess(tmp_path / "redis-leader")
+    their_replica = RedisServerProcess(tmp_path / "redis-replica")
+    try:
+        their_replica.client().replicaof("127.0.0.1", theirs.port)
+        wait_for(lambda: their_replica.client().info("replication")["master_link_status"]
+                 == "up", seconds=15, what="redis-server replica up")
+        leader = start_server()
+        follower = start_server("--replicaof", f"127.0.0.1 {leader.port}")
+        wait_synced(leader, follower)
+        wait_for(lambda: theirs.client().info("replication").get("slave0", {}).get("state")
+                 == "online", seconds=15, what="redis-server replica online")
+        assert _fields(leader) == _fields(theirs)
+        assert _fields(follower) == _fields(their_replica)
+        ours_slave = info(leader)["slave0"]
+        assert set(ours_slave) == set(theirs.client().info("replication")["slave0"])
+        for ours, reference in ((leader, theirs), (follower, their_replica)):
+            role, their_role = (side.client().execute_command("ROLE")
+                                for side in (ours, reference))
+            assert [type(item) for item in role] == [type(item) for item in their_role]
+        run_id = follower.client().info("server")["run_id"]
+        assert re.fullmatch(r"[0-9a-f]{40}", run_id)
+        assert follower.client().info("server")["run_id"] == run_id
+    finally:
+        their_replica.stop()
+        theirs.stop()
+
+
+def test_sentinels_transaction_rewrites_the_role_into_the_config_file(
+        start_server: Start, tmp_path: Path) -> None:
+    """With a config file, CONFIG REWRITE keeps what Sentinel ordered across a restart."""
+    leader = start_server()
+    other = start_server()
+    config = tmp_path / "follower.conf"
+    config.write_text(f"replicaof 127.0.0.1 {leader.port}\n")
+    follower = start_server("--config", str(config))
+    wait_synced(leader, follower)
+    pipe = follower.client().pipeline(transaction=True)
+    pipe.execute_command("SLAVEOF", "127.0.0.1", other.port)
+    pipe.execute_command("CONFIG", "REWRITE")
+    pipe.execute_command("CLIENT", "KILL", "TYPE", "normal")
+    pipe.execute_command("CLIENT", "KILL", "TYPE", "pubsub")
+    replies = pipe.execute(raise_on_error=False)
+    assert replies[:2] == [True, b"OK"], replies  # redis-py's SLAVEOF callback: a bool
+    wait_synced(other, follower)
+    follower.stop()
+    again = start_server("--config", str(config))
+    assert again.client().execute_command("ROLE")[:3] == [b"slave", b"127.0.0.1", other.port]
