@@ -33,8 +33,9 @@ Start = Callable[..., ServerProcess]
 
 
 def wait_for(predicate: Callable[[], Any], seconds: float = FAILOVER_WAIT_SECONDS,
-             what: str = "condition") -> Any:
-    """Poll `predicate` until it returns something true; connection errors count as not yet."""
+             what: str = "condition", details: Callable[[], str] = str) -> Any:
+    """Poll `predicate` until it returns something true; connection errors count as not yet.
+    `details()` is added to the failure's message (the processes' logs, say)."""
     deadline = time.monotonic() + seconds
     last: object = None
     while time.monotonic() < deadline:
@@ -45,7 +46,7 @@ def wait_for(predicate: Callable[[], Any], seconds: float = FAILOVER_WAIT_SECOND
         if value:
             return value
         time.sleep(0.1)
-    raise AssertionError(f"{what} not met in {seconds} s (last error: {last})")
+    raise AssertionError(f"{what} not met in {seconds} s (last error: {last})\n{details()}")
 
 
 class SentinelProcess:
@@ -106,10 +107,11 @@ def _pairs(entry: Any) -> dict[str, str]:
 class Deployment:
     """A leader, two followers, three sentinels; `addresses` is what clients are given."""
 
-    def __init__(self, start: Start, root: Path, *follower_args: str) -> None:
+    def __init__(self, start: Start, root: Path, first_follower_args: tuple[str, ...] = ()
+                 ) -> None:
         self.leader = start()
-        self.followers = [start("--replicaof", f"127.0.0.1 {self.leader.port}", *follower_args)
-                          for _ in range(2)]
+        self.followers = [start("--replicaof", f"127.0.0.1 {self.leader.port}", *args)
+                          for args in (first_follower_args, ())]
         self.servers = [self.leader, *self.followers]
         wait_for(lambda: self.leader.client().info("replication")["connected_slaves"] == 2,
                  what="both followers attached")
@@ -127,7 +129,7 @@ class Deployment:
 
         for sentinel in self.sentinels:
             wait_for(functools.partial(watched, sentinel),
-                     what="sentinels watching the deployment")
+                     what="sentinels watching the deployment", details=self.logs)
 
     def server_at(self, port: int) -> ServerProcess:
         return next(server for server in self.servers if server.port == port)
@@ -140,7 +142,7 @@ class Deployment:
                 return ports.pop()
             return None
 
-        port = wait_for(moved, what="sentinels agreeing on a new leader")
+        port = wait_for(moved, what="sentinels agreeing on a new leader", details=self.logs)
         leader = self.server_at(port)
         wait_for(lambda: leader.client().execute_command("ROLE")[0] == b"master",
                  what="the promoted follower leading")

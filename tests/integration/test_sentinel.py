@@ -79,22 +79,23 @@ def test_sentinel_promotes_a_follower_and_repoints_the_other(
             b"slave", b"127.0.0.1", new.port], what="the old leader turned into a follower")
         wait_synced(new, again)
         assert again.client().get("after-failover") == b"yes"
-        with_three = wait_for(lambda: len(deployment.sentinels[0].replicas()) == 2 and all(
-            r["flags"] == "slave" for r in deployment.sentinels[0].replicas()),
-            what="sentinel seeing the old leader as a follower")
-        assert with_three
+        def both_followers_watched() -> bool:
+            replicas = deployment.sentinels[0].replicas()
+            return {int(r["port"]) for r in replicas if r["flags"] == "slave"} == {
+                other.port, again.port}
+
+        assert wait_for(both_followers_watched, what="sentinel seeing the old leader follow")
     finally:
         again.stop()
 
 
 def test_replica_priority_zero_is_never_promoted(start_server: Start, tmp_path: Path) -> None:
-    group = Deployment(start_server, tmp_path)
+    group = Deployment(start_server, tmp_path, ("--replica-priority", "0"))
     try:
         never, candidate = group.followers
-        never.client().config_set("replica-priority", 0)
-        wait_for(lambda: {r["port"]: r["slave-priority"] for r in group.sentinels[0].replicas()}
-                 .get(str(never.port)) == "0", seconds=15, what="sentinel reading priority 0")
         group.wait_watched()
+        assert {r["port"]: r["slave-priority"] for r in group.sentinels[0].replicas()} == {
+            str(never.port): "0", str(candidate.port): "100"}
         group.leader.stop(signal.SIGKILL)
         assert group.wait_new_leader(group.leader) is candidate
         wait_for(lambda: never.client().execute_command("ROLE")[2] == candidate.port,

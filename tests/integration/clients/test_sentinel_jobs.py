@@ -149,7 +149,9 @@ def test_acknowledged_jobs_survive_a_failover(
                 waiting.discard(job_id)
         return not waiting
 
-    wait_for(all_succeeded, seconds=40, what="every acknowledged job succeeded")
+    wait_for(all_succeeded, seconds=40, what="every acknowledged job succeeded",
+             details=lambda: f"still waiting: {sorted(waiting)[:10]}\n"
+                             f"{survivor.log()[-3000:]}\n{deployment.logs()}")
     leader.close()
     ran = {n for n, _, _ in _runs(tmp_path)}
     assert set(acked) <= ran, f"acknowledged but never run: {sorted(set(acked) - ran)[:10]}"
