@@ -10,8 +10,8 @@ PORT   ?= 7380
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-# Reinstall when the packaging metadata changes.
-$(STAMP): $(BIN)/python setup.cfg pyproject.toml requirements-dev.txt clients/python/setup.cfg
+# Reinstall when the packaging metadata or the compiled request path changes.
+$(STAMP): $(BIN)/python setup.py setup.cfg pyproject.toml jobcached/net/_speedups.pyx requirements-dev.txt clients/python/setup.cfg
 	$(BIN)/pip install --quiet --disable-pip-version-check -e . -e clients/python -r requirements-dev.txt
 	touch $(STAMP)
 

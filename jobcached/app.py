@@ -4,14 +4,15 @@ Start: the data directory and its lock (one server per directory, see startup.py
 unix sockets are bound but do not listen yet, so a taken port or a foreign address fails in
 milliseconds, before anything is read; the HTTP endpoints (/healthz answers at once, /readyz
 says 503 `loading`); the WAL replay, in chunks that yield to the event loop so those endpoints
-answer during a long replay; the saved function libraries (functions.rdb); then the RESP
-sockets listen (clients see "connection refused"
-until the job state is complete, never a half-replayed one) and the cron and timer tasks
-start. A step that fails undoes the ones before it, threads included, so the process exits.
+answer during a long replay; the cache snapshot with `cache-persistence snapshot`
+(server/saving.py); the saved function libraries (functions.rdb); then the RESP sockets
+listen (clients see "connection refused" until the job state is complete, never a
+half-replayed one) and the cron and timer tasks start. A step that fails undoes the ones
+before it, threads included, so the process exits.
 Stop (SIGTERM, SIGINT or SHUTDOWN), in uvicorn's order: /readyz turns 503, close the listeners
 so nothing new arrives, let every connection flush what it has queued and close, wait up to
-`shutdown-timeout` seconds, abort the rest, then close the engines and the HTTP endpoints, and
-unlock the data dir.
+`shutdown-timeout` seconds, abort the rest, write the cache snapshot if one is due (no client
+is left to change it), then close the engines and the HTTP endpoints, and unlock the data dir.
 A second signal exits at once.
 
 Replication (replication/): with `replicaof` set, or after REPLICAOF, the server follows a
@@ -53,11 +54,13 @@ from jobcached.observability.metrics import FsyncTimer, build_registry
 from jobcached.persistence.archiving import ARCHIVE_INTERVAL_SECONDS, Archiver
 from jobcached.persistence.durability import Durability
 from jobcached.persistence.wal import Wal
+from jobcached.replication import resume
 from jobcached.scripting import persisted
 from jobcached.server.connection import RespProtocol
 from jobcached.server.follower import Follower
 from jobcached.server.gcpolicy import FullCollections
 from jobcached.server.leader import remove_stale_payloads
+from jobcached.server.saving import remove_stale_temporaries
 from jobcached.server.session import Session
 from jobcached.server.startup import (
     DataDirLock,
@@ -107,6 +110,8 @@ class App:
         #: the job engine's cron and batches run (`JobEngine.start`): not on a follower
         self._engine_started = False
         self.state.replication_host = self
+        #: the process's exit code: 1 when the cache snapshot at stop failed
+        self.exit_code = 0
 
     async def _open_jobs(self, loop: asyncio.AbstractEventLoop) -> None:
         """Replay the WAL into a fresh job engine, then open it for appending.
@@ -249,6 +254,7 @@ class App:
         prepare_data_dir(config.dir)
         self._lock.acquire()
         remove_stale_payloads(config.dir)
+        remove_stale_temporaries(config.dir)
         if config.port:
             self._bound = bind_tcp(config.bind, config.port)
             warn_if_exposed(self._bound, config.requirepass, config.protected_mode)
@@ -261,6 +267,10 @@ class App:
         self.state.loading = True
         await self._start_http()
         await self._open_jobs(loop)
+        resuming = bool(config.replicaof) and (Path(config.dir) / resume.FILE_NAME).exists()
+        if config.cache_persistence == "snapshot" and not resuming:
+            # (a follower that saved its place reloads its cache from that file instead)
+            await self.state.saver.load(self.run_as_master)
         restore_functions(self.state, str(Path(config.dir) / persisted.FILE_NAME))
         load_at_start(self.state)
         self.state.loading = False
@@ -295,6 +305,10 @@ class App:
         if config.replicaof:
             host, port = config.replicaof.split()
             self.follow(host, int(port))
+            assert self.state.follower is not None
+            self.state.follower.resume(config.dir)  # before its link: it starts next turn
+        else:
+            resume.discard(str(Path(config.dir) / resume.FILE_NAME))  # no leader to continue
         log.info("ready to accept connections", extra={
             "version": __version__, "bind": config.bind, "port": self.state.tcp_port,
             "tls_port": config.tls_port or None,
@@ -367,8 +381,12 @@ class App:
         for session in list(self.state.clients.values()):
             session.conn.abort()
         await self._cancel_tasks()
+        if not self.state.saver.save_at_stop():
+            self.exit_code = 1
         if self.state.effects.durability is not None:
             await self.state.effects.durability.drain()
+        if self.state.follower is not None:
+            self.state.follower.save_place(self.config.dir)
         await self._release()
         log.info("stopped")
 
@@ -415,6 +433,7 @@ class App:
             if turn % REPL_PING_EVERY_TURNS == 0:
                 self.state.leader.ping()
             self._expire_cycle()
+            self.state.saver.cron()
             self._drain_slow_fsyncs()
             if self.state.gc is not None:
                 self.state.gc.step(self.state.stats.total_commands_processed)
@@ -487,9 +506,8 @@ class App:
             if now - self._last_recovery >= WAL_RECOVERY_INTERVAL_SECONDS:
                 self._last_recovery = now
                 await durability.recover()
-        elif (durability.should_compact(len(engine.jobs))
-              and await durability.compact(engine.snapshot)):
-            self.state.last_save_ms = self.state.clock.now_ms()  # LASTSAVE
+        elif durability.should_compact(len(engine.jobs)):
+            await durability.compact(engine.snapshot)
 
     def _close_idle_clients(self) -> None:
         timeout = self.config.timeout
@@ -503,8 +521,10 @@ class App:
 
 def run(config: Config, repair: bool = False) -> int:
     """Run the server until it is stopped; the process exit code."""
+    exit_code = 0
 
     async def main() -> None:
+        nonlocal exit_code
         app = App(config, repair=repair)
         loop = asyncio.get_running_loop()
         signals_seen = 0
@@ -523,6 +543,7 @@ def run(config: Config, repair: bool = False) -> int:
         loop.add_signal_handler(signal.SIGHUP, app.reload_tls)
         await app.start()
         await app.wait_stopped()
+        exit_code = app.exit_code
 
     uvloop.run(main())
-    return 0
+    return exit_code

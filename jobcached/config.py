@@ -80,6 +80,21 @@ def parse_replicaof(text: str) -> str:
     return f"{words[0]} {int(words[1])}"
 
 
+def parse_save(text: str) -> str:
+    """Redis' `save` points: '' (none) or pairs of `seconds changes`, normalised to single
+    spaces."""
+    words = text.split()
+    if len(words) % 2 or not all(word.isdigit() for word in words):
+        raise ValueError("Invalid save parameters")
+    return " ".join(str(int(word)) for word in words)
+
+
+def save_points(text: str) -> list[tuple[int, int]]:
+    """The (seconds, changes) pairs of a `save` value parse_save accepted."""
+    numbers = [int(word) for word in text.split()]
+    return list(zip(numbers[::2], numbers[1::2], strict=True))
+
+
 def one_of(*choices: str) -> Callable[[str], str]:
     def parse(text: str) -> str:
         if text.lower() not in choices:
@@ -258,6 +273,16 @@ class Config:
         "everysec", "When job writes reach the disk: always (fsync before replying, one fsync per "
         "batch), everysec (written before replying, fsync every second), no (the OS decides).",
         one_of("always", "everysec", "no"))
+    cache_persistence: str = setting(
+        "none", "Whether the cache survives a restart: none (it starts empty; jobs always "
+        "survive, in the WAL) or snapshot (the keys of every database are written to "
+        "cache.snapshot in the data dir when the server stops and on the save schedule, and "
+        "loaded back before it listens).", one_of("none", "snapshot"), mutable=True)
+    save: str = setting(
+        "", "When a background save of the cache snapshot runs, as Redis' save points: "
+        "\"seconds changes ...\" pairs, e.g. \"3600 1 300 100 60 10000\" saves after 3600 s if "
+        "1 key changed, after 300 s if 100 did... ('' = no schedule). A schedule also saves "
+        "at shutdown, as cache-persistence snapshot does.", parse_save, mutable=True)
     wal_segment_max_bytes: int = setting(64 * 1024**2, "Start a new WAL segment past this size.",
                                          parse_memory)
     job_default_timeout: int = setting(

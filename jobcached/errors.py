@@ -106,6 +106,10 @@ class NoSuchKeyError(CommandError):
         super().__init__("no such key")
 
 
+class SnapshotError(JobcachedError):
+    """A cache snapshot file is not one, or is torn or damaged (replication/snapshot.py)."""
+
+
 class WalError(JobcachedError):
     """The write-ahead log cannot do what was asked (base of the WAL errors below)."""
 

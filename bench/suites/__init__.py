@@ -8,7 +8,10 @@ per entry), `memory.py` (RSS holding the same keys), `metrics.py` (the cost of /
 `hotkeys.py` (the cost of hot-key sampling), `tls.py` (SET/GET over TLS against redis-server
 over TLS),
 `jobs.py` (jobcached as a job server, against beanstalkd; load generators in
-`bench/jobload.py`), `workers.py` (no-op jobs through jobcached's Worker, RQ and Celery).
+`bench/jobload.py`), `jobmemory.py` (RSS holding the same queued jobs as beanstalkd),
+`workers.py` (no-op jobs through jobcached's Worker, RQ and Celery), `replication.py` (a
+leader with a follower against redis-server with a replica: lag, CPU per write, full sync;
+load in `bench/replload.py`).
 """
 
 from bench.suites import (  # noqa: F401  (register on import)
@@ -16,9 +19,11 @@ from bench.suites import (  # noqa: F401  (register on import)
     cache,
     geosort,
     hotkeys,
+    jobmemory,
     jobs,
     memory,
     metrics,
+    replication,
     scripting,
     streams,
     tls,

@@ -10,12 +10,21 @@ called by `ensure_memory()`, the expiry cycle and the server loop) instead of re
 Redis caches `server.lruclock`; the wall clock is read only for keys that have a TTL.
 
 Contract for code that mutates a container in place: the container operations (hashes.py,
-lists.py, sets.py, zsets.py here; the stream commands) take it with `get_hash(key, create=True)`
-(etc.), mutate it, then call `notify_modified(key, payload_delta)` where the delta is the sum of
-`memory.item_size()` of the byte strings added minus those removed. That call keeps used_memory
-right and deletes the key if the container became empty. A list or sorted set that gained
-elements a blocked client could take is also reported to `on_ready`. Strings are replaced
-whole with `set(key, value, keepttl=True)` (APPEND, INCR, SETRANGE keep the TTL).
+lists.py, sets.py, zsets.py, streams.py here; the other stream commands) take it with
+`get_hash(key, create=True)` (etc.), mutate it, then call `notify_modified(key, payload_delta)`
+where the delta is the sum of `memory.item_size()` of the byte strings added minus those
+removed. That call keeps used_memory right and deletes the key if the container became empty.
+A list, sorted set or stream that gained what a blocked client could take is also reported to
+`on_ready` by the operation. Strings are replaced whole with `set(key, value, keepttl=True)`
+(APPEND, INCR, SETRANGE keep the TTL).
+
+Readiness, as Redis' dbAdd signals it: every method here that adds a key (`set` of a key that
+did not exist, `rename`, `move_to`, `copy`; RESTORE and SORT ... STORE go through `set`) reports
+it to `on_ready` when it holds a list, a sorted set or a stream, so no command has to; `rename`
+and `move_to` also report the name the value left (a client blocked reading a stream there
+learns it is gone). Replacing an existing key's value does not report it (Redis' dbOverwrite:
+SORT ... STORE over a string leaves a BLPOP blocked). Entries added to an existing container
+are reported by the container operations (lists.py, zsets.py, streams.py).
 """
 
 from __future__ import annotations
@@ -53,6 +62,9 @@ _new_entry = object.__new__
 RemovalListener = Callable[[bytes, str], None]
 Hash = dict[bytes, bytes]  # the value types handlers get back (strings are plain bytes)
 ListValue = deque[bytes]
+#: the value types clients block on (BLPOP..., BZPOPMIN..., XREAD...): a key added with one of
+#: them is reported to `on_ready` (Redis' signalKeyAsReady ignores the other types)
+BLOCKABLE = frozenset({deque, ZSet, Stream})
 
 
 def _nothing() -> int:
@@ -91,9 +103,10 @@ class Keyspace:
         #: (so the paths below pay one None test): a key was created; a read found nothing
         self.on_new: Callable[[bytes], None] | None = None
         self.on_miss: Callable[[bytes], None] | None = None
-        #: readiness hook, None until some client blocks on keys: a list or sorted set gained
-        #: elements (or was created) by a container operation (lists.py, zsets.py), so
-        #: clients blocked on it may now be served (commands/blocking.py)
+        #: readiness hook, None until some client blocks on keys: a key of a BLOCKABLE type
+        #: was added (module docstring), or a container operation (lists.py, zsets.py,
+        #: streams.py) gave one something to take, so clients blocked on it may now be served
+        #: (commands/blocking.py)
         self.on_ready: Callable[[bytes], None] | None = None
         #: hot-key sampling (cache/hotkeys.py), None unless `hotkey-top-k` is set: key
         #: lookups (hits and misses, reads and writes) count down `sample_left`, and the one
@@ -304,6 +317,8 @@ class Keyspace:
             shard.add(key, e)
             if expire_at_ms:
                 shard.set_expire(key, e, expire_at_ms)
+            if self.on_ready is not None and type(value) in BLOCKABLE:
+                self.on_ready(key)
             if self.on_new is not None:
                 self.on_new(key)
             return
@@ -424,6 +439,9 @@ class Keyspace:
         dst_shard.add(dst, moved)
         if e.expire_at:
             dst_shard.set_expire(dst, moved, e.expire_at)
+        if self.on_ready is not None and type(e.value) in BLOCKABLE:
+            self.on_ready(dst)
+            self.on_ready(src)  # gone from there (Redis' dbAdd, then dbDelete)
         if self.on_new is not None:
             self.on_new(dst)
 
@@ -484,6 +502,11 @@ class Keyspace:
         dst_shard.add(key, moved)
         if e.expire_at:
             dst_shard.set_expire(key, moved, e.expire_at)
+        if type(e.value) in BLOCKABLE:
+            if target.on_ready is not None:
+                target.on_ready(key)
+            if self.on_ready is not None:
+                self.on_ready(key)  # gone from here (Redis' dbAdd there, then dbDelete here)
         if target.on_new is not None:
             target.on_new(key)
         return True

@@ -5,10 +5,11 @@ the key with the right type (`WrongTypeError` otherwise), creates the list on fi
 `used_memory` right through `Keyspace.notify_modified`, and drops a list left empty. Handlers
 read lists through `Keyspace.get_list` and never change them.
 
-Readiness: a push and the destination of a move report the key to `Keyspace.on_ready`, the
-places where Redis calls signalKeyAsReady, so clients blocked on the key (BLPOP ...) are served
-after the command (commands/blocking.py says when). LINSERT and LSET do not: they need an
-existing, non-empty list, which no list waiter can still be waiting on.
+Readiness: a push and the destination of a move report the key to `Keyspace.on_ready`, so
+clients blocked on the key (BLPOP ...) are served after the command (commands/blocking.py says
+when). A list they create is reported by `Keyspace.set`, where Redis' dbAdd signals; one that
+existed is reported here. LINSERT and LSET do not report: they need an existing, non-empty
+list, which no list waiter can still be waiting on.
 
 LPUSH / RPUSH and the pops take the value with `Keyspace.lookup_write` and check its type
 inline (`get_list`, one call fewer: hot paths).
@@ -39,13 +40,14 @@ def _append(ks: Keyspace, key: bytes, lst: deque[bytes] | None, values: list[byt
     """Push values at one end of `lst` (creating the list when None); the new length."""
     if lst is None:
         lst = deque()
-        ks.set(key, lst)
+        ks.set(key, lst)  # a new key: the keyspace reports it ready
+    else:
+        _ready(ks, key)
     if left:
         lst.extendleft(values)
     else:
         lst.extend(values)
     ks.notify_modified(key, sum(map(item_size, values)))
-    _ready(ks, key)
     return len(lst)
 
 

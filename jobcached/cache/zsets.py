@@ -6,10 +6,12 @@ the key with the right type (`WrongTypeError` otherwise), creates the sorted set
 is added, keeps `used_memory` right through `Keyspace.notify_modified`, and drops a sorted set
 left empty. Handlers read sorted sets through `Keyspace.get_zset` and never change them.
 
-Readiness: adding a member (ZADD, ZINCRBY) and storing a non-empty result (ZRANGESTORE,
-ZUNIONSTORE ...) report the key to `Keyspace.on_ready`, where Redis calls signalKeyAsReady, so
-clients blocked on it (BZPOPMIN ...) are served after the command (commands/blocking.py). A
-score update does not: no sorted-set waiter can be waiting on a set that has members.
+Readiness: a sorted set created by adding a member (ZADD, ZINCRBY) or by storing a non-empty
+result (ZRANGESTORE, ZUNIONSTORE ...) is reported to `Keyspace.on_ready` by `Keyspace.set`,
+where Redis' dbAdd signals, so clients blocked on it (BZPOPMIN ...) are served after the
+command (commands/blocking.py); a member added to an existing one is reported here. A result
+stored over an existing key is not (Redis' dbOverwrite), nor is a score update: no sorted-set
+waiter can be waiting on a set that has members.
 
 ZADD and ZREM take the value with `Keyspace.lookup_write` and check its type inline
 (`get_zset`, one call fewer: hot paths).
@@ -61,11 +63,11 @@ def add(ks: Keyspace, key: bytes, items: list[tuple[float, bytes]], nx: bool = F
             updated += 1
     if created:
         if added:
-            ks.set(key, zset)
+            ks.set(key, zset)  # a new key: the keyspace reports it ready
     elif added or updated:
         ks.notify_modified(key, grown)
-    if added:
-        _ready(ks, key)
+        if added:
+            _ready(ks, key)
     return added, updated
 
 
@@ -87,10 +89,10 @@ def incr(ks: Keyspace, key: bytes, increment: float, member: bytes, nx: bool = F
         return None, False
     if old is None:
         if created:
-            ks.set(key, zset)
+            ks.set(key, zset)  # a new key: the keyspace reports it ready
         else:
             ks.notify_modified(key, item_size(member))
-        _ready(ks, key)
+            _ready(ks, key)
         return increment, True
     if result == old:
         return result, False
@@ -165,9 +167,9 @@ def remove_range_by_lex(ks: Keyspace, key: bytes, lo: LexBound, hi: LexBound
 
 def store(ks: Keyspace, key: bytes, zset: ZSet) -> bool:
     """The STORE commands' write: `zset` (a new value, not another key's) replaces `key`
-    whatever it held (TTL cleared); an empty one deletes it instead. Whether the key changed."""
+    whatever it held (TTL cleared); an empty one deletes it instead. Whether the key changed.
+    Readiness: `Keyspace.set` reports the key when it is new (module docstring)."""
     if not zset:
         return ks.delete(key)
     ks.set(key, zset)
-    _ready(ks, key)
     return True

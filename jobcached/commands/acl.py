@@ -13,6 +13,7 @@ import secrets
 from typing import TYPE_CHECKING, Any
 
 from jobcached.commands.aclcheck import denial
+from jobcached.commands.acltable import command_table
 from jobcached.commands.args import subcommand_syntax_error, to_int
 from jobcached.commands.registry import (
     ADMIN,
@@ -25,7 +26,13 @@ from jobcached.commands.registry import (
 )
 from jobcached.errors import CommandError
 from jobcached.net.replies import OK, SetOf
-from jobcached.security.acl import CATEGORIES, RuleError, User, merge_selector_arguments, universe
+from jobcached.security.acl import (
+    CATEGORIES,
+    DEFAULT_USER_RULES,
+    RuleError,
+    User,
+    merge_selector_arguments,
+)
 from jobcached.server.session import Session
 from jobcached.settings import redisconfig
 
@@ -53,7 +60,7 @@ def parse_user(base: User, rules: list[bytes]) -> User:
         raise CommandError(str(exc)) from None
     for rule in rules:
         try:
-            user.apply_one(rule)
+            user.apply_one(rule, command_table())
         except RuleError as exc:
             raise CommandError(f"Error in ACL SETUSER modifier '{_text(rule)}': {exc}") from None
     user.refresh()
@@ -139,10 +146,10 @@ def acl_getuser(s: Session, argv: list[bytes]) -> Any:
     root = user.root
     return {b"flags": SetOf([f.encode() for f in user.flags()]),
             b"passwords": [h.encode() for h in user.passwords],
-            b"commands": root.describe_commands().encode(),
+            b"commands": root.describe_commands(command_table()).encode(),
             b"keys": root.describe_keys().encode(),
             b"channels": root.describe_channels().encode(),
-            b"selectors": [{b"commands": sel.describe_commands().encode(),
+            b"selectors": [{b"commands": sel.describe_commands(command_table()).encode(),
                             b"keys": sel.describe_keys().encode(),
                             b"channels": sel.describe_channels().encode()}
                            for sel in user.selectors]}
@@ -178,7 +185,7 @@ def acl_list(s: Session, argv: list[bytes]) -> Any:
     Reply: array of bulk strings, sorted by user name.
     """
     users = s.server.acl.users
-    return [users[name].describe().encode() for name in sorted(users)]
+    return [users[name].describe(command_table()).encode() for name in sorted(users)]
 
 
 @subcommand("ACL", "USERS", arity=2, flags=ADMIN | LOADING | STALE)
@@ -218,7 +225,7 @@ def acl_cat(s: Session, argv: list[bytes]) -> Any:
     if len(argv) == 2:
         return [name.encode() for name in CATEGORIES]
     name = _text(argv[2]).lower()
-    members = universe().members.get(name)
+    members = command_table().members.get(name)
     if members is None:
         raise CommandError(f"Unknown category '{_text(argv[2])}'")
     return sorted(cmd.fullname.encode() for cmd in members)
@@ -325,7 +332,7 @@ def load_users(lines: list[str], path: str) -> dict[bytes, User]:
             raise CommandError(f"{path}:{number}: Duplicate user '{words[1]}' found")
         try:
             user = User(name)
-            user.apply(merge_selector_arguments([w.encode() for w in words[2:]]))
+            user.apply(merge_selector_arguments([w.encode() for w in words[2:]]), command_table())
         except RuleError as exc:
             raise CommandError(f"{path}:{number}: {exc}. ") from None
         users[name] = user
@@ -343,7 +350,7 @@ def read_aclfile(path: str) -> dict[bytes, User]:
     users = load_users(lines, path)
     if b"default" not in users:
         default = User(b"default")
-        default.apply([b"on", b"nopass", b"~*", b"&*", b"+@all"])
+        default.apply(DEFAULT_USER_RULES, None)
         users[b"default"] = default
     return users
 
@@ -392,7 +399,7 @@ def acl_save(s: Session, argv: list[bytes]) -> Any:
     """
     path = aclfile(s)
     users = s.server.acl.users
-    text = "".join(users[name].describe() + "\n" for name in sorted(users))
+    text = "".join(users[name].describe(command_table()) + "\n" for name in sorted(users))
     tmp = f"{path}.tmp-{os.getpid()}"
     try:
         with open(tmp, "w", encoding="utf-8") as f:

@@ -7,20 +7,25 @@ keys holds data, it calls `block()`, which files one `Waiter` at the end of a FI
 and returns a `Deferred(blocking=True)`: the connection sends nothing and runs nothing more until
 it resolves. Across clients the one that blocked first on a key is served first, as in Redis.
 
-A key that gains data becomes *ready* (Redis' signalKeyAsReady) in one of two ways:
+A key that gains data becomes *ready* (Redis' signalKeyAsReady) through the keyspace's readiness
+hook (`Keyspace.on_ready`), wired to `BlockedKeys.mark_ready` when the first client blocks (until
+then no hook runs at all). cache/ calls it where Redis signals, whatever the command:
 
-- The container operations of cache/lists.py and cache/zsets.py (LPUSH, RPUSH, LMOVE, ZADD,
-  ZINCRBY, ZUNIONSTORE, ZRANGESTORE, GEOSEARCHSTORE ...) report it through the keyspace's
-  readiness hook (`Keyspace.on_ready`), wired to `BlockedKeys.mark_ready` when the first client
-  blocks (until then no hook runs at all). The hook only marks the key: it fires in the middle
-  of the operation, before the command's effect is logged and its keyspace events sent. Why a
-  hook rather than a call in each handler: every write that adds to a list or a sorted set
-  would have to remember it, which is what moving the writes into cache/ is meant to end.
-- Commands that create a list or sorted set by other means (RENAME, COPY, MOVE, RESTORE, SORT
-  ... STORE) and the stream commands call `signal_key_ready(server, key)`, which marks the key
-  the same way.
+- a key of a type clients block on is added to a database (Redis' dbAdd: a first push or ZADD,
+  XADD creating a stream, RENAME, COPY, MOVE, RESTORE, SORT ... STORE, ZUNIONSTORE ...), and
+  RENAME and MOVE also report the name the value left (cache/keyspace.py);
+- a container operation gives an existing key more to take (cache/lists.py, cache/zsets.py),
+  XADD appends to a stream, XGROUP DESTROY removes a group (cache/streams.py);
+- a stream a client is blocked reading with XREADGROUP is dropped by the keyspace (DEL,
+  overwrite, expiry, eviction, FLUSHALL: `streams.watch_dropped`), so the waiter is told.
 
-Either costs one dict lookup when nobody waits on the key. Once the command has run and its
+The hook only marks the key: it fires in the middle of the operation, before the command's
+effect is logged and its keyspace events sent. Why a hook rather than a call in each handler:
+every write that adds a key or to a container would have to remember it, which is what moving
+the writes into cache/ is meant to end. When no command runs (a stream expired or evicted by
+the server's own cycle), `mark_ready` serves the key at once.
+
+Marking costs one dict lookup when nobody waits on the key. Once the command has run and its
 effect is logged (the dispatcher's `call` ends with `serve_ready`, as Redis' processCommand
 calls handleClientsBlockedOnKeys after call()), the ready keys' queues are walked in order and
 each waiter is asked to serve itself from the key (`Waiter.serve`) until the key has nothing
@@ -39,8 +44,8 @@ so handlers cannot tell from the session; EXEC runs its queue inside `atomic()`:
 transaction has run, as Redis does.
 
 Databases: a waiter blocks on keys of its session's database, so queues are filed under
-(db, key); `signal_key_ready` takes the running command's database unless told another (MOVE and
-COPY ... DB fill a key elsewhere), and a waiter is served with `ServerState.db` set to its own.
+(db, key); each database's hook reports its own index (MOVE and COPY ... DB fill a key
+elsewhere), and a waiter is served with `ServerState.db` set to its own.
 
 The registry lives in `ServerState.blocked_keys`, created by `registry()` on first use.
 """
@@ -108,10 +113,13 @@ class BlockedKeys:
 
     def mark_ready(self, db: int, key: bytes) -> None:
         """The readiness hook (see the module docstring): queue the key for serving if anyone
-        waits on it; the dispatcher serves it after the running command."""
+        waits on it; the dispatcher serves it after the running command (or the transaction
+        or script around it), and it is served at once when no command runs."""
         db_key = (db, key)
         if db_key in self.queues:
             self.ready[db_key] = None
+            if self.server.current_client is None:  # expiry, eviction: no command to wait for
+                self.serve_ready()
 
     def add(self, waiter: Waiter) -> None:
         if not self.hooked:  # the first client to block: from now on, writes report readiness
@@ -247,21 +255,6 @@ def pop_or_block(s: Session, keys: Sequence[bytes], timeout_ms: int, take: Serve
     return block(s, keys, timeout_ms, serve, timeout_reply)
 
 
-def signal_key_ready(server: ServerState, key: bytes, db: int | None = None) -> None:
-    """Data was added to `key` (or the key was created, or removed) in `db`, by default the
-    running command's database: clients blocked on it are served when the command has run
-    (the dispatcher's `call` ends with `serve_ready`), or the transaction or script around
-    it; at once when no command runs (the key expired or was evicted)."""
-    reg: BlockedKeys | None = getattr(server, _ATTR, None)
-    if reg is None:
-        return
-    db_key = (server.db if db is None else db, key)
-    if db_key in reg.queues:
-        reg.ready[db_key] = None
-        if server.current_client is None:  # no command runs (expiry, eviction): serve now
-            reg.serve_ready()
-
-
 def signal_db_ready(server: ServerState, db: int) -> None:
     """Database `db` got new contents (SWAPDB): serve its waiters from whatever it now holds
     (Redis' scanDatabaseForReadyKeys)."""
@@ -270,7 +263,7 @@ def signal_db_ready(server: ServerState, db: int) -> None:
         return
     for db_key in list(reg.queues):
         if db_key[0] == db:
-            reg.ready[db_key] = None  # served after the command, as by `signal_key_ready`
+            reg.ready[db_key] = None  # served after the command, as by `mark_ready`
 
 
 @contextmanager

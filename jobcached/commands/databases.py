@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from jobcached.commands.args import to_c_int
-from jobcached.commands.blocking import signal_db_ready, signal_key_ready
+from jobcached.commands.blocking import signal_db_ready
 from jobcached.commands.registry import (
     FAST,
     LOADING,
@@ -68,8 +68,6 @@ def move(s: Session, argv: list[bytes]) -> int:
     server.effects.touch(key, target)
     notify(server, GENERIC, b"move_from", key)
     notify(server, GENERIC, b"move_to", key, target)
-    signal_key_ready(server, key, target)
-    signal_key_ready(server, key)  # gone here: a blocked XREADGROUP gets UNBLOCKED, as in Redis
     return 1
 
 

@@ -158,8 +158,8 @@ def lolwut(s: Session, argv: list[bytes]) -> Verbatim:
 def lastsave(s: Session, argv: list[bytes]) -> int:
     """LASTSAVE
 
-    When the job log was last compacted into a snapshot (our equivalent of a successful
-    save), or when the server started if it has not been since.
+    When the cache snapshot was last saved successfully (SAVE, BGSAVE, the save schedule),
+    or when the server started if it has not been since.
 
     Reply: integer, unix time in seconds.
     """

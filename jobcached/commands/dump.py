@@ -16,7 +16,6 @@ from typing import Any
 from jobcached.cache.rdbformat import RdbError, open_payload, seal
 from jobcached.cache.rdbvalue import dump_value, load_value
 from jobcached.commands.args import to_int
-from jobcached.commands.blocking import signal_key_ready
 from jobcached.commands.registry import DENYOOM, READONLY, WRITE, command
 from jobcached.errors import CommandError, SyntaxErr
 from jobcached.net.replies import OK
@@ -123,5 +122,4 @@ def restore(s: Session, argv: list[bytes]) -> Any:
         effect.append(b"ABSTTL")
     server.effects.cache(effect, (key,))
     notify(server, GENERIC, b"restore", key)
-    signal_key_ready(server, key)
     return OK

@@ -7,7 +7,7 @@ the client hears back only once the change is as durable as `appendfsync` promis
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from jobcached.commands import replicas
@@ -118,7 +118,7 @@ def job_reply(job: Job) -> dict[bytes, Any]:
     return reply
 
 
-def _encoded(meta: dict[str, str]) -> dict[bytes, bytes]:
+def _encoded(meta: Mapping[str, str]) -> dict[bytes, bytes]:
     """META as the wire carries it."""
     return {k.encode(): v.encode() for k, v in meta.items()}
 

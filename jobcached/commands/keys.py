@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 from jobcached.commands.args import INT64_MAX, scan_options, to_c_int, to_cursor, to_int
-from jobcached.commands.blocking import signal_key_ready
 from jobcached.commands.registry import (
     DENYOOM,
     FAST,
@@ -351,17 +350,14 @@ def renamenx(s: Session, argv: list[bytes]) -> int:
 
 def _renamed(s: Session, src: bytes, dst: bytes) -> None:
     """The effects of a rename (RENAME and RENAMENX: Redis propagates both as RENAME); a key
-    renamed to itself changes nothing, so nothing is propagated or notified. Clients blocked on
-    `dst` are served from the value it now holds; those blocked on `src` learn it is gone (an
-    XREADGROUP there gets UNBLOCKED), in that order, as Redis' dbAdd then dbDelete signal."""
+    renamed to itself changes nothing, so nothing is propagated or notified. (Clients blocked
+    on `dst` or `src` are woken by `Keyspace.rename`.)"""
     if src == dst:
         return
     server = s.server
     server.effects.cache([b"RENAME", src, dst], (src, dst))
     notify(server, GENERIC, b"rename_from", src)
     notify(server, GENERIC, b"rename_to", dst)
-    signal_key_ready(server, dst)
-    signal_key_ready(server, src)
 
 
 @command("COPY", arity=-3, flags=WRITE | DENYOOM, group="generic", keys=(1, 2, 1))
@@ -402,7 +398,6 @@ def copy(s: Session, argv: list[bytes]) -> int:
     server.effects.cache(effect)
     server.effects.touch(dst, db)
     notify(server, GENERIC, b"copy_to", dst, db)
-    signal_key_ready(server, dst, db)
     return 1
 
 

@@ -69,7 +69,7 @@ NOSCRIPT_COMMANDS = frozenset({
     "AUTH", "HELLO", "QUIT", "RESET", "MULTI", "EXEC", "DISCARD", "WATCH", "UNWATCH",
     "SUBSCRIBE", "PSUBSCRIBE", "UNSUBSCRIBE", "PUNSUBSCRIBE", "SSUBSCRIBE", "SUNSUBSCRIBE",
     "EVAL", "EVALSHA", "EVAL_RO", "EVALSHA_RO", "SCRIPT", "FCALL", "FCALL_RO", "FUNCTION",
-    "SHUTDOWN", "SAVE", "WAIT", "MONITOR", "SYNC", "PSYNC", "REPLICAOF", "SLAVEOF",
+    "SHUTDOWN", "SAVE", "BGSAVE", "WAIT", "MONITOR", "SYNC", "PSYNC", "REPLICAOF", "SLAVEOF",
     "MIGRATE",  # not in Redis' list: ours waits on the network, which a script cannot do
 })
 #: Blocking commands Redis 7.0 does not flag `noscript`: a script may call them, and they

@@ -1,4 +1,4 @@
-"""Server commands: INFO, TIME, DBSIZE, FLUSHALL, FLUSHDB, BGREWRITEAOF,
+"""Server commands: INFO, TIME, DBSIZE, FLUSHALL, FLUSHDB, BGREWRITEAOF, SAVE, BGSAVE,
 SHUTDOWN."""
 
 from __future__ import annotations
@@ -137,22 +137,104 @@ def bgrewriteaof(s: Session, argv: list[bytes]) -> Any:
     return Simple(b"Background append only file rewriting started")
 
 
+# ------------------------------------------------------------------------------- snapshots
+
+
+@command("SAVE", arity=1, flags=ADMIN | NO_MULTI, group="server")
+def save(s: Session, argv: list[bytes]) -> Any:
+    """SAVE
+
+    Write the cache snapshot (`cache.snapshot` in the data dir: the keys of every database)
+    now, in the server itself: every client waits until it is written, as with Redis' SAVE,
+    and the file holds exactly the state this reply is for. It is written whatever
+    `cache-persistence` says (a backup); only `cache-persistence snapshot` loads it at start.
+    Jobs are not in it (the WAL keeps them), nor function libraries (functions.rdb does).
+
+    Reply: `OK`.
+    Errors: `ERR Background save already in progress`; `ERR Error saving the snapshot: <reason>`
+    (the previous file is kept).
+    """
+    saver = s.server.saver
+    if saver.child is not None:
+        raise CommandError("Background save already in progress")
+    try:
+        saver.save()
+    except OSError as exc:
+        raise CommandError(f"Error saving the snapshot: {exc}") from None
+    return OK
+
+
+@command("BGSAVE", arity=-1, flags=ADMIN, group="server")
+def bgsave(s: Session, argv: list[bytes]) -> Any:
+    """BGSAVE [SCHEDULE]
+
+    Write the cache snapshot (see SAVE) from a forked child, while the server goes on: the
+    file holds the state at this reply. LASTSAVE changes when the child is done, and INFO
+    persistence shows `rdb_bgsave_in_progress` and `rdb_last_bgsave_status`. While the job
+    WAL is being compacted (BGREWRITEAOF, Redis' other child) the save cannot start:
+    SCHEDULE makes it start when the compaction ends; called inside MULTI, it starts after
+    the transaction, as in Redis.
+
+    Reply: status `Background saving started`, or `Background saving scheduled`.
+    Errors: `ERR Background save already in progress`; `ERR Another child process is active
+    (AOF?): can't BGSAVE right now. Use BGSAVE SCHEDULE in order to schedule a BGSAVE whenever
+    possible.`; `ERR syntax error`.
+    Example: BGSAVE -> +Background saving started
+    """
+    if len(argv) > 2 or (len(argv) == 2 and argv[1].upper() != b"SCHEDULE"):
+        raise SyntaxErr()
+    server = s.server
+    saver = server.saver
+    if saver.child is not None:
+        raise CommandError("Background save already in progress")
+    if saver.compacting() or server.effects.grouped:
+        if len(argv) == 2 or server.effects.grouped:
+            saver.scheduled = True
+            return Simple(b"Background saving scheduled")
+        raise CommandError("Another child process is active (AOF?): can't BGSAVE right now. "
+                           "Use BGSAVE SCHEDULE in order to schedule a BGSAVE whenever "
+                           "possible.")
+    try:
+        saver.bgsave()
+    except OSError as exc:
+        raise CommandError(f"cannot fork for the background save: {exc}") from None
+    return Simple(b"Background saving started")
+
+
 @command("SHUTDOWN", arity=-1, flags=ADMIN | LOADING | STALE | NO_MULTI | ALLOW_BUSY,
          group="server")
 def shutdown(s: Session, argv: list[bytes]) -> Any:
     """SHUTDOWN [NOSAVE | SAVE] [NOW] [FORCE] [ABORT]
 
     Stop the server gracefully: stop accepting, flush replies, close the engines, exit 0.
+    The cache snapshot is written first (see SAVE) with SAVE, or with neither SAVE nor NOSAVE
+    when `save` has points or `cache-persistence` is `snapshot`, as Redis saves when it has
+    save points; a save that fails keeps the server up (FORCE stops it anyway). Writes that
+    other clients make before the server stops listening go into one more save at the stop.
 
     Reply: none on success (the connection closes).
-    Errors: `ERR No shutdown in progress.` for ABORT.
+    Errors: `ERR Errors trying to SHUTDOWN. Check logs.` (the save failed);
+    `ERR No shutdown in progress.` for ABORT.
     """
     options = {a.upper() for a in argv[1:]}
-    if not options <= {b"NOSAVE", b"SAVE", b"NOW", b"FORCE", b"ABORT"}:
+    if not options <= {b"NOSAVE", b"SAVE", b"NOW", b"FORCE", b"ABORT"} or \
+            {b"SAVE", b"NOSAVE"} <= options:
         raise SyntaxErr()
     if b"ABORT" in options:
         if len(options) > 1:
             raise SyntaxErr()
         raise CommandError("No shutdown in progress.")
+    saver = s.server.saver
+    wanted = b"SAVE" in options or (b"NOSAVE" not in options and saver.saving_configured())
+    saver.at_shutdown = wanted
+    if wanted:
+        saver.kill_child()
+        try:
+            saver.save()
+        except OSError:
+            if b"FORCE" not in options:
+                saver.at_shutdown = None
+                raise CommandError("Errors trying to SHUTDOWN. Check logs.") from None
+            saver.at_shutdown = False  # FORCE: stop without the snapshot
     s.server.request_shutdown()
     return NO_REPLY

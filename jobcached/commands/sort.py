@@ -32,7 +32,6 @@ from typing import Any
 
 from jobcached.cache.keyspace import Keyspace
 from jobcached.cache.zset import ZSet
-from jobcached.commands import blocking
 from jobcached.commands.args import EXACT_DIGITS, to_int, to_weight
 from jobcached.commands.registry import DENYOOM, READONLY, WRITE, command
 from jobcached.errors import CommandError, SyntaxErr, WrongTypeError
@@ -139,7 +138,6 @@ def _sort(s: Session, argv: list[bytes], readonly: bool) -> Any:
     if items:
         ks.set(store, items)
         notify(s.server, LIST, b"sortstore", store)
-        blocking.signal_key_ready(s.server, store)
     elif ks.delete(store):
         notify(s.server, GENERIC, b"del", store)
     return len(items)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from jobcached.cache.stream import INVALID_READ, Group, Stream, format_id
-from jobcached.commands import blocking
+from jobcached.cache.streams import destroy_group
 from jobcached.commands.args import subcommand_syntax_error
 from jobcached.commands.registry import DENYOOM, READONLY, WRITE, container, subcommand
 from jobcached.commands.streamargs import entries_reply, parse_id, strict_id, to_longlong
@@ -138,10 +138,8 @@ def xgroup_destroy(s: Session, argv: list[bytes]) -> int:
     stream, g = _target(s, argv, False, needs_group=False)
     if stream is None or g is None:
         return 0
-    del stream.groups[argv[3]]
-    account(s, argv[2])
+    destroy_group(s.keyspace, argv[2], stream, argv[3])  # wakes its readers, to get NOGROUP
     notify(s.server, STREAM, b"xgroup-destroy", argv[2])
-    blocking.signal_key_ready(s.server, argv[2])
     return 1
 
 

@@ -12,17 +12,19 @@ form per entry instead of themselves. Replaying these records runs the same hand
 Blocking XREADGROUP `>` waits in blocking.py's queues like XREAD, but a served waiter consumes
 entries (they move to its PEL), so waiters are served first come first served and a later one
 only sees what an earlier one left. A waiter whose group was destroyed gets `-NOGROUP` (XGROUP
-DESTROY signals the key for that reason); after XGROUP SETID moves the group back, waiters are
-served from the new position by the next XADD, as in Redis 7.0 (SETID itself wakes nobody).
+DESTROY's write, cache/streams.py, reports the key for that reason), and one whose key is
+deleted, renamed or moved gets `-UNBLOCKED` (`watch_deletion`); after XGROUP SETID moves the
+group back, waiters are served from the new position by the next XADD, as in Redis 7.0 (SETID
+itself wakes nobody).
 """
 
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from jobcached.cache.stream import MAX_ID, Consumer, Group, Nack, Stream, format_id
+from jobcached.cache.streams import watch_dropped
 from jobcached.commands import blocking
 from jobcached.commands.registry import BLOCKING, FAST, READONLY, WRITE, command
 from jobcached.commands.streamargs import (
@@ -41,9 +43,6 @@ from jobcached.errors import CommandError, SyntaxErr
 from jobcached.net.replies import NULL_ARRAY, Deferred, ErrorReply
 from jobcached.server.notify import STREAM, notify
 from jobcached.server.session import Session
-
-if TYPE_CHECKING:
-    from jobcached.server.state import ServerState
 
 #: XAUTOCLAIM visits at most COUNT * this many PEL entries per call (Redis' attempts_factor).
 AUTOCLAIM_ATTEMPTS_FACTOR = 10
@@ -216,23 +215,16 @@ def xreadgroup(s: Session, argv: list[bytes]) -> Any:
 
 def watch_deletion(s: Session, keys: list[bytes], reply: Deferred) -> None:
     """Wake the waiter when one of its streams is deleted (DEL, overwrite, expiry, eviction,
-    FLUSHALL), as Redis' signalDeletedKeyAsReady does: a weak reference to each stream object
-    fires when the keyspace drops the last reference to it. Streams hold no reference cycles,
-    so that happens at once, after the keyspace has finished removing the key. RENAME and MOVE
-    keep the object alive under another name: they signal the old name themselves."""
-    server, db = s.server, s.db
+    FLUSHALL), as Redis' signalDeletedKeyAsReady does, through `streams.watch_dropped`, held
+    until the waiter is done."""
+    ks = s.keyspace
     refs: list[weakref.ref[Stream]] = []
     for key in keys:
-        value = s.keyspace.lookup_write(key)
+        value = ks.lookup_write(key)
         if type(value) is Stream:
-            refs.append(weakref.ref(value, _signal_when_dropped(server, key, db)))
+            refs.append(watch_dropped(ks, key, value))
     if refs:
         reply.add_callback(lambda _: refs.clear())
-
-
-def _signal_when_dropped(server: ServerState, key: bytes, db: int) -> Callable[[object], None]:
-    """The weak reference callback of `watch_deletion`: wakes the waiters of `key`."""
-    return lambda _: blocking.signal_key_ready(server, key, db)
 
 
 # ------------------------------------------------------------------------------- acknowledging

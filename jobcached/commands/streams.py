@@ -8,8 +8,8 @@ LIMIT) as the exact trim it turned out to be (`MAXLEN = <length>` / `MINID = <fi
 Redis rewrites them, so a follower replaying the record ends with the same entries.
 
 Blocking XREAD uses blocking.py: a waiter remembers, per key, the id it wants entries after and
-is served (without consuming anything, so every waiter on the key is asked) when XADD signals the
-key. A deleted key does not wake XREAD, as in Redis 7.0.
+is served (without consuming anything, so every waiter on the key is asked) when XADD's write
+(cache/streams.py) reports the key ready. A deleted key does not wake XREAD, as in Redis 7.0.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from jobcached.cache.stream import MAX_ID, SEQ_MASK, Stream, format_id, id_ms, make_id
+from jobcached.cache.streams import appended
 from jobcached.commands import blocking
 from jobcached.commands.registry import BLOCKING, DENYOOM, FAST, READONLY, WRITE, command
 from jobcached.commands.streamargs import (
@@ -139,14 +140,6 @@ def exact_trim_argv(stream: Stream, a: TrimArgs) -> list[bytes]:
     return [b"MINID", b"=", format_id(first or 0)]
 
 
-def _store(s: Session, key: bytes, stream: Stream, created: bool) -> None:
-    ks = s.keyspace
-    if created:
-        ks.set(key, stream)
-    else:
-        ks.notify_modified(key, 0)
-
-
 # ------------------------------------------------------------------------------- adding
 
 
@@ -201,7 +194,7 @@ def xadd(s: Session, argv: list[bytes]) -> Any:
     fields = tuple(argv[field_pos:])
     stream.add(sid, fields)
     trimmed = a.trims and apply_trim(s, key, stream, a)
-    _store(s, key, stream, created)
+    appended(s.keyspace, key, stream, created)  # stores, and wakes the key's readers
     notify(s.server, STREAM, b"xadd", key)
     if trimmed:
         notify(s.server, STREAM, b"xtrim", key)
@@ -212,7 +205,6 @@ def xadd(s: Session, argv: list[bytes]) -> Any:
         out += exact_trim_argv(stream, a)
     added = format_id(sid)
     s.server.effects.cache([*out, added, *fields], (key,))
-    blocking.signal_key_ready(s.server, key)
     return added
 
 

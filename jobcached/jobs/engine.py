@@ -91,6 +91,9 @@ class JobEngine(Timers):
         self.batches = BatchTable(clock, self.ids.new, self._commit, self.push)
         self.crons = CronTable(clock, self.timers, self._commit, self.push, cron_grace_ms)
         self.on_slot_freed = self._serve_waiters
+        #: the time of the last push: jobs pushed in the same millisecond share one int
+        #: object for their times (`push`), rather than 32 bytes each
+        self._pushed_at = 0
 
     def snapshot(self) -> Iterator[Record | list[Any]]:
         """Records that rebuild the current state from nothing (for WAL compaction)."""
@@ -103,6 +106,9 @@ class JobEngine(Timers):
                 yield {"op": "pause", "queue": queue.name}
             if queue.limit is not None:
                 yield queue.limit.record(queue.name)
+            if queue.processed or queue.failed:
+                yield {"op": "counters", "queue": queue.name, "processed": queue.processed,
+                       "failed": queue.failed}
         yield from self.keys.snapshot(self.clock.now_ms())
 
     def push(self, queue: str, payload: bytes, opts: PushOptions | None = None,
@@ -119,6 +125,10 @@ class JobEngine(Timers):
         record is built first and the job from it (as replay does: about 30% fewer steps than
         constructing the job, 34 fields, and then listing them), skipping every option."""
         now = self.clock.now_ms()
+        if now == self._pushed_at:
+            now = self._pushed_at
+        else:
+            self._pushed_at = now
         if opts is None:
             record = job_record(id=self.ids.new(now), queue=queue, type=queue, payload=payload,
                                 state="queued", retries=DEFAULT_RETRIES,

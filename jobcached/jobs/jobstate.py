@@ -216,6 +216,9 @@ class JobState:
             self._queue(r["queue"]).paused = op == "pause"
         elif op == "limit":
             self._apply_limit(r)
+        elif op == "counters":
+            queue = self._queue(r["queue"])
+            queue.processed, queue.failed = r["processed"], r["failed"]
         elif op == "delete":
             for job_id in r["ids"]:
                 self._forget(self.jobs[job_id])
@@ -245,8 +248,9 @@ class JobState:
             job.timer = self.timers.schedule(job.deadline_ms, ("lease", job))
         elif op == "ack":
             self._move(job, ACK, r["now"])
-            job.result = result = r["result"]
+            result = r["result"]
             if result is not None:  # and none before: JOB.RETRY clears a job's result
+                job.result = result  # only then: see Job's docstring on rare fields
                 self.used_memory += bytes_size(result)
             self.queues[job.queue].processed += 1
         elif op == "due":
@@ -271,11 +275,15 @@ class JobState:
         elif op == "retry":
             self._move(job, RETRY, r["now"])
             job.retry_base = job.attempt
-            self.used_memory -= bytes_size(job.result)
-            job.result = None
             job.finished_ms = 0
-            job.reason = ""
-            job.expire_ms = 0  # run again by hand: an EXPIRE that passed no longer applies
+            # the rare fields go back to their defaults only if they left them (Job's docstring)
+            if job.result is not None:
+                self.used_memory -= bytes_size(job.result)
+                job.result = None
+            if job.reason:
+                job.reason = ""
+            if job.expire_ms:
+                job.expire_ms = 0  # run again by hand: an EXPIRE that passed no longer applies
         else:  # "log"
             before = log_size(job)
             job.add_log_lines(r["lines"], self.log_max_lines, self.log_max_bytes)
@@ -370,7 +378,9 @@ class JobState:
         for timer in (job.timer, job.expire_timer):
             if timer is not None:
                 self.timers.cancel(timer)
-        job.timer = job.expire_timer = None  # the handles point back at the job: break cycles
+        job.timer = None  # the handles point back at the job: break cycles
+        if job.expire_timer is not None:
+            job.expire_timer = None
         self.queues[job.queue].unfile(job, job.state)
         self.used_memory -= job_bytes(job)
         if job.batch:

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import enum
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 from jobcached.errors import CommandError
@@ -121,6 +122,9 @@ class RetryPolicy:
 
 #: The policy of a job pushed without RETRIES or BACKOFF: frozen, so every such job shares it.
 DEFAULT_POLICY = RetryPolicy()
+#: The META of a job pushed without any: one read-only empty mapping shared by all of them
+#: (an empty dict of its own was 64 bytes of every job; a job's META never changes).
+NO_META: Mapping[str, str] = MappingProxyType({})
 
 
 @dataclass(slots=True)
@@ -141,35 +145,54 @@ class PushOptions:
     expire_ms: int | None = None
 
 
-@dataclass(slots=True, eq=False)
 class Job:
-    """One job. Times are unix milliseconds; 0 means 'not yet'."""
+    """One job. Times are unix milliseconds; 0 means 'not yet'.
+
+    Memory (a million queued jobs is a normal day): the fields every job uses are slots; the
+    ones most jobs never set (errors, result, idempotency key, META, AFTER parents, batch,
+    EXPIRE, logs, the cancel reason, the retry budget's base, the EXPIRE timer) are class
+    attributes holding their defaults, and a job that sets one gets an instance `__dict__`
+    for it then. That is 13 slots, 104 bytes, less per job than a slot for each (Python
+    creates an object's `__dict__` on its first attribute outside the slots, not before).
+    Assigning a default to one of them would create the dict for nothing, so the code that
+    builds jobs (`from_record`) assigns only what differs from the default.
+    """
+
+    __slots__ = ("__dict__", "attempt", "created_ms", "deadline_ms", "enqueued_ms",
+                 "finished_ms", "id", "payload", "priority", "queue", "ready_entries", "retry",
+                 "run_at_ms", "started_ms", "state", "timeout_ms", "timer", "token", "type",
+                 "worker")
 
     id: str
     queue: str
     type: str
     payload: bytes
     state: State
-    priority: int = 0
-    attempt: int = 0  # how many times it has been leased
-    retry: RetryPolicy = DEFAULT_POLICY
-    timeout_ms: int = DEFAULT_LEASE_MS
-    run_at_ms: int = 0
-    created_ms: int = 0
-    enqueued_ms: int = 0  # when it last became queued (queue lag, wait-time metrics)
-    started_ms: int = 0
-    finished_ms: int = 0
-    # errors, parents and logs are usually empty: then they are the shared empty tuple, not a
-    # list of their own, which the garbage collector would track and scan for every job
-    # (its full collections pause the loop for time proportional to the tracked objects).
+    priority: int
+    attempt: int  # how many times it has been leased
+    retry: RetryPolicy
+    timeout_ms: int
+    run_at_ms: int
+    created_ms: int
+    enqueued_ms: int  # when it last became queued (queue lag, wait-time metrics)
+    started_ms: int
+    finished_ms: int
+    token: str
+    deadline_ms: int
+    worker: str
+    # not persisted: where the engine filed it
+    ready_entries: int  # its entries in the ready lists
+    timer: Any
+
+    # Set by few jobs: class-level defaults (see the class docstring). errors, parents and
+    # logs are then the shared empty tuple, not a list of their own, which the garbage
+    # collector would track and scan for every job (its full collections pause the loop for
+    # time proportional to the tracked objects).
     errors: Sequence[dict[str, Any]] = ()
     result: bytes | None = None
     key: str | None = None
     key_expires_ms: int = 0
-    meta: dict[str, str] = field(default_factory=dict)
-    token: str = ""
-    deadline_ms: int = 0
-    worker: str = ""
+    meta: Mapping[str, str] = NO_META
     reason: str = ""  # why it was canceled, if it was
     retry_base: int = 0  # attempts before the last JOB.RETRY / DLQ.REQUEUE: the budget restarts
     parents: Sequence[str] = ()  # AFTER: runs once all of these succeeded
@@ -177,11 +200,64 @@ class Job:
     expire_ms: int = 0  # EXPIRE: canceled as `expired` if not started by then (0 = never)
     logs: Sequence[bytes] = ()  # JOB.LOG lines still kept (the newest)
     log_base: int = 0  # how many older lines were dropped: logs[0] is line number log_base
-    # not persisted: where the engine filed it
-    ready_seq: int = field(default=0, repr=False)
-    timer: Any = field(default=None, repr=False)
-    expire_timer: Any = field(default=None, repr=False)
-    log_bytes: int = field(default=0, repr=False)  # sum of len(line) over logs
+    log_bytes: int = 0  # sum of len(line) over logs (not persisted)
+    expire_timer: Any = None  # (not persisted)
+
+    def __init__(self, id: str, queue: str, type: str, payload: bytes, state: State, *,
+                 priority: int = 0, attempt: int = 0, retry: RetryPolicy = DEFAULT_POLICY,
+                 timeout_ms: int = DEFAULT_LEASE_MS, run_at_ms: int = 0, created_ms: int = 0,
+                 enqueued_ms: int = 0, started_ms: int = 0, finished_ms: int = 0,
+                 errors: Sequence[dict[str, Any]] = (), result: bytes | None = None,
+                 key: str | None = None, key_expires_ms: int = 0,
+                 meta: Mapping[str, str] = NO_META, token: str = "", deadline_ms: int = 0,
+                 worker: str = "", reason: str = "", retry_base: int = 0,
+                 parents: Sequence[str] = (), batch: str = "", expire_ms: int = 0,
+                 logs: Sequence[bytes] = (), log_base: int = 0) -> None:
+        """Every field by name (tests and tools); the engine builds jobs with `from_record`."""
+        self.id, self.queue, self.type, self.payload, self.state = id, queue, type, payload, state
+        self.priority, self.attempt, self.retry, self.timeout_ms = (priority, attempt, retry,
+                                                                    timeout_ms)
+        self.run_at_ms, self.created_ms, self.enqueued_ms = run_at_ms, created_ms, enqueued_ms
+        self.started_ms, self.finished_ms = started_ms, finished_ms
+        self.token, self.deadline_ms, self.worker = token, deadline_ms, worker
+        self.ready_entries, self.timer = 0, None
+        self._set_rare(errors, result, key, key_expires_ms, meta, reason, retry_base, parents,
+                       batch, expire_ms, logs, log_base)
+
+    def _set_rare(self, errors: Sequence[dict[str, Any]], result: bytes | None,
+                  key: str | None, key_expires_ms: int, meta: Mapping[str, str], reason: str,
+                  retry_base: int, parents: Sequence[str], batch: str, expire_ms: int,
+                  logs: Sequence[bytes], log_base: int) -> None:
+        """The rarely set fields that differ from their defaults (copies of the containers,
+        which the job must not share with its caller)."""
+        if errors:
+            self.errors = list(errors)
+        if result is not None:
+            self.result = result
+        if key is not None:
+            self.key = key
+        if key_expires_ms:
+            self.key_expires_ms = key_expires_ms
+        if meta:
+            self.meta = dict(meta)
+        if reason:
+            self.reason = reason
+        if retry_base:
+            self.retry_base = retry_base
+        if parents:
+            self.parents = tuple(parents)
+        if batch:
+            self.batch = batch
+        if expire_ms:
+            self.expire_ms = expire_ms
+        if logs:
+            self.logs = list(logs)
+            self.log_bytes = sum(map(len, logs))
+        if log_base:
+            self.log_base = log_base
+
+    def __repr__(self) -> str:
+        return f"Job(id={self.id!r}, queue={self.queue!r}, state={self.state.value})"
 
     @property
     def retries_done(self) -> int:
@@ -230,28 +306,27 @@ class Job:
         """The job `to_record()` described (`records.JOB`'s fields, in its order: the
         round-trip tests check that this unpacking matches it).
 
-        Crash recovery calls this once per job, a million times for a big log, so it skips
-        `__init__` (34 arguments, defaults and factories) and unpacks the record straight into
-        the attributes; every slot is set below (tests check it). The default retry policy is
-        one dict lookup, and the usually empty containers are the shared empty tuple (a non-empty
-        one is copied: the job must not share it with `r`).
+        Crash recovery calls this once per job, a million times for a big log, and so does
+        every push, so it skips `__init__` (34 arguments) and unpacks the record straight into
+        the slots; every slot is set below (tests check it). The default retry policy is one
+        dict lookup; the rarely set fields are looked at one by one only when one of them is
+        set (`_set_rare`).
         """
         job = _new_object(cls)
         (job.id, job.queue, job.type, job.payload, state, job.priority, job.attempt, retries,
          backoff, job.timeout_ms, job.run_at_ms, job.created_ms, job.enqueued_ms,
-         job.started_ms, job.finished_ms, errors, job.result, job.key, job.key_expires_ms, meta,
-         job.token, job.deadline_ms, job.worker, job.reason, job.retry_base, parents, job.batch,
-         job.expire_ms, logs, job.log_base) = r
+         job.started_ms, job.finished_ms, errors, result, key, key_expires, meta,
+         job.token, job.deadline_ms, job.worker, reason, retry_base, parents, batch,
+         expire, logs, log_base) = r
         job.state = _STATES[state]
         policy = _POLICIES.get((retries, None)) if backoff is None else None
         job.retry = policy or retry_policy(retries, backoff)
-        job.errors = list(errors) if errors else ()
-        job.meta = dict(meta) if meta else {}
-        job.parents = tuple(parents) if parents else ()
-        job.logs = list(logs) if logs else ()
-        job.log_bytes = sum(map(len, logs)) if logs else 0
-        job.ready_seq = 0
-        job.timer = job.expire_timer = None
+        job.ready_entries = 0
+        job.timer = None
+        if (errors or result is not None or key is not None or meta or reason or parents
+                or batch or expire or logs or log_base or retry_base or key_expires):
+            job._set_rare(errors, result, key, key_expires, meta, reason, retry_base, parents,
+                          batch, expire, logs, log_base)
         return job
 
 

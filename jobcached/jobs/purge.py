@@ -8,9 +8,10 @@ the end at once (`run`).
 
 Theory of operation
 -------------------
-The candidates are chosen when the purge begins, from the per-queue index (`ReadyQueue.by_state`),
-so finding them costs what they are, not every job in memory: a purge of a queue that does not
-exist, or that holds no waiting job, touches nothing. A slice deletes the candidates that still
+The candidates are chosen when the purge begins, from the per-queue index (`ReadyQueue.by_state`,
+and the ready lists for the queued ones), so finding them costs what they are, not every job
+in memory: a purge of a queue that does not exist, or that holds no waiting job, touches
+nothing. A slice deletes the candidates that still
 qualify when their turn comes: still in memory (the same object, not a job restored since) and
 still in a state the purge deletes (a job leased, canceled or acked meanwhile is left alone,
 as it would have been had it moved just before the purge; one leased and failed back to
@@ -97,8 +98,8 @@ def queue_purge(engine: JobEngine, queue: str) -> Purge:
     ready = engine.queues.get(queue)
     if ready is None:
         return Purge(engine, [], _never)
-    candidates: list[Job | None] = list(chain.from_iterable(
-        ready.by_state[state].values() for state in WAITING_STATES))
+    candidates: list[Job | None] = [*ready.by_state[State.PENDING].values(), *ready.in_order(),
+                                    *ready.by_state[State.RETRYING].values()]
     return Purge(engine, candidates, lambda job: job.state in WAITING_STATES)
 
 

@@ -144,6 +144,8 @@ KINDS: dict[str, Kind] = _kinds(
     Kind("resume", 2, (_f("queue", str),)),
     Kind("limit", 2, (_f("queue", str), _f("concurrency", int), _f("rate", int),
                       _f("per_ms", int))),
+    # a queue's processed and failed counts, in a snapshot (they count records a snapshot drops)
+    Kind("counters", 2, (_f("queue", str), _f("processed", int), _f("failed", int))),
     Kind("delete", 2, (_IDS,)),
     Kind("archive", 2, (_IDS,)),
     Kind("restore", 2, (_f("job", list),)),  # JOB's fields
@@ -288,6 +290,7 @@ V1_FIELDS: dict[str, tuple[str, ...]] = {
     "pause": ("queue",),
     "resume": ("queue",),
     "limit": ("queue", "concurrency", "rate", "per_ms"),
+    "counters": ("queue", "processed", "failed"),  # newer than version 1: the same order
     "delete": ("ids",),
     "archive": ("ids",),
     "restore": ("job",),

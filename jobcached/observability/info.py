@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterable
 from jobcached import REDIS_COMPAT_VERSION, __version__
 from jobcached.jobs.model import State
 from jobcached.jobs.ready import ReadyQueue
+from jobcached.net.speedups import REQUEST_PATH
 from jobcached.server.interfaces import CommandRow
 from jobcached.server.rates import rates
 from jobcached.server.state import (
@@ -90,6 +91,7 @@ def _server(state: ServerState) -> list[tuple[str, object]]:
         ("uptime_in_days", uptime // 86400), ("hz", 10), ("configured_hz", 10),
         ("lru_clock", (now_ms // 1000) & LRU_CLOCK_MAX), ("executable", sys.argv[0]),
         ("config_file", state.config.config_file), ("io_threads_active", 0),
+        ("request_path", REQUEST_PATH),
     ]
 
 
@@ -158,12 +160,7 @@ def _persistence(state: ServerState) -> list[tuple[str, object]]:
         ("loading", int(state.loading)), ("async_loading", 0),
         ("current_cow_peak", 0), ("current_cow_size", 0), ("current_cow_size_age", 0),
         ("current_fork_perc", "0.00"), ("current_save_keys_processed", 0),
-        ("current_save_keys_total", 0),
-        ("rdb_changes_since_last_save", 0), ("rdb_bgsave_in_progress", 0),
-        ("rdb_last_save_time", state.last_save_ms // 1000), ("rdb_last_bgsave_status", "ok"),
-        ("rdb_last_bgsave_time_sec", -1), ("rdb_current_bgsave_time_sec", -1),
-        ("rdb_saves", 0), ("rdb_last_cow_size", 0), ("rdb_last_load_keys_expired", 0),
-        ("rdb_last_load_keys_loaded", 0),
+        ("current_save_keys_total", 0), *state.saver.info_rows(),
     ]
     if durability is None:
         return [*rows, *_aof(0, 0, "ok", "ok", 0), ("wal_enabled", 0)]

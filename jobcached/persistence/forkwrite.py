@@ -1,13 +1,14 @@
 """Run one write in a forked child, so the event loop never pauses for it.
 
-Why fork: compaction writes a snapshot of every live job. Built on the loop, that took about
-10 µs per job, a second of silence for every client at 100,000 jobs and ten at a million; built
-on a thread, it would still hold the GIL while the loop's own state kept changing under it. A
-forked child gets a frozen copy of the whole state for the cost of copying page tables, and its
-CPU is the other core's. This is how Redis rewrites its AOF (BGREWRITEAOF). The price is the
-same as Redis's too: pages the parent changes meanwhile, and pages the child touches (Python's
-reference counts write to every object it reads), are copied, so memory can grow by up to the
-size of the job state while a compaction runs.
+Used by the WAL compaction, a follower's full sync (server/leader.py) and BGSAVE
+(server/saving.py). Why fork: compaction writes a snapshot of every live job. Built on the loop,
+that took about 10 µs per job, a second of silence for every client at 100,000 jobs and ten at a
+million; built on a thread, it would still hold the GIL while the loop's own state kept changing
+under it. A forked child gets a frozen copy of the whole state for the cost of copying page
+tables, and its CPU is the other core's. This is how Redis rewrites its AOF (BGREWRITEAOF). The
+price is the same as Redis's too: pages the parent changes meanwhile, and pages the child
+touches (Python's reference counts write to every object it reads), are copied, so memory can
+grow by up to the size of the job state while a compaction runs.
 
 The child closes every file descriptor of the parent's but the pipe it reports on, writes its
 own file, reports `ok <count>` or `error <text>`, and leaves with `os._exit`, so no
@@ -73,7 +74,7 @@ class ForkedWrite:
             return int(report[3:])
         if report.startswith("error "):
             raise ChildFailed(report[6:])
-        raise ChildFailed(f"the compaction child died (exit status "
+        raise ChildFailed(f"the forked writer died (exit status "
                           f"{os.waitstatus_to_exitcode(status)})")
 
     def kill(self) -> None:

@@ -9,6 +9,10 @@ resolves, so the permission test is one set membership. ACL GETUSER's command st
 from that set the way Redis 7.0's ACLDescribeUserCommandRules does (+@all or -@all, the
 categories that cover more than they miss, then single commands).
 
+The command table lives above this module (commands/ registers its rows), so the rules that
+name commands get the table as an argument (`CommandTable`, built by commands/acltable.py);
+`+@all` and `-@all` need none, so the default user and `requirepass` work without it.
+
 Key patterns are the queue names for job commands: `~builds-*` grants the queues named
 `builds-*` (commands/aclcheck.py). A user has a root selector and optionally more (Redis 7.0's
 `(...)`): a command is allowed when one selector allows all of it.
@@ -19,15 +23,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from jobcached.cache.glob import Glob, compile_glob, glob_match
 from jobcached.security.acllog import AclLog
-
-if TYPE_CHECKING:
-    from jobcached.commands.registry import Command
 
 READ, WRITE = 1, 2
 RW = READ | WRITE
@@ -58,35 +59,35 @@ def password_hash(password: bytes) -> str:
     return hashlib.sha256(password).hexdigest()
 
 
-class _Universe:
-    """Every command and subcommand, and the members of each category, computed once the
-    command table is complete (first use, after registry.load_all)."""
+class Command(Protocol):
+    """What ACL reads of a command-table row (commands/registry.py's `Command`)."""
 
-    def __init__(self) -> None:
-        from jobcached.commands.docs import categories
-        from jobcached.commands.registry import all_commands, load_all, walk
-
-        load_all()  # the whole table, whoever asks first
-        self.top = list(all_commands())
-        self.every = frozenset(walk())
-        #: the commands a category names (what ACL CAT lists and counts), and what `+@cat`
-        #: changes: those commands with their subcommands (Redis' ACLChangeSelectorPerm)
-        self.members: dict[str, frozenset[Command]] = {}
-        self.effective: dict[str, frozenset[Command]] = {}
-        for name in CATEGORIES:
-            found = frozenset(cmd for cmd in self.every if name in categories(cmd))
-            self.members[name] = found
-            self.effective[name] = found.union(*(cmd.subcommands.values() for cmd in found))
+    @property
+    def name(self) -> str: ...
+    @property
+    def fullname(self) -> str: ...
+    @property
+    def subcommands(self) -> Mapping[bytes, Command]: ...
 
 
-_universe: _Universe | None = None
+class CommandTable(Protocol):
+    """The complete command table as ACL rules see it (commands/acltable.py builds it)."""
 
+    #: the top-level commands in table order (ACL GETUSER's single-command rules)
+    @property
+    def top(self) -> Sequence[Command]: ...
+    #: every command and subcommand
+    @property
+    def every(self) -> frozenset[Command]: ...
+    #: the commands each category names (what ACL CAT lists and counts)
+    @property
+    def members(self) -> Mapping[str, frozenset[Command]]: ...
+    #: what `+@category` changes: those commands with their subcommands (Redis'
+    #: ACLChangeSelectorPerm)
+    @property
+    def effective(self) -> Mapping[str, frozenset[Command]]: ...
 
-def universe() -> _Universe:
-    global _universe
-    if _universe is None:
-        _universe = _Universe()
-    return _universe
+    def lookup(self, name: bytes) -> Command | None: ...
 
 
 @dataclass(slots=True)
@@ -109,7 +110,10 @@ class Selector:
     Redis 7.0 selectors `(...)` (a command is allowed when any of them allows all of it)."""
 
     def __init__(self) -> None:
+        #: the commands allowed, unless `everything` is set (then it is empty)
         self.commands: set[Command] = set()
+        #: every command is allowed (`+@all`, or rules that added up to all of them)
+        self.everything = False
         #: Redis' reserved "future commands" bit: set by +@all, cleared only by -@all
         self.future = False
         self.allkeys = False
@@ -123,6 +127,7 @@ class Selector:
     def copy(self) -> Selector:
         other = Selector()
         other.commands, other.future = set(self.commands), self.future
+        other.everything = self.everything
         other.firstargs = {cmd: list(args) for cmd, args in self.firstargs.items()}
         other.allkeys = self.allkeys
         other.keys = [KeyPattern(k.pattern, k.perms) for k in self.keys]
@@ -131,10 +136,13 @@ class Selector:
 
     @property
     def unrestricted(self) -> bool:
-        return (self.allkeys and self.allchannels
-                and len(self.commands) == len(universe().every))
+        return self.allkeys and self.allchannels and self.everything
 
-    def apply_one(self, rule: bytes) -> None:
+    def allowed(self, table: CommandTable) -> set[Command]:
+        """The commands allowed, as a new set."""
+        return set(table.every) if self.everything else set(self.commands)
+
+    def apply_one(self, rule: bytes, table: CommandTable | None) -> None:
         """One selector rule (Redis' ACLSetSelector); raises RuleError with Redis' reason."""
         simple = _SELECTOR_RULES.get(rule.lower())
         if simple is not None:
@@ -146,7 +154,7 @@ class Selector:
         elif first == b"&":
             self._add_channel(rule[1:])
         elif first in (b"+", b"-") and len(rule) > 1:
-            self._change_commands(rule[1:], first == b"+")
+            self._change_commands(rule[1:], first == b"+", table)
         else:
             raise RuleError("Syntax error")
 
@@ -184,39 +192,43 @@ class Selector:
         elif pattern not in self.channels:
             self.channels.append(pattern)
 
-    def _change_commands(self, name: bytes, allow: bool) -> None:
+    def _change_commands(self, name: bytes, allow: bool, table: CommandTable | None) -> None:
+        if name.lower() == b"@all":
+            (_allcommands if allow else _nocommands)(self)
+            return
+        if table is None:
+            raise TypeError("a rule naming commands needs the command table")
         parent_name, bar, first_arg = name.partition(b"|")
         if bar and first_arg and allow:
-            cmd = lookup(parent_name)
+            cmd = table.lookup(parent_name)
             if cmd is not None and not cmd.subcommands:
                 self._allow_first_arg(cmd, first_arg)
                 return
         if bar and not first_arg:
             raise RuleError("Syntax error")
-        found = _commands_named(name)
+        found = _commands_named(name, table)
         if found is None:
             raise RuleError(UNKNOWN_NAME)
-        if name.lower() == b"@all":
-            self.future = allow
-            self.firstargs.clear()
-        else:
-            for cmd in found:
-                self.firstargs.pop(cmd, None)
+        for cmd in found:
+            self.firstargs.pop(cmd, None)
+        commands = self.allowed(table)
         if allow:
-            self.commands |= found
+            commands |= found
         else:
-            self.commands -= found
+            commands -= found
+        self.everything = len(commands) == len(table.every)
+        self.commands = set() if self.everything else commands
 
     def _allow_first_arg(self, cmd: Command, first_arg: bytes) -> None:
         """`+select|0`: nothing to add when the whole command is allowed already."""
-        if cmd in self.commands:
+        if self.everything or cmd in self.commands:
             return
         args = self.firstargs.setdefault(cmd, [])
         if first_arg.lower() not in (a.lower() for a in args):
             args.append(first_arg)
 
     def command_allowed(self, cmd: Command, argv: list[bytes]) -> bool:
-        if cmd in self.commands:
+        if self.everything or cmd in self.commands:
             return True
         args = self.firstargs.get(cmd)
         return (args is not None and len(argv) >= 2
@@ -248,16 +260,16 @@ class Selector:
             return "&*"
         return " ".join("&" + c.decode("utf-8", "surrogateescape") for c in self.channels)
 
-    def describe_commands(self) -> str:
+    def describe_commands(self, table: CommandTable) -> str:
         """Redis 7.0's ACLDescribeSelectorCommandRules (single commands in name order: Redis
         emits them in its hash table's order, which changes from run to run)."""
-        table = universe()
+        allowed = self.allowed(table)
         additive = not self.future
         rules = ["-@all" if additive else "+@all"]
         fake: set[Command] = set() if additive else set(table.every)
         # Redis 7.0's greedy fit: the category with the fewest differences (then the most in
         # common) among those with more in common than different, until none is left.
-        temp = set(self.commands)
+        temp = set(allowed)
         applied: set[str] = set()
         while True:
             best, mindiff, maxsame = "", sys.maxsize, 0
@@ -282,15 +294,15 @@ class Selector:
             rules.append(("+@" if additive else "-@") + best)
             applied.add(best)
         for cmd in table.top:
-            _describe_single(cmd, self.commands, fake, rules)
+            _describe_single(cmd, allowed, fake, rules)
             for sub in sorted(cmd.subcommands.values(), key=lambda c: c.name):
-                _describe_single(sub, self.commands, fake, rules)
-            if cmd not in self.commands:
+                _describe_single(sub, allowed, fake, rules)
+            if cmd not in allowed:
                 rules += [f"+{cmd.fullname}|{a.decode('utf-8', 'surrogateescape')}"
                           for a in self.firstargs.get(cmd, ())]
         return " ".join(rules)
 
-    def describe(self) -> str:
+    def describe(self, table: CommandTable) -> str:
         """Keys, channels and commands, as in an ACL LIST line."""
         parts = []
         keys = self.describe_keys()
@@ -302,7 +314,7 @@ class Selector:
             parts.append("resetchannels")
             if self.channels:
                 parts.append(self.describe_channels())
-        parts.append(self.describe_commands())
+        parts.append(self.describe_commands(table))
         return " ".join(parts)
 
 
@@ -339,14 +351,14 @@ class User:
 
     # ------------------------------------------------------------------ rules
 
-    def apply(self, rules: Iterable[bytes]) -> None:
+    def apply(self, rules: Iterable[bytes], table: CommandTable | None) -> None:
         for rule in rules:
-            self.apply_one(rule)
+            self.apply_one(rule, table)
         self.refresh()
 
-    def apply_one(self, rule: bytes) -> None:
+    def apply_one(self, rule: bytes, table: CommandTable | None) -> None:
         """One ACL SETUSER modifier, a whole `(...)` selector included; raises RuleError with
-        Redis' reason."""
+        Redis' reason. `table` may be None only for rules that name no command but `@all`."""
         simple = _USER_RULES.get(rule.lower())
         if simple is not None:
             simple(self)
@@ -364,10 +376,10 @@ class User:
             selector = Selector()
             for op in rule[1:-1].split(b" "):
                 if op:
-                    selector.apply_one(op)
+                    selector.apply_one(op, table)
             self.selectors.append(selector)
         else:
-            self.root.apply_one(rule)
+            self.root.apply_one(rule, table)
 
     def _add_hash(self, digest: str) -> None:
         if digest not in self.passwords:
@@ -396,12 +408,12 @@ class User:
             out.append(self.sanitize)
         return out
 
-    def describe(self) -> str:
+    def describe(self, table: CommandTable) -> str:
         """One ACL LIST line (and aclfile line)."""
         parts = ["user", self.name.decode("utf-8", "surrogateescape"), *self.flags()]
         parts += ["#" + h for h in self.passwords]
-        parts.append(self.root.describe())
-        parts += [f"({s.describe()})" for s in self.selectors]
+        parts.append(self.root.describe(table))
+        parts += [f"({s.describe(table)})" for s in self.selectors]
         return " ".join(parts)
 
 
@@ -446,23 +458,14 @@ def _checked_hash(raw: bytes) -> str:
     return text
 
 
-def lookup(name: bytes) -> Command | None:
-    from jobcached.commands.registry import lookup as registry_lookup
-
-    return registry_lookup(name)
-
-
-def _commands_named(name: bytes) -> frozenset[Command] | None:
+def _commands_named(name: bytes, table: CommandTable) -> frozenset[Command] | None:
     """The rows `+name` / `-name` change: a category's members, a command with its
     subcommands, or one subcommand (`client|id`); None for an unknown name."""
-    table = universe()
     lower = name.lower().decode("latin-1")
     if lower.startswith("@"):
-        if lower == "@all":
-            return table.every
         return table.effective.get(lower[1:])
     parent_name, bar, child = name.partition(b"|")
-    cmd = lookup(parent_name)
+    cmd = table.lookup(parent_name)
     if cmd is None:
         return None
     if bar:
@@ -504,12 +507,12 @@ def _resetchannels(s: Selector) -> None:
 
 
 def _allcommands(s: Selector) -> None:
-    s.commands, s.future = set(universe().every), True
+    s.commands, s.everything, s.future = set(), True, True
     s.firstargs.clear()
 
 
 def _nocommands(s: Selector) -> None:
-    s.commands, s.future = set(), False
+    s.commands, s.everything, s.future = set(), False, False
     s.firstargs.clear()
 
 
@@ -541,6 +544,10 @@ _USER_RULES = {b"on": _set_on, b"off": _set_off, b"nopass": _nopass, b"resetpass
                b"skip-sanitize-payload": _skip_sanitize, b"sanitize-payload": _sanitize}
 
 
+#: Redis' default user: on, no password, everything
+DEFAULT_USER_RULES = (b"on", b"nopass", b"~*", b"&*", b"+@all")
+
+
 class Users:
     """The users of a server, `default` first; requirepass is the default user's password."""
 
@@ -552,7 +559,7 @@ class Users:
 
     def reset_default(self) -> None:
         default = User(b"default")
-        default.apply([b"on", b"nopass", b"~*", b"&*", b"+@all"])
+        default.apply(DEFAULT_USER_RULES, None)
         self.users = {b"default": default}
         self.requirepass = None
 
@@ -567,7 +574,7 @@ class Users:
             return False
         self.requirepass = password
         rule = b">" + password.encode() if password else b"nopass"
-        self.default.apply([b"resetpass", rule])
+        self.default.apply([b"resetpass", rule], None)
         return True
 
     def authenticate(self, name: bytes, password: bytes) -> User | None:

@@ -10,7 +10,8 @@ what the client actually sent and read, not by how fast it can write.
 Replies wait in order behind a `Deferred` one (a durable write, a blocked command); what waits
 there (`_held`) is pending output like the transport's buffer: both count in CLIENT LIST's
 `omem`, in the budget of the next batch of commands, and against the client output buffer
-limits (`jobcached.net.outlimit`). Pushes (pub/sub messages) to a blocked client go before the
+limits (`jobcached.net.outlimit`). The codec is the compiled one when it is built
+(`jobcached.net.speedups` chooses). Pushes (pub/sub messages) to a blocked client go before the
 reply it waits for, as Redis sends them, rather than waiting for it to unblock.
 
 Commands run through the `Execute` function the connection is given (the dispatcher's
@@ -30,7 +31,7 @@ from typing import Any, cast
 from jobcached.errors import ProtocolError
 from jobcached.net.outlimit import OutputLimiter, output_limit
 from jobcached.net.replies import Deferred, ErrorReply, NoReply
-from jobcached.net.resp import RequestParser, encode
+from jobcached.net.speedups import RequestParser, encode
 from jobcached.server.session import Session
 from jobcached.server.state import ServerState
 

@@ -226,6 +226,12 @@ class Effects:
         if self._depth == 1:
             self._out = _Group()
 
+    @property
+    def grouped(self) -> bool:
+        """A script or a transaction runs: its writes are half done until it ends (BGSAVE
+        waits for that, as Redis schedules a BGSAVE called inside EXEC)."""
+        return self._depth > 0
+
     def end_group(self) -> None:
         self._depth -= 1
         if self._depth:

@@ -110,8 +110,9 @@ class Leader:
         self.announced: dict[Session, tuple[int, str]] = {}
         self._scheduled = False
         self._children: set[ForkedWrite] = set()
-        #: replies waiting for acks (WAIT, a job write's REPLICAS)
-        self.waiters: list[AckWait] = []
+        #: replies waiting for acks (WAIT, a job write's REPLICAS), an ordered set: a
+        #: pipeline of REPLICAS pushes leaves thousands, each removed on its own
+        self.waiters: dict[AckWait, None] = {}
         self._getack = False  # the next flush asks the followers for acks
         self.full_syncs = 0
         self.partial_syncs_ok = 0
@@ -204,6 +205,8 @@ class Leader:
             link.ack_ms = self.state.clock.monotonic_ms()  # Redis: no false timeout
             link.send(b"".join(link.buffer))
             link.buffer, link.buffered = [], 0
+            if self.waiters:  # someone waits for acks: this one may count now
+                link.send(GETACK)
             log.info("follower synced", extra={"follower": link.session.addr,
                                                "commands": count, "bytes": size})
         except (OSError, ChildFailed) as exc:
@@ -300,13 +303,12 @@ class Leader:
         followers are asked for acks at the end of this turn."""
         reply = Deferred(blocking=blocking)
         entry = AckWait(offset, replicas, reply, answer)
-        self.waiters.append(entry)
+        self.waiters[entry] = None
         self.request_acks()
         timer: TimerHandle[Callable[[], None]] | None = None
 
         def forget() -> None:
-            if entry in self.waiters:
-                self.waiters.remove(entry)
+            self.waiters.pop(entry, None)
             if timer is not None:
                 self.state.timers.cancel(timer)
 
@@ -320,8 +322,12 @@ class Leader:
         return reply
 
     def _wake_waiters(self) -> None:
-        for entry in list(self.waiters):
-            count = self.acked(entry.offset)
+        """Resolve the waits the acks satisfy, newest first: a connection sends its held
+        replies when the oldest resolves, so a pipeline's replies then go out in one write
+        (as the WAL releases a batch's)."""
+        acked = [link.ack_offset for link in self.online_links()]
+        for entry in reversed(list(self.waiters)):
+            count = sum(1 for ack_offset in acked if ack_offset >= entry.offset)
             if count >= entry.replicas:
                 on_cancel = entry.reply.on_cancel  # forgets the entry and its timer
                 if on_cancel is not None:

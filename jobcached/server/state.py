@@ -34,6 +34,7 @@ from jobcached.server.latency import LatencyMonitor
 from jobcached.server.leader import Leader
 from jobcached.server.notify import parse_flags
 from jobcached.server.pubsub import PubSub
+from jobcached.server.saving import Saver
 from jobcached.server.slowlog import SlowLog
 from jobcached.server.tracking import Tracking
 
@@ -121,8 +122,7 @@ class ServerState:
     #: the numbered databases (SELECT); a command reaches its own through `Session.keyspace`
     dbs: Databases = field(init=False)
     #: the database of the command running now (Redis' c->db; set by dispatch.call): where
-    #: effects.cache(), effects.touch() and blocking.signal_key_ready() place the keys they
-    #: are given
+    #: effects.cache() and effects.touch() place the keys they are given
     db: int = 0
     #: notify-keyspace-events as bits (notify.py): read by every notify() call
     notify_flags: int = 0
@@ -204,8 +204,10 @@ class ServerState:
     rates: Rates | None = None
     #: DEBUG SET-ACTIVE-EXPIRE: whether the cron expires keys actively
     active_expire: bool = True
-    #: unix ms of the last WAL compaction (our snapshot), or of the start: LASTSAVE
+    #: unix ms of the last successful cache snapshot, or of the start: LASTSAVE
     last_save_ms: int = 0
+    #: SAVE, BGSAVE, the save schedule and the cache snapshot at stop and start (saving.py)
+    saver: Saver = field(init=False)
     #: background work commands started (server/tasks.py), referenced until it finishes
     background_tasks: set[Task[Any]] = field(default_factory=set)
     #: set while a script's `redis.call` runs a job command: the job archive is not read (a
@@ -223,6 +225,7 @@ class ServerState:
         self.backlog = Backlog(config.repl_backlog_size)
         self.effects = Effects(self, self.backlog)
         self.leader = Leader(self)
+        self.saver = Saver(self)
         self.dbs = Databases(self.clock, count=config.databases, shards=config.shards,
                              on_removed=self.effects.key_removed)
         self.dbs.other_memory = self.jobs_memory  # jobs count against maxmemory too

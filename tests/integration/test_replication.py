@@ -261,12 +261,14 @@ def test_a_stopped_follower_catches_up_when_it_continues(start_server: Start) ->
     follower.proc.send_signal(signal.SIGSTOP)
     try:
         cache_workload(leader, random.Random(7))
+        job_workload(leader)
         time.sleep(1.5)  # acks stop: the leader's view of it lags
         assert info(leader)["slave0"]["offset"] < info(leader)["master_repl_offset"]
     finally:
         follower.proc.send_signal(signal.SIGCONT)
     wait_synced(leader, follower)
     assert dump_cache(follower) == dump_cache(leader)
+    assert dump_jobs(follower) == dump_jobs(leader)
     assert leader.client().info("stats")["sync_full"] == 1  # the same link, no new sync
 
 
@@ -276,8 +278,19 @@ def test_a_key_expires_on_the_follower_when_the_leader_deletes_it(start_server: 
     r, f = leader.client(), follower.client()
     r.execute_command("DEBUG", "SET-ACTIVE-EXPIRE", "0")
     r.set("t", "v", px=300)
+    # Every relative form: the leader logs an absolute time, the same on both.
+    r.set("ex", "v", ex=100)
+    r.execute_command("SETEX", "setex", 200, "v")
+    r.execute_command("PSETEX", "psetex", 300_000, "v")
+    r.set("expire", "v")
+    r.expire("expire", 400)
+    r.set("getex", "v")
+    r.getex("getex", px=500_000)
+    r.eval("redis.call('SET', KEYS[1], 'v', 'EX', 600)", 1, "lua")
     wait_synced(leader, follower)
-    assert f.pexpiretime("t") == r.pexpiretime("t")
+    for key in ("t", "ex", "setex", "psetex", "expire", "getex", "lua"):
+        assert f.pexpiretime(key) == r.pexpiretime(key) > 0
+    r.delete("ex", "setex", "psetex", "expire", "getex", "lua")
     time.sleep(0.5)
     assert f.get("t") is None and f.exists("t") == 0  # past its TTL: missing to readers...
     assert f.dbsize() == 1  # ...but kept until the leader says so, as on a Redis replica
@@ -310,7 +323,7 @@ def test_sync_and_psync_on_the_wire(start_server: Start) -> None:
     assert header.startswith(b"$")
     payload = decode_commands(raw.recv_exactly(int(header[1:-2])))
     assert [b"SELECT", b"0"] in payload
-    assert [argv[:2] for argv in payload if argv[0] == b"RESTORE"] == [[b"RESTORE", b"k"]]
+    assert [argv for argv in payload if argv[0] == b"SET"] == [[b"SET", b"k", b"v"]]
     leader.client().set("after", "1")  # then the stream
     assert decode_commands(raw.recv_exactly(len(b"*2\r\n$6\r\nSELECT\r\n$1\r\n0\r\n"
                                                  b"*3\r\n$3\r\nSET\r\n$5\r\nafter\r\n$1\r\n1\r\n"))

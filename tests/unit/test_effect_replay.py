@@ -37,7 +37,6 @@ from jobcached.clock import ManualClock
 from jobcached.commands.registry import load_all
 from jobcached.config import Config
 from jobcached.jobs.engine import JobEngine
-from jobcached.jobs.model import State
 from jobcached.jobs.records import decode_record
 from jobcached.net.replies import ErrorReply
 from jobcached.server.effects import JOB_RECORD
@@ -161,9 +160,7 @@ def job_state(engine: JobEngine) -> dict[str, Any]:
     batches, the idempotency keys, and the estimated memory."""
     queues: dict[str, dict[str, Any]] = {}
     for name, queue in sorted(engine.queues.items()):
-        ready = sorted((job for job in engine.jobs.values()
-                        if job.queue == name and job.state is State.QUEUED),
-                       key=lambda job: (-job.priority, job.ready_seq))
+        ready = queue.in_order()
         limit = queue.limit.record(name) if queue.limit is not None else None
         queues[name] = {"paused": queue.paused, "limit": limit, "processed": queue.processed,
                         "failed": queue.failed, "counts": queue.counts,

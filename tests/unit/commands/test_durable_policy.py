@@ -23,17 +23,18 @@ JOB_GROUPS = {"job", "queue", "dlq", "cron", "batch"}
 
 
 class HeldDurability:
-    """Holds every reply until `sync`; refuses writes while `failing`."""
+    """Holds every reply until `sync`; refuses writes while `failure` is set (the WAL's
+    error, as `Durability.failure`)."""
 
     def __init__(self) -> None:
-        self.failing = False
+        self.failure: str | None = None
         self.held: list[Deferred] = []
 
     def append(self, body: bytes) -> None:
         pass
 
     def check_writable(self) -> None:
-        if self.failing:
+        if self.failure is not None:
             raise CommandError("job writes are refused: the write-ahead log failed (test)",
                                code="MISCONF")
 
@@ -71,7 +72,7 @@ def test_every_job_write_and_only_job_writes_are_durable() -> None:
 
 def test_a_failing_log_refuses_the_write_before_it_changes_anything() -> None:
     s, durability = session()
-    durability.failing = True
+    durability.failure = "test"
     reply = run(s, "JOB.PUSH", "q", "x")
     assert isinstance(reply, ErrorReply) and reply.text.startswith("MISCONF ")
     assert s.server.jobs is not None and not s.server.jobs.jobs

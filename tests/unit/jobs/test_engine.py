@@ -11,7 +11,7 @@ from jobcached.errors import CommandError, NotUniqueError, StaleLeaseError
 from jobcached.jobs import purge as purges
 from jobcached.jobs.engine import JobEngine, PushOptions
 from jobcached.jobs.model import Job, JobStateError, RetryPolicy, State
-from jobcached.jobs.records import decode_record
+from jobcached.jobs.records import decode_record, encode_record
 
 
 def make_engine(seed: int = 1) -> tuple[JobEngine, ManualClock, list[dict]]:
@@ -276,6 +276,21 @@ def test_replay_reproduces_state() -> None:
     snap.replay(list(restored.snapshot()))
     assert {k: v.to_record() for k, v in snap.jobs.items()} == \
            {k: v.to_record() for k, v in restored.jobs.items()}
+
+
+def test_a_snapshot_keeps_the_queues_processed_and_failed_counts() -> None:
+    """The records they count (ack, fail) are what a snapshot drops: a follower's full sync
+    and a compacted WAL must still report the leader's QUEUE.STATS."""
+    engine, _, _ = make_engine()
+    for i in range(3):
+        engine.push("q", b"%d" % i)
+    first, second, third = engine.fetch(["q"], count=3)
+    engine.ack(first.id, first.token, None)
+    engine.fail(second.id, second.token, "boom", noretry=True)
+    snap = JobEngine(ManualClock(), rng=random.Random(5))
+    snap.replay([decode_record(encode_record(r)) for r in engine.snapshot()])
+    assert (snap.queues["q"].processed, snap.queues["q"].failed) == (1, 1)
+    assert snap.get(third.id).state is State.RUNNING  # type: ignore[union-attr]
 
 
 def test_ids_are_time_ordered_and_unique() -> None:

@@ -51,6 +51,10 @@ def scan_counts(engine: JobEngine) -> dict[str, dict[State, int]]:
 def indexed(engine: JobEngine) -> dict[tuple[str, State], set[str]]:
     found: dict[tuple[str, State], set[str]] = {}
     for name, queue in engine.queues.items():
+        queued = [job.id for job in queue.in_order()]
+        assert len(queued) == len(set(queued)), "a job twice in the ready lists"
+        assert set(queued) == {job.id for job in engine.jobs.values()
+                               if job.queue == name and job.state is State.QUEUED}
         for state, jobs in queue.by_state.items():
             for job_id, job in jobs.items():
                 assert engine.jobs[job_id] is job, "the index holds a job memory does not"

@@ -28,7 +28,7 @@ def test_round_trip_sets_every_slot() -> None:
         assert back.to_record() == job.to_record()
         assert back.state is job.state
         assert back.log_bytes == sum(map(len, job.logs))
-        assert back.timer is None and back.expire_timer is None and back.ready_seq == 0
+        assert back.timer is None and back.expire_timer is None and back.ready_entries == 0
 
 
 def test_containers_are_not_shared_with_the_record() -> None:

@@ -1,6 +1,12 @@
-"""The codec alone: request framing, inline splitting, limits, and reply encoding."""
+"""The codec alone: request framing, inline splitting, limits, and reply encoding.
+
+Every framing and encoding test runs against both codecs (`codec`: the pure-Python one and the
+compiled twin); `test_codec_differential.py` compares the two on hostile input.
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 import hiredis
 import pytest
@@ -17,11 +23,11 @@ from jobcached.net.replies import (
     Simple,
     Verbatim,
 )
-from jobcached.net.resp import ParserLimits, RequestParser, encode, split_args
+from jobcached.net.resp import ParserLimits, split_args
+from tests.unit.net.codecs import Codec
 
 
-def parse_all(data: bytes, parser: RequestParser | None = None) -> list[list[bytes]]:
-    parser = parser or RequestParser()
+def parse_all(data: bytes, parser: Any) -> list[list[bytes]]:
     parser.feed(data)
     commands = []
     while (cmd := parser.gets()) is not None:
@@ -53,21 +59,22 @@ REQUESTS = [
 
 
 @pytest.mark.parametrize(("data", "expected"), REQUESTS)
-def test_request_vectors(data: bytes, expected: list[list[bytes]]) -> None:
-    assert parse_all(data) == expected
+def test_request_vectors(codec: Codec, data: bytes, expected: list[list[bytes]]) -> None:
+    assert parse_all(data, codec.RequestParser()) == expected
 
 
 @pytest.mark.parametrize(("data", "expected"), REQUESTS)
-def test_requests_split_at_every_byte_boundary(data: bytes, expected: list[list[bytes]]) -> None:
+def test_requests_split_at_every_byte_boundary(codec: Codec, data: bytes,
+                                               expected: list[list[bytes]]) -> None:
     for cut in range(1, len(data)):
-        parser = RequestParser()
+        parser = codec.RequestParser()
         got = parse_all(data[:cut], parser) + parse_all(data[cut:], parser)
         assert got == expected, cut
 
 
-def test_requests_fed_one_byte_at_a_time() -> None:
+def test_requests_fed_one_byte_at_a_time(codec: Codec) -> None:
     data = b"".join(d for d, _ in REQUESTS)
-    parser = RequestParser()
+    parser = codec.RequestParser()
     got = []
     for i in range(len(data)):
         got += parse_all(data[i : i + 1], parser)
@@ -94,40 +101,40 @@ BAD_REQUESTS = [
 
 
 @pytest.mark.parametrize(("data", "reason"), BAD_REQUESTS)
-def test_bad_requests_raise_protocol_errors(data: bytes, reason: str) -> None:
+def test_bad_requests_raise_protocol_errors(codec: Codec, data: bytes, reason: str) -> None:
     with pytest.raises(ProtocolError) as info:
-        parse_all(data)
+        parse_all(data, codec.RequestParser())
     assert info.value.message == reason
 
 
-def test_unauthenticated_limits_are_small() -> None:
+def test_unauthenticated_limits_are_small(codec: Codec) -> None:
     with pytest.raises(ProtocolError, match="unauthenticated multibulk length"):
-        parse_all(b"*11\r\n", RequestParser(authenticated=False))
+        parse_all(b"*11\r\n", codec.RequestParser(authenticated=False))
     with pytest.raises(ProtocolError, match="unauthenticated bulk length"):
-        parse_all(b"*1\r\n$16385\r\n", RequestParser(authenticated=False))
-    assert parse_all(multibulk(b"AUTH", b"x" * 100), RequestParser(authenticated=False))
+        parse_all(b"*1\r\n$16385\r\n", codec.RequestParser(authenticated=False))
+    assert parse_all(multibulk(b"AUTH", b"x" * 100), codec.RequestParser(authenticated=False))
 
 
-def test_limits_are_configurable() -> None:
-    parser = RequestParser(ParserLimits(max_bulk_bytes=10, max_multibulk_args=2,
-                                        max_inline_bytes=100))
+def test_limits_are_configurable(codec: Codec) -> None:
+    parser = codec.RequestParser(ParserLimits(max_bulk_bytes=10, max_multibulk_args=2,
+                                              max_inline_bytes=100))
     with pytest.raises(ProtocolError, match="invalid bulk length"):
         parse_all(b"*1\r\n$11\r\n", parser)
     with pytest.raises(ProtocolError, match="invalid multibulk length"):
-        parse_all(b"*3\r\n", RequestParser(ParserLimits(max_multibulk_args=2)))
+        parse_all(b"*3\r\n", codec.RequestParser(ParserLimits(max_multibulk_args=2)))
 
 
-def test_a_huge_declared_bulk_buffers_only_what_arrived() -> None:
-    parser = RequestParser()
+def test_a_huge_declared_bulk_buffers_only_what_arrived(codec: Codec) -> None:
+    parser = codec.RequestParser()
     parser.feed(b"*1\r\n$500000000\r\n" + b"x" * 1000)
     assert parser.gets() is None
     assert parser.buffered_bytes() < 2000
 
 
-def test_a_large_argument_arriving_in_chunks_is_assembled() -> None:
+def test_a_large_argument_arriving_in_chunks_is_assembled(codec: Codec) -> None:
     payload = bytes(range(256)) * 4096
     data = multibulk(b"SET", b"k", payload)
-    parser = RequestParser()
+    parser = codec.RequestParser()
     got = []
     for i in range(0, len(data), 1000):
         got += parse_all(data[i : i + 1000], parser)
@@ -136,15 +143,16 @@ def test_a_large_argument_arriving_in_chunks_is_assembled() -> None:
 
 @settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=300), st.integers(min_value=1, max_value=50))
-def test_fuzz_any_bytes_parse_or_raise_protocol_error(data: bytes, step: int) -> None:
+def test_fuzz_any_bytes_parse_or_raise_protocol_error(codec: Codec, data: bytes,
+                                                      step: int) -> None:
     """Invariant: garbage is parsed or rejected with ProtocolError, never another exception,
     and feeding it in pieces gives the same commands as feeding it whole."""
     whole: list[list[bytes]] | str
     try:
-        whole = parse_all(data)
+        whole = parse_all(data, codec.RequestParser())
     except ProtocolError as exc:
         whole = exc.message
-    parser = RequestParser()
+    parser = codec.RequestParser()
     pieces: list[list[bytes]] = []
     try:
         for i in range(0, len(data), step):
@@ -159,8 +167,9 @@ def test_fuzz_any_bytes_parse_or_raise_protocol_error(data: bytes, step: int) ->
 
 
 @given(st.lists(st.lists(st.binary(max_size=20), min_size=1, max_size=5), max_size=5))
-def test_fuzz_encoded_commands_round_trip(commands: list[list[bytes]]) -> None:
-    assert parse_all(b"".join(multibulk(*c) for c in commands)) == commands
+def test_fuzz_encoded_commands_round_trip(codec: Codec, commands: list[list[bytes]]) -> None:
+    data = b"".join(multibulk(*c) for c in commands)
+    assert parse_all(data, codec.RequestParser()) == commands
 
 
 def test_split_args_matches_redis_rules() -> None:
@@ -207,13 +216,21 @@ REPLIES = [
     ("text", b"$4\r\ntext\r\n", b"$4\r\ntext\r\n"),
     ([[b"nested", [1, 2]]], b"*1\r\n*2\r\n$6\r\nnested\r\n*2\r\n:1\r\n:2\r\n",
      b"*1\r\n*2\r\n$6\r\nnested\r\n*2\r\n:1\r\n:2\r\n"),
+    # the shapes the compiled encoder formats itself, at the edges of its C integers
+    ([b"a", b"", b"x" * 10], b"*3\r\n$1\r\na\r\n$0\r\n\r\n$10\r\n" + b"x" * 10 + b"\r\n",
+     b"*3\r\n$1\r\na\r\n$0\r\n\r\n$10\r\n" + b"x" * 10 + b"\r\n"),
+    ((b"t", b"u"), b"*2\r\n$1\r\nt\r\n$1\r\nu\r\n", b"*2\r\n$1\r\nt\r\n$1\r\nu\r\n"),
+    (0, b":0\r\n", b":0\r\n"),
+    (2**63 - 1, b":9223372036854775807\r\n", b":9223372036854775807\r\n"),
+    (-(2**63), b":-9223372036854775808\r\n", b":-9223372036854775808\r\n"),
+    (Simple(b""), b"+\r\n", b"+\r\n"),
 ]
 
 
 @pytest.mark.parametrize(("reply", "resp2", "resp3"), REPLIES)
-def test_reply_vectors(reply: object, resp2: bytes, resp3: bytes) -> None:
-    assert encode(reply, resp3=False) == resp2
-    assert encode(reply, resp3=True) == resp3
+def test_reply_vectors(codec: Codec, reply: object, resp2: bytes, resp3: bytes) -> None:
+    assert codec.encode(reply, resp3=False) == resp2
+    assert codec.encode(reply, resp3=True) == resp3
 
 
 @pytest.mark.parametrize(("reply", "resp2", "resp3"), REPLIES)
@@ -222,10 +239,17 @@ def test_replies_decode_with_hiredis(reply: object, resp2: bytes, resp3: bytes) 
     decode(resp3, resp3=True)
 
 
-def test_no_reply_encodes_to_nothing() -> None:
-    assert encode(NO_REPLY, resp3=True) == b""
+def test_integers_beyond_64_bits_are_formatted_as_python_does(codec: Codec) -> None:
+    """Not valid RESP (hiredis rejects them) but what Python-computed values give: the compiled
+    encoder hands them to the pure one instead of overflowing."""
+    assert codec.encode(2**70, resp3=False) == b":1180591620717411303424\r\n"
+    assert codec.encode(-(2**64), resp3=True) == b":-18446744073709551616\r\n"
 
 
-def test_unknown_reply_types_are_a_bug() -> None:
+def test_no_reply_encodes_to_nothing(codec: Codec) -> None:
+    assert codec.encode(NO_REPLY, resp3=True) == b""
+
+
+def test_unknown_reply_types_are_a_bug(codec: Codec) -> None:
     with pytest.raises(TypeError):
-        encode(object(), resp3=False)
+        codec.encode(object(), resp3=False)
