@@ -130,7 +130,7 @@ def test_acknowledged_jobs_survive_a_failover(
         old.stop(signal.SIGKILL)
         doomed.proc.send_signal(signal.SIGKILL)
         before_kill = len(_acked(tmp_path))
-        new = deployment.wait_new_leader(old)
+        new = deployment.wait_settled(deployment.followers)
         wait_for(lambda: len(_acked(tmp_path)) >= before_kill + 100,
                  what="jobs acknowledged by the new leader")
     finally:
