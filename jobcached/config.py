@@ -257,6 +257,18 @@ class Config:
         False, "Let a follower that holds live jobs accept a full sync with no jobs at all "
         "(a leader restarted with an empty data dir would otherwise wipe them).", parse_bool,
         mutable=True)
+    replica_priority: int = setting(
+        100, "A follower's rank for Sentinel when it promotes one: the lowest wins, 0 = never "
+        "promote this one (INFO's slave_priority).", parse_int, mutable=True)
+    replica_announced: bool = setting(
+        True, "Whether Sentinel lists this follower in SENTINEL REPLICAS (INFO's "
+        "replica_announced); it may be promoted either way.", parse_bool, mutable=True)
+    replica_announce_ip: str = setting(
+        "", "The address a follower gives its leader to be reached at ('' = the one its "
+        "connection comes from): what Sentinel and ROLE see behind NAT or containers.",
+        mutable=True)
+    replica_announce_port: int = setting(
+        0, "The port a follower gives its leader (0 = its own port).", parse_int, mutable=True)
     appendfsync: str = setting(
         "everysec", "When job writes reach the disk: always (fsync before replying, one fsync per "
         "batch), everysec (written before replying, fsync every second), no (the OS decides).",

@@ -42,7 +42,7 @@ def require_tool(name: str) -> str:
     if path:
         return path
     message = (f"{name} is not installed: apt-get install -y redis-server redis-tools "
-               f"netcat-openbsd")
+               f"redis-sentinel netcat-openbsd")
     if os.environ.get("JOBCACHED_REQUIRE_EXTERNAL"):
         pytest.fail(message)
     pytest.skip(message)

@@ -251,9 +251,7 @@ def client_list(s: Session, argv: list[bytes]) -> Any:
     while args:
         option = args.next_upper()
         if option == b"TYPE":
-            kind = args.next_upper()
-            if kind not in (b"NORMAL", b"MASTER", b"REPLICA", b"SLAVE", b"PUBSUB"):
-                raise CommandError(f"Unknown client type '{kind.decode(errors='replace')}'")
+            kind = _type_named(args.next())
             sessions = [c for c in sessions if _client_type(c) == kind]
         elif option == b"ID":
             wanted = set()
@@ -273,9 +271,13 @@ def client_list(s: Session, argv: list[bytes]) -> Any:
 @subcommand("CLIENT", "KILL", arity=-3, flags=ADMIN | LOADING | STALE)
 def client_kill(s: Session, argv: list[bytes]) -> Any:
     """CLIENT KILL <ip:port | <[ID client-id] | [ADDR ip:port] | [LADDR ip:port]
-    | [USER username] | [SKIPME <YES | NO>]> [...]>
+    | [TYPE <NORMAL | MASTER | REPLICA | PUBSUB>] | [USER username] | [SKIPME <YES | NO>]>
+    [...]>
 
-    Close connections: the old form names one address, the new form takes filters.
+    Close connections: the old form names one address, the new form takes filters. `TYPE
+    replica` closes our followers' links (they reconnect), `TYPE master` our link to our
+    leader (it reconnects and continues), `TYPE normal` neither (Sentinel sends it with
+    `TYPE pubsub` after each REPLICAOF it orders).
 
     Reply: `OK` for the old form; the number of connections closed for the new form.
     Errors: `ERR No such client` (old form).
@@ -290,6 +292,7 @@ def client_kill(s: Session, argv: list[bytes]) -> Any:
         return OK
     args = Args(argv, 2)
     skipme = True
+    kind = b""
     while args:
         option = args.next_upper()
         if not args:
@@ -310,7 +313,8 @@ def client_kill(s: Session, argv: list[bytes]) -> Any:
                 raise CommandError(f"No such user '{value.decode(errors='replace')}'")
             clients = [c for c in clients if c.user.name == value]
         elif option == b"TYPE":
-            clients = [c for c in clients if _client_type(c) == value.upper()]
+            kind = _type_named(value)
+            clients = [c for c in clients if _client_type(c) == kind]
         elif option == b"SKIPME":
             if value.upper() not in (b"YES", b"NO"):
                 raise SyntaxErr()
@@ -320,12 +324,29 @@ def client_kill(s: Session, argv: list[bytes]) -> Any:
     if skipme:
         clients = [c for c in clients if c is not s]
     _kill(s, clients)
+    follower = s.server.follower
+    if kind == b"MASTER" and follower is not None and follower.drop_link():
+        return len(clients) + 1  # the link to our leader is a client only in Redis' books
     return len(clients)
 
 
+def _type_named(name: bytes) -> bytes:
+    """The client type TYPE names (Redis' getClientTypeByName; `replica` and `slave` are one),
+    or Redis' error."""
+    kind = name.upper()
+    if kind == b"REPLICA":
+        return b"SLAVE"
+    if kind not in (b"NORMAL", b"MASTER", b"SLAVE", b"PUBSUB"):
+        raise CommandError(f"Unknown client type '{name.decode(errors='replace')}'")
+    return kind
+
+
 def _client_type(c: Session) -> bytes:
-    """Redis' getClientType as CLIENT LIST / KILL TYPE name it: PUBSUB while subscribed,
-    NORMAL otherwise (monitors included, as in Redis; we have no replica or master links)."""
+    """Redis' getClientType: SLAVE for a follower attached to us (what Sentinel's CLIENT KILL
+    TYPE normal must spare), PUBSUB while subscribed, NORMAL otherwise (monitors included, as
+    in Redis). Our link to a leader (MASTER) is no session here: CLIENT KILL handles it."""
+    if c in c.server.leader.links:
+        return b"SLAVE"
     return b"PUBSUB" if c.subscribed else b"NORMAL"
 
 

@@ -281,8 +281,10 @@ def _replication(state: ServerState) -> list[tuple[str, object]]:
         if not follower.link_up:
             lines.append(("master_link_down_since_seconds",
                           (now - follower.down_since_ms) // 1000))
-        lines += [("slave_priority", 100), ("slave_read_only", 1),
-                  ("replica_announced", 1), ("connected_slaves", 0), *_good_replicas(state)]
+        config = state.config
+        lines += [("slave_priority", config.replica_priority), ("slave_read_only", 1),
+                  ("replica_announced", int(config.replica_announced)),
+                  ("connected_slaves", 0), *_good_replicas(state)]
     first = backlog.first_offset
     return [*lines, ("master_failover_state", "no-failover"),
             ("master_replid", follower.replid if follower is not None and

@@ -2,7 +2,8 @@
 
 `REPLICAOF host port` (or `replicaof` in the config) starts a `Follower` task that loops:
 connect; handshake as Redis replicas do (PING, AUTH with `masteruser`/`masterauth` when set,
-`REPLCONF listening-port`, `REPLCONF capa eof capa psync2`); `PSYNC <replid> <offset+1>` with
+`REPLCONF listening-port` (`replica-announce-port` when set), `REPLCONF ip-address` when
+`replica-announce-ip` is set, `REPLCONF capa eof capa psync2`); `PSYNC <replid> <offset+1>` with
 what an earlier sync of this process left (`PSYNC ? -1` at first); then
 
 - `+FULLRESYNC <replid> <offset>`: read the payload (`$<length>` then that many bytes: commands,
@@ -164,6 +165,14 @@ class Follower:
                 await self._task
             self._task = None
 
+    def drop_link(self) -> bool:
+        """CLIENT KILL TYPE master: close the link to the leader, which comes back (asking to
+        continue) as after a network failure. False when no link is up."""
+        if not self.link_up or self._writer is None:
+            return False
+        self._writer.close()
+        return True
+
     # ------------------------------------------------------------------ the link
 
     async def _run(self) -> None:
@@ -214,8 +223,11 @@ class Follower:
             if config.masteruser:
                 auth.insert(1, config.masteruser.encode())
             await self._ask(reader, auth)
-        await self._ask(reader, [b"REPLCONF", b"listening-port",
-                                 str(self.state.tcp_port).encode()])
+        port = config.replica_announce_port or self.state.tcp_port
+        await self._ask(reader, [b"REPLCONF", b"listening-port", str(port).encode()])
+        if config.replica_announce_ip:
+            await self._ask(reader, [b"REPLCONF", b"ip-address",
+                                     config.replica_announce_ip.encode()])
         await self._ask(reader, [b"REPLCONF", b"capa", b"eof", b"capa", b"psync2"])
         offset = b"-1" if self.offset < 0 else str(self.offset + 1).encode()
         line = await self._ask(reader, [b"PSYNC", self.replid.encode(), offset])

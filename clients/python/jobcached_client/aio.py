@@ -19,8 +19,10 @@ from typing import Any, Literal, cast
 import redis
 import redis.asyncio as aioredis
 import redis.asyncio.connection as aioconnection
+import redis.sentinel
 
 from jobcached_client import commands as cmd
+from jobcached_client import sentinel
 from jobcached_client.client import Client, read_timeout
 from jobcached_client.commands import Call, Callback, Duration, JobPage, Moment, R
 from jobcached_client.events import AsyncJobEvents
@@ -34,7 +36,7 @@ from jobcached_client.model import (
     State,
 )
 from jobcached_client.serializers import Serializer
-from jobcached_client.urls import DEFAULT_PORT, DEFAULT_PROTOCOL, redis_url
+from jobcached_client.urls import DEFAULT_PORT, DEFAULT_PROTOCOL, redis_url, sentinel_target
 
 #: Connection settings a sync client's pool holds that mean the same for an async one.
 PORTABLE_SETTINGS = ("host", "port", "path", "db", "username", "password", "socket_timeout",
@@ -66,10 +68,16 @@ class AsyncClient(aioredis.Redis):
                  serializer: Serializer | None = None, **kwargs: Any) -> AsyncClient:
         """The URLs `Client.from_url` takes."""
         kwargs.setdefault("protocol", DEFAULT_PROTOCOL)
-        # redis-py builds `cls(...)` but declares its own class as the result
-        client = cast(AsyncClient, super().from_url(
-            redis_url(url), single_connection_client=single_connection_client,
-            auto_close_connection_pool=auto_close_connection_pool, **kwargs))
+        target = sentinel_target(url)
+        if target is not None:
+            client = cls(connection_pool=sentinel.async_pool(target, **kwargs),
+                         single_connection_client=single_connection_client)
+            client.auto_close_connection_pool = True
+        else:
+            # redis-py builds `cls(...)` but declares its own class as the result
+            client = cast(AsyncClient, super().from_url(
+                redis_url(url), single_connection_client=single_connection_client,
+                auto_close_connection_pool=auto_close_connection_pool, **kwargs))
         if serializer is not None:
             client.serializer = serializer
         return client
@@ -79,6 +87,13 @@ class AsyncClient(aioredis.Redis):
         """An async client to the same server, with the same settings, as a sync one."""
         pool = client.connection_pool
         settings = {k: v for k, v in pool.connection_kwargs.items() if k in PORTABLE_SETTINGS}
+        if isinstance(pool, redis.sentinel.SentinelConnectionPool):
+            for where in ("host", "port"):  # the sentinels name the leader
+                settings.pop(where, None)
+            made = cls(connection_pool=sentinel.async_pool_like(pool, settings),
+                       serializer=client.serializer)
+            made.auto_close_connection_pool = True
+            return made
         if issubclass(pool.connection_class, redis.UnixDomainSocketConnection):
             connection_class: type = aioconnection.UnixDomainSocketConnection
         elif issubclass(pool.connection_class, redis.SSLConnection):

@@ -25,6 +25,7 @@ from typing import Any, Literal, cast
 import redis
 
 from jobcached_client import commands as cmd
+from jobcached_client import sentinel
 from jobcached_client.commands import Call, Callback, Duration, JobPage, Moment, R
 from jobcached_client.events import JobEvents
 from jobcached_client.model import (
@@ -37,7 +38,7 @@ from jobcached_client.model import (
     State,
 )
 from jobcached_client.serializers import Serializer
-from jobcached_client.urls import DEFAULT_PORT, DEFAULT_PROTOCOL, redis_url
+from jobcached_client.urls import DEFAULT_PORT, DEFAULT_PROTOCOL, redis_url, sentinel_target
 
 #: A client that never sees the server answer a blocking command gives up this long after
 #: the server should have answered, when the connection has no socket timeout of its own.
@@ -69,10 +70,17 @@ class Client(redis.Redis):
     def from_url(cls, url: str, *, serializer: Serializer | None = None,
                  **kwargs: Any) -> Client:
         """`jobcached://[:password@]host[:port]`, `jobcached+unix:///path`, `unix:///path`,
-        or any URL redis-py takes. Keyword arguments go to the connection pool."""
+        `jobcached+sentinel://host:port[,host:port...]/service[/db]` (the leader Sentinel
+        names, followed across failovers: sentinel.py), or any URL redis-py takes. Keyword
+        arguments go to the connection pool."""
         kwargs.setdefault("protocol", DEFAULT_PROTOCOL)
-        # redis-py builds `cls(...)` but declares its own class as the result
-        client = cast(Client, super().from_url(redis_url(url), **kwargs))
+        target = sentinel_target(url)
+        if target is not None:
+            client = cls(connection_pool=sentinel.sync_pool(target, **kwargs))
+            client.auto_close_connection_pool = True
+        else:
+            # redis-py builds `cls(...)` but declares its own class as the result
+            client = cast(Client, super().from_url(redis_url(url), **kwargs))
         if serializer is not None:
             client.serializer = serializer
         return client
