@@ -288,11 +288,12 @@ class Leader:
 
     def wait(self, replicas: int, timeout_ms: int) -> Any:
         """WAIT: the count now if enough, else a blocking Deferred resolved by the acks or
-        by the timeout (0: none)."""
+        by the timeout (0: none). With too few followers attached it waits all the same, as
+        Redis' waitCommand does (one may attach meanwhile)."""
         self.flush()
         offset = self.state.backlog.offset
         count = self.acked(offset)
-        if count >= replicas or not self.online_links():
+        if count >= replicas:
             return count
         return self.wait_for_acks(offset, replicas, timeout_ms, _count, blocking=True)
 

@@ -251,3 +251,14 @@ def test_a_push_after_an_archived_parent_waits_for_the_follower_too(start_server
         assert error_of(r, "JOB.PUSH", "arch", "late", "AFTER", 1, parent, "REPLICAS", 1,
                         "TIMEOUT", 200) == NOREPL_TIMEOUT
     assert r.execute_command("QUEUE.STATS", "arch")[b"queued"] == 2
+
+
+def test_wait_without_followers_blocks_until_its_timeout_as_redis(
+        server: ServerProcess, redis_server: RedisServerProcess) -> None:
+    """Redis' WAIT blocks for its timeout even when no replica is attached (and answers 0);
+    WAIT 0 answers at once."""
+    for r in (server.client(), redis_server.client()):
+        started = time.monotonic()
+        assert r.execute_command("WAIT", 1, 300) == 0
+        assert time.monotonic() - started >= 0.25
+        assert r.execute_command("WAIT", 0, 0) == 0
